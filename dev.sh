@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Weir's one entry point for developers and CI, on a fresh Debian machine with Rust and gcc:
+#   ./dev.sh weir [ARGS...]   build (release) and run Weir: REPL by default, `run FILE.sql`, ...
+#   ./dev.sh test             build and run every test (unit, sqllogictest, window verification)
+# It installs what the build needs (libclang for RocksDB's bindgen) when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir-target}"
+
+ensure_packages() {
+    local missing=()
+    if ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libclang; then
+        missing+=(libclang-dev)
+    fi
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "dev.sh: installing ${missing[*]} (needed to build RocksDB / run the checks)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "dev.sh: missing ${missing[*]}; install them (e.g. sudo apt-get install ${missing[*]}) and rerun" >&2
+        exit 1
+    fi
+}
+
+case "${1:-weir}" in
+    weir)
+        shift || true
+        ensure_packages
+        cargo build --release --bin weir
+        exec "$CARGO_TARGET_DIR/release/weir" "$@"
+        ;;
+    test)
+        ensure_packages
+        if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check; fi
+        cargo build --tests --bins
+        cargo test
+        # Windowed results over a generated CSV against an independent Python computation.
+        for kind in tumble hop session; do
+            python3 tests/verify/windows.py --weir "$CARGO_TARGET_DIR/debug/weir" --kind "$kind" --rows 100000 --parallelism 2
+        done
+        ;;
+    *)
+        echo "usage: ./dev.sh weir [ARGS...] | ./dev.sh test" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,248 @@
+//! What Weir knows about: sources, result tables and jobs, as plain data. Persisted as one JSON file
+//! in the data directory (written to a temp file, fsynced, renamed) so it survives a restart.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::{Deserialize, Serialize};
+use sqlparser::ast::{DataType as SqlType, ExactNumberInfo, TimezoneInfo};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnDef {
+    pub name: String,
+    /// The type as the user wrote it (`BIGINT`, `TIMESTAMP(3)`); the Arrow type is derived from it.
+    pub sql_type: String,
+    pub nullable: bool,
+}
+
+impl ColumnDef {
+    pub fn data_type(&self) -> Result<DataType> {
+        arrow_type_of(&self.sql_type)
+    }
+}
+
+/// `WATERMARK FOR column AS column - INTERVAL ...`: bounded out-of-orderness.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WatermarkDef {
+    pub column: String,
+    /// How far behind the largest event time seen the watermark trails, in nanoseconds.
+    pub delay_nanos: i64,
+    /// The expression as written, for DESCRIBE.
+    pub expr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourceDef {
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    pub watermark: Option<WatermarkDef>,
+    pub connector: String,
+    /// The WITH options other than `connector`, keys lower-cased.
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum TableConnector {
+    /// Rows are stored in Weir (RocksDB) and can be queried.
+    Stored,
+    /// Rows are discarded (for benchmarks).
+    Blackhole,
+    /// Rows are printed to standard output (for debugging).
+    Print,
+}
+
+impl TableConnector {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "weir" | "table" => Ok(TableConnector::Stored),
+            "blackhole" => Ok(TableConnector::Blackhole),
+            "print" => Ok(TableConnector::Print),
+            other => Err(Error::invalid(format!(
+                "unknown connector '{other}' for a table; use 'blackhole', 'print', or no connector for a table stored in Weir"
+            ))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            TableConnector::Stored => "weir",
+            TableConnector::Blackhole => "blackhole",
+            TableConnector::Print => "print",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableDef {
+    pub name: String,
+    /// Stable id used as the key prefix of the table's rows in the table store.
+    pub id: u32,
+    pub columns: Vec<ColumnDef>,
+    /// Column names of the primary key, in key order; empty for an append-only table.
+    pub primary_key: Vec<String>,
+    pub connector: TableConnector,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum JobStatus {
+    Created,
+    Running,
+    Finished,
+    Failed,
+    Canceled,
+}
+
+impl JobStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobStatus::Created => "CREATED",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Finished => "FINISHED",
+            JobStatus::Failed => "FAILED",
+            JobStatus::Canceled => "CANCELED",
+        }
+    }
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Finished | JobStatus::Failed | JobStatus::Canceled)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobDef {
+    pub name: String,
+    /// The `INSERT INTO ... SELECT ...` the job runs.
+    pub insert_sql: String,
+    /// Settings in force for the job: session settings overlaid with the job's WITH options.
+    pub options: BTreeMap<String, String>,
+    pub status: JobStatus,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Catalog {
+    pub sources: BTreeMap<String, SourceDef>,
+    pub tables: BTreeMap<String, TableDef>,
+    pub jobs: BTreeMap<String, JobDef>,
+    pub next_table_id: u32,
+}
+
+impl Catalog {
+    fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("catalog.json")
+    }
+
+    pub fn load(data_dir: &Path) -> Result<Catalog> {
+        let path = Self::path(data_dir);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::internal(format!("catalog {} is damaged ({e}); restore it or move it away", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Catalog::default()),
+            Err(e) => Err(Error::internal(format!("cannot read catalog {}: {e}", path.display()))),
+        }
+    }
+
+    pub fn save(&self, data_dir: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self)?;
+        write_atomically(&Self::path(data_dir), &bytes)
+    }
+
+    /// Lower-cased name lookup in every namespace (sources and tables share one, as in SQL).
+    pub fn relation_exists(&self, name: &str) -> bool {
+        self.sources.contains_key(name) || self.tables.contains_key(name)
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new file: temp file, fsync,
+/// rename, fsync of the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::internal(format!("{} has no parent directory", path.display())))?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+pub fn schema_of(columns: &[ColumnDef]) -> Result<SchemaRef> {
+    let fields = columns
+        .iter()
+        .map(|c| Ok(Field::new(&c.name, c.data_type()?, c.nullable)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The Arrow type of a SQL type name as written in a column definition.
+pub fn arrow_type_of(sql_type: &str) -> Result<DataType> {
+    let mut parser = Parser::new(&GenericDialect {}).try_with_sql(sql_type)?;
+    let parsed = parser.parse_data_type()?;
+    arrow_type(&parsed)
+}
+
+pub fn arrow_type(sql_type: &SqlType) -> Result<DataType> {
+    let unsupported = || {
+        Error::unsupported(format!(
+            "column type {sql_type} is not supported yet; use BIGINT, INT, SMALLINT, TINYINT, BOOLEAN, DOUBLE, FLOAT, DECIMAL(p,s), VARCHAR, DATE or TIMESTAMP"
+        ))
+    };
+    Ok(match sql_type {
+        SqlType::BigInt(_) | SqlType::Int8(_) | SqlType::Int64 => DataType::Int64,
+        SqlType::Int(_) | SqlType::Integer(_) | SqlType::Int4(_) | SqlType::Int32 => DataType::Int32,
+        SqlType::SmallInt(_) | SqlType::Int2(_) | SqlType::Int16 => DataType::Int16,
+        SqlType::TinyInt(_) => DataType::Int8,
+        SqlType::Boolean | SqlType::Bool => DataType::Boolean,
+        SqlType::Double(_) | SqlType::DoublePrecision | SqlType::Float8 | SqlType::Float64 => DataType::Float64,
+        SqlType::Real | SqlType::Float4 | SqlType::Float32 => DataType::Float32,
+        SqlType::Float(info) => match info {
+            ExactNumberInfo::Precision(p) if *p > 24 => DataType::Float64,
+            _ => DataType::Float32,
+        },
+        SqlType::Varchar(_)
+        | SqlType::CharacterVarying(_)
+        | SqlType::CharVarying(_)
+        | SqlType::Char(_)
+        | SqlType::Character(_)
+        | SqlType::Text
+        | SqlType::String(_) => DataType::Utf8,
+        SqlType::Bytea | SqlType::Varbinary(_) | SqlType::Binary(_) => DataType::Binary,
+        SqlType::Date => DataType::Date32,
+        SqlType::Timestamp(precision, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+            let unit = match precision {
+                None | Some(7..=9) => TimeUnit::Nanosecond,
+                Some(0) => TimeUnit::Second,
+                Some(1..=3) => TimeUnit::Millisecond,
+                Some(4..=6) => TimeUnit::Microsecond,
+                Some(_) => {
+                    return Err(Error::invalid(format!("{sql_type}: TIMESTAMP precision is at most 9")));
+                }
+            };
+            DataType::Timestamp(unit, None)
+        }
+        SqlType::Decimal(info) | SqlType::Numeric(info) | SqlType::Dec(info) => {
+            let (precision, scale) = match info {
+                ExactNumberInfo::None => (38, 10),
+                ExactNumberInfo::Precision(p) => (*p, 0),
+                ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
+            };
+            if precision == 0 || precision > 38 || scale < 0 || scale as u64 > precision {
+                return Err(Error::invalid(format!(
+                    "{sql_type}: DECIMAL needs 1 <= precision <= 38 and 0 <= scale <= precision"
+                )));
+            }
+            DataType::Decimal128(precision as u8, scale as i8)
+        }
+        _ => return Err(unsupported()),
+    })
+}

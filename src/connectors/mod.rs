@@ -1,0 +1,136 @@
+//! Sources and sinks: the nexmark and datagen generators, CSV / JSON-lines files, result tables
+//! stored in Weir, and the blackhole and print sinks. `open_source` and `open_sink` build a subtask's
+//! instance from catalog definitions; the `*_table` modules make them visible to batch SQL.
+
+pub mod datagen;
+pub mod file;
+pub mod nexmark;
+pub mod pacer;
+pub mod print;
+pub mod source_table;
+pub mod table_store;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::catalog::{SourceDef, TableConnector, TableDef, schema_of};
+use crate::error::{Error, Result};
+use crate::graph::SinkMode;
+use crate::runtime::{Sink, Source};
+
+/// The connectors a source can use; a closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceConnector {
+    Nexmark,
+    Datagen,
+    File,
+}
+
+impl SourceConnector {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "nexmark" => Ok(SourceConnector::Nexmark),
+            "datagen" => Ok(SourceConnector::Datagen),
+            "file" | "filesystem" => Ok(SourceConnector::File),
+            other => Err(Error::invalid(format!(
+                "unknown connector '{other}' for a source; use 'nexmark', 'datagen' or 'file'"
+            ))),
+        }
+    }
+}
+
+/// Checks a source definition at CREATE SOURCE time, so mistakes surface before any job runs.
+pub fn validate_source(def: &SourceDef) -> Result<()> {
+    let schema = schema_of(&def.columns)?;
+    match SourceConnector::parse(&def.connector)? {
+        SourceConnector::Nexmark => {
+            let config = nexmark::NexmarkConfig::from_options(&def.options).map_err(Error::invalid)?;
+            nexmark::NexmarkGenerator::new(config, schema, 0, 1).map_err(Error::invalid)?;
+        }
+        SourceConnector::Datagen => {
+            datagen::DatagenConfig::from_options(&def.options, &schema)?;
+        }
+        SourceConnector::File => {
+            file::FileConfig::from_options(&def.options)?.check_readable()?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether every subtask of the source ends by itself.
+pub fn is_bounded(def: &SourceDef) -> Result<bool> {
+    Ok(match SourceConnector::parse(&def.connector)? {
+        SourceConnector::Nexmark => nexmark::NexmarkConfig::from_options(&def.options)
+            .map_err(Error::invalid)?
+            .max_events
+            .is_some(),
+        SourceConnector::Datagen => datagen::DatagenConfig::from_options(&def.options, schema_of(&def.columns)?.as_ref())?
+            .number_of_rows
+            .is_some(),
+        SourceConnector::File => true,
+    })
+}
+
+/// Opens subtask `subtask` of `parallelism` of a source, producing the declared columns `columns`.
+/// `paced` honours the source's rate option (off for batch reads).
+pub fn open_source(def: &SourceDef, columns: &[usize], subtask: usize, parallelism: usize, paced: bool) -> Result<Box<dyn Source>> {
+    let full = schema_of(&def.columns)?;
+    let schema: SchemaRef = Arc::new(full.project(columns)?);
+    Ok(match SourceConnector::parse(&def.connector)? {
+        SourceConnector::Nexmark => {
+            let config = nexmark::NexmarkConfig::from_options(&def.options).map_err(Error::invalid)?;
+            let rate = (paced && config.rate_limited).then_some(config.events_per_second as f64 / parallelism as f64);
+            let generator = nexmark::NexmarkGenerator::new(config, schema, subtask, parallelism).map_err(Error::invalid)?;
+            Box::new(NexmarkSource {
+                generator,
+                pacer: pacer::Pacer::new(rate),
+            })
+        }
+        SourceConnector::Datagen => {
+            let config = datagen::DatagenConfig::from_options(&def.options, &full)?;
+            Box::new(datagen::DatagenSource::new(
+                config,
+                full,
+                columns.to_vec(),
+                subtask,
+                parallelism,
+                paced,
+            ))
+        }
+        SourceConnector::File => {
+            let config = file::FileConfig::from_options(&def.options)?;
+            // One reader: a file is read by subtask 0, the others end at once.
+            Box::new(file::FileSource::open(config, full, columns, subtask == 0)?)
+        }
+    })
+}
+
+struct NexmarkSource {
+    generator: nexmark::NexmarkGenerator,
+    pacer: pacer::Pacer,
+}
+
+#[async_trait]
+impl Source for NexmarkSource {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let batch = self.generator.next_batch();
+        self.pacer.wait_until(self.generator.events_passed()).await;
+        Ok(batch)
+    }
+}
+
+/// Opens one sink subtask writing into `table`.
+pub fn open_sink(table: &TableDef, mode: SinkMode, store: &Arc<table_store::TableStore>) -> Result<Box<dyn Sink>> {
+    Ok(match table.connector {
+        TableConnector::Stored => Box::new(table_store::StoredTableSink::new(store.clone(), table, mode)?),
+        TableConnector::Blackhole => Box::new(print::BlackholeSink),
+        TableConnector::Print => Box::new(print::PrintSink::new(&table.name)),
+    })
+}
+
+pub fn table_schema(table: &TableDef) -> Result<Arc<Schema>> {
+    schema_of(&table.columns)
+}

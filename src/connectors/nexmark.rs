@@ -1,0 +1,1487 @@
+//! The `nexmark` source connector: a deterministic generator of the Nexmark benchmark's
+//! online-auction event stream (Person, Auction, Bid), producing Arrow batches directly.
+//!
+//! The model follows the public reference generator (nexmark/nexmark `GeneratorConfig` /
+//! `NexmarkConfiguration`):
+//!
+//! * One global event sequence numbered 0, 1, 2, ...; within every block of 50 events the first is
+//!   a Person, the next 3 are Auctions and the remaining 46 are Bids.
+//! * Event time of event `n` is `base.time + floor(n * 1e6 / events.per.second)` µs, truncated to
+//!   milliseconds, so event time never depends on how fast the generator runs.
+//! * Person and auction ids are dense and start at 1000; category is `10 + rand(5)`.
+//! * Bids go to a hot auction (the first of the current block of 100 auctions) half of the time,
+//!   otherwise to one of the ~100 most recent ("in flight") auctions, plus a small lead of 10 ids.
+//!   Bidders and sellers are hot (the first/second person of the current block of 100 people) three
+//!   times out of four, otherwise one of the ~1000 most recent ("active") people, plus a lead of 10.
+//! * An auction expires after a random time averaging the time it takes to generate 100 more
+//!   auctions (which, at the default rate of 10M events/s, is well under a millisecond).
+//! * Half of the bids come through one of 4 hot channels, the rest through one of 10,000 channels,
+//!   each with a fixed URL.
+//! * Rows are padded through `extra` so that rows average ~200 (person), ~500 (auction) and ~100
+//!   (bid) bytes, counting 8 bytes per number as the reference does.
+//!
+//! Every field of every event is a pure function of `(seed, event number, field)`: each field draws
+//! from its own small SplitMix64 stream seeded from those three values. The output therefore does
+//! not depend on batch size, parallelism, or which columns were declared, and unused columns cost
+//! nothing to generate.
+//!
+//! Parallel subtasks split the sequence round-robin: subtask `s` of `p` owns event numbers
+//! `n ≡ s (mod p)`. The union over subtasks is the same for any `p`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringBuilder, TimestampMillisecondArray, new_null_array};
+use arrow::compute::{can_cast_types, cast};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+
+// ---------------------------------------------------------------------------------------------
+// Model constants (the reference generator's defaults).
+// ---------------------------------------------------------------------------------------------
+
+const PERSON_PROPORTION: u64 = 1;
+const AUCTION_PROPORTION: u64 = 3;
+const BID_PROPORTION: u64 = 46;
+const TOTAL_PROPORTION: u64 = PERSON_PROPORTION + AUCTION_PROPORTION + BID_PROPORTION;
+
+const FIRST_PERSON_ID: i64 = 1000;
+const FIRST_AUCTION_ID: i64 = 1000;
+const FIRST_CATEGORY_ID: i64 = 10;
+const NUM_CATEGORIES: u64 = 5;
+
+/// P(bid goes to the hot auction) = 1 - 1/HOT_AUCTION_RATIO.
+const HOT_AUCTION_RATIO: u64 = 2;
+/// P(auction is by a hot seller) = 1 - 1/HOT_SELLERS_RATIO.
+const HOT_SELLERS_RATIO: u64 = 4;
+/// P(bid is by a hot bidder) = 1 - 1/HOT_BIDDERS_RATIO.
+const HOT_BIDDERS_RATIO: u64 = 4;
+/// Hot auctions / sellers / bidders are the first (or second) of blocks of this many ids.
+const HOT_BLOCK: i64 = 100;
+
+const NUM_IN_FLIGHT_AUCTIONS: i64 = 100;
+const NUM_ACTIVE_PEOPLE: i64 = 1000;
+/// Number of not-yet-created person / auction ids a random pick may reach ahead.
+const ID_LEAD: i64 = 10;
+
+const AVG_PERSON_BYTES: usize = 200;
+const AVG_AUCTION_BYTES: usize = 500;
+const AVG_BID_BYTES: usize = 100;
+
+const HOT_CHANNELS_RATIO: u64 = 2;
+const NUM_CHANNELS: usize = 10_000;
+const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
+
+const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
+const US_CITIES: [&str; 10] = [
+    "Phoenix",
+    "Los Angeles",
+    "San Francisco",
+    "Boise",
+    "Portland",
+    "Bend",
+    "Redmond",
+    "Seattle",
+    "Kent",
+    "Cheyenne",
+];
+const FIRST_NAMES: [&str; 11] = [
+    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
+];
+const LAST_NAMES: [&str; 9] = [
+    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
+];
+
+// Option defaults and keys.
+const DEFAULT_EVENTS_PER_SECOND: u64 = 10_000_000;
+const DEFAULT_BATCH_SIZE: usize = 4096;
+const MAX_BATCH_SIZE: usize = 1 << 20;
+const DEFAULT_BASE_TIME_MS: i64 = 1_700_000_000_000;
+const OPTION_KEYS: &str = "nexmark.table, seed, events.per.second, max.events, batch.size, base.time";
+
+/// In rate-limited mode a batch covers at most this fraction of a second of the event sequence,
+/// so that the caller's pacing stays smooth (see [`NexmarkGenerator::next_batch`]).
+const RATE_LIMITED_BATCHES_PER_SECOND: u64 = 100;
+
+// ---------------------------------------------------------------------------------------------
+// Public configuration.
+// ---------------------------------------------------------------------------------------------
+
+/// Which of the three Nexmark streams a source emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NexmarkTable {
+    Person,
+    Auction,
+    Bid,
+}
+
+impl NexmarkTable {
+    fn name(self) -> &'static str {
+        match self {
+            NexmarkTable::Person => "person",
+            NexmarkTable::Auction => "auction",
+            NexmarkTable::Bid => "bid",
+        }
+    }
+
+    fn fields(self) -> &'static [FieldDef] {
+        match self {
+            NexmarkTable::Person => PERSON_FIELDS,
+            NexmarkTable::Auction => AUCTION_FIELDS,
+            NexmarkTable::Bid => BID_FIELDS,
+        }
+    }
+
+    /// Small number mixed into per-field random stream tags.
+    fn code(self) -> u64 {
+        match self {
+            NexmarkTable::Person => 1,
+            NexmarkTable::Auction => 2,
+            NexmarkTable::Bid => 3,
+        }
+    }
+
+    /// The kind of event number `n` in the global sequence.
+    fn of_event(n: u64) -> NexmarkTable {
+        let r = n % TOTAL_PROPORTION;
+        if r < PERSON_PROPORTION {
+            NexmarkTable::Person
+        } else if r < PERSON_PROPORTION + AUCTION_PROPORTION {
+            NexmarkTable::Auction
+        } else {
+            NexmarkTable::Bid
+        }
+    }
+}
+
+/// Options of a `nexmark` source.
+#[derive(Debug, Clone)]
+pub struct NexmarkConfig {
+    /// option 'nexmark.table' = person | auction | bid (required)
+    pub table: NexmarkTable,
+    /// option 'seed', default 0
+    pub seed: u64,
+    /// option 'events.per.second', default 10_000_000; sets event-time spacing (1e6/rate µs
+    /// between events)
+    pub events_per_second: u64,
+    /// true iff option 'events.per.second' was given explicitly; the caller paces wall-clock with it
+    pub rate_limited: bool,
+    /// option 'max.events' (total events of ALL types over the sequence; the source is bounded
+    /// when set); 0 or absent = unbounded
+    pub max_events: Option<u64>,
+    /// option 'batch.size', default 4096 rows per output batch
+    pub batch_size: usize,
+    /// option 'base.time' as epoch millis, default 1_700_000_000_000
+    pub base_time_ms: i64,
+}
+
+impl NexmarkConfig {
+    /// options: lower-cased keys exactly as the user wrote them in WITH (...), minus 'connector'.
+    /// Unknown keys and unparsable values -> Err with a message naming the key and what is allowed.
+    pub fn from_options(options: &BTreeMap<String, String>) -> Result<NexmarkConfig, String> {
+        let mut table = None;
+        let mut config = NexmarkConfig {
+            table: NexmarkTable::Bid,
+            seed: 0,
+            events_per_second: DEFAULT_EVENTS_PER_SECOND,
+            rate_limited: false,
+            max_events: None,
+            batch_size: DEFAULT_BATCH_SIZE,
+            base_time_ms: DEFAULT_BASE_TIME_MS,
+        };
+        for (key, raw) in options {
+            let value = raw.trim();
+            match key.as_str() {
+                "nexmark.table" => {
+                    table = Some(match value.to_ascii_lowercase().as_str() {
+                        "person" => NexmarkTable::Person,
+                        "auction" => NexmarkTable::Auction,
+                        "bid" => NexmarkTable::Bid,
+                        _ => {
+                            return Err(format!(
+                                "nexmark option 'nexmark.table' must be 'person', 'auction' or \
+                                 'bid', got '{raw}'"
+                            ));
+                        }
+                    })
+                }
+                "seed" => config.seed = parse_u64(key, value, "an unsigned 64-bit integer")?,
+                "events.per.second" => {
+                    let rate = parse_u64(key, value, "a positive integer")?;
+                    if rate == 0 {
+                        return Err(format!("nexmark option '{key}' must be a positive integer, got '{raw}'"));
+                    }
+                    config.events_per_second = rate;
+                    config.rate_limited = true;
+                }
+                "max.events" => {
+                    let max = parse_u64(key, value, "a non-negative integer (0 = unbounded)")?;
+                    config.max_events = (max > 0).then_some(max);
+                }
+                "batch.size" => {
+                    let size = parse_u64(key, value, "an integer between 1 and 1048576")?;
+                    if size == 0 || size > MAX_BATCH_SIZE as u64 {
+                        return Err(format!(
+                            "nexmark option '{key}' must be an integer between 1 and \
+                             {MAX_BATCH_SIZE}, got '{raw}'"
+                        ));
+                    }
+                    config.batch_size = size as usize;
+                }
+                "base.time" => config.base_time_ms = parse_base_time(key, value)?,
+                // Normally stripped by the caller; harmless if it is still there.
+                "connector" => {}
+                other => {
+                    return Err(format!("unknown nexmark option '{other}'; allowed options are: {OPTION_KEYS}"));
+                }
+            }
+        }
+        config.table = table.ok_or_else(|| "nexmark source requires option 'nexmark.table' = 'person' | 'auction' | 'bid'".to_string())?;
+        Ok(config)
+    }
+
+    /// Event time (epoch millis) of event number `n`.
+    fn event_time_ms(&self, n: u64) -> i64 {
+        // floor(n * 1e6 / rate) µs, then truncated to ms == floor(n * 1000 / rate) ms.
+        let rate = self.events_per_second.max(1);
+        let offset_ms = match n.checked_mul(1000) {
+            Some(x) => x / rate,
+            None => {
+                let x = (u128::from(n) * 1000) / u128::from(rate);
+                u64::try_from(x).unwrap_or(u64::MAX)
+            }
+        };
+        let offset_ms = i64::try_from(offset_ms).unwrap_or(i64::MAX);
+        self.base_time_ms.saturating_add(offset_ms)
+    }
+}
+
+fn parse_u64(key: &str, value: &str, allowed: &str) -> Result<u64, String> {
+    let cleaned: String = value.chars().filter(|c| *c != '_').collect();
+    cleaned
+        .parse::<u64>()
+        .map_err(|_| format!("nexmark option '{key}' must be {allowed}, got '{value}'"))
+}
+
+/// 'base.time' is epoch milliseconds, or a timestamp such as '2023-11-14 22:13:20' or
+/// '2023-11-14T22:13:20Z' (no offset means UTC).
+fn parse_base_time(key: &str, value: &str) -> Result<i64, String> {
+    let cleaned: String = value.chars().filter(|c| *c != '_').collect();
+    if let Ok(ms) = cleaned.parse::<i64>() {
+        return Ok(ms);
+    }
+    arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(value)
+        .map(|nanos| nanos.div_euclid(1_000_000))
+        .map_err(|_| {
+            format!(
+                "nexmark option '{key}' must be epoch milliseconds or a timestamp like \
+                 '2023-11-14 22:13:20', got '{value}'"
+            )
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Table definitions.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Generated as Int64.
+    Int,
+    /// Generated as Utf8.
+    Str,
+    /// Generated as Timestamp(Millisecond, None).
+    Ts,
+}
+
+#[derive(Debug)]
+struct FieldDef {
+    name: &'static str,
+    kind: Kind,
+    /// Rough average byte length, to size string buffers.
+    avg_len: usize,
+}
+
+const fn fd(name: &'static str, kind: Kind, avg_len: usize) -> FieldDef {
+    FieldDef { name, kind, avg_len }
+}
+
+const P_ID: usize = 0;
+const P_NAME: usize = 1;
+const P_EMAIL: usize = 2;
+const P_CARD: usize = 3;
+const P_CITY: usize = 4;
+const P_STATE: usize = 5;
+const P_DATE_TIME: usize = 6;
+const P_EXTRA: usize = 7;
+const PERSON_FIELDS: &[FieldDef] = &[
+    fd("id", Kind::Int, 8),
+    fd("name", Kind::Str, 12),
+    fd("email_address", Kind::Str, 14),
+    fd("credit_card", Kind::Str, 19),
+    fd("city", Kind::Str, 8),
+    fd("state", Kind::Str, 2),
+    fd("date_time", Kind::Ts, 8),
+    fd("extra", Kind::Str, 140),
+];
+
+const A_ID: usize = 0;
+const A_ITEM_NAME: usize = 1;
+const A_DESCRIPTION: usize = 2;
+const A_INITIAL_BID: usize = 3;
+const A_RESERVE: usize = 4;
+const A_DATE_TIME: usize = 5;
+const A_EXPIRES: usize = 6;
+const A_SELLER: usize = 7;
+const A_CATEGORY: usize = 8;
+const A_EXTRA: usize = 9;
+const AUCTION_FIELDS: &[FieldDef] = &[
+    fd("id", Kind::Int, 8),
+    fd("item_name", Kind::Str, 11),
+    fd("description", Kind::Str, 51),
+    fd("initial_bid", Kind::Int, 8),
+    fd("reserve", Kind::Int, 8),
+    fd("date_time", Kind::Ts, 8),
+    fd("expires", Kind::Ts, 8),
+    fd("seller", Kind::Int, 8),
+    fd("category", Kind::Int, 8),
+    fd("extra", Kind::Str, 400),
+];
+
+const B_AUCTION: usize = 0;
+const B_BIDDER: usize = 1;
+const B_PRICE: usize = 2;
+const B_CHANNEL: usize = 3;
+const B_URL: usize = 4;
+const B_DATE_TIME: usize = 5;
+const B_EXTRA: usize = 6;
+const BID_FIELDS: &[FieldDef] = &[
+    fd("auction", Kind::Int, 8),
+    fd("bidder", Kind::Int, 8),
+    fd("price", Kind::Int, 8),
+    fd("channel", Kind::Str, 10),
+    fd("url", Kind::Str, 72),
+    fd("date_time", Kind::Ts, 8),
+    fd("extra", Kind::Str, 68),
+];
+
+fn valid_names(table: NexmarkTable) -> String {
+    table.fields().iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether a generated column of `kind` may be declared as `to`: arrow must be able to cast it,
+/// and the cast must be meaningful (no string-to-number casts that would yield all NULLs).
+fn castable(kind: Kind, to: &DataType) -> bool {
+    let from = generated_type(kind);
+    if from == *to {
+        return true;
+    }
+    let is_string = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    let family_ok = match kind {
+        Kind::Int => to.is_numeric() || is_string(to),
+        Kind::Str => match to {
+            DataType::Dictionary(_, value) => is_string(value),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => true,
+            other => is_string(other),
+        },
+        Kind::Ts => {
+            matches!(
+                to,
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 | DataType::Int64
+            ) || is_string(to)
+        }
+    };
+    family_ok && can_cast_types(&from, to)
+}
+
+fn generated_type(kind: Kind) -> DataType {
+    match kind {
+        Kind::Int => DataType::Int64,
+        Kind::Str => DataType::Utf8,
+        Kind::Ts => DataType::Timestamp(TimeUnit::Millisecond, None),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Randomness: one SplitMix64 stream per (seed, event number, field).
+// ---------------------------------------------------------------------------------------------
+
+const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64, event: u64, tag: u64) -> Rng {
+        let key = event
+            .wrapping_mul(GOLDEN_GAMMA)
+            .wrapping_add(tag.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+        Rng(mix64(seed.wrapping_add(0x6A09_E667_F3BC_C909) ^ mix64(key)))
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
+        mix64(self.0)
+    }
+
+    /// Uniform in `0..bound` (0 when `bound` is 0).
+    fn below(&mut self, bound: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
+    }
+
+    /// `below` for small non-negative i64 bounds.
+    fn below_i64(&mut self, bound: i64) -> i64 {
+        self.below(bound.max(0) as u64) as i64
+    }
+
+    fn index(&mut self, len: usize) -> usize {
+        self.below(len as u64) as usize
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+/// Distinct stream tag for field `field` of `table`.
+fn tag(table: NexmarkTable, field: usize) -> u64 {
+    (table.code() << 8) | field as u64
+}
+
+/// Prices are log-uniform between 1.00 and 1,000,000.00 (in cents).
+fn next_price(r: &mut Rng) -> i64 {
+    (10f64.powf(r.unit() * 6.0) * 100.0).round() as i64
+}
+
+/// Last person id (base 0) created at or before event `n`.
+fn last_base0_person_id(n: u64) -> i64 {
+    let epoch = (n / TOTAL_PROPORTION) as i64;
+    let offset = n % TOTAL_PROPORTION;
+    // Past the person slots of this epoch: the last person of the epoch.
+    let offset = if offset >= PERSON_PROPORTION {
+        PERSON_PROPORTION - 1
+    } else {
+        offset
+    } as i64;
+    epoch * PERSON_PROPORTION as i64 + offset
+}
+
+/// Last auction id (base 0) created at or before event `n` (-1 before the first auction).
+fn last_base0_auction_id(n: u64) -> i64 {
+    let mut epoch = (n / TOTAL_PROPORTION) as i64;
+    let mut offset = (n % TOTAL_PROPORTION) as i64;
+    let pp = PERSON_PROPORTION as i64;
+    let ap = AUCTION_PROPORTION as i64;
+    if offset < pp {
+        // A person: the last auction is the last one of the previous epoch.
+        epoch -= 1;
+        offset = ap - 1;
+    } else if offset >= pp + ap {
+        // A bid: the last auction of this epoch.
+        offset = ap - 1;
+    } else {
+        offset -= pp;
+    }
+    epoch * ap + offset
+}
+
+/// A random recently active person (base 0), possibly a few ids ahead of the last one created.
+fn next_base0_person_id(n: u64, r: &mut Rng) -> i64 {
+    let num_people = last_base0_person_id(n) + 1;
+    let active = num_people.min(NUM_ACTIVE_PEOPLE);
+    num_people - active + r.below_i64(active + ID_LEAD)
+}
+
+/// A random auction among those likely still in flight, possibly a few ids ahead.
+fn next_base0_auction_id(n: u64, r: &mut Rng) -> i64 {
+    let max_auction = last_base0_auction_id(n);
+    let min_auction = (max_auction - NUM_IN_FLIGHT_AUCTIONS).max(0);
+    min_auction + r.below_i64(max_auction - min_auction + 1 + ID_LEAD)
+}
+
+/// A short random word of 3..max_len characters: lowercase letters with an occasional
+/// `separator`; spaces at the ends are trimmed.
+#[derive(Debug)]
+struct Word {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Word {
+    fn random(r: &mut Rng, max_len: usize, separator: u8) -> Word {
+        const MIN_LEN: usize = 3;
+        let len = (MIN_LEN + r.index(max_len.saturating_sub(MIN_LEN))).min(128);
+        let mut buf = [0u8; 128];
+        for b in buf.iter_mut().take(len) {
+            let x = r.next_u64();
+            // High half picks separator vs letter, low half picks the letter.
+            *b = if ((x >> 32) * 13) >> 32 == 0 {
+                separator
+            } else {
+                b'a' + (((x & 0xFFFF_FFFF) * 26) >> 32) as u8
+            };
+        }
+        let mut word = Word { buf, len };
+        if separator == b' ' {
+            let text = word.as_str();
+            let trimmed = text.trim_matches(' ');
+            let start = text.len() - text.trim_start_matches(' ').len();
+            let new_len = trimmed.len();
+            word.buf.copy_within(start..start + new_len, 0);
+            word.len = new_len;
+        }
+        word
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+/// Appends `len` random lowercase letters to `out`.
+fn write_letters(out: &mut impl std::fmt::Write, r: &mut Rng, len: usize) {
+    let mut buf = [0u8; 65];
+    let mut remaining = len;
+    while remaining > 0 {
+        let chunk = remaining.min(65);
+        // 13 letters per 64-bit draw (26^13 < 2^64).
+        for group in buf[..chunk].chunks_mut(13) {
+            let mut x = r.next_u64();
+            for b in group {
+                *b = b'a' + (x % 26) as u8;
+                x /= 26;
+            }
+        }
+        let _ = out.write_str(std::str::from_utf8(&buf[..chunk]).unwrap_or(""));
+        remaining -= chunk;
+    }
+}
+
+/// Appends the `extra` padding so that `current_size + extra.len()` averages `avg_size`
+/// (uniform within ±20% of the missing size), and finishes the value.
+fn append_extra(out: &mut StringBuilder, r: &mut Rng, current_size: usize, avg_size: usize) {
+    if current_size < avg_size {
+        let missing = avg_size - current_size;
+        let delta = (missing as f64 * 0.2).round() as usize;
+        let min = missing - delta;
+        let size = if delta == 0 { min } else { min + r.index(2 * delta) };
+        write_letters(out, r, size);
+    }
+    out.append_value("");
+}
+
+/// Fixed channel names and URLs (independent of the seed so a channel always has the same URL).
+#[derive(Debug)]
+struct Channels {
+    hot_urls: Vec<String>,
+    names: Vec<String>,
+    urls: Vec<String>,
+}
+
+const CHANNEL_SEED: u64 = 0x4E45_584D_4152_4B21;
+
+fn channels() -> &'static Channels {
+    static CHANNELS: OnceLock<Channels> = OnceLock::new();
+    CHANNELS.get_or_init(|| {
+        let hot_urls = (0..HOT_CHANNELS.len())
+            .map(|i| {
+                let mut r = Rng::new(CHANNEL_SEED, i as u64, 1);
+                base_url(&mut r)
+            })
+            .collect();
+        let mut names = Vec::with_capacity(NUM_CHANNELS);
+        let mut urls = Vec::with_capacity(NUM_CHANNELS);
+        for c in 0..NUM_CHANNELS {
+            let mut r = Rng::new(CHANNEL_SEED, c as u64, 2);
+            let mut url = base_url(&mut r);
+            if r.below(10) > 0 {
+                let id = (c as i32).reverse_bits().unsigned_abs();
+                let _ = write!(url, "&channel_id={id}");
+            }
+            names.push(format!("channel-{c}"));
+            urls.push(url);
+        }
+        Channels { hot_urls, names, urls }
+    })
+}
+
+fn base_url(r: &mut Rng) -> String {
+    let a = Word::random(r, 5, b'_');
+    let b = Word::random(r, 5, b'_');
+    let c = Word::random(r, 5, b'_');
+    format!(
+        "https://www.nexmark.com/{}/{}/{}/item.htm?query=1",
+        a.as_str(),
+        b.as_str(),
+        c.as_str()
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Column buffers.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+enum Buf {
+    /// Field not declared: not generated.
+    Off,
+    /// Int64 and timestamp (epoch millis) fields.
+    Int(Vec<i64>),
+    Str(StringBuilder),
+}
+
+#[derive(Debug)]
+struct Cols {
+    bufs: Vec<Buf>,
+}
+
+impl Cols {
+    fn wants(&self, f: usize) -> bool {
+        !matches!(self.bufs[f], Buf::Off)
+    }
+
+    fn push(&mut self, f: usize, v: i64) {
+        if let Buf::Int(vec) = &mut self.bufs[f] {
+            vec.push(v);
+        }
+    }
+
+    fn text(&mut self, f: usize) -> Option<&mut StringBuilder> {
+        match &mut self.bufs[f] {
+            Buf::Str(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn push_str(&mut self, f: usize, s: &str) {
+        if let Some(b) = self.text(f) {
+            b.append_value(s);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row generation.
+// ---------------------------------------------------------------------------------------------
+
+fn gen_person(cfg: &NexmarkConfig, cols: &mut Cols, n: u64) {
+    const T: NexmarkTable = NexmarkTable::Person;
+    let seed = cfg.seed;
+    cols.push(P_ID, last_base0_person_id(n) + FIRST_PERSON_ID);
+    cols.push(P_DATE_TIME, cfg.event_time_ms(n));
+
+    let want_extra = cols.wants(P_EXTRA);
+    // The padding depends on the other fields' lengths, so those are drawn whenever either they
+    // or `extra` are wanted.
+    let mut size = 8 + 19 + 2; // id, credit card, state
+
+    if want_extra || cols.wants(P_NAME) {
+        let mut r = Rng::new(seed, n, tag(T, P_NAME));
+        let first = FIRST_NAMES[r.index(FIRST_NAMES.len())];
+        let last = LAST_NAMES[r.index(LAST_NAMES.len())];
+        size += first.len() + 1 + last.len();
+        if let Some(b) = cols.text(P_NAME) {
+            let _ = b.write_str(first);
+            let _ = b.write_str(" ");
+            b.append_value(last);
+        }
+    }
+    if want_extra || cols.wants(P_EMAIL) {
+        let mut r = Rng::new(seed, n, tag(T, P_EMAIL));
+        let user = Word::random(&mut r, 7, b' ');
+        let domain = Word::random(&mut r, 5, b' ');
+        size += user.len + 1 + domain.len + 4;
+        if let Some(b) = cols.text(P_EMAIL) {
+            let _ = b.write_str(user.as_str());
+            let _ = b.write_str("@");
+            let _ = b.write_str(domain.as_str());
+            b.append_value(".com");
+        }
+    }
+    if let Some(b) = cols.text(P_CARD) {
+        let mut r = Rng::new(seed, n, tag(T, P_CARD));
+        let (a, c, d, e) = (r.below(10_000), r.below(10_000), r.below(10_000), r.below(10_000));
+        let _ = write!(b, "{a:04} {c:04} {d:04} {e:04}");
+        b.append_value("");
+    }
+    if want_extra || cols.wants(P_CITY) {
+        let mut r = Rng::new(seed, n, tag(T, P_CITY));
+        let city = US_CITIES[r.index(US_CITIES.len())];
+        size += city.len();
+        cols.push_str(P_CITY, city);
+    }
+    if cols.wants(P_STATE) {
+        let mut r = Rng::new(seed, n, tag(T, P_STATE));
+        cols.push_str(P_STATE, US_STATES[r.index(US_STATES.len())]);
+    }
+    if let Some(b) = cols.text(P_EXTRA) {
+        let mut r = Rng::new(seed, n, tag(T, P_EXTRA));
+        append_extra(b, &mut r, size, AVG_PERSON_BYTES);
+    }
+}
+
+fn gen_auction(cfg: &NexmarkConfig, cols: &mut Cols, n: u64) {
+    const T: NexmarkTable = NexmarkTable::Auction;
+    let seed = cfg.seed;
+    let ts = cfg.event_time_ms(n);
+    cols.push(A_ID, last_base0_auction_id(n) + FIRST_AUCTION_ID);
+    cols.push(A_DATE_TIME, ts);
+
+    if cols.wants(A_SELLER) {
+        let mut r = Rng::new(seed, n, tag(T, A_SELLER));
+        let seller = if r.below(HOT_SELLERS_RATIO) > 0 {
+            // The first person of the current block of people.
+            (last_base0_person_id(n) / HOT_BLOCK) * HOT_BLOCK
+        } else {
+            next_base0_person_id(n, &mut r)
+        };
+        cols.push(A_SELLER, seller + FIRST_PERSON_ID);
+    }
+    if cols.wants(A_CATEGORY) {
+        let mut r = Rng::new(seed, n, tag(T, A_CATEGORY));
+        cols.push(A_CATEGORY, FIRST_CATEGORY_ID + r.below(NUM_CATEGORIES) as i64);
+    }
+    if cols.wants(A_INITIAL_BID) || cols.wants(A_RESERVE) {
+        // One stream for both, so that reserve = initial_bid + another price.
+        let mut r = Rng::new(seed, n, tag(T, A_INITIAL_BID));
+        let initial = next_price(&mut r);
+        cols.push(A_INITIAL_BID, initial);
+        cols.push(A_RESERVE, initial + next_price(&mut r));
+    }
+    if cols.wants(A_EXPIRES) {
+        let mut r = Rng::new(seed, n, tag(T, A_EXPIRES));
+        // Average auction length: the time to generate NUM_IN_FLIGHT_AUCTIONS more auctions.
+        let events_ahead = NUM_IN_FLIGHT_AUCTIONS as u64 * TOTAL_PROPORTION / AUCTION_PROPORTION;
+        let horizon_ms = cfg.event_time_ms(n.saturating_add(events_ahead)) - ts;
+        let length = 1 + r.below_i64((horizon_ms.saturating_mul(2)).max(1));
+        cols.push(A_EXPIRES, ts.saturating_add(length));
+    }
+
+    let want_extra = cols.wants(A_EXTRA);
+    let mut size = 8 * 7; // id, initial_bid, reserve, date_time, expires, seller, category
+    if want_extra || cols.wants(A_ITEM_NAME) {
+        let mut r = Rng::new(seed, n, tag(T, A_ITEM_NAME));
+        let name = Word::random(&mut r, 20, b' ');
+        size += name.len;
+        cols.push_str(A_ITEM_NAME, name.as_str());
+    }
+    if want_extra || cols.wants(A_DESCRIPTION) {
+        let mut r = Rng::new(seed, n, tag(T, A_DESCRIPTION));
+        let desc = Word::random(&mut r, 100, b' ');
+        size += desc.len;
+        cols.push_str(A_DESCRIPTION, desc.as_str());
+    }
+    if let Some(b) = cols.text(A_EXTRA) {
+        let mut r = Rng::new(seed, n, tag(T, A_EXTRA));
+        append_extra(b, &mut r, size, AVG_AUCTION_BYTES);
+    }
+}
+
+fn gen_bid(cfg: &NexmarkConfig, cols: &mut Cols, n: u64) {
+    const T: NexmarkTable = NexmarkTable::Bid;
+    let seed = cfg.seed;
+    if cols.wants(B_AUCTION) {
+        let mut r = Rng::new(seed, n, tag(T, B_AUCTION));
+        let auction = if r.below(HOT_AUCTION_RATIO) > 0 {
+            // The first auction of the current block of auctions.
+            (last_base0_auction_id(n) / HOT_BLOCK) * HOT_BLOCK
+        } else {
+            next_base0_auction_id(n, &mut r)
+        };
+        cols.push(B_AUCTION, auction + FIRST_AUCTION_ID);
+    }
+    if cols.wants(B_BIDDER) {
+        let mut r = Rng::new(seed, n, tag(T, B_BIDDER));
+        let bidder = if r.below(HOT_BIDDERS_RATIO) > 0 {
+            // The second person of the current block, so hot bidders and hot sellers differ.
+            (last_base0_person_id(n) / HOT_BLOCK) * HOT_BLOCK + 1
+        } else {
+            next_base0_person_id(n, &mut r)
+        };
+        cols.push(B_BIDDER, bidder + FIRST_PERSON_ID);
+    }
+    if cols.wants(B_PRICE) {
+        let mut r = Rng::new(seed, n, tag(T, B_PRICE));
+        cols.push(B_PRICE, next_price(&mut r));
+    }
+    if cols.wants(B_CHANNEL) || cols.wants(B_URL) {
+        let mut r = Rng::new(seed, n, tag(T, B_CHANNEL));
+        let ch = channels();
+        let (name, url) = if r.below(HOT_CHANNELS_RATIO) > 0 {
+            let i = r.index(HOT_CHANNELS.len());
+            (HOT_CHANNELS[i], ch.hot_urls[i].as_str())
+        } else {
+            let c = r.index(NUM_CHANNELS);
+            (ch.names[c].as_str(), ch.urls[c].as_str())
+        };
+        cols.push_str(B_CHANNEL, name);
+        cols.push_str(B_URL, url);
+    }
+    cols.push(B_DATE_TIME, cfg.event_time_ms(n));
+    if let Some(b) = cols.text(B_EXTRA) {
+        let mut r = Rng::new(seed, n, tag(T, B_EXTRA));
+        // As in the reference, the size counts the four numeric-ish fields only.
+        append_extra(b, &mut r, 8 * 4, AVG_BID_BYTES);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generator.
+// ---------------------------------------------------------------------------------------------
+
+/// Generates one subtask's share of one Nexmark table as Arrow record batches.
+#[derive(Debug)]
+pub struct NexmarkGenerator {
+    config: NexmarkConfig,
+    /// The declared schema (output schema of every batch).
+    schema: SchemaRef,
+    /// The declared schema with every field nullable; only used if a narrowing cast produced
+    /// NULLs in a column declared NOT NULL.
+    nullable_schema: SchemaRef,
+    /// Declared column i -> table field index.
+    columns: Vec<usize>,
+    /// Which table fields are generated.
+    needed: Vec<bool>,
+    cols: Cols,
+    subtask: u64,
+    parallelism: u64,
+    /// Next global event number this subtask looks at (≡ subtask mod parallelism).
+    next: u64,
+    /// One past the last event number of the sequence (u64::MAX when unbounded).
+    limit: u64,
+    /// Events of any type passed over since construction or the last seek.
+    passed: u64,
+    /// False when this subtask's share of the sequence contains no event of the table.
+    share_has_rows: bool,
+    /// Max events of this subtask's share one batch spans (rate-limited mode).
+    span_cap: u64,
+}
+
+impl NexmarkGenerator {
+    /// `schema`: the columns the user declared in CREATE SOURCE. Each must name a field of the
+    /// table (Person: id, name, email_address, credit_card, city, state, date_time, extra; Auction:
+    /// id, item_name, description, initial_bid, reserve, date_time, expires, seller, category,
+    /// extra; Bid: auction, bidder, price, channel, url, date_time, extra), in any order/subset,
+    /// case-insensitive. Integer fields are generated as Int64, strings as Utf8,
+    /// date_time/expires as Timestamp(Millisecond, None); then each column is cast with arrow's
+    /// cast kernel to the declared type. Unknown column name or uncastable type -> Err naming the
+    /// column and listing valid names.
+    ///
+    /// Subtask `subtask` of `parallelism` generates the events `n` with
+    /// `n % parallelism == subtask`, emitting only those of `config.table`.
+    pub fn new(config: NexmarkConfig, schema: SchemaRef, subtask: usize, parallelism: usize) -> Result<NexmarkGenerator, String> {
+        if parallelism == 0 {
+            return Err("nexmark source: parallelism must be at least 1".to_string());
+        }
+        if subtask >= parallelism {
+            return Err(format!(
+                "nexmark source: subtask {subtask} out of range for parallelism {parallelism}"
+            ));
+        }
+        if config.events_per_second == 0 {
+            return Err("nexmark option 'events.per.second' must be a positive integer".into());
+        }
+        let table = config.table;
+        let defs = table.fields();
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        let mut needed = vec![false; defs.len()];
+        for field in schema.fields() {
+            let lower = field.name().to_ascii_lowercase();
+            let Some(idx) = defs.iter().position(|d| d.name == lower) else {
+                return Err(format!(
+                    "nexmark {} source has no column '{}'; valid columns are: {}",
+                    table.name(),
+                    field.name(),
+                    valid_names(table)
+                ));
+            };
+            let kind = defs[idx].kind;
+            if !castable(kind, field.data_type()) {
+                return Err(format!(
+                    "nexmark {} source: column '{}' is generated as {} and cannot be declared as \
+                     {}; valid columns are: {}",
+                    table.name(),
+                    field.name(),
+                    generated_type(kind),
+                    field.data_type(),
+                    valid_names(table)
+                ));
+            }
+            columns.push(idx);
+            needed[idx] = true;
+        }
+        let nullable_schema = Arc::new(Schema::new_with_metadata(
+            schema
+                .fields()
+                .iter()
+                .map(|f| Field::clone(f).with_nullable(true))
+                .collect::<Vec<_>>(),
+            schema.metadata().clone(),
+        ));
+        let bufs = needed
+            .iter()
+            .zip(defs)
+            .map(|(&want, def)| match (want, def.kind) {
+                (false, _) => Buf::Off,
+                (true, Kind::Str) => Buf::Str(StringBuilder::new()),
+                (true, _) => Buf::Int(Vec::new()),
+            })
+            .collect();
+
+        let subtask = subtask as u64;
+        let parallelism = parallelism as u64;
+        // n mod 50 over this subtask's share cycles within 50 steps.
+        let share_has_rows = (0..TOTAL_PROPORTION).any(|k| {
+            let residue = (subtask % TOTAL_PROPORTION + k * (parallelism % TOTAL_PROPORTION)) % TOTAL_PROPORTION;
+            NexmarkTable::of_event(residue) == table
+        });
+        let span_cap = if config.rate_limited {
+            (config.events_per_second / RATE_LIMITED_BATCHES_PER_SECOND / parallelism).max(1)
+        } else {
+            u64::MAX
+        };
+        let limit = config.max_events.filter(|&m| m > 0).unwrap_or(u64::MAX);
+        Ok(NexmarkGenerator {
+            config,
+            schema,
+            nullable_schema,
+            columns,
+            needed,
+            cols: Cols { bufs },
+            subtask,
+            parallelism,
+            next: subtask,
+            limit,
+            passed: 0,
+            share_has_rows,
+            span_cap,
+        })
+    }
+
+    /// Next batch of up to batch_size rows of the table, in event-number order; None when
+    /// max_events is reached (or when this subtask's share holds no event of the table at all,
+    /// which happens only for parallelism sharing a factor with 50 like 25 or 50).
+    ///
+    /// When `config.rate_limited`, a batch spans at most 1/100 s of this subtask's share of the
+    /// event sequence (but always holds at least one row), so that pacing stays smooth.
+    pub fn next_batch(&mut self) -> Option<RecordBatch> {
+        if !self.share_has_rows || self.next >= self.limit {
+            return None;
+        }
+        let batch_size = self.config.batch_size.max(1);
+        let capacity = batch_size.min(usize::try_from(self.span_cap).unwrap_or(usize::MAX));
+        self.prepare(capacity);
+
+        let table = self.config.table;
+        let mut rows = 0usize;
+        let mut span = 0u64;
+        while self.next < self.limit && rows < batch_size {
+            if span >= self.span_cap && rows > 0 {
+                break;
+            }
+            let n = self.next;
+            if NexmarkTable::of_event(n) == table {
+                match table {
+                    NexmarkTable::Person => gen_person(&self.config, &mut self.cols, n),
+                    NexmarkTable::Auction => gen_auction(&self.config, &mut self.cols, n),
+                    NexmarkTable::Bid => gen_bid(&self.config, &mut self.cols, n),
+                }
+                rows += 1;
+            }
+            self.next = self.next.saturating_add(self.parallelism);
+            self.passed += 1;
+            span += 1;
+        }
+        if rows == 0 {
+            return None;
+        }
+        self.finish(rows)
+    }
+
+    /// Next event number this subtask will look at (its position; used for checkpoints).
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// Resume at a position previously returned by position(). A position not in this subtask's
+    /// share is rounded up to the next one that is. Resets `events_passed` to 0.
+    pub fn seek(&mut self, position: u64) {
+        let rem = position % self.parallelism;
+        let ahead = (self.subtask + self.parallelism - rem) % self.parallelism;
+        self.next = position.saturating_add(ahead);
+        self.passed = 0;
+    }
+
+    /// Event time (epoch millis) of event number n.
+    pub fn event_time_ms(&self, n: u64) -> i64 {
+        self.config.event_time_ms(n)
+    }
+
+    /// Number of events of ANY type this subtask has passed over since it was created or last
+    /// seeked. This subtask passes over events at `events_per_second / parallelism` per second of
+    /// event time, so a caller pacing wall-clock time should not ask for the next batch before
+    /// `events_passed() * parallelism / events_per_second` seconds after it started (or seeked).
+    pub fn events_passed(&self) -> u64 {
+        self.passed
+    }
+
+    fn prepare(&mut self, capacity: usize) {
+        for ((buf, def), &want) in self.cols.bufs.iter_mut().zip(self.config.table.fields()).zip(&self.needed) {
+            if !want {
+                continue;
+            }
+            match buf {
+                Buf::Int(v) => v.reserve(capacity),
+                Buf::Str(b) => *b = StringBuilder::with_capacity(capacity, capacity * def.avg_len),
+                Buf::Off => {}
+            }
+        }
+    }
+
+    fn finish(&mut self, rows: usize) -> Option<RecordBatch> {
+        let defs = self.config.table.fields();
+        let built: Vec<Option<ArrayRef>> = self
+            .cols
+            .bufs
+            .iter_mut()
+            .zip(defs)
+            .map(|(buf, def)| match buf {
+                Buf::Off => None,
+                Buf::Int(v) => {
+                    let values = std::mem::take(v);
+                    Some(match def.kind {
+                        Kind::Ts => Arc::new(TimestampMillisecondArray::from(values)) as ArrayRef,
+                        _ => Arc::new(Int64Array::from(values)) as ArrayRef,
+                    })
+                }
+                Buf::Str(b) => Some(Arc::new(b.finish()) as ArrayRef),
+            })
+            .collect();
+
+        let mut out = Vec::with_capacity(self.columns.len());
+        for (i, &f) in self.columns.iter().enumerate() {
+            let target = self.schema.field(i).data_type();
+            let generated = built[f].clone()?;
+            out.push(convert(generated, defs[f].kind, target, rows));
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        RecordBatch::try_new_with_options(self.schema.clone(), out.clone(), &options)
+            .or_else(|_| RecordBatch::try_new_with_options(self.nullable_schema.clone(), out, &options))
+            .ok()
+    }
+}
+
+/// Casts a generated column to its declared type. Timestamps are epoch based (UTC): when the
+/// declared type has a time zone, the values are tagged with it rather than shifted.
+fn convert(array: ArrayRef, kind: Kind, target: &DataType, rows: usize) -> ArrayRef {
+    if array.data_type() == target {
+        return array;
+    }
+    let array = match (kind, target) {
+        (Kind::Ts, DataType::Timestamp(_, Some(tz))) => match array.as_primitive_opt::<TimestampMillisecondType>() {
+            Some(ts) => Arc::new(ts.clone().with_timezone(tz.clone())) as ArrayRef,
+            None => array,
+        },
+        _ => array,
+    };
+    if array.data_type() == target {
+        return array;
+    }
+    cast(&array, target).unwrap_or_else(|_| new_null_array(target, rows))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, StringArray, TimestampNanosecondArray};
+    use arrow::util::display::array_value_to_string;
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn config(table: &str, max_events: u64) -> NexmarkConfig {
+        let max = max_events.to_string();
+        NexmarkConfig::from_options(&opts(&[("nexmark.table", table), ("max.events", &max)])).expect("valid options")
+    }
+
+    fn full_schema(table: NexmarkTable) -> SchemaRef {
+        Arc::new(Schema::new(
+            table
+                .fields()
+                .iter()
+                .map(|d| Field::new(d.name, generated_type(d.kind), false))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    fn all_batches(mut g: NexmarkGenerator) -> Vec<RecordBatch> {
+        std::iter::from_fn(|| g.next_batch()).collect()
+    }
+
+    fn rows_as_strings(batches: &[RecordBatch]) -> Vec<String> {
+        let mut rows = Vec::new();
+        for b in batches {
+            for r in 0..b.num_rows() {
+                let cells: Vec<String> = b
+                    .columns()
+                    .iter()
+                    .map(|c| array_value_to_string(c, r).expect("displayable"))
+                    .collect();
+                rows.push(cells.join("|"));
+            }
+        }
+        rows
+    }
+
+    fn int_col(batches: &[RecordBatch], name: &str) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let col = b.column_by_name(name).expect("column");
+                col.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec()
+            })
+            .collect()
+    }
+
+    fn row_count(table: &str, max: u64) -> usize {
+        let cfg = config(table, max);
+        let schema = full_schema(cfg.table);
+        let g = NexmarkGenerator::new(cfg, schema, 0, 1).expect("generator");
+        all_batches(g).iter().map(|b| b.num_rows()).sum()
+    }
+
+    #[test]
+    fn proportions_1_3_46() {
+        assert_eq!(row_count("person", 5000), 100);
+        assert_eq!(row_count("auction", 5000), 300);
+        assert_eq!(row_count("bid", 5000), 4600);
+    }
+
+    #[test]
+    fn ids_start_at_1000_and_are_dense() {
+        let cfg = config("person", 5000);
+        let g = NexmarkGenerator::new(cfg.clone(), full_schema(cfg.table), 0, 1).expect("gen");
+        let ids = int_col(&all_batches(g), "id");
+        assert_eq!(ids, (1000..1100).collect::<Vec<_>>());
+
+        let cfg = config("auction", 5000);
+        let g = NexmarkGenerator::new(cfg.clone(), full_schema(cfg.table), 0, 1).expect("gen");
+        let batches = all_batches(g);
+        assert_eq!(int_col(&batches, "id"), (1000..1300).collect::<Vec<_>>());
+        for c in int_col(&batches, "category") {
+            assert!((10..15).contains(&c), "category {c}");
+        }
+        for s in int_col(&batches, "seller") {
+            assert!((1000..1110).contains(&s), "seller {s}");
+        }
+        let initial = int_col(&batches, "initial_bid");
+        let reserve = int_col(&batches, "reserve");
+        assert!(initial.iter().zip(&reserve).all(|(i, r)| r > i && *i >= 100));
+
+        let cfg = config("bid", 5000);
+        let g = NexmarkGenerator::new(cfg.clone(), full_schema(cfg.table), 0, 1).expect("gen");
+        let batches = all_batches(g);
+        assert!(int_col(&batches, "auction").iter().all(|&a| (1000..1310).contains(&a)));
+        assert!(int_col(&batches, "bidder").iter().all(|&b| (1000..1110).contains(&b)));
+    }
+
+    #[test]
+    fn union_independent_of_parallelism_and_batch_size() {
+        for table in ["person", "auction", "bid"] {
+            let cfg = config(table, 20_000);
+            let schema = full_schema(cfg.table);
+            let g = NexmarkGenerator::new(cfg.clone(), schema.clone(), 0, 1).expect("gen");
+            let mut single = rows_as_strings(&all_batches(g));
+            let mut union = Vec::new();
+            for s in 0..3 {
+                let mut c = cfg.clone();
+                c.batch_size = 7 + s;
+                let g = NexmarkGenerator::new(c, schema.clone(), s, 3).expect("gen");
+                union.extend(rows_as_strings(&all_batches(g)));
+            }
+            assert!(!single.is_empty());
+            single.sort();
+            union.sort();
+            assert_eq!(single, union, "table {table}");
+        }
+    }
+
+    #[test]
+    fn same_seed_same_rows_other_seed_other_rows() {
+        let cfg = config("bid", 2000);
+        let schema = full_schema(cfg.table);
+        let a = rows_as_strings(&all_batches(NexmarkGenerator::new(cfg.clone(), schema.clone(), 0, 1).expect("gen")));
+        let b = rows_as_strings(&all_batches(NexmarkGenerator::new(cfg.clone(), schema.clone(), 0, 1).expect("gen")));
+        assert_eq!(a, b);
+        let mut other = cfg;
+        other.seed = 42;
+        let c = rows_as_strings(&all_batches(NexmarkGenerator::new(other, schema, 0, 1).expect("gen")));
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn subset_of_columns_matches_full_rows() {
+        let cfg = config("auction", 3000);
+        let full = all_batches(NexmarkGenerator::new(cfg.clone(), full_schema(cfg.table), 0, 1).expect("gen"));
+        let subset = Arc::new(Schema::new(vec![
+            Field::new("Reserve", DataType::Int64, false),
+            Field::new("ID", DataType::Int64, false),
+        ]));
+        let part = all_batches(NexmarkGenerator::new(cfg, subset, 0, 1).expect("gen"));
+        assert_eq!(int_col(&full, "reserve"), int_col(&part, "Reserve"));
+        assert_eq!(int_col(&full, "id"), int_col(&part, "ID"));
+    }
+
+    #[test]
+    fn seek_resumes_identically() {
+        for (s, p) in [(0usize, 1usize), (1, 3)] {
+            let mut cfg = config("bid", 30_000);
+            cfg.batch_size = 500;
+            let schema = full_schema(cfg.table);
+            let mut g = NexmarkGenerator::new(cfg.clone(), schema.clone(), s, p).expect("gen");
+            let _first = g.next_batch().expect("batch");
+            let pos = g.position();
+            let rest = rows_as_strings(&all_batches(g));
+
+            let mut h = NexmarkGenerator::new(cfg, schema, s, p).expect("gen");
+            h.seek(pos);
+            assert_eq!(h.position(), pos);
+            assert_eq!(h.events_passed(), 0);
+            let resumed = rows_as_strings(&all_batches(h));
+            assert!(!rest.is_empty());
+            assert_eq!(rest, resumed);
+        }
+    }
+
+    #[test]
+    fn event_time_spacing() {
+        let cfg = NexmarkConfig::from_options(&opts(&[
+            ("nexmark.table", "person"),
+            ("events.per.second", "1000"),
+            ("max.events", "500"),
+        ]))
+        .expect("options");
+        assert!(cfg.rate_limited);
+        let g = NexmarkGenerator::new(cfg.clone(), full_schema(cfg.table), 0, 1).expect("gen");
+        assert_eq!(g.event_time_ms(0), DEFAULT_BASE_TIME_MS);
+        for n in [0u64, 1, 7, 999, 123_456] {
+            assert_eq!(g.event_time_ms(n + 1) - g.event_time_ms(n), 1);
+        }
+        let batches = all_batches(g);
+        let times: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column_by_name("date_time")
+                    .expect("col")
+                    .as_primitive::<TimestampMillisecondType>()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        let expected: Vec<i64> = (0..10).map(|i| DEFAULT_BASE_TIME_MS + 50 * i).collect();
+        assert_eq!(times, expected);
+
+        // Default rate: 10M events/s, i.e. 10,000 events per millisecond.
+        let cfg = config("bid", 0);
+        assert!(!cfg.rate_limited);
+        let g = NexmarkGenerator::new(cfg.clone(), full_schema(cfg.table), 0, 1).expect("gen");
+        assert_eq!(g.event_time_ms(9_999), DEFAULT_BASE_TIME_MS);
+        assert_eq!(g.event_time_ms(10_000), DEFAULT_BASE_TIME_MS + 1);
+        assert!(g.event_time_ms(u64::MAX) > DEFAULT_BASE_TIME_MS);
+    }
+
+    #[test]
+    fn rate_limited_batches_are_small_and_paced() {
+        let cfg = NexmarkConfig::from_options(&opts(&[("nexmark.table", "bid"), ("events.per.second", "10000")])).expect("options");
+        let mut g = NexmarkGenerator::new(cfg.clone(), full_schema(cfg.table), 0, 1).expect("g");
+        let b = g.next_batch().expect("batch");
+        assert!(b.num_rows() > 0 && b.num_rows() <= 100);
+        assert_eq!(g.events_passed(), 100);
+        assert_eq!(g.position(), 100);
+        // Sparse table: 100 events hold 2 persons.
+        let mut cfg = cfg;
+        cfg.table = NexmarkTable::Person;
+        let mut g = NexmarkGenerator::new(cfg.clone(), full_schema(cfg.table), 0, 1).expect("g");
+        for _ in 0..3 {
+            assert_eq!(g.next_batch().expect("batch").num_rows(), 2);
+        }
+        // Very low rate: the span cap is 1 event, but a batch still holds at least one row.
+        cfg.events_per_second = 10;
+        let mut g = NexmarkGenerator::new(cfg.clone(), full_schema(cfg.table), 0, 1).expect("g");
+        g.next_batch().expect("batch");
+        let b = g.next_batch().expect("batch");
+        assert_eq!(b.num_rows(), 1);
+        assert_eq!(g.position(), 51);
+        assert_eq!(g.events_passed(), 51);
+    }
+
+    #[test]
+    fn cast_to_declared_types() {
+        let cfg = config("bid", 1000);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("date_time", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new("price", DataType::Int32, true),
+            Field::new("auction", DataType::Int32, true),
+            Field::new("channel", DataType::Utf8View, true),
+            Field::new("DATE_TIME", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        ]));
+        let full = all_batches(NexmarkGenerator::new(cfg.clone(), full_schema(cfg.table), 0, 1).expect("gen"));
+        let cast_batches = all_batches(NexmarkGenerator::new(cfg, schema.clone(), 0, 1).expect("g"));
+        assert_eq!(cast_batches[0].schema(), schema);
+        let b = &cast_batches[0];
+        let ns = b.column(0).as_any().downcast_ref::<TimestampNanosecondArray>().expect("ns");
+        assert_eq!(ns.value(0), DEFAULT_BASE_TIME_MS * 1_000_000);
+        let price = b.column(1).as_any().downcast_ref::<Int32Array>().expect("i32");
+        let full_price = int_col(&full, "price");
+        assert_eq!(i64::from(price.value(0)), full_price[0]);
+        assert_eq!(price.null_count(), 0);
+        let us = b.column(4).as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        assert_eq!(us.value(0), DEFAULT_BASE_TIME_MS * 1000);
+    }
+
+    #[test]
+    fn errors_for_bad_columns_and_options() {
+        let cfg = config("bid", 10);
+        let bad = Arc::new(Schema::new(vec![Field::new("nope", DataType::Int64, true)]));
+        let err = NexmarkGenerator::new(cfg.clone(), bad, 0, 1).expect_err("unknown column");
+        assert!(err.contains("nope") && err.contains("auction, bidder, price"), "{err}");
+        let bad = Arc::new(Schema::new(vec![Field::new("channel", DataType::Int64, true)]));
+        let err = NexmarkGenerator::new(cfg.clone(), bad, 0, 1).expect_err("bad type");
+        assert!(err.contains("channel"), "{err}");
+        assert!(NexmarkGenerator::new(cfg, full_schema(NexmarkTable::Bid), 3, 3).is_err());
+
+        let err = NexmarkConfig::from_options(&opts(&[("nexmark.table", "bid"), ("colour", "x")])).expect_err("unknown option");
+        assert!(err.contains("colour") && err.contains("events.per.second"), "{err}");
+        let err = NexmarkConfig::from_options(&opts(&[("nexmark.table", "bids?")])).expect_err("bad table");
+        assert!(err.contains("nexmark.table"), "{err}");
+        let err = NexmarkConfig::from_options(&opts(&[("nexmark.table", "bid"), ("seed", "-1")])).expect_err("bad seed");
+        assert!(err.contains("seed"), "{err}");
+        let err = NexmarkConfig::from_options(&opts(&[("nexmark.table", "bid"), ("events.per.second", "0")])).expect_err("zero rate");
+        assert!(err.contains("events.per.second"), "{err}");
+        let err = NexmarkConfig::from_options(&opts(&[("seed", "1")])).expect_err("no table");
+        assert!(err.contains("nexmark.table"), "{err}");
+        let err = NexmarkConfig::from_options(&opts(&[("nexmark.table", "bid"), ("batch.size", "0")])).expect_err("zero batch");
+        assert!(err.contains("batch.size"), "{err}");
+    }
+
+    #[test]
+    fn option_parsing() {
+        let cfg = NexmarkConfig::from_options(&opts(&[
+            ("nexmark.table", "Auction"),
+            ("seed", "7"),
+            ("max.events", "1_000"),
+            ("batch.size", "10"),
+            ("base.time", "2024-01-01 00:00:00"),
+        ]))
+        .expect("options");
+        assert_eq!(cfg.table, NexmarkTable::Auction);
+        assert_eq!(cfg.seed, 7);
+        assert_eq!(cfg.max_events, Some(1000));
+        assert_eq!(cfg.batch_size, 10);
+        assert_eq!(cfg.base_time_ms, 1_704_067_200_000);
+        assert!(!cfg.rate_limited);
+        assert_eq!(cfg.events_per_second, DEFAULT_EVENTS_PER_SECOND);
+        let cfg =
+            NexmarkConfig::from_options(&opts(&[("nexmark.table", "person"), ("max.events", "0"), ("base.time", "123")])).expect("options");
+        assert_eq!(cfg.max_events, None);
+        assert_eq!(cfg.base_time_ms, 123);
+    }
+
+    #[test]
+    fn hot_auction_ratio_about_half() {
+        let cfg = config("bid", 50_000);
+        let schema = Arc::new(Schema::new(vec![Field::new("auction", DataType::Int64, false)]));
+        let auctions = int_col(&all_batches(NexmarkGenerator::new(cfg, schema, 0, 1).expect("gen")), "auction");
+        let bid_events = (0..50_000u64).filter(|&n| NexmarkTable::of_event(n) == NexmarkTable::Bid);
+        let mut hot = 0usize;
+        let mut total = 0usize;
+        for (n, a) in bid_events.zip(&auctions) {
+            let hot_id = (last_base0_auction_id(n) / HOT_BLOCK) * HOT_BLOCK + FIRST_AUCTION_ID;
+            total += 1;
+            if *a == hot_id {
+                hot += 1;
+            }
+        }
+        assert_eq!(total, auctions.len());
+        let ratio = hot as f64 / total as f64;
+        assert!((0.47..0.56).contains(&ratio), "hot ratio {ratio}");
+    }
+
+    #[test]
+    fn average_sizes_near_reference() {
+        fn avg_size(table: &str) -> f64 {
+            let cfg = config(table, 50_000);
+            let batches = all_batches(NexmarkGenerator::new(cfg.clone(), full_schema(cfg.table), 0, 1).expect("gen"));
+            let mut bytes = 0usize;
+            let mut rows = 0usize;
+            for b in &batches {
+                rows += b.num_rows();
+                for c in b.columns() {
+                    bytes += match c.as_any().downcast_ref::<StringArray>() {
+                        Some(s) => s.value_data().len(),
+                        None => 8 * c.len(),
+                    };
+                }
+            }
+            bytes as f64 / rows as f64
+        }
+        let p = avg_size("person");
+        let a = avg_size("auction");
+        let b = avg_size("bid");
+        assert!((180.0..230.0).contains(&p), "person {p}");
+        assert!((470.0..540.0).contains(&a), "auction {a}");
+        // Bids also carry channel and url on top of the reference's 100-byte padding target.
+        assert!((100.0..220.0).contains(&b), "bid {b}");
+    }
+
+    #[test]
+    fn expires_after_date_time() {
+        let mut cfg = config("auction", 5000);
+        cfg.events_per_second = 1000;
+        let batches = all_batches(NexmarkGenerator::new(cfg.clone(), full_schema(cfg.table), 0, 1).expect("gen"));
+        let ts = |name: &str| -> Vec<i64> {
+            batches
+                .iter()
+                .flat_map(|b| {
+                    b.column_by_name(name)
+                        .expect("col")
+                        .as_primitive::<TimestampMillisecondType>()
+                        .values()
+                        .to_vec()
+                })
+                .collect()
+        };
+        let (dt, ex) = (ts("date_time"), ts("expires"));
+        let lengths: Vec<i64> = dt.iter().zip(&ex).map(|(d, e)| e - d).collect();
+        assert!(lengths.iter().all(|&l| l >= 1));
+        // Horizon is 1666 events = 1666 ms at 1000 events/s; mean length ≈ horizon.
+        let mean = lengths.iter().sum::<i64>() as f64 / lengths.len() as f64;
+        assert!((1300.0..2000.0).contains(&mean), "mean auction length {mean}");
+    }
+
+    #[test]
+    fn empty_share_and_zero_columns() {
+        // With parallelism 50, subtask 1 only sees auction events: no bids, no persons.
+        let cfg = config("person", 0);
+        let mut g = NexmarkGenerator::new(cfg, full_schema(NexmarkTable::Person), 1, 50).expect("gen");
+        assert!(g.next_batch().is_none());
+        // No declared columns: batches still carry the row count.
+        let cfg = config("bid", 100);
+        let mut g = NexmarkGenerator::new(cfg, Arc::new(Schema::empty()), 0, 1).expect("gen");
+        assert_eq!(g.next_batch().expect("batch").num_rows(), 92);
+        assert!(g.next_batch().is_none());
+    }
+}

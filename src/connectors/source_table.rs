@@ -1,0 +1,80 @@
+//! A source as DataFusion sees it. Batch queries read bounded sources to the end (unpaced); an
+//! unbounded source can only be read by a job. The streaming planner downcasts to `SourceTable` to
+//! find the source definition.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session as DfSession;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::catalog::{SourceDef, schema_of};
+use crate::connectors::{is_bounded, open_source};
+use crate::error::{Error, Result};
+
+#[derive(Debug)]
+pub struct SourceTable {
+    pub def: SourceDef,
+    schema: SchemaRef,
+}
+
+impl SourceTable {
+    pub fn new(def: SourceDef) -> Result<Self> {
+        Ok(SourceTable {
+            schema: schema_of(&def.columns)?,
+            def,
+        })
+    }
+
+    async fn read_all(&self) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+        if !is_bounded(&self.def)? {
+            return Err(Error::invalid_state(format!(
+                "source '{}' is unbounded; read it from a job (CREATE JOB), or bound it (max.events / number-of-rows) to query it directly",
+                self.def.name
+            )));
+        }
+        let columns: Vec<usize> = (0..self.def.columns.len()).collect();
+        let mut source = open_source(&self.def, &columns, 0, 1, false)?;
+        let mut batches = Vec::new();
+        while let Some(batch) = source.next_batch().await? {
+            batches.push(batch);
+        }
+        Ok(batches)
+    }
+}
+
+#[async_trait]
+impl TableProvider for SourceTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+    async fn scan(
+        &self,
+        _state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let batches = self.read_all().await?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[batches],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// The argument a source column reference must satisfy: exists and is a TIMESTAMP.
+pub fn time_column_index(def: &SourceDef, column: &str) -> Result<usize> {
+    def.columns
+        .iter()
+        .position(|c| c.name.eq_ignore_ascii_case(column))
+        .ok_or_else(|| Error::not_found("column", &format!("{}.{column}", def.name)))
+}

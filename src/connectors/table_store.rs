@@ -1,0 +1,241 @@
+//! Result tables stored in Weir: one RocksDB instance (WAL on: this is data users read) holding every
+//! stored table. A row's key is the table id then its primary key (Arrow row encoding, so keys sort
+//! like SQL values), or a generated row id for tables without a primary key; the value is the whole
+//! row, row-encoded. `StoredTable` makes a table visible to DataFusion; `StoredTableSink` writes it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::catalog::Session as DfSession;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch};
+
+use crate::catalog::{TableDef, schema_of};
+use crate::error::{Error, Result};
+use crate::graph::SinkMode;
+use crate::runtime::Sink;
+
+pub struct TableStore {
+    db: DB,
+    /// Next generated row id per append-only table, found on first use by seeking the table's last key.
+    row_ids: Mutex<HashMap<u32, u64>>,
+}
+
+const SCAN_BATCH_ROWS: usize = 8192;
+
+impl TableStore {
+    pub fn open(dir: &Path) -> Result<Arc<Self>> {
+        std::fs::create_dir_all(dir)?;
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        let db = DB::open(&options, dir).map_err(|e| Error::internal(format!("cannot open the table store in {}: {e}", dir.display())))?;
+        Ok(Arc::new(TableStore {
+            db,
+            row_ids: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    fn prefix(table_id: u32) -> [u8; 4] {
+        table_id.to_be_bytes()
+    }
+
+    /// Reserves `n` row ids for an append-only table.
+    fn reserve_row_ids(&self, table_id: u32, n: u64) -> Result<u64> {
+        let mut ids = self.row_ids.lock().map_err(|_| Error::internal("table store lock poisoned"))?;
+        let next = match ids.get(&table_id) {
+            Some(next) => *next,
+            None => {
+                let end = (table_id + 1).to_be_bytes();
+                let last = self.db.iterator(IteratorMode::From(&end, Direction::Reverse)).next().transpose()?;
+                match last {
+                    Some((key, _)) if key.starts_with(&Self::prefix(table_id)) && key.len() == 12 => {
+                        u64::from_be_bytes(key[4..12].try_into().map_err(|_| Error::internal("bad row id"))?) + 1
+                    }
+                    _ => 0,
+                }
+            }
+        };
+        ids.insert(table_id, next + n);
+        Ok(next)
+    }
+
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        Ok(self.db.write(batch)?)
+    }
+
+    /// Every row of a table, in key order.
+    pub fn scan(&self, table: &TableDef) -> Result<Vec<RecordBatch>> {
+        let schema = schema_of(&table.columns)?;
+        let converter = row_converter(&schema)?;
+        let parser = converter.parser();
+        let prefix = Self::prefix(table.id);
+        let mut batches = Vec::new();
+        let mut values: Vec<Box<[u8]>> = Vec::new();
+        let mut flush = |values: &mut Vec<Box<[u8]>>| -> Result<()> {
+            if !values.is_empty() {
+                let columns = converter.convert_rows(values.iter().map(|v| parser.parse(v)))?;
+                batches.push(RecordBatch::try_new(schema.clone(), columns)?);
+                values.clear();
+            }
+            Ok(())
+        };
+        for item in self.db.iterator(IteratorMode::From(&prefix, Direction::Forward)) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            values.push(value);
+            if values.len() == SCAN_BATCH_ROWS {
+                flush(&mut values)?;
+            }
+        }
+        flush(&mut values)?;
+        Ok(batches)
+    }
+
+    pub fn drop_table(&self, table_id: u32) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range(Self::prefix(table_id), (table_id + 1).to_be_bytes());
+        self.db.write(batch)?;
+        if let Ok(mut ids) = self.row_ids.lock() {
+            ids.remove(&table_id);
+        }
+        Ok(())
+    }
+}
+
+fn row_converter(schema: &Schema) -> Result<RowConverter> {
+    Ok(RowConverter::new(
+        schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect(),
+    )?)
+}
+
+pub struct StoredTableSink {
+    store: Arc<TableStore>,
+    table_id: u32,
+    schema: SchemaRef,
+    /// Indices of the primary key columns; empty: rows are appended under generated ids.
+    key_columns: Vec<usize>,
+    key_converter: RowConverter,
+    row_converter: RowConverter,
+}
+
+impl StoredTableSink {
+    pub fn new(store: Arc<TableStore>, table: &TableDef, mode: SinkMode) -> Result<Self> {
+        let schema = schema_of(&table.columns)?;
+        let key_columns = table
+            .primary_key
+            .iter()
+            .map(|k| {
+                schema
+                    .index_of(k)
+                    .map_err(|_| Error::internal(format!("primary key column {k} missing")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if mode == SinkMode::Upsert && key_columns.is_empty() {
+            return Err(Error::internal("an upsert sink needs a primary key"));
+        }
+        let key_schema = schema.project(&key_columns)?;
+        Ok(StoredTableSink {
+            store,
+            table_id: table.id,
+            key_converter: row_converter(&key_schema)?,
+            row_converter: row_converter(&schema)?,
+            schema,
+            key_columns,
+        })
+    }
+}
+
+impl Sink for StoredTableSink {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
+            .map_err(|e| Error::internal(format!("sink batch does not match the table: {e}")))?;
+        let rows = self.row_converter.convert_columns(batch.columns())?;
+        let prefix = TableStore::prefix(self.table_id);
+        let mut write = WriteBatch::default();
+        if self.key_columns.is_empty() {
+            let first = self.store.reserve_row_ids(self.table_id, batch.num_rows() as u64)?;
+            for (i, row) in rows.iter().enumerate() {
+                let mut key = prefix.to_vec();
+                key.extend_from_slice(&(first + i as u64).to_be_bytes());
+                write.put(key, row.as_ref());
+            }
+        } else {
+            let key_arrays: Vec<_> = self.key_columns.iter().map(|i| batch.column(*i).clone()).collect();
+            let keys = self.key_converter.convert_columns(&key_arrays)?;
+            for (key_row, row) in keys.iter().zip(rows.iter()) {
+                let mut key = prefix.to_vec();
+                key.extend_from_slice(key_row.as_ref());
+                write.put(key, row.as_ref());
+            }
+        }
+        self.store.write(write)
+    }
+}
+
+/// A stored result table as DataFusion sees it.
+#[derive(Debug)]
+pub struct StoredTable {
+    pub def: TableDef,
+    schema: SchemaRef,
+    store: Arc<TableStore>,
+}
+
+impl StoredTable {
+    pub fn new(def: TableDef, store: Arc<TableStore>) -> Result<Self> {
+        Ok(StoredTable {
+            schema: schema_of(&def.columns)?,
+            def,
+            store,
+        })
+    }
+}
+
+impl std::fmt::Debug for TableStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TableStore")
+    }
+}
+
+#[async_trait]
+impl TableProvider for StoredTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+    async fn scan(
+        &self,
+        _state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let batches = match self.def.connector {
+            crate::catalog::TableConnector::Stored => self.store.scan(&self.def)?,
+            other => {
+                return Err(Error::invalid_state(format!(
+                    "table '{}' is a '{}' sink and keeps no rows to query",
+                    self.def.name,
+                    other.name()
+                ))
+                .into());
+            }
+        };
+        Ok(MemorySourceConfig::try_new_exec(
+            &[batches],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}

@@ -1,0 +1,189 @@
+//! The one error type of Weir. Every error is either the user's (bad SQL, unknown names, bad options:
+//! the message says what to do) or internal (I/O, RocksDB, bugs). Front ends map it to SQLSTATE.
+
+use std::fmt;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of mistake a user error is; decides the SQLSTATE a Postgres client sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserErrorKind {
+    /// SQL that does not parse (42601).
+    Syntax,
+    /// A name that does not exist (42P01).
+    UndefinedObject,
+    /// A name that is taken (42P07).
+    DuplicateObject,
+    /// A column or expression of the wrong type (42804).
+    DatatypeMismatch,
+    /// A valid statement Weir does not support yet (0A000).
+    FeatureNotSupported,
+    /// A bad option, setting or argument value (22023).
+    InvalidParameter,
+    /// Something that cannot be done in the current state, e.g. dropping a source a job reads (55000).
+    InvalidState,
+    /// A source file that cannot be read (58P01).
+    ExternalData,
+    /// A job failed (XX000 is internal; this is 57000, operator intervention).
+    JobFailed,
+    /// Any other error in a query (42000).
+    Other,
+}
+
+impl UserErrorKind {
+    pub fn sqlstate(self) -> &'static str {
+        match self {
+            UserErrorKind::Syntax => "42601",
+            UserErrorKind::UndefinedObject => "42P01",
+            UserErrorKind::DuplicateObject => "42P07",
+            UserErrorKind::DatatypeMismatch => "42804",
+            UserErrorKind::FeatureNotSupported => "0A000",
+            UserErrorKind::InvalidParameter => "22023",
+            UserErrorKind::InvalidState => "55000",
+            UserErrorKind::ExternalData => "58P01",
+            UserErrorKind::JobFailed => "57000",
+            UserErrorKind::Other => "42000",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user's mistake; `message` tells them what is wrong and, where it can, what to do.
+    #[error("{message}")]
+    User { kind: UserErrorKind, message: String },
+    /// Weir's or the machine's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn user(kind: UserErrorKind, message: impl fmt::Display) -> Self {
+        Error::User {
+            kind,
+            message: message.to_string(),
+        }
+    }
+    pub fn syntax(message: impl fmt::Display) -> Self {
+        Self::user(UserErrorKind::Syntax, message)
+    }
+    pub fn not_found(what: &str, name: &str) -> Self {
+        Self::user(UserErrorKind::UndefinedObject, format!("{what} '{name}' does not exist"))
+    }
+    pub fn already_exists(what: &str, name: &str) -> Self {
+        Self::user(UserErrorKind::DuplicateObject, format!("{what} '{name}' already exists"))
+    }
+    pub fn unsupported(message: impl fmt::Display) -> Self {
+        Self::user(UserErrorKind::FeatureNotSupported, message)
+    }
+    pub fn invalid(message: impl fmt::Display) -> Self {
+        Self::user(UserErrorKind::InvalidParameter, message)
+    }
+    pub fn type_mismatch(message: impl fmt::Display) -> Self {
+        Self::user(UserErrorKind::DatatypeMismatch, message)
+    }
+    pub fn invalid_state(message: impl fmt::Display) -> Self {
+        Self::user(UserErrorKind::InvalidState, message)
+    }
+    pub fn internal(message: impl fmt::Display) -> Self {
+        Error::Internal(message.to_string())
+    }
+
+    pub fn is_user(&self) -> bool {
+        matches!(self, Error::User { .. })
+    }
+
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Error::User { kind, .. } => kind.sqlstate(),
+            Error::Internal(_) => "XX000",
+        }
+    }
+
+    /// Prefixes the message with context, keeping the kind.
+    pub fn context(self, context: impl fmt::Display) -> Self {
+        match self {
+            Error::User { kind, message } => Error::User {
+                kind,
+                message: format!("{context}: {message}"),
+            },
+            Error::Internal(message) => Error::Internal(format!("{context}: {message}")),
+        }
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        use datafusion::error::DataFusionError as D;
+        match e {
+            D::SQL(e, _) => Error::syntax(e),
+            D::Plan(m) => Error::user(UserErrorKind::Other, m),
+            D::SchemaError(e, _) => Error::user(UserErrorKind::Other, e),
+            D::NotImplemented(m) => Error::unsupported(format!("not supported: {m}")),
+            D::Execution(m) => Error::user(UserErrorKind::Other, m),
+            D::Context(c, inner) => Error::from(*inner).context(c),
+            D::ArrowError(e, _) => Error::from(*e),
+            D::External(e) => match e.downcast::<Error>() {
+                Ok(weir) => *weir,
+                Err(other) => Error::user(UserErrorKind::Other, other),
+            },
+            D::Diagnostic(_, inner) => Error::from(*inner),
+            D::Shared(shared) => Error::user(UserErrorKind::Other, shared),
+            D::IoError(e) => Error::internal(e),
+            other => Error::internal(other),
+        }
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        use datafusion::arrow::error::ArrowError as A;
+        match e {
+            A::CastError(m) | A::ParseError(m) | A::CsvError(m) | A::JsonError(m) | A::InvalidArgumentError(m) => {
+                Error::user(UserErrorKind::ExternalData, m)
+            }
+            A::ComputeError(m) => Error::user(UserErrorKind::Other, m),
+            A::DivideByZero => Error::user(UserErrorKind::Other, "division by zero"),
+            A::ArithmeticOverflow(m) => Error::user(UserErrorKind::Other, format!("arithmetic overflow: {m}")),
+            A::ExternalError(e) => match e.downcast::<Error>() {
+                Ok(weir) => *weir,
+                Err(other) => Error::internal(other),
+            },
+            other => Error::internal(other),
+        }
+    }
+}
+
+impl From<sqlparser::parser::ParserError> for Error {
+    fn from(e: sqlparser::parser::ParserError) -> Self {
+        use sqlparser::parser::ParserError as P;
+        match e {
+            P::ParserError(m) | P::TokenizerError(m) => Error::syntax(format!("syntax error: {m}")),
+            P::RecursionLimitExceeded => Error::syntax("syntax error: statement nested too deeply"),
+        }
+    }
+}
+
+impl From<rocksdb::Error> for Error {
+    fn from(e: rocksdb::Error) -> Self {
+        Error::internal(format!("RocksDB: {e}"))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::internal(format!("I/O: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::internal(format!("JSON: {e}"))
+    }
+}
+
+impl From<Error> for datafusion::error::DataFusionError {
+    fn from(e: Error) -> Self {
+        datafusion::error::DataFusionError::External(Box::new(e))
+    }
+}

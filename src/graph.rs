@@ -1,0 +1,237 @@
+//! `JobGraph`: the operator graph a job runs, as the planner lowers it and `EXPLAIN CREATE JOB` prints it.
+//! Plain data plus DataFusion physical expressions; the job manager turns it into tasks.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::physical_expr::PhysicalExpr;
+
+use crate::catalog::{SourceDef, TableDef};
+use crate::message::EventTime;
+
+/// Key groups per job: the unit in which keyed state is partitioned and later rescaled (DESIGN §4).
+pub const MAX_PARALLELISM: usize = 128;
+
+pub type PhysicalExprRef = Arc<dyn PhysicalExpr>;
+
+#[derive(Debug, Clone)]
+pub struct JobGraph {
+    pub operators: Vec<OperatorNode>,
+    pub edges: Vec<Edge>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OperatorNode {
+    /// Stable identity of the operator, used to match state on restore.
+    pub uid: String,
+    pub parallelism: usize,
+    pub spec: OperatorSpec,
+    /// Schema of the batches this operator emits.
+    pub output_schema: SchemaRef,
+}
+
+#[derive(Debug, Clone)]
+pub struct Edge {
+    pub from: usize,
+    pub to: usize,
+    pub kind: EdgeKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum EdgeKind {
+    /// Subtask i feeds subtask i (the two operators are chained in one task).
+    Forward,
+    /// Rows are routed by the key group of these expressions, evaluated on the upstream output.
+    Hash(Vec<PhysicalExprRef>),
+}
+
+#[derive(Debug, Clone)]
+pub enum OperatorSpec {
+    Source(SourceSpec),
+    WatermarkAssigner(WatermarkSpec),
+    Filter { predicate: PhysicalExprRef },
+    Project { exprs: Vec<PhysicalExprRef> },
+    WindowAggregate(WindowAggregateSpec),
+    UpdatingAggregate(AggregateSpec),
+    Sink(SinkSpec),
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    pub def: SourceDef,
+    /// Indices into the declared columns that the source produces (the rest are never generated).
+    pub columns: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatermarkSpec {
+    /// Index of the event-time column in the input batches.
+    pub time_column: usize,
+    pub delay_nanos: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    Tumble { size: EventTime },
+    Hop { slide: EventTime, size: EventTime },
+    Session { gap: EventTime },
+}
+
+impl fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WindowKind::Tumble { size } => write!(f, "TUMBLE(size={})", Nanos(*size)),
+            WindowKind::Hop { slide, size } => {
+                write!(f, "HOP(slide={}, size={})", Nanos(*slide), Nanos(*size))
+            }
+            WindowKind::Session { gap } => write!(f, "SESSION(gap={})", Nanos(*gap)),
+        }
+    }
+}
+
+/// Prints a nanosecond duration in the largest exact unit.
+pub struct Nanos(pub i64);
+
+impl fmt::Display for Nanos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(i64, &str); 5] = [
+            (86_400_000_000_000, "d"),
+            (3_600_000_000_000, "h"),
+            (60_000_000_000, "min"),
+            (1_000_000_000, "s"),
+            (1_000_000, "ms"),
+        ];
+        for (nanos, unit) in UNITS {
+            if self.0 != 0 && self.0 % nanos == 0 {
+                return write!(f, "{}{unit}", self.0 / nanos);
+            }
+        }
+        write!(f, "{}ns", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateKind {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+}
+
+#[derive(Debug, Clone)]
+pub struct AggregateCall {
+    pub kind: AggregateKind,
+    /// The argument, evaluated on the aggregate's input; `COUNT(*)` counts a non-null literal.
+    pub arg: PhysicalExprRef,
+    pub distinct: bool,
+    pub output_type: DataType,
+    /// As DataFusion names it, e.g. `count(Int64(1))`, for EXPLAIN.
+    pub display: String,
+}
+
+/// Grouping and aggregates shared by the windowed and the updating aggregate.
+#[derive(Debug, Clone)]
+pub struct AggregateSpec {
+    /// GROUP BY expressions other than the window columns, evaluated on the input.
+    pub keys: Vec<PhysicalExprRef>,
+    pub aggregates: Vec<AggregateCall>,
+    /// Where each output column comes from, in output order.
+    pub outputs: Vec<AggregateOutput>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateOutput {
+    Key(usize),
+    WindowStart,
+    WindowEnd,
+    Aggregate(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct WindowAggregateSpec {
+    pub window: WindowKind,
+    /// Input column carrying each row's event time (a TIMESTAMP).
+    pub time_column: usize,
+    pub aggregate: AggregateSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkMode {
+    /// Every row is a new row (windowed results, projections).
+    Append,
+    /// Every row replaces the row with the same primary key (an updating aggregate's changelog).
+    Upsert,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkSpec {
+    pub table: TableDef,
+    pub mode: SinkMode,
+}
+
+impl OperatorSpec {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            OperatorSpec::Source(_) => "source",
+            OperatorSpec::WatermarkAssigner(_) => "watermark-assigner",
+            OperatorSpec::Filter { .. } => "filter",
+            OperatorSpec::Project { .. } => "project",
+            OperatorSpec::WindowAggregate(_) => "window-aggregate",
+            OperatorSpec::UpdatingAggregate(_) => "updating-aggregate",
+            OperatorSpec::Sink(_) => "sink",
+        }
+    }
+
+    fn describe(&self) -> String {
+        let list = |exprs: &[PhysicalExprRef]| exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ");
+        let aggs = |spec: &AggregateSpec| spec.aggregates.iter().map(|a| a.display.clone()).collect::<Vec<_>>().join(", ");
+        match self {
+            OperatorSpec::Source(s) => {
+                format!("Source: {} (connector={})", s.def.name, s.def.connector)
+            }
+            OperatorSpec::WatermarkAssigner(w) => format!("WatermarkAssigner: column #{} - {}", w.time_column, Nanos(w.delay_nanos)),
+            OperatorSpec::Filter { predicate } => format!("Filter: {predicate}"),
+            OperatorSpec::Project { exprs } => format!("Project: {}", list(exprs)),
+            OperatorSpec::WindowAggregate(w) => format!(
+                "WindowAggregate: {} on column #{}, keys=[{}], aggregates=[{}]",
+                w.window,
+                w.time_column,
+                list(&w.aggregate.keys),
+                aggs(&w.aggregate)
+            ),
+            OperatorSpec::UpdatingAggregate(a) => {
+                format!("UpdatingAggregate: keys=[{}], aggregates=[{}]", list(&a.keys), aggs(a))
+            }
+            OperatorSpec::Sink(s) => format!(
+                "Sink: {} (connector={}, {})",
+                s.table.name,
+                s.table.connector.name(),
+                match s.mode {
+                    SinkMode::Append => "append",
+                    SinkMode::Upsert => "upsert",
+                }
+            ),
+        }
+    }
+}
+
+impl fmt::Display for JobGraph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for op in &self.operators {
+            writeln!(f, "[{}] {} parallelism={}", op.uid, op.spec.describe(), op.parallelism)?;
+        }
+        for edge in &self.edges {
+            let (from, to) = (&self.operators[edge.from].uid, &self.operators[edge.to].uid);
+            match &edge.kind {
+                EdgeKind::Forward => writeln!(f, "{from} -> {to}: FORWARD")?,
+                EdgeKind::Hash(keys) => {
+                    let keys = keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
+                    writeln!(f, "{from} -> {to}: HASH[{keys}]")?
+                }
+            }
+        }
+        Ok(())
+    }
+}

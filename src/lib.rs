@@ -1,0 +1,18 @@
+//! Weir: a streaming SQL database. See DESIGN.md for the map; `Session::execute` is the way in.
+
+pub mod catalog;
+pub mod connectors;
+pub mod error;
+pub mod format;
+pub mod graph;
+pub mod job;
+pub mod message;
+pub mod operators;
+pub mod planner;
+pub mod repl;
+pub mod runtime;
+pub mod session;
+pub mod state;
+
+pub use error::{Error, Result};
+pub use session::{Database, Output, Session};

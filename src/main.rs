@@ -1,0 +1,70 @@
+//! The `weir` command: the REPL (default) and `weir run FILE.sql`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use weir::Session;
+use weir::format::{OutputFormat, render};
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "Weir: a streaming SQL database")]
+struct Cli {
+    /// Where the catalog, state and result tables live.
+    #[arg(long, global = true, default_value = "./weir-data")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Interactive SQL shell (the default).
+    Repl,
+    /// Run a SQL script and print each statement's result.
+    Run {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("WEIR_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ERROR: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let session = Session::open(&cli.data_dir)?;
+        match cli.command.unwrap_or(Command::Repl) {
+            Command::Repl => weir::repl::run(session, cli.data_dir.join("history.txt")).await,
+            Command::Run { file, format } => {
+                let sql =
+                    std::fs::read_to_string(&file).map_err(|e| weir::Error::invalid(format!("cannot read {}: {e}", file.display())))?;
+                session
+                    .execute_script(&sql, |output| match render(&output, format) {
+                        Ok(text) => print!("{text}"),
+                        Err(e) => eprintln!("ERROR: {e}"),
+                    })
+                    .await
+            }
+        }
+    });
+    // Jobs still running are stopped with the runtime.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! What flows along the edges of a running job: data, event-time progress, barriers, end of stream.
+
+use datafusion::arrow::record_batch::RecordBatch;
+
+/// Event time in nanoseconds since the epoch (the unit of every watermark and window bound).
+pub type EventTime = i64;
+
+/// The watermark that closes everything: a bounded source sends it before `End`.
+pub const FINAL_WATERMARK: EventTime = i64::MAX;
+
+#[derive(Debug, Clone)]
+pub enum Message {
+    Data(RecordBatch),
+    /// No row with an event time below this will follow on this channel.
+    Watermark(EventTime),
+    /// Marks the cut of checkpoint `checkpoint_id` in the stream (Chandy-Lamport).
+    Barrier(Barrier),
+    /// The channel carries nothing more.
+    End,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Barrier {
+    pub checkpoint_id: u64,
+    pub kind: BarrierKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BarrierKind {
+    Checkpoint,
+    Savepoint,
+}

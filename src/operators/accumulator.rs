@@ -1,0 +1,507 @@
+//! Aggregate accumulators: one `AggregateFunction` per aggregate call, one `AccumulatorState` per
+//! group. MIN, MAX and COUNT(DISTINCT) work on Arrow's row encoding of the argument, which is
+//! order-preserving for every type, so one code path serves strings, timestamps and numbers alike.
+//! States merge (panes of a hopping window, partial states spilled to the backend) and serialize
+//! to bytes for the state backend.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, Float64Array, Int64Array, UInt64Array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, Schema, UInt64Type};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::row::{RowConverter, SortField};
+
+use crate::error::{Error, Result};
+use crate::graph::{AggregateCall, AggregateKind};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccumulatorState {
+    Count(i64),
+    SumInt(Option<i64>),
+    SumUInt(Option<u64>),
+    SumFloat(Option<f64>),
+    SumDecimal(Option<i128>),
+    Avg {
+        sum: f64,
+        count: i64,
+    },
+    /// Row-encoded smallest / largest non-null value.
+    Min(Option<Box<[u8]>>),
+    Max(Option<Box<[u8]>>),
+    /// Row-encoded distinct non-null values.
+    Distinct(HashSet<Box<[u8]>>),
+}
+
+/// How an aggregate call accumulates, fixed by its kind and argument type at operator start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Count,
+    CountDistinct,
+    SumInt,
+    SumUInt,
+    SumFloat,
+    SumDecimal,
+    Avg,
+    Min,
+    Max,
+}
+
+pub struct AggregateFunction {
+    pub call: AggregateCall,
+    method: Method,
+    arg_type: DataType,
+    /// Row encoding of the argument (MIN, MAX, COUNT DISTINCT).
+    converter: Option<RowConverter>,
+}
+
+impl AggregateFunction {
+    pub fn new(call: &AggregateCall, input_schema: &Schema) -> Result<Self> {
+        let arg_type = call.arg.data_type(input_schema)?;
+        let unsupported = || Error::unsupported(format!("aggregate {} over {arg_type} is not supported yet", call.display));
+        if call.distinct && call.kind != AggregateKind::Count {
+            return Err(Error::unsupported(format!(
+                "{} is not supported yet: DISTINCT only works with COUNT",
+                call.display
+            )));
+        }
+        let method = match call.kind {
+            AggregateKind::Count if call.distinct => Method::CountDistinct,
+            AggregateKind::Count => Method::Count,
+            AggregateKind::Min => Method::Min,
+            AggregateKind::Max => Method::Max,
+            AggregateKind::Sum => match &arg_type {
+                t if t.is_signed_integer() => Method::SumInt,
+                t if t.is_unsigned_integer() => Method::SumUInt,
+                t if t.is_floating() => Method::SumFloat,
+                DataType::Decimal128(_, _) => Method::SumDecimal,
+                _ => return Err(unsupported()),
+            },
+            AggregateKind::Avg => match &arg_type {
+                t if t.is_integer() || t.is_floating() => Method::Avg,
+                _ => return Err(unsupported()),
+            },
+        };
+        let converter = match method {
+            Method::Min | Method::Max | Method::CountDistinct => Some(RowConverter::new(vec![SortField::new(arg_type.clone())])?),
+            _ => None,
+        };
+        Ok(AggregateFunction {
+            call: call.clone(),
+            method,
+            arg_type,
+            converter,
+        })
+    }
+
+    pub fn init(&self) -> AccumulatorState {
+        match self.method {
+            Method::Count => AccumulatorState::Count(0),
+            Method::CountDistinct => AccumulatorState::Distinct(HashSet::new()),
+            Method::SumInt => AccumulatorState::SumInt(None),
+            Method::SumUInt => AccumulatorState::SumUInt(None),
+            Method::SumFloat => AccumulatorState::SumFloat(None),
+            Method::SumDecimal => AccumulatorState::SumDecimal(None),
+            Method::Avg => AccumulatorState::Avg { sum: 0.0, count: 0 },
+            Method::Min => AccumulatorState::Min(None),
+            Method::Max => AccumulatorState::Max(None),
+        }
+    }
+
+    /// Evaluates the argument on a batch.
+    pub fn argument(&self, batch: &RecordBatch) -> Result<ArrayRef> {
+        let arg = self.call.arg.evaluate(batch)?.into_array(batch.num_rows())?;
+        // Sums and averages accumulate in 64 bits (or f64); cast once per batch.
+        Ok(match self.method {
+            Method::SumInt => cast(&arg, &DataType::Int64)?,
+            Method::SumUInt => cast(&arg, &DataType::UInt64)?,
+            Method::SumFloat | Method::Avg => cast(&arg, &DataType::Float64)?,
+            _ => arg,
+        })
+    }
+
+    /// Adds row `rows[i]` of `arg` to `states[slots[i]]` for every i: `slots` maps each selected row
+    /// to its group's state.
+    pub fn update(&self, arg: &ArrayRef, rows: &[usize], slots: &[usize], states: &mut [&mut AccumulatorState]) -> Result<()> {
+        let pairs = rows.iter().zip(slots);
+        match self.method {
+            Method::Count => {
+                for (&r, &s) in pairs {
+                    if arg.is_valid(r) {
+                        if let AccumulatorState::Count(c) = states[s] {
+                            *c += 1;
+                        }
+                    }
+                }
+            }
+            Method::SumInt => {
+                let values = arg.as_primitive::<Int64Type>();
+                for (&r, &s) in pairs {
+                    if values.is_valid(r) {
+                        if let AccumulatorState::SumInt(sum) = states[s] {
+                            *sum = Some(sum.unwrap_or(0).wrapping_add(values.value(r)));
+                        }
+                    }
+                }
+            }
+            Method::SumUInt => {
+                let values = arg.as_primitive::<UInt64Type>();
+                for (&r, &s) in pairs {
+                    if values.is_valid(r) {
+                        if let AccumulatorState::SumUInt(sum) = states[s] {
+                            *sum = Some(sum.unwrap_or(0).wrapping_add(values.value(r)));
+                        }
+                    }
+                }
+            }
+            Method::SumFloat => {
+                let values = arg.as_primitive::<Float64Type>();
+                for (&r, &s) in pairs {
+                    if values.is_valid(r) {
+                        if let AccumulatorState::SumFloat(sum) = states[s] {
+                            *sum = Some(sum.unwrap_or(0.0) + values.value(r));
+                        }
+                    }
+                }
+            }
+            Method::SumDecimal => {
+                let values = arg
+                    .as_any()
+                    .downcast_ref::<Decimal128Array>()
+                    .ok_or_else(|| Error::internal("SUM expects a decimal"))?;
+                for (&r, &s) in pairs {
+                    if values.is_valid(r) {
+                        if let AccumulatorState::SumDecimal(sum) = states[s] {
+                            *sum = Some(sum.unwrap_or(0).wrapping_add(values.value(r)));
+                        }
+                    }
+                }
+            }
+            Method::Avg => {
+                let values = arg.as_primitive::<Float64Type>();
+                for (&r, &s) in pairs {
+                    if values.is_valid(r) {
+                        if let AccumulatorState::Avg { sum, count } = states[s] {
+                            *sum += values.value(r);
+                            *count += 1;
+                        }
+                    }
+                }
+            }
+            Method::Min | Method::Max | Method::CountDistinct => {
+                let converter = self.converter.as_ref().ok_or_else(|| Error::internal("row converter missing"))?;
+                let encoded = converter.convert_columns(std::slice::from_ref(arg))?;
+                for (&r, &s) in pairs {
+                    if !arg.is_valid(r) {
+                        continue;
+                    }
+                    let value = encoded.row(r);
+                    match states[s] {
+                        AccumulatorState::Min(current) => {
+                            if current.as_deref().is_none_or(|c| value.as_ref() < c) {
+                                *current = Some(value.as_ref().into());
+                            }
+                        }
+                        AccumulatorState::Max(current) => {
+                            if current.as_deref().is_none_or(|c| value.as_ref() > c) {
+                                *current = Some(value.as_ref().into());
+                            }
+                        }
+                        AccumulatorState::Distinct(set) => {
+                            if !set.contains(value.as_ref()) {
+                                set.insert(value.as_ref().into());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The output column for these group states, in order.
+    pub fn finish<'a>(&self, states: impl Iterator<Item = &'a AccumulatorState>) -> Result<ArrayRef> {
+        let out: ArrayRef = match self.method {
+            Method::Count | Method::CountDistinct => Arc::new(Int64Array::from_iter_values(states.map(|s| match s {
+                AccumulatorState::Count(c) => *c,
+                AccumulatorState::Distinct(set) => set.len() as i64,
+                _ => 0,
+            }))),
+            Method::SumInt => Arc::new(Int64Array::from_iter(states.map(|s| match s {
+                AccumulatorState::SumInt(v) => *v,
+                _ => None,
+            }))),
+            Method::SumUInt => Arc::new(UInt64Array::from_iter(states.map(|s| match s {
+                AccumulatorState::SumUInt(v) => *v,
+                _ => None,
+            }))),
+            Method::SumFloat => Arc::new(Float64Array::from_iter(states.map(|s| match s {
+                AccumulatorState::SumFloat(v) => *v,
+                _ => None,
+            }))),
+            Method::SumDecimal => {
+                let values = Decimal128Array::from_iter(states.map(|s| match s {
+                    AccumulatorState::SumDecimal(v) => *v,
+                    _ => None,
+                }));
+                match &self.call.output_type {
+                    DataType::Decimal128(p, s) => Arc::new(values.with_precision_and_scale(*p, *s)?),
+                    _ => Arc::new(values),
+                }
+            }
+            Method::Avg => Arc::new(Float64Array::from_iter(states.map(|s| match s {
+                AccumulatorState::Avg { sum, count } if *count > 0 => Some(sum / *count as f64),
+                _ => None,
+            }))),
+            Method::Min | Method::Max => {
+                let converter = self.converter.as_ref().ok_or_else(|| Error::internal("row converter missing"))?;
+                let values: Vec<Option<Box<[u8]>>> = states
+                    .map(|s| match s {
+                        AccumulatorState::Min(v) | AccumulatorState::Max(v) => v.clone(),
+                        _ => None,
+                    })
+                    .collect();
+                decode_optional_rows(converter, &self.arg_type, &values)?
+            }
+        };
+        if out.data_type() != &self.call.output_type {
+            return Ok(cast(&out, &self.call.output_type)?);
+        }
+        Ok(out)
+    }
+
+    /// Folds `other` into `into` (two partial states of the same group).
+    pub fn merge(&self, into: &mut AccumulatorState, other: &AccumulatorState) {
+        use AccumulatorState as S;
+        fn add<T: Copy + std::ops::Add<Output = T>>(a: &mut Option<T>, b: &Option<T>) {
+            if let Some(b) = b {
+                *a = Some(match a {
+                    Some(a) => *a + *b,
+                    None => *b,
+                });
+            }
+        }
+        match (into, other) {
+            (S::Count(a), S::Count(b)) => *a += b,
+            (S::SumInt(a), S::SumInt(b)) => {
+                if let Some(b) = b {
+                    *a = Some(a.unwrap_or(0).wrapping_add(*b));
+                }
+            }
+            (S::SumUInt(a), S::SumUInt(b)) => {
+                if let Some(b) = b {
+                    *a = Some(a.unwrap_or(0).wrapping_add(*b));
+                }
+            }
+            (S::SumFloat(a), S::SumFloat(b)) => add(a, b),
+            (S::SumDecimal(a), S::SumDecimal(b)) => {
+                if let Some(b) = b {
+                    *a = Some(a.unwrap_or(0).wrapping_add(*b));
+                }
+            }
+            (S::Avg { sum, count }, S::Avg { sum: s2, count: c2 }) => {
+                *sum += s2;
+                *count += c2;
+            }
+            (S::Min(a), S::Min(b)) => {
+                if let Some(b) = b {
+                    if a.as_ref().is_none_or(|a| b < a) {
+                        *a = Some(b.clone());
+                    }
+                }
+            }
+            (S::Max(a), S::Max(b)) => {
+                if let Some(b) = b {
+                    if a.as_ref().is_none_or(|a| b > a) {
+                        *a = Some(b.clone());
+                    }
+                }
+            }
+            (S::Distinct(a), S::Distinct(b)) => a.extend(b.iter().cloned()),
+            _ => {}
+        }
+    }
+}
+
+/// Decodes row-encoded single values back to an array, with `None` as null.
+fn decode_optional_rows(converter: &RowConverter, data_type: &DataType, values: &[Option<Box<[u8]>>]) -> Result<ArrayRef> {
+    let parser = converter.parser();
+    let present: Vec<_> = values.iter().flatten().map(|v| parser.parse(v)).collect();
+    let decoded = converter.convert_rows(present)?;
+    let dense = decoded
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::internal("row decoding returned no column"))?;
+    if present_count(values) == values.len() {
+        return Ok(dense);
+    }
+    // Spread the decoded values over the non-null positions.
+    let mut indices = Vec::with_capacity(values.len());
+    let mut next = 0u32;
+    for v in values {
+        indices.push(v.as_ref().map(|_| {
+            next += 1;
+            next - 1
+        }));
+    }
+    let indices = datafusion::arrow::array::UInt32Array::from(indices);
+    let _ = data_type;
+    Ok(datafusion::arrow::compute::take(dense.as_ref(), &indices, None)?)
+}
+
+fn present_count(values: &[Option<Box<[u8]>>]) -> usize {
+    values.iter().filter(|v| v.is_some()).count()
+}
+
+/// Serialization of a group's states for the state backend: a tag byte per state, then its payload.
+pub fn encode_states(states: &[AccumulatorState], out: &mut Vec<u8>) {
+    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+    fn opt<const N: usize>(out: &mut Vec<u8>, v: Option<[u8; N]>) {
+        match v {
+            Some(b) => {
+                out.push(1);
+                out.extend_from_slice(&b);
+            }
+            None => out.push(0),
+        }
+    }
+    for state in states {
+        match state {
+            AccumulatorState::Count(c) => {
+                out.push(0);
+                out.extend_from_slice(&c.to_le_bytes());
+            }
+            AccumulatorState::SumInt(v) => {
+                out.push(1);
+                opt(out, v.map(i64::to_le_bytes));
+            }
+            AccumulatorState::SumUInt(v) => {
+                out.push(2);
+                opt(out, v.map(u64::to_le_bytes));
+            }
+            AccumulatorState::SumFloat(v) => {
+                out.push(3);
+                opt(out, v.map(f64::to_le_bytes));
+            }
+            AccumulatorState::SumDecimal(v) => {
+                out.push(4);
+                opt(out, v.map(i128::to_le_bytes));
+            }
+            AccumulatorState::Avg { sum, count } => {
+                out.push(5);
+                out.extend_from_slice(&sum.to_le_bytes());
+                out.extend_from_slice(&count.to_le_bytes());
+            }
+            AccumulatorState::Min(v) | AccumulatorState::Max(v) => {
+                out.push(if matches!(state, AccumulatorState::Min(_)) { 6 } else { 7 });
+                match v {
+                    Some(b) => {
+                        out.push(1);
+                        bytes(out, b);
+                    }
+                    None => out.push(0),
+                }
+            }
+            AccumulatorState::Distinct(set) => {
+                out.push(8);
+                out.extend_from_slice(&(set.len() as u32).to_le_bytes());
+                for v in set {
+                    bytes(out, v);
+                }
+            }
+        }
+    }
+}
+
+pub fn decode_states(mut input: &[u8]) -> Result<Vec<AccumulatorState>> {
+    let corrupt = || Error::internal("corrupt aggregate state in the state backend");
+    fn take<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if input.len() < n {
+            return None;
+        }
+        let (head, tail) = input.split_at(n);
+        *input = tail;
+        Some(head)
+    }
+    fn fixed<const N: usize>(input: &mut &[u8]) -> Option<[u8; N]> {
+        take(input, N)?.try_into().ok()
+    }
+    fn opt<const N: usize>(input: &mut &[u8]) -> Option<Option<[u8; N]>> {
+        match take(input, 1)?[0] {
+            0 => Some(None),
+            _ => Some(Some(fixed::<N>(input)?)),
+        }
+    }
+    fn bytes(input: &mut &[u8]) -> Option<Box<[u8]>> {
+        let len = u32::from_le_bytes(fixed::<4>(input)?) as usize;
+        Some(take(input, len)?.into())
+    }
+    let mut states = Vec::new();
+    while !input.is_empty() {
+        let tag = take(&mut input, 1).ok_or_else(corrupt)?[0];
+        let state = match tag {
+            0 => AccumulatorState::Count(i64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?)),
+            1 => AccumulatorState::SumInt(opt(&mut input).ok_or_else(corrupt)?.map(i64::from_le_bytes)),
+            2 => AccumulatorState::SumUInt(opt(&mut input).ok_or_else(corrupt)?.map(u64::from_le_bytes)),
+            3 => AccumulatorState::SumFloat(opt(&mut input).ok_or_else(corrupt)?.map(f64::from_le_bytes)),
+            4 => AccumulatorState::SumDecimal(opt(&mut input).ok_or_else(corrupt)?.map(i128::from_le_bytes)),
+            5 => AccumulatorState::Avg {
+                sum: f64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?),
+                count: i64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?),
+            },
+            6 | 7 => {
+                let value = match take(&mut input, 1).ok_or_else(corrupt)?[0] {
+                    0 => None,
+                    _ => Some(bytes(&mut input).ok_or_else(corrupt)?),
+                };
+                if tag == 6 {
+                    AccumulatorState::Min(value)
+                } else {
+                    AccumulatorState::Max(value)
+                }
+            }
+            8 => {
+                let n = u32::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?);
+                let mut set = HashSet::with_capacity(n as usize);
+                for _ in 0..n {
+                    set.insert(bytes(&mut input).ok_or_else(corrupt)?);
+                }
+                AccumulatorState::Distinct(set)
+            }
+            _ => return Err(corrupt()),
+        };
+        states.push(state);
+    }
+    Ok(states)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_bytes() {
+        let mut set = HashSet::new();
+        set.insert(Box::<[u8]>::from(&b"ab"[..]));
+        let states = vec![
+            AccumulatorState::Count(3),
+            AccumulatorState::SumInt(Some(-7)),
+            AccumulatorState::SumUInt(None),
+            AccumulatorState::SumFloat(Some(2.5)),
+            AccumulatorState::SumDecimal(Some(12345)),
+            AccumulatorState::Avg { sum: 9.0, count: 2 },
+            AccumulatorState::Min(Some(Box::from(&b"x"[..]))),
+            AccumulatorState::Max(None),
+            AccumulatorState::Distinct(set),
+        ];
+        let mut bytes = Vec::new();
+        encode_states(&states, &mut bytes);
+        assert_eq!(decode_states(&bytes).unwrap(), states);
+        assert!(decode_states(&bytes[..bytes.len() - 1]).is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! What the keyed aggregates share: evaluating group keys (row-encoded, prefixed with their key
+//! group), pre-aggregating a batch in memory (one hash lookup per row, one state per distinct
+//! group), and building output batches from group states.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, TimestampNanosecondArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::row::RowConverter;
+
+use crate::error::{Error, Result};
+use crate::graph::{AggregateOutput, AggregateSpec, PhysicalExprRef};
+use crate::operators::accumulator::{AccumulatorState, AggregateFunction};
+use crate::state::key::{key_converter, key_group};
+
+/// A group key as stored: key group (big-endian u16) then the row-encoded key columns.
+pub type GroupKey = Box<[u8]>;
+
+pub struct Grouping {
+    keys: Vec<PhysicalExprRef>,
+    converter: RowConverter,
+    pub functions: Vec<AggregateFunction>,
+    outputs: Vec<AggregateOutput>,
+    output_schema: SchemaRef,
+}
+
+/// A batch reduced to one partial state per (bucket, group key).
+pub struct PreAggregated {
+    pub groups: Vec<(i64, GroupKey)>,
+    pub states: Vec<Vec<AccumulatorState>>,
+    /// How many input rows each group summarises.
+    pub rows_per_group: Vec<usize>,
+}
+
+impl Grouping {
+    pub fn new(spec: &AggregateSpec, input_schema: &Schema, output_schema: SchemaRef) -> Result<Self> {
+        let key_types = spec
+            .keys
+            .iter()
+            .map(|k| Ok(k.data_type(input_schema)?))
+            .collect::<Result<Vec<_>>>()?;
+        let functions = spec
+            .aggregates
+            .iter()
+            .map(|a| AggregateFunction::new(a, input_schema))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Grouping {
+            keys: spec.keys.clone(),
+            converter: key_converter(&key_types)?,
+            functions,
+            outputs: spec.outputs.clone(),
+            output_schema,
+        })
+    }
+
+    pub fn init_states(&self) -> Vec<AccumulatorState> {
+        self.functions.iter().map(|f| f.init()).collect()
+    }
+
+    pub fn merge_states(&self, into: &mut [AccumulatorState], other: &[AccumulatorState]) {
+        for ((f, a), b) in self.functions.iter().zip(into.iter_mut()).zip(other) {
+            f.merge(a, b);
+        }
+    }
+
+    /// Pre-aggregates the rows whose bucket is `Some` (a window pane, or 0 for an unwindowed group).
+    pub fn pre_aggregate(&self, batch: &RecordBatch, buckets: &[Option<i64>]) -> Result<PreAggregated> {
+        let key_columns = self
+            .keys
+            .iter()
+            .map(|k| Ok(k.evaluate(batch)?.into_array(batch.num_rows())?))
+            .collect::<Result<Vec<_>>>()?;
+        let rows = self.converter.convert_columns(&key_columns)?;
+        let mut index: HashMap<(i64, &[u8]), usize> = HashMap::new();
+        let mut groups = Vec::new();
+        let mut selected = Vec::with_capacity(batch.num_rows());
+        let mut slots = Vec::with_capacity(batch.num_rows());
+        for (r, bucket) in buckets.iter().enumerate() {
+            let Some(bucket) = *bucket else { continue };
+            let key = rows.row(r);
+            let next = groups.len();
+            let slot = *index.entry((bucket, key.data())).or_insert_with(|| {
+                groups.push((bucket, group_key(key.data())));
+                next
+            });
+            selected.push(r);
+            slots.push(slot);
+        }
+        let mut rows_per_group = vec![0; groups.len()];
+        for slot in &slots {
+            rows_per_group[*slot] += 1;
+        }
+        let mut states: Vec<Vec<AccumulatorState>> = (0..groups.len()).map(|_| self.init_states()).collect();
+        for (f, function) in self.functions.iter().enumerate() {
+            let arg = function.argument(batch)?;
+            let mut refs: Vec<&mut AccumulatorState> = states.iter_mut().map(|s| &mut s[f]).collect();
+            function.update(&arg, &selected, &slots, &mut refs)?;
+        }
+        Ok(PreAggregated {
+            groups,
+            states,
+            rows_per_group,
+        })
+    }
+
+    /// Builds output rows: one per entry, with its key, window bounds (if windowed) and states.
+    pub fn output(&self, keys: &[&GroupKey], windows: Option<(&[i64], &[i64])>, states: &[&[AccumulatorState]]) -> Result<RecordBatch> {
+        let parser = self.converter.parser();
+        let rows = keys.iter().map(|k| parser.parse(&k[2..]));
+        let key_columns = self.converter.convert_rows(rows)?;
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.outputs.len());
+        for (i, output) in self.outputs.iter().enumerate() {
+            let column: ArrayRef = match output {
+                AggregateOutput::Key(k) => key_columns
+                    .get(*k)
+                    .cloned()
+                    .ok_or_else(|| Error::internal("group key index out of range"))?,
+                AggregateOutput::WindowStart | AggregateOutput::WindowEnd => {
+                    let (starts, ends) = windows.ok_or_else(|| Error::internal("window bound requested from an unwindowed aggregate"))?;
+                    let values = if *output == AggregateOutput::WindowStart { starts } else { ends };
+                    Arc::new(TimestampNanosecondArray::from(values.to_vec()))
+                }
+                AggregateOutput::Aggregate(a) => {
+                    let function = self
+                        .functions
+                        .get(*a)
+                        .ok_or_else(|| Error::internal("aggregate index out of range"))?;
+                    function.finish(states.iter().map(|s| &s[*a]))?
+                }
+            };
+            let target = self.output_schema.field(i).data_type();
+            columns.push(if column.data_type() == target {
+                column
+            } else {
+                cast(&column, target)?
+            });
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(keys.len()));
+        Ok(RecordBatch::try_new_with_options(self.output_schema.clone(), columns, &options)?)
+    }
+}
+
+fn group_key(row: &[u8]) -> GroupKey {
+    let mut key = Vec::with_capacity(row.len() + 2);
+    key.extend_from_slice(&key_group(row).to_be_bytes());
+    key.extend_from_slice(row);
+    key.into_boxed_slice()
+}

@@ -1,0 +1,76 @@
+//! `WatermarkAssigner`: bounded out-of-orderness watermarks (`WATERMARK FOR ts AS ts - INTERVAL ...`).
+//! The watermark is the largest event time seen minus the delay. It is emitted after each batch and,
+//! inside a batch, right before the first row that falls behind it, so which rows are late does not
+//! depend on how the source cut its batches.
+
+use datafusion::arrow::array::Array;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::error::Result;
+use crate::message::{EventTime, Message};
+use crate::operators::event_time_nanos;
+use crate::runtime::Operator;
+
+pub struct WatermarkAssigner {
+    time_column: usize,
+    delay: i64,
+    max_seen: Option<EventTime>,
+    emitted: EventTime,
+}
+
+impl WatermarkAssigner {
+    pub fn new(time_column: usize, delay_nanos: i64) -> Self {
+        WatermarkAssigner {
+            time_column,
+            delay: delay_nanos,
+            max_seen: None,
+            emitted: EventTime::MIN,
+        }
+    }
+
+    fn current(&self) -> EventTime {
+        self.max_seen.map_or(EventTime::MIN, |m| m.saturating_sub(self.delay))
+    }
+}
+
+impl Operator for WatermarkAssigner {
+    fn process(&mut self, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
+        let times = event_time_nanos(batch.column(self.time_column))?;
+        let mut segment_start = 0;
+        for row in 0..batch.num_rows() {
+            if times.is_null(row) {
+                continue;
+            }
+            let t = times.value(row);
+            let watermark = self.current();
+            if t < watermark && watermark > self.emitted {
+                // This row is behind the watermark the rows before it established: cut here.
+                if row > segment_start {
+                    out.push(Message::Data(batch.slice(segment_start, row - segment_start)));
+                }
+                out.push(Message::Watermark(watermark));
+                self.emitted = watermark;
+                segment_start = row;
+            }
+            self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
+        }
+        if segment_start < batch.num_rows() {
+            out.push(Message::Data(batch.slice(segment_start, batch.num_rows() - segment_start)));
+        }
+        let watermark = self.current();
+        if watermark > self.emitted {
+            out.push(Message::Watermark(watermark));
+            self.emitted = watermark;
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: EventTime, out: &mut Vec<Message>) -> Result<()> {
+        // Only the final watermark of a bounded source arrives from upstream.
+        if watermark > self.emitted {
+            self.emitted = watermark;
+            out.push(Message::Watermark(watermark));
+        }
+        Ok(())
+    }
+}

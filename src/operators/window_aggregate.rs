@@ -1,0 +1,343 @@
+//! `WindowAggregate`: keyed TUMBLE and HOP windows. Rows are pre-aggregated per batch into panes
+//! (slide-sized slices; a window of `size` is `size / pane` panes), kept in memory while open, and
+//! spilled to the state backend in one write batch when the cache outgrows its limit. When the
+//! watermark reaches a window's end, the window's panes are combined and one row per key is emitted
+//! (append-only); panes no later window needs are dropped.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::Array;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::error::{Error, Result};
+use crate::graph::{WindowAggregateSpec, WindowKind};
+use crate::message::{EventTime, Message};
+use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
+use crate::operators::event_time_nanos;
+use crate::operators::grouping::{GroupKey, Grouping};
+use crate::runtime::Operator;
+use crate::runtime::metrics::JobMetrics;
+use crate::state::key::encode_time;
+use crate::state::{StateBackend, StateWriteBatch};
+
+/// Window arithmetic for windows aligned to the epoch: ends are multiples of `slide`.
+#[derive(Debug, Clone, Copy)]
+pub struct PaneLayout {
+    pub size: i64,
+    pub slide: i64,
+    pub pane: i64,
+}
+
+impl PaneLayout {
+    pub fn new(window: WindowKind) -> Result<Self> {
+        let (size, slide) = match window {
+            WindowKind::Tumble { size } => (size, size),
+            WindowKind::Hop { slide, size } => (size, slide),
+            WindowKind::Session { .. } => {
+                return Err(Error::internal("session windows have no panes"));
+            }
+        };
+        if size <= 0 || slide <= 0 {
+            return Err(Error::invalid("window size and slide must be positive"));
+        }
+        if slide > size {
+            return Err(Error::invalid("HOP slide must not be larger than its size"));
+        }
+        Ok(PaneLayout {
+            size,
+            slide,
+            pane: gcd(size, slide),
+        })
+    }
+
+    /// End of the pane holding event time `t`.
+    pub fn pane_end(&self, t: i64) -> i64 {
+        saturate(i128::from(t.div_euclid(self.pane)) * i128::from(self.pane) + i128::from(self.pane))
+    }
+
+    /// End of the last window that contains event time `t`; once the watermark reaches it the row is late.
+    pub fn last_window_end(&self, t: i64) -> i64 {
+        saturate(i128::from(t.div_euclid(self.slide)) * i128::from(self.slide) + i128::from(self.size))
+    }
+
+    /// Ends of the windows that contain the pane ending at `pane_end`, ascending.
+    pub fn windows_of_pane(&self, pane_end: i64) -> impl Iterator<Item = i64> + use<> {
+        let (p, slide) = (i128::from(pane_end), i128::from(self.slide));
+        let first = ceil_div(p, slide) * slide;
+        let last = (p - i128::from(self.pane) + i128::from(self.size)).div_euclid(slide) * slide;
+        let count = if last >= first { ((last - first) / slide + 1) as usize } else { 0 };
+        (0..count).map(move |i| saturate(first + slide * i as i128))
+    }
+
+    /// The end of the last window that needs this pane.
+    pub fn pane_retired_at(&self, pane_end: i64) -> i64 {
+        let last = (i128::from(pane_end) - i128::from(self.pane) + i128::from(self.size)).div_euclid(i128::from(self.slide))
+            * i128::from(self.slide);
+        saturate(last)
+    }
+
+    /// Pane ends covered by the window ending at `window_end`: `[window_end - size + pane, window_end]`.
+    pub fn panes_of_window(&self, window_end: i64) -> (i64, i64) {
+        (
+            saturate(i128::from(window_end) - i128::from(self.size) + i128::from(self.pane)),
+            window_end,
+        )
+    }
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+fn ceil_div(a: i128, b: i128) -> i128 {
+    -((-a).div_euclid(b))
+}
+
+fn saturate(v: i128) -> i64 {
+    v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+pub struct WindowAggregate {
+    grouping: Grouping,
+    layout: PaneLayout,
+    time_column: usize,
+    /// Open panes in memory: pane end → group → partial state.
+    panes: BTreeMap<EventTime, HashMap<GroupKey, Vec<AccumulatorState>>>,
+    cached_groups: usize,
+    cache_limit: usize,
+    /// Pane ends that have partial states in the backend.
+    spilled: BTreeSet<EventTime>,
+    spill_sequence: u32,
+    backend: Box<dyn StateBackend>,
+    watermark: EventTime,
+    metrics: Arc<JobMetrics>,
+}
+
+impl WindowAggregate {
+    pub fn new(
+        spec: &WindowAggregateSpec,
+        input_schema: SchemaRef,
+        output_schema: SchemaRef,
+        backend: Box<dyn StateBackend>,
+        cache_limit: usize,
+        metrics: Arc<JobMetrics>,
+    ) -> Result<Self> {
+        Ok(WindowAggregate {
+            grouping: Grouping::new(&spec.aggregate, &input_schema, output_schema)?,
+            layout: PaneLayout::new(spec.window)?,
+            time_column: spec.time_column,
+            panes: BTreeMap::new(),
+            cached_groups: 0,
+            cache_limit: cache_limit.max(1),
+            spilled: BTreeSet::new(),
+            spill_sequence: 0,
+            backend,
+            watermark: EventTime::MIN,
+            metrics,
+        })
+    }
+
+    /// Writes every cached partial state to the backend in one batch and empties the cache.
+    fn spill(&mut self) -> Result<()> {
+        let mut batch = StateWriteBatch::default();
+        let sequence = self.spill_sequence.to_be_bytes();
+        for (pane_end, groups) in std::mem::take(&mut self.panes) {
+            for (key, states) in groups {
+                let mut value = Vec::new();
+                encode_states(&states, &mut value);
+                batch.put(spilled_key(&key, pane_end, &sequence), value);
+            }
+            self.spilled.insert(pane_end);
+        }
+        self.backend.write(batch)?;
+        self.spill_sequence += 1;
+        self.cached_groups = 0;
+        Ok(())
+    }
+
+    /// Partial states of a spilled pane, read back from the backend.
+    fn read_spilled(&self, pane_end: EventTime) -> Result<Vec<(GroupKey, Vec<AccumulatorState>)>> {
+        let mut out = Vec::new();
+        for (start, end) in pane_ranges(pane_end) {
+            for (key, value) in self.backend.scan(&start, &end)? {
+                out.push((group_key_of_spilled(&key)?, decode_states(&value)?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete_spilled(&mut self, pane_end: EventTime) -> Result<()> {
+        let mut batch = StateWriteBatch::default();
+        for (start, end) in pane_ranges(pane_end) {
+            for (key, _) in self.backend.scan(&start, &end)? {
+                batch.delete(key);
+            }
+        }
+        self.backend.write(batch)
+    }
+
+    /// Emits the window ending at `window_end`, taking panes that no later window needs.
+    fn fire(&mut self, window_end: EventTime, out: &mut Vec<Message>) -> Result<()> {
+        let (first_pane, last_pane) = self.layout.panes_of_window(window_end);
+        let mut merged: HashMap<GroupKey, Vec<AccumulatorState>> = HashMap::new();
+        let pane_ends: Vec<EventTime> = self.panes.range(first_pane..=last_pane).map(|(p, _)| *p).collect();
+        for pane_end in pane_ends {
+            let last_use = self.layout.pane_retired_at(pane_end) <= window_end;
+            let groups: Vec<(GroupKey, Vec<AccumulatorState>)> = if last_use {
+                let groups = self.panes.remove(&pane_end).unwrap_or_default();
+                self.cached_groups -= groups.len();
+                groups.into_iter().collect()
+            } else {
+                self.panes
+                    .get(&pane_end)
+                    .map(|g| g.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default()
+            };
+            self.merge_into(&mut merged, groups);
+        }
+        let spilled: Vec<EventTime> = self.spilled.range(first_pane..=last_pane).copied().collect();
+        for pane_end in spilled {
+            let groups = self.read_spilled(pane_end)?;
+            self.merge_into(&mut merged, groups);
+        }
+        if merged.is_empty() {
+            return Ok(());
+        }
+        let start = window_end.saturating_sub(self.layout.size);
+        let (keys, states): (Vec<&GroupKey>, Vec<&[AccumulatorState]>) = merged.iter().map(|(k, s)| (k, s.as_slice())).unzip();
+        let starts = vec![start; keys.len()];
+        let ends = vec![window_end; keys.len()];
+        out.push(Message::Data(self.grouping.output(&keys, Some((&starts, &ends)), &states)?));
+        Ok(())
+    }
+
+    fn merge_into(&self, merged: &mut HashMap<GroupKey, Vec<AccumulatorState>>, groups: Vec<(GroupKey, Vec<AccumulatorState>)>) {
+        for (key, states) in groups {
+            match merged.get_mut(&key) {
+                Some(existing) => self.grouping.merge_states(existing, &states),
+                None => {
+                    merged.insert(key, states);
+                }
+            }
+        }
+    }
+}
+
+impl Operator for WindowAggregate {
+    fn process(&mut self, batch: RecordBatch, _out: &mut Vec<Message>) -> Result<()> {
+        let times = event_time_nanos(batch.column(self.time_column))?;
+        let mut late = 0;
+        let buckets: Vec<Option<i64>> = (0..batch.num_rows())
+            .map(|r| {
+                if times.is_null(r) || self.layout.last_window_end(times.value(r)) <= self.watermark {
+                    late += 1;
+                    None
+                } else {
+                    Some(self.layout.pane_end(times.value(r)))
+                }
+            })
+            .collect();
+        self.metrics.add_late_rows(late);
+        let pre = self.grouping.pre_aggregate(&batch, &buckets)?;
+        for ((pane_end, key), states) in pre.groups.into_iter().zip(pre.states) {
+            let pane = self.panes.entry(pane_end).or_default();
+            match pane.get_mut(&key) {
+                Some(existing) => self.grouping.merge_states(existing, &states),
+                None => {
+                    pane.insert(key, states);
+                    self.cached_groups += 1;
+                }
+            }
+        }
+        if self.cached_groups > self.cache_limit {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: EventTime, out: &mut Vec<Message>) -> Result<()> {
+        let previous = std::mem::replace(&mut self.watermark, watermark);
+        let mut due = BTreeSet::new();
+        for pane_end in self.panes.keys().chain(self.spilled.iter()) {
+            due.extend(
+                self.layout
+                    .windows_of_pane(*pane_end)
+                    .filter(|end| *end > previous && *end <= watermark),
+            );
+        }
+        for window_end in due {
+            self.fire(window_end, out)?;
+        }
+        let retired: Vec<EventTime> = self
+            .spilled
+            .iter()
+            .copied()
+            .filter(|p| self.layout.pane_retired_at(*p) <= watermark)
+            .collect();
+        for pane_end in retired {
+            self.delete_spilled(pane_end)?;
+            self.spilled.remove(&pane_end);
+        }
+        out.push(Message::Watermark(watermark));
+        Ok(())
+    }
+}
+
+/// Backend key of a spilled partial state: key group, pane end, key columns, spill sequence (so a
+/// spill never has to read what an earlier spill wrote).
+fn spilled_key(group_key: &[u8], pane_end: EventTime, sequence: &[u8; 4]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(group_key.len() + 12);
+    key.extend_from_slice(&group_key[..2]);
+    key.extend_from_slice(&encode_time(pane_end));
+    key.extend_from_slice(&group_key[2..]);
+    key.extend_from_slice(sequence);
+    key
+}
+
+fn group_key_of_spilled(key: &[u8]) -> Result<GroupKey> {
+    if key.len() < 14 {
+        return Err(Error::internal("corrupt window state key"));
+    }
+    let mut group = Vec::with_capacity(key.len() - 12);
+    group.extend_from_slice(&key[..2]);
+    group.extend_from_slice(&key[10..key.len() - 4]);
+    Ok(group.into_boxed_slice())
+}
+
+/// The backend key ranges holding one pane, one per key group.
+fn pane_ranges(pane_end: EventTime) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
+    (0..crate::graph::MAX_PARALLELISM as u16).map(move |kg| {
+        let mut start = kg.to_be_bytes().to_vec();
+        start.extend_from_slice(&encode_time(pane_end));
+        let mut end = kg.to_be_bytes().to_vec();
+        end.extend_from_slice(&encode_time(pane_end.saturating_add(1)));
+        (start, end)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_panes_and_windows() {
+        let hop = PaneLayout::new(WindowKind::Hop { slide: 5, size: 10 }).unwrap();
+        assert_eq!(hop.pane, 5);
+        assert_eq!(hop.pane_end(7), 10);
+        assert_eq!(hop.pane_end(10), 15);
+        assert_eq!(hop.last_window_end(7), 15);
+        assert_eq!(hop.windows_of_pane(10).collect::<Vec<_>>(), vec![10, 15]);
+        assert_eq!(hop.pane_retired_at(10), 15);
+        assert_eq!(hop.panes_of_window(15), (10, 15));
+        let odd = PaneLayout::new(WindowKind::Hop { slide: 4, size: 10 }).unwrap();
+        assert_eq!(odd.pane, 2);
+        // Pane [6, 8) lies in windows ending 8 ([-2,8)), 12 ([2,12)) and 16 ([6,16)).
+        assert_eq!(odd.windows_of_pane(8).collect::<Vec<_>>(), vec![8, 12, 16]);
+        let tumble = PaneLayout::new(WindowKind::Tumble { size: 10 }).unwrap();
+        assert_eq!(tumble.pane_end(-1), 0);
+        assert_eq!(tumble.windows_of_pane(0).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(tumble.last_window_end(i64::MAX), i64::MAX);
+    }
+}

@@ -1,0 +1,538 @@
+//! Lowering: DataFusion's optimized LogicalPlan of a job's SELECT → `JobGraph`. Scans become sources
+//! (plus a watermark assigner), filters and projections become stateless operators, an Aggregate
+//! over a window table function becomes a keyed window aggregate, any other Aggregate an updating
+//! aggregate; a hash exchange on the grouping keys feeds each aggregate. Anything else is refused by
+//! name, so a job never computes silently wrong results.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{DFSchema, DFSchemaRef, ScalarValue};
+use datafusion::datasource::source_as_provider;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Aggregate, Cast, Expr, LogicalPlan, TableScan};
+use datafusion::physical_expr::create_physical_expr;
+use datafusion::physical_expr::expressions::{Column as ColumnExpr, lit};
+
+use crate::catalog::{SourceDef, TableConnector, TableDef, schema_of};
+use crate::connectors::source_table::SourceTable;
+use crate::connectors::table_store::StoredTable;
+use crate::error::{Error, Result};
+use crate::graph::{
+    AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, Edge, EdgeKind, JobGraph, OperatorNode, OperatorSpec, PhysicalExprRef,
+    SinkMode, SinkSpec, SourceSpec, WatermarkSpec, WindowAggregateSpec, WindowKind,
+};
+use crate::planner::window_function::WindowTableProvider;
+
+/// Which window bound a column stands for, before the window aggregate assigns windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    Start,
+    End,
+}
+
+/// Columns of a windowed scan that carry the row's event time until the window aggregate.
+#[derive(Debug, Clone)]
+struct WindowColumns {
+    window: WindowKind,
+    bounds: HashMap<usize, Bound>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Changelog {
+    /// Every row is new.
+    Append,
+    /// Rows replace earlier rows with the same key (output of an updating aggregate).
+    Upsert,
+}
+
+/// The lowered part of the plan so far: its last operator and what that operator emits.
+struct Stream {
+    op: usize,
+    schema: DFSchemaRef,
+    window: Option<WindowColumns>,
+    changelog: Changelog,
+}
+
+pub struct Lowering {
+    parallelism: usize,
+    operators: Vec<OperatorNode>,
+    edges: Vec<Edge>,
+}
+
+/// Lowers the SELECT of `INSERT INTO table SELECT ...` into a job graph writing `table`.
+pub fn lower_job(plan: &LogicalPlan, table: &TableDef, parallelism: usize) -> Result<JobGraph> {
+    let mut lowering = Lowering {
+        parallelism,
+        operators: Vec::new(),
+        edges: Vec::new(),
+    };
+    let stream = lowering.lower(plan)?;
+    lowering.sink(stream, table)?;
+    Ok(JobGraph {
+        operators: lowering.operators,
+        edges: lowering.edges,
+    })
+}
+
+fn physical(expr: &Expr, schema: &DFSchema) -> Result<PhysicalExprRef> {
+    Ok(create_physical_expr(
+        expr,
+        schema,
+        &ExecutionProps::new(),
+        &PhysicalPlanningContext::default(),
+    )?)
+}
+
+fn strip_alias(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias(alias) => strip_alias(&alias.expr),
+        other => other,
+    }
+}
+
+/// Indices (in `schema`) of the columns `expr` reads.
+fn column_indices(expr: &Expr, schema: &DFSchema) -> Result<BTreeSet<usize>> {
+    expr.column_refs().into_iter().map(|c| Ok(schema.index_of_column(c)?)).collect()
+}
+
+fn unsupported_plan(plan: &LogicalPlan) -> Error {
+    let what = match plan {
+        LogicalPlan::Join(_) => "JOIN".to_string(),
+        LogicalPlan::Sort(_) => "ORDER BY".to_string(),
+        LogicalPlan::Limit(_) => "LIMIT / OFFSET".to_string(),
+        LogicalPlan::Union(_) => "UNION".to_string(),
+        LogicalPlan::Window(_) => "window functions (OVER)".to_string(),
+        LogicalPlan::Distinct(_) => "DISTINCT".to_string(),
+        LogicalPlan::Subquery(_) => "subqueries".to_string(),
+        LogicalPlan::EmptyRelation(_) => "a SELECT without FROM".to_string(),
+        LogicalPlan::Values(_) => "VALUES".to_string(),
+        LogicalPlan::Unnest(_) => "UNNEST".to_string(),
+        LogicalPlan::RecursiveQuery(_) => "recursive queries".to_string(),
+        other => other.display().to_string(),
+    };
+    Error::unsupported(format!("{what} is not supported in a job yet"))
+}
+
+impl Lowering {
+    fn add(&mut self, spec: OperatorSpec, output_schema: &DFSchema, input: Option<(usize, EdgeKind)>) -> usize {
+        self.add_with_schema(spec, Arc::clone(output_schema.inner()), input)
+    }
+
+    fn add_with_schema(
+        &mut self,
+        spec: OperatorSpec,
+        output_schema: datafusion::arrow::datatypes::SchemaRef,
+        input: Option<(usize, EdgeKind)>,
+    ) -> usize {
+        let index = self.operators.len();
+        let uid = format!("{}-{index}", spec.kind_name());
+        self.operators.push(OperatorNode {
+            uid,
+            parallelism: self.parallelism,
+            spec,
+            output_schema,
+        });
+        if let Some((from, kind)) = input {
+            self.edges.push(Edge { from, to: index, kind });
+        }
+        index
+    }
+
+    fn lower(&mut self, plan: &LogicalPlan) -> Result<Stream> {
+        match plan {
+            LogicalPlan::TableScan(scan) => self.scan(scan),
+            LogicalPlan::SubqueryAlias(alias) => {
+                let input = self.lower(&alias.input)?;
+                Ok(Stream {
+                    schema: Arc::clone(&alias.schema),
+                    ..input
+                })
+            }
+            LogicalPlan::Filter(filter) => {
+                let input = self.lower(&filter.input)?;
+                if input.changelog == Changelog::Upsert {
+                    return Err(Error::unsupported(
+                        "a filter on the result of an updating aggregate (e.g. HAVING) is not supported in a job yet",
+                    ));
+                }
+                if let Some(window) = &input.window {
+                    if column_indices(&filter.predicate, &input.schema)?
+                        .iter()
+                        .any(|i| window.bounds.contains_key(i))
+                    {
+                        return Err(Error::unsupported(
+                            "filtering on window_start / window_end before the aggregation is not supported",
+                        ));
+                    }
+                }
+                let predicate = physical(&filter.predicate, &input.schema)?;
+                let op = self.add(
+                    OperatorSpec::Filter { predicate },
+                    &input.schema,
+                    Some((input.op, EdgeKind::Forward)),
+                );
+                Ok(Stream { op, ..input })
+            }
+            LogicalPlan::Projection(projection) => {
+                let input = self.lower(&projection.input)?;
+                let mut window = input.window.as_ref().map(|w| WindowColumns {
+                    window: w.window,
+                    bounds: HashMap::new(),
+                });
+                let mut exprs = Vec::with_capacity(projection.expr.len());
+                for (out, expr) in projection.expr.iter().enumerate() {
+                    if let (Some(from), Some(to)) = (&input.window, window.as_mut()) {
+                        let bare = match strip_alias(expr) {
+                            Expr::Column(c) => from.bounds.get(&input.schema.index_of_column(c)?).copied(),
+                            _ => None,
+                        };
+                        match bare {
+                            Some(bound) => {
+                                to.bounds.insert(out, bound);
+                            }
+                            None if column_indices(expr, &input.schema)?.iter().any(|i| from.bounds.contains_key(i)) => {
+                                return Err(Error::unsupported(format!(
+                                    "`{expr}` computes on window_start / window_end before the aggregation; group by them and compute after"
+                                )));
+                            }
+                            None => {}
+                        }
+                    }
+                    exprs.push(physical(expr, &input.schema)?);
+                }
+                let op = self.add(
+                    OperatorSpec::Project { exprs },
+                    &projection.schema,
+                    Some((input.op, EdgeKind::Forward)),
+                );
+                Ok(Stream {
+                    op,
+                    schema: Arc::clone(&projection.schema),
+                    window,
+                    changelog: input.changelog,
+                })
+            }
+            LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
+            other => Err(unsupported_plan(other)),
+        }
+    }
+
+    fn scan(&mut self, scan: &TableScan) -> Result<Stream> {
+        let provider = source_as_provider(&scan.source)?;
+        let (def, window): (SourceDef, Option<WindowKind>) = if let Some(source) = provider.downcast_ref::<SourceTable>() {
+            (source.def.clone(), None)
+        } else if let Some(windowed) = provider.downcast_ref::<WindowTableProvider>() {
+            (windowed.source.clone(), Some(windowed.window))
+        } else if provider.downcast_ref::<StoredTable>().is_some() {
+            return Err(Error::unsupported(format!(
+                "reading the result table '{}' in a job is not supported yet; jobs read sources",
+                scan.table_name
+            )));
+        } else {
+            return Err(Error::unsupported(format!(
+                "reading '{}' in a job is not supported; jobs read sources",
+                scan.table_name
+            )));
+        };
+        if scan.fetch.is_some() {
+            return Err(Error::unsupported("LIMIT is not supported in a job yet"));
+        }
+        if !scan.filters.is_empty() {
+            return Err(Error::internal("filters were pushed into a streaming scan"));
+        }
+        let source_columns = def.columns.len();
+        let all: Vec<usize> = (0..provider.schema().fields().len()).collect();
+        let projection = scan.projection.clone().unwrap_or(all);
+        let time_column = match &def.watermark {
+            Some(w) => Some(
+                def.columns
+                    .iter()
+                    .position(|c| c.name == w.column)
+                    .ok_or_else(|| Error::internal("watermark column missing"))?,
+            ),
+            None => None,
+        };
+        // Window columns stand for the event time until the window aggregate.
+        let source_column_of = |p: usize| {
+            if p < source_columns { Some(p) } else { time_column }
+        };
+        let mut needed: BTreeSet<usize> = projection.iter().filter_map(|p| source_column_of(*p)).collect();
+        needed.extend(time_column);
+        if needed.is_empty() {
+            needed.insert(0);
+        }
+        let needed: Vec<usize> = needed.into_iter().collect();
+        let full_schema = schema_of(&def.columns)?;
+        let source_schema = Arc::new(full_schema.project(&needed)?);
+        let delay = def.watermark.as_ref().map(|w| w.delay_nanos);
+        let mut op = self.add_with_schema(
+            OperatorSpec::Source(SourceSpec {
+                def,
+                columns: needed.clone(),
+            }),
+            source_schema.clone(),
+            None,
+        );
+        if let (Some(t), Some(delay_nanos)) = (time_column, delay) {
+            let position = needed
+                .iter()
+                .position(|c| *c == t)
+                .ok_or_else(|| Error::internal("time column not produced"))?;
+            op = self.add_with_schema(
+                OperatorSpec::WatermarkAssigner(WatermarkSpec {
+                    time_column: position,
+                    delay_nanos,
+                }),
+                source_schema.clone(),
+                Some((op, EdgeKind::Forward)),
+            );
+        }
+        let mut exprs: Vec<PhysicalExprRef> = Vec::with_capacity(projection.len());
+        let mut bounds = HashMap::new();
+        for (out, p) in projection.iter().enumerate() {
+            let column = source_column_of(*p).ok_or_else(|| Error::internal("window column without event time"))?;
+            let index = needed
+                .iter()
+                .position(|c| *c == column)
+                .ok_or_else(|| Error::internal("projected column not produced"))?;
+            exprs.push(Arc::new(ColumnExpr::new(source_schema.field(index).name(), index)));
+            if *p == source_columns {
+                bounds.insert(out, Bound::Start);
+            } else if *p == source_columns + 1 {
+                bounds.insert(out, Bound::End);
+            }
+        }
+        let identity = projection.len() == needed.len() && projection.iter().zip(&needed).all(|(p, n)| p == n);
+        if !identity {
+            op = self.add(
+                OperatorSpec::Project { exprs },
+                &scan.projected_schema,
+                Some((op, EdgeKind::Forward)),
+            );
+        }
+        Ok(Stream {
+            op,
+            schema: Arc::clone(&scan.projected_schema),
+            window: window.map(|window| WindowColumns { window, bounds }),
+            changelog: Changelog::Append,
+        })
+    }
+
+    fn aggregate(&mut self, aggregate: &Aggregate) -> Result<Stream> {
+        let input = self.lower(&aggregate.input)?;
+        if input.changelog == Changelog::Upsert {
+            return Err(Error::unsupported(
+                "an aggregate over the result of an updating aggregate is not supported in a job yet",
+            ));
+        }
+        let schema = &input.schema;
+        let carriers = input.window.as_ref().map(|w| &w.bounds);
+        let reads_window = |expr: &Expr| -> Result<bool> {
+            Ok(carriers.is_some_and(|c| column_indices(expr, schema).is_ok_and(|cols| cols.iter().any(|i| c.contains_key(i)))))
+        };
+        let mut keys = Vec::new();
+        let mut outputs = Vec::new();
+        let mut time_column = None;
+        for group in &aggregate.group_expr {
+            if matches!(group, Expr::GroupingSet(_)) {
+                return Err(Error::unsupported("GROUPING SETS / ROLLUP / CUBE are not supported in a job yet"));
+            }
+            let bound = match (strip_alias(group), carriers) {
+                (Expr::Column(c), Some(carriers)) => {
+                    let index = schema.index_of_column(c)?;
+                    carriers.get(&index).map(|b| (index, *b))
+                }
+                _ => None,
+            };
+            match bound {
+                Some((index, bound)) => {
+                    time_column = Some(index);
+                    outputs.push(match bound {
+                        Bound::Start => AggregateOutput::WindowStart,
+                        Bound::End => AggregateOutput::WindowEnd,
+                    });
+                }
+                None if reads_window(group)? => {
+                    return Err(Error::unsupported(format!(
+                        "GROUP BY `{group}` computes on a window column; group by window_start, window_end themselves"
+                    )));
+                }
+                None => {
+                    outputs.push(AggregateOutput::Key(keys.len()));
+                    keys.push(physical(group, schema)?);
+                }
+            }
+        }
+        let mut aggregates = Vec::with_capacity(aggregate.aggr_expr.len());
+        let group_count = aggregate.group_expr.len();
+        for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
+            if reads_window(expr)? {
+                return Err(Error::unsupported(format!(
+                    "aggregating window columns (`{expr}`) is not supported"
+                )));
+            }
+            let output_type = aggregate.schema.field(group_count + i).data_type().clone();
+            aggregates.push(aggregate_call(expr, schema, output_type)?);
+            outputs.push(AggregateOutput::Aggregate(i));
+        }
+        // A global aggregate has one group: route everything by a constant key.
+        let hash_keys = if keys.is_empty() {
+            vec![lit(ScalarValue::Int64(Some(0)))]
+        } else {
+            keys.clone()
+        };
+        let spec = AggregateSpec {
+            keys: if keys.is_empty() { hash_keys.clone() } else { keys },
+            aggregates,
+            outputs,
+        };
+        let (op_spec, changelog) = match (&input.window, time_column) {
+            (Some(window), Some(time_column)) => (
+                OperatorSpec::WindowAggregate(WindowAggregateSpec {
+                    window: window.window,
+                    time_column,
+                    aggregate: spec,
+                }),
+                Changelog::Append,
+            ),
+            (Some(_), None) => {
+                return Err(Error::unsupported(
+                    "grouping a TUMBLE / HOP / SESSION needs GROUP BY window_start, window_end (plus any keys)",
+                ));
+            }
+            (None, _) => (OperatorSpec::UpdatingAggregate(spec), Changelog::Upsert),
+        };
+        let op = self.add(op_spec, &aggregate.schema, Some((input.op, EdgeKind::Hash(hash_keys))));
+        Ok(Stream {
+            op,
+            schema: Arc::clone(&aggregate.schema),
+            window: None,
+            changelog,
+        })
+    }
+
+    fn sink(&mut self, stream: Stream, table: &TableDef) -> Result<()> {
+        if stream.window.as_ref().is_some_and(|w| !w.bounds.is_empty()) {
+            return Err(Error::unsupported(
+                "window_start / window_end are only defined by a GROUP BY aggregation over the window",
+            ));
+        }
+        let table_schema = schema_of(&table.columns)?;
+        let fields = stream.schema.fields();
+        if fields.len() != table_schema.fields().len() {
+            return Err(Error::user(
+                crate::error::UserErrorKind::DatatypeMismatch,
+                format!(
+                    "the query returns {} columns but table '{}' has {}: column count mismatch",
+                    fields.len(),
+                    table.name,
+                    table_schema.fields().len()
+                ),
+            ));
+        }
+        let mut casts = false;
+        let mut exprs = Vec::with_capacity(fields.len());
+        for (i, (from, to)) in fields.iter().zip(table_schema.fields()).enumerate() {
+            let (qualifier, field) = stream.schema.qualified_field(i);
+            let column = Expr::Column(datafusion::common::Column::new(qualifier.cloned(), field.name()));
+            if from.data_type() == to.data_type() {
+                exprs.push(physical(&column, &stream.schema)?);
+                continue;
+            }
+            if !insert_compatible(from.data_type(), to.data_type()) {
+                return Err(Error::type_mismatch(format!(
+                    "type mismatch: column {} of the query (`{}`) is {} but column '{}' of table '{}' is {}; CAST it explicitly",
+                    i + 1,
+                    from.name(),
+                    from.data_type(),
+                    to.name(),
+                    table.name,
+                    to.data_type()
+                )));
+            }
+            casts = true;
+            exprs.push(physical(
+                &Expr::Cast(Cast::new(Box::new(column), to.data_type().clone())),
+                &stream.schema,
+            )?);
+        }
+        let mut op = stream.op;
+        if casts {
+            op = self.add_with_schema(OperatorSpec::Project { exprs }, table_schema.clone(), Some((op, EdgeKind::Forward)));
+        }
+        let mode = match stream.changelog {
+            Changelog::Append => SinkMode::Append,
+            Changelog::Upsert => {
+                if table.connector == TableConnector::Stored && table.primary_key.is_empty() {
+                    return Err(Error::invalid(format!(
+                        "an updating aggregate (GROUP BY without a window) writes an upsert changelog; table '{}' needs a PRIMARY KEY on the grouping columns",
+                        table.name
+                    )));
+                }
+                SinkMode::Upsert
+            }
+        };
+        self.add_with_schema(
+            OperatorSpec::Sink(SinkSpec {
+                table: table.clone(),
+                mode,
+            }),
+            table_schema,
+            Some((op, EdgeKind::Forward)),
+        );
+        Ok(())
+    }
+}
+
+/// The implicit conversions INSERT allows, as Flink does: within numbers, within timestamps, any
+/// type into a string column; everything else needs an explicit CAST.
+fn insert_compatible(from: &DataType, to: &DataType) -> bool {
+    from == to
+        || from == &DataType::Null
+        || (from.is_numeric() && to.is_numeric())
+        || (matches!(from, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64)
+            && matches!(to, DataType::Timestamp(_, _) | DataType::Date32))
+        || matches!(to, DataType::Utf8 | DataType::LargeUtf8)
+}
+
+fn aggregate_call(expr: &Expr, schema: &DFSchema, output_type: DataType) -> Result<AggregateCall> {
+    let Expr::AggregateFunction(AggregateFunction { func, params }) = strip_alias(expr) else {
+        return Err(Error::unsupported(format!("`{expr}` is not supported as an aggregate in a job")));
+    };
+    let kind = match func.name().to_ascii_lowercase().as_str() {
+        "count" => AggregateKind::Count,
+        "sum" => AggregateKind::Sum,
+        "min" => AggregateKind::Min,
+        "max" => AggregateKind::Max,
+        "avg" | "mean" => AggregateKind::Avg,
+        other => {
+            return Err(Error::unsupported(format!(
+                "aggregate function {other}() is not supported in a job yet; use COUNT, SUM, MIN, MAX, AVG"
+            )));
+        }
+    };
+    if params.filter.is_some() {
+        return Err(Error::unsupported(
+            "FILTER (WHERE ...) on an aggregate is not supported in a job yet",
+        ));
+    }
+    if !params.order_by.is_empty() {
+        return Err(Error::unsupported("ORDER BY inside an aggregate is not supported in a job yet"));
+    }
+    let [arg] = params.args.as_slice() else {
+        return Err(Error::unsupported(format!(
+            "`{expr}`: aggregates in a job take exactly one argument"
+        )));
+    };
+    Ok(AggregateCall {
+        kind,
+        arg: physical(arg, schema)?,
+        distinct: params.distinct,
+        output_type,
+        display: strip_alias(expr).schema_name().to_string(),
+    })
+}

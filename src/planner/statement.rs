@@ -1,0 +1,614 @@
+//! Parsing: SQL text → Weir `Statement`s. Weir-only commands (CREATE SOURCE / TABLE / JOB, SHOW,
+//! DESCRIBE, DROP, SET, WAIT JOB, EXPLAIN CREATE JOB) are parsed here with sqlparser's primitives;
+//! standard SQL is parsed by sqlparser and handed to DataFusion unchanged. Errors keep sqlparser's
+//! line and column.
+
+use std::collections::BTreeMap;
+
+use sqlparser::ast::{BinaryOperator, DateTimeField, Expr, Ident, Insert, Interval, Statement as SqlStatement, Value, ValueWithSpan};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+use crate::catalog::{ColumnDef, WatermarkDef, arrow_type};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Statement {
+    CreateSource {
+        name: String,
+        columns: Vec<ColumnDef>,
+        watermark: Option<WatermarkDef>,
+        options: BTreeMap<String, String>,
+        if_not_exists: bool,
+    },
+    CreateTable {
+        name: String,
+        columns: Vec<ColumnDef>,
+        primary_key: Vec<String>,
+        options: BTreeMap<String, String>,
+        if_not_exists: bool,
+    },
+    CreateJob(CreateJob),
+    ExplainCreateJob(CreateJob),
+    Show(ShowTarget),
+    Describe {
+        name: String,
+    },
+    DescribeJob {
+        name: String,
+    },
+    Drop {
+        kind: ObjectKind,
+        name: String,
+        if_exists: bool,
+    },
+    Set {
+        key: String,
+        value: String,
+    },
+    WaitJob {
+        name: String,
+    },
+    /// Standard SQL for DataFusion (SELECT, EXPLAIN SELECT, ...).
+    Query(Box<SqlStatement>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateJob {
+    pub name: String,
+    pub options: BTreeMap<String, String>,
+    pub insert: Box<Insert>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShowTarget {
+    Sources,
+    Tables,
+    Jobs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Source,
+    Table,
+    Job,
+}
+
+impl ObjectKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Source => "source",
+            ObjectKind::Table => "table",
+            ObjectKind::Job => "job",
+        }
+    }
+}
+
+/// Parses every statement in `sql` (separated by `;`).
+pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
+    let rewritten = rewrite_flink_window_syntax(sql)?;
+    let mut parser = Parser::new(&GenericDialect {}).try_with_sql(rewritten.as_deref().unwrap_or(sql))?;
+    let mut statements = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token().token == Token::EOF {
+            break;
+        }
+        statements.push(parse_statement(&mut parser)?);
+        if !parser.consume_token(&Token::SemiColon) && parser.peek_token().token != Token::EOF {
+            return Err(expected_error(&parser, "end of statement", parser.peek_token()));
+        }
+    }
+    Ok(statements)
+}
+
+fn peek_word(parser: &Parser, n: usize) -> Option<String> {
+    match parser.peek_nth_token(n).token {
+        Token::Word(w) => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+fn parse_statement(parser: &mut Parser) -> Result<Statement> {
+    let first = peek_word(parser, 0);
+    let second = peek_word(parser, 1);
+    match (first.as_deref(), second.as_deref()) {
+        (Some("CREATE"), Some("SOURCE")) => {
+            parser.next_token();
+            parser.next_token();
+            parse_create_source(parser)
+        }
+        (Some("CREATE"), Some("TABLE")) => {
+            parser.next_token();
+            parser.next_token();
+            parse_create_table(parser)
+        }
+        (Some("CREATE"), Some("JOB")) => {
+            parser.next_token();
+            parser.next_token();
+            Ok(Statement::CreateJob(parse_create_job(parser)?))
+        }
+        (Some("EXPLAIN"), Some("CREATE")) if peek_word(parser, 2).as_deref() == Some("JOB") => {
+            for _ in 0..3 {
+                parser.next_token();
+            }
+            Ok(Statement::ExplainCreateJob(parse_create_job(parser)?))
+        }
+        (Some("SHOW"), Some(target @ ("SOURCES" | "TABLES" | "JOBS"))) => {
+            let target = match target {
+                "SOURCES" => ShowTarget::Sources,
+                "TABLES" => ShowTarget::Tables,
+                _ => ShowTarget::Jobs,
+            };
+            parser.next_token();
+            parser.next_token();
+            Ok(Statement::Show(target))
+        }
+        (Some("DESCRIBE" | "DESC"), Some("JOB")) => {
+            parser.next_token();
+            parser.next_token();
+            Ok(Statement::DescribeJob { name: parse_name(parser)? })
+        }
+        (Some("DESCRIBE" | "DESC"), _) => {
+            parser.next_token();
+            Ok(Statement::Describe { name: parse_name(parser)? })
+        }
+        (Some("DROP"), Some(kind @ ("SOURCE" | "TABLE" | "JOB"))) => {
+            let kind = match kind {
+                "SOURCE" => ObjectKind::Source,
+                "TABLE" => ObjectKind::Table,
+                _ => ObjectKind::Job,
+            };
+            parser.next_token();
+            parser.next_token();
+            let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            Ok(Statement::Drop {
+                kind,
+                name: parse_name(parser)?,
+                if_exists,
+            })
+        }
+        (Some("SET"), _) => {
+            parser.next_token();
+            let key = parse_option_key(parser)?;
+            if !parser.consume_token(&Token::Eq) {
+                parser.expect_keyword(Keyword::TO)?;
+            }
+            let value = parse_option_value(parser)?;
+            Ok(Statement::Set { key, value })
+        }
+        (Some("WAIT"), Some("JOB")) => {
+            parser.next_token();
+            parser.next_token();
+            Ok(Statement::WaitJob { name: parse_name(parser)? })
+        }
+        _ => Ok(Statement::Query(Box::new(parser.parse_statement()?))),
+    }
+}
+
+/// An identifier as SQL resolves it: unquoted names are lower-cased.
+pub fn normalize(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_ascii_lowercase()
+    }
+}
+
+fn parse_name(parser: &mut Parser) -> Result<String> {
+    Ok(normalize(&parser.parse_identifier()?))
+}
+
+fn parse_if_not_exists(parser: &mut Parser) -> bool {
+    parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS])
+}
+
+/// `( column TYPE [NOT NULL] [PRIMARY KEY], ..., [WATERMARK FOR c AS expr], [PRIMARY KEY (a, b) [NOT ENFORCED]] )`
+struct ColumnList {
+    columns: Vec<ColumnDef>,
+    watermark: Option<WatermarkDef>,
+    primary_key: Vec<String>,
+}
+
+fn parse_column_list(parser: &mut Parser) -> Result<ColumnList> {
+    parser.expect_token(&Token::LParen)?;
+    let mut list = ColumnList {
+        columns: Vec::new(),
+        watermark: None,
+        primary_key: Vec::new(),
+    };
+    loop {
+        if peek_word(parser, 0).as_deref() == Some("WATERMARK") {
+            parser.next_token();
+            parser.expect_keyword(Keyword::FOR)?;
+            let column = parse_name(parser)?;
+            parser.expect_keyword(Keyword::AS)?;
+            let expr = parser.parse_expr()?;
+            list.watermark = Some(watermark_def(&column, &expr)?);
+        } else if parser.parse_keywords(&[Keyword::PRIMARY, Keyword::KEY]) {
+            parser.expect_token(&Token::LParen)?;
+            list.primary_key = parser
+                .parse_comma_separated(|p| p.parse_identifier())?
+                .iter()
+                .map(normalize)
+                .collect();
+            parser.expect_token(&Token::RParen)?;
+            let _not_enforced = parser.parse_keywords(&[Keyword::NOT, Keyword::ENFORCED]);
+        } else {
+            let name = parse_name(parser)?;
+            let data_type = parser.parse_data_type()?;
+            arrow_type(&data_type).map_err(|e| e.context(format!("column '{name}'")))?;
+            let mut nullable = true;
+            loop {
+                if parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+                    nullable = false;
+                } else if parser.parse_keyword(Keyword::NULL) {
+                    nullable = true;
+                } else if parser.parse_keywords(&[Keyword::PRIMARY, Keyword::KEY]) {
+                    let _not_enforced = parser.parse_keywords(&[Keyword::NOT, Keyword::ENFORCED]);
+                    list.primary_key = vec![name.clone()];
+                } else {
+                    break;
+                }
+            }
+            if list.columns.iter().any(|c: &ColumnDef| c.name == name) {
+                return Err(Error::already_exists("column", &name));
+            }
+            list.columns.push(ColumnDef {
+                name,
+                sql_type: data_type.to_string(),
+                nullable,
+            });
+        }
+        if !parser.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    parser.expect_token(&Token::RParen)?;
+    if let Some(w) = &list.watermark {
+        let column = list
+            .columns
+            .iter()
+            .find(|c| c.name == w.column)
+            .ok_or_else(|| Error::not_found("watermark column", &w.column))?;
+        if !matches!(column.data_type()?, datafusion::arrow::datatypes::DataType::Timestamp(_, _)) {
+            return Err(Error::type_mismatch(format!(
+                "WATERMARK column '{}' must be a TIMESTAMP, not {}",
+                w.column, column.sql_type
+            )));
+        }
+    }
+    for key in &list.primary_key {
+        if !list.columns.iter().any(|c| &c.name == key) {
+            return Err(Error::not_found("primary key column", key));
+        }
+    }
+    Ok(list)
+}
+
+fn parse_create_source(parser: &mut Parser) -> Result<Statement> {
+    let if_not_exists = parse_if_not_exists(parser);
+    let name = parse_name(parser)?;
+    let list = parse_column_list(parser)?;
+    let options = parse_with_options(parser)?;
+    Ok(Statement::CreateSource {
+        name,
+        columns: list.columns,
+        watermark: list.watermark,
+        options,
+        if_not_exists,
+    })
+}
+
+fn parse_create_table(parser: &mut Parser) -> Result<Statement> {
+    let if_not_exists = parse_if_not_exists(parser);
+    let name = parse_name(parser)?;
+    let list = parse_column_list(parser)?;
+    if list.watermark.is_some() {
+        return Err(Error::unsupported(
+            "a result table has no WATERMARK; declare event time on a CREATE SOURCE",
+        ));
+    }
+    let options = parse_with_options(parser)?;
+    Ok(Statement::CreateTable {
+        name,
+        columns: list.columns,
+        primary_key: list.primary_key,
+        options,
+        if_not_exists,
+    })
+}
+
+fn parse_create_job(parser: &mut Parser) -> Result<CreateJob> {
+    let name = parse_name(parser)?;
+    let options = parse_with_options(parser)?;
+    parser.expect_keyword(Keyword::AS)?;
+    match parser.parse_statement()? {
+        SqlStatement::Insert(insert) => Ok(CreateJob {
+            name,
+            options,
+            insert: Box::new(insert),
+        }),
+        other => Err(Error::unsupported(format!(
+            "a job runs an INSERT INTO <table> SELECT ...; not supported: {}",
+            other.to_string().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        ))),
+    }
+}
+
+/// `[WITH] ( key = value, ... )`: keys are identifiers (dotted allowed) or quoted strings; keys are
+/// lower-cased.
+fn parse_with_options(parser: &mut Parser) -> Result<BTreeMap<String, String>> {
+    let mut options = BTreeMap::new();
+    if !parser.parse_keyword(Keyword::WITH) {
+        return Ok(options);
+    }
+    parser.expect_token(&Token::LParen)?;
+    loop {
+        if parser.consume_token(&Token::RParen) {
+            break;
+        }
+        let key = parse_option_key(parser)?;
+        parser.expect_token(&Token::Eq)?;
+        let value = parse_option_value(parser)?;
+        if options.insert(key.clone(), value).is_some() {
+            return Err(Error::invalid(format!("option '{key}' is given twice")));
+        }
+        if !parser.consume_token(&Token::Comma) {
+            parser.expect_token(&Token::RParen)?;
+            break;
+        }
+    }
+    Ok(options)
+}
+
+fn parse_option_key(parser: &mut Parser) -> Result<String> {
+    let token = parser.next_token();
+    let mut key = match &token.token {
+        Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => {
+            return Ok(s.to_ascii_lowercase());
+        }
+        Token::Word(w) => w.value.clone(),
+        _ => return Err(expected_error(parser, "an option name", token)),
+    };
+    while parser.consume_token(&Token::Period) {
+        key.push('.');
+        key.push_str(&parser.parse_identifier()?.value);
+    }
+    Ok(key.to_ascii_lowercase())
+}
+
+fn parse_option_value(parser: &mut Parser) -> Result<String> {
+    let token = parser.next_token();
+    match token.token {
+        Token::SingleQuotedString(s) => Ok(s),
+        Token::Number(n, _) => Ok(n),
+        Token::Word(w) => Ok(w.value),
+        Token::Minus => match parser.next_token().token {
+            Token::Number(n, _) => Ok(format!("-{n}")),
+            _ => Err(Error::syntax("expected a number after '-'")),
+        },
+        _ => Err(expected_error(parser, "an option value (a quoted string or a number)", token)),
+    }
+}
+
+/// `col` or `col - INTERVAL '2' SECOND`.
+fn watermark_def(column: &str, expr: &Expr) -> Result<WatermarkDef> {
+    let names_column = |e: &Expr| matches!(e, Expr::Identifier(i) if normalize(i) == column);
+    let delay_nanos = match expr {
+        e if names_column(e) => 0,
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Minus,
+            right,
+        } if names_column(left) => match right.as_ref() {
+            Expr::Interval(interval) => interval_nanos(interval)?,
+            _ => {
+                return Err(Error::unsupported(format!(
+                    "WATERMARK expression `{expr}`: use `{column} - INTERVAL 'n' SECOND`"
+                )));
+            }
+        },
+        _ => {
+            return Err(Error::unsupported(format!(
+                "WATERMARK expression `{expr}`: use `{column} - INTERVAL 'n' SECOND`"
+            )));
+        }
+    };
+    if delay_nanos < 0 {
+        return Err(Error::invalid("a WATERMARK delay must not be negative"));
+    }
+    Ok(WatermarkDef {
+        column: column.to_string(),
+        delay_nanos,
+        expr: expr.to_string(),
+    })
+}
+
+/// An interval literal in nanoseconds (`INTERVAL '2' SECOND`, `INTERVAL '1.5 seconds'`).
+pub fn interval_nanos(interval: &Interval) -> Result<i64> {
+    let text = match interval.value.as_ref() {
+        Expr::Value(ValueWithSpan {
+            value: Value::SingleQuotedString(s) | Value::Number(s, _),
+            ..
+        }) => s.clone(),
+        other => {
+            return Err(Error::unsupported(format!(
+                "interval value {other}: use a literal like INTERVAL '5' SECOND"
+            )));
+        }
+    };
+    let mut parts = text.split_whitespace();
+    let amount: f64 = parts
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Error::invalid(format!("interval '{text}' does not start with a number")))?;
+    let unit_nanos = match (&interval.leading_field, parts.next()) {
+        (Some(field), None) => field_nanos(field)?,
+        (None, Some(unit)) => unit_name_nanos(unit)?,
+        (None, None) => {
+            return Err(Error::invalid(format!(
+                "interval '{text}' needs a unit, e.g. INTERVAL '{text}' SECOND"
+            )));
+        }
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(format!("interval '{text}' has two units")));
+        }
+    };
+    Ok((amount * unit_nanos as f64).round() as i64)
+}
+
+fn field_nanos(field: &DateTimeField) -> Result<i64> {
+    unit_name_nanos(&field.to_string())
+}
+
+fn unit_name_nanos(unit: &str) -> Result<i64> {
+    let unit = unit.to_ascii_lowercase();
+    if unit == "ms" {
+        return Ok(1_000_000);
+    }
+    Ok(match unit.trim_end_matches('s') {
+        "nanosecond" => 1,
+        "microsecond" => 1_000,
+        "millisecond" => 1_000_000,
+        "second" | "sec" => 1_000_000_000,
+        "minute" | "min" => 60_000_000_000,
+        "hour" => 3_600_000_000_000,
+        "day" => 86_400_000_000_000,
+        other => {
+            return Err(Error::unsupported(format!(
+                "interval unit '{other}': use MILLISECOND, SECOND, MINUTE, HOUR or DAY"
+            )));
+        }
+    })
+}
+
+/// Rewrites Flink's window TVF spelling to Weir's table functions, on tokens:
+/// `TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), size))` → `TUMBLE(src, ts, size)`, and
+/// `TABLE src PARTITION BY k` → `src` (session windows are per GROUP BY key anyway).
+/// Returns `None` when the text has no such call.
+fn rewrite_flink_window_syntax(sql: &str) -> Result<Option<String>> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .map_err(|e| Error::syntax(format!("syntax error: {e}")))?;
+    let is_word = |t: &Token, w: &str| matches!(t, Token::Word(word) if word.value.eq_ignore_ascii_case(w));
+    let significant: Vec<usize> = (0..tokens.len()).filter(|i| !matches!(tokens[*i], Token::Whitespace(_))).collect();
+    let mut drop = vec![false; tokens.len()];
+    let mut found = false;
+    for (n, &i) in significant.iter().enumerate() {
+        let next = |k: usize| significant.get(n + k).map(|&j| &tokens[j]);
+        let is_window_call = is_word(&tokens[i], "TABLE")
+            && next(1) == Some(&Token::LParen)
+            && next(2).is_some_and(|t| is_word(t, "TUMBLE") || is_word(t, "HOP") || is_word(t, "SESSION") || is_word(t, "CUMULATE"))
+            && next(3) == Some(&Token::LParen);
+        if !is_window_call {
+            continue;
+        }
+        found = true;
+        // Drop `TABLE (`, then walk the call, dropping the inner `TABLE`, `DESCRIPTOR(`/`)` and
+        // `PARTITION BY ...` up to the next top-level comma, and the outer `)`.
+        drop[i] = true;
+        drop[significant[n + 1]] = true;
+        let mut depth = 0i32;
+        let mut k = n + 3;
+        let mut descriptor_depth: Option<i32> = None;
+        let mut in_partition = false;
+        while k < significant.len() {
+            let j = significant[k];
+            match &tokens[j] {
+                Token::LParen => {
+                    depth += 1;
+                    if k > 0 && is_word(&tokens[significant[k - 1]], "DESCRIPTOR") {
+                        drop[j] = true;
+                        drop[significant[k - 1]] = true;
+                        descriptor_depth = Some(depth);
+                    }
+                }
+                Token::RParen => {
+                    if descriptor_depth == Some(depth) {
+                        drop[j] = true;
+                        descriptor_depth = None;
+                    }
+                    depth -= 1;
+                    if depth == 0 {
+                        // End of the window call; the next significant token closes `TABLE(`.
+                        if let Some(&close) = significant.get(k + 1) {
+                            if tokens[close] == Token::RParen {
+                                drop[close] = true;
+                            }
+                        }
+                        break;
+                    }
+                }
+                Token::Comma if depth == 1 => in_partition = false,
+                t if depth == 1 && is_word(t, "TABLE") => drop[j] = true,
+                t if depth == 1 && is_word(t, "PARTITION") => in_partition = true,
+                _ => {}
+            }
+            if in_partition {
+                drop[j] = true;
+            }
+            k += 1;
+        }
+    }
+    if !found {
+        return Ok(None);
+    }
+    Ok(Some(
+        tokens.iter().zip(drop).filter(|(_, d)| !d).map(|(t, _)| t.to_string()).collect(),
+    ))
+}
+
+/// The "expected X, found Y" error at the parser's position (sqlparser's message carries the line
+/// and column).
+fn expected_error(parser: &Parser, what: &str, found: sqlparser::tokenizer::TokenWithSpan) -> Error {
+    match parser.expected::<()>(what, found) {
+        Err(e) => Error::from(e),
+        Ok(()) => Error::syntax(format!("syntax error: expected {what}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_create_source_with_watermark_and_options() {
+        let sql = "CREATE SOURCE bids (auction BIGINT, price BIGINT, date_time TIMESTAMP(3), \
+                   WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND) \
+                   WITH (connector = 'nexmark', 'nexmark.table' = 'bid', events.per.second = 1000)";
+        let stmts = parse_statements(sql).unwrap();
+        let Statement::CreateSource {
+            name,
+            columns,
+            watermark,
+            options,
+            ..
+        } = &stmts[0]
+        else {
+            panic!("{stmts:?}")
+        };
+        assert_eq!(name, "bids");
+        assert_eq!(columns.len(), 3);
+        assert_eq!(watermark.as_ref().unwrap().delay_nanos, 2_000_000_000);
+        assert_eq!(options.get("connector").unwrap(), "nexmark");
+        assert_eq!(options.get("events.per.second").unwrap(), "1000");
+        assert_eq!(options.get("nexmark.table").unwrap(), "bid");
+    }
+
+    #[test]
+    fn rewrites_flink_window_spelling() {
+        let sql = "SELECT * FROM TABLE(SESSION(TABLE bids PARTITION BY bidder, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) GROUP BY 1";
+        let rewritten = rewrite_flink_window_syntax(sql).unwrap().unwrap();
+        let compact: String = rewritten.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(compact, "SELECT * FROM SESSION( bids , date_time, INTERVAL '10' SECOND) GROUP BY 1");
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_position() {
+        let err = parse_statements("SELEC 1").unwrap_err().to_string();
+        assert!(err.contains("Line: 1, Column: 1"), "{err}");
+    }
+}

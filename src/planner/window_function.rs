@@ -1,0 +1,214 @@
+//! `TUMBLE`, `HOP` and `SESSION` in FROM, as DataFusion table functions. Each returns a
+//! `WindowTableProvider`: the source's columns plus `window_start` and `window_end`, carrying the
+//! window spec. The streaming lowering fuses it with the Aggregate above it into one window
+//! operator; until that operator assigns windows, both window columns carry the row's event time.
+
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session as DfSession, TableFunctionArgs, TableFunctionImpl};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::catalog::{Catalog, SourceDef};
+use crate::error::{Error, Result};
+use crate::graph::WindowKind;
+
+pub const WINDOW_START: &str = "window_start";
+pub const WINDOW_END: &str = "window_end";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowFunctionKind {
+    Tumble,
+    Hop,
+    Session,
+}
+
+impl WindowFunctionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WindowFunctionKind::Tumble => "tumble",
+            WindowFunctionKind::Hop => "hop",
+            WindowFunctionKind::Session => "session",
+        }
+    }
+
+    fn usage(self) -> &'static str {
+        match self {
+            WindowFunctionKind::Tumble => "TUMBLE(source, time_column, INTERVAL 'size' UNIT)",
+            WindowFunctionKind::Hop => "HOP(source, time_column, INTERVAL 'slide' UNIT, INTERVAL 'size' UNIT)",
+            WindowFunctionKind::Session => "SESSION(source, time_column, INTERVAL 'gap' UNIT)",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct WindowFunction {
+    pub kind: WindowFunctionKind,
+    pub catalog: Arc<RwLock<Catalog>>,
+}
+
+impl WindowFunction {
+    fn plan(&self, args: &[Expr]) -> Result<WindowTableProvider> {
+        let usage = || {
+            Error::user(
+                crate::error::UserErrorKind::Other,
+                format!("window function arguments: use {}", self.kind.usage()),
+            )
+        };
+        let expected = if self.kind == WindowFunctionKind::Hop { 4 } else { 3 };
+        if args.len() != expected {
+            return Err(usage());
+        }
+        let name_of = |e: &Expr| match e {
+            Expr::Column(c) => Some(c.name.clone()),
+            _ => None,
+        };
+        let source_name = name_of(&args[0]).ok_or_else(usage)?;
+        let time_column = name_of(&args[1]).ok_or_else(usage)?;
+        let source = {
+            let catalog = self.catalog.read().map_err(|_| Error::internal("catalog lock poisoned"))?;
+            match catalog.sources.get(&source_name) {
+                Some(def) => def.clone(),
+                None if catalog.tables.contains_key(&source_name) => {
+                    return Err(Error::unsupported(format!(
+                        "windows over the result table '{source_name}' are not supported yet; window a source"
+                    )));
+                }
+                None => return Err(Error::not_found("source", &source_name)),
+            }
+        };
+        let window = match self.kind {
+            WindowFunctionKind::Tumble => WindowKind::Tumble {
+                size: interval_arg(&args[2])?,
+            },
+            WindowFunctionKind::Hop => WindowKind::Hop {
+                slide: interval_arg(&args[2])?,
+                size: interval_arg(&args[3])?,
+            },
+            WindowFunctionKind::Session => WindowKind::Session {
+                gap: interval_arg(&args[2])?,
+            },
+        };
+        match window {
+            WindowKind::Hop { slide, size } if slide > size => {
+                return Err(Error::invalid(
+                    "HOP slide must not be larger than its size (HOP(source, time, slide, size))",
+                ));
+            }
+            WindowKind::Hop { slide, size } if size % slide != 0 => {
+                return Err(Error::invalid("HOP size must be a multiple of its slide"));
+            }
+            _ => {}
+        }
+        WindowTableProvider::new(source, &time_column, window)
+    }
+}
+
+impl TableFunctionImpl for WindowFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        Ok(Arc::new(self.plan(args.exprs())?))
+    }
+}
+
+/// A window interval argument in nanoseconds.
+fn interval_arg(expr: &Expr) -> Result<i64> {
+    let value = match expr {
+        Expr::Literal(value, _) => value,
+        other => {
+            return Err(Error::invalid(format!("window size {other} must be an INTERVAL literal")));
+        }
+    };
+    let nanos = match value {
+        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => i64::from(v.days) * 86_400_000_000_000 + v.nanoseconds,
+        ScalarValue::IntervalDayTime(Some(v)) => i64::from(v.days) * 86_400_000_000_000 + i64::from(v.milliseconds) * 1_000_000,
+        ScalarValue::IntervalYearMonth(_) | ScalarValue::IntervalMonthDayNano(_) => {
+            return Err(Error::unsupported(
+                "window sizes in months or years are not supported; use DAY, HOUR, MINUTE or SECOND",
+            ));
+        }
+        other => {
+            return Err(Error::invalid(format!("window size {other} must be an INTERVAL literal")));
+        }
+    };
+    if nanos <= 0 {
+        return Err(Error::invalid("window sizes must be positive"));
+    }
+    Ok(nanos)
+}
+
+#[derive(Debug)]
+pub struct WindowTableProvider {
+    pub source: SourceDef,
+    /// Index of the event-time column among the source's columns.
+    pub time_column: usize,
+    pub window: WindowKind,
+    schema: SchemaRef,
+}
+
+impl WindowTableProvider {
+    fn new(source: SourceDef, time_column: &str, window: WindowKind) -> Result<Self> {
+        let source_schema = crate::catalog::schema_of(&source.columns)?;
+        let time_index = source_schema
+            .fields()
+            .iter()
+            .position(|f| f.name().eq_ignore_ascii_case(time_column))
+            .ok_or_else(|| Error::not_found("column", &format!("{}.{time_column}", source.name)))?;
+        let time_type = source_schema.field(time_index).data_type().clone();
+        if !matches!(time_type, DataType::Timestamp(_, _)) {
+            return Err(Error::type_mismatch(format!(
+                "window time column '{time_column}' must be a TIMESTAMP, not {time_type}"
+            )));
+        }
+        match &source.watermark {
+            Some(w) if w.column == source_schema.field(time_index).name().as_str() => {}
+            Some(w) => {
+                return Err(Error::unsupported(format!(
+                    "windows must use the source's event-time column '{}' (its WATERMARK), not '{time_column}'",
+                    w.column
+                )));
+            }
+            None => {
+                return Err(Error::invalid(format!(
+                    "source '{}' has no WATERMARK, so its windows would never close; add WATERMARK FOR {time_column} AS {time_column} - INTERVAL '1' SECOND",
+                    source.name
+                )));
+            }
+        }
+        let mut fields: Vec<Field> = source_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(WINDOW_START, time_type.clone(), false));
+        fields.push(Field::new(WINDOW_END, time_type, false));
+        Ok(WindowTableProvider {
+            source,
+            time_column: time_index,
+            window,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+}
+
+#[async_trait]
+impl TableProvider for WindowTableProvider {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+    async fn scan(
+        &self,
+        _state: &dyn DfSession,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        Err(Error::unsupported(format!(
+            "window functions over source '{}' run only in jobs; use CREATE JOB ... AS INSERT INTO <table> SELECT ...",
+            self.source.name
+        ))
+        .into())
+    }
+}

@@ -1,0 +1,639 @@
+//! `Database` (what every connection shares: catalog, DataFusion context, table store, jobs) and
+//! `Session` (one connection's settings). `Session::execute` is the single entry point for SQL;
+//! the REPL, `weir run`, pgwire and the sqllogictest runner are thin adapters over it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::parser::Statement as DfStatement;
+
+use crate::catalog::{Catalog, ColumnDef, JobDef, JobStatus, SourceDef, TableConnector, TableDef};
+use crate::connectors::source_table::SourceTable;
+use crate::connectors::table_store::{StoredTable, TableStore};
+use crate::connectors::validate_source;
+use crate::error::{Error, Result};
+use crate::job::{JobManager, JobSettings, JobSnapshot};
+use crate::planner::statement::{CreateJob, ObjectKind, ShowTarget, Statement, parse_statements};
+use crate::planner::window_function::{WindowFunction, WindowFunctionKind};
+use crate::planner::{SINGLE_DISTINCT_RULE, insert_target, plan_job};
+
+/// The result of one statement.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    /// A statement without rows; `tag` names it (`CREATE SOURCE`), as a Postgres command tag.
+    Done {
+        tag: String,
+    },
+}
+
+impl Output {
+    fn done(tag: &str) -> Self {
+        Output::Done { tag: tag.to_string() }
+    }
+
+    fn rows(schema: SchemaRef, batch: RecordBatch) -> Self {
+        Output::Rows {
+            schema,
+            batches: vec![batch],
+        }
+    }
+}
+
+pub struct Database {
+    data_dir: PathBuf,
+    catalog: Arc<RwLock<Catalog>>,
+    ctx: SessionContext,
+    table_store: Arc<TableStore>,
+    jobs: JobManager,
+}
+
+const JOBS_TABLE: &str = "weir_jobs";
+
+impl Database {
+    /// Opens (or creates) the database in `data_dir`. Must be called inside a tokio runtime.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Arc<Database>> {
+        let data_dir = data_dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let mut catalog = Catalog::load(&data_dir)?;
+        // Jobs that were running when Weir stopped cannot resume without checkpoints.
+        for job in catalog.jobs.values_mut() {
+            if !job.status.is_terminal() {
+                job.status = JobStatus::Failed;
+                job.error =
+                    Some("Weir stopped while the job ran; without a checkpoint it cannot resume. Drop it and create it again".into());
+            }
+        }
+        catalog.save(&data_dir)?;
+        let catalog = Arc::new(RwLock::new(catalog));
+        let table_store = TableStore::open(&data_dir.join("tables"))?;
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        ctx.remove_optimizer_rule(SINGLE_DISTINCT_RULE);
+        for kind in [WindowFunctionKind::Tumble, WindowFunctionKind::Hop, WindowFunctionKind::Session] {
+            // DataFusion looks table functions up by the name as written.
+            let function = Arc::new(WindowFunction {
+                kind,
+                catalog: catalog.clone(),
+            });
+            ctx.register_udtf(kind.name(), function.clone());
+            ctx.register_udtf(&kind.name().to_ascii_uppercase(), function);
+        }
+        let listener_catalog = catalog.clone();
+        let listener_dir = data_dir.clone();
+        let listener: crate::job::StatusListener = Arc::new(move |name, status, error| {
+            if let Ok(mut catalog) = listener_catalog.write() {
+                if let Some(job) = catalog.jobs.get_mut(name) {
+                    job.status = status;
+                    job.error = error;
+                    if let Err(e) = catalog.save(&listener_dir) {
+                        tracing::error!("cannot record the status of job {name}: {e}");
+                    }
+                }
+            }
+        });
+        let jobs = JobManager::new(data_dir.clone(), table_store.clone(), listener);
+        let db = Database {
+            data_dir,
+            catalog,
+            ctx,
+            table_store,
+            jobs,
+        };
+        db.register_all()?;
+        Ok(Arc::new(db))
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn catalog(&self) -> Result<std::sync::RwLockReadGuard<'_, Catalog>> {
+        self.catalog.read().map_err(|_| Error::internal("catalog lock poisoned"))
+    }
+
+    /// Changes the catalog and saves it; the change is undone if saving fails.
+    fn update_catalog<T>(&self, change: impl FnOnce(&mut Catalog) -> Result<T>) -> Result<T> {
+        let mut catalog = self.catalog.write().map_err(|_| Error::internal("catalog lock poisoned"))?;
+        let before = catalog.clone();
+        let value = change(&mut catalog)?;
+        if let Err(e) = catalog.save(&self.data_dir) {
+            *catalog = before;
+            return Err(e);
+        }
+        Ok(value)
+    }
+
+    fn register_all(&self) -> Result<()> {
+        let catalog = self.catalog()?.clone();
+        for source in catalog.sources.values() {
+            self.ctx
+                .register_table(source.name.as_str(), Arc::new(SourceTable::new(source.clone())?))?;
+        }
+        for table in catalog.tables.values() {
+            self.ctx.register_table(
+                table.name.as_str(),
+                Arc::new(StoredTable::new(table.clone(), self.table_store.clone())?),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Session {
+    db: Arc<Database>,
+    settings: Mutex<BTreeMap<String, String>>,
+}
+
+impl Session {
+    pub fn new(db: Arc<Database>) -> Self {
+        Session {
+            db,
+            settings: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// A session on its own database in `data_dir`.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Self> {
+        Ok(Session::new(Database::open(data_dir)?))
+    }
+
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// Runs every statement in `sql`, in order; stops at the first error.
+    pub async fn execute(&self, sql: &str) -> Result<Vec<Output>> {
+        let mut outputs = Vec::new();
+        for statement in parse_statements(sql)? {
+            outputs.push(self.execute_statement(statement).await?);
+        }
+        Ok(outputs)
+    }
+
+    /// Runs the statements of a script one by one, handing each output over as soon as it is ready.
+    pub async fn execute_script(&self, sql: &str, mut on_output: impl FnMut(Output)) -> Result<()> {
+        for statement in parse_statements(sql)? {
+            on_output(self.execute_statement(statement).await?);
+        }
+        Ok(())
+    }
+
+    async fn execute_statement(&self, statement: Statement) -> Result<Output> {
+        match statement {
+            Statement::CreateSource {
+                name,
+                columns,
+                watermark,
+                mut options,
+                if_not_exists,
+            } => {
+                let connector = options
+                    .remove("connector")
+                    .ok_or_else(|| Error::invalid("a source needs WITH (connector = 'nexmark' | 'datagen' | 'file', ...)"))?;
+                let def = SourceDef {
+                    name: name.clone(),
+                    columns,
+                    watermark,
+                    connector,
+                    options,
+                };
+                self.create_source(def, if_not_exists)
+            }
+            Statement::CreateTable {
+                name,
+                columns,
+                primary_key,
+                mut options,
+                if_not_exists,
+            } => {
+                let connector = match options.remove("connector") {
+                    Some(c) => TableConnector::parse(&c)?,
+                    None => TableConnector::Stored,
+                };
+                if let Some(key) = options.keys().next() {
+                    return Err(Error::invalid(format!(
+                        "unknown table option '{key}'; a table takes only 'connector'"
+                    )));
+                }
+                self.create_table(name, columns, primary_key, connector, if_not_exists)
+            }
+            Statement::CreateJob(job) => self.create_job(job).await,
+            Statement::ExplainCreateJob(job) => {
+                let (_, graph) = self.plan_job(&job).await?;
+                let text = graph.to_string();
+                let schema = Arc::new(Schema::new(vec![Field::new("plan", DataType::Utf8, false)]));
+                let lines: ArrayRef = Arc::new(StringArray::from_iter_values(text.lines()));
+                Ok(Output::rows(schema.clone(), RecordBatch::try_new(schema, vec![lines])?))
+            }
+            Statement::Show(target) => self.show(target),
+            Statement::Describe { name } => self.describe(&name),
+            Statement::DescribeJob { name } => self.describe_job(&name),
+            Statement::Drop { kind, name, if_exists } => self.drop(kind, &name, if_exists).await,
+            Statement::Set { key, value } => {
+                let mut probe = BTreeMap::new();
+                probe.insert(key.clone(), value.clone());
+                JobSettings::from_options(&probe)?;
+                self.settings
+                    .lock()
+                    .map_err(|_| Error::internal("settings lock poisoned"))?
+                    .insert(key, value);
+                Ok(Output::done("SET"))
+            }
+            Statement::WaitJob { name } => {
+                if !self.db.catalog()?.jobs.contains_key(&name) {
+                    return Err(Error::not_found("job", &name));
+                }
+                match self.db.jobs.get(&name)? {
+                    Some(_) => {
+                        self.db.jobs.wait(&name).await?;
+                    }
+                    None => {
+                        let catalog = self.db.catalog()?;
+                        if let Some(job) = catalog.jobs.get(&name).filter(|j| j.status == JobStatus::Failed) {
+                            return Err(Error::user(
+                                crate::error::UserErrorKind::JobFailed,
+                                format!("job '{name}' failed: {}", job.error.clone().unwrap_or_default()),
+                            ));
+                        }
+                    }
+                }
+                Ok(Output::done("WAIT JOB"))
+            }
+            Statement::Query(statement) => self.query(*statement).await,
+        }
+    }
+
+    fn create_source(&self, def: SourceDef, if_not_exists: bool) -> Result<Output> {
+        if self.db.catalog()?.relation_exists(&def.name) {
+            return if if_not_exists {
+                Ok(Output::done("CREATE SOURCE"))
+            } else {
+                Err(Error::already_exists("relation", &def.name))
+            };
+        }
+        validate_source(&def)?;
+        let provider = Arc::new(SourceTable::new(def.clone())?);
+        self.db.update_catalog(|c| {
+            c.sources.insert(def.name.clone(), def.clone());
+            Ok(())
+        })?;
+        self.db.ctx.register_table(def.name.as_str(), provider)?;
+        Ok(Output::done("CREATE SOURCE"))
+    }
+
+    fn create_table(
+        &self,
+        name: String,
+        columns: Vec<ColumnDef>,
+        primary_key: Vec<String>,
+        connector: TableConnector,
+        if_not_exists: bool,
+    ) -> Result<Output> {
+        if self.db.catalog()?.relation_exists(&name) {
+            return if if_not_exists {
+                Ok(Output::done("CREATE TABLE"))
+            } else {
+                Err(Error::already_exists("relation", &name))
+            };
+        }
+        let def = self.db.update_catalog(|c| {
+            let def = TableDef {
+                name: name.clone(),
+                id: c.next_table_id,
+                columns,
+                primary_key,
+                connector,
+            };
+            c.next_table_id += 1;
+            c.tables.insert(name.clone(), def.clone());
+            Ok(def)
+        })?;
+        self.db.table_store.drop_table(def.id)?;
+        self.db
+            .ctx
+            .register_table(name.as_str(), Arc::new(StoredTable::new(def, self.db.table_store.clone())?))?;
+        Ok(Output::done("CREATE TABLE"))
+    }
+
+    /// The job's settings (session settings overlaid with its WITH options) and its graph.
+    async fn plan_job(&self, job: &CreateJob) -> Result<(BTreeMap<String, String>, crate::graph::JobGraph)> {
+        let mut options = self.settings.lock().map_err(|_| Error::internal("settings lock poisoned"))?.clone();
+        options.extend(job.options.clone());
+        let settings = JobSettings::from_options(&options)?;
+        let target = insert_target(&job.insert)?;
+        let table = self
+            .db
+            .catalog()?
+            .tables
+            .get(&target)
+            .cloned()
+            .ok_or_else(|| Error::not_found("table", &target))?;
+        let graph = plan_job(&self.db.ctx, &job.insert, &table, settings.parallelism).await?;
+        Ok((options, graph))
+    }
+
+    async fn create_job(&self, job: CreateJob) -> Result<Output> {
+        {
+            let catalog = self.db.catalog()?;
+            if let Some(existing) = catalog.jobs.get(&job.name) {
+                return Err(Error::already_exists("job", &existing.name));
+            }
+        }
+        let (options, graph) = self.plan_job(&job).await?;
+        let settings = JobSettings::from_options(&options)?;
+        let def = JobDef {
+            name: job.name.clone(),
+            insert_sql: job.insert.to_string(),
+            options,
+            status: JobStatus::Running,
+            error: None,
+        };
+        self.db.update_catalog(|c| {
+            c.jobs.insert(def.name.clone(), def.clone());
+            Ok(())
+        })?;
+        if let Err(e) = self.db.jobs.start(&job.name, graph, settings) {
+            self.db.update_catalog(|c| {
+                c.jobs.remove(&job.name);
+                Ok(())
+            })?;
+            return Err(e);
+        }
+        Ok(Output::done("CREATE JOB"))
+    }
+
+    async fn drop(&self, kind: ObjectKind, name: &str, if_exists: bool) -> Result<Output> {
+        let tag = format!("DROP {}", kind.name().to_ascii_uppercase());
+        let exists = {
+            let catalog = self.db.catalog()?;
+            match kind {
+                ObjectKind::Source => catalog.sources.contains_key(name),
+                ObjectKind::Table => catalog.tables.contains_key(name),
+                ObjectKind::Job => catalog.jobs.contains_key(name),
+            }
+        };
+        if !exists {
+            return if if_exists {
+                Ok(Output::Done { tag })
+            } else {
+                Err(Error::not_found(kind.name(), name))
+            };
+        }
+        match kind {
+            ObjectKind::Job => {
+                self.db.jobs.cancel(name).await?;
+                self.db.jobs.forget(name)?;
+                self.db.update_catalog(|c| {
+                    c.jobs.remove(name);
+                    Ok(())
+                })?;
+                let _ = std::fs::remove_dir_all(self.db.data_dir.join("jobs").join(name));
+            }
+            ObjectKind::Source | ObjectKind::Table => {
+                let users = self.jobs_reading(name)?;
+                if !users.is_empty() {
+                    return Err(Error::invalid_state(format!(
+                        "{} '{name}' is used by job(s) {}; drop those jobs first (DROP JOB ...)",
+                        kind.name(),
+                        users.join(", ")
+                    )));
+                }
+                let table_id = self.db.update_catalog(|c| {
+                    Ok(match kind {
+                        ObjectKind::Source => c.sources.remove(name).map(|_| None),
+                        _ => c.tables.remove(name).map(|t| Some(t.id)),
+                    })
+                })?;
+                self.db.ctx.deregister_table(name)?;
+                if let Some(Some(id)) = table_id {
+                    self.db.table_store.drop_table(id)?;
+                }
+            }
+        }
+        Ok(Output::Done { tag })
+    }
+
+    /// Names of the jobs whose SQL mentions a relation (sources they read or tables they write).
+    fn jobs_reading(&self, relation: &str) -> Result<Vec<String>> {
+        let catalog = self.db.catalog()?;
+        let mut users = Vec::new();
+        for job in catalog.jobs.values() {
+            let mentions = parse_statements(&job.insert_sql).ok().is_some_and(|statements| {
+                statements.iter().any(|s| {
+                    let mut found = false;
+                    if let Statement::Query(q) = s {
+                        let _ = sqlparser::ast::visit_relations(q.as_ref(), |name| {
+                            if name
+                                .0
+                                .last()
+                                .and_then(|p| p.as_ident())
+                                .is_some_and(|i| crate::planner::statement::normalize(i) == relation)
+                            {
+                                found = true;
+                            }
+                            std::ops::ControlFlow::<()>::Continue(())
+                        });
+                        // Window table functions name their source as an argument.
+                        found |= q
+                            .to_string()
+                            .to_ascii_lowercase()
+                            .split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .any(|w| w == relation);
+                    }
+                    found
+                })
+            });
+            if mentions {
+                users.push(job.name.clone());
+            }
+        }
+        Ok(users)
+    }
+
+    fn show(&self, target: ShowTarget) -> Result<Output> {
+        let catalog = self.db.catalog()?;
+        match target {
+            ShowTarget::Sources => {
+                let names: Vec<&str> = catalog.sources.keys().map(String::as_str).collect();
+                let connectors: Vec<&str> = catalog.sources.values().map(|s| s.connector.as_str()).collect();
+                string_table(&["name", "connector"], vec![names, connectors])
+            }
+            ShowTarget::Tables => {
+                let names: Vec<&str> = catalog.tables.keys().map(String::as_str).collect();
+                let connectors: Vec<&str> = catalog.tables.values().map(|t| t.connector.name()).collect();
+                string_table(&["name", "connector"], vec![names, connectors])
+            }
+            ShowTarget::Jobs => {
+                drop(catalog);
+                let batch = self.jobs_batch()?;
+                Ok(Output::rows(batch.schema(), batch))
+            }
+        }
+    }
+
+    fn describe(&self, name: &str) -> Result<Output> {
+        let catalog = self.db.catalog()?;
+        let (columns, primary_key, watermark) = if let Some(s) = catalog.sources.get(name) {
+            (&s.columns, &[][..], s.watermark.as_ref())
+        } else if let Some(t) = catalog.tables.get(name) {
+            (&t.columns, t.primary_key.as_slice(), None)
+        } else if catalog.jobs.contains_key(name) {
+            drop(catalog);
+            return self.describe_job(name);
+        } else {
+            return Err(Error::not_found("source or table", name));
+        };
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        let types: Vec<&str> = columns.iter().map(|c| c.sql_type.as_str()).collect();
+        let nullable: Vec<&str> = columns.iter().map(|c| if c.nullable { "YES" } else { "NO" }).collect();
+        let extra: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                let mut extra = Vec::new();
+                if primary_key.contains(&c.name) {
+                    extra.push("PRIMARY KEY".to_string());
+                }
+                if let Some(w) = watermark.filter(|w| w.column == c.name) {
+                    extra.push(format!("WATERMARK AS {}", w.expr));
+                }
+                extra.join(", ")
+            })
+            .collect();
+        string_table(
+            &["name", "type", "nullable", "extra"],
+            vec![names, types, nullable, extra.iter().map(String::as_str).collect()],
+        )
+    }
+
+    fn describe_job(&self, name: &str) -> Result<Output> {
+        let def = self
+            .db
+            .catalog()?
+            .jobs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::not_found("job", name))?;
+        let snapshot = self.db.jobs.get(name)?.map(|j| j.snapshot());
+        let mut rows: Vec<(String, String)> = vec![("name".into(), def.name.clone()), ("sql".into(), def.insert_sql.clone())];
+        match &snapshot {
+            Some(s) => {
+                rows.push(("status".into(), s.status.name().into()));
+                rows.push(("parallelism".into(), s.parallelism.to_string()));
+                rows.push(("rows_in".into(), s.rows_in.to_string()));
+                rows.push(("rows_out".into(), s.rows_out.to_string()));
+                rows.push(("late_rows_dropped".into(), s.late_rows_dropped.to_string()));
+                rows.push(("rows_per_second".into(), format!("{:.0}", s.rows_per_second)));
+                rows.push(("error".into(), s.error.clone().unwrap_or_default()));
+                rows.push(("graph".into(), s.graph.to_string()));
+            }
+            None => {
+                rows.push(("status".into(), def.status.name().into()));
+                rows.push(("error".into(), def.error.clone().unwrap_or_default()));
+            }
+        }
+        for (k, v) in &def.options {
+            rows.push((format!("setting {k}"), v.clone()));
+        }
+        let (keys, values): (Vec<&str>, Vec<&str>) = rows.iter().map(|(k, v)| (k.as_str(), v.as_str())).unzip();
+        string_table(&["property", "value"], vec![keys, values])
+    }
+
+    /// The `weir_jobs` system table: one row per job, live metrics for jobs of this process.
+    fn jobs_batch(&self) -> Result<RecordBatch> {
+        let catalog = self.db.catalog()?;
+        let live: BTreeMap<String, JobSnapshot> = self.db.jobs.snapshots()?.into_iter().map(|s| (s.name.clone(), s)).collect();
+        let defs: Vec<&JobDef> = catalog.jobs.values().collect();
+        let get = |d: &JobDef| live.get(&d.name);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("parallelism", DataType::UInt64, false),
+            Field::new("rows_in", DataType::UInt64, false),
+            Field::new("rows_out", DataType::UInt64, false),
+            Field::new("late_rows_dropped", DataType::UInt64, false),
+            Field::new("rows_per_second", DataType::Float64, false),
+            Field::new("started_at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("error", DataType::Utf8, true),
+        ]));
+        let settings_parallelism = |d: &JobDef| JobSettings::from_options(&d.options).map(|s| s.parallelism as u64).unwrap_or(1);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(defs.iter().map(|d| d.name.as_str()))),
+            Arc::new(StringArray::from_iter_values(
+                defs.iter().map(|d| get(d).map_or(d.status, |s| s.status).name()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| settings_parallelism(d)))),
+            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.rows_in)))),
+            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.rows_out)))),
+            Arc::new(UInt64Array::from_iter_values(
+                defs.iter().map(|d| get(d).map_or(0, |s| s.late_rows_dropped)),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                defs.iter().map(|d| get(d).map_or(0.0, |s| s.rows_per_second.round())),
+            )),
+            Arc::new(TimestampMillisecondArray::from_iter(defs.iter().map(|d| {
+                get(d)
+                    .and_then(|s| s.started_at.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|t| t.as_millis() as i64)
+            }))),
+            Arc::new(StringArray::from_iter(
+                defs.iter().map(|d| get(d).map_or(d.error.clone(), |s| s.error.clone())),
+            )),
+        ];
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    async fn query(&self, statement: sqlparser::ast::Statement) -> Result<Output> {
+        // The system table is a fresh snapshot for every query.
+        let jobs = self.jobs_batch()?;
+        self.db.ctx.deregister_table(JOBS_TABLE)?;
+        self.db
+            .ctx
+            .register_table(JOBS_TABLE, Arc::new(MemTable::try_new(jobs.schema(), vec![vec![jobs]])?))?;
+        let state = self.db.ctx.state();
+        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
+        match &plan {
+            LogicalPlan::Dml(_) => {
+                return Err(Error::unsupported(
+                    "INSERT / UPDATE / DELETE are done by jobs: CREATE JOB name AS INSERT INTO ... SELECT ...",
+                ));
+            }
+            LogicalPlan::Ddl(_) => {
+                return Err(Error::unsupported(
+                    "this DDL is not supported; use CREATE SOURCE / CREATE TABLE / DROP",
+                ));
+            }
+            LogicalPlan::Statement(_) | LogicalPlan::Copy(_) => {
+                return Err(Error::unsupported("this statement is not supported"));
+            }
+            _ => {}
+        }
+        let frame = self.db.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await?;
+        Ok(Output::Rows { schema, batches })
+    }
+}
+
+fn string_table<S: AsRef<str>>(names: &[&str], columns: Vec<Vec<S>>) -> Result<Output> {
+    let schema = Arc::new(Schema::new(
+        names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>(),
+    ));
+    let arrays: Vec<ArrayRef> = columns
+        .into_iter()
+        .map(|c| Arc::new(StringArray::from_iter_values(c.iter().map(|s| s.as_ref()))) as ArrayRef)
+        .collect();
+    Ok(Output::rows(schema.clone(), RecordBatch::try_new(schema, arrays)?))
+}
