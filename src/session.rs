@@ -94,13 +94,13 @@ impl Database {
         let listener_catalog = catalog.clone();
         let listener_dir = data_dir.clone();
         let listener: crate::job::StatusListener = Arc::new(move |name, status, error| {
-            if let Ok(mut catalog) = listener_catalog.write() {
-                if let Some(job) = catalog.jobs.get_mut(name) {
-                    job.status = status;
-                    job.error = error;
-                    if let Err(e) = catalog.save(&listener_dir) {
-                        tracing::error!("cannot record the status of job {name}: {e}");
-                    }
+            if let Ok(mut catalog) = listener_catalog.write()
+                && let Some(job) = catalog.jobs.get_mut(name)
+            {
+                job.status = status;
+                job.error = error;
+                if let Err(e) = catalog.save(&listener_dir) {
+                    tracing::error!("cannot record the status of job {name}: {e}");
                 }
             }
         });
@@ -235,7 +235,7 @@ impl Session {
                 let (_, graph) = self.plan_job(&job).await?;
                 let text = graph.to_string();
                 let schema = Arc::new(Schema::new(vec![Field::new("plan", DataType::Utf8, false)]));
-                let lines: ArrayRef = Arc::new(StringArray::from_iter_values(text.lines()));
+                let lines: ArrayRef = Arc::new(StringArray::from_iter_values(text.lines().collect::<Vec<_>>()));
                 Ok(Output::rows(schema.clone(), RecordBatch::try_new(schema, vec![lines])?))
             }
             Statement::Show(target) => self.show(target),

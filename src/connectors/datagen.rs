@@ -121,14 +121,14 @@ impl DatagenConfig {
                     f.data_type()
                 )));
             }
-            if let (FieldKind::Random { min, max, .. }, true) = (&config.fields[i], f.data_type().is_numeric()) {
-                if min > max {
-                    return Err(Error::invalid(format!(
-                        "fields.{}.min must not exceed fields.{}.max",
-                        f.name(),
-                        f.name()
-                    )));
-                }
+            if let (FieldKind::Random { min, max, .. }, true) = (&config.fields[i], f.data_type().is_numeric())
+                && min > max
+            {
+                return Err(Error::invalid(format!(
+                    "fields.{}.min must not exceed fields.{}.max",
+                    f.name(),
+                    f.name()
+                )));
             }
         }
         Ok(config)

@@ -128,40 +128,40 @@ impl AggregateFunction {
         match self.method {
             Method::Count => {
                 for (&r, &s) in pairs {
-                    if arg.is_valid(r) {
-                        if let AccumulatorState::Count(c) = states[s] {
-                            *c += 1;
-                        }
+                    if arg.is_valid(r)
+                        && let AccumulatorState::Count(c) = states[s]
+                    {
+                        *c += 1;
                     }
                 }
             }
             Method::SumInt => {
                 let values = arg.as_primitive::<Int64Type>();
                 for (&r, &s) in pairs {
-                    if values.is_valid(r) {
-                        if let AccumulatorState::SumInt(sum) = states[s] {
-                            *sum = Some(sum.unwrap_or(0).wrapping_add(values.value(r)));
-                        }
+                    if values.is_valid(r)
+                        && let AccumulatorState::SumInt(sum) = states[s]
+                    {
+                        *sum = Some(sum.unwrap_or(0).wrapping_add(values.value(r)));
                     }
                 }
             }
             Method::SumUInt => {
                 let values = arg.as_primitive::<UInt64Type>();
                 for (&r, &s) in pairs {
-                    if values.is_valid(r) {
-                        if let AccumulatorState::SumUInt(sum) = states[s] {
-                            *sum = Some(sum.unwrap_or(0).wrapping_add(values.value(r)));
-                        }
+                    if values.is_valid(r)
+                        && let AccumulatorState::SumUInt(sum) = states[s]
+                    {
+                        *sum = Some(sum.unwrap_or(0).wrapping_add(values.value(r)));
                     }
                 }
             }
             Method::SumFloat => {
                 let values = arg.as_primitive::<Float64Type>();
                 for (&r, &s) in pairs {
-                    if values.is_valid(r) {
-                        if let AccumulatorState::SumFloat(sum) = states[s] {
-                            *sum = Some(sum.unwrap_or(0.0) + values.value(r));
-                        }
+                    if values.is_valid(r)
+                        && let AccumulatorState::SumFloat(sum) = states[s]
+                    {
+                        *sum = Some(sum.unwrap_or(0.0) + values.value(r));
                     }
                 }
             }
@@ -171,21 +171,21 @@ impl AggregateFunction {
                     .downcast_ref::<Decimal128Array>()
                     .ok_or_else(|| Error::internal("SUM expects a decimal"))?;
                 for (&r, &s) in pairs {
-                    if values.is_valid(r) {
-                        if let AccumulatorState::SumDecimal(sum) = states[s] {
-                            *sum = Some(sum.unwrap_or(0).wrapping_add(values.value(r)));
-                        }
+                    if values.is_valid(r)
+                        && let AccumulatorState::SumDecimal(sum) = states[s]
+                    {
+                        *sum = Some(sum.unwrap_or(0).wrapping_add(values.value(r)));
                     }
                 }
             }
             Method::Avg => {
                 let values = arg.as_primitive::<Float64Type>();
                 for (&r, &s) in pairs {
-                    if values.is_valid(r) {
-                        if let AccumulatorState::Avg { sum, count } = states[s] {
-                            *sum += values.value(r);
-                            *count += 1;
-                        }
+                    if values.is_valid(r)
+                        && let AccumulatorState::Avg { sum, count } = states[s]
+                    {
+                        *sum += values.value(r);
+                        *count += 1;
                     }
                 }
             }
@@ -198,20 +198,14 @@ impl AggregateFunction {
                     }
                     let value = encoded.row(r);
                     match states[s] {
-                        AccumulatorState::Min(current) => {
-                            if current.as_deref().is_none_or(|c| value.as_ref() < c) {
-                                *current = Some(value.as_ref().into());
-                            }
+                        AccumulatorState::Min(current) if current.as_deref().is_none_or(|c| value.as_ref() < c) => {
+                            *current = Some(value.as_ref().into());
                         }
-                        AccumulatorState::Max(current) => {
-                            if current.as_deref().is_none_or(|c| value.as_ref() > c) {
-                                *current = Some(value.as_ref().into());
-                            }
+                        AccumulatorState::Max(current) if current.as_deref().is_none_or(|c| value.as_ref() > c) => {
+                            *current = Some(value.as_ref().into());
                         }
-                        AccumulatorState::Distinct(set) => {
-                            if !set.contains(value.as_ref()) {
-                                set.insert(value.as_ref().into());
-                            }
+                        AccumulatorState::Distinct(set) if !set.contains(value.as_ref()) => {
+                            set.insert(value.as_ref().into());
                         }
                         _ => {}
                     }
@@ -285,38 +279,26 @@ impl AggregateFunction {
         }
         match (into, other) {
             (S::Count(a), S::Count(b)) => *a += b,
-            (S::SumInt(a), S::SumInt(b)) => {
-                if let Some(b) = b {
-                    *a = Some(a.unwrap_or(0).wrapping_add(*b));
-                }
-            }
-            (S::SumUInt(a), S::SumUInt(b)) => {
-                if let Some(b) = b {
-                    *a = Some(a.unwrap_or(0).wrapping_add(*b));
-                }
-            }
+            (S::SumInt(a), S::SumInt(Some(b))) => *a = Some(a.unwrap_or(0).wrapping_add(*b)),
+            (S::SumUInt(a), S::SumUInt(Some(b))) => *a = Some(a.unwrap_or(0).wrapping_add(*b)),
             (S::SumFloat(a), S::SumFloat(b)) => add(a, b),
-            (S::SumDecimal(a), S::SumDecimal(b)) => {
-                if let Some(b) = b {
-                    *a = Some(a.unwrap_or(0).wrapping_add(*b));
-                }
-            }
+            (S::SumDecimal(a), S::SumDecimal(Some(b))) => *a = Some(a.unwrap_or(0).wrapping_add(*b)),
             (S::Avg { sum, count }, S::Avg { sum: s2, count: c2 }) => {
                 *sum += s2;
                 *count += c2;
             }
             (S::Min(a), S::Min(b)) => {
-                if let Some(b) = b {
-                    if a.as_ref().is_none_or(|a| b < a) {
-                        *a = Some(b.clone());
-                    }
+                if let Some(b) = b
+                    && a.as_ref().is_none_or(|a| b < a)
+                {
+                    *a = Some(b.clone());
                 }
             }
             (S::Max(a), S::Max(b)) => {
-                if let Some(b) = b {
-                    if a.as_ref().is_none_or(|a| b > a) {
-                        *a = Some(b.clone());
-                    }
+                if let Some(b) = b
+                    && a.as_ref().is_none_or(|a| b > a)
+                {
+                    *a = Some(b.clone());
                 }
             }
             (S::Distinct(a), S::Distinct(b)) => a.extend(b.iter().cloned()),

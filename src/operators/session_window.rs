@@ -117,14 +117,14 @@ impl Operator for SessionWindowAggregate {
             let Some((end, key)) = self.by_end.pop_first() else {
                 break;
             };
-            if let Some(sessions) = self.sessions.get_mut(&key) {
-                if let Some(i) = sessions.iter().position(|s| s.end == end) {
-                    let session = sessions.remove(i);
-                    if sessions.is_empty() {
-                        self.sessions.remove(&key);
-                    }
-                    fired.push((key, session));
+            if let Some(sessions) = self.sessions.get_mut(&key)
+                && let Some(i) = sessions.iter().position(|s| s.end == end)
+            {
+                let session = sessions.remove(i);
+                if sessions.is_empty() {
+                    self.sessions.remove(&key);
                 }
+                fired.push((key, session));
             }
         }
         if !fired.is_empty() {

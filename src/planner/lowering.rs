@@ -159,15 +159,14 @@ impl Lowering {
                         "a filter on the result of an updating aggregate (e.g. HAVING) is not supported in a job yet",
                     ));
                 }
-                if let Some(window) = &input.window {
-                    if column_indices(&filter.predicate, &input.schema)?
+                if let Some(window) = &input.window
+                    && column_indices(&filter.predicate, &input.schema)?
                         .iter()
                         .any(|i| window.bounds.contains_key(i))
-                    {
-                        return Err(Error::unsupported(
-                            "filtering on window_start / window_end before the aggregation is not supported",
-                        ));
-                    }
+                {
+                    return Err(Error::unsupported(
+                        "filtering on window_start / window_end before the aggregation is not supported",
+                    ));
                 }
                 let predicate = physical(&filter.predicate, &input.schema)?;
                 let op = self.add(

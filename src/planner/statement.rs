@@ -534,10 +534,10 @@ fn rewrite_flink_window_syntax(sql: &str) -> Result<Option<String>> {
                     depth -= 1;
                     if depth == 0 {
                         // End of the window call; the next significant token closes `TABLE(`.
-                        if let Some(&close) = significant.get(k + 1) {
-                            if tokens[close] == Token::RParen {
-                                drop[close] = true;
-                            }
+                        if let Some(&close) = significant.get(k + 1)
+                            && tokens[close] == Token::RParen
+                        {
+                            drop[close] = true;
                         }
                         break;
                     }

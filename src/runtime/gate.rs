@@ -56,10 +56,10 @@ impl InputGate {
                     self.ended[index] = true;
                     // An ended channel no longer holds the watermark back.
                     self.watermarks[index] = EventTime::MAX;
-                    if !self.ended.iter().all(|e| *e) {
-                        if let Some(advanced) = self.advance_watermark() {
-                            return Some(Message::Watermark(advanced));
-                        }
+                    if !self.ended.iter().all(|e| *e)
+                        && let Some(advanced) = self.advance_watermark()
+                    {
+                        return Some(Message::Watermark(advanced));
                     }
                 }
             }
