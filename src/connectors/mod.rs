@@ -81,8 +81,10 @@ pub fn open_source(def: &SourceDef, columns: &[usize], subtask: usize, paralleli
     let schema: SchemaRef = Arc::new(full.project(columns)?);
     Ok(match SourceConnector::parse(&def.connector)? {
         SourceConnector::Nexmark => {
-            let config = nexmark::NexmarkConfig::from_options(&def.options).map_err(Error::invalid)?;
-            let rate = (paced && config.rate_limited).then_some(config.events_per_second as f64 / parallelism as f64);
+            let mut config = nexmark::NexmarkConfig::from_options(&def.options).map_err(Error::invalid)?;
+            // Rate-limited generation cuts small batches to pace smoothly; unpaced reads want big ones.
+            config.rate_limited &= paced;
+            let rate = config.rate_limited.then_some(config.events_per_second as f64 / parallelism as f64);
             let generator = nexmark::NexmarkGenerator::new(config, schema, subtask, parallelism).map_err(Error::invalid)?;
             Box::new(NexmarkSource {
                 generator,
