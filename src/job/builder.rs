@@ -167,7 +167,14 @@ fn build_operator(
         OperatorSpec::Filter { predicate } => Box::new(Filter::new(predicate.clone())),
         OperatorSpec::Project { exprs } => Box::new(Project::new(exprs.clone(), output_schema)),
         OperatorSpec::WindowAggregate(spec) => match spec.window {
-            WindowKind::Session { .. } => Box::new(SessionWindowAggregate::new(spec, input_schema, output_schema, metrics.clone())?),
+            WindowKind::Session { .. } => Box::new(SessionWindowAggregate::new(
+                spec,
+                input_schema,
+                output_schema,
+                settings.state_backend.open(state_dir)?,
+                settings.state_cache_entries,
+                metrics.clone(),
+            )?),
             WindowKind::Tumble { .. } | WindowKind::Hop { .. } => Box::new(WindowAggregate::new(
                 spec,
                 input_schema,

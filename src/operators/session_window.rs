@@ -2,10 +2,11 @@
 //! sessions of one key that touch (rows at most `gap` apart, as in Flink) merge. A session is emitted
 //! when the watermark reaches its end. Rows are pre-aggregated per (key, event time) per batch.
 //!
-//! Open sessions are kept in memory, indexed by end so firing is a range pop; they are not spilled
-//! to the state backend yet (see the notes).
+//! Open sessions are cached in memory, indexed by end so firing is a range pop. When the cache holds
+//! more sessions than its limit, every key's sessions are written to the state backend in one batch
+//! (key: the group key; value: its sessions) and read back when the key is touched or fires.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::Array;
@@ -15,11 +16,12 @@ use datafusion::arrow::record_batch::RecordBatch;
 use crate::error::{Error, Result};
 use crate::graph::{WindowAggregateSpec, WindowKind};
 use crate::message::{EventTime, Message};
-use crate::operators::accumulator::AccumulatorState;
+use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::event_time_nanos;
 use crate::operators::grouping::{GroupKey, Grouping};
 use crate::runtime::Operator;
 use crate::runtime::metrics::JobMetrics;
+use crate::state::{StateBackend, StateWriteBatch};
 
 struct Session {
     start: EventTime,
@@ -37,10 +39,23 @@ pub struct SessionWindowAggregate {
     by_end: BTreeSet<(EventTime, GroupKey)>,
     watermark: EventTime,
     metrics: Arc<JobMetrics>,
+    /// Sessions held in `sessions`.
+    cached: usize,
+    cache_limit: usize,
+    /// Keys whose sessions are in the backend, not in `sessions`.
+    spilled: HashSet<GroupKey>,
+    backend: Box<dyn StateBackend>,
 }
 
 impl SessionWindowAggregate {
-    pub fn new(spec: &WindowAggregateSpec, input_schema: SchemaRef, output_schema: SchemaRef, metrics: Arc<JobMetrics>) -> Result<Self> {
+    pub fn new(
+        spec: &WindowAggregateSpec,
+        input_schema: SchemaRef,
+        output_schema: SchemaRef,
+        backend: Box<dyn StateBackend>,
+        cache_limit: usize,
+        metrics: Arc<JobMetrics>,
+    ) -> Result<Self> {
         let WindowKind::Session { gap } = spec.window else {
             return Err(Error::internal("SessionWindowAggregate needs a session window"));
         };
@@ -55,12 +70,43 @@ impl SessionWindowAggregate {
             by_end: BTreeSet::new(),
             watermark: EventTime::MIN,
             metrics,
+            cached: 0,
+            cache_limit: cache_limit.max(1),
+            spilled: HashSet::new(),
+            backend,
         })
+    }
+
+    /// Brings a key's spilled sessions back into the cache.
+    fn load(&mut self, key: &GroupKey) -> Result<()> {
+        if !self.spilled.remove(key) {
+            return Ok(());
+        }
+        if let Some(bytes) = self.backend.get(key)? {
+            let restored = decode_sessions(&bytes)?;
+            self.cached += restored.len();
+            self.sessions.entry(key.clone()).or_default().extend(restored);
+        }
+        let mut delete = StateWriteBatch::default();
+        delete.delete(key.to_vec());
+        self.backend.write(delete)
+    }
+
+    /// Writes every cached session to the backend in one batch and empties the cache.
+    fn spill(&mut self) -> Result<()> {
+        let mut batch = StateWriteBatch::default();
+        for (key, sessions) in self.sessions.drain() {
+            batch.put(key.to_vec(), encode_sessions(&sessions));
+            self.spilled.insert(key);
+        }
+        self.cached = 0;
+        self.backend.write(batch)
     }
 
     /// Adds the rows of one key at one event time, merging every session the new one touches.
     /// Returns false if the rows are late (their session would already have been emitted).
-    fn add(&mut self, key: GroupKey, time: EventTime, states: Vec<AccumulatorState>) -> bool {
+    fn add(&mut self, key: GroupKey, time: EventTime, states: Vec<AccumulatorState>) -> Result<bool> {
+        self.load(&key)?;
         let end = time.saturating_add(self.gap);
         let sessions = self.sessions.entry(key.clone()).or_default();
         let touching: Vec<usize> = sessions
@@ -73,11 +119,12 @@ impl SessionWindowAggregate {
             if sessions.is_empty() {
                 self.sessions.remove(&key);
             }
-            return false;
+            return Ok(false);
         }
         let mut merged = Session { start: time, end, states };
         for i in touching.into_iter().rev() {
             let old = sessions.remove(i);
+            self.cached -= 1;
             self.by_end.remove(&(old.end, key.clone()));
             merged.start = merged.start.min(old.start);
             merged.end = merged.end.max(old.end);
@@ -85,7 +132,8 @@ impl SessionWindowAggregate {
         }
         self.by_end.insert((merged.end, key));
         sessions.push(merged);
-        true
+        self.cached += 1;
+        Ok(true)
     }
 }
 
@@ -97,12 +145,15 @@ impl Operator for SessionWindowAggregate {
         let pre = self.grouping.pre_aggregate(&batch, &buckets)?;
         let mut late_groups = Vec::new();
         for (i, ((time, key), states)) in pre.groups.into_iter().zip(pre.states).enumerate() {
-            if !self.add(key, time, states) {
+            if !self.add(key, time, states)? {
                 late_groups.push(i);
             }
         }
         if !late_groups.is_empty() {
             self.metrics.add_late_rows(late_groups.iter().map(|g| pre.rows_per_group[*g]).sum());
+        }
+        if self.cached > self.cache_limit {
+            self.spill()?;
         }
         Ok(())
     }
@@ -117,10 +168,12 @@ impl Operator for SessionWindowAggregate {
             let Some((end, key)) = self.by_end.pop_first() else {
                 break;
             };
+            self.load(&key)?;
             if let Some(sessions) = self.sessions.get_mut(&key)
                 && let Some(i) = sessions.iter().position(|s| s.end == end)
             {
                 let session = sessions.remove(i);
+                self.cached -= 1;
                 if sessions.is_empty() {
                     self.sessions.remove(&key);
                 }
@@ -137,4 +190,38 @@ impl Operator for SessionWindowAggregate {
         out.push(Message::Watermark(watermark));
         Ok(())
     }
+}
+
+fn encode_sessions(sessions: &[Session]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for session in sessions {
+        let mut states = Vec::new();
+        encode_states(&session.states, &mut states);
+        out.extend_from_slice(&session.start.to_le_bytes());
+        out.extend_from_slice(&session.end.to_le_bytes());
+        out.extend_from_slice(&(states.len() as u32).to_le_bytes());
+        out.extend_from_slice(&states);
+    }
+    out
+}
+
+fn decode_sessions(mut bytes: &[u8]) -> Result<Vec<Session>> {
+    let corrupt = || Error::internal("corrupt session state in the state backend");
+    let mut sessions = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.len() < 20 {
+            return Err(corrupt());
+        }
+        let start = i64::from_le_bytes(bytes[0..8].try_into().map_err(|_| corrupt())?);
+        let end = i64::from_le_bytes(bytes[8..16].try_into().map_err(|_| corrupt())?);
+        let len = u32::from_le_bytes(bytes[16..20].try_into().map_err(|_| corrupt())?) as usize;
+        let states = bytes.get(20..20 + len).ok_or_else(corrupt)?;
+        sessions.push(Session {
+            start,
+            end,
+            states: decode_states(states)?,
+        });
+        bytes = &bytes[20 + len..];
+    }
+    Ok(sessions)
 }
