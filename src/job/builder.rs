@@ -166,24 +166,26 @@ fn build_operator(
         OperatorSpec::WatermarkAssigner(spec) => Box::new(WatermarkAssigner::new(spec.time_column, spec.delay_nanos)),
         OperatorSpec::Filter { predicate } => Box::new(Filter::new(predicate.clone())),
         OperatorSpec::Project { exprs } => Box::new(Project::new(exprs.clone(), output_schema)),
-        OperatorSpec::WindowAggregate(spec) => match spec.window {
-            WindowKind::Session { .. } => Box::new(SessionWindowAggregate::new(
-                spec,
-                input_schema,
-                output_schema,
+        OperatorSpec::WindowAggregate(spec) => {
+            let (backend, cache, metrics) = (
                 settings.state_backend.open(state_dir)?,
                 settings.state_cache_entries,
                 metrics.clone(),
-            )?),
-            WindowKind::Tumble { .. } | WindowKind::Hop { .. } => Box::new(WindowAggregate::new(
-                spec,
-                input_schema,
-                output_schema,
-                settings.state_backend.open(state_dir)?,
-                settings.state_cache_entries,
-                metrics.clone(),
-            )?),
-        },
+            );
+            match spec.window {
+                WindowKind::Session { .. } => Box::new(SessionWindowAggregate::new(
+                    spec,
+                    input_schema,
+                    output_schema,
+                    backend,
+                    cache,
+                    metrics,
+                )?),
+                WindowKind::Tumble { .. } | WindowKind::Hop { .. } => {
+                    Box::new(WindowAggregate::new(spec, input_schema, output_schema, backend, cache, metrics)?)
+                }
+            }
+        }
         OperatorSpec::UpdatingAggregate(spec) => Box::new(UpdatingAggregate::new(
             spec,
             input_schema,
