@@ -165,7 +165,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .parent()
         .ok_or_else(|| Error::internal(format!("{} has no parent directory", path.display())))?;
     std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
+    // A unique temp name: concurrent writers of the same file must not rename each other's temp.
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{sequence}", std::process::id()));
     {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;

@@ -170,8 +170,9 @@ impl JobManager {
                 Err(Some(error)) => (JobStatus::Failed, Some(error)),
                 Err(None) => (JobStatus::Canceled, None),
             };
-            job.finish(status, error.clone());
-            listener(&job.name, status, error);
+            // Record the status durably before waiters see it.
+            listener(&job.name, status, error.clone());
+            job.finish(status, error);
         });
         Ok(())
     }
