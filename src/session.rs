@@ -354,6 +354,11 @@ impl Session {
         }
         let (options, graph) = self.plan_job(&job).await?;
         let settings = JobSettings::from_options(&options)?;
+        // A new job starts from nothing: no state, markers or checkpoints of an earlier job of this name.
+        let job_dir = self.db.data_dir.join("jobs").join(&job.name);
+        if job_dir.exists() {
+            std::fs::remove_dir_all(&job_dir).map_err(|e| Error::internal(format!("cannot clear {}: {e}", job_dir.display())))?;
+        }
         let def = JobDef {
             name: job.name.clone(),
             insert_sql: job.insert.to_string(),

@@ -16,7 +16,7 @@ use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::connectors::pacer::Pacer;
 use crate::error::{Error, Result};
-use crate::runtime::Source;
+use crate::runtime::{Source, SourcePosition, position_u64};
 
 /// Event time of row 0 (2023-11-14T22:13:20Z), fixed so runs are reproducible.
 const BASE_TIME_NANOS: i64 = 1_700_000_000_000_000_000;
@@ -238,5 +238,16 @@ impl Source for DatagenSource {
         let schema = Arc::new(self.schema.project(&self.columns)?);
         let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
         Ok(Some(RecordBatch::try_new_with_options(schema, columns, &options)?))
+    }
+
+    fn position(&self) -> SourcePosition {
+        SourcePosition::from(self.next_row)
+    }
+
+    fn seek(&mut self, position: &SourcePosition) -> Result<()> {
+        self.next_row = position_u64(position)?;
+        self.produced = 0;
+        self.pacer = Pacer::new(self.pacer.rate());
+        Ok(())
     }
 }

@@ -10,6 +10,8 @@ pub mod print;
 pub mod source_table;
 pub mod table_store;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -19,7 +21,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use crate::catalog::{SourceDef, TableConnector, TableDef, schema_of};
 use crate::error::{Error, Result};
 use crate::graph::SinkMode;
-use crate::runtime::{Sink, Source};
+use crate::runtime::{Sink, Source, SourcePosition};
 
 /// The connectors a source can use; a closed set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +44,29 @@ impl SourceConnector {
     }
 }
 
+/// Source option for tests: the source task fails the first time it reaches this row.
+const FAIL_AT_ROW: &str = "fail.at.row";
+
+/// The options the connector itself reads (without the connector-independent ones).
+fn connector_options(def: &SourceDef) -> Result<(BTreeMap<String, String>, Option<u64>)> {
+    let mut options = def.options.clone();
+    let fail_at_row = match options.remove(FAIL_AT_ROW) {
+        Some(v) => Some(
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| Error::invalid(format!("'{FAIL_AT_ROW}' must be a positive row number, not '{v}'")))?,
+        ),
+        None => None,
+    };
+    Ok((options, fail_at_row))
+}
+
 /// Checks a source definition at CREATE SOURCE time, so mistakes surface before any job runs.
 pub fn validate_source(def: &SourceDef) -> Result<()> {
     let schema = schema_of(&def.columns)?;
+    let (options, _) = connector_options(def)?;
+    let def = &SourceDef { options, ..def.clone() };
     match SourceConnector::parse(&def.connector)? {
         SourceConnector::Nexmark => {
             let config = nexmark::NexmarkConfig::from_options(&def.options).map_err(Error::invalid)?;
@@ -62,6 +84,8 @@ pub fn validate_source(def: &SourceDef) -> Result<()> {
 
 /// Whether every subtask of the source ends by itself.
 pub fn is_bounded(def: &SourceDef) -> Result<bool> {
+    let (options, _) = connector_options(def)?;
+    let def = &SourceDef { options, ..def.clone() };
     Ok(match SourceConnector::parse(&def.connector)? {
         SourceConnector::Nexmark => nexmark::NexmarkConfig::from_options(&def.options)
             .map_err(Error::invalid)?
@@ -75,8 +99,30 @@ pub fn is_bounded(def: &SourceDef) -> Result<bool> {
 }
 
 /// Opens subtask `subtask` of `parallelism` of a source, producing the declared columns `columns`.
-/// `paced` honours the source's rate option (off for batch reads).
-pub fn open_source(def: &SourceDef, columns: &[usize], subtask: usize, parallelism: usize, paced: bool) -> Result<Box<dyn Source>> {
+/// `paced` honours the source's rate option (off for batch reads). `failure_marker`: where a job
+/// notes that the `fail.at.row` failure happened, so it happens once; `None` disables the option.
+pub fn open_source(
+    def: &SourceDef,
+    columns: &[usize],
+    subtask: usize,
+    parallelism: usize,
+    paced: bool,
+    failure_marker: Option<PathBuf>,
+) -> Result<Box<dyn Source>> {
+    let (options, fail_at_row) = connector_options(def)?;
+    let source = open_connector(&SourceDef { options, ..def.clone() }, columns, subtask, parallelism, paced)?;
+    Ok(match (fail_at_row, failure_marker) {
+        (Some(row), Some(marker)) if !marker.exists() => Box::new(FailAtRow {
+            inner: source,
+            row,
+            rows: 0,
+            marker,
+        }),
+        _ => source,
+    })
+}
+
+fn open_connector(def: &SourceDef, columns: &[usize], subtask: usize, parallelism: usize, paced: bool) -> Result<Box<dyn Source>> {
     let full = schema_of(&def.columns)?;
     let schema: SchemaRef = Arc::new(full.project(columns)?);
     Ok(match SourceConnector::parse(&def.connector)? {
@@ -121,6 +167,53 @@ impl Source for NexmarkSource {
         let batch = self.generator.next_batch();
         self.pacer.wait_until(self.generator.events_passed()).await;
         Ok(batch)
+    }
+
+    fn position(&self) -> SourcePosition {
+        SourcePosition::from(self.generator.position())
+    }
+
+    fn seek(&mut self, position: &SourcePosition) -> Result<()> {
+        self.generator.seek(crate::runtime::position_u64(position)?);
+        self.pacer = pacer::Pacer::new(self.pacer.rate());
+        Ok(())
+    }
+}
+
+/// Fault injection (`fail.at.row`): fails the task once, when the source reaches the given row.
+struct FailAtRow {
+    inner: Box<dyn Source>,
+    row: u64,
+    rows: u64,
+    marker: PathBuf,
+}
+
+#[async_trait]
+impl Source for FailAtRow {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let batch = self.inner.next_batch().await?;
+        if let Some(batch) = &batch {
+            self.rows += batch.num_rows() as u64;
+            if self.rows >= self.row && !self.marker.exists() {
+                if let Some(dir) = self.marker.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&self.marker, b"failed once")?;
+                return Err(Error::user(
+                    crate::error::UserErrorKind::Other,
+                    format!("injected failure at row {} (fail.at.row)", self.row),
+                ));
+            }
+        }
+        Ok(batch)
+    }
+
+    fn position(&self) -> SourcePosition {
+        self.inner.position()
+    }
+
+    fn seek(&mut self, position: &SourcePosition) -> Result<()> {
+        self.inner.seek(position)
     }
 }
 

@@ -38,7 +38,7 @@ impl SourceTable {
             )));
         }
         let columns: Vec<usize> = (0..self.def.columns.len()).collect();
-        let mut source = open_source(&self.def, &columns, 0, 1, false)?;
+        let mut source = open_source(&self.def, &columns, 0, 1, false, None)?;
         let mut batches = Vec::new();
         while let Some(batch) = source.next_batch().await? {
             batches.push(batch);

@@ -63,7 +63,8 @@ pub fn build_tasks(
         for subtask in 0..parallelism {
             let (input, chain_start) = match &first.spec {
                 OperatorSpec::Source(spec) => {
-                    let source: Box<dyn Source> = open_source(&spec.def, &spec.columns, subtask, parallelism, true)?;
+                    let marker = state_dir.join(format!("injected-failure-{}-{subtask}", first.uid));
+                    let source: Box<dyn Source> = open_source(&spec.def, &spec.columns, subtask, parallelism, true, Some(marker))?;
                     (TaskInput::Source(source), 1)
                 }
                 _ => {

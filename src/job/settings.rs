@@ -1,9 +1,60 @@
 //! Job settings: the session's `SET` values overlaid with the job's `WITH (...)`, validated once.
+//! Keys follow Flink's where Flink has one.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::state::StateBackendKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointMode {
+    /// Barriers are aligned: each checkpoint is a consistent cut.
+    ExactlyOnce,
+    /// Barriers are not aligned: after recovery some rows may be applied twice, none lost.
+    AtLeastOnce,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointRetention {
+    RetainOnCancellation,
+    DeleteOnCancellation,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckpointSettings {
+    pub interval: Duration,
+    pub mode: CheckpointMode,
+    pub min_pause: Duration,
+    pub timeout: Duration,
+    pub tolerable_failed: u32,
+    pub max_concurrent: u32,
+    pub num_retained: usize,
+    pub retention: CheckpointRetention,
+    pub incremental: bool,
+    /// Where checkpoints go; `None` is `<data-dir>/checkpoints`.
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestartStrategy {
+    None,
+    FixedDelay {
+        attempts: u32,
+        delay: Duration,
+    },
+    FailureRate {
+        max_failures: u32,
+        interval: Duration,
+        delay: Duration,
+    },
+    ExponentialDelay {
+        initial: Duration,
+        max: Duration,
+        multiplier: f64,
+    },
+}
 
 #[derive(Debug, Clone)]
 pub struct JobSettings {
@@ -11,9 +62,76 @@ pub struct JobSettings {
     pub state_backend: StateBackendKind,
     /// Groups an aggregate keeps in memory before spilling them to the state backend.
     pub state_cache_entries: usize,
+    /// `None`: checkpointing is off (Flink's default).
+    pub checkpoints: Option<CheckpointSettings>,
+    pub restart: RestartStrategy,
 }
 
-pub const KNOWN_KEYS: [&str; 3] = ["parallelism", "state.backend.type", "state.cache.max-entries"];
+pub const KNOWN_KEYS: [&str; 23] = [
+    "parallelism",
+    "state.backend.type",
+    "state.backend.incremental",
+    "state.cache.max-entries",
+    "state.checkpoints.dir",
+    "execution.checkpointing.interval",
+    "execution.checkpointing.mode",
+    "execution.checkpointing.min-pause",
+    "execution.checkpointing.timeout",
+    "execution.checkpointing.tolerable-failed-checkpoints",
+    "execution.checkpointing.max-concurrent-checkpoints",
+    "execution.checkpointing.externalized-checkpoint-retention",
+    "execution.checkpointing.num-retained",
+    "restart-strategy.type",
+    "restart-strategy.fixed-delay.attempts",
+    "restart-strategy.fixed-delay.delay",
+    "restart-strategy.failure-rate.max-failures-per-interval",
+    "restart-strategy.failure-rate.failure-rate-interval",
+    "restart-strategy.failure-rate.delay",
+    "restart-strategy.exponential-delay.initial-backoff",
+    "restart-strategy.exponential-delay.max-backoff",
+    "restart-strategy.exponential-delay.backoff-multiplier",
+    "execution.checkpointing.unaligned.enabled",
+];
+
+/// `200ms`, `10s`, `1 min`, `2h`, `1d`; a bare number is milliseconds, as in Flink.
+pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
+    let text = value.trim().to_ascii_lowercase();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let amount: f64 = number
+        .parse()
+        .map_err(|_| Error::invalid(format!("'{key}' must be a duration like '200ms' or '10s', not '{value}'")))?;
+    let seconds = match unit.trim() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => amount / 1000.0,
+        "s" | "sec" | "secs" | "second" | "seconds" => amount,
+        "min" | "mins" | "minute" | "minutes" | "m" => amount * 60.0,
+        "h" | "hour" | "hours" => amount * 3600.0,
+        "d" | "day" | "days" => amount * 86400.0,
+        other => {
+            return Err(Error::invalid(format!(
+                "'{key}': unknown duration unit '{other}' in '{value}'; use ms, s, min, h or d"
+            )));
+        }
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_int<T: std::str::FromStr + PartialOrd>(key: &str, value: &str, min: T) -> Result<T> {
+    value
+        .trim()
+        .parse::<T>()
+        .ok()
+        .filter(|n| *n >= min)
+        .ok_or_else(|| Error::invalid(format!("'{key}' must be an integer of at least the minimum allowed, not '{value}'")))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::invalid(format!("'{key}' must be true or false, not '{value}'"))),
+    }
+}
 
 impl JobSettings {
     pub fn from_options(options: &BTreeMap<String, String>) -> Result<Self> {
@@ -21,19 +139,30 @@ impl JobSettings {
             parallelism: 1,
             state_backend: StateBackendKind::RocksDb,
             state_cache_entries: 100_000,
+            checkpoints: None,
+            restart: RestartStrategy::None,
         };
-        let positive = |key: &str, value: &str| -> Result<usize> {
-            value
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| Error::invalid(format!("'{key}' must be a positive integer, not '{value}'")))
+        let mut checkpoints = CheckpointSettings {
+            interval: Duration::ZERO,
+            mode: CheckpointMode::ExactlyOnce,
+            min_pause: Duration::ZERO,
+            timeout: Duration::from_secs(600),
+            tolerable_failed: 0,
+            max_concurrent: 1,
+            num_retained: 1,
+            retention: CheckpointRetention::DeleteOnCancellation,
+            incremental: true,
+            dir: None,
         };
+        let mut restart_type: Option<String> = None;
+        let (mut attempts, mut fixed_delay) = (1u32, Duration::from_secs(1));
+        let (mut max_failures, mut rate_interval, mut rate_delay) = (1u32, Duration::from_secs(60), Duration::from_secs(1));
+        let (mut initial, mut max_backoff, mut multiplier) = (Duration::from_secs(1), Duration::from_secs(300), 2.0f64);
         for (key, value) in options {
-            match key.as_str() {
+            let k = key.as_str();
+            match k {
                 "parallelism" | "parallelism.default" => {
-                    settings.parallelism = positive(key, value)?;
+                    settings.parallelism = parse_int(k, value, 1usize)?;
                     if settings.parallelism > crate::graph::MAX_PARALLELISM {
                         return Err(Error::invalid(format!(
                             "'parallelism' is at most {}",
@@ -42,7 +171,85 @@ impl JobSettings {
                     }
                 }
                 "state.backend.type" | "state.backend" => settings.state_backend = StateBackendKind::parse(value)?,
-                "state.cache.max-entries" => settings.state_cache_entries = positive(key, value)?,
+                "state.cache.max-entries" => settings.state_cache_entries = parse_int(k, value, 1usize)?,
+                "state.backend.incremental" => checkpoints.incremental = parse_bool(k, value)?,
+                "state.checkpoints.dir" => {
+                    if value.trim().is_empty() {
+                        return Err(Error::invalid("'state.checkpoints.dir' must not be empty"));
+                    }
+                    checkpoints.dir = Some(PathBuf::from(value))
+                }
+                "execution.checkpointing.interval" => {
+                    checkpoints.interval = parse_duration(k, value)?;
+                    if checkpoints.interval.is_zero() {
+                        return Err(Error::invalid("'execution.checkpointing.interval' must be positive"));
+                    }
+                }
+                "execution.checkpointing.mode" => {
+                    checkpoints.mode = match value.trim().to_ascii_uppercase().as_str() {
+                        "EXACTLY_ONCE" => CheckpointMode::ExactlyOnce,
+                        "AT_LEAST_ONCE" => CheckpointMode::AtLeastOnce,
+                        _ => {
+                            return Err(Error::invalid(format!(
+                                "'{k}' must be EXACTLY_ONCE or AT_LEAST_ONCE, not '{value}'"
+                            )));
+                        }
+                    }
+                }
+                "execution.checkpointing.min-pause" => checkpoints.min_pause = parse_duration(k, value)?,
+                "execution.checkpointing.timeout" => {
+                    checkpoints.timeout = parse_duration(k, value)?;
+                    if checkpoints.timeout.is_zero() {
+                        return Err(Error::invalid("'execution.checkpointing.timeout' must be positive"));
+                    }
+                }
+                "execution.checkpointing.tolerable-failed-checkpoints" => checkpoints.tolerable_failed = parse_int(k, value, 0u32)?,
+                "execution.checkpointing.max-concurrent-checkpoints" => checkpoints.max_concurrent = parse_int(k, value, 1u32)?,
+                "execution.checkpointing.num-retained" => checkpoints.num_retained = parse_int(k, value, 1usize)?,
+                "execution.checkpointing.externalized-checkpoint-retention" => {
+                    checkpoints.retention = match value.trim().to_ascii_uppercase().as_str() {
+                        "RETAIN_ON_CANCELLATION" => CheckpointRetention::RetainOnCancellation,
+                        "DELETE_ON_CANCELLATION" => CheckpointRetention::DeleteOnCancellation,
+                        _ => {
+                            return Err(Error::invalid(format!(
+                                "'{k}' must be RETAIN_ON_CANCELLATION or DELETE_ON_CANCELLATION, not '{value}'"
+                            )));
+                        }
+                    }
+                }
+                "execution.checkpointing.unaligned.enabled" => {
+                    if parse_bool(k, value)? {
+                        return Err(Error::unsupported(
+                            "'execution.checkpointing.unaligned.enabled' = 'true' is not supported yet",
+                        ));
+                    }
+                }
+                "restart-strategy.type" | "restart-strategy" => {
+                    let t = value.trim().to_ascii_lowercase();
+                    match t.as_str() {
+                        "none" | "off" | "disable" | "fixed-delay" | "failure-rate" | "exponential-delay" => restart_type = Some(t),
+                        _ => {
+                            return Err(Error::invalid(format!(
+                                "'restart-strategy.type' must be none, fixed-delay, failure-rate or exponential-delay, not '{value}'"
+                            )));
+                        }
+                    }
+                }
+                "restart-strategy.fixed-delay.attempts" => attempts = parse_int(k, value, 0u32)?,
+                "restart-strategy.fixed-delay.delay" => fixed_delay = parse_duration(k, value)?,
+                "restart-strategy.failure-rate.max-failures-per-interval" => max_failures = parse_int(k, value, 1u32)?,
+                "restart-strategy.failure-rate.failure-rate-interval" => rate_interval = parse_duration(k, value)?,
+                "restart-strategy.failure-rate.delay" => rate_delay = parse_duration(k, value)?,
+                "restart-strategy.exponential-delay.initial-backoff" => initial = parse_duration(k, value)?,
+                "restart-strategy.exponential-delay.max-backoff" => max_backoff = parse_duration(k, value)?,
+                "restart-strategy.exponential-delay.backoff-multiplier" => {
+                    multiplier = value
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|m| *m >= 1.0)
+                        .ok_or_else(|| Error::invalid(format!("'{k}' must be a number >= 1, not '{value}'")))?
+                }
                 other => {
                     return Err(Error::invalid(format!(
                         "unknown setting '{other}'; known settings: {}",
@@ -51,6 +258,57 @@ impl JobSettings {
                 }
             }
         }
+        if !checkpoints.interval.is_zero() {
+            settings.checkpoints = Some(checkpoints);
+        }
+        settings.restart = match restart_type.as_deref() {
+            Some("none" | "off" | "disable") => RestartStrategy::None,
+            Some("fixed-delay") => RestartStrategy::FixedDelay {
+                attempts,
+                delay: fixed_delay,
+            },
+            Some("failure-rate") => RestartStrategy::FailureRate {
+                max_failures,
+                interval: rate_interval,
+                delay: rate_delay,
+            },
+            Some(_) => RestartStrategy::ExponentialDelay {
+                initial,
+                max: max_backoff,
+                multiplier,
+            },
+            // As Flink: with checkpointing on and no strategy, restart indefinitely with backoff.
+            None if settings.checkpoints.is_some() => RestartStrategy::ExponentialDelay {
+                initial,
+                max: max_backoff,
+                multiplier,
+            },
+            None => RestartStrategy::None,
+        };
         Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("k", "200ms").unwrap(), Duration::from_millis(200));
+        assert_eq!(parse_duration("k", "2 s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("k", "1min").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("k", "500").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("k", "soon").is_err());
+        assert!(parse_duration("k", "3 fortnights").is_err());
+    }
+
+    #[test]
+    fn checkpointing_defaults_to_backoff_restarts() {
+        let mut options = BTreeMap::new();
+        options.insert("execution.checkpointing.interval".to_string(), "1s".to_string());
+        let settings = JobSettings::from_options(&options).unwrap();
+        assert!(matches!(settings.restart, RestartStrategy::ExponentialDelay { .. }));
+        assert!(JobSettings::from_options(&BTreeMap::new()).unwrap().checkpoints.is_none());
     }
 }

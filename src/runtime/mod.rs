@@ -52,12 +52,26 @@ pub fn dispatch(op: &mut dyn Operator, message: Message, out: &mut Vec<Message>)
     }
 }
 
+/// A source's place in its input (file row, generator sequence number), as a checkpoint records it.
+pub type SourcePosition = serde_json::Value;
+
 /// Where rows enter a job. One instance per source subtask.
 #[async_trait]
 pub trait Source: Send {
     /// The next batch, or `None` when bounded input is exhausted. Unbounded sources wait (and pace
     /// themselves) here.
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>>;
+    /// Where the next batch would start.
+    fn position(&self) -> SourcePosition;
+    /// Resumes at a position `position` returned (restore from a checkpoint).
+    fn seek(&mut self, position: &SourcePosition) -> Result<()>;
+}
+
+/// Reads a `u64` position, with a clear error for a checkpoint written by something else.
+pub fn position_u64(position: &SourcePosition) -> Result<u64> {
+    position
+        .as_u64()
+        .ok_or_else(|| crate::error::Error::internal(format!("source position {position} is not a row number")))
 }
 
 /// Where rows leave a job. One instance per sink subtask.
