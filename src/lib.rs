@@ -1,6 +1,7 @@
 //! Weir: a streaming SQL database. See DESIGN.md for the map; `Session::execute` is the way in.
 
 pub mod catalog;
+pub mod checkpoint;
 pub mod connectors;
 pub mod error;
 pub mod format;

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let session = Session::open(&cli.data_dir)?;
+        let session = Session::open(&cli.data_dir).await?;
         match cli.command.unwrap_or(Command::Repl) {
             Command::Repl => weir::repl::run(session, cli.data_dir.join("history.txt")).await,
             Command::Run { file, format } => {

@@ -20,6 +20,7 @@ use crate::connectors::source_table::SourceTable;
 use crate::connectors::table_store::{StoredTable, TableStore};
 use crate::connectors::validate_source;
 use crate::error::{Error, Result};
+use crate::job::settings::CheckpointRetention;
 use crate::job::{JobManager, JobSettings, JobSnapshot};
 use crate::planner::statement::{CreateJob, ObjectKind, ShowTarget, Statement, parse_statements};
 use crate::planner::window_function::{WindowFunction, WindowFunctionKind};
@@ -62,18 +63,68 @@ pub struct Database {
 const JOBS_TABLE: &str = "weir_jobs";
 
 impl Database {
-    /// Opens (or creates) the database in `data_dir`. Must be called inside a tokio runtime.
-    pub fn open(data_dir: impl AsRef<Path>) -> Result<Arc<Database>> {
+    /// Opens (or creates) the database in `data_dir` and resumes the jobs that were running when it
+    /// stopped: those with checkpointing from their latest complete checkpoint.
+    pub async fn open(data_dir: impl AsRef<Path>) -> Result<Arc<Database>> {
+        let (db, resumable) = Self::open_catalog(data_dir)?;
+        for (name, insert_sql, options) in resumable {
+            if let Err(e) = db.resume_job(&name, &insert_sql, &options).await {
+                tracing::error!("cannot resume job {name}: {e}");
+                let message = format!("could not be resumed after a restart: {e}");
+                db.update_catalog(|c| {
+                    if let Some(job) = c.jobs.get_mut(&name) {
+                        job.status = JobStatus::Failed;
+                        job.error = Some(message.clone());
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(db)
+    }
+
+    async fn resume_job(&self, name: &str, insert_sql: &str, options: &BTreeMap<String, String>) -> Result<()> {
+        let settings = JobSettings::from_options(options)?;
+        let insert = match parse_statements(insert_sql)?.into_iter().next() {
+            Some(Statement::Query(statement)) => match *statement {
+                sqlparser::ast::Statement::Insert(insert) => insert,
+                _ => return Err(Error::internal("a job's SQL is not an INSERT")),
+            },
+            _ => return Err(Error::internal("a job's SQL is not an INSERT")),
+        };
+        let target = insert_target(&insert)?;
+        let table = self
+            .catalog()?
+            .tables
+            .get(&target)
+            .cloned()
+            .ok_or_else(|| Error::not_found("table", &target))?;
+        let graph = plan_job(&self.ctx, &insert, &table, settings.parallelism).await?;
+        self.jobs.start(name, graph, settings, insert_sql.to_string())
+    }
+
+    /// Loads the catalog and registers everything; returns the jobs to resume.
+    #[allow(clippy::type_complexity)]
+    fn open_catalog(data_dir: impl AsRef<Path>) -> Result<(Arc<Database>, Vec<(String, String, BTreeMap<String, String>)>)> {
         let data_dir = data_dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
         let mut catalog = Catalog::load(&data_dir)?;
-        // Jobs that were running when Weir stopped cannot resume without checkpoints.
+        // Jobs that were running when Weir stopped resume if they checkpoint; others cannot.
+        let mut resumable = Vec::new();
         for job in catalog.jobs.values_mut() {
-            if !job.status.is_terminal() {
-                job.status = JobStatus::Failed;
-                job.error =
-                    Some("Weir stopped while the job ran; without a checkpoint it cannot resume. Drop it and create it again".into());
+            if job.status.is_terminal() {
+                continue;
+            }
+            match JobSettings::from_options(&job.options) {
+                Ok(settings) if settings.checkpoints.is_some() => {
+                    resumable.push((job.name.clone(), job.insert_sql.clone(), job.options.clone()))
+                }
+                _ => {
+                    job.status = JobStatus::Failed;
+                    job.error =
+                        Some("Weir stopped while the job ran; without checkpointing it cannot resume. Drop it and create it again".into());
+                }
             }
         }
         catalog.save(&data_dir)?;
@@ -113,7 +164,7 @@ impl Database {
             jobs,
         };
         db.register_all()?;
-        Ok(Arc::new(db))
+        Ok((Arc::new(db), resumable))
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -166,8 +217,8 @@ impl Session {
     }
 
     /// A session on its own database in `data_dir`.
-    pub fn open(data_dir: impl AsRef<Path>) -> Result<Self> {
-        Ok(Session::new(Database::open(data_dir)?))
+    pub async fn open(data_dir: impl AsRef<Path>) -> Result<Self> {
+        Ok(Session::new(Database::open(data_dir).await?))
     }
 
     pub fn database(&self) -> &Arc<Database> {
@@ -239,6 +290,7 @@ impl Session {
                 Ok(Output::rows(schema.clone(), RecordBatch::try_new(schema, vec![lines])?))
             }
             Statement::Show(target) => self.show(target),
+            Statement::ShowCheckpoints { job } => self.show_checkpoints(&job),
             Statement::Describe { name } => self.describe(&name),
             Statement::DescribeJob { name } => self.describe_job(&name),
             Statement::Drop { kind, name, if_exists } => self.drop(kind, &name, if_exists).await,
@@ -355,10 +407,17 @@ impl Session {
         let (options, graph) = self.plan_job(&job).await?;
         let settings = JobSettings::from_options(&options)?;
         // A new job starts from nothing: no state, markers or checkpoints of an earlier job of this name.
-        let job_dir = self.db.data_dir.join("jobs").join(&job.name);
-        if job_dir.exists() {
-            std::fs::remove_dir_all(&job_dir).map_err(|e| Error::internal(format!("cannot clear {}: {e}", job_dir.display())))?;
+        let checkpoints = crate::job::checkpoint_root(
+            &self.db.data_dir,
+            settings.checkpoints.as_ref().and_then(|c| c.dir.as_deref()),
+            &job.name,
+        );
+        for dir in [self.db.data_dir.join("jobs").join(&job.name), checkpoints] {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| Error::internal(format!("cannot clear {}: {e}", dir.display())))?;
+            }
         }
+        self.db.table_store.clear_commits(&job.name)?;
         let def = JobDef {
             name: job.name.clone(),
             insert_sql: job.insert.to_string(),
@@ -370,7 +429,7 @@ impl Session {
             c.jobs.insert(def.name.clone(), def.clone());
             Ok(())
         })?;
-        if let Err(e) = self.db.jobs.start(&job.name, graph, settings) {
+        if let Err(e) = self.db.jobs.start(&job.name, graph, settings, def.insert_sql.clone()) {
             self.db.update_catalog(|c| {
                 c.jobs.remove(&job.name);
                 Ok(())
@@ -400,7 +459,18 @@ impl Session {
         match kind {
             ObjectKind::Job => {
                 self.db.jobs.cancel(name).await?;
+                if let Some(job) = self.db.jobs.get(name)? {
+                    let retain = job
+                        .settings
+                        .checkpoints
+                        .as_ref()
+                        .is_some_and(|c| c.retention == CheckpointRetention::RetainOnCancellation);
+                    if let (Some(storage), false) = (job.checkpoint_storage(&self.db.data_dir), retain) {
+                        let _ = std::fs::remove_dir_all(storage.root());
+                    }
+                }
                 self.db.jobs.forget(name)?;
+                self.db.table_store.clear_commits(name)?;
                 self.db.update_catalog(|c| {
                     c.jobs.remove(name);
                     Ok(())
@@ -489,6 +559,49 @@ impl Session {
         }
     }
 
+    fn show_checkpoints(&self, name: &str) -> Result<Output> {
+        if !self.db.catalog()?.jobs.contains_key(name) {
+            return Err(Error::not_found("job", name));
+        }
+        let records = match self.db.jobs.get(name)? {
+            Some(job) => job.checkpoints.lock().map(|h| h.records.clone()).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let millis = |d: std::time::Duration| d.as_millis() as u64;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::UInt64, false),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("trigger_time", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+            Field::new("duration_ms", DataType::UInt64, false),
+            Field::new("sync_ms", DataType::UInt64, false),
+            Field::new("async_ms", DataType::UInt64, false),
+            Field::new("bytes_uploaded", DataType::UInt64, false),
+            Field::new("full_size", DataType::UInt64, false),
+            Field::new("path", DataType::Utf8, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(records.iter().map(|r| r.id))),
+            Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.status.name()))),
+            Arc::new(TimestampMillisecondArray::from_iter_values(records.iter().map(|r| {
+                r.trigger_time
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0)
+            }))),
+            Arc::new(UInt64Array::from_iter_values(records.iter().map(|r| millis(r.duration)))),
+            Arc::new(UInt64Array::from_iter_values(records.iter().map(|r| millis(r.sync)))),
+            Arc::new(UInt64Array::from_iter_values(records.iter().map(|r| millis(r.asynchronous)))),
+            Arc::new(UInt64Array::from_iter_values(records.iter().map(|r| r.bytes_uploaded))),
+            Arc::new(UInt64Array::from_iter_values(records.iter().map(|r| r.full_size))),
+            Arc::new(StringArray::from_iter(
+                records
+                    .iter()
+                    .map(|r| (!r.path.is_empty()).then(|| r.path.clone()).or(r.failure.clone())),
+            )),
+        ];
+        Ok(Output::rows(schema.clone(), RecordBatch::try_new(schema, columns)?))
+    }
+
     fn describe(&self, name: &str) -> Result<Output> {
         let catalog = self.db.catalog()?;
         let (columns, primary_key, watermark) = if let Some(s) = catalog.sources.get(name) {
@@ -542,6 +655,9 @@ impl Session {
                 rows.push(("late_rows_dropped".into(), s.late_rows_dropped.to_string()));
                 rows.push(("rows_per_second".into(), format!("{:.0}", s.rows_per_second)));
                 rows.push(("error".into(), s.error.clone().unwrap_or_default()));
+                rows.push(("restarts".into(), s.restarts.to_string()));
+                rows.push(("last_failure".into(), s.last_failure.clone().unwrap_or_default()));
+                rows.push(("last_checkpoint".into(), s.last_checkpoint.clone().unwrap_or_default()));
                 rows.push(("graph".into(), s.graph.to_string()));
             }
             None => {
@@ -572,6 +688,8 @@ impl Session {
             Field::new("rows_per_second", DataType::Float64, false),
             Field::new("started_at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
             Field::new("error", DataType::Utf8, true),
+            Field::new("restarts", DataType::UInt64, false),
+            Field::new("last_checkpoint", DataType::Utf8, true),
         ]));
         let settings_parallelism = |d: &JobDef| JobSettings::from_options(&d.options).map(|s| s.parallelism as u64).unwrap_or(1);
         let columns: Vec<ArrayRef> = vec![
@@ -595,6 +713,10 @@ impl Session {
             }))),
             Arc::new(StringArray::from_iter(
                 defs.iter().map(|d| get(d).map_or(d.error.clone(), |s| s.error.clone())),
+            )),
+            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.restarts)))),
+            Arc::new(StringArray::from_iter(
+                defs.iter().map(|d| get(d).and_then(|s| s.last_checkpoint.clone())),
             )),
         ];
         Ok(RecordBatch::try_new(schema, columns)?)

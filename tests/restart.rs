@@ -20,7 +20,7 @@ fn cells(rows: &[Vec<Option<String>>]) -> Vec<Vec<String>> {
 async fn catalog_and_results_survive_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
-        let session = Session::open(dir.path()).expect("open");
+        let session = Session::open(dir.path()).await.expect("open");
         session
             .execute(
                 "CREATE SOURCE ev (k VARCHAR, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
@@ -32,7 +32,7 @@ async fn catalog_and_results_survive_restart() {
             .await
             .expect("setup");
     }
-    let session = Session::open(dir.path()).expect("reopen");
+    let session = Session::open(dir.path()).await.expect("reopen");
     // hop.csv: x has 8 rows summing to 59 (1+3+5+6+9+10+12+13), y has 6 rows summing to 46 (see sql/window/hop.slt).
     assert_eq!(
         cells(&rows(&session, "SELECT k, n, s FROM totals ORDER BY k").await),

@@ -76,7 +76,7 @@ fn main() {
         }
         let result = runtime.block_on(async {
             let dir = tempfile::tempdir().expect("temp dir");
-            let session = Session::open(dir.path()).map_err(|e| e.to_string())?;
+            let session = Session::open(dir.path()).await.map_err(|e| e.to_string())?;
             let db = session.database().clone();
             let mut runner = sqllogictest::Runner::new(move || {
                 let session = Session::new(db.clone());

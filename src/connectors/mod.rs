@@ -218,9 +218,14 @@ impl Source for FailAtRow {
 }
 
 /// Opens one sink subtask writing into `table`.
-pub fn open_sink(table: &TableDef, mode: SinkMode, store: &Arc<table_store::TableStore>) -> Result<Box<dyn Sink>> {
+pub fn open_sink(
+    table: &TableDef,
+    mode: SinkMode,
+    store: &Arc<table_store::TableStore>,
+    delivery: table_store::Delivery,
+) -> Result<Box<dyn Sink>> {
     Ok(match table.connector {
-        TableConnector::Stored => Box::new(table_store::StoredTableSink::new(store.clone(), table, mode)?),
+        TableConnector::Stored => Box::new(table_store::StoredTableSink::new(store.clone(), table, mode, delivery)?),
         TableConnector::Blackhole => Box::new(print::BlackholeSink),
         TableConnector::Print => Box::new(print::PrintSink::new(&table.name)),
     })

@@ -118,8 +118,8 @@ fn row_converter(schema: &Schema) -> Result<RowConverter> {
     )?)
 }
 
-pub struct StoredTableSink {
-    store: Arc<TableStore>,
+/// Encodes rows of one table into table-store writes.
+pub struct TableWriter {
     table_id: u32,
     schema: SchemaRef,
     /// Indices of the primary key columns; empty: rows are appended under generated ids.
@@ -128,8 +128,8 @@ pub struct StoredTableSink {
     row_converter: RowConverter,
 }
 
-impl StoredTableSink {
-    pub fn new(store: Arc<TableStore>, table: &TableDef, mode: SinkMode) -> Result<Self> {
+impl TableWriter {
+    pub fn new(table: &TableDef) -> Result<Self> {
         let schema = schema_of(&table.columns)?;
         let key_columns = table
             .primary_key
@@ -140,12 +140,8 @@ impl StoredTableSink {
                     .map_err(|_| Error::internal(format!("primary key column {k} missing")))
             })
             .collect::<Result<Vec<_>>>()?;
-        if mode == SinkMode::Upsert && key_columns.is_empty() {
-            return Err(Error::internal("an upsert sink needs a primary key"));
-        }
         let key_schema = schema.project(&key_columns)?;
-        Ok(StoredTableSink {
-            store,
+        Ok(TableWriter {
             table_id: table.id,
             key_converter: row_converter(&key_schema)?,
             row_converter: row_converter(&schema)?,
@@ -153,17 +149,15 @@ impl StoredTableSink {
             key_columns,
         })
     }
-}
 
-impl Sink for StoredTableSink {
-    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+    /// Adds the rows of `batch` to `write`: upserts by primary key, or appends under new row ids.
+    fn add(&self, store: &TableStore, batch: &RecordBatch, write: &mut WriteBatch) -> Result<()> {
         let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
             .map_err(|e| Error::internal(format!("sink batch does not match the table: {e}")))?;
         let rows = self.row_converter.convert_columns(batch.columns())?;
         let prefix = TableStore::prefix(self.table_id);
-        let mut write = WriteBatch::default();
         if self.key_columns.is_empty() {
-            let first = self.store.reserve_row_ids(self.table_id, batch.num_rows() as u64)?;
+            let first = store.reserve_row_ids(self.table_id, batch.num_rows() as u64)?;
             for (i, row) in rows.iter().enumerate() {
                 let mut key = prefix.to_vec();
                 key.extend_from_slice(&(first + i as u64).to_be_bytes());
@@ -178,7 +172,119 @@ impl Sink for StoredTableSink {
                 write.put(key, row.as_ref());
             }
         }
-        self.store.write(write)
+        Ok(())
+    }
+}
+
+/// Where a sink subtask records the last epoch it committed, next to the rows (one atomic write).
+fn commit_marker(job: &str, sink_uid: &str, subtask: usize) -> Vec<u8> {
+    let mut key = COMMIT_PREFIX.to_vec();
+    key.extend_from_slice(format!("{job}/{sink_uid}/{subtask}").as_bytes());
+    key
+}
+
+/// Table ids are below u32::MAX, so this prefix never holds rows.
+const COMMIT_PREFIX: [u8; 4] = [0xff; 4];
+
+/// One sink subtask's rows of an epoch, to commit.
+pub struct StagedRows<'a> {
+    pub writer: &'a TableWriter,
+    pub sink_uid: String,
+    pub subtask: usize,
+    pub rows: Vec<RecordBatch>,
+}
+
+impl TableStore {
+    /// The last epoch a sink subtask of a job committed.
+    pub fn committed_epoch(&self, job: &str, sink_uid: &str, subtask: usize) -> Result<Option<u64>> {
+        let Some(value) = self.db.get(commit_marker(job, sink_uid, subtask))? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = value.as_slice().try_into().map_err(|_| Error::internal("corrupt commit marker"))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
+    /// Two-phase commit, phase two: writes the rows of epoch `epoch` of every sink subtask that has
+    /// not committed it yet, together with the new commit markers, in one atomic write.
+    pub fn commit(&self, job: &str, epoch: u64, staged: &[StagedRows]) -> Result<()> {
+        let mut write = WriteBatch::default();
+        for part in staged {
+            if self
+                .committed_epoch(job, &part.sink_uid, part.subtask)?
+                .is_some_and(|done| done >= epoch)
+            {
+                continue;
+            }
+            for batch in &part.rows {
+                part.writer.add(self, batch, &mut write)?;
+            }
+            write.put(commit_marker(job, &part.sink_uid, part.subtask), epoch.to_be_bytes());
+        }
+        self.write(write)
+    }
+
+    /// Forgets a job's commit markers (the job is dropped or created anew).
+    pub fn clear_commits(&self, job: &str) -> Result<()> {
+        let mut start = COMMIT_PREFIX.to_vec();
+        start.extend_from_slice(format!("{job}/").as_bytes());
+        let mut end = COMMIT_PREFIX.to_vec();
+        end.extend_from_slice(format!("{job}0").as_bytes()); // '0' follows '/'
+        let mut write = WriteBatch::default();
+        write.delete_range(start, end);
+        self.write(write)
+    }
+}
+
+/// How a sink subtask makes rows visible.
+pub enum Delivery {
+    /// Rows are written as they arrive (no checkpoints: at-most-once across failures).
+    Direct,
+    /// Rows are staged and handed to the checkpoint that follows them (two-phase commit).
+    Staged { staged: Vec<RecordBatch> },
+    /// The subtask already committed all its output in an earlier run (its final epoch): drop rows.
+    Done,
+}
+
+pub struct StoredTableSink {
+    store: Arc<TableStore>,
+    writer: TableWriter,
+    delivery: Delivery,
+}
+
+impl StoredTableSink {
+    pub fn new(store: Arc<TableStore>, table: &TableDef, mode: SinkMode, delivery: Delivery) -> Result<Self> {
+        if mode == SinkMode::Upsert && table.primary_key.is_empty() {
+            return Err(Error::internal("an upsert sink needs a primary key"));
+        }
+        Ok(StoredTableSink {
+            store,
+            writer: TableWriter::new(table)?,
+            delivery,
+        })
+    }
+}
+
+impl Sink for StoredTableSink {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        match &mut self.delivery {
+            Delivery::Direct => {
+                let mut write = WriteBatch::default();
+                self.writer.add(&self.store, &batch, &mut write)?;
+                self.store.write(write)
+            }
+            Delivery::Staged { staged } => {
+                staged.push(batch);
+                Ok(())
+            }
+            Delivery::Done => Ok(()),
+        }
+    }
+
+    fn prepare_commit(&mut self) -> Result<Vec<RecordBatch>> {
+        Ok(match &mut self.delivery {
+            Delivery::Staged { staged } => std::mem::take(staged),
+            Delivery::Direct | Delivery::Done => Vec::new(),
+        })
     }
 }
 

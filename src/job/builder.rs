@@ -1,41 +1,66 @@
 //! `JobGraph` → tasks. Operators joined by forward edges are chained into one task; a hash edge
 //! starts a new stage, connected to the previous one by parallelism × parallelism bounded channels.
+//! When the job resumes from a checkpoint, every stateful operator gets its state back (matched by
+//! uid and subtask), sources seek to their recorded positions, and sinks learn what they committed.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::connectors::table_store::TableStore;
+use crate::checkpoint::coordinator::FINAL_EPOCH;
+use crate::checkpoint::manifest::CheckpointManifest;
+use crate::checkpoint::storage::CheckpointStorage;
+use crate::connectors::table_store::{Delivery, TableStore};
 use crate::connectors::{open_sink, open_source};
 use crate::error::{Error, Result};
 use crate::graph::{EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowKind};
 use crate::job::JobSettings;
-use crate::message::Message;
+use crate::job::settings::CheckpointMode;
+use crate::message::{Barrier, Message};
 use crate::operators::session_window::SessionWindowAggregate;
 use crate::operators::stateless::{Filter, Project};
 use crate::operators::updating_aggregate::UpdatingAggregate;
 use crate::operators::watermark::WatermarkAssigner;
 use crate::operators::window_aggregate::WindowAggregate;
 use crate::runtime::exchange::{ChannelOutput, Routing};
-use crate::runtime::gate::InputGate;
+use crate::runtime::gate::{Alignment, InputGate};
 use crate::runtime::metrics::JobMetrics;
-use crate::runtime::task::{Task, TaskInput, TaskOutput};
+use crate::runtime::task::{Task, TaskCheckpointing, TaskEvent, TaskInput, TaskOutput};
 use crate::runtime::{Operator, Source};
+use crate::state::StateBackend;
 use crate::state::key::key_converter;
 
 /// Batches in flight per channel before the sender waits.
 const CHANNEL_CAPACITY: usize = 16;
 
-pub fn build_tasks(
-    graph: &JobGraph,
-    settings: &JobSettings,
-    state_dir: &Path,
-    store: &Arc<TableStore>,
-    metrics: &Arc<JobMetrics>,
-) -> Result<Vec<Task>> {
+pub struct BuildContext<'a> {
+    pub job: &'a str,
+    pub settings: &'a JobSettings,
+    /// `<data>/jobs/<job>`: state directories, local snapshots, fault-injection markers.
+    pub job_dir: &'a Path,
+    pub store: &'a Arc<TableStore>,
+    pub metrics: &'a Arc<JobMetrics>,
+    /// The checkpoint to resume from, and where its files are.
+    pub restore: Option<(&'a CheckpointManifest, &'a CheckpointStorage)>,
+    /// Where tasks report checkpoint acks; `None` when checkpointing is off.
+    pub events: Option<mpsc::UnboundedSender<TaskEvent>>,
+}
+
+pub struct BuiltJob {
+    pub tasks: Vec<Task>,
+    /// One checkpoint trigger per source task.
+    pub triggers: Vec<mpsc::UnboundedSender<Barrier>>,
+}
+
+pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
     let stages = stages(graph)?;
     let mut tasks = Vec::new();
+    let mut triggers = Vec::new();
+    let alignment = match cx.settings.checkpoints.as_ref().map(|c| c.mode) {
+        Some(CheckpointMode::AtLeastOnce) => Alignment::Unaligned,
+        _ => Alignment::Aligned,
+    };
     // Receivers for the stage being built, per subtask, filled by the previous stage.
     let mut pending_inputs: Option<Vec<Vec<mpsc::Receiver<Message>>>> = None;
     for (s, stage) in stages.iter().enumerate() {
@@ -61,11 +86,22 @@ pub fn build_tasks(
         };
         let mut inputs = pending_inputs.take().map(|v| v.into_iter().map(Some).collect::<Vec<_>>());
         for subtask in 0..parallelism {
-            let (input, chain_start) = match &first.spec {
+            let task_index = tasks.len();
+            let (input, chain_start, source_uid) = match &first.spec {
                 OperatorSpec::Source(spec) => {
-                    let marker = state_dir.join(format!("injected-failure-{}-{subtask}", first.uid));
-                    let source: Box<dyn Source> = open_source(&spec.def, &spec.columns, subtask, parallelism, true, Some(marker))?;
-                    (TaskInput::Source(source), 1)
+                    let marker = cx.job_dir.join(format!("injected-failure-{}-{subtask}", first.uid));
+                    let mut source: Box<dyn Source> = open_source(&spec.def, &spec.columns, subtask, parallelism, true, Some(marker))?;
+                    if let Some((manifest, _)) = cx.restore
+                        && let Some(state) = manifest.sources.iter().find(|s| s.uid == first.uid && s.subtask == subtask)
+                    {
+                        source.seek(&state.position)?;
+                    }
+                    let trigger = cx.events.as_ref().map(|_| {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        triggers.push(tx);
+                        rx
+                    });
+                    (TaskInput::Source { source, triggers: trigger }, 1, Some(first.uid.clone()))
                 }
                 _ => {
                     let receivers = inputs
@@ -73,11 +109,13 @@ pub fn build_tasks(
                         .and_then(|i| i.get_mut(subtask))
                         .and_then(Option::take)
                         .ok_or_else(|| Error::internal("stage without input channels"))?;
-                    (TaskInput::Gate(InputGate::new(receivers)), 0)
+                    (TaskInput::Gate(InputGate::new(receivers, alignment)), 0, None)
                 }
             };
             let mut chain: Vec<Box<dyn Operator>> = Vec::new();
+            let mut chain_uids = Vec::new();
             let mut output = None;
+            let mut sink_uid = None;
             for (position, &index) in stage.iter().enumerate().skip(chain_start) {
                 let node = &graph.operators[index];
                 let input_schema = if position == 0 {
@@ -91,14 +129,21 @@ pub fn build_tasks(
                     graph.operators[stage[position - 1]].output_schema.clone()
                 };
                 match &node.spec {
-                    OperatorSpec::Sink(spec) => output = Some(TaskOutput::Sink(open_sink(&spec.table, spec.mode, store)?)),
-                    _ => chain.push(build_operator(
-                        node,
-                        input_schema,
-                        settings,
-                        &state_dir.join(format!("{}-{subtask}", node.uid)),
-                        metrics,
-                    )?),
+                    OperatorSpec::Sink(spec) => {
+                        let delivery = match cx.events {
+                            None => Delivery::Direct,
+                            Some(_) => match cx.store.committed_epoch(cx.job, &node.uid, subtask)? {
+                                Some(FINAL_EPOCH) => Delivery::Done,
+                                _ => Delivery::Staged { staged: Vec::new() },
+                            },
+                        };
+                        output = Some(TaskOutput::Sink(open_sink(&spec.table, spec.mode, cx.store, delivery)?));
+                        sink_uid = Some(node.uid.clone());
+                    }
+                    _ => {
+                        chain.push(build_operator(node, subtask, input_schema, cx)?);
+                        chain_uids.push(node.uid.clone());
+                    }
                 }
             }
             let output = match (output, senders.as_mut(), next_edge) {
@@ -118,21 +163,29 @@ pub fn build_tasks(
                     };
                     TaskOutput::Channels(ChannelOutput::new(row, routing))
                 }
-                _ => {
-                    return Err(Error::internal("a stage ends neither in a sink nor in channels"));
-                }
+                _ => return Err(Error::internal("a stage ends neither in a sink nor in channels")),
             };
+            let checkpointing = cx.events.as_ref().map(|events| TaskCheckpointing {
+                task: task_index,
+                subtask,
+                chain_uids,
+                source_uid,
+                sink_uid,
+                local_dir: cx.job_dir.join("snapshots"),
+                events: events.clone(),
+            });
             tasks.push(Task {
                 name: format!("{}#{subtask}", first.uid),
                 input,
                 chain,
                 output,
-                metrics: metrics.clone(),
+                metrics: cx.metrics.clone(),
+                checkpointing,
             });
         }
         pending_inputs = next_inputs;
     }
-    Ok(tasks)
+    Ok(BuiltJob { tasks, triggers })
 }
 
 /// Splits the operators (a pipeline, in order) into stages at every hash edge.
@@ -155,24 +208,61 @@ fn stages(graph: &JobGraph) -> Result<Vec<Vec<usize>>> {
     Ok(stages)
 }
 
+/// The state backend of one operator subtask: empty, or restored from the checkpoint.
+fn open_backend(node: &OperatorNode, subtask: usize, cx: &BuildContext) -> Result<(Box<dyn StateBackend>, Option<serde_json::Value>)> {
+    let dir = cx.job_dir.join("state").join(format!("{}-{subtask}", node.uid));
+    let kind = cx.settings.state_backend;
+    let restored = cx.restore.and_then(|(manifest, storage)| {
+        manifest
+            .operators
+            .iter()
+            .find(|o| o.uid == node.uid && o.subtask == subtask)
+            .map(|state| (state, storage))
+    });
+    match restored {
+        None => Ok((kind.open(&dir)?, None)),
+        Some((state, storage)) => {
+            if state.backend != kind.name() {
+                return Err(Error::invalid(format!(
+                    "the checkpoint holds '{}' state for {}, but the job uses state.backend.type '{}'",
+                    state.backend,
+                    node.uid,
+                    kind.name()
+                )));
+            }
+            let files = state
+                .files
+                .iter()
+                .map(|f| Ok((storage.verified(f)?, f.name.clone())))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((kind.restore(&files, &dir)?, Some(state.meta.clone())))
+        }
+    }
+}
+
 fn build_operator(
     node: &OperatorNode,
+    subtask: usize,
     input_schema: datafusion::arrow::datatypes::SchemaRef,
-    settings: &JobSettings,
-    state_dir: &Path,
-    metrics: &Arc<JobMetrics>,
+    cx: &BuildContext,
 ) -> Result<Box<dyn Operator>> {
     let output_schema = node.output_schema.clone();
-    Ok(match &node.spec {
-        OperatorSpec::WatermarkAssigner(spec) => Box::new(WatermarkAssigner::new(spec.time_column, spec.delay_nanos)),
+    let (settings, metrics) = (cx.settings, cx.metrics);
+    let mut meta = None;
+    let mut op: Box<dyn Operator> = match &node.spec {
+        OperatorSpec::WatermarkAssigner(spec) => {
+            meta = cx
+                .restore
+                .and_then(|(m, _)| m.operators.iter().find(|o| o.uid == node.uid && o.subtask == subtask))
+                .map(|o| o.meta.clone());
+            Box::new(WatermarkAssigner::new(spec.time_column, spec.delay_nanos))
+        }
         OperatorSpec::Filter { predicate } => Box::new(Filter::new(predicate.clone())),
         OperatorSpec::Project { exprs } => Box::new(Project::new(exprs.clone(), output_schema)),
         OperatorSpec::WindowAggregate(spec) => {
-            let (backend, cache, metrics) = (
-                settings.state_backend.open(state_dir)?,
-                settings.state_cache_entries,
-                metrics.clone(),
-            );
+            let (backend, restored) = open_backend(node, subtask, cx)?;
+            meta = restored;
+            let (cache, metrics) = (settings.state_cache_entries, metrics.clone());
             match spec.window {
                 WindowKind::Session { .. } => Box::new(SessionWindowAggregate::new(
                     spec,
@@ -187,15 +277,21 @@ fn build_operator(
                 }
             }
         }
-        OperatorSpec::UpdatingAggregate(spec) => Box::new(UpdatingAggregate::new(
-            spec,
-            input_schema,
-            output_schema,
-            settings.state_backend.open(state_dir)?,
-            settings.state_cache_entries,
-        )?),
-        OperatorSpec::Source(_) | OperatorSpec::Sink(_) => {
-            return Err(Error::internal("sources and sinks are not chained operators"));
+        OperatorSpec::UpdatingAggregate(spec) => {
+            let (backend, restored) = open_backend(node, subtask, cx)?;
+            meta = restored;
+            Box::new(UpdatingAggregate::new(
+                spec,
+                input_schema,
+                output_schema,
+                backend,
+                settings.state_cache_entries,
+            )?)
         }
-    })
+        OperatorSpec::Source(_) | OperatorSpec::Sink(_) => return Err(Error::internal("sources and sinks are not chained operators")),
+    };
+    if let Some(meta) = meta {
+        op.restore(&meta)?;
+    }
+    Ok(op)
 }

@@ -1,24 +1,30 @@
 //! The job manager: turns a `JobGraph` into running tasks (one per operator chain × parallelism,
-//! joined by bounded channels), supervises them, and tracks each job's status and metrics.
+//! joined by bounded channels), runs the checkpoint coordinator beside them, and supervises the
+//! job: a failed task fails the whole job over, which restarts from its latest complete checkpoint
+//! as the restart strategy allows.
 
 pub mod builder;
 pub mod settings;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::catalog::JobStatus;
-use crate::connectors::table_store::TableStore;
+use crate::catalog::{JobStatus, TableConnector, TableDef};
+use crate::checkpoint::coordinator::{CheckpointCoordinator, CheckpointHistory, Committer};
+use crate::checkpoint::manifest::CheckpointManifest;
+use crate::checkpoint::storage::CheckpointStorage;
+use crate::connectors::table_store::{StagedRows, TableStore, TableWriter};
 use crate::error::{Error, Result, UserErrorKind};
-use crate::graph::JobGraph;
+use crate::graph::{JobGraph, OperatorSpec};
 use crate::runtime::metrics::JobMetrics;
 
-pub use settings::JobSettings;
+pub use settings::{JobSettings, RestartStrategy};
 
 /// Called when a job reaches a terminal status, so the catalog can record it.
 pub type StatusListener = Arc<dyn Fn(&str, JobStatus, Option<String>) + Send + Sync>;
@@ -29,14 +35,19 @@ pub struct JobState {
     pub error: Option<String>,
     pub started_at: SystemTime,
     started: Instant,
-    pub finished_after: Option<std::time::Duration>,
+    pub finished_after: Option<Duration>,
+    /// Why the job last failed over (it may have recovered since).
+    pub last_failure: Option<String>,
 }
 
 pub struct RunningJob {
     pub name: String,
     pub graph: JobGraph,
     pub settings: JobSettings,
+    pub job_sql: String,
     pub metrics: Arc<JobMetrics>,
+    pub checkpoints: Arc<Mutex<CheckpointHistory>>,
+    restarts: AtomicU64,
     state: Mutex<JobState>,
     status_tx: watch::Sender<JobStatus>,
     cancel_tx: watch::Sender<bool>,
@@ -55,6 +66,9 @@ pub struct JobSnapshot {
     /// Source rows per second since the job started (until it finished).
     pub rows_per_second: f64,
     pub started_at: SystemTime,
+    pub restarts: u64,
+    pub last_failure: Option<String>,
+    pub last_checkpoint: Option<String>,
     pub graph: JobGraph,
 }
 
@@ -73,6 +87,9 @@ impl RunningJob {
             late_rows_dropped: self.metrics.late_rows_dropped(),
             rows_per_second: if elapsed > 0.0 { rows_in as f64 / elapsed } else { 0.0 },
             started_at: state.started_at,
+            restarts: self.restarts.load(Ordering::Relaxed),
+            last_failure: state.last_failure,
+            last_checkpoint: self.checkpoints.lock().ok().and_then(|h| h.latest_path.clone()),
             graph: self.graph.clone(),
         }
     }
@@ -85,6 +102,33 @@ impl RunningJob {
         }
         self.status_tx.send_replace(status);
     }
+
+    fn note_failure(&self, error: &str) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut state) = self.state.lock() {
+            state.last_failure = Some(error.to_string());
+        }
+    }
+
+    /// The job's checkpoint directory, or `None` when checkpointing is off.
+    pub fn checkpoint_storage(&self, data_dir: &std::path::Path) -> Option<Arc<CheckpointStorage>> {
+        self.settings
+            .checkpoints
+            .as_ref()
+            .map(|c| CheckpointStorage::new(checkpoint_root(data_dir, c.dir.as_deref(), &self.name)))
+    }
+}
+
+/// `<state.checkpoints.dir or <data>/checkpoints>/<job>`.
+pub fn checkpoint_root(data_dir: &std::path::Path, dir: Option<&std::path::Path>, job: &str) -> PathBuf {
+    dir.map(PathBuf::from).unwrap_or_else(|| data_dir.join("checkpoints")).join(job)
+}
+
+/// How one run (attempt) of a job ended.
+enum AttemptEnd {
+    Finished,
+    Canceled,
+    Failed(Error),
 }
 
 pub struct JobManager {
@@ -118,57 +162,43 @@ impl JobManager {
         Ok(snapshots)
     }
 
-    /// Builds the job's tasks and starts them; returns once they are running.
-    pub fn start(&self, name: &str, graph: JobGraph, settings: JobSettings) -> Result<()> {
-        let metrics = Arc::new(JobMetrics::default());
-        let state_dir = self.data_dir.join("jobs").join(name).join("state");
-        let tasks = builder::build_tasks(&graph, &settings, &state_dir, &self.table_store, &metrics)?;
+    /// Starts a job: from its latest complete checkpoint if it has one, else from the beginning.
+    /// The first attempt's tasks are built before this returns, so planning mistakes surface here.
+    pub fn start(&self, name: &str, graph: JobGraph, settings: JobSettings, job_sql: String) -> Result<()> {
         let (status_tx, _) = watch::channel(JobStatus::Running);
-        let (cancel_tx, mut cancel_rx) = watch::channel(false);
+        let (cancel_tx, cancel_rx) = watch::channel(false);
         let job = Arc::new(RunningJob {
             name: name.to_string(),
             graph,
             settings,
-            metrics,
+            job_sql,
+            metrics: Arc::new(JobMetrics::default()),
+            checkpoints: Arc::new(Mutex::new(CheckpointHistory::default())),
+            restarts: AtomicU64::new(0),
             state: Mutex::new(JobState {
                 status: JobStatus::Running,
                 error: None,
                 started_at: SystemTime::now(),
                 started: Instant::now(),
                 finished_after: None,
+                last_failure: None,
             }),
             status_tx,
             cancel_tx,
         });
+        let runner = JobRunner {
+            job: job.clone(),
+            data_dir: self.data_dir.clone(),
+            store: self.table_store.clone(),
+        };
+        let first = runner.prepare()?;
         self.jobs()?.insert(name.to_string(), job.clone());
-        let mut set = JoinSet::new();
-        for task in tasks {
-            set.spawn(task.run());
-        }
         let listener = self.listener.clone();
         tokio::spawn(async move {
-            let outcome: std::result::Result<(), Option<String>> = loop {
-                tokio::select! {
-                    next = set.join_next() => match next {
-                        None => break Ok(()),
-                        Some(Ok(Ok(()))) => continue,
-                        Some(Ok(Err(e))) => break Err(Some(e.to_string())),
-                        Some(Err(e)) if e.is_panic() => break Err(Some(format!("a task panicked: {e}"))),
-                        Some(Err(_)) => continue,
-                    },
-                    changed = cancel_rx.changed() => {
-                        if changed.is_err() || *cancel_rx.borrow() {
-                            break Err(None);
-                        }
-                    }
-                }
-            };
-            set.abort_all();
-            while set.join_next().await.is_some() {}
-            let (status, error) = match outcome {
-                Ok(()) => (JobStatus::Finished, None),
-                Err(Some(error)) => (JobStatus::Failed, Some(error)),
-                Err(None) => (JobStatus::Canceled, None),
+            let (status, error) = match runner.supervise(first, cancel_rx).await {
+                AttemptEnd::Finished => (JobStatus::Finished, None),
+                AttemptEnd::Canceled => (JobStatus::Canceled, None),
+                AttemptEnd::Failed(e) => (JobStatus::Failed, Some(e.to_string())),
             };
             // Record the status durably before waiters see it.
             listener(&job.name, status, error.clone());
@@ -179,9 +209,7 @@ impl JobManager {
 
     /// Stops a running job's tasks and waits until they are gone.
     pub async fn cancel(&self, name: &str) -> Result<()> {
-        let Some(job) = self.get(name)? else {
-            return Ok(());
-        };
+        let Some(job) = self.get(name)? else { return Ok(()) };
         job.cancel_tx.send_replace(true);
         let mut status = job.status_tx.subscribe();
         while !status.borrow_and_update().is_terminal() {
@@ -217,5 +245,216 @@ impl JobManager {
                 return Ok(job.snapshot().status);
             }
         }
+    }
+}
+
+/// An attempt, built and ready to run.
+struct Attempt {
+    tasks: Vec<crate::runtime::task::Task>,
+    coordinator: Option<CheckpointCoordinator>,
+}
+
+struct JobRunner {
+    job: Arc<RunningJob>,
+    data_dir: PathBuf,
+    store: Arc<TableStore>,
+}
+
+impl JobRunner {
+    fn job_dir(&self) -> PathBuf {
+        self.data_dir.join("jobs").join(&self.job.name)
+    }
+
+    /// Commits the sinks' staged rows of epoch `epoch` (idempotent: subtasks that committed it skip).
+    fn committer(&self) -> Committer {
+        let tables: HashMap<String, TableDef> = self
+            .job
+            .graph
+            .operators
+            .iter()
+            .filter_map(|op| match &op.spec {
+                OperatorSpec::Sink(sink) if sink.table.connector == TableConnector::Stored => Some((op.uid.clone(), sink.table.clone())),
+                _ => None,
+            })
+            .collect();
+        let store = self.store.clone();
+        let job = self.job.name.clone();
+        Arc::new(move |epoch, staged| {
+            let writers = tables
+                .iter()
+                .map(|(uid, table)| Ok((uid.clone(), TableWriter::new(table)?)))
+                .collect::<Result<HashMap<_, _>>>()?;
+            let parts: Vec<StagedRows> = staged
+                .into_iter()
+                .filter_map(|(uid, subtask, rows)| {
+                    writers.get(&uid).map(|writer| StagedRows {
+                        writer,
+                        sink_uid: uid,
+                        subtask,
+                        rows,
+                    })
+                })
+                .collect();
+            store.commit(&job, epoch, &parts)
+        })
+    }
+
+    /// Builds the tasks of the next attempt, restored from the latest complete checkpoint.
+    fn prepare(&self) -> Result<Attempt> {
+        let job = &self.job;
+        let storage = job.checkpoint_storage(&self.data_dir);
+        let mut manifest: Option<CheckpointManifest> = None;
+        if let Some(storage) = &storage {
+            let (latest, warnings) = storage.latest_complete()?;
+            for warning in warnings {
+                tracing::warn!("job {}: {warning}", job.name);
+                if let Ok(mut state) = job.state.lock() {
+                    state.last_failure = Some(warning);
+                }
+            }
+            if let Some(latest) = &latest {
+                // Phase two may not have happened before the failure: commit the epoch again.
+                let staged = latest
+                    .sinks
+                    .iter()
+                    .map(|s| {
+                        Ok((
+                            s.uid.clone(),
+                            s.subtask,
+                            match &s.staged {
+                                Some(f) => storage.read_staged(f)?,
+                                None => Vec::new(),
+                            },
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (self.committer())(latest.checkpoint_id, staged)?;
+                if let Ok(mut history) = job.checkpoints.lock() {
+                    history.latest_path = Some(storage.checkpoint_dir(latest.checkpoint_id).display().to_string());
+                }
+            }
+            manifest = latest;
+        }
+        let (events_tx, events_rx) = match storage {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let job_dir = self.job_dir();
+        // Local snapshots of an earlier attempt are useless now.
+        let snapshots = job_dir.join("snapshots");
+        if snapshots.exists() {
+            std::fs::remove_dir_all(&snapshots)?;
+        }
+        let built = builder::build_tasks(
+            &job.graph,
+            &builder::BuildContext {
+                job: &job.name,
+                settings: &job.settings,
+                job_dir: &job_dir,
+                store: &self.store,
+                metrics: &job.metrics,
+                restore: manifest.as_ref().zip(storage.as_deref()),
+                events: events_tx,
+            },
+        )?;
+        let coordinator = match (storage, events_rx, &job.settings.checkpoints) {
+            (Some(storage), Some(events), Some(settings)) => Some(CheckpointCoordinator {
+                job: job.name.clone(),
+                job_sql: job.job_sql.clone(),
+                operator_uids: job.graph.operators.iter().map(|o| o.uid.clone()).collect(),
+                parallelism: job.settings.parallelism,
+                backend: job.settings.state_backend.name().to_string(),
+                settings: settings.clone(),
+                storage,
+                triggers: built.triggers,
+                events,
+                task_count: built.tasks.len(),
+                next_id: manifest.as_ref().map_or(1, |m| m.checkpoint_id + 1),
+                committer: self.committer(),
+                history: job.checkpoints.clone(),
+                retained: manifest.into_iter().collect(),
+            }),
+            _ => None,
+        };
+        Ok(Attempt {
+            tasks: built.tasks,
+            coordinator,
+        })
+    }
+
+    /// Runs attempts until the job finishes, is canceled, or fails beyond its restart strategy.
+    async fn supervise(&self, first: Attempt, mut cancel: watch::Receiver<bool>) -> AttemptEnd {
+        let mut attempt = Some(first);
+        let mut failures: Vec<Instant> = Vec::new();
+        let mut backoff = None;
+        loop {
+            let result = match attempt.take().map(Ok).unwrap_or_else(|| self.prepare()) {
+                Ok(attempt) => self.run(attempt, &mut cancel).await,
+                Err(e) => AttemptEnd::Failed(e),
+            };
+            let error = match result {
+                AttemptEnd::Failed(error) => error,
+                other => return other,
+            };
+            let delay = match &self.job.settings.restart {
+                RestartStrategy::None => None,
+                RestartStrategy::FixedDelay { attempts, delay } => {
+                    (self.job.restarts.load(Ordering::Relaxed) < u64::from(*attempts)).then_some(*delay)
+                }
+                RestartStrategy::FailureRate {
+                    max_failures,
+                    interval,
+                    delay,
+                } => {
+                    failures.push(Instant::now());
+                    failures.retain(|t| t.elapsed() <= *interval);
+                    (failures.len() <= *max_failures as usize).then_some(*delay)
+                }
+                RestartStrategy::ExponentialDelay { initial, max, multiplier } => {
+                    let next = backoff.map_or(*initial, |b: Duration| b.mul_f64(*multiplier).min(*max));
+                    backoff = Some(next);
+                    Some(next)
+                }
+            };
+            let Some(delay) = delay else { return AttemptEnd::Failed(error) };
+            tracing::warn!("job {} failed ({error}); restarting in {delay:?}", self.job.name);
+            self.job.note_failure(&error.to_string());
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = cancel.changed() => return AttemptEnd::Canceled,
+            }
+        }
+    }
+
+    async fn run(&self, attempt: Attempt, cancel: &mut watch::Receiver<bool>) -> AttemptEnd {
+        let mut set = JoinSet::new();
+        for task in attempt.tasks {
+            set.spawn(task.run());
+        }
+        if let Some(coordinator) = attempt.coordinator {
+            set.spawn(coordinator.run());
+        }
+        let end = loop {
+            tokio::select! {
+                next = set.join_next() => match next {
+                    None => break AttemptEnd::Finished,
+                    Some(Ok(Ok(()))) => continue,
+                    Some(Ok(Err(e))) => break AttemptEnd::Failed(e),
+                    Some(Err(e)) if e.is_panic() => break AttemptEnd::Failed(Error::internal(format!("a task panicked: {e}"))),
+                    Some(Err(_)) => continue,
+                },
+                changed = cancel.changed() => {
+                    if changed.is_err() || *cancel.borrow() {
+                        break AttemptEnd::Canceled;
+                    }
+                }
+            }
+        };
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+        end
     }
 }

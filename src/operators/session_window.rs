@@ -19,8 +19,8 @@ use crate::message::{EventTime, Message};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::event_time_nanos;
 use crate::operators::grouping::{GroupKey, Grouping};
-use crate::runtime::Operator;
 use crate::runtime::metrics::JobMetrics;
+use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::{StateBackend, StateWriteBatch};
 
 struct Session {
@@ -154,6 +154,31 @@ impl Operator for SessionWindowAggregate {
         }
         if self.cached > self.cache_limit {
             self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
+        if !self.sessions.is_empty() {
+            self.spill()?;
+        }
+        let index: Vec<(EventTime, Vec<u8>)> = self.by_end.iter().map(|(end, key)| (*end, key.to_vec())).collect();
+        let meta = serde_json::json!({ "by_end": index, "watermark": self.watermark });
+        Ok(Some(OperatorSnapshot {
+            files: self.backend.checkpoint(dir)?,
+            meta,
+        }))
+    }
+
+    fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
+        let bad = || Error::internal("session window checkpoint metadata is malformed");
+        let index: Vec<(EventTime, Vec<u8>)> = serde_json::from_value(meta.get("by_end").cloned().ok_or_else(bad)?).map_err(|_| bad())?;
+        self.watermark = meta.get("watermark").and_then(|v| v.as_i64()).ok_or_else(bad)?;
+        // Every open session was spilled by the snapshot.
+        for (end, key) in index {
+            let key: GroupKey = key.into_boxed_slice();
+            self.spilled.insert(key.clone());
+            self.by_end.insert((end, key));
         }
         Ok(())
     }

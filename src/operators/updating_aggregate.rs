@@ -13,7 +13,7 @@ use crate::graph::AggregateSpec;
 use crate::message::Message;
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::grouping::{GroupKey, Grouping};
-use crate::runtime::Operator;
+use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::{StateBackend, StateWriteBatch};
 
 pub struct UpdatingAggregate {
@@ -77,5 +77,15 @@ impl Operator for UpdatingAggregate {
             self.spill()?;
         }
         Ok(())
+    }
+
+    fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
+        if !self.cache.is_empty() {
+            self.spill()?;
+        }
+        Ok(Some(OperatorSnapshot {
+            files: self.backend.checkpoint(dir)?,
+            meta: serde_json::Value::Null,
+        }))
     }
 }

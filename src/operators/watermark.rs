@@ -9,7 +9,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use crate::error::Result;
 use crate::message::{EventTime, Message};
 use crate::operators::event_time_nanos;
-use crate::runtime::Operator;
+use crate::runtime::{Operator, OperatorSnapshot};
 
 pub struct WatermarkAssigner {
     time_column: usize,
@@ -62,6 +62,19 @@ impl Operator for WatermarkAssigner {
             out.push(Message::Watermark(watermark));
             self.emitted = watermark;
         }
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
+        Ok(Some(OperatorSnapshot {
+            files: Vec::new(),
+            meta: serde_json::json!({ "max_seen": self.max_seen, "emitted": self.emitted }),
+        }))
+    }
+
+    fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
+        self.max_seen = meta.get("max_seen").and_then(|v| v.as_i64());
+        self.emitted = meta.get("emitted").and_then(|v| v.as_i64()).unwrap_or(EventTime::MIN);
         Ok(())
     }
 

@@ -17,8 +17,8 @@ use crate::message::{EventTime, Message};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::event_time_nanos;
 use crate::operators::grouping::{GroupKey, Grouping};
-use crate::runtime::Operator;
 use crate::runtime::metrics::JobMetrics;
+use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::key::encode_time;
 use crate::state::{StateBackend, StateWriteBatch};
 
@@ -254,6 +254,33 @@ impl Operator for WindowAggregate {
         if self.cached_groups > self.cache_limit {
             self.spill()?;
         }
+        Ok(())
+    }
+
+    fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
+        if self.cached_groups > 0 {
+            self.spill()?;
+        }
+        let files = self.backend.checkpoint(dir)?;
+        let meta = serde_json::json!({
+            "spilled": self.spilled.iter().collect::<Vec<_>>(),
+            "spill_sequence": self.spill_sequence,
+            "watermark": self.watermark,
+        });
+        Ok(Some(OperatorSnapshot { files, meta }))
+    }
+
+    fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
+        let bad = || Error::internal("window aggregate checkpoint metadata is malformed");
+        self.spilled = meta
+            .get("spilled")
+            .and_then(|v| v.as_array())
+            .ok_or_else(bad)?
+            .iter()
+            .map(|p| p.as_i64().ok_or_else(bad))
+            .collect::<Result<_>>()?;
+        self.spill_sequence = meta.get("spill_sequence").and_then(|v| v.as_u64()).ok_or_else(bad)? as u32;
+        self.watermark = meta.get("watermark").and_then(|v| v.as_i64()).ok_or_else(bad)?;
         Ok(())
     }
 

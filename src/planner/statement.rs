@@ -33,6 +33,9 @@ pub enum Statement {
     CreateJob(CreateJob),
     ExplainCreateJob(CreateJob),
     Show(ShowTarget),
+    ShowCheckpoints {
+        job: String,
+    },
     Describe {
         name: String,
     },
@@ -145,6 +148,17 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
             parser.next_token();
             parser.next_token();
             Ok(Statement::Show(target))
+        }
+        (Some("SHOW"), Some("CHECKPOINTS")) => {
+            parser.next_token();
+            parser.next_token();
+            parser.expect_keyword(Keyword::FOR)?;
+            let job = peek_word(parser, 0);
+            if job.as_deref() != Some("JOB") {
+                return Err(expected_error(parser, "JOB", parser.peek_token()));
+            }
+            parser.next_token();
+            Ok(Statement::ShowCheckpoints { job: parse_name(parser)? })
         }
         (Some("DESCRIBE" | "DESC"), Some("JOB")) => {
             parser.next_token();

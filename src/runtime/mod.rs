@@ -11,7 +11,17 @@ use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
-use crate::message::{Barrier, EventTime, Message};
+use std::path::{Path, PathBuf};
+
+use crate::message::{EventTime, Message};
+
+/// What a stateful operator subtask contributes to a checkpoint: the files of its state snapshot
+/// (still local; the coordinator uploads them) and small metadata kept in the manifest.
+#[derive(Debug, Clone)]
+pub struct OperatorSnapshot {
+    pub files: Vec<PathBuf>,
+    pub meta: serde_json::Value,
+}
 
 /// A step of a task's chain. Each method receives one input message and pushes what it emits into `out`.
 pub trait Operator: Send {
@@ -23,8 +33,14 @@ pub trait Operator: Send {
         Ok(())
     }
 
-    /// Checkpoint cut: stateful operators flush their caches to the state backend here.
-    fn on_barrier(&mut self, _barrier: Barrier) -> Result<()> {
+    /// A barrier reached this operator: write its state as of now into `dir` (a new directory).
+    /// Stateless operators have nothing to write.
+    fn snapshot(&mut self, _dir: &Path) -> Result<Option<OperatorSnapshot>> {
+        Ok(None)
+    }
+
+    /// Takes back the metadata of a snapshot (the state backend was already restored from its files).
+    fn restore(&mut self, _meta: &serde_json::Value) -> Result<()> {
         Ok(())
     }
 
@@ -34,13 +50,12 @@ pub trait Operator: Send {
     }
 }
 
-/// Feeds one message through one operator, forwarding control messages it does not consume.
+/// Feeds one data, watermark or end message through one operator. Barriers are handled by the task.
 pub fn dispatch(op: &mut dyn Operator, message: Message, out: &mut Vec<Message>) -> Result<()> {
     match message {
         Message::Data(batch) => op.process(batch, out),
         Message::Watermark(w) => op.on_watermark(w, out),
         Message::Barrier(b) => {
-            op.on_barrier(b)?;
             out.push(Message::Barrier(b));
             Ok(())
         }
@@ -77,10 +92,13 @@ pub fn position_u64(position: &SourcePosition) -> Result<u64> {
 /// Where rows leave a job. One instance per sink subtask.
 pub trait Sink: Send {
     fn write(&mut self, batch: RecordBatch) -> Result<()>;
-    /// Checkpoint cut: make everything written so far durable (two-phase commit comes with checkpoints).
-    fn on_barrier(&mut self, _barrier: Barrier) -> Result<()> {
-        Ok(())
+    /// Checkpoint cut (two-phase commit, phase one): hands over the rows staged since the last
+    /// barrier; they become visible when the checkpoint completes. Sinks that are not
+    /// transactional return nothing.
+    fn prepare_commit(&mut self) -> Result<Vec<RecordBatch>> {
+        Ok(Vec::new())
     }
+    /// End of input: make everything still staged visible.
     fn finish(&mut self) -> Result<()> {
         Ok(())
     }

@@ -1,24 +1,76 @@
 //! The task loop: one tokio task per operator chain subtask. It pulls a message from its input (a
 //! source or the input gate), pushes it through the chain of operators, and hands what comes out to
-//! its output (channels to the next tasks, or a sink).
+//! its output (channels to the next tasks, or a sink). A barrier makes every operator of the chain
+//! snapshot its state; the task then reports its part of the checkpoint to the coordinator.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::error::{Error, Result};
-use crate::message::{FINAL_WATERMARK, Message};
+use crate::message::{Barrier, FINAL_WATERMARK, Message};
 use crate::runtime::exchange::ChannelOutput;
 use crate::runtime::gate::InputGate;
 use crate::runtime::metrics::JobMetrics;
-use crate::runtime::{Operator, Sink, Source, dispatch};
+use crate::runtime::{Operator, OperatorSnapshot, Sink, Source, SourcePosition, dispatch};
 
 pub enum TaskInput {
-    Source(Box<dyn Source>),
+    Source {
+        source: Box<dyn Source>,
+        /// Checkpoint triggers from the coordinator; each becomes a barrier before the next batch.
+        triggers: Option<UnboundedReceiver<Barrier>>,
+    },
     Gate(InputGate),
 }
 
 pub enum TaskOutput {
     Channels(ChannelOutput),
     Sink(Box<dyn Sink>),
+}
+
+/// A task's part of checkpoint `checkpoint_id`.
+#[derive(Debug)]
+pub struct TaskAck {
+    pub checkpoint_id: u64,
+    pub task: usize,
+    /// Snapshots of the chain's stateful operators: (uid, subtask, snapshot).
+    pub operators: Vec<(String, usize, OperatorSnapshot)>,
+    /// Where the source was when it emitted the barrier: (uid, subtask, position).
+    pub source: Option<(String, usize, SourcePosition)>,
+    /// Rows the sink staged since the previous barrier: (uid, subtask, rows).
+    pub sink: Option<(String, usize, Vec<RecordBatch>)>,
+    /// Time spent in the task taking the snapshot (the synchronous part).
+    pub sync_duration: Duration,
+}
+
+/// What tasks tell the checkpoint coordinator.
+#[derive(Debug)]
+pub enum TaskEvent {
+    Ack(TaskAck),
+    /// The task ended (its input is exhausted); a source reports its final position, which stands
+    /// for it in every later checkpoint.
+    /// A sink reports the rows it staged after the last barrier, committed when the job ends.
+    Finished {
+        task: usize,
+        source: Option<(String, usize, SourcePosition)>,
+        sink: Option<(String, usize, Vec<RecordBatch>)>,
+    },
+}
+
+/// How a task takes part in checkpoints.
+pub struct TaskCheckpointing {
+    pub task: usize,
+    pub subtask: usize,
+    /// Uids of the chain's operators, in chain order; then the source's and the sink's.
+    pub chain_uids: Vec<String>,
+    pub source_uid: Option<String>,
+    pub sink_uid: Option<String>,
+    /// Where snapshots are written before the coordinator uploads them.
+    pub local_dir: PathBuf,
+    pub events: UnboundedSender<TaskEvent>,
 }
 
 pub struct Task {
@@ -28,6 +80,7 @@ pub struct Task {
     pub chain: Vec<Box<dyn Operator>>,
     pub output: TaskOutput,
     pub metrics: Arc<JobMetrics>,
+    pub checkpointing: Option<TaskCheckpointing>,
 }
 
 impl Task {
@@ -38,33 +91,96 @@ impl Task {
 
     async fn run_loop(&mut self) -> Result<()> {
         loop {
-            let inputs = match &mut self.input {
-                TaskInput::Source(source) => match source.next_batch().await? {
-                    Some(batch) => {
-                        self.metrics.add_rows_in(batch.num_rows());
-                        vec![Message::Data(batch)]
+            let mut inputs = Vec::new();
+            let mut position_at_barrier = None;
+            match &mut self.input {
+                TaskInput::Source { source, triggers } => {
+                    if let Some(barrier) = triggers.as_mut().and_then(|t| t.try_recv().ok()) {
+                        position_at_barrier = Some(source.position());
+                        inputs.push(Message::Barrier(barrier));
+                    } else {
+                        match source.next_batch().await? {
+                            Some(batch) => {
+                                self.metrics.add_rows_in(batch.num_rows());
+                                inputs.push(Message::Data(batch));
+                            }
+                            // Bounded input is exhausted: the final watermark fires every window.
+                            None => inputs.extend([Message::Watermark(FINAL_WATERMARK), Message::End]),
+                        }
                     }
-                    // Bounded input is exhausted: the final watermark fires every window.
-                    None => vec![Message::Watermark(FINAL_WATERMARK), Message::End],
-                },
+                }
                 TaskInput::Gate(gate) => match gate.next().await {
-                    Some(message) => vec![message],
-                    None => {
-                        return Err(Error::internal("an upstream task stopped without finishing"));
-                    }
+                    Some(message) => inputs.push(message),
+                    None => return Err(Error::internal("an upstream task stopped without finishing")),
                 },
-            };
+            }
             let mut ended = false;
             for message in inputs {
+                if let Message::Barrier(barrier) = message {
+                    self.checkpoint(barrier, position_at_barrier.take())?;
+                    self.deliver(Message::Barrier(barrier)).await?;
+                    continue;
+                }
                 for out in push_through(&mut self.chain, message)? {
                     ended |= matches!(out, Message::End);
                     self.deliver(out).await?;
                 }
             }
             if ended {
-                return Ok(());
+                return self.report_finished();
             }
         }
+    }
+
+    /// Snapshots every operator of the chain (all input before the barrier has passed all of them)
+    /// and the sink's staged rows, and acks the coordinator.
+    fn checkpoint(&mut self, barrier: Barrier, position: Option<SourcePosition>) -> Result<()> {
+        let Some(cp) = &self.checkpointing else { return Ok(()) };
+        let started = Instant::now();
+        let dir = cp.local_dir.join(format!("chk-{}", barrier.checkpoint_id));
+        let mut operators = Vec::new();
+        for (op, uid) in self.chain.iter_mut().zip(&cp.chain_uids) {
+            if let Some(snapshot) = op.snapshot(&dir.join(format!("{uid}-{}", cp.subtask)))? {
+                operators.push((uid.clone(), cp.subtask, snapshot));
+            }
+        }
+        let sink = match (&mut self.output, &cp.sink_uid) {
+            (TaskOutput::Sink(sink), Some(uid)) => Some((uid.clone(), cp.subtask, sink.prepare_commit()?)),
+            _ => None,
+        };
+        let source = match (position, &cp.source_uid) {
+            (Some(position), Some(uid)) => Some((uid.clone(), cp.subtask, position)),
+            _ => None,
+        };
+        let ack = TaskAck {
+            checkpoint_id: barrier.checkpoint_id,
+            task: cp.task,
+            operators,
+            source,
+            sink,
+            sync_duration: started.elapsed(),
+        };
+        // The coordinator may be gone when the job is being torn down; nothing to do then.
+        let _ = cp.events.send(TaskEvent::Ack(ack));
+        Ok(())
+    }
+
+    fn report_finished(&mut self) -> Result<()> {
+        let Some(cp) = &self.checkpointing else { return Ok(()) };
+        let source = match (&self.input, &cp.source_uid) {
+            (TaskInput::Source { source, .. }, Some(uid)) => Some((uid.clone(), cp.subtask, source.position())),
+            _ => None,
+        };
+        let sink = match (&mut self.output, &cp.sink_uid) {
+            (TaskOutput::Sink(sink), Some(uid)) => Some((uid.clone(), cp.subtask, sink.prepare_commit()?)),
+            _ => None,
+        };
+        let _ = cp.events.send(TaskEvent::Finished {
+            task: cp.task,
+            source,
+            sink,
+        });
+        Ok(())
     }
 
     async fn deliver(&mut self, message: Message) -> Result<()> {
@@ -75,8 +191,7 @@ impl Task {
                     self.metrics.add_rows_out(batch.num_rows());
                     sink.write(batch)
                 }
-                Message::Watermark(_) => Ok(()),
-                Message::Barrier(barrier) => sink.on_barrier(barrier),
+                Message::Watermark(_) | Message::Barrier(_) => Ok(()),
                 Message::End => sink.finish(),
             },
         }

@@ -1,13 +1,43 @@
 //! The `hashmap` state backend: an ordered in-memory map, for small state.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use super::{StateBackend, StateOp, StateWriteBatch};
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// The one file of a memory backend snapshot: length-prefixed key/value pairs.
+const SNAPSHOT_FILE: &str = "state.bin";
 
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
     entries: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl MemoryBackend {
+    pub fn restore(files: &[(PathBuf, String)]) -> Result<Self> {
+        let (file, _) = files
+            .iter()
+            .find(|(_, name)| name == SNAPSHOT_FILE)
+            .ok_or_else(|| Error::internal("hashmap state snapshot has no state.bin"))?;
+        let bytes = std::fs::read(file)?;
+        let corrupt = || Error::internal(format!("hashmap state snapshot {} is corrupt", file.display()));
+        let mut entries = BTreeMap::new();
+        let mut rest = bytes.as_slice();
+        let take = |rest: &mut &[u8]| -> Result<Vec<u8>> {
+            let len = u32::from_le_bytes(rest.get(..4).ok_or_else(corrupt)?.try_into().map_err(|_| corrupt())?) as usize;
+            let value = rest.get(4..4 + len).ok_or_else(corrupt)?.to_vec();
+            *rest = &rest[4 + len..];
+            Ok(value)
+        };
+        while !rest.is_empty() {
+            let key = take(&mut rest)?;
+            let value = take(&mut rest)?;
+            entries.insert(key, value);
+        }
+        Ok(MemoryBackend { entries })
+    }
 }
 
 impl StateBackend for MemoryBackend {
@@ -38,5 +68,21 @@ impl StateBackend for MemoryBackend {
             .range(start.to_vec()..end.to_vec())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    fn checkpoint(&mut self, dir: &Path) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(SNAPSHOT_FILE);
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        for (k, v) in &self.entries {
+            out.write_all(&(k.len() as u32).to_le_bytes())?;
+            out.write_all(k)?;
+            out.write_all(&(v.len() as u32).to_le_bytes())?;
+            out.write_all(v)?;
+        }
+        out.into_inner()
+            .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?
+            .sync_all()?;
+        Ok(vec![path])
     }
 }

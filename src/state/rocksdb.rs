@@ -1,7 +1,7 @@
 //! The `rocksdb` state backend (default): one RocksDB instance per operator subtask. The WAL is off:
 //! durability comes from checkpoints, not from RocksDB's log.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
@@ -16,10 +16,30 @@ pub struct RocksDbBackend {
 impl RocksDbBackend {
     /// Opens an empty instance in `dir`, removing whatever an earlier run left there.
     pub fn open_fresh(dir: &Path) -> Result<Self> {
+        Self::clear(dir)?;
+        Self::open(dir)
+    }
+
+    /// Opens an instance made of a checkpoint's files (copied into `dir`, replacing what was there).
+    pub fn restore(files: &[(PathBuf, String)], dir: &Path) -> Result<Self> {
+        Self::clear(dir)?;
+        for (file, name) in files {
+            // Hard links when the checkpoint is on the same file system; SST files are immutable.
+            if std::fs::hard_link(file, dir.join(name)).is_err() {
+                std::fs::copy(file, dir.join(name))?;
+            }
+        }
+        Self::open(dir)
+    }
+
+    fn clear(dir: &Path) -> Result<()> {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| Error::internal(format!("cannot clear state directory {}: {e}", dir.display())))?;
         }
-        std::fs::create_dir_all(dir)?;
+        Ok(std::fs::create_dir_all(dir)?)
+    }
+
+    fn open(dir: &Path) -> Result<Self> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
@@ -56,5 +76,19 @@ impl StateBackend for RocksDbBackend {
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
+    }
+
+    fn checkpoint(&mut self, dir: &Path) -> Result<Vec<PathBuf>> {
+        // The WAL is off, so everything must be in SST files first.
+        self.db.flush()?;
+        if dir.exists() {
+            // Left by an attempt that failed before the coordinator took it.
+            std::fs::remove_dir_all(dir)?;
+        }
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        super::list_files(dir)
     }
 }

@@ -1,0 +1,393 @@
+#!/usr/bin/env python3
+"""Crash recovery check: SIGKILL Weir repeatedly while a checkpointed job runs; results stay exact.
+
+  python3 tests/verify/recovery.py --weir target/release/weir [--rows 200000] [--kills 4] [--seed 42]
+
+1. Writes a CSV of N rows: k VARCHAR (~20 keys), v BIGINT, ts TIMESTAMP starting at
+   2024-01-01 00:00:00.000 and increasing by exactly 1 ms per row (so no row is ever late), and
+   computes COUNT(*) and SUM(v) per key and 1 s TUMBLE window in Python (no Weir code involved).
+2. Script A: CREATE SOURCE (WATERMARK ts - 1 s, connector file, 'rows-per-second' = N/8 so the job
+   takes about 8 s of wall time), CREATE TABLE t with PRIMARY KEY (k, window_start), CREATE JOB j
+   WITH ('execution.checkpointing.interval' = '200ms', 'parallelism' = '2'), a SELECT of the job's
+   row in weir_jobs (a marker on stdout: the job exists), then WAIT JOB j. Runs
+   `weir run --data-dir D --format csv A`.
+3. K times, at a seeded random moment, kills the running Weir with SIGKILL and starts
+   `weir run --data-dir D --format csv B` with B = `WAIT JOB j;` on the same data directory: on start
+   Weir resumes every RUNNING job from its latest complete checkpoint (from the beginning if none
+   completed yet). A kill that lands after the job finished (Weir already exited) is fine.
+4. Lets the last B run to the end, then runs script C:
+     SELECT status, restarts FROM weir_jobs WHERE name = 'j';
+     SELECT k, CAST(EXTRACT(EPOCH FROM window_start) AS BIGINT) AS ws, cnt, total FROM t ORDER BY 1, 2;
+   The job must be FINISHED and every (k, window) row present exactly once with the exact
+   (cnt, total): exactly-once results across process crashes (DESIGN.md §5).
+
+Prints `recovery: N rows compared, 0 mismatches, K kills` and exits 0, or prints the first
+differences (missing / duplicated / wrong / unexpected rows) and exits 1. Every Weir process runs
+under a timeout; a hang is reported as a failure. Python 3.11, standard library only.
+"""
+import argparse
+import csv
+import io
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+BASE_S = 1704067200  # 2024-01-01 00:00:00 UTC
+WINDOW_MS = 1000
+HEADER = ["k", "ws", "cnt", "total"]
+STATUS_HEADER = ["status", "restarts"]
+MARKER_HEADER = ["name", "status"]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Failure(Exception):
+    """A problem that ends the check with exit code 1 (message printed as is)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Data and expectation
+
+def generate(path, rows, keys, seed):
+    """Writes the CSV; returns {(k, window_start_epoch_s): [cnt, total]}."""
+    rng = random.Random(seed)
+    names = [f"key{i:02d}" for i in range(keys)]
+    # Mildly skewed: a few keys are busier, every key shows up in most windows.
+    weights = [1.0 / (1 + i * 0.15) for i in range(keys)]
+    expected = defaultdict(lambda: [0, 0])
+    with open(path, "w", newline="") as f:
+        f.write("k,v,ts\n")
+        buf = []
+        chosen = rng.choices(names, weights=weights, k=rows)
+        for i in range(rows):
+            k = chosen[i]
+            v = rng.randint(-100, 1000)
+            secs, milli = divmod(i, 1000)  # row i is at BASE + i ms
+            h, rem = divmod(secs, 3600)
+            m, s = divmod(rem, 60)
+            if h >= 24:
+                raise SystemExit("recovery: --rows too large (the timestamps must stay on 2024-01-01)")
+            buf.append(f"{k},{v},2024-01-01 {h:02d}:{m:02d}:{s:02d}.{milli:03d}\n")
+            acc = expected[(k, BASE_S + i // WINDOW_MS)]
+            acc[0] += 1
+            acc[1] += v
+            if len(buf) >= 10000:
+                f.write("".join(buf))
+                buf = []
+        f.write("".join(buf))
+    return {key: tuple(val) for key, val in expected.items()}
+
+
+def write_scripts(work, data_path, rate, parallelism, interval):
+    a = f"""CREATE SOURCE events (k VARCHAR, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'file', path = '{data_path}', format = 'csv', 'rows-per-second' = '{rate}');
+CREATE TABLE t (k VARCHAR, window_start TIMESTAMP, window_end TIMESTAMP, cnt BIGINT, total BIGINT, PRIMARY KEY (k, window_start));
+CREATE JOB j WITH ('execution.checkpointing.interval' = '{interval}', 'parallelism' = '{parallelism}') AS INSERT INTO t SELECT k, window_start, window_end, COUNT(*), SUM(v) FROM TUMBLE(events, ts, INTERVAL '1' SECOND) GROUP BY k, window_start, window_end;
+SELECT name, status FROM weir_jobs WHERE name = 'j';
+WAIT JOB j;
+"""
+    b = "WAIT JOB j;\n"
+    c = """SELECT status, restarts FROM weir_jobs WHERE name = 'j';
+SELECT k, CAST(EXTRACT(EPOCH FROM window_start) AS BIGINT) AS ws, cnt, total FROM t ORDER BY 1, 2;
+"""
+    paths = {}
+    for name, text in (("A", a), ("B", b), ("C", c)):
+        p = os.path.join(work, f"script_{name}.sql")
+        with open(p, "w") as f:
+            f.write(text)
+        paths[name] = p
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------
+# Running Weir
+
+class WeirRun:
+    """One `weir run` process with stdout/stderr in files under the work dir."""
+
+    def __init__(self, weir, data_dir, script, work, label):
+        self.label = label
+        self.out_path = os.path.join(work, f"{label}.stdout")
+        self.err_path = os.path.join(work, f"{label}.stderr")
+        self._out = open(self.out_path, "w")
+        self._err = open(self.err_path, "w")
+        cmd = [weir, "run", "--data-dir", data_dir, "--format", "csv", script]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
+                                     cwd=ROOT)
+        log(f"[{label}] started pid {self.proc.pid}: {' '.join(cmd)}")
+
+    def elapsed(self):
+        return time.monotonic() - self.started
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def stdout(self):
+        self._out.flush()
+        with open(self.out_path) as f:
+            return f.read()
+
+    def stderr_tail(self, n=20):
+        self._err.flush()
+        with open(self.err_path) as f:
+            return "\n".join(f.read().splitlines()[-n:])
+
+    def kill(self):
+        """SIGKILL this process (and only it); True if it was still running."""
+        if self.proc.poll() is not None:
+            return False
+        self.proc.kill()  # SIGKILL on POSIX
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"[{self.label}] pid {self.proc.pid} survived SIGKILL for 30 s")
+        return True
+
+    def wait(self, timeout):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise Failure(f"[{self.label}] weir did not finish within {timeout:.0f}s (killed); "
+                          f"stderr tail:\n{self.stderr_tail()}")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.kill()
+        self._out.close()
+        self._err.close()
+
+    def check_exit(self, rc):
+        if rc != 0:
+            raise Failure(f"[{self.label}] weir exited with {rc} after {self.elapsed():.1f}s; "
+                          f"stderr tail:\n{self.stderr_tail()}")
+
+
+def wait_for_marker(run, timeout):
+    """Waits until script A has printed the job's weir_jobs row (the job exists in the catalog)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [ln.strip() for ln in run.stdout().splitlines()]
+        for i, line in enumerate(lines):
+            if [c.strip().lower() for c in line.split(",")] == MARKER_HEADER and i + 1 < len(lines):
+                return lines[i + 1]
+        if not run.running():
+            rc = run.proc.returncode
+            run.check_exit(rc)
+            raise Failure(f"[{run.label}] weir exited before printing the job's row; stdout:\n"
+                          f"{run.stdout()[:2000]}")
+        time.sleep(0.05)
+    run.kill()
+    raise Failure(f"[{run.label}] no weir_jobs row for job j on stdout within {timeout:.0f}s "
+                  f"(CREATE JOB hangs?); stderr tail:\n{run.stderr_tail()}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Output and comparison
+
+def result_blocks(stdout):
+    """Splits `--format csv` output into {header tuple: [rows]} for the headers we know."""
+    known = {tuple(HEADER), tuple(STATUS_HEADER), tuple(MARKER_HEADER)}
+    blocks = {}
+    current = None
+    for line in stdout.splitlines():
+        cells = next(csv.reader(io.StringIO(line)), [])
+        norm = tuple(c.strip().lower() for c in cells)
+        if norm in known:
+            current = []
+            blocks[norm] = current
+        elif current is not None and line.strip():
+            current.append(cells)
+    return blocks
+
+
+def compare(expected, rows):
+    diffs = []
+    actual = {}
+    for k, ws, cnt, total in rows:
+        key = (k, ws)
+        if key in actual:
+            diffs.append((key, "duplicated row in Weir's output", actual[key], (cnt, total)))
+            continue
+        actual[key] = (cnt, total)
+    for key, exp in expected.items():
+        got = actual.get(key)
+        if got is None:
+            diffs.append((key, "missing in Weir's output", exp, None))
+        elif got != exp:
+            diffs.append((key, "wrong (cnt, total)", exp, got))
+    for key, got in actual.items():
+        if key not in expected:
+            diffs.append((key, "unexpected row in Weir's output", None, got))
+    diffs.sort(key=lambda d: (d[0], d[1]))
+    order_ok = [(r[0], r[1]) for r in rows] == sorted((r[0], r[1]) for r in rows)
+    return len(set(expected) | set(actual)), diffs, order_ok
+
+
+def default_weir():
+    for p in ("target/release/weir", "target/debug/weir"):
+        full = os.path.join(ROOT, p)
+        if os.path.exists(full):
+            return full
+    cache = os.path.expanduser("~/.cache/weir-target")
+    for p in ("release/weir", "debug/weir"):
+        full = os.path.join(os.environ.get("CARGO_TARGET_DIR", cache), p)
+        if os.path.exists(full):
+            return full
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--weir", help="path to the weir binary (default: target/{release,debug}/weir, "
+                                   "then $CARGO_TARGET_DIR or ~/.cache/weir-target)")
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--kills", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--keys", type=int, default=20)
+    ap.add_argument("--parallelism", type=int, default=2)
+    ap.add_argument("--duration", type=float, default=8.0,
+                    help="wall seconds the paced source takes for all rows (rows-per-second = "
+                         "rows / duration; default 8)")
+    ap.add_argument("--interval", default="200ms", help="execution.checkpointing.interval")
+    ap.add_argument("--timeout", type=float, default=300.0,
+                    help="seconds allowed for the last restart to finish the job, and for script C")
+    ap.add_argument("--workdir", help="keep data, scripts and outputs here (default: a temporary "
+                                      "directory, removed on success)")
+    args = ap.parse_args()
+    if args.rows < 1 or args.kills < 0 or args.duration <= 0:
+        ap.error("--rows must be >= 1, --kills >= 0, --duration > 0")
+
+    weir = args.weir or default_weir()
+    if not weir or not os.path.exists(weir):
+        raise SystemExit("recovery: no weir binary; pass --weir PATH (e.g. target/release/weir)")
+    weir = os.path.abspath(weir)
+
+    work = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="weir-verify-recovery-"))
+    os.makedirs(work, exist_ok=True)
+    data_path = os.path.join(work, "events.csv")
+    data_dir = os.path.join(work, "data")
+    if os.path.exists(data_dir):
+        shutil.rmtree(data_dir)
+
+    t0 = time.time()
+    expected = generate(data_path, args.rows, args.keys, args.seed)
+    rate = max(1, round(args.rows / args.duration))
+    log(f"generated {args.rows} rows ({args.rows / 1000:.0f} s of event time, {args.keys} keys) "
+        f"in {time.time() - t0:.1f}s -> {data_path}; {len(expected)} expected (k, window) rows; "
+        f"source paced at {rate} rows/s (~{args.rows / rate:.1f} s)")
+    scripts = write_scripts(work, data_path, rate, args.parallelism, args.interval)
+
+    rng = random.Random(args.seed * 7919 + 1)
+    # Kill moments: seconds after the job exists (first run) or after the restart (later runs).
+    # Spread so that K kills fall inside the ~duration s the job needs, some early (during the
+    # restore), some late.
+    hi = max(0.8, 2.0 * args.duration / (args.kills + 1))
+    delays = [rng.uniform(0.3, hi) for _ in range(args.kills)]
+    log("kill schedule (s after start / job creation): " + ", ".join(f"{d:.2f}" for d in delays))
+
+    runs = []
+    landed = 0
+    try:
+        run = WeirRun(weir, data_dir, scripts["A"], work, "run0-A")
+        runs.append(run)
+        marker = wait_for_marker(run, timeout=120)
+        log(f"[run0-A] job created ({marker}) after {run.elapsed():.1f}s")
+        for i, delay in enumerate(delays, start=1):
+            start = time.monotonic()
+            while run.running() and time.monotonic() - start < delay:
+                time.sleep(0.01)
+            if run.running():
+                run.kill()
+                landed += 1
+                log(f"[{run.label}] SIGKILL after {run.elapsed():.2f}s (kill {i})")
+            else:
+                rc = run.proc.returncode
+                run.check_exit(rc)
+                log(f"[{run.label}] had already exited 0 (job finished) before kill {i}")
+            run.close()
+            run = WeirRun(weir, data_dir, scripts["B"], work, f"run{i}-B")
+            runs.append(run)
+        rc = run.wait(args.timeout)
+        run.check_exit(rc)
+        log(f"[{run.label}] finished after {run.elapsed():.1f}s")
+        run.close()
+
+        final = WeirRun(weir, data_dir, scripts["C"], work, "query-C")
+        runs.append(final)
+        rc = final.wait(args.timeout)
+        final.check_exit(rc)
+        final.close()
+    except Failure as e:
+        print(f"recovery: FAILED: {e}")
+        print(f"  (inputs and outputs kept in {work})")
+        return 1
+    finally:
+        for r in runs:
+            r.close()
+
+    with open(os.path.join(work, "query-C.stdout")) as f:
+        out = f.read()
+    blocks = result_blocks(out)
+    problems = []
+    status_rows = blocks.get(tuple(STATUS_HEADER))
+    if not status_rows:
+        problems.append("no weir_jobs row for job j in script C's output")
+    else:
+        status = status_rows[0][0].strip()
+        restarts = status_rows[0][1].strip() if len(status_rows[0]) > 1 else "?"
+        log(f"job j: status {status}, restarts {restarts}")
+        if status != "FINISHED":
+            problems.append(f"job j has status {status}, expected FINISHED")
+    if tuple(HEADER) not in blocks:
+        head = "\n".join(out.splitlines()[:10])
+        print(f"recovery: no result header {','.join(HEADER)!r} in script C's output; first lines:\n{head}")
+        print(f"  (inputs and outputs kept in {work})")
+        return 1
+    rows = []
+    for rec in blocks[tuple(HEADER)]:
+        if len(rec) != 4:
+            problems.append(f"malformed result row {rec!r}")
+            continue
+        try:
+            rows.append((rec[0], int(rec[1]), int(rec[2]), int(rec[3])))
+        except ValueError:
+            problems.append(f"non-integer value in result row {rec!r}")
+    compared, diffs, order_ok = compare(expected, rows)
+    if not order_ok:
+        problems.append("result rows are not in ORDER BY k, ws order")
+
+    if landed < args.kills:
+        log(f"note: {args.kills - landed} of {args.kills} kills came after Weir had already exited "
+            f"(job finished); use a larger --duration or fewer --kills for more crashes mid-job")
+    print(f"recovery: {compared} rows compared, {len(diffs)} mismatches, {landed} kills")
+    for (k, ws), what, exp, got in diffs[:20]:
+        print(f"  {k} window_start {ws} ({time.strftime('%H:%M:%S', time.gmtime(ws))}): {what}: "
+              f"expected (cnt, total) = {exp}, weir = {got}")
+    if len(diffs) > 20:
+        kinds = defaultdict(int)
+        for d in diffs:
+            kinds[d[1]] += 1
+        print(f"  ... and {len(diffs) - 20} more (" + ", ".join(f"{n} {w}" for w, n in kinds.items()) + ")")
+    for p in problems:
+        print(f"  problem: {p}")
+    if diffs or problems:
+        print(f"  (inputs and outputs kept in {work})")
+        return 1
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
