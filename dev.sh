@@ -39,6 +39,9 @@ case "${1:-weir}" in
         for kind in tumble hop session; do
             python3 tests/verify/windows.py --weir "$CARGO_TARGET_DIR/debug/weir" --kind "$kind" --rows 100000 --parallelism 2
         done
+        # Exactly-once across SIGKILL of the whole process, and across a damaged newest checkpoint.
+        python3 tests/verify/recovery.py --weir "$CARGO_TARGET_DIR/debug/weir" --kills 4 --parallelism 2
+        python3 tests/verify/recovery.py --weir "$CARGO_TARGET_DIR/debug/weir" --kills 2 --seed 7 --corrupt-latest
         ;;
     *)
         echo "usage: ./dev.sh weir [ARGS...] | ./dev.sh test" >&2

@@ -30,8 +30,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Warnings (a damaged checkpoint skipped, a job failing over) go to stderr; WEIR_LOG=info for more.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("WEIR_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

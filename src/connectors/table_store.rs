@@ -150,6 +150,11 @@ impl TableWriter {
         })
     }
 
+    /// Whether rows replace rows with the same primary key (rather than being appended).
+    pub fn upserts(&self) -> bool {
+        !self.key_columns.is_empty()
+    }
+
     /// Adds the rows of `batch` to `write`: upserts by primary key, or appends under new row ids.
     fn add(&self, store: &TableStore, batch: &RecordBatch, write: &mut WriteBatch) -> Result<()> {
         let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
@@ -209,16 +214,20 @@ impl TableStore {
     pub fn commit(&self, job: &str, epoch: u64, staged: &[StagedRows]) -> Result<()> {
         let mut write = WriteBatch::default();
         for part in staged {
-            if self
-                .committed_epoch(job, &part.sink_uid, part.subtask)?
-                .is_some_and(|done| done >= epoch)
-            {
+            let committed = self.committed_epoch(job, &part.sink_uid, part.subtask)?;
+            let already = committed.is_some_and(|done| done >= epoch);
+            // Upserts by primary key can be applied again without harm (a job restored from an
+            // older checkpoint recomputes the same rows); appends must never be applied twice.
+            if already && !part.writer.upserts() {
                 continue;
             }
             for batch in &part.rows {
                 part.writer.add(self, batch, &mut write)?;
             }
-            write.put(commit_marker(job, &part.sink_uid, part.subtask), epoch.to_be_bytes());
+            write.put(
+                commit_marker(job, &part.sink_uid, part.subtask),
+                epoch.max(committed.unwrap_or(0)).to_be_bytes(),
+            );
         }
         self.write(write)
     }

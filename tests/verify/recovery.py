@@ -171,6 +171,24 @@ class WeirRun:
                           f"stderr tail:\n{self.stderr_tail()}")
 
 
+def corrupt_newest_metadata(data_dir):
+    """Flips a byte in the newest complete checkpoint's _metadata; returns its id (None if none yet)."""
+    root = os.path.join(data_dir, "checkpoints", "j")
+    ids = sorted((int(d[4:]) for d in os.listdir(root) if d.startswith("chk-") and d[4:].isdigit()
+                  and os.path.exists(os.path.join(root, d, "_metadata"))), reverse=True) if os.path.isdir(root) else []
+    if not ids:
+        log("no complete checkpoint yet to damage")
+        return None
+    path = os.path.join(root, f"chk-{ids[0]}", "_metadata")
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        data[len(data) // 2] ^= 0x55
+        f.seek(0)
+        f.write(data)
+    log(f"damaged {path}")
+    return ids[0]
+
+
 def wait_for_marker(run, timeout):
     """Waits until script A has printed the job's weir_jobs row (the job exists in the catalog)."""
     deadline = time.monotonic() + timeout
@@ -253,6 +271,9 @@ def main():
                                    "then $CARGO_TARGET_DIR or ~/.cache/weir-target)")
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--kills", type=int, default=4)
+    ap.add_argument("--corrupt-latest", action="store_true",
+                    help="after the first kill, damage the newest chk-*/_metadata: the restart must skip it "
+                         "(and say so on stderr) and still give exact results")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--keys", type=int, default=20)
     ap.add_argument("--parallelism", type=int, default=2)
@@ -316,8 +337,17 @@ def main():
                 run.check_exit(rc)
                 log(f"[{run.label}] had already exited 0 (job finished) before kill {i}")
             run.close()
+            damaged = corrupt_newest_metadata(data_dir) if (args.corrupt_latest and i == 1) else None
             run = WeirRun(weir, data_dir, scripts["B"], work, f"run{i}-B")
             runs.append(run)
+            if damaged is not None:
+                # The restart reads the checkpoints first thing; give it a moment, then check its word.
+                deadline = time.monotonic() + 30
+                while f"skipping checkpoint {damaged}" not in run.stderr_tail(200) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if f"skipping checkpoint {damaged}" not in run.stderr_tail(200):
+                    raise Failure(f"restart did not report skipping damaged checkpoint {damaged}; stderr:\n{run.stderr_tail()}")
+                log(f"[{run.label}] skipped damaged checkpoint {damaged}, as it should")
         rc = run.wait(args.timeout)
         run.check_exit(rc)
         log(f"[{run.label}] finished after {run.elapsed():.1f}s")
