@@ -57,6 +57,8 @@ pub struct CheckpointRecord {
 pub struct CheckpointHistory {
     pub records: Vec<CheckpointRecord>,
     pub latest_path: Option<String>,
+    /// Uploads still to fail on purpose (`debug.checkpoint.fail-uploads`), across restarts.
+    pub uploads_to_fail: u32,
 }
 
 /// Commits the staged rows of a checkpoint epoch into the result tables: (sink uid, subtask, rows).
@@ -235,7 +237,21 @@ impl CheckpointCoordinator {
             }
             to_upload.extend(ack.operators);
         }
+        let inject_failure = self
+            .history
+            .lock()
+            .map(|mut h| {
+                let fail = h.uploads_to_fail > 0;
+                h.uploads_to_fail = h.uploads_to_fail.saturating_sub(1);
+                fail
+            })
+            .unwrap_or(false);
         let upload = tokio::task::spawn_blocking(move || -> Result<(Vec<OperatorState>, Vec<SinkState>, u64)> {
+            if inject_failure {
+                return Err(Error::internal(
+                    "injected checkpoint upload failure (debug.checkpoint.fail-uploads)",
+                ));
+            }
             let mut operators = Vec::new();
             let mut uploaded = 0;
             for (uid, subtask, snapshot) in to_upload {

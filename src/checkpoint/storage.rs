@@ -257,6 +257,16 @@ impl CheckpointStorage {
         Ok((None, warnings))
     }
 
+    /// Removes every `chk-<n>` without `_metadata`: checkpoints aborted by a failure or a cancel.
+    pub fn remove_incomplete(&self) -> Result<()> {
+        for id in self.checkpoint_ids()? {
+            if !self.checkpoint_dir(id).join(METADATA).exists() {
+                self.discard(id)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes checkpoint `id` (an aborted or superseded one).
     pub fn discard(&self, id: u64) -> Result<()> {
         let dir = self.checkpoint_dir(id);

@@ -167,13 +167,17 @@ impl JobManager {
     pub fn start(&self, name: &str, graph: JobGraph, settings: JobSettings, job_sql: String) -> Result<()> {
         let (status_tx, _) = watch::channel(JobStatus::Running);
         let (cancel_tx, cancel_rx) = watch::channel(false);
+        let uploads_to_fail = settings.checkpoints.as_ref().map_or(0, |c| c.fail_uploads);
         let job = Arc::new(RunningJob {
             name: name.to_string(),
             graph,
             settings,
             job_sql,
             metrics: Arc::new(JobMetrics::default()),
-            checkpoints: Arc::new(Mutex::new(CheckpointHistory::default())),
+            checkpoints: Arc::new(Mutex::new(CheckpointHistory {
+                uploads_to_fail,
+                ..CheckpointHistory::default()
+            })),
             restarts: AtomicU64::new(0),
             state: Mutex::new(JobState {
                 status: JobStatus::Running,
@@ -305,6 +309,7 @@ impl JobRunner {
         let storage = job.checkpoint_storage(&self.data_dir);
         let mut manifest: Option<CheckpointManifest> = None;
         if let Some(storage) = &storage {
+            storage.remove_incomplete()?;
             let (latest, warnings) = storage.latest_complete()?;
             for warning in warnings {
                 tracing::warn!("job {}: {warning}", job.name);
@@ -455,6 +460,12 @@ impl JobRunner {
         };
         set.abort_all();
         while set.join_next().await.is_some() {}
+        // A checkpoint in flight when the attempt ended is aborted: its files go.
+        if let Some(storage) = self.job.checkpoint_storage(&self.data_dir) {
+            if let Err(e) = storage.remove_incomplete() {
+                tracing::warn!("job {}: cannot remove aborted checkpoints: {e}", self.job.name);
+            }
+        }
         end
     }
 }

@@ -35,6 +35,8 @@ pub struct CheckpointSettings {
     pub incremental: bool,
     /// Where checkpoints go; `None` is `<data-dir>/checkpoints`.
     pub dir: Option<PathBuf>,
+    /// For tests: this many checkpoint uploads of the job fail (`debug.checkpoint.fail-uploads`).
+    pub fail_uploads: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +69,7 @@ pub struct JobSettings {
     pub restart: RestartStrategy,
 }
 
-pub const KNOWN_KEYS: [&str; 23] = [
+pub const KNOWN_KEYS: [&str; 24] = [
     "parallelism",
     "state.backend.type",
     "state.backend.incremental",
@@ -91,6 +93,7 @@ pub const KNOWN_KEYS: [&str; 23] = [
     "restart-strategy.exponential-delay.max-backoff",
     "restart-strategy.exponential-delay.backoff-multiplier",
     "execution.checkpointing.unaligned.enabled",
+    "debug.checkpoint.fail-uploads",
 ];
 
 /// `200ms`, `10s`, `1 min`, `2h`, `1d`; a bare number is milliseconds, as in Flink.
@@ -153,6 +156,7 @@ impl JobSettings {
             retention: CheckpointRetention::DeleteOnCancellation,
             incremental: true,
             dir: None,
+            fail_uploads: 0,
         };
         let mut restart_type: Option<String> = None;
         let (mut attempts, mut fixed_delay) = (1u32, Duration::from_secs(1));
@@ -235,6 +239,7 @@ impl JobSettings {
                         }
                     }
                 }
+                "debug.checkpoint.fail-uploads" => checkpoints.fail_uploads = parse_int(k, value, 0u32)?,
                 "restart-strategy.fixed-delay.attempts" => attempts = parse_int(k, value, 0u32)?,
                 "restart-strategy.fixed-delay.delay" => fixed_delay = parse_duration(k, value)?,
                 "restart-strategy.failure-rate.max-failures-per-interval" => max_failures = parse_int(k, value, 1u32)?,

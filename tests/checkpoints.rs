@@ -1,0 +1,166 @@
+//! Checkpoint files on disk: incremental uploads reuse shared SST files, unreferenced files go,
+//! aborted checkpoints leave nothing, full checkpoints copy everything, failed uploads are
+//! tolerated up to the configured count.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use weir::checkpoint::manifest::CheckpointManifest;
+use weir::checkpoint::storage::CheckpointStorage;
+use weir::{Output, Session};
+
+async fn rows(session: &Session, sql: &str) -> Vec<Vec<String>> {
+    match session.execute(sql).await.expect(sql).pop() {
+        Some(Output::Rows { batches, .. }) => weir::format::rows_text(&batches)
+            .expect("rows")
+            .into_iter()
+            .map(|r| r.into_iter().map(|c| c.unwrap_or_else(|| "NULL".into())).collect())
+            .collect(),
+        other => panic!("{sql} returned {other:?}"),
+    }
+}
+
+/// Waits until the job has `n` completed checkpoints; returns the statuses seen, in id order.
+async fn wait_for_checkpoints(session: &Session, job: &str, n: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let statuses: Vec<String> = rows(session, &format!("SHOW CHECKPOINTS FOR JOB {job}"))
+            .await
+            .into_iter()
+            .map(|r| r[1].clone())
+            .collect();
+        if statuses.iter().filter(|s| *s == "COMPLETED").count() >= n {
+            return statuses;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "job {job} did not complete {n} checkpoints: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const SETUP: &str = "
+    CREATE SOURCE s (k BIGINT, v BIGINT) WITH (connector = 'datagen', 'rows-per-second' = '20000',
+        'fields.k.min' = '0', 'fields.k.max' = '20000', seed = '1');
+    CREATE TABLE t (k BIGINT, n BIGINT, total BIGINT, PRIMARY KEY (k));";
+
+fn shared_files(manifest: &CheckpointManifest) -> BTreeSet<String> {
+    manifest
+        .files()
+        .filter(|f| f.path.starts_with("shared/"))
+        .map(|f| f.path.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_checkpoints_reuse_shared_files_and_clean_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let session = Session::open(dir.path()).await.expect("open");
+    session.execute(SETUP).await.expect("setup");
+    session
+        .execute(
+            "CREATE JOB j WITH ('execution.checkpointing.interval' = '100ms', 'execution.checkpointing.num-retained' = '2',
+               'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION',
+               'state.cache.max-entries' = '1000')
+             AS INSERT INTO t SELECT k, COUNT(*), SUM(v) FROM s GROUP BY k",
+        )
+        .await
+        .expect("job");
+    wait_for_checkpoints(&session, "j", 6).await;
+    session.execute("DROP JOB j").await.expect("drop");
+
+    let storage = CheckpointStorage::new(dir.path().join("checkpoints").join("j"));
+    let ids = storage.checkpoint_ids().expect("ids");
+    // num-retained = 2: only the two newest complete checkpoints are left, nothing aborted.
+    assert_eq!(ids.len(), 2, "checkpoint directories left: {ids:?}");
+    let newest = storage.read_manifest(ids[0]).expect("newest manifest");
+    let previous = storage.read_manifest(ids[1]).expect("previous manifest");
+    let (new_shared, old_shared) = (shared_files(&newest), shared_files(&previous));
+    assert!(!new_shared.is_empty(), "incremental checkpoints keep SST files in shared/");
+    assert!(
+        new_shared.intersection(&old_shared).next().is_some(),
+        "checkpoint {} re-uploaded every SST of {}",
+        ids[0],
+        ids[1]
+    );
+    assert!(
+        newest.bytes_uploaded < newest.full_size,
+        "uploaded {} of {} bytes",
+        newest.bytes_uploaded,
+        newest.full_size
+    );
+    // Every file in shared/ is referenced by a retained checkpoint.
+    let on_disk: BTreeSet<String> = std::fs::read_dir(storage.root().join("shared"))
+        .expect("shared dir")
+        .map(|e| format!("shared/{}", e.expect("entry").file_name().to_string_lossy()))
+        .collect();
+    let referenced: BTreeSet<String> = new_shared.union(&old_shared).cloned().collect();
+    assert_eq!(on_disk, referenced);
+    // The files are what the manifest says.
+    for file in newest.files() {
+        storage.verified(file).expect("checksum");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_checkpoints_copy_everything() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let session = Session::open(dir.path()).await.expect("open");
+    session.execute(SETUP).await.expect("setup");
+    session
+        .execute(
+            "CREATE JOB j WITH ('execution.checkpointing.interval' = '100ms', 'state.backend.incremental' = 'false',
+               'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION')
+             AS INSERT INTO t SELECT k, COUNT(*), SUM(v) FROM s GROUP BY k",
+        )
+        .await
+        .expect("job");
+    wait_for_checkpoints(&session, "j", 3).await;
+    session.execute("DROP JOB j").await.expect("drop");
+    let storage = CheckpointStorage::new(dir.path().join("checkpoints").join("j"));
+    let ids = storage.checkpoint_ids().expect("ids");
+    assert_eq!(ids.len(), 1, "num-retained defaults to 1: {ids:?}");
+    let manifest = storage.read_manifest(ids[0]).expect("manifest");
+    assert!(shared_files(&manifest).is_empty());
+    assert_eq!(manifest.bytes_uploaded, manifest.full_size);
+    assert!(!manifest.incremental);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_uploads_are_tolerated_then_fail_the_job() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let session = Session::open(dir.path()).await.expect("open");
+    session.execute(SETUP).await.expect("setup");
+    session
+        .execute(
+            "CREATE JOB tolerant WITH ('execution.checkpointing.interval' = '50ms', 'debug.checkpoint.fail-uploads' = '2',
+               'execution.checkpointing.tolerable-failed-checkpoints' = '2')
+             AS INSERT INTO t SELECT k, COUNT(*), SUM(v) FROM s GROUP BY k",
+        )
+        .await
+        .expect("job");
+    let statuses = wait_for_checkpoints(&session, "tolerant", 1).await;
+    assert_eq!(&statuses[..2], &["FAILED".to_string(), "FAILED".to_string()], "{statuses:?}");
+    let storage = CheckpointStorage::new(dir.path().join("checkpoints").join("tolerant"));
+    for id in [1, 2] {
+        assert!(!storage.checkpoint_dir(id).exists(), "files of failed checkpoint {id} remain");
+    }
+    assert_eq!(
+        rows(&session, "SELECT status, restarts FROM weir_jobs WHERE name = 'tolerant'").await,
+        vec![vec!["RUNNING", "0"]]
+    );
+    session.execute("DROP JOB tolerant").await.expect("drop");
+
+    // Intolerant: the first failed upload fails the job over; with no restarts it is FAILED.
+    session
+        .execute(
+            "CREATE JOB strict WITH ('execution.checkpointing.interval' = '50ms', 'debug.checkpoint.fail-uploads' = '1',
+               'restart-strategy.type' = 'none')
+             AS INSERT INTO t SELECT k, COUNT(*), SUM(v) FROM s GROUP BY k",
+        )
+        .await
+        .expect("job");
+    let error = session.execute("WAIT JOB strict").await.expect_err("the job fails").to_string();
+    assert!(error.contains("injected checkpoint upload failure"), "{error}");
+}
