@@ -42,6 +42,7 @@ case "${1:-weir}" in
         # Exactly-once across SIGKILL of the whole process, and across a damaged newest checkpoint.
         python3 tests/verify/recovery.py --weir "$CARGO_TARGET_DIR/debug/weir" --kills 4 --parallelism 2
         python3 tests/verify/recovery.py --weir "$CARGO_TARGET_DIR/debug/weir" --kills 2 --seed 7 --corrupt-latest
+        python3 tests/verify/recovery.py --weir "$CARGO_TARGET_DIR/debug/weir" --kills 2 --seed 11 --mode AT_LEAST_ONCE --parallelism 3
         ;;
     *)
         echo "usage: ./dev.sh weir [ARGS...] | ./dev.sh test" >&2

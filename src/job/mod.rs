@@ -461,10 +461,10 @@ impl JobRunner {
         set.abort_all();
         while set.join_next().await.is_some() {}
         // A checkpoint in flight when the attempt ended is aborted: its files go.
-        if let Some(storage) = self.job.checkpoint_storage(&self.data_dir) {
-            if let Err(e) = storage.remove_incomplete() {
-                tracing::warn!("job {}: cannot remove aborted checkpoints: {e}", self.job.name);
-            }
+        if let Some(storage) = self.job.checkpoint_storage(&self.data_dir)
+            && let Err(e) = storage.remove_incomplete()
+        {
+            tracing::warn!("job {}: cannot remove aborted checkpoints: {e}", self.job.name);
         }
         end
     }

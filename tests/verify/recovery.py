@@ -86,10 +86,10 @@ def generate(path, rows, keys, seed):
     return {key: tuple(val) for key, val in expected.items()}
 
 
-def write_scripts(work, data_path, rate, parallelism, interval):
+def write_scripts(work, data_path, rate, parallelism, interval, mode):
     a = f"""CREATE SOURCE events (k VARCHAR, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'file', path = '{data_path}', format = 'csv', 'rows-per-second' = '{rate}');
 CREATE TABLE t (k VARCHAR, window_start TIMESTAMP, window_end TIMESTAMP, cnt BIGINT, total BIGINT, PRIMARY KEY (k, window_start));
-CREATE JOB j WITH ('execution.checkpointing.interval' = '{interval}', 'parallelism' = '{parallelism}') AS INSERT INTO t SELECT k, window_start, window_end, COUNT(*), SUM(v) FROM TUMBLE(events, ts, INTERVAL '1' SECOND) GROUP BY k, window_start, window_end;
+CREATE JOB j WITH ('execution.checkpointing.interval' = '{interval}', 'execution.checkpointing.mode' = '{mode}', 'parallelism' = '{parallelism}') AS INSERT INTO t SELECT k, window_start, window_end, COUNT(*), SUM(v) FROM TUMBLE(events, ts, INTERVAL '1' SECOND) GROUP BY k, window_start, window_end;
 SELECT name, status FROM weir_jobs WHERE name = 'j';
 WAIT JOB j;
 """
@@ -271,6 +271,9 @@ def main():
                                    "then $CARGO_TARGET_DIR or ~/.cache/weir-target)")
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--kills", type=int, default=4)
+    ap.add_argument("--mode", default="EXACTLY_ONCE", choices=["EXACTLY_ONCE", "AT_LEAST_ONCE"],
+                    help="checkpointing mode; AT_LEAST_ONCE may apply rows twice, which upserts into the "
+                         "primary-keyed result table absorb, so results must still be exact (never lost)")
     ap.add_argument("--corrupt-latest", action="store_true",
                     help="after the first kill, damage the newest chk-*/_metadata: the restart must skip it "
                          "(and say so on stderr) and still give exact results")
@@ -307,7 +310,7 @@ def main():
     log(f"generated {args.rows} rows ({args.rows / 1000:.0f} s of event time, {args.keys} keys) "
         f"in {time.time() - t0:.1f}s -> {data_path}; {len(expected)} expected (k, window) rows; "
         f"source paced at {rate} rows/s (~{args.rows / rate:.1f} s)")
-    scripts = write_scripts(work, data_path, rate, args.parallelism, args.interval)
+    scripts = write_scripts(work, data_path, rate, args.parallelism, args.interval, args.mode)
 
     rng = random.Random(args.seed * 7919 + 1)
     # Kill moments: seconds after the job exists (first run) or after the restart (later runs).
