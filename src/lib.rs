@@ -1,5 +1,6 @@
 //! Weir: a streaming SQL database. See DESIGN.md for the map; `Session::execute` is the way in.
 
+pub mod bench;
 pub mod catalog;
 pub mod checkpoint;
 pub mod connectors;

@@ -27,6 +27,26 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
     },
+    /// Benchmarks (build with --release).
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Checkpoint duration and bytes for a job with a large RocksDB state, incremental vs full.
+    Checkpoint {
+        /// Approximate state size in MiB.
+        #[arg(long, default_value_t = 1024)]
+        state_mib: u64,
+        /// Seconds each mode runs once the state has its size.
+        #[arg(long, default_value_t = 60)]
+        steady_seconds: u64,
+        #[arg(long, default_value = "10s")]
+        interval: String,
+        #[arg(long, default_value_t = 2)]
+        parallelism: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,12 +65,27 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let session = Session::open(&cli.data_dir).await?;
         match cli.command.unwrap_or(Command::Repl) {
-            Command::Repl => weir::repl::run(session, cli.data_dir.join("history.txt")).await,
+            Command::Repl => weir::repl::run(Session::open(&cli.data_dir).await?, cli.data_dir.join("history.txt")).await,
+            Command::Bench(Bench::Checkpoint {
+                state_mib,
+                steady_seconds,
+                interval,
+                parallelism,
+            }) => {
+                weir::bench::CheckpointBench {
+                    state_mib,
+                    steady: std::time::Duration::from_secs(steady_seconds),
+                    interval,
+                    parallelism,
+                }
+                .run()
+                .await
+            }
             Command::Run { file, format } => {
                 let sql =
                     std::fs::read_to_string(&file).map_err(|e| weir::Error::invalid(format!("cannot read {}: {e}", file.display())))?;
+                let session = Session::open(&cli.data_dir).await?;
                 session
                     .execute_script(&sql, |output| match render(&output, format) {
                         Ok(text) => print!("{text}"),
