@@ -96,6 +96,8 @@ pub enum JobStatus {
     Finished,
     Failed,
     Canceled,
+    /// Stopped on request (STOP JOB), possibly with a savepoint; can be restored.
+    Stopped,
 }
 
 impl JobStatus {
@@ -106,10 +108,14 @@ impl JobStatus {
             JobStatus::Finished => "FINISHED",
             JobStatus::Failed => "FAILED",
             JobStatus::Canceled => "CANCELED",
+            JobStatus::Stopped => "STOPPED",
         }
     }
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Finished | JobStatus::Failed | JobStatus::Canceled)
+        matches!(
+            self,
+            JobStatus::Finished | JobStatus::Failed | JobStatus::Canceled | JobStatus::Stopped
+        )
     }
 }
 
@@ -124,12 +130,51 @@ pub struct JobDef {
     pub error: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SavepointFormat {
+    /// Backend-independent rows (key group, key, value) per operator: restorable into the other
+    /// backend and at another parallelism.
+    Canonical,
+    /// A full copy of the backend's own files: fastest to take and restore, same backend and parallelism.
+    Native,
+}
+
+impl SavepointFormat {
+    pub fn parse(value: &str) -> crate::error::Result<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "canonical" => Ok(SavepointFormat::Canonical),
+            "native" => Ok(SavepointFormat::Native),
+            other => Err(Error::invalid(format!(
+                "savepoint format '{other}' is unknown; use 'canonical' or 'native'"
+            ))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            SavepointFormat::Canonical => "canonical",
+            SavepointFormat::Native => "native",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SavepointDef {
+    pub name: String,
+    pub job: String,
+    pub path: String,
+    pub format: SavepointFormat,
+    pub created_ms: i64,
+    pub size_bytes: u64,
+}
+
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Catalog {
     pub sources: BTreeMap<String, SourceDef>,
     pub tables: BTreeMap<String, TableDef>,
     pub jobs: BTreeMap<String, JobDef>,
     pub next_table_id: u32,
+    #[serde(default)]
+    pub savepoints: BTreeMap<String, SavepointDef>,
 }
 
 impl Catalog {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod format;
 pub mod graph;
 pub mod job;
+pub mod lifecycle;
 pub mod message;
 pub mod operators;
 pub mod planner;

@@ -61,6 +61,7 @@ pub struct Database {
 }
 
 const JOBS_TABLE: &str = "weir_jobs";
+const SAVEPOINTS_TABLE: &str = "weir_savepoints";
 
 impl Database {
     /// Opens (or creates) the database in `data_dir` and resumes the jobs that were running when it
@@ -100,7 +101,7 @@ impl Database {
             .cloned()
             .ok_or_else(|| Error::not_found("table", &target))?;
         let graph = plan_job(&self.ctx, &insert, &table, settings.parallelism).await?;
-        self.jobs.start(name, graph, settings, insert_sql.to_string())
+        self.jobs.start(name, graph, settings, insert_sql.to_string(), None)
     }
 
     /// Loads the catalog and registers everything; returns the jobs to resume.
@@ -171,12 +172,24 @@ impl Database {
         &self.data_dir
     }
 
+    pub(crate) fn jobs(&self) -> &JobManager {
+        &self.jobs
+    }
+
+    pub(crate) fn table_store(&self) -> &Arc<TableStore> {
+        &self.table_store
+    }
+
+    pub(crate) fn catalog_snapshot(&self) -> Result<Catalog> {
+        Ok(self.catalog()?.clone())
+    }
+
     fn catalog(&self) -> Result<std::sync::RwLockReadGuard<'_, Catalog>> {
         self.catalog.read().map_err(|_| Error::internal("catalog lock poisoned"))
     }
 
     /// Changes the catalog and saves it; the change is undone if saving fails.
-    fn update_catalog<T>(&self, change: impl FnOnce(&mut Catalog) -> Result<T>) -> Result<T> {
+    pub(crate) fn update_catalog<T>(&self, change: impl FnOnce(&mut Catalog) -> Result<T>) -> Result<T> {
         let mut catalog = self.catalog.write().map_err(|_| Error::internal("catalog lock poisoned"))?;
         let before = catalog.clone();
         let value = change(&mut catalog)?;
@@ -325,6 +338,15 @@ impl Session {
                 Ok(Output::done("WAIT JOB"))
             }
             Statement::Query(statement) => self.query(*statement).await,
+            Statement::SavepointJob { job, dir, options } => self.savepoint_job(&job, dir, &options).await,
+            Statement::StopJob { job, savepoint } => self.stop_job(&job, savepoint).await,
+            Statement::CancelJob { job } => self.cancel_job(&job).await,
+            Statement::RestoreJob(restore) => self.restore_job(&restore, false).await,
+            Statement::ExplainRestoreJob(restore) => self.restore_job(&restore, true).await,
+            Statement::ShowSavepoints => self.show_savepoints(),
+            Statement::DescribeSavepoint { name } => self.describe_savepoint(&name),
+            Statement::DropSavepoint { name, if_exists } => self.drop_savepoint(&name, if_exists),
+            Statement::TransactionNoop { tag } => Ok(Output::Done { tag }),
         }
     }
 
@@ -380,6 +402,36 @@ impl Session {
         Ok(Output::done("CREATE TABLE"))
     }
 
+    pub(crate) fn settings_snapshot(&self) -> Result<BTreeMap<String, String>> {
+        Ok(self.settings.lock().map_err(|_| Error::internal("settings lock poisoned"))?.clone())
+    }
+
+    /// Plans a stored job's `INSERT INTO ... SELECT ...` with these settings.
+    pub(crate) async fn plan_insert_sql(
+        &self,
+        insert_sql: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<(crate::graph::JobGraph, JobSettings)> {
+        let settings = JobSettings::from_options(options)?;
+        let insert = match parse_statements(insert_sql)?.into_iter().next() {
+            Some(Statement::Query(statement)) => match *statement {
+                sqlparser::ast::Statement::Insert(insert) => insert,
+                _ => return Err(Error::syntax("a job runs INSERT INTO <table> SELECT ...")),
+            },
+            _ => return Err(Error::syntax("a job runs INSERT INTO <table> SELECT ...")),
+        };
+        let target = insert_target(&insert)?;
+        let table = self
+            .db
+            .catalog()?
+            .tables
+            .get(&target)
+            .cloned()
+            .ok_or_else(|| Error::not_found("table", &target))?;
+        let graph = plan_job(&self.db.ctx, &insert, &table, settings.parallelism).await?;
+        Ok((graph, settings))
+    }
+
     /// The job's settings (session settings overlaid with its WITH options) and its graph.
     async fn plan_job(&self, job: &CreateJob) -> Result<(BTreeMap<String, String>, crate::graph::JobGraph)> {
         let mut options = self.settings.lock().map_err(|_| Error::internal("settings lock poisoned"))?.clone();
@@ -429,7 +481,7 @@ impl Session {
             c.jobs.insert(def.name.clone(), def.clone());
             Ok(())
         })?;
-        if let Err(e) = self.db.jobs.start(&job.name, graph, settings, def.insert_sql.clone()) {
+        if let Err(e) = self.db.jobs.start(&job.name, graph, settings, def.insert_sql.clone(), None) {
             self.db.update_catalog(|c| {
                 c.jobs.remove(&job.name);
                 Ok(())
@@ -458,15 +510,15 @@ impl Session {
         }
         match kind {
             ObjectKind::Job => {
-                self.db.jobs.cancel(name).await?;
+                self.db.jobs.cancel(name, JobStatus::Canceled).await?;
                 if let Some(job) = self.db.jobs.get(name)? {
                     let retain = job
                         .settings
                         .checkpoints
                         .as_ref()
                         .is_some_and(|c| c.retention == CheckpointRetention::RetainOnCancellation);
-                    if let (Some(storage), false) = (job.checkpoint_storage(&self.db.data_dir), retain) {
-                        let _ = std::fs::remove_dir_all(storage.root());
+                    if !retain {
+                        let _ = std::fs::remove_dir_all(job.checkpoint_storage(&self.db.data_dir).root());
                     }
                 }
                 self.db.jobs.forget(name)?;
@@ -725,6 +777,12 @@ impl Session {
     async fn query(&self, statement: sqlparser::ast::Statement) -> Result<Output> {
         // The system table is a fresh snapshot for every query.
         let jobs = self.jobs_batch()?;
+        let savepoints = self.savepoints_batch()?;
+        self.db.ctx.deregister_table(SAVEPOINTS_TABLE)?;
+        self.db.ctx.register_table(
+            SAVEPOINTS_TABLE,
+            Arc::new(MemTable::try_new(savepoints.schema(), vec![vec![savepoints]])?),
+        )?;
         self.db.ctx.deregister_table(JOBS_TABLE)?;
         self.db
             .ctx

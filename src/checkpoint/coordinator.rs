@@ -6,13 +6,17 @@
 //! aborted and its files removed; too many failures in a row fail the job over.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
 
+use crate::catalog::SavepointFormat;
 use crate::checkpoint::manifest::{CheckpointManifest, OperatorState, SinkState, SourceState};
+use crate::checkpoint::savepoint;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::error::{Error, Result};
 use crate::job::settings::CheckpointSettings;
@@ -71,6 +75,29 @@ struct Pending {
     trigger_time: SystemTime,
     started: Instant,
     acks: HashMap<usize, TaskAck>,
+    /// Who asked for this checkpoint, if it was not periodic.
+    request: Option<CheckpointRequest>,
+}
+
+/// What a user asked for: a savepoint (exported into `dir`) or a checkpoint now (STOP JOB).
+#[derive(Debug)]
+pub enum RequestKind {
+    Checkpoint,
+    Savepoint { dir: PathBuf, format: SavepointFormat },
+}
+
+#[derive(Debug)]
+pub struct CheckpointRequest {
+    pub kind: RequestKind,
+    pub reply: oneshot::Sender<Result<CompletedCheckpoint>>,
+}
+
+/// A checkpoint or savepoint that completed: its id, where it is, and how big.
+#[derive(Debug, Clone)]
+pub struct CompletedCheckpoint {
+    pub id: u64,
+    pub path: PathBuf,
+    pub size: u64,
 }
 
 pub struct CheckpointCoordinator {
@@ -90,6 +117,9 @@ pub struct CheckpointCoordinator {
     pub history: Arc<Mutex<CheckpointHistory>>,
     /// Manifests of the retained checkpoints, oldest first (seeded with the one restored from).
     pub retained: Vec<CheckpointManifest>,
+    /// Whether checkpoints are taken every interval (otherwise only on request).
+    pub periodic: bool,
+    pub requests: UnboundedReceiver<CheckpointRequest>,
 }
 
 impl CheckpointCoordinator {
@@ -101,7 +131,12 @@ impl CheckpointCoordinator {
         let mut final_rows: Vec<(String, usize, Vec<RecordBatch>)> = Vec::new();
         let mut consecutive_failures = 0u32;
         let mut last_completion = Instant::now();
-        let mut ticker = tokio::time::interval(self.settings.interval.min(Duration::from_millis(50)).max(Duration::from_millis(1)));
+        let tick = if self.periodic {
+            self.settings.interval.min(Duration::from_millis(50)).max(Duration::from_millis(1))
+        } else {
+            Duration::from_millis(50)
+        };
+        let mut ticker = tokio::time::interval(tick);
         let mut last_trigger = Instant::now();
         loop {
             tokio::select! {
@@ -109,25 +144,33 @@ impl CheckpointCoordinator {
                     // Abort checkpoints that took too long.
                     let expired: Vec<u64> = pending.iter().filter(|(_, p)| p.started.elapsed() > self.settings.timeout).map(|(id, _)| *id).collect();
                     for id in expired {
-                        if let Some(p) = pending.remove(&id) {
+                        if let Some(mut p) = pending.remove(&id) {
                             self.fail(id, &p, "timed out")?;
+                            if let Some(request) = p.request.take() {
+                                let _ = request.reply.send(Err(Error::internal(format!("checkpoint {id} timed out"))));
+                            }
                             consecutive_failures += 1;
                         }
                     }
                     if consecutive_failures > self.settings.tolerable_failed {
                         return Err(Error::internal(format!("{consecutive_failures} checkpoints failed in a row (execution.checkpointing.tolerable-failed-checkpoints = {})", self.settings.tolerable_failed)));
                     }
-                    let due = last_trigger.elapsed() >= self.settings.interval && last_completion.elapsed() >= self.settings.min_pause;
+                    let due = self.periodic && last_trigger.elapsed() >= self.settings.interval && last_completion.elapsed() >= self.settings.min_pause;
                     let all_sources_done = finished.values().filter(|f| f.is_some()).count() >= self.triggers.len();
-                    if due && pending.len() < self.settings.max_concurrent as usize && !all_sources_done {
+                    let request = if all_sources_done { None } else { self.requests.try_recv().ok() };
+                    if let Some(request) = &request {
+                        tracing::info!("job {}: {:?} requested", self.job, request.kind);
+                    }
+                    if request.is_some() || (due && pending.len() < self.settings.max_concurrent as usize && !all_sources_done) {
                         let id = self.next_id;
                         self.next_id += 1;
                         last_trigger = Instant::now();
-                        pending.insert(id, Pending { trigger_time: SystemTime::now(), started: Instant::now(), acks: HashMap::new() });
+                        let kind = if matches!(request.as_ref().map(|r| &r.kind), Some(RequestKind::Savepoint { .. })) { BarrierKind::Savepoint } else { BarrierKind::Checkpoint };
+                        pending.insert(id, Pending { trigger_time: SystemTime::now(), started: Instant::now(), acks: HashMap::new(), request });
                         self.record(CheckpointRecord { id, status: CheckpointStatus::InProgress, trigger_time: SystemTime::now(), duration: Duration::ZERO, sync: Duration::ZERO, asynchronous: Duration::ZERO, bytes_uploaded: 0, full_size: 0, path: String::new(), failure: None });
                         for trigger in &self.triggers {
                             // A finished source task is gone; it is covered by its final position.
-                            let _ = trigger.send(Barrier { checkpoint_id: id, kind: BarrierKind::Checkpoint });
+                            let _ = trigger.send(Barrier { checkpoint_id: id, kind });
                         }
                     }
                 }
@@ -149,8 +192,27 @@ impl CheckpointCoordinator {
                     // Complete, in order, every checkpoint all tasks have acked or finished for.
                     while let Some((&id, p)) = pending.iter().next() {
                         if (0..self.task_count).all(|t| p.acks.contains_key(&t) || finished.contains_key(&t)) {
-                            let Some(p) = pending.remove(&id) else { break };
-                            match self.complete(id, p, &finished).await {
+                            let Some(mut p) = pending.remove(&id) else { break };
+                            let request = p.request.take();
+                            let result = self.complete(id, p, &finished).await;
+                            let result = match (result, request) {
+                                (Ok(done), Some(request)) => {
+                                    let answer = self.answer(&request.kind, done).await;
+                                    let failed = answer.as_ref().err().map(|e| Error::internal(e.to_string()));
+                                    let _ = request.reply.send(answer);
+                                    match failed {
+                                        Some(e) => Err(e),
+                                        None => Ok(()),
+                                    }
+                                }
+                                (Ok(_), None) => Ok(()),
+                                (Err(e), Some(request)) => {
+                                    let _ = request.reply.send(Err(Error::internal(e.to_string())));
+                                    Err(e)
+                                }
+                                (Err(e), None) => Err(e),
+                            };
+                            match result {
                                 Ok(()) => {
                                     consecutive_failures = 0;
                                     last_completion = Instant::now();
@@ -204,12 +266,33 @@ impl CheckpointCoordinator {
     }
 
     /// Uploads the acked snapshots, writes the manifest, commits the staged rows, applies retention.
+    /// Answers a user's request once its checkpoint completed; a savepoint is exported first.
+    async fn answer(&self, kind: &RequestKind, done: (CheckpointManifest, PathBuf)) -> Result<CompletedCheckpoint> {
+        let (manifest, path) = done;
+        match kind {
+            RequestKind::Checkpoint => Ok(CompletedCheckpoint {
+                id: manifest.checkpoint_id,
+                path,
+                size: manifest.full_size,
+            }),
+            RequestKind::Savepoint { dir, format } => {
+                let (storage, target, format) = (self.storage.clone(), dir.clone(), *format);
+                let id = manifest.checkpoint_id;
+                let export_dir = target.clone();
+                let (_, size) = tokio::task::spawn_blocking(move || savepoint::export(&storage, &manifest, &export_dir, format))
+                    .await
+                    .map_err(|e| Error::internal(format!("savepoint export failed: {e}")))??;
+                Ok(CompletedCheckpoint { id, path: target, size })
+            }
+        }
+    }
+
     async fn complete(
         &mut self,
         id: u64,
         pending: Pending,
         finished: &HashMap<usize, Option<(String, usize, SourcePosition)>>,
-    ) -> Result<()> {
+    ) -> Result<(CheckpointManifest, PathBuf)> {
         let storage = self.storage.clone();
         let incremental = self.settings.incremental;
         let backend = self.backend.clone();
@@ -354,10 +437,10 @@ impl CheckpointCoordinator {
             asynchronous: Duration::from_millis(manifest.async_ms),
             bytes_uploaded,
             full_size: manifest.full_size,
-            path,
+            path: path.clone(),
             failure: None,
         });
-        Ok(())
+        Ok((manifest, PathBuf::from(path)))
     }
 
     fn record_failure(&self, id: u64, trigger_time: &SystemTime, started: Instant, why: &str) {

@@ -4,4 +4,5 @@
 
 pub mod coordinator;
 pub mod manifest;
+pub mod savepoint;
 pub mod storage;

@@ -232,6 +232,25 @@ impl TableStore {
         self.write(write)
     }
 
+    /// A job restored from checkpoint `epoch` commits its epochs after `epoch` again: markers
+    /// beyond it (including a finished run's final one) are set back to it.
+    pub fn rewind_commits(&self, job: &str, epoch: u64) -> Result<()> {
+        let mut start = COMMIT_PREFIX.to_vec();
+        start.extend_from_slice(format!("{job}/").as_bytes());
+        let mut write = WriteBatch::default();
+        for item in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+            let (key, value) = item?;
+            if !key.starts_with(&start) {
+                break;
+            }
+            let bytes: [u8; 8] = value.as_ref().try_into().map_err(|_| Error::internal("corrupt commit marker"))?;
+            if u64::from_be_bytes(bytes) > epoch {
+                write.put(key, epoch.to_be_bytes());
+            }
+        }
+        self.write(write)
+    }
+
     /// Forgets a job's commit markers (the job is dropped or created anew).
     pub fn clear_commits(&self, job: &str) -> Result<()> {
         let mut start = COMMIT_PREFIX.to_vec();

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::checkpoint::coordinator::FINAL_EPOCH;
-use crate::checkpoint::manifest::CheckpointManifest;
+use crate::checkpoint::manifest::{CheckpointManifest, OperatorState};
+use crate::checkpoint::savepoint;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::table_store::{Delivery, TableStore};
 use crate::connectors::{open_sink, open_source};
@@ -29,7 +30,7 @@ use crate::runtime::metrics::JobMetrics;
 use crate::runtime::task::{Task, TaskCheckpointing, TaskEvent, TaskInput, TaskOutput};
 use crate::runtime::{Operator, Source};
 use crate::state::StateBackend;
-use crate::state::key::key_converter;
+use crate::state::key::{key_converter, subtask_of_key_group};
 
 /// Batches in flight per channel before the sender waits.
 const CHANNEL_CAPACITY: usize = 16;
@@ -43,8 +44,11 @@ pub struct BuildContext<'a> {
     pub metrics: &'a Arc<JobMetrics>,
     /// The checkpoint to resume from, and where its files are.
     pub restore: Option<(&'a CheckpointManifest, &'a CheckpointStorage)>,
-    /// Where tasks report checkpoint acks; `None` when checkpointing is off.
-    pub events: Option<mpsc::UnboundedSender<TaskEvent>>,
+    /// Where tasks report checkpoint acks.
+    pub events: mpsc::UnboundedSender<TaskEvent>,
+    /// Sinks stage rows until a checkpoint completes (periodic checkpointing is on); otherwise they
+    /// write rows as they come.
+    pub transactional_sinks: bool,
 }
 
 pub struct BuiltJob {
@@ -96,11 +100,9 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                     {
                         source.seek(&state.position)?;
                     }
-                    let trigger = cx.events.as_ref().map(|_| {
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        triggers.push(tx);
-                        rx
-                    });
+                    let (trigger, receiver) = mpsc::unbounded_channel();
+                    triggers.push(trigger);
+                    let trigger = Some(receiver);
                     (TaskInput::Source { source, triggers: trigger }, 1, Some(first.uid.clone()))
                 }
                 _ => {
@@ -130,12 +132,10 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                 };
                 match &node.spec {
                     OperatorSpec::Sink(spec) => {
-                        let delivery = match cx.events {
-                            None => Delivery::Direct,
-                            Some(_) => match cx.store.committed_epoch(cx.job, &node.uid, subtask)? {
-                                Some(FINAL_EPOCH) => Delivery::Done,
-                                _ => Delivery::Staged { staged: Vec::new() },
-                            },
+                        let delivery = match (cx.transactional_sinks, cx.store.committed_epoch(cx.job, &node.uid, subtask)?) {
+                            (_, Some(FINAL_EPOCH)) => Delivery::Done,
+                            (true, _) => Delivery::Staged { staged: Vec::new() },
+                            (false, _) => Delivery::Direct,
                         };
                         output = Some(TaskOutput::Sink(open_sink(&spec.table, spec.mode, cx.store, delivery)?));
                         sink_uid = Some(node.uid.clone());
@@ -165,14 +165,14 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                 }
                 _ => return Err(Error::internal("a stage ends neither in a sink nor in channels")),
             };
-            let checkpointing = cx.events.as_ref().map(|events| TaskCheckpointing {
+            let checkpointing = Some(TaskCheckpointing {
                 task: task_index,
                 subtask,
                 chain_uids,
                 source_uid,
                 sink_uid,
                 local_dir: cx.job_dir.join("snapshots"),
-                events: events.clone(),
+                events: cx.events.clone(),
             });
             tasks.push(Task {
                 name: format!("{}#{subtask}", first.uid),
@@ -208,36 +208,96 @@ fn stages(graph: &JobGraph) -> Result<Vec<Vec<usize>>> {
     Ok(stages)
 }
 
-/// The state backend of one operator subtask: empty, or restored from the checkpoint.
+/// The state backend of one operator subtask: empty, or restored from the checkpoint. Native
+/// state comes back file for file (same subtask); canonical state is loaded by key group, so it
+/// can come from any backend and any parallelism.
 fn open_backend(node: &OperatorNode, subtask: usize, cx: &BuildContext) -> Result<(Box<dyn StateBackend>, Option<serde_json::Value>)> {
     let dir = cx.job_dir.join("state").join(format!("{}-{subtask}", node.uid));
     let kind = cx.settings.state_backend;
-    let restored = cx.restore.and_then(|(manifest, storage)| {
-        manifest
-            .operators
-            .iter()
-            .find(|o| o.uid == node.uid && o.subtask == subtask)
-            .map(|state| (state, storage))
-    });
-    match restored {
-        None => Ok((kind.open(&dir)?, None)),
-        Some((state, storage)) => {
-            if state.backend != kind.name() {
-                return Err(Error::invalid(format!(
-                    "the checkpoint holds '{}' state for {}, but the job uses state.backend.type '{}'",
-                    state.backend,
-                    node.uid,
-                    kind.name()
-                )));
-            }
-            let files = state
-                .files
-                .iter()
-                .map(|f| Ok((storage.verified(f)?, f.name.clone())))
-                .collect::<Result<Vec<_>>>()?;
-            Ok((kind.restore(&files, &dir)?, Some(state.meta.clone())))
-        }
+    let Some((manifest, storage)) = cx.restore else {
+        return Ok((kind.open(&dir)?, None));
+    };
+    let states: Vec<&OperatorState> = manifest.operators.iter().filter(|o| o.uid == node.uid).collect();
+    if states.is_empty() {
+        return Ok((kind.open(&dir)?, None));
     }
+    if states.iter().all(|s| s.backend == savepoint::CANONICAL) {
+        let mut backend = kind.open(&dir)?;
+        let files = states
+            .iter()
+            .flat_map(|s| s.files.iter())
+            .map(|f| storage.verified(f))
+            .collect::<Result<Vec<_>>>()?;
+        let parallelism = node.parallelism;
+        savepoint::load_canonical(&files, |kg| subtask_of_key_group(kg, parallelism) == subtask, backend.as_mut())?;
+        let meta = if manifest.parallelism == parallelism {
+            states.iter().find(|s| s.subtask == subtask).map(|s| s.meta.clone())
+        } else {
+            Some(rescaled_meta(&node.spec, &states, subtask, parallelism)?)
+        };
+        return Ok((backend, meta));
+    }
+    let state = states.iter().find(|o| o.subtask == subtask).ok_or_else(|| {
+        Error::invalid(format!(
+            "the checkpoint has no state for {} subtask {subtask}; restore at parallelism {}",
+            node.uid, manifest.parallelism
+        ))
+    })?;
+    if state.backend != kind.name() {
+        return Err(Error::invalid(format!(
+            "the checkpoint holds '{}' state for {}, but the job uses state.backend.type '{}'",
+            state.backend,
+            node.uid,
+            kind.name()
+        )));
+    }
+    let files = state
+        .files
+        .iter()
+        .map(|f| Ok((storage.verified(f)?, f.name.clone())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((kind.restore(&files, &dir)?, Some(state.meta.clone())))
+}
+
+/// Operator metadata for a subtask at a new parallelism, merged from the old subtasks'.
+fn rescaled_meta(spec: &OperatorSpec, states: &[&OperatorState], subtask: usize, parallelism: usize) -> Result<serde_json::Value> {
+    let bad = || Error::internal("checkpoint operator metadata is malformed");
+    let watermark = states
+        .iter()
+        .filter_map(|s| s.meta.get("watermark").and_then(|w| w.as_i64()))
+        .min()
+        .unwrap_or(i64::MIN);
+    Ok(match spec {
+        OperatorSpec::WindowAggregate(w) if matches!(w.window, WindowKind::Session { .. }) => {
+            let mut index: Vec<(i64, Vec<u8>)> = Vec::new();
+            for state in states {
+                let entries: Vec<(i64, Vec<u8>)> =
+                    serde_json::from_value(state.meta.get("by_end").cloned().ok_or_else(bad)?).map_err(|_| bad())?;
+                index.extend(entries.into_iter().filter(|(_, key)| {
+                    key.len() >= 2 && subtask_of_key_group(u16::from_be_bytes([key[0], key[1]]), parallelism) == subtask
+                }));
+            }
+            serde_json::json!({ "by_end": index, "watermark": watermark })
+        }
+        OperatorSpec::WindowAggregate(_) => {
+            let mut spilled: Vec<i64> = states
+                .iter()
+                .filter_map(|s| s.meta.get("spilled").and_then(|v| v.as_array()).cloned())
+                .flatten()
+                .filter_map(|v| v.as_i64())
+                .collect();
+            spilled.sort_unstable();
+            spilled.dedup();
+            let sequence = states
+                .iter()
+                .filter_map(|s| s.meta.get("spill_sequence").and_then(|v| v.as_u64()))
+                .max()
+                .unwrap_or(0)
+                + 1;
+            serde_json::json!({ "spilled": spilled, "spill_sequence": sequence, "watermark": watermark })
+        }
+        _ => serde_json::Value::Null,
+    })
 }
 
 fn build_operator(

@@ -16,7 +16,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::catalog::{JobStatus, TableConnector, TableDef};
-use crate::checkpoint::coordinator::{CheckpointCoordinator, CheckpointHistory, Committer};
+use crate::checkpoint::coordinator::{
+    CheckpointCoordinator, CheckpointHistory, CheckpointRequest, Committer, CompletedCheckpoint, RequestKind,
+};
 use crate::checkpoint::manifest::CheckpointManifest;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::table_store::{StagedRows, TableStore, TableWriter};
@@ -50,7 +52,10 @@ pub struct RunningJob {
     restarts: AtomicU64,
     state: Mutex<JobState>,
     status_tx: watch::Sender<JobStatus>,
-    cancel_tx: watch::Sender<bool>,
+    /// The status a stop request ends the job in (CANCELED or STOPPED).
+    cancel_tx: watch::Sender<Option<JobStatus>>,
+    /// Where user checkpoint / savepoint requests go while an attempt runs.
+    requests: Mutex<Option<tokio::sync::mpsc::UnboundedSender<CheckpointRequest>>>,
 }
 
 /// What SHOW JOBS and DESCRIBE JOB print about a job.
@@ -110,12 +115,33 @@ impl RunningJob {
         }
     }
 
-    /// The job's checkpoint directory, or `None` when checkpointing is off.
-    pub fn checkpoint_storage(&self, data_dir: &std::path::Path) -> Option<Arc<CheckpointStorage>> {
-        self.settings
-            .checkpoints
-            .as_ref()
-            .map(|c| CheckpointStorage::new(checkpoint_root(data_dir, c.dir.as_deref(), &self.name)))
+    /// The job's checkpoint directory (also used by savepoints of jobs without periodic checkpoints).
+    pub fn checkpoint_storage(&self, data_dir: &std::path::Path) -> Arc<CheckpointStorage> {
+        CheckpointStorage::new(checkpoint_root(
+            data_dir,
+            self.settings.checkpoints.as_ref().and_then(|c| c.dir.as_deref()),
+            &self.name,
+        ))
+    }
+
+    /// Asks the running attempt for a checkpoint or savepoint and waits for it.
+    pub async fn request_checkpoint(&self, kind: RequestKind) -> Result<CompletedCheckpoint> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sender = self.requests.lock().map_err(|_| Error::internal("job lock poisoned"))?.clone();
+        let status = self.snapshot().status;
+        let sender = sender.filter(|_| status == JobStatus::Running).ok_or_else(|| {
+            Error::invalid_state(format!(
+                "job '{}' is {}, not RUNNING; only a running job takes savepoints",
+                self.name,
+                status.name()
+            ))
+        })?;
+        sender
+            .send(CheckpointRequest { kind, reply })
+            .map_err(|_| Error::invalid_state(format!("job '{}' is restarting; try again", self.name)))?;
+        answer
+            .await
+            .map_err(|_| Error::invalid_state(format!("job '{}' stopped before the checkpoint completed", self.name)))?
     }
 }
 
@@ -127,7 +153,8 @@ pub fn checkpoint_root(data_dir: &std::path::Path, dir: Option<&std::path::Path>
 /// How one run (attempt) of a job ended.
 enum AttemptEnd {
     Finished,
-    Canceled,
+    /// Stopped on request, ending in this status.
+    Canceled(JobStatus),
     Failed(Error),
 }
 
@@ -164,9 +191,18 @@ impl JobManager {
 
     /// Starts a job: from its latest complete checkpoint if it has one, else from the beginning.
     /// The first attempt's tasks are built before this returns, so planning mistakes surface here.
-    pub fn start(&self, name: &str, graph: JobGraph, settings: JobSettings, job_sql: String) -> Result<()> {
+    /// `restore`: a savepoint (or retained checkpoint) to start from while the job has no checkpoint
+    /// of its own.
+    pub fn start(
+        &self,
+        name: &str,
+        graph: JobGraph,
+        settings: JobSettings,
+        job_sql: String,
+        restore: Option<(CheckpointManifest, Arc<CheckpointStorage>)>,
+    ) -> Result<()> {
         let (status_tx, _) = watch::channel(JobStatus::Running);
-        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let (cancel_tx, cancel_rx) = watch::channel(None);
         let uploads_to_fail = settings.checkpoints.as_ref().map_or(0, |c| c.fail_uploads);
         let job = Arc::new(RunningJob {
             name: name.to_string(),
@@ -189,11 +225,13 @@ impl JobManager {
             }),
             status_tx,
             cancel_tx,
+            requests: Mutex::new(None),
         });
         let runner = JobRunner {
             job: job.clone(),
             data_dir: self.data_dir.clone(),
             store: self.table_store.clone(),
+            initial: restore,
         };
         let first = runner.prepare()?;
         self.jobs()?.insert(name.to_string(), job.clone());
@@ -201,7 +239,7 @@ impl JobManager {
         tokio::spawn(async move {
             let (status, error) = match runner.supervise(first, cancel_rx).await {
                 AttemptEnd::Finished => (JobStatus::Finished, None),
-                AttemptEnd::Canceled => (JobStatus::Canceled, None),
+                AttemptEnd::Canceled(status) => (status, None),
                 AttemptEnd::Failed(e) => (JobStatus::Failed, Some(e.to_string())),
             };
             // Record the status durably before waiters see it.
@@ -211,10 +249,10 @@ impl JobManager {
         Ok(())
     }
 
-    /// Stops a running job's tasks and waits until they are gone.
-    pub async fn cancel(&self, name: &str) -> Result<()> {
+    /// Stops a running job's tasks at once and waits until they are gone; the job ends in `status`.
+    pub async fn cancel(&self, name: &str, status: JobStatus) -> Result<()> {
         let Some(job) = self.get(name)? else { return Ok(()) };
-        job.cancel_tx.send_replace(true);
+        job.cancel_tx.send_replace(Some(status));
         let mut status = job.status_tx.subscribe();
         while !status.borrow_and_update().is_terminal() {
             if status.changed().await.is_err() {
@@ -255,13 +293,15 @@ impl JobManager {
 /// An attempt, built and ready to run.
 struct Attempt {
     tasks: Vec<crate::runtime::task::Task>,
-    coordinator: Option<CheckpointCoordinator>,
+    coordinator: CheckpointCoordinator,
 }
 
 struct JobRunner {
     job: Arc<RunningJob>,
     data_dir: PathBuf,
     store: Arc<TableStore>,
+    /// Where to start while the job has no complete checkpoint of its own (RESTORE JOB).
+    initial: Option<(CheckpointManifest, Arc<CheckpointStorage>)>,
 }
 
 impl JobRunner {
@@ -303,50 +343,45 @@ impl JobRunner {
         })
     }
 
-    /// Builds the tasks of the next attempt, restored from the latest complete checkpoint.
+    /// Builds the tasks of the next attempt, restored from the latest complete checkpoint (or the
+    /// savepoint the job was restored from, while it has no checkpoint of its own).
     fn prepare(&self) -> Result<Attempt> {
         let job = &self.job;
         let storage = job.checkpoint_storage(&self.data_dir);
-        let mut manifest: Option<CheckpointManifest> = None;
-        if let Some(storage) = &storage {
-            storage.remove_incomplete()?;
-            let (latest, warnings) = storage.latest_complete()?;
-            for warning in warnings {
-                tracing::warn!("job {}: {warning}", job.name);
-                if let Ok(mut state) = job.state.lock() {
-                    state.last_failure = Some(warning);
-                }
+        storage.remove_incomplete()?;
+        let (latest, warnings) = storage.latest_complete()?;
+        for warning in warnings {
+            tracing::warn!("job {}: {warning}", job.name);
+            if let Ok(mut state) = job.state.lock() {
+                state.last_failure = Some(warning);
             }
-            if let Some(latest) = &latest {
-                // Phase two may not have happened before the failure: commit the epoch again.
-                let staged = latest
-                    .sinks
-                    .iter()
-                    .map(|s| {
-                        Ok((
-                            s.uid.clone(),
-                            s.subtask,
-                            match &s.staged {
-                                Some(f) => storage.read_staged(f)?,
-                                None => Vec::new(),
-                            },
-                        ))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                (self.committer())(latest.checkpoint_id, staged)?;
-                if let Ok(mut history) = job.checkpoints.lock() {
-                    history.latest_path = Some(storage.checkpoint_dir(latest.checkpoint_id).display().to_string());
-                }
-            }
-            manifest = latest;
         }
-        let (events_tx, events_rx) = match storage {
-            Some(_) => {
-                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                (Some(tx), Some(rx))
-            }
-            None => (None, None),
+        let restore: Option<(CheckpointManifest, Arc<CheckpointStorage>)> = match latest {
+            Some(latest) => Some((latest, storage.clone())),
+            None => self.initial.clone(),
         };
+        if let Some((manifest, files)) = &restore {
+            // Phase two may not have happened before the failure: commit the epoch again.
+            let staged = manifest
+                .sinks
+                .iter()
+                .map(|s| {
+                    Ok((
+                        s.uid.clone(),
+                        s.subtask,
+                        match &s.staged {
+                            Some(f) => files.read_staged(f)?,
+                            None => Vec::new(),
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (self.committer())(manifest.checkpoint_id, staged)?;
+            if let Ok(mut history) = job.checkpoints.lock() {
+                history.latest_path = Some(files.checkpoint_dir(manifest.checkpoint_id).display().to_string());
+            }
+        }
+        let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let job_dir = self.job_dir();
         // Local snapshots of an earlier attempt are useless now.
         let snapshots = job_dir.join("snapshots");
@@ -361,28 +396,37 @@ impl JobRunner {
                 job_dir: &job_dir,
                 store: &self.store,
                 metrics: &job.metrics,
-                restore: manifest.as_ref().zip(storage.as_deref()),
+                restore: restore.as_ref().map(|(m, s)| (m, s.as_ref())),
                 events: events_tx,
+                transactional_sinks: job.settings.checkpoints.is_some(),
             },
         )?;
-        let coordinator = match (storage, events_rx, &job.settings.checkpoints) {
-            (Some(storage), Some(events), Some(settings)) => Some(CheckpointCoordinator {
-                job: job.name.clone(),
-                job_sql: job.job_sql.clone(),
-                operator_uids: job.graph.operators.iter().map(|o| o.uid.clone()).collect(),
-                parallelism: job.settings.parallelism,
-                backend: job.settings.state_backend.name().to_string(),
-                settings: settings.clone(),
-                storage,
-                triggers: built.triggers,
-                events,
-                task_count: built.tasks.len(),
-                next_id: manifest.as_ref().map_or(1, |m| m.checkpoint_id + 1),
-                committer: self.committer(),
-                history: job.checkpoints.clone(),
-                retained: manifest.into_iter().collect(),
-            }),
-            _ => None,
+        let (requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Ok(mut requests) = job.requests.lock() {
+            *requests = Some(requests_tx);
+        }
+        // Only checkpoints of this job's own storage can be retained (a savepoint is not ours to delete).
+        let retained: Vec<CheckpointManifest> = match (&restore, &self.initial) {
+            (Some((m, files)), _) if files.root() == storage.root() => vec![m.clone()],
+            _ => Vec::new(),
+        };
+        let coordinator = CheckpointCoordinator {
+            job: job.name.clone(),
+            job_sql: job.job_sql.clone(),
+            operator_uids: job.graph.operators.iter().map(|o| o.uid.clone()).collect(),
+            parallelism: job.settings.parallelism,
+            backend: job.settings.state_backend.name().to_string(),
+            settings: job.settings.checkpoints.clone().unwrap_or_default(),
+            storage,
+            triggers: built.triggers,
+            events: events_rx,
+            task_count: built.tasks.len(),
+            next_id: restore.as_ref().map_or(1, |(m, _)| m.checkpoint_id + 1),
+            committer: self.committer(),
+            history: job.checkpoints.clone(),
+            retained,
+            periodic: job.settings.checkpoints.is_some(),
+            requests: requests_rx,
         };
         Ok(Attempt {
             tasks: built.tasks,
@@ -391,7 +435,7 @@ impl JobRunner {
     }
 
     /// Runs attempts until the job finishes, is canceled, or fails beyond its restart strategy.
-    async fn supervise(&self, first: Attempt, mut cancel: watch::Receiver<bool>) -> AttemptEnd {
+    async fn supervise(&self, first: Attempt, mut cancel: watch::Receiver<Option<JobStatus>>) -> AttemptEnd {
         let mut attempt = Some(first);
         let mut failures: Vec<Instant> = Vec::new();
         let mut backoff = None;
@@ -429,19 +473,17 @@ impl JobRunner {
             self.job.note_failure(&error.to_string());
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = cancel.changed() => return AttemptEnd::Canceled,
+                _ = cancel.changed() => return AttemptEnd::Canceled(cancel.borrow().unwrap_or(JobStatus::Canceled)),
             }
         }
     }
 
-    async fn run(&self, attempt: Attempt, cancel: &mut watch::Receiver<bool>) -> AttemptEnd {
+    async fn run(&self, attempt: Attempt, cancel: &mut watch::Receiver<Option<JobStatus>>) -> AttemptEnd {
         let mut set = JoinSet::new();
         for task in attempt.tasks {
             set.spawn(task.run());
         }
-        if let Some(coordinator) = attempt.coordinator {
-            set.spawn(coordinator.run());
-        }
+        set.spawn(attempt.coordinator.run());
         let end = loop {
             tokio::select! {
                 next = set.join_next() => match next {
@@ -451,9 +493,10 @@ impl JobRunner {
                     Some(Err(e)) if e.is_panic() => break AttemptEnd::Failed(Error::internal(format!("a task panicked: {e}"))),
                     Some(Err(_)) => continue,
                 },
-                changed = cancel.changed() => {
-                    if changed.is_err() || *cancel.borrow() {
-                        break AttemptEnd::Canceled;
+                                changed = cancel.changed() => {
+                    let requested = *cancel.borrow();
+                    if changed.is_err() || requested.is_some() {
+                        break AttemptEnd::Canceled(requested.unwrap_or(JobStatus::Canceled));
                     }
                 }
             }
@@ -461,9 +504,10 @@ impl JobRunner {
         set.abort_all();
         while set.join_next().await.is_some() {}
         // A checkpoint in flight when the attempt ended is aborted: its files go.
-        if let Some(storage) = self.job.checkpoint_storage(&self.data_dir)
-            && let Err(e) = storage.remove_incomplete()
-        {
+        if let Ok(mut requests) = self.job.requests.lock() {
+            *requests = None;
+        }
+        if let Err(e) = self.job.checkpoint_storage(&self.data_dir).remove_incomplete() {
             tracing::warn!("job {}: cannot remove aborted checkpoints: {e}", self.job.name);
         }
         end

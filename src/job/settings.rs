@@ -39,6 +39,25 @@ pub struct CheckpointSettings {
     pub fail_uploads: u32,
 }
 
+impl Default for CheckpointSettings {
+    /// Flink's defaults; `interval` zero means no periodic checkpoints.
+    fn default() -> Self {
+        CheckpointSettings {
+            interval: Duration::ZERO,
+            mode: CheckpointMode::ExactlyOnce,
+            min_pause: Duration::ZERO,
+            timeout: Duration::from_secs(600),
+            tolerable_failed: 0,
+            max_concurrent: 1,
+            num_retained: 1,
+            retention: CheckpointRetention::DeleteOnCancellation,
+            incremental: true,
+            dir: None,
+            fail_uploads: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum RestartStrategy {
     None,
@@ -145,19 +164,7 @@ impl JobSettings {
             checkpoints: None,
             restart: RestartStrategy::None,
         };
-        let mut checkpoints = CheckpointSettings {
-            interval: Duration::ZERO,
-            mode: CheckpointMode::ExactlyOnce,
-            min_pause: Duration::ZERO,
-            timeout: Duration::from_secs(600),
-            tolerable_failed: 0,
-            max_concurrent: 1,
-            num_retained: 1,
-            retention: CheckpointRetention::DeleteOnCancellation,
-            incremental: true,
-            dir: None,
-            fail_uploads: 0,
-        };
+        let mut checkpoints = CheckpointSettings::default();
         let mut restart_type: Option<String> = None;
         let (mut attempts, mut fixed_delay) = (1u32, Duration::from_secs(1));
         let (mut max_failures, mut rate_interval, mut rate_delay) = (1u32, Duration::from_secs(60), Duration::from_secs(1));

@@ -56,6 +56,49 @@ pub enum Statement {
     },
     /// Standard SQL for DataFusion (SELECT, EXPLAIN SELECT, ...).
     Query(Box<SqlStatement>),
+    SavepointJob {
+        job: String,
+        dir: Option<String>,
+        options: BTreeMap<String, String>,
+    },
+    StopJob {
+        job: String,
+        savepoint: bool,
+    },
+    CancelJob {
+        job: String,
+    },
+    RestoreJob(RestoreJob),
+    ExplainRestoreJob(RestoreJob),
+    ShowSavepoints,
+    DescribeSavepoint {
+        name: String,
+    },
+    DropSavepoint {
+        name: String,
+        if_exists: bool,
+    },
+    /// Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT x, RELEASE x): Weir has no
+    /// transactions; Postgres clients send these on their own, so they succeed and do nothing.
+    TransactionNoop {
+        tag: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestoreFrom {
+    Savepoint(String),
+    Path(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreJob {
+    pub job: String,
+    pub from: RestoreFrom,
+    pub allow_non_restored: bool,
+    pub options: BTreeMap<String, String>,
+    /// A new query for the job; `None` re-plans the SQL stored with the state.
+    pub insert: Option<Box<Insert>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -165,7 +208,7 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
             parser.next_token();
             Ok(Statement::DescribeJob { name: parse_name(parser)? })
         }
-        (Some("DESCRIBE" | "DESC"), _) => {
+        (Some("DESCRIBE" | "DESC"), second) if second != Some("SAVEPOINT") => {
             parser.next_token();
             Ok(Statement::Describe { name: parse_name(parser)? })
         }
@@ -192,6 +235,80 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
             }
             let value = parse_option_value(parser)?;
             Ok(Statement::Set { key, value })
+        }
+        (Some("SAVEPOINT"), Some("JOB")) => {
+            parser.next_token();
+            parser.next_token();
+            let job = parse_name(parser)?;
+            let dir = if parser.parse_keyword(Keyword::TO) {
+                Some(parser.parse_literal_string()?)
+            } else {
+                None
+            };
+            Ok(Statement::SavepointJob {
+                job,
+                dir,
+                options: parse_with_options(parser)?,
+            })
+        }
+        (Some("STOP"), Some("JOB")) => {
+            parser.next_token();
+            parser.next_token();
+            let job = parse_name(parser)?;
+            let savepoint = parser.parse_keyword(Keyword::WITH);
+            if savepoint {
+                parser.expect_keyword(Keyword::SAVEPOINT)?;
+            }
+            Ok(Statement::StopJob { job, savepoint })
+        }
+        (Some("CANCEL"), Some("JOB")) => {
+            parser.next_token();
+            parser.next_token();
+            Ok(Statement::CancelJob { job: parse_name(parser)? })
+        }
+        (Some("RESTORE"), Some("JOB")) => {
+            parser.next_token();
+            parser.next_token();
+            Ok(Statement::RestoreJob(parse_restore_job(parser)?))
+        }
+        (Some("EXPLAIN"), Some("RESTORE")) if peek_word(parser, 2).as_deref() == Some("JOB") => {
+            for _ in 0..3 {
+                parser.next_token();
+            }
+            Ok(Statement::ExplainRestoreJob(parse_restore_job(parser)?))
+        }
+        (Some("SHOW"), Some("SAVEPOINTS")) => {
+            parser.next_token();
+            parser.next_token();
+            Ok(Statement::ShowSavepoints)
+        }
+        (Some("DESCRIBE" | "DESC"), Some("SAVEPOINT")) => {
+            parser.next_token();
+            parser.next_token();
+            Ok(Statement::DescribeSavepoint { name: parse_name(parser)? })
+        }
+        (Some("DROP"), Some("SAVEPOINT")) => {
+            parser.next_token();
+            parser.next_token();
+            let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            Ok(Statement::DropSavepoint {
+                name: parse_name(parser)?,
+                if_exists,
+            })
+        }
+        (Some("SAVEPOINT" | "RELEASE" | "BEGIN" | "COMMIT" | "ROLLBACK" | "START" | "END" | "ABORT"), _) => {
+            // Consume the rest of the statement (names, TO SAVEPOINT x, TRANSACTION ...).
+            let tag = match first.as_deref() {
+                Some("START") => "BEGIN".to_string(),
+                Some("END") => "COMMIT".to_string(),
+                Some("ABORT") => "ROLLBACK".to_string(),
+                Some(word) => word.to_string(),
+                None => String::new(),
+            };
+            while !matches!(parser.peek_token().token, Token::SemiColon | Token::EOF) {
+                parser.next_token();
+            }
+            Ok(Statement::TransactionNoop { tag })
         }
         (Some("WAIT"), Some("JOB")) => {
             parser.next_token();
@@ -350,6 +467,45 @@ fn parse_create_job(parser: &mut Parser) -> Result<CreateJob> {
             other.to_string().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
         ))),
     }
+}
+
+/// `<job> FROM SAVEPOINT name | FROM 'path' [ALLOW NON RESTORED STATE] [WITH (...)] [AS INSERT ...]`
+fn parse_restore_job(parser: &mut Parser) -> Result<RestoreJob> {
+    let job = parse_name(parser)?;
+    parser.expect_keyword(Keyword::FROM)?;
+    let from = if parser.parse_keyword(Keyword::SAVEPOINT) {
+        RestoreFrom::Savepoint(parse_name(parser)?)
+    } else {
+        RestoreFrom::Path(parser.parse_literal_string()?)
+    };
+    let allow_non_restored = if peek_word(parser, 0).as_deref() == Some("ALLOW") {
+        parser.next_token();
+        for word in ["NON", "RESTORED", "STATE"] {
+            if peek_word(parser, 0).as_deref() != Some(word) {
+                return Err(expected_error(parser, word, parser.peek_token()));
+            }
+            parser.next_token();
+        }
+        true
+    } else {
+        false
+    };
+    let options = parse_with_options(parser)?;
+    let insert = if parser.parse_keyword(Keyword::AS) {
+        match parser.parse_statement()? {
+            SqlStatement::Insert(insert) => Some(Box::new(insert)),
+            _ => return Err(Error::unsupported("RESTORE JOB ... AS takes an INSERT INTO <table> SELECT ...")),
+        }
+    } else {
+        None
+    };
+    Ok(RestoreJob {
+        job,
+        from,
+        allow_non_restored,
+        options,
+        insert,
+    })
 }
 
 /// `[WITH] ( key = value, ... )`: keys are identifiers (dotted allowed) or quoted strings; keys are
