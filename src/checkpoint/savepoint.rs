@@ -69,6 +69,8 @@ pub fn export(
             SavepointFormat::Native => {
                 state.files = state.files.iter().map(|f| copy_file(storage, f, dir)).collect::<Result<_>>()?;
             }
+            // Operators that keep only metadata (a watermark assigner) have no files to convert.
+            SavepointFormat::Canonical if state.files.is_empty() => state.backend = CANONICAL.to_string(),
             SavepointFormat::Canonical => {
                 let kind = StateBackendKind::parse(&state.backend)?;
                 let files = state
