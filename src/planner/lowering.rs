@@ -61,6 +61,8 @@ pub struct Lowering {
     parallelism: usize,
     operators: Vec<OperatorNode>,
     edges: Vec<Edge>,
+    /// What the next aggregate computes (window, keys, aggregates as SQL), for its uid.
+    uid_basis: Option<String>,
 }
 
 /// Lowers the SELECT of `INSERT INTO table SELECT ...` into a job graph writing `table`.
@@ -69,6 +71,7 @@ pub fn lower_job(plan: &LogicalPlan, table: &TableDef, parallelism: usize) -> Re
         parallelism,
         operators: Vec::new(),
         edges: Vec::new(),
+        uid_basis: None,
     };
     let stream = lowering.lower(plan)?;
     lowering.sink(stream, table)?;
@@ -118,6 +121,30 @@ fn unsupported_plan(plan: &LogicalPlan) -> Error {
 }
 
 impl Lowering {
+    /// A stable uid: derived from the operator's role and what it computes, not its position, so
+    /// that state still matches when a query is changed around a stateful operator.
+    fn uid_for(&mut self, spec: &OperatorSpec, index: usize) -> String {
+        let kind = spec.kind_name();
+        let uid = match spec {
+            OperatorSpec::Source(source) => format!("{kind}-{}", source.def.name),
+            OperatorSpec::WatermarkAssigner(_) => match self.operators.last().map(|o| &o.spec) {
+                Some(OperatorSpec::Source(source)) => format!("{kind}-{}", source.def.name),
+                _ => format!("{kind}-{index}"),
+            },
+            OperatorSpec::Sink(sink) => format!("{kind}-{}", sink.table.name),
+            OperatorSpec::WindowAggregate(_) | OperatorSpec::UpdatingAggregate(_) => match self.uid_basis.take() {
+                Some(basis) => format!("{kind}-{:08x}", crate::state::key::stable_hash(basis.as_bytes()) as u32),
+                None => format!("{kind}-{index}"),
+            },
+            OperatorSpec::Filter { .. } | OperatorSpec::Project { .. } => format!("{kind}-{index}"),
+        };
+        if self.operators.iter().any(|o| o.uid == uid) {
+            format!("{uid}-{index}")
+        } else {
+            uid
+        }
+    }
+
     fn add(&mut self, spec: OperatorSpec, output_schema: &DFSchema, input: Option<(usize, EdgeKind)>) -> usize {
         self.add_with_schema(spec, Arc::clone(output_schema.inner()), input)
     }
@@ -129,7 +156,7 @@ impl Lowering {
         input: Option<(usize, EdgeKind)>,
     ) -> usize {
         let index = self.operators.len();
-        let uid = format!("{}-{index}", spec.kind_name());
+        let uid = self.uid_for(&spec, index);
         self.operators.push(OperatorNode {
             uid,
             parallelism: self.parallelism,
@@ -405,6 +432,14 @@ impl Lowering {
             }
             (None, _) => (OperatorSpec::UpdatingAggregate(spec), Changelog::Upsert),
         };
+        let exprs = aggregate
+            .group_expr
+            .iter()
+            .chain(&aggregate.aggr_expr)
+            .map(|e| e.schema_name().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.uid_basis = Some(format!("{:?}|{exprs}", input.window.as_ref().map(|w| w.window)));
         let op = self.add(op_spec, &aggregate.schema, Some((input.op, EdgeKind::Hash(hash_keys))));
         Ok(Stream {
             op,
