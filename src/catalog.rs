@@ -98,6 +98,10 @@ pub enum JobStatus {
     Canceled,
     /// Stopped on request (STOP JOB), possibly with a savepoint; can be restored.
     Stopped,
+    /// A task failed; the job is being torn down.
+    Failing,
+    /// Waiting out the restart strategy's delay before the next attempt.
+    Restarting,
 }
 
 impl JobStatus {
@@ -109,6 +113,8 @@ impl JobStatus {
             JobStatus::Failed => "FAILED",
             JobStatus::Canceled => "CANCELED",
             JobStatus::Stopped => "STOPPED",
+            JobStatus::Failing => "FAILING",
+            JobStatus::Restarting => "RESTARTING",
         }
     }
     pub fn is_terminal(self) -> bool {

@@ -737,7 +737,9 @@ impl Session {
             Field::new("rows_in", DataType::UInt64, false),
             Field::new("rows_out", DataType::UInt64, false),
             Field::new("late_rows_dropped", DataType::UInt64, false),
-            Field::new("rows_per_second", DataType::Float64, false),
+            Field::new("rows_in_per_second", DataType::Float64, false),
+            Field::new("rows_out_per_second", DataType::Float64, false),
+            Field::new("uptime_seconds", DataType::Float64, false),
             Field::new("started_at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
             Field::new("error", DataType::Utf8, true),
             Field::new("restarts", DataType::UInt64, false),
@@ -757,6 +759,13 @@ impl Session {
             )),
             Arc::new(Float64Array::from_iter_values(
                 defs.iter().map(|d| get(d).map_or(0.0, |s| s.rows_per_second.round())),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                defs.iter().map(|d| get(d).map_or(0.0, |s| s.rows_out_per_second.round())),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                defs.iter()
+                    .map(|d| get(d).map_or(0.0, |s| (s.uptime_seconds * 10.0).round() / 10.0)),
             )),
             Arc::new(TimestampMillisecondArray::from_iter(defs.iter().map(|d| {
                 get(d)

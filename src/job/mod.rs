@@ -70,6 +70,9 @@ pub struct JobSnapshot {
     pub late_rows_dropped: u64,
     /// Source rows per second since the job started (until it finished).
     pub rows_per_second: f64,
+    pub rows_out_per_second: f64,
+    /// Seconds since the job started (until it finished).
+    pub uptime_seconds: f64,
     pub started_at: SystemTime,
     pub restarts: u64,
     pub last_failure: Option<String>,
@@ -91,6 +94,12 @@ impl RunningJob {
             rows_out: self.metrics.rows_out(),
             late_rows_dropped: self.metrics.late_rows_dropped(),
             rows_per_second: if elapsed > 0.0 { rows_in as f64 / elapsed } else { 0.0 },
+            rows_out_per_second: if elapsed > 0.0 {
+                self.metrics.rows_out() as f64 / elapsed
+            } else {
+                0.0
+            },
+            uptime_seconds: elapsed,
             started_at: state.started_at,
             restarts: self.restarts.load(Ordering::Relaxed),
             last_failure: state.last_failure,
@@ -106,6 +115,13 @@ impl RunningJob {
             state.finished_after = Some(state.started.elapsed());
         }
         self.status_tx.send_replace(status);
+    }
+
+    /// A non-terminal status change (RUNNING, FAILING, RESTARTING).
+    fn set_status(&self, status: JobStatus) {
+        if let Ok(mut state) = self.state.lock() {
+            state.status = status;
+        }
     }
 
     fn note_failure(&self, error: &str) {
@@ -441,13 +457,17 @@ impl JobRunner {
         let mut backoff = None;
         loop {
             let result = match attempt.take().map(Ok).unwrap_or_else(|| self.prepare()) {
-                Ok(attempt) => self.run(attempt, &mut cancel).await,
+                Ok(attempt) => {
+                    self.job.set_status(JobStatus::Running);
+                    self.run(attempt, &mut cancel).await
+                }
                 Err(e) => AttemptEnd::Failed(e),
             };
             let error = match result {
                 AttemptEnd::Failed(error) => error,
                 other => return other,
             };
+            self.job.set_status(JobStatus::Failing);
             let delay = match &self.job.settings.restart {
                 RestartStrategy::None => None,
                 RestartStrategy::FixedDelay { attempts, delay } => {
@@ -471,6 +491,7 @@ impl JobRunner {
             let Some(delay) = delay else { return AttemptEnd::Failed(error) };
             tracing::warn!("job {} failed ({error}); restarting in {delay:?}", self.job.name);
             self.job.note_failure(&error.to_string());
+            self.job.set_status(JobStatus::Restarting);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = cancel.changed() => return AttemptEnd::Canceled(cancel.borrow().unwrap_or(JobStatus::Canceled)),
