@@ -107,18 +107,6 @@ fn restore_problem(manifest: &CheckpointManifest, graph: &JobGraph, settings: &J
             op.backend, op.backend
         ));
     }
-    if manifest.parallelism != settings.parallelism {
-        for op in &graph.operators {
-            if let OperatorSpec::Source(spec) = &op.spec
-                && spec.def.connector != "file"
-            {
-                return Some(format!(
-                    "rescaling source '{}' (connector {}) is not supported yet; restore at parallelism {}",
-                    spec.def.name, spec.def.connector, manifest.parallelism
-                ));
-            }
-        }
-    }
     None
 }
 

@@ -15,8 +15,9 @@ use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::connectors::pacer::Pacer;
+use crate::connectors::rescale::{GeneratorPosition, ReadBefore};
 use crate::error::{Error, Result};
-use crate::runtime::{Source, SourcePosition, position_u64};
+use crate::runtime::{Source, SourcePosition};
 
 /// Event time of row 0 (2023-11-14T22:13:20Z), fixed so runs are reproducible.
 const BASE_TIME_NANOS: i64 = 1_700_000_000_000_000_000;
@@ -142,8 +143,11 @@ pub struct DatagenSource {
     /// Next row number this subtask generates (rows subtask, subtask + p, ...).
     next_row: u64,
     parallelism: u64,
+    subtask: u64,
     produced: u64,
     pacer: Pacer,
+    /// Rows read at an earlier parallelism (after a rescaling restore).
+    read_before: Option<ReadBefore>,
 }
 
 impl DatagenSource {
@@ -162,8 +166,10 @@ impl DatagenSource {
             columns,
             next_row: subtask as u64,
             parallelism: parallelism as u64,
+            subtask: subtask as u64,
             produced: 0,
             pacer: Pacer::new(rate),
+            read_before: None,
         }
     }
 
@@ -226,8 +232,14 @@ impl Source for DatagenSource {
         let limit = self.config.number_of_rows.unwrap_or(u64::MAX);
         let mut rows = Vec::with_capacity(BATCH as usize);
         while rows.len() < BATCH as usize && self.next_row < limit {
-            rows.push(self.next_row);
+            if !self.read_before.as_ref().is_some_and(|r| r.contains(self.next_row)) {
+                rows.push(self.next_row);
+            }
             self.next_row += self.parallelism;
+        }
+        if rows.is_empty() && self.next_row < limit {
+            // Every row of this stretch was read before a rescale; go on.
+            return Box::pin(self.next_batch()).await;
         }
         if rows.is_empty() {
             return Ok(None);
@@ -241,11 +253,20 @@ impl Source for DatagenSource {
     }
 
     fn position(&self) -> SourcePosition {
-        SourcePosition::from(self.next_row)
+        let read_before = self.read_before.clone().filter(|r| self.next_row < r.horizon());
+        GeneratorPosition {
+            next: self.next_row,
+            read_before,
+        }
+        .encode()
     }
 
     fn seek(&mut self, position: &SourcePosition) -> Result<()> {
-        self.next_row = position_u64(position)?;
+        let position = GeneratorPosition::decode(position)?;
+        // Round up to the next row of this subtask's share.
+        let (p, s) = (self.parallelism, self.subtask);
+        self.next_row = position.next + (s + p - position.next % p) % p;
+        self.read_before = position.read_before;
         self.produced = 0;
         self.pacer = Pacer::new(self.pacer.rate());
         Ok(())

@@ -7,6 +7,7 @@ pub mod file;
 pub mod nexmark;
 pub mod pacer;
 pub mod print;
+pub mod rescale;
 pub mod source_table;
 pub mod table_store;
 
@@ -170,11 +171,17 @@ impl Source for NexmarkSource {
     }
 
     fn position(&self) -> SourcePosition {
-        SourcePosition::from(self.generator.position())
+        rescale::GeneratorPosition {
+            next: self.generator.position(),
+            read_before: self.generator.read_before().cloned(),
+        }
+        .encode()
     }
 
     fn seek(&mut self, position: &SourcePosition) -> Result<()> {
-        self.generator.seek(crate::runtime::position_u64(position)?);
+        let position = rescale::GeneratorPosition::decode(position)?;
+        self.generator.seek(position.next);
+        self.generator.set_read_before(position.read_before);
         self.pacer = pacer::Pacer::new(self.pacer.rate());
         Ok(())
     }

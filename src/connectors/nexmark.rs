@@ -863,6 +863,8 @@ pub struct NexmarkGenerator {
     share_has_rows: bool,
     /// Max events of this subtask's share one batch spans (rate-limited mode).
     span_cap: u64,
+    /// Events read by the subtasks of an earlier parallelism (after a rescaling restore).
+    read_before: Option<crate::connectors::rescale::ReadBefore>,
 }
 
 impl NexmarkGenerator {
@@ -963,6 +965,7 @@ impl NexmarkGenerator {
             passed: 0,
             share_has_rows,
             span_cap,
+            read_before: None,
         })
     }
 
@@ -988,7 +991,7 @@ impl NexmarkGenerator {
                 break;
             }
             let n = self.next;
-            if NexmarkTable::of_event(n) == table {
+            if NexmarkTable::of_event(n) == table && !self.read_before.as_ref().is_some_and(|r| r.contains(n)) {
                 match table {
                     NexmarkTable::Person => gen_person(&self.config, &mut self.cols, n),
                     NexmarkTable::Auction => gen_auction(&self.config, &mut self.cols, n),
@@ -1009,6 +1012,16 @@ impl NexmarkGenerator {
     /// Next event number this subtask will look at (its position; used for checkpoints).
     pub fn position(&self) -> u64 {
         self.next
+    }
+
+    /// Events already read at an earlier parallelism (still relevant while below their horizon).
+    pub fn read_before(&self) -> Option<&crate::connectors::rescale::ReadBefore> {
+        self.read_before.as_ref().filter(|r| self.next < r.horizon())
+    }
+
+    /// Skips the events an earlier parallelism's subtasks read (restore after rescaling).
+    pub fn set_read_before(&mut self, read_before: Option<crate::connectors::rescale::ReadBefore>) {
+        self.read_before = read_before;
     }
 
     /// Resume at a position previously returned by position(). A position not in this subtask's

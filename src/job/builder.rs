@@ -12,8 +12,9 @@ use crate::checkpoint::coordinator::FINAL_EPOCH;
 use crate::checkpoint::manifest::{CheckpointManifest, OperatorState};
 use crate::checkpoint::savepoint;
 use crate::checkpoint::storage::CheckpointStorage;
+use crate::connectors::rescale::GeneratorPosition;
 use crate::connectors::table_store::{Delivery, TableStore};
-use crate::connectors::{open_sink, open_source};
+use crate::connectors::{SourceConnector, open_sink, open_source};
 use crate::error::{Error, Result};
 use crate::graph::{EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowKind};
 use crate::job::JobSettings;
@@ -28,7 +29,7 @@ use crate::runtime::exchange::{ChannelOutput, Routing};
 use crate::runtime::gate::{Alignment, InputGate};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::task::{Task, TaskCheckpointing, TaskEvent, TaskInput, TaskOutput};
-use crate::runtime::{Operator, Source};
+use crate::runtime::{Operator, Source, SourcePosition};
 use crate::state::StateBackend;
 use crate::state::key::{key_converter, subtask_of_key_group};
 
@@ -95,10 +96,10 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                 OperatorSpec::Source(spec) => {
                     let marker = cx.job_dir.join(format!("injected-failure-{}-{subtask}", first.uid));
                     let mut source: Box<dyn Source> = open_source(&spec.def, &spec.columns, subtask, parallelism, true, Some(marker))?;
-                    if let Some((manifest, _)) = cx.restore
-                        && let Some(state) = manifest.sources.iter().find(|s| s.uid == first.uid && s.subtask == subtask)
-                    {
-                        source.seek(&state.position)?;
+                    if let Some((manifest, _)) = cx.restore {
+                        if let Some(position) = restored_position(manifest, &first.uid, &spec.def.connector, subtask, parallelism)? {
+                            source.seek(&position)?;
+                        }
                     }
                     let (trigger, receiver) = mpsc::unbounded_channel();
                     triggers.push(trigger);
@@ -186,6 +187,39 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
         pending_inputs = next_inputs;
     }
     Ok(BuiltJob { tasks, triggers })
+}
+
+/// Where a source subtask resumes. At the checkpoint's parallelism, its own position; at another,
+/// generators combine every old subtask's position (see `connectors::rescale`), and a file (read by
+/// subtask 0 only) keeps subtask 0's.
+fn restored_position(
+    manifest: &CheckpointManifest,
+    uid: &str,
+    connector: &str,
+    subtask: usize,
+    parallelism: usize,
+) -> Result<Option<SourcePosition>> {
+    let mut old: Vec<(usize, &SourcePosition)> = manifest
+        .sources
+        .iter()
+        .filter(|s| s.uid == uid)
+        .map(|s| (s.subtask, &s.position))
+        .collect();
+    old.sort_by_key(|(s, _)| *s);
+    let own = old.iter().find(|(s, _)| *s == subtask).map(|(_, p)| (*p).clone());
+    if manifest.parallelism == parallelism || old.is_empty() {
+        return Ok(own);
+    }
+    match SourceConnector::parse(connector)? {
+        SourceConnector::File => Ok(own),
+        SourceConnector::Nexmark | SourceConnector::Datagen => {
+            if old.len() != manifest.parallelism {
+                return Err(Error::internal(format!("the checkpoint lacks positions of some subtasks of {uid}")));
+            }
+            let positions: Vec<SourcePosition> = old.into_iter().map(|(_, p)| p.clone()).collect();
+            Ok(Some(GeneratorPosition::rescaled(&positions)?))
+        }
+    }
 }
 
 /// Splits the operators (a pipeline, in order) into stages at every hash edge.
