@@ -96,10 +96,10 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                 OperatorSpec::Source(spec) => {
                     let marker = cx.job_dir.join(format!("injected-failure-{}-{subtask}", first.uid));
                     let mut source: Box<dyn Source> = open_source(&spec.def, &spec.columns, subtask, parallelism, true, Some(marker))?;
-                    if let Some((manifest, _)) = cx.restore {
-                        if let Some(position) = restored_position(manifest, &first.uid, &spec.def.connector, subtask, parallelism)? {
-                            source.seek(&position)?;
-                        }
+                    if let Some((manifest, _)) = cx.restore
+                        && let Some(position) = restored_position(manifest, &first.uid, &spec.def.connector, subtask, parallelism)?
+                    {
+                        source.seek(&position)?;
                     }
                     let (trigger, receiver) = mpsc::unbounded_channel();
                     triggers.push(trigger);
