@@ -88,7 +88,7 @@ pub struct JobSettings {
     pub restart: RestartStrategy,
 }
 
-pub const KNOWN_KEYS: [&str; 24] = [
+pub const KNOWN_KEYS: [&str; 25] = [
     "parallelism",
     "state.backend.type",
     "state.backend.incremental",
@@ -113,6 +113,7 @@ pub const KNOWN_KEYS: [&str; 24] = [
     "restart-strategy.exponential-delay.backoff-multiplier",
     "execution.checkpointing.unaligned.enabled",
     "debug.checkpoint.fail-uploads",
+    "execution.checkpointing.savepoint-dir",
 ];
 
 /// `200ms`, `10s`, `1 min`, `2h`, `1d`; a bare number is milliseconds, as in Flink.
@@ -226,6 +227,12 @@ impl JobSettings {
                                 "'{k}' must be RETAIN_ON_CANCELLATION or DELETE_ON_CANCELLATION, not '{value}'"
                             )));
                         }
+                    }
+                }
+                // Read by SAVEPOINT JOB / STOP JOB WITH SAVEPOINT (lifecycle.rs); checked here.
+                "execution.checkpointing.savepoint-dir" => {
+                    if value.trim().is_empty() {
+                        return Err(Error::invalid("'execution.checkpointing.savepoint-dir' must not be empty"));
                     }
                 }
                 "execution.checkpointing.unaligned.enabled" => {
