@@ -13,6 +13,10 @@ ensure_packages() {
         missing+=(libclang-dev)
     fi
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    # psql drives the wire-protocol tests; they skip loudly without it.
+    if ! command -v psql >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then missing+=(postgresql-client); else echo "dev.sh: psql not found; the psql tests will be skipped (install postgresql-client)" >&2; fi
+    fi
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "dev.sh: installing ${missing[*]} (needed to build RocksDB / run the checks)" >&2

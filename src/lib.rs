@@ -11,6 +11,7 @@ pub mod job;
 pub mod lifecycle;
 pub mod message;
 pub mod operators;
+pub mod pgserver;
 pub mod planner;
 pub mod repl;
 pub mod runtime;

@@ -27,6 +27,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
     },
+    /// Serve the Postgres wire protocol (psql, drivers).
+    Serve {
+        /// Address to listen on (loopback only for now).
+        #[arg(long, default_value = "127.0.0.1:4566")]
+        listen: std::net::SocketAddr,
+    },
     /// Benchmarks (build with --release).
     #[command(subcommand)]
     Bench(Bench),
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
                 .run()
                 .await
             }
+            Command::Serve { listen } => weir::pgserver::serve(weir::Database::open(&cli.data_dir).await?, listen).await,
             Command::Run { file, format } => {
                 let sql =
                     std::fs::read_to_string(&file).map_err(|e| weir::Error::invalid(format!("cannot read {}: {e}", file.display())))?;

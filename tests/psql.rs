@@ -1,0 +1,121 @@
+//! `weir serve` driven by psql (Debian's postgresql-client): Weir's commands, results, an error with
+//! its SQLSTATE, and jobs that outlive the connection that created them.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data_dir: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start weir serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read listening line");
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    Server { child, port }
+}
+
+/// Runs psql with the given commands; returns (success, stdout + stderr).
+fn psql(port: u16, commands: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new("psql");
+    cmd.arg(format!(
+        "host=127.0.0.1 port={port} user=weir dbname=weir sslmode=disable connect_timeout=10"
+    ))
+    .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose"]);
+    for c in commands {
+        cmd.args(["-c", c]);
+    }
+    let output = cmd.output().expect("run psql");
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+fn psql_available() -> bool {
+    match Command::new("psql").arg("--version").output() {
+        Ok(output) if output.status.success() => true,
+        _ => {
+            eprintln!(
+                "\n*** SKIPPING psql tests: psql is not installed (apt-get install postgresql-client; ./dev.sh test installs it as root) ***\n"
+            );
+            false
+        }
+    }
+}
+
+#[test]
+fn psql_runs_weir_commands() {
+    if !psql_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path());
+    let data = std::env::current_dir().expect("cwd").join("sql/data/tumble.csv");
+    let create = format!(
+        "CREATE SOURCE ev (k VARCHAR, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'file', path = '{}', format = 'csv')",
+        data.display()
+    );
+    let (ok, out) = psql(
+        server.port,
+        &[
+            &create,
+            "CREATE TABLE t (k VARCHAR, window_start TIMESTAMP, window_end TIMESTAMP, cnt BIGINT, total BIGINT, PRIMARY KEY (k, window_start))",
+            "CREATE JOB j AS INSERT INTO t SELECT k, window_start, window_end, COUNT(*), SUM(v) FROM TUMBLE(ev, ts, INTERVAL '10' SECOND) GROUP BY k, window_start, window_end",
+        ],
+    );
+    assert!(ok, "{out}");
+    // A second connection waits for the job and reads the results (rows of sql/window/tumble.slt).
+    let (ok, out) = psql(
+        server.port,
+        &[
+            "WAIT JOB j",
+            "SELECT k, window_start, cnt, total FROM t WHERE window_start < '2024-01-01 00:00:20' ORDER BY 2, 1",
+        ],
+    );
+    assert!(ok, "{out}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains('|')).collect();
+    assert!(!rows.is_empty(), "{out}");
+    assert!(
+        rows.iter().all(|r| r.contains("2024-01-01 00:00:")),
+        "timestamps in Postgres text form: {out}"
+    );
+    let (ok, out) = psql(server.port, &["SELECT name, status FROM weir_jobs"]);
+    assert!(ok && out.contains("j|FINISHED"), "{out}");
+    // Errors: SQLSTATE and message; the server stays up for the next connection.
+    let (ok, out) = psql(server.port, &["SELEC 1"]);
+    assert!(!ok && out.contains("42601") && out.contains("syntax error"), "{out}");
+    let (ok, out) = psql(server.port, &["SELECT * FROM nosuch"]);
+    assert!(!ok && out.contains("nosuch"), "{out}");
+    // Transaction control from clients is a harmless no-op.
+    let (ok, out) = psql(
+        server.port,
+        &["BEGIN", "SAVEPOINT a", "RELEASE SAVEPOINT a", "COMMIT", "SHOW SOURCES"],
+    );
+    assert!(ok && out.contains("ev|file"), "{out}");
+}
