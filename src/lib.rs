@@ -17,6 +17,7 @@ pub mod repl;
 pub mod runtime;
 pub mod session;
 pub mod state;
+pub mod system_tables;
 
 pub use error::{Error, Result};
 pub use session::{Database, Output, Session};

@@ -19,7 +19,7 @@ use crate::graph::{JobGraph, OperatorSpec};
 use crate::job::JobSettings;
 use crate::job::settings::CheckpointRetention;
 use crate::planner::statement::{RestoreFrom, RestoreJob};
-use crate::session::{Output, Session};
+use crate::session::{Database, Output, Session};
 
 /// Setting for where savepoints go by default.
 pub const SAVEPOINT_DIR: &str = "execution.checkpointing.savepoint-dir";
@@ -341,34 +341,11 @@ impl Session {
     }
 
     pub(crate) fn show_savepoints(&self) -> Result<Output> {
-        let batch = self.savepoints_batch()?;
+        let batch = self.database().savepoints_batch()?;
         Ok(Output::Rows {
             schema: batch.schema(),
             batches: vec![batch],
         })
-    }
-
-    /// The `weir_savepoints` system table (also what SHOW SAVEPOINTS prints).
-    pub(crate) fn savepoints_batch(&self) -> Result<RecordBatch> {
-        let catalog = self.database().catalog_snapshot()?;
-        let savepoints: Vec<&SavepointDef> = catalog.savepoints.values().collect();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("job", DataType::Utf8, false),
-            Field::new("format", DataType::Utf8, false),
-            Field::new("created", DataType::Timestamp(TimeUnit::Millisecond, None), false),
-            Field::new("size_bytes", DataType::UInt64, false),
-            Field::new("path", DataType::Utf8, false),
-        ]));
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.name.as_str()))),
-            Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.job.as_str()))),
-            Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.format.name()))),
-            Arc::new(TimestampMillisecondArray::from_iter_values(savepoints.iter().map(|s| s.created_ms))),
-            Arc::new(UInt64Array::from_iter_values(savepoints.iter().map(|s| s.size_bytes))),
-            Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.path.as_str()))),
-        ];
-        Ok(RecordBatch::try_new(schema, columns)?)
     }
 
     pub(crate) fn describe_savepoint(&self, name: &str) -> Result<Output> {
@@ -436,4 +413,29 @@ fn chrono_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+impl Database {
+    /// The `weir_savepoints` system table (also what SHOW SAVEPOINTS prints).
+    pub(crate) fn savepoints_batch(&self) -> Result<RecordBatch> {
+        let catalog = self.catalog_snapshot()?;
+        let savepoints: Vec<&SavepointDef> = catalog.savepoints.values().collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("job", DataType::Utf8, false),
+            Field::new("format", DataType::Utf8, false),
+            Field::new("created", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+            Field::new("size_bytes", DataType::UInt64, false),
+            Field::new("path", DataType::Utf8, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.name.as_str()))),
+            Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.job.as_str()))),
+            Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.format.name()))),
+            Arc::new(TimestampMillisecondArray::from_iter_values(savepoints.iter().map(|s| s.created_ms))),
+            Arc::new(UInt64Array::from_iter_values(savepoints.iter().map(|s| s.size_bytes))),
+            Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.path.as_str()))),
+        ];
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
 }

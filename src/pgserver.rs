@@ -7,19 +7,29 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType,
+};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use futures::stream;
 use pgwire::api::auth::noop::NoopStartupHandler;
-use pgwire::api::query::SimpleQueryHandler;
-use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::{NoopQueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
-use crate::format::rows_text;
+use crate::format::cell_text;
 use crate::session::{Database, Output, Session};
 
 /// One connection: its own session over the shared database.
@@ -36,7 +46,7 @@ fn pg_type(data_type: &DataType) -> Type {
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
         DataType::Int32 | DataType::UInt16 => Type::INT4,
         DataType::Int64 | DataType::UInt32 => Type::INT8,
-        DataType::UInt64 | DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => Type::NUMERIC,
+        DataType::UInt64 => Type::INT8,
         DataType::Float16 | DataType::Float32 => Type::FLOAT4,
         DataType::Float64 => Type::FLOAT8,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
@@ -48,39 +58,126 @@ fn pg_type(data_type: &DataType) -> Type {
     }
 }
 
-/// A cell as Postgres text: timestamps with a space, booleans as t/f.
-fn pg_text(data_type: &DataType, text: String) -> String {
-    match data_type {
-        DataType::Timestamp(_, _) => text.replacen('T', " ", 1),
-        DataType::Boolean => {
-            if text == "true" {
-                "t".into()
-            } else {
-                "f".into()
+/// Encodes result rows for the client, in text or binary per column as it asked.
+fn encode_rows(schema: &SchemaRef, batches: &[RecordBatch], format: &Format) -> PgWireResult<Response> {
+    let fields = Arc::new(field_infos(schema, format));
+    let mut rows = Vec::new();
+    for batch in batches {
+        let columns = batch
+            .columns()
+            .iter()
+            .map(PgColumn::new)
+            .collect::<Result<Vec<_>>>()
+            .map_err(api_error)?;
+        for r in 0..batch.num_rows() {
+            let mut encoder = DataRowEncoder::new(fields.clone());
+            for column in &columns {
+                column.encode(r, &mut encoder)?;
             }
+            rows.push(Ok(encoder.take_row()));
         }
-        _ => text,
+    }
+    Ok(Response::Query(QueryResponse::new(fields, stream::iter(rows))))
+}
+
+fn field_infos(schema: &SchemaRef, format: &Format) -> Vec<FieldInfo> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| FieldInfo::new(f.name().clone(), None, None, pg_type(f.data_type()), format.format_for(i)))
+        .collect()
+}
+
+fn api_error(e: Error) -> PgWireError {
+    PgWireError::ApiError(Box::new(e))
+}
+
+/// A column cast once per batch to the Rust type its Postgres type is encoded from.
+enum PgColumn {
+    Bool(BooleanArray),
+    Int2(Int16Array),
+    Int4(Int32Array),
+    Int8(Int64Array),
+    Float4(Float32Array),
+    Float8(Float64Array),
+    Timestamp(TimestampMicrosecondArray),
+    Date(Date32Array),
+    Bytes(BinaryArray),
+    Text(ArrayRef),
+}
+
+impl PgColumn {
+    fn new(column: &ArrayRef) -> Result<Self> {
+        let to = |t: DataType| -> Result<ArrayRef> { Ok(cast(column, &t)?) };
+        Ok(match pg_type(column.data_type()) {
+            Type::BOOL => PgColumn::Bool(to(DataType::Boolean)?.as_boolean().clone()),
+            Type::INT2 => PgColumn::Int2(to(DataType::Int16)?.as_primitive::<Int16Type>().clone()),
+            Type::INT4 => PgColumn::Int4(to(DataType::Int32)?.as_primitive::<Int32Type>().clone()),
+            Type::INT8 => PgColumn::Int8(to(DataType::Int64)?.as_primitive::<Int64Type>().clone()),
+            Type::FLOAT4 => PgColumn::Float4(to(DataType::Float32)?.as_primitive::<Float32Type>().clone()),
+            Type::FLOAT8 => PgColumn::Float8(to(DataType::Float64)?.as_primitive::<Float64Type>().clone()),
+            Type::TIMESTAMP | Type::TIMESTAMPTZ => PgColumn::Timestamp(
+                to(DataType::Timestamp(TimeUnit::Microsecond, None))?
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .clone(),
+            ),
+            Type::DATE => PgColumn::Date(to(DataType::Date32)?.as_primitive::<Date32Type>().clone()),
+            Type::BYTEA => PgColumn::Bytes(to(DataType::Binary)?.as_binary::<i32>().clone()),
+            _ => PgColumn::Text(column.clone()),
+        })
+    }
+
+    fn encode(&self, row: usize, encoder: &mut DataRowEncoder) -> PgWireResult<()> {
+        fn value<T>(array: &dyn Array, row: usize, get: impl Fn(usize) -> T) -> Option<T> {
+            array.is_valid(row).then(|| get(row))
+        }
+        match self {
+            PgColumn::Bool(a) => encoder.encode_field(&value(a, row, |r| a.value(r))),
+            PgColumn::Int2(a) => encoder.encode_field(&value(a, row, |r| a.value(r))),
+            PgColumn::Int4(a) => encoder.encode_field(&value(a, row, |r| a.value(r))),
+            PgColumn::Int8(a) => encoder.encode_field(&value(a, row, |r| a.value(r))),
+            PgColumn::Float4(a) => encoder.encode_field(&value(a, row, |r| a.value(r))),
+            PgColumn::Float8(a) => encoder.encode_field(&value(a, row, |r| a.value(r))),
+            PgColumn::Timestamp(a) => encoder.encode_field(
+                &value(a, row, |r| a.value(r)).and_then(|micros| chrono::DateTime::from_timestamp_micros(micros).map(|t| t.naive_utc())),
+            ),
+            PgColumn::Date(a) => encoder.encode_field(&value(a, row, |r| a.value(r)).and_then(|days| {
+                chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+                    .and_then(|epoch| epoch.checked_add_signed(chrono::TimeDelta::days(i64::from(days))))
+            })),
+            PgColumn::Bytes(a) => encoder.encode_field(&value(a, row, |r| a.value(r).to_vec())),
+            PgColumn::Text(a) => encoder.encode_field(&cell_text(a.as_ref(), row).map_err(api_error)?),
+        }
     }
 }
 
-fn rows_response(schema: &SchemaRef, batches: &[RecordBatch]) -> PgWireResult<Response> {
-    let fields: Vec<FieldInfo> = schema
-        .fields()
-        .iter()
-        .map(|f| FieldInfo::new(f.name().clone(), None, None, pg_type(f.data_type()), FieldFormat::Text))
-        .collect();
-    let fields = Arc::new(fields);
-    let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
-    let rows = rows_text(batches).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-    let mut encoded = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut encoder = DataRowEncoder::new(fields.clone());
-        for (cell, data_type) in row.into_iter().zip(&types) {
-            encoder.encode_field(&cell.map(|c| pg_text(data_type, c)))?;
-        }
-        encoded.push(Ok(encoder.take_row()));
-    }
-    Ok(Response::Query(QueryResponse::new(fields, stream::iter(encoded))))
+/// Decodes the portal's parameters into values for the plan's `$n` placeholders.
+fn parameter_values(portal: &Portal<String>, inferred: &[Type]) -> PgWireResult<Vec<ScalarValue>> {
+    (0..portal.parameter_len())
+        .map(|i| {
+            let declared = portal.statement.parameter_types.get(i).cloned().flatten();
+            let pg = declared
+                .filter(|t| *t != Type::UNKNOWN)
+                .or_else(|| inferred.get(i).cloned())
+                .unwrap_or(Type::VARCHAR);
+            Ok(match pg {
+                Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, &pg)?),
+                Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, &pg)?),
+                Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, &pg)?),
+                Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, &pg)?),
+                Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, &pg)?),
+                Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, &pg)?),
+                Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
+                    portal
+                        .parameter::<chrono::NaiveDateTime>(i, &pg)?
+                        .map(|t| t.and_utc().timestamp_micros()),
+                    None,
+                ),
+                _ => ScalarValue::Utf8(portal.parameter::<String>(i, &Type::VARCHAR)?),
+            })
+        })
+        .collect()
 }
 
 /// Weir's error as an ErrorResponse: SQLSTATE, message, and for syntax errors the position.
@@ -119,7 +216,7 @@ impl SimpleQueryHandler for Connection {
         let mut responses = Vec::with_capacity(outputs.len() + 1);
         for output in outputs {
             responses.push(match output {
-                Output::Rows { schema, batches } => rows_response(&schema, &batches)?,
+                Output::Rows { schema, batches } => encode_rows(&schema, &batches, &Format::UnifiedText)?,
                 Output::Done { tag } => match tag.as_str() {
                     "BEGIN" => Response::TransactionStart(Tag::new("BEGIN")),
                     "COMMIT" | "ROLLBACK" => Response::TransactionEnd(Tag::new(&tag)),
@@ -134,12 +231,80 @@ impl SimpleQueryHandler for Connection {
     }
 }
 
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = String;
+    type QueryParser = NoopQueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        Arc::new(NoopQueryParser::new())
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        statement: &StoredStatement<Self::Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let (params, schema) = self.session.describe_sql(&statement.statement).await.map_err(api_error)?;
+        let fields = schema.map_or(Vec::new(), |s| field_infos(&s, &Format::UnifiedBinary));
+        Ok(DescribeStatementResponse::new(params.iter().map(pg_type).collect(), fields))
+    }
+
+    async fn do_describe_portal<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let (_, schema) = self.session.describe_sql(&portal.statement.statement).await.map_err(api_error)?;
+        Ok(DescribePortalResponse::new(
+            schema.map_or(Vec::new(), |s| field_infos(&s, &portal.result_column_format)),
+        ))
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let sql = &portal.statement.statement;
+        if sql.trim().trim_matches(';').trim().is_empty() {
+            return Ok(Response::EmptyQuery);
+        }
+        let inferred: Vec<Type> = if portal.parameter_len() > 0 {
+            self.session
+                .describe_sql(sql)
+                .await
+                .map_err(api_error)?
+                .0
+                .iter()
+                .map(pg_type)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let params = parameter_values(portal, &inferred)?;
+        match self.session.execute_with_params(sql, params).await {
+            Ok(mut outputs) => match outputs.pop() {
+                Some(Output::Rows { schema, batches }) => encode_rows(&schema, &batches, &portal.result_column_format),
+                Some(Output::Done { tag }) => Ok(Response::Execution(Tag::new(&tag))),
+                None => Ok(Response::EmptyQuery),
+            },
+            Err(error) => Ok(error_response(&error, sql)),
+        }
+    }
+}
+
 struct Handlers {
     connection: Arc<Connection>,
 }
 
 impl PgWireServerHandlers for Handlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.connection.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
         self.connection.clone()
     }
 

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionConfig;
@@ -59,9 +58,6 @@ pub struct Database {
     table_store: Arc<TableStore>,
     jobs: JobManager,
 }
-
-const JOBS_TABLE: &str = "weir_jobs";
-const SAVEPOINTS_TABLE: &str = "weir_savepoints";
 
 impl Database {
     /// Opens (or creates) the database in `data_dir` and resumes the jobs that were running when it
@@ -165,15 +161,80 @@ impl Database {
             jobs,
         };
         db.register_all()?;
-        Ok((Arc::new(db), resumable))
+        let db = Arc::new(db);
+        crate::system_tables::register(&db)?;
+        Ok((db, resumable))
     }
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
 
+    /// The `weir_jobs` system table: one row per job, live metrics for jobs of this process.
+    pub(crate) fn jobs_batch(&self) -> Result<RecordBatch> {
+        let catalog = self.catalog()?;
+        let live: BTreeMap<String, JobSnapshot> = self.jobs.snapshots()?.into_iter().map(|s| (s.name.clone(), s)).collect();
+        let defs: Vec<&JobDef> = catalog.jobs.values().collect();
+        let get = |d: &JobDef| live.get(&d.name);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("parallelism", DataType::UInt64, false),
+            Field::new("rows_in", DataType::UInt64, false),
+            Field::new("rows_out", DataType::UInt64, false),
+            Field::new("late_rows_dropped", DataType::UInt64, false),
+            Field::new("rows_in_per_second", DataType::Float64, false),
+            Field::new("rows_out_per_second", DataType::Float64, false),
+            Field::new("uptime_seconds", DataType::Float64, false),
+            Field::new("started_at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("error", DataType::Utf8, true),
+            Field::new("restarts", DataType::UInt64, false),
+            Field::new("last_checkpoint", DataType::Utf8, true),
+        ]));
+        let settings_parallelism = |d: &JobDef| JobSettings::from_options(&d.options).map(|s| s.parallelism as u64).unwrap_or(1);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(defs.iter().map(|d| d.name.as_str()))),
+            Arc::new(StringArray::from_iter_values(
+                defs.iter().map(|d| get(d).map_or(d.status, |s| s.status).name()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| settings_parallelism(d)))),
+            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.rows_in)))),
+            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.rows_out)))),
+            Arc::new(UInt64Array::from_iter_values(
+                defs.iter().map(|d| get(d).map_or(0, |s| s.late_rows_dropped)),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                defs.iter().map(|d| get(d).map_or(0.0, |s| s.rows_per_second.round())),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                defs.iter().map(|d| get(d).map_or(0.0, |s| s.rows_out_per_second.round())),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                defs.iter()
+                    .map(|d| get(d).map_or(0.0, |s| (s.uptime_seconds * 10.0).round() / 10.0)),
+            )),
+            Arc::new(TimestampMillisecondArray::from_iter(defs.iter().map(|d| {
+                get(d)
+                    .and_then(|s| s.started_at.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|t| t.as_millis() as i64)
+            }))),
+            Arc::new(StringArray::from_iter(
+                defs.iter().map(|d| get(d).map_or(d.error.clone(), |s| s.error.clone())),
+            )),
+            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.restarts)))),
+            Arc::new(StringArray::from_iter(
+                defs.iter().map(|d| get(d).and_then(|s| s.last_checkpoint.clone())),
+            )),
+        ];
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
     pub(crate) fn jobs(&self) -> &JobManager {
         &self.jobs
+    }
+
+    pub(crate) fn context(&self) -> &SessionContext {
+        &self.ctx
     }
 
     pub(crate) fn table_store(&self) -> &Arc<TableStore> {
@@ -245,6 +306,74 @@ impl Session {
             outputs.push(self.execute_statement(statement).await?);
         }
         Ok(outputs)
+    }
+
+    /// What a statement will return, without running anything with effects: the types of its
+    /// `$n` parameters and its result columns (`None` when it returns no rows). For the Postgres
+    /// extended protocol's Describe.
+    pub async fn describe_sql(&self, sql: &str) -> Result<(Vec<DataType>, Option<SchemaRef>)> {
+        let mut statements = parse_statements(sql)?;
+        if statements.len() != 1 {
+            return Ok((Vec::new(), None));
+        }
+        match statements.remove(0) {
+            Statement::Query(statement) => {
+                let plan = self.db.ctx.state().statement_to_plan(DfStatement::Statement(statement)).await?;
+                let types = plan.get_parameter_types()?;
+                let mut params: Vec<(usize, DataType)> = types
+                    .into_iter()
+                    .filter_map(|(name, t)| Some((name.trim_start_matches('$').parse::<usize>().ok()?, t.unwrap_or(DataType::Utf8))))
+                    .collect();
+                params.sort_by_key(|(i, _)| *i);
+                let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+                let returns_rows = !matches!(
+                    plan,
+                    LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Copy(_)
+                );
+                Ok((params.into_iter().map(|(_, t)| t).collect(), returns_rows.then_some(schema)))
+            }
+            // Commands that only read: run them to learn their columns.
+            statement @ (Statement::Show(_)
+            | Statement::ShowCheckpoints { .. }
+            | Statement::ShowSavepoints
+            | Statement::Describe { .. }
+            | Statement::DescribeJob { .. }
+            | Statement::DescribeSavepoint { .. }
+            | Statement::ExplainCreateJob(_)
+            | Statement::ExplainRestoreJob(_)) => match self.execute_statement(statement).await? {
+                Output::Rows { schema, .. } => Ok((Vec::new(), Some(schema))),
+                Output::Done { .. } => Ok((Vec::new(), None)),
+            },
+            Statement::SavepointJob { .. } | Statement::StopJob { savepoint: true, .. } => Ok((
+                Vec::new(),
+                Some(Arc::new(Schema::new(vec![
+                    Field::new("name", DataType::Utf8, true),
+                    Field::new("path", DataType::Utf8, true),
+                    Field::new("size_bytes", DataType::Utf8, true),
+                ]))),
+            )),
+            _ => Ok((Vec::new(), None)),
+        }
+    }
+
+    /// Runs one statement with values for its `$n` parameters (Postgres extended protocol).
+    pub async fn execute_with_params(&self, sql: &str, params: Vec<datafusion::common::ScalarValue>) -> Result<Vec<Output>> {
+        if params.is_empty() {
+            return self.execute(sql).await;
+        }
+        let mut statements = parse_statements(sql)?;
+        let statement = match (statements.len(), statements.pop()) {
+            (1, Some(Statement::Query(statement))) => statement,
+            _ => return Err(Error::unsupported("parameters ($1, ...) are supported in a single SELECT only")),
+        };
+        let plan = self.db.ctx.state().statement_to_plan(DfStatement::Statement(statement)).await?;
+        let plan = plan.with_param_values(datafusion::common::ParamValues::List(params.into_iter().map(Into::into).collect()))?;
+        let frame = self.db.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        Ok(vec![Output::Rows {
+            schema,
+            batches: frame.collect().await?,
+        }])
     }
 
     /// Runs the statements of a script one by one, handing each output over as soon as it is ready.
@@ -605,7 +734,7 @@ impl Session {
             }
             ShowTarget::Jobs => {
                 drop(catalog);
-                let batch = self.jobs_batch()?;
+                let batch = self.db.jobs_batch()?;
                 Ok(Output::rows(batch.schema(), batch))
             }
         }
@@ -724,78 +853,7 @@ impl Session {
         string_table(&["property", "value"], vec![keys, values])
     }
 
-    /// The `weir_jobs` system table: one row per job, live metrics for jobs of this process.
-    fn jobs_batch(&self) -> Result<RecordBatch> {
-        let catalog = self.db.catalog()?;
-        let live: BTreeMap<String, JobSnapshot> = self.db.jobs.snapshots()?.into_iter().map(|s| (s.name.clone(), s)).collect();
-        let defs: Vec<&JobDef> = catalog.jobs.values().collect();
-        let get = |d: &JobDef| live.get(&d.name);
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("status", DataType::Utf8, false),
-            Field::new("parallelism", DataType::UInt64, false),
-            Field::new("rows_in", DataType::UInt64, false),
-            Field::new("rows_out", DataType::UInt64, false),
-            Field::new("late_rows_dropped", DataType::UInt64, false),
-            Field::new("rows_in_per_second", DataType::Float64, false),
-            Field::new("rows_out_per_second", DataType::Float64, false),
-            Field::new("uptime_seconds", DataType::Float64, false),
-            Field::new("started_at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
-            Field::new("error", DataType::Utf8, true),
-            Field::new("restarts", DataType::UInt64, false),
-            Field::new("last_checkpoint", DataType::Utf8, true),
-        ]));
-        let settings_parallelism = |d: &JobDef| JobSettings::from_options(&d.options).map(|s| s.parallelism as u64).unwrap_or(1);
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(defs.iter().map(|d| d.name.as_str()))),
-            Arc::new(StringArray::from_iter_values(
-                defs.iter().map(|d| get(d).map_or(d.status, |s| s.status).name()),
-            )),
-            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| settings_parallelism(d)))),
-            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.rows_in)))),
-            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.rows_out)))),
-            Arc::new(UInt64Array::from_iter_values(
-                defs.iter().map(|d| get(d).map_or(0, |s| s.late_rows_dropped)),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                defs.iter().map(|d| get(d).map_or(0.0, |s| s.rows_per_second.round())),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                defs.iter().map(|d| get(d).map_or(0.0, |s| s.rows_out_per_second.round())),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                defs.iter()
-                    .map(|d| get(d).map_or(0.0, |s| (s.uptime_seconds * 10.0).round() / 10.0)),
-            )),
-            Arc::new(TimestampMillisecondArray::from_iter(defs.iter().map(|d| {
-                get(d)
-                    .and_then(|s| s.started_at.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|t| t.as_millis() as i64)
-            }))),
-            Arc::new(StringArray::from_iter(
-                defs.iter().map(|d| get(d).map_or(d.error.clone(), |s| s.error.clone())),
-            )),
-            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.restarts)))),
-            Arc::new(StringArray::from_iter(
-                defs.iter().map(|d| get(d).and_then(|s| s.last_checkpoint.clone())),
-            )),
-        ];
-        Ok(RecordBatch::try_new(schema, columns)?)
-    }
-
     async fn query(&self, statement: sqlparser::ast::Statement) -> Result<Output> {
-        // The system table is a fresh snapshot for every query.
-        let jobs = self.jobs_batch()?;
-        let savepoints = self.savepoints_batch()?;
-        self.db.ctx.deregister_table(SAVEPOINTS_TABLE)?;
-        self.db.ctx.register_table(
-            SAVEPOINTS_TABLE,
-            Arc::new(MemTable::try_new(savepoints.schema(), vec![vec![savepoints]])?),
-        )?;
-        self.db.ctx.deregister_table(JOBS_TABLE)?;
-        self.db
-            .ctx
-            .register_table(JOBS_TABLE, Arc::new(MemTable::try_new(jobs.schema(), vec![vec![jobs]])?))?;
         let state = self.db.ctx.state();
         let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
         match &plan {

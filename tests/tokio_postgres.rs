@@ -1,0 +1,158 @@
+//! `weir serve` driven by tokio-postgres: the extended protocol with `$n` parameters and binary
+//! results, Weir's own commands, SQLSTATEs, and many concurrent clients.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data_dir: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start weir serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read listening line");
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    Server { child, port }
+}
+
+async fn connect(port: u16) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=weir dbname=weir"), NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_parameters_binary_results_and_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path());
+    let client = connect(server.port).await;
+    let data = std::env::current_dir().expect("cwd").join("sql/data/par.csv");
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE ev (k VARCHAR, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'file', path = '{}', format = 'csv');
+             CREATE TABLE t (k VARCHAR, window_start TIMESTAMP, window_end TIMESTAMP, cnt BIGINT, total BIGINT, hi BIGINT, PRIMARY KEY (k, window_start));
+             CREATE JOB j WITH ('parallelism' = '2') AS INSERT INTO t SELECT k, window_start, window_end, COUNT(*), SUM(v), MAX(v)
+               FROM TUMBLE(ev, ts, INTERVAL '20' SECOND) GROUP BY k, window_start, window_end;
+             WAIT JOB j;",
+            data.display()
+        ))
+        .await
+        .expect("setup");
+    // Rows of sql/parallelism.slt for key p1, with a parameter and binary results.
+    let rows = client
+        .query(
+            "SELECT window_start, cnt, total FROM t WHERE k = $1 ORDER BY window_start",
+            &[&"p1"],
+        )
+        .await
+        .expect("query");
+    let got: Vec<(chrono::NaiveDateTime, i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let at = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").expect("time");
+    assert_eq!(
+        got,
+        vec![
+            (at("2024-01-01 00:00:00"), 1, 2),
+            (at("2024-01-01 00:00:20"), 2, 16),
+            (at("2024-01-01 00:00:40"), 4, 120)
+        ]
+    );
+    let big = client
+        .query_one("SELECT COUNT(*) FROM t WHERE total > $1", &[&100i64])
+        .await
+        .expect("count");
+    assert_eq!(big.get::<_, i64>(0), 3); // p1 120, p6 143, p6 111
+    // Weir's commands through the extended protocol return their rows.
+    let jobs = client.query("SHOW JOBS", &[]).await.expect("show jobs");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].get::<_, String>("status"), "FINISHED");
+    // Errors carry their SQLSTATE and leave the connection usable.
+    let error = client.simple_query("SELEC 1").await.expect_err("syntax error");
+    assert_eq!(error.code().map(|c| c.code()), Some("42601"));
+    let error = client.query("SELECT * FROM nosuch", &[]).await.expect_err("no table");
+    assert!(
+        error.to_string().contains("nosuch") || error.as_db_error().is_some_and(|e| e.message().contains("nosuch")),
+        "{error}"
+    );
+    let messages = client
+        .simple_query("SELECT 1 AS one; SELECT 2 AS two")
+        .await
+        .expect("two statements");
+    let values: Vec<String> = messages
+        .iter()
+        .filter_map(|m| {
+            if let SimpleQueryMessage::Row(r) = m {
+                r.get(0).map(String::from)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(values, vec!["1", "2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_clients() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path());
+    let setup = connect(server.port).await;
+    setup
+        .batch_execute(
+            "CREATE SOURCE gen (id BIGINT, v BIGINT) WITH (connector = 'datagen', 'number-of-rows' = '100000', 'rows-per-second' = '20000',
+               'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '100000');
+             CREATE TABLE totals (g BIGINT, n BIGINT, PRIMARY KEY (g));
+             CREATE JOB writer AS INSERT INTO totals SELECT id % 10, COUNT(*) FROM gen GROUP BY id % 10;",
+        )
+        .await
+        .expect("setup");
+    // 64 clients × 50 queries each while the job writes the table.
+    let mut handles = Vec::new();
+    for c in 0..64 {
+        let port = server.port;
+        handles.push(tokio::spawn(async move {
+            let client = connect(port).await;
+            for q in 0..50 {
+                let rows = client
+                    .query("SELECT g, n FROM totals WHERE g = $1", &[&((c + q) as i64 % 10)])
+                    .await
+                    .expect("query");
+                assert!(rows.len() <= 1);
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.expect("client");
+    }
+    setup.batch_execute("WAIT JOB writer").await.expect("wait");
+    let total: i64 = setup
+        .query_one("SELECT CAST(SUM(n) AS BIGINT) FROM totals", &[])
+        .await
+        .expect("sum")
+        .get(0);
+    assert_eq!(total, 100_000);
+}
