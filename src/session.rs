@@ -433,6 +433,13 @@ impl Session {
             }
             Statement::Show(target) => self.show(target),
             Statement::ShowCheckpoints { job } => self.show_checkpoints(&job),
+            Statement::ShowVariable { name } => {
+                let value = crate::planner::statement::POSTGRES_VARIABLES
+                    .iter()
+                    .find(|(v, _)| *v == name)
+                    .map_or("", |(_, value)| value);
+                string_table(&[name.as_str()], vec![vec![value]])
+            }
             Statement::Describe { name } => self.describe(&name),
             Statement::DescribeJob { name } => self.describe_job(&name),
             Statement::Drop { kind, name, if_exists } => self.drop(kind, &name, if_exists).await,

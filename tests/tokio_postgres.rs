@@ -156,3 +156,36 @@ async fn many_concurrent_clients() {
         .get(0);
     assert_eq!(total, 100_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_bytes_close_only_that_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path());
+    let garbage: [&[u8]; 4] = [
+        b"\x00\x00\x00\x08\x04\xd2\x16\x2f",                   // SSL request, then nothing
+        b"\xff\xff\xff\xff garbage that is no startup packet", // absurd length
+        b"\x00\x00\x00\x03",                                   // length shorter than itself
+        b"\x00\x00\x00\x10\x00\x03\x00\x00user\x00",           // truncated startup
+    ];
+    for bytes in garbage {
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.expect("connect");
+        let _ = socket.write_all(bytes).await;
+        let _ = socket.shutdown().await;
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read_to_end(&mut sink)).await;
+    }
+    // The server still serves a proper client.
+    let client = connect(server.port).await;
+    let version: String = client
+        .simple_query("SHOW server_version")
+        .await
+        .expect("show")
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
+            _ => None,
+        })
+        .expect("a row");
+    assert!(version.contains("Weir"), "{version}");
+}

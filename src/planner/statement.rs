@@ -36,6 +36,10 @@ pub enum Statement {
     ShowCheckpoints {
         job: String,
     },
+    /// `SHOW server_version` and the other run-time parameters Postgres clients ask for.
+    ShowVariable {
+        name: String,
+    },
     Describe {
         name: String,
     },
@@ -132,6 +136,19 @@ impl ObjectKind {
     }
 }
 
+/// Run-time parameters a Postgres client may SHOW, with Weir's values.
+pub const POSTGRES_VARIABLES: [(&str, &str); 9] = [
+    ("server_version", "16.0 (Weir)"),
+    ("server_version_num", "160000"),
+    ("server_encoding", "UTF8"),
+    ("client_encoding", "UTF8"),
+    ("standard_conforming_strings", "on"),
+    ("datestyle", "ISO, MDY"),
+    ("timezone", "UTC"),
+    ("transaction_isolation", "read committed"),
+    ("integer_datetimes", "on"),
+];
+
 /// Parses every statement in `sql` (separated by `;`).
 pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     let rewritten = rewrite_flink_window_syntax(sql)?;
@@ -191,6 +208,11 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
             parser.next_token();
             parser.next_token();
             Ok(Statement::Show(target))
+        }
+        (Some("SHOW"), Some(name)) if POSTGRES_VARIABLES.iter().any(|(v, _)| v.eq_ignore_ascii_case(name)) => {
+            parser.next_token();
+            let name = parser.next_token().to_string().to_ascii_lowercase();
+            Ok(Statement::ShowVariable { name })
         }
         (Some("SHOW"), Some("CHECKPOINTS")) => {
             parser.next_token();
