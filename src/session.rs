@@ -81,13 +81,23 @@ impl Database {
     }
 
     async fn resume_job(&self, name: &str, insert_sql: &str, options: &BTreeMap<String, String>) -> Result<()> {
+        let (graph, settings) = self.plan_insert_sql(insert_sql, options).await?;
+        self.jobs.start(name, graph, settings, insert_sql.to_string(), None)
+    }
+
+    /// Plans a stored job's `INSERT INTO ... SELECT ...` with these settings.
+    pub(crate) async fn plan_insert_sql(
+        &self,
+        insert_sql: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<(crate::graph::JobGraph, JobSettings)> {
         let settings = JobSettings::from_options(options)?;
         let insert = match parse_statements(insert_sql)?.into_iter().next() {
             Some(Statement::Query(statement)) => match *statement {
                 sqlparser::ast::Statement::Insert(insert) => insert,
-                _ => return Err(Error::internal("a job's SQL is not an INSERT")),
+                _ => return Err(Error::syntax("a job runs INSERT INTO <table> SELECT ...")),
             },
-            _ => return Err(Error::internal("a job's SQL is not an INSERT")),
+            _ => return Err(Error::syntax("a job runs INSERT INTO <table> SELECT ...")),
         };
         let target = insert_target(&insert)?;
         let table = self
@@ -97,7 +107,7 @@ impl Database {
             .cloned()
             .ok_or_else(|| Error::not_found("table", &target))?;
         let graph = plan_job(&self.ctx, &insert, &table, settings.parallelism).await?;
-        self.jobs.start(name, graph, settings, insert_sql.to_string(), None)
+        Ok((graph, settings))
     }
 
     /// Loads the catalog and registers everything; returns the jobs to resume.
@@ -548,24 +558,7 @@ impl Session {
         insert_sql: &str,
         options: &BTreeMap<String, String>,
     ) -> Result<(crate::graph::JobGraph, JobSettings)> {
-        let settings = JobSettings::from_options(options)?;
-        let insert = match parse_statements(insert_sql)?.into_iter().next() {
-            Some(Statement::Query(statement)) => match *statement {
-                sqlparser::ast::Statement::Insert(insert) => insert,
-                _ => return Err(Error::syntax("a job runs INSERT INTO <table> SELECT ...")),
-            },
-            _ => return Err(Error::syntax("a job runs INSERT INTO <table> SELECT ...")),
-        };
-        let target = insert_target(&insert)?;
-        let table = self
-            .db
-            .catalog()?
-            .tables
-            .get(&target)
-            .cloned()
-            .ok_or_else(|| Error::not_found("table", &target))?;
-        let graph = plan_job(&self.db.ctx, &insert, &table, settings.parallelism).await?;
-        Ok((graph, settings))
+        self.db.plan_insert_sql(insert_sql, options).await
     }
 
     /// The job's settings (session settings overlaid with its WITH options) and its graph.

@@ -5,20 +5,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use weir::Session;
 use weir::checkpoint::manifest::CheckpointManifest;
 use weir::checkpoint::storage::CheckpointStorage;
-use weir::{Output, Session};
 
-async fn rows(session: &Session, sql: &str) -> Vec<Vec<String>> {
-    match session.execute(sql).await.expect(sql).pop() {
-        Some(Output::Rows { batches, .. }) => weir::format::rows_text(&batches)
-            .expect("rows")
-            .into_iter()
-            .map(|r| r.into_iter().map(|c| c.unwrap_or_else(|| "NULL".into())).collect())
-            .collect(),
-        other => panic!("{sql} returned {other:?}"),
-    }
-}
+mod common;
+use common::rows;
 
 /// Waits until the job has `n` completed checkpoints; returns the statuses seen, in id order.
 async fn wait_for_checkpoints(session: &Session, job: &str, n: usize) -> Vec<String> {

@@ -2,18 +2,10 @@
 //! directory, canonical savepoints across state backends, and a Nexmark HOP job stopped with a
 //! savepoint and restored at parallelism 1, 2 and 4, each giving the rows of an uninterrupted run.
 
-use weir::{Output, Session};
+use weir::Session;
 
-async fn rows(session: &Session, sql: &str) -> Vec<Vec<String>> {
-    match session.execute(sql).await.expect(sql).pop() {
-        Some(Output::Rows { batches, .. }) => weir::format::rows_text(&batches)
-            .expect("rows")
-            .into_iter()
-            .map(|r| r.into_iter().map(|c| c.unwrap_or_else(|| "NULL".into())).collect())
-            .collect(),
-        other => panic!("{sql} returned {other:?}"),
-    }
-}
+mod common;
+use common::rows;
 
 const SOURCE: &str = "CREATE SOURCE ev (k VARCHAR, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
     WITH (connector = 'file', path = 'sql/data/par.csv', format = 'csv', 'rows-per-second' = '40');";

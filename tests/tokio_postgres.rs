@@ -1,43 +1,10 @@
 //! `weir serve` driven by tokio-postgres: the extended protocol with `$n` parameters and binary
 //! results, Weir's own commands, SQLSTATEs, and many concurrent clients.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::start_server;
 
 use tokio_postgres::{NoTls, SimpleQueryMessage};
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(data_dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start weir serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read listening line");
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    Server { child, port }
-}
 
 async fn connect(port: u16) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=weir dbname=weir"), NoTls)

@@ -250,22 +250,10 @@ impl CheckpointCoordinator {
 
     fn fail(&self, id: u64, pending: &Pending, why: &str) -> Result<()> {
         self.storage.discard(id)?;
-        self.record(CheckpointRecord {
-            id,
-            status: CheckpointStatus::Failed,
-            trigger_time: pending.trigger_time,
-            duration: pending.started.elapsed(),
-            sync: Duration::ZERO,
-            asynchronous: Duration::ZERO,
-            bytes_uploaded: 0,
-            full_size: 0,
-            path: String::new(),
-            failure: Some(why.to_string()),
-        });
+        self.record_failure(id, &pending.trigger_time, pending.started, why);
         Ok(())
     }
 
-    /// Uploads the acked snapshots, writes the manifest, commits the staged rows, applies retention.
     /// Answers a user's request once its checkpoint completed; a savepoint is exported first.
     async fn answer(&self, kind: &RequestKind, done: (CheckpointManifest, PathBuf)) -> Result<CompletedCheckpoint> {
         let (manifest, path) = done;
@@ -287,6 +275,7 @@ impl CheckpointCoordinator {
         }
     }
 
+    /// Uploads the acked snapshots, writes the manifest, commits the staged rows, applies retention.
     async fn complete(
         &mut self,
         id: u64,
@@ -400,20 +389,7 @@ impl CheckpointCoordinator {
             .await
             .map_err(|e| Error::internal(format!("writing checkpoint metadata failed: {e}")))??;
         // The checkpoint is complete: phase two of the sinks' commit.
-        let staged = manifest
-            .sinks
-            .iter()
-            .map(|s| {
-                Ok((
-                    s.uid.clone(),
-                    s.subtask,
-                    match &s.staged {
-                        Some(f) => self.storage.read_staged(f)?,
-                        None => Vec::new(),
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let staged = self.storage.staged_rows(&manifest)?;
         (self.committer)(id, staged)?;
         self.retained.push(manifest.clone());
         while self.retained.len() > self.settings.num_retained {

@@ -16,7 +16,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{SavepointFormat, write_atomically};
 use crate::checkpoint::manifest::{CheckpointManifest, FileRef};
-use crate::checkpoint::storage::CheckpointStorage;
+use crate::checkpoint::storage::{CheckpointStorage, file_crc};
 use crate::error::{Error, Result};
 use crate::state::{StateBackend, StateBackendKind, StateWriteBatch};
 
@@ -24,11 +24,6 @@ use crate::state::{StateBackend, StateBackendKind, StateWriteBatch};
 pub const CANONICAL: &str = "canonical";
 const METADATA: &str = "_metadata";
 const ROWS_PER_BATCH: usize = 8192;
-
-fn crc_of(path: &Path) -> Result<(u64, u32)> {
-    let bytes = std::fs::read(path)?;
-    Ok((bytes.len() as u64, crc32fast::hash(&bytes)))
-}
 
 fn copy_file(storage: &CheckpointStorage, file: &FileRef, dir: &Path) -> Result<FileRef> {
     let from = storage.verified(file)?;
@@ -85,7 +80,7 @@ pub fn export(
                 write_canonical(backend.as_ref(), &path)?;
                 drop(backend);
                 let _ = std::fs::remove_dir_all(&scratch);
-                let (size, crc32) = crc_of(&path)?;
+                let (size, crc32) = file_crc(&path)?;
                 state.files = vec![FileRef {
                     path: format!("state/{name}"),
                     name,

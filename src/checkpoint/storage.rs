@@ -51,7 +51,8 @@ fn copy_with_crc(from: &Path, to: &Path) -> Result<(u64, u32)> {
     Ok((size, hasher.finalize()))
 }
 
-fn file_crc(path: &Path) -> Result<(u64, u32)> {
+/// Size and CRC-32 of a file.
+pub fn file_crc(path: &Path) -> Result<(u64, u32)> {
     let mut reader = BufReader::new(File::open(path)?);
     let mut hasher = crc32fast::Hasher::new();
     let mut buffer = vec![0u8; 1 << 16];
@@ -170,6 +171,24 @@ impl CheckpointStorage {
             size,
             crc32,
         }))
+    }
+
+    /// The rows every sink subtask staged in a checkpoint: (sink uid, subtask, rows).
+    pub fn staged_rows(&self, manifest: &CheckpointManifest) -> Result<Vec<(String, usize, Vec<RecordBatch>)>> {
+        manifest
+            .sinks
+            .iter()
+            .map(|s| {
+                Ok((
+                    s.uid.clone(),
+                    s.subtask,
+                    match &s.staged {
+                        Some(f) => self.read_staged(f)?,
+                        None => Vec::new(),
+                    },
+                ))
+            })
+            .collect()
     }
 
     pub fn read_staged(&self, file: &FileRef) -> Result<Vec<RecordBatch>> {

@@ -378,20 +378,7 @@ impl JobRunner {
         };
         if let Some((manifest, files)) = &restore {
             // Phase two may not have happened before the failure: commit the epoch again.
-            let staged = manifest
-                .sinks
-                .iter()
-                .map(|s| {
-                    Ok((
-                        s.uid.clone(),
-                        s.subtask,
-                        match &s.staged {
-                            Some(f) => files.read_staged(f)?,
-                            None => Vec::new(),
-                        },
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let staged = files.staged_rows(manifest)?;
             (self.committer())(manifest.checkpoint_id, staged)?;
             if let Ok(mut history) = job.checkpoints.lock() {
                 history.latest_path = Some(files.checkpoint_dir(manifest.checkpoint_id).display().to_string());

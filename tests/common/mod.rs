@@ -1,0 +1,55 @@
+//! Helpers shared by the integration tests: a `weir serve` process on a free loopback port, and
+//! query results as text rows.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use weir::{Output, Session};
+
+/// A running `weir serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `weir serve` on 127.0.0.1 with a port the OS picks, read from its first output line.
+pub fn start_server(data_dir: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start weir serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read listening line");
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    Server { child, port }
+}
+
+/// The rows of the last statement of `sql`, NULL spelled out.
+pub async fn rows(session: &Session, sql: &str) -> Vec<Vec<String>> {
+    match session.execute(sql).await.expect(sql).pop() {
+        Some(Output::Rows { batches, .. }) => weir::format::rows_text(&batches)
+            .expect("rows")
+            .into_iter()
+            .map(|r| r.into_iter().map(|c| c.unwrap_or_else(|| "NULL".into())).collect())
+            .collect(),
+        other => panic!("{sql} returned {other:?}"),
+    }
+}
