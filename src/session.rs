@@ -106,7 +106,7 @@ impl Database {
             .get(&target)
             .cloned()
             .ok_or_else(|| Error::not_found("table", &target))?;
-        let graph = plan_job(&self.ctx, &insert, &table, settings.parallelism).await?;
+        let graph = settings.pin_uids(plan_job(&self.ctx, &insert, &table, settings.parallelism).await?)?;
         Ok((graph, settings))
     }
 
@@ -574,7 +574,7 @@ impl Session {
             .get(&target)
             .cloned()
             .ok_or_else(|| Error::not_found("table", &target))?;
-        let graph = plan_job(&self.db.ctx, &job.insert, &table, settings.parallelism).await?;
+        let graph = settings.pin_uids(plan_job(&self.db.ctx, &job.insert, &table, settings.parallelism).await?)?;
         Ok((options, graph))
     }
 

@@ -189,3 +189,43 @@ async fn datagen_updating_aggregate_rescales_from_3_to_2() {
     session.execute("WAIT JOB moved").await.expect("wait");
     assert_eq!(rows(&session, "SELECT g, n, s FROM t ORDER BY g").await, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_uid_carries_state_to_a_changed_query() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let session = Session::open(dir.path()).await.expect("open");
+    session.execute(SOURCE).await.expect("source");
+    session
+        .execute(&tumble_job("whole", "expected", "'parallelism' = '2'"))
+        .await
+        .expect("job");
+    session.execute("WAIT JOB whole").await.expect("wait");
+    let expected = rows(&session, "SELECT k, window_start, cnt, total FROM expected ORDER BY 1, 2").await;
+
+    session.execute(&tumble_job("j", "t", "'parallelism' = '2'")).await.expect("job");
+    session.execute("STOP JOB j WITH SAVEPOINT").await.expect("stop");
+    // COUNT(v) instead of COUNT(*): the same state (v is never NULL here), but another uid.
+    let changed = "INSERT INTO t SELECT k, window_start, window_end, COUNT(v), SUM(v) FROM TUMBLE(ev, ts, INTERVAL '20' SECOND) GROUP BY k, window_start, window_end";
+    let report = rows(&session, &format!("EXPLAIN RESTORE JOB j FROM SAVEPOINT sp_j_1 AS {changed}")).await;
+    let uid_in = |state: &str| {
+        report
+            .iter()
+            .find(|r| r[1] == state && r[0].starts_with("window-aggregate-"))
+            .map(|r| r[0].clone())
+    };
+    let (old, new) = (uid_in("dropped").expect("old aggregate"), uid_in("new").expect("new aggregate"));
+    let pin = format!("WITH ('uid.{new}' = '{old}')");
+    let report = rows(&session, &format!("EXPLAIN RESTORE JOB j FROM SAVEPOINT sp_j_1 {pin} AS {changed}")).await;
+    assert!(report.iter().any(|r| r[0] == old && r[1] == "matched"), "{report:?}");
+    session
+        .execute(&format!("RESTORE JOB j FROM SAVEPOINT sp_j_1 {pin} AS {changed}"))
+        .await
+        .expect("restore");
+    session.execute("WAIT JOB j").await.expect("wait");
+    assert_eq!(
+        rows(&session, "SELECT k, window_start, cnt, total FROM t ORDER BY 1, 2").await,
+        expected
+    );
+    let error = session.execute("EXPLAIN CREATE JOB x WITH ('uid.nosuch' = 'a') AS INSERT INTO t SELECT k, window_start, window_end, COUNT(*), SUM(v) FROM TUMBLE(ev, ts, INTERVAL '20' SECOND) GROUP BY k, window_start, window_end").await;
+    assert!(error.expect_err("unknown uid").to_string().contains("names no operator"));
+}

@@ -86,6 +86,9 @@ pub struct JobSettings {
     /// `None`: checkpointing is off (Flink's default).
     pub checkpoints: Option<CheckpointSettings>,
     pub restart: RestartStrategy,
+    /// `'uid.<generated uid>' = '<uid>'`: pins an operator's uid, e.g. so a changed query's
+    /// aggregate takes over the state of the old one on RESTORE.
+    pub pinned_uids: BTreeMap<String, String>,
 }
 
 pub const KNOWN_KEYS: [&str; 25] = [
@@ -157,6 +160,19 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
 }
 
 impl JobSettings {
+    /// Applies the pinned uids to a planned graph; a pin naming no operator is an error.
+    pub fn pin_uids(&self, mut graph: crate::graph::JobGraph) -> Result<crate::graph::JobGraph> {
+        for (generated, pinned) in &self.pinned_uids {
+            let op = graph.operators.iter_mut().find(|o| &o.uid == generated).ok_or_else(|| {
+                Error::invalid(format!(
+                    "'uid.{generated}' names no operator of the job; EXPLAIN CREATE JOB shows the uids"
+                ))
+            })?;
+            op.uid = pinned.clone();
+        }
+        Ok(graph)
+    }
+
     pub fn from_options(options: &BTreeMap<String, String>) -> Result<Self> {
         let mut settings = JobSettings {
             parallelism: 1,
@@ -164,6 +180,7 @@ impl JobSettings {
             state_cache_entries: 100_000,
             checkpoints: None,
             restart: RestartStrategy::None,
+            pinned_uids: BTreeMap::new(),
         };
         let mut checkpoints = CheckpointSettings::default();
         let mut restart_type: Option<String> = None;
@@ -269,9 +286,18 @@ impl JobSettings {
                         .filter(|m| *m >= 1.0)
                         .ok_or_else(|| Error::invalid(format!("'{k}' must be a number >= 1, not '{value}'")))?
                 }
+                other if other.starts_with("uid.") && other.len() > 4 => {
+                    let uid = value.trim();
+                    if uid.is_empty() || !uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                        return Err(Error::invalid(format!(
+                            "'{other}' must be a uid of letters, digits, '-' and '_', not '{value}'"
+                        )));
+                    }
+                    settings.pinned_uids.insert(other[4..].to_string(), uid.to_string());
+                }
                 other => {
                     return Err(Error::invalid(format!(
-                        "unknown setting '{other}'; known settings: {}",
+                        "unknown setting '{other}'; known settings: {}, uid.<operator uid>",
                         KNOWN_KEYS.join(", ")
                     )));
                 }
