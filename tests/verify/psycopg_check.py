@@ -16,7 +16,10 @@ VENV = os.path.join(os.path.expanduser("~"), ".cache", "weir-venv")
 def ensure_psycopg():
     python = os.path.join(VENV, "bin", "python")
     if not os.path.exists(python):
-        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+        made = subprocess.run([sys.executable, "-m", "venv", VENV], capture_output=True, text=True)
+        if made.returncode != 0:
+            print("*** SKIPPING psycopg check: cannot create a venv (install python3-venv) ***\n" + made.stderr[-2000:])
+            return None
     probe = subprocess.run([python, "-c", "import psycopg"], capture_output=True)
     if probe.returncode != 0:
         install = subprocess.run([python, "-m", "pip", "install", "--quiet", "psycopg[binary]>=3.1"], capture_output=True, text=True)
