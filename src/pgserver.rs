@@ -345,10 +345,29 @@ pub async fn serve(db: Arc<Database>, listen: SocketAddr) -> Result<()> {
                     }
                 });
             }
-            _ = shutdown_signal() => {
+                        _ = shutdown_signal() => {
                 println!("weir: shutting down");
+                final_checkpoints(&db).await;
                 return Ok(());
             }
+        }
+    }
+}
+
+/// On shutdown, every running job with checkpointing takes a last checkpoint, so a restart resumes
+/// from where it stopped instead of from the last periodic one.
+async fn final_checkpoints(db: &Database) {
+    let Ok(snapshots) = db.jobs().snapshots() else { return };
+    for snapshot in snapshots.into_iter().filter(|s| s.status == crate::catalog::JobStatus::Running) {
+        let Ok(Some(job)) = db.jobs().get(&snapshot.name) else { continue };
+        if job.settings.checkpoints.is_none() {
+            continue;
+        }
+        let request = job.request_checkpoint(crate::checkpoint::coordinator::RequestKind::Checkpoint);
+        match tokio::time::timeout(std::time::Duration::from_secs(30), request).await {
+            Ok(Ok(done)) => println!("weir: job {} checkpointed ({})", snapshot.name, done.path.display()),
+            Ok(Err(e)) => eprintln!("weir: job {}: no final checkpoint: {e}", snapshot.name),
+            Err(_) => eprintln!("weir: job {}: final checkpoint timed out", snapshot.name),
         }
     }
 }
