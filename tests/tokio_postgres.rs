@@ -97,13 +97,16 @@ async fn many_concurrent_clients() {
         )
         .await
         .expect("setup");
-    // 64 clients × 50 queries each while the job writes the table.
+    // 64 clients × 50 queries each while the job writes the table (WEIR_LOAD_QUERIES=1000 for the
+    // load run whose rate the notes quote).
+    let per_client: usize = std::env::var("WEIR_LOAD_QUERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let started = std::time::Instant::now();
     let mut handles = Vec::new();
     for c in 0..64 {
         let port = server.port;
         handles.push(tokio::spawn(async move {
             let client = connect(port).await;
-            for q in 0..50 {
+            for q in 0..per_client {
                 let rows = client
                     .query("SELECT g, n FROM totals WHERE g = $1", &[&((c + q) as i64 % 10)])
                     .await
@@ -115,6 +118,11 @@ async fn many_concurrent_clients() {
     for handle in handles {
         handle.await.expect("client");
     }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "load: 64 clients × {per_client} queries in {elapsed:.1} s = {:.0} queries/s, 0 errors",
+        (64 * per_client) as f64 / elapsed
+    );
     setup.batch_execute("WAIT JOB writer").await.expect("wait");
     let total: i64 = setup
         .query_one("SELECT CAST(SUM(n) AS BIGINT) FROM totals", &[])
