@@ -29,9 +29,15 @@ enum Command {
     },
     /// Serve the Postgres wire protocol (psql, drivers).
     Serve {
-        /// Address to listen on (loopback only for now).
+        /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:4566")]
         listen: std::net::SocketAddr,
+        /// Connections served at once; more are refused with SQLSTATE 53300.
+        #[arg(long, default_value_t = 256)]
+        max_connections: usize,
+        /// Allow a non-loopback address although every client is trusted (no passwords yet).
+        #[arg(long)]
+        insecure_trust_remote: bool,
     },
     /// Benchmarks (build with --release).
     #[command(subcommand)]
@@ -88,7 +94,18 @@ fn main() -> ExitCode {
                 .run()
                 .await
             }
-            Command::Serve { listen } => weir::pgserver::serve(weir::Database::open(&cli.data_dir).await?, listen).await,
+            Command::Serve {
+                listen,
+                max_connections,
+                insecure_trust_remote,
+            } => {
+                let options = weir::pgserver::ServeOptions {
+                    listen,
+                    max_connections,
+                    trust_remote: insecure_trust_remote,
+                };
+                weir::pgserver::serve(weir::Database::open(&cli.data_dir).await?, options).await
+            }
             Command::Run { file, format } => {
                 let sql =
                     std::fs::read_to_string(&file).map_err(|e| weir::Error::invalid(format!("cannot read {}: {e}", file.display())))?;

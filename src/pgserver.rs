@@ -314,12 +314,37 @@ impl PgWireServerHandlers for Handlers {
 }
 
 /// Serves the database on `listen` until the process is stopped (Ctrl-C or SIGTERM).
-pub async fn serve(db: Arc<Database>, listen: SocketAddr) -> Result<()> {
-    if !listen.ip().is_loopback() {
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Connections served at once; more are refused with SQLSTATE 53300.
+    pub max_connections: usize,
+    /// Every client is trusted: off a loopback address only on explicit request.
+    pub trust_remote: bool,
+}
+
+/// A FATAL ErrorResponse written by hand: sent before the startup handshake, to refuse a connection.
+fn fatal_message(code: &str, message: &str) -> Vec<u8> {
+    let mut fields = Vec::new();
+    for (tag, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
+        fields.push(tag);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut out = vec![b'E'];
+    out.extend_from_slice(&((fields.len() + 4) as u32).to_be_bytes());
+    out.extend_from_slice(&fields);
+    out
+}
+
+pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
+    let listen = options.listen;
+    if !listen.ip().is_loopback() && !options.trust_remote {
         return Err(Error::invalid(format!(
-            "refusing to listen on {listen} without authentication; only loopback addresses are allowed until passwords are supported"
+            "refusing to listen on {listen}: every client is trusted (no passwords yet); use a loopback address, or pass --insecure-trust-remote"
         )));
     }
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| Error::invalid(format!("cannot listen on {listen}: {e}")))?;
@@ -338,11 +363,21 @@ pub async fn serve(db: Arc<Database>, listen: SocketAddr) -> Result<()> {
                         continue;
                     }
                 };
+                                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let mut socket = socket;
+                        let _ = socket.write_all(&fatal_message("53300", "sorry, too many clients already (weir serve --max-connections)")).await;
+                        let _ = socket.shutdown().await;
+                    });
+                    continue;
+                };
                 let handlers = Handlers { connection: Arc::new(Connection { session: Session::new(db.clone()) }) };
                 tokio::spawn(async move {
                     if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
                         tracing::info!("connection from {peer} ended: {e}");
                     }
+                    drop(slot);
                 });
             }
                         _ = shutdown_signal() => {

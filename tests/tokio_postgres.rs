@@ -164,3 +164,20 @@ async fn malformed_bytes_close_only_that_connection() {
         .expect("a row");
     assert!(version.contains("Weir"), "{version}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_refused_with_53300() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = common::start_server_with(dir.path(), &["--max-connections", "2"]);
+    let first = connect(server.port).await;
+    let _second = connect(server.port).await;
+    let refused = tokio_postgres::connect(&format!("host=127.0.0.1 port={} user=weir dbname=weir", server.port), NoTls).await;
+    let error = refused.err().expect("a third connection is refused");
+    assert_eq!(error.code().map(|c| c.code()), Some("53300"), "{error}");
+    // The admitted ones keep working, and a slot frees when one closes.
+    assert!(first.simple_query("SELECT 1").await.is_ok());
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let again = connect(server.port).await;
+    assert!(again.simple_query("SELECT 1").await.is_ok());
+}

@@ -22,9 +22,14 @@ impl Drop for Server {
 
 /// Starts `weir serve` on 127.0.0.1 with a port the OS picks, read from its first output line.
 pub fn start_server(data_dir: &std::path::Path) -> Server {
+    start_server_with(data_dir, &[])
+}
+
+pub fn start_server_with(data_dir: &std::path::Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
