@@ -35,9 +35,12 @@ enum Command {
         /// Connections served at once; more are refused with SQLSTATE 53300.
         #[arg(long, default_value_t = 256)]
         max_connections: usize,
-        /// Allow a non-loopback address although every client is trusted (no passwords yet).
+        /// Allow a non-loopback address although every client is trusted.
         #[arg(long)]
         insecure_trust_remote: bool,
+        /// Require SCRAM-SHA-256 passwords: a file of `user:password` lines.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
     },
     /// Benchmarks (build with --release).
     #[command(subcommand)]
@@ -98,11 +101,14 @@ fn main() -> ExitCode {
                 listen,
                 max_connections,
                 insecure_trust_remote,
+                password_file,
             } => {
+                let passwords = password_file.as_deref().map(weir::pgserver::PasswordFile::load).transpose()?;
                 let options = weir::pgserver::ServeOptions {
                     listen,
                     max_connections,
                     trust_remote: insecure_trust_remote,
+                    passwords,
                 };
                 weir::pgserver::serve(weir::Database::open(&cli.data_dir).await?, options).await
             }

@@ -19,6 +19,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use futures::stream;
 use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
+use pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag};
@@ -26,6 +29,7 @@ use pgwire::api::stmt::{NoopQueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
@@ -295,8 +299,80 @@ impl ExtendedQueryHandler for Connection {
     }
 }
 
+/// Users and passwords from `--password-file` (one `user:password` per line; `#` comments).
+#[derive(Debug)]
+pub struct PasswordFile {
+    users: std::collections::HashMap<String, String>,
+}
+
+impl PasswordFile {
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::invalid(format!("cannot read password file {}: {e}", path.display())))?;
+        let mut users = std::collections::HashMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (user, password) = line
+                .split_once(':')
+                .ok_or_else(|| Error::invalid(format!("{}:{}: expected user:password", path.display(), n + 1)))?;
+            users.insert(user.trim().to_string(), password.to_string());
+        }
+        if users.is_empty() {
+            return Err(Error::invalid(format!("password file {} names no user", path.display())));
+        }
+        Ok(PasswordFile { users })
+    }
+}
+
+/// SCRAM iterations, as Postgres' default.
+const SCRAM_ITERATIONS: usize = 4096;
+
+#[async_trait]
+impl AuthSource for PasswordFile {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let user = login.user().unwrap_or_default();
+        let password = self.users.get(user).ok_or_else(|| {
+            PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".to_string(),
+                "28P01".to_string(),
+                format!("password authentication failed for user \"{user}\""),
+            )))
+        })?;
+        let salt: [u8; 16] = rand::random();
+        Ok(Password::new(
+            Some(salt.to_vec()),
+            gen_salted_password(password, &salt, SCRAM_ITERATIONS),
+        ))
+    }
+}
+
+/// How connections authenticate: every client trusted, or SCRAM-SHA-256 against a password file.
+enum Startup {
+    Trust(Arc<Connection>),
+    Scram(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + futures::Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
+    {
+        match self {
+            Startup::Trust(connection) => connection.on_startup(client, message).await,
+            Startup::Scram(scram) => scram.on_startup(client, message).await,
+        }
+    }
+}
+
 struct Handlers {
     connection: Arc<Connection>,
+    passwords: Option<Arc<PasswordFile>>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -308,8 +384,17 @@ impl PgWireServerHandlers for Handlers {
         self.connection.clone()
     }
 
-    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
-        self.connection.clone()
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(match &self.passwords {
+            None => Startup::Trust(self.connection.clone()),
+            Some(passwords) => {
+                let mut scram = ScramAuth::new(passwords.clone());
+                scram.set_iterations(SCRAM_ITERATIONS);
+                Startup::Scram(Box::new(
+                    SASLAuthStartupHandler::new(Arc::new(DefaultServerParameterProvider::default())).with_scram(scram),
+                ))
+            }
+        })
     }
 }
 
@@ -320,6 +405,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Every client is trusted: off a loopback address only on explicit request.
     pub trust_remote: bool,
+    /// SCRAM-SHA-256 against these users instead of trust.
+    pub passwords: Option<PasswordFile>,
 }
 
 /// A FATAL ErrorResponse written by hand: sent before the startup handshake, to refuse a connection.
@@ -339,12 +426,13 @@ fn fatal_message(code: &str, message: &str) -> Vec<u8> {
 
 pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
     let listen = options.listen;
-    if !listen.ip().is_loopback() && !options.trust_remote {
+    if !listen.ip().is_loopback() && !options.trust_remote && options.passwords.is_none() {
         return Err(Error::invalid(format!(
-            "refusing to listen on {listen}: every client is trusted (no passwords yet); use a loopback address, or pass --insecure-trust-remote"
+            "refusing to listen on {listen} with every client trusted; give --password-file, use a loopback address, or pass --insecure-trust-remote"
         )));
     }
     let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let passwords = options.passwords.map(Arc::new);
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| Error::invalid(format!("cannot listen on {listen}: {e}")))?;
@@ -372,7 +460,7 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
                     });
                     continue;
                 };
-                let handlers = Handlers { connection: Arc::new(Connection { session: Session::new(db.clone()) }) };
+                let handlers = Handlers { connection: Arc::new(Connection { session: Session::new(db.clone()) }), passwords: passwords.clone() };
                 tokio::spawn(async move {
                     if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
                         tracing::info!("connection from {peer} ended: {e}");

@@ -181,3 +181,32 @@ async fn connections_beyond_the_limit_are_refused_with_53300() {
     let again = connect(server.port).await;
     assert!(again.simple_query("SELECT 1").await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_file_requires_scram_and_refuses_wrong_passwords() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let passwords = dir.path().join("passwords");
+    std::fs::write(&passwords, "# user:password\nalice:s3cret\n").expect("password file");
+    let data = dir.path().join("data");
+    let server = common::start_server_with(&data, &["--password-file", passwords.to_str().expect("path")]);
+    let attempt = |user: &str, password: Option<&str>| {
+        let mut config = format!("host=127.0.0.1 port={} user={user} dbname=weir", server.port);
+        if let Some(p) = password {
+            config.push_str(&format!(" password={p}"));
+        }
+        async move {
+            tokio_postgres::connect(&config, NoTls).await.map(|(client, connection)| {
+                tokio::spawn(connection);
+                client
+            })
+        }
+    };
+    let Err(wrong) = attempt("alice", Some("guess")).await else {
+        panic!("a wrong password was accepted")
+    };
+    assert_eq!(wrong.code().map(|c| c.code()), Some("28P01"), "{wrong}");
+    assert!(attempt("mallory", Some("s3cret")).await.is_err(), "unknown user refused");
+    assert!(attempt("alice", None).await.is_err(), "no trust when passwords are configured");
+    let client = attempt("alice", Some("s3cret")).await.expect("right password");
+    assert!(client.simple_query("SELECT 1").await.is_ok());
+}
