@@ -4,19 +4,18 @@
 //! parallelism. The directory holds `_metadata` (same format as a checkpoint's) and the files.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, BinaryArray, UInt16Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::ipc::reader::FileReader;
-use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{SavepointFormat, write_atomically};
 use crate::checkpoint::manifest::{CheckpointManifest, FileRef};
-use crate::checkpoint::storage::{CheckpointStorage, file_crc};
+use crate::checkpoint::storage::{CheckpointStorage, file_crc, write_ipc_file};
 use crate::error::{Error, Result};
 use crate::state::{StateBackend, StateBackendKind, StateWriteBatch};
 
@@ -110,9 +109,8 @@ fn write_canonical(backend: &dyn StateBackend, path: &Path) -> Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     let schema = canonical_schema();
-    let mut writer = FileWriter::try_new(BufWriter::new(File::create(path)?), &schema)?;
     let entries = backend.scan(&[], &[0xff; 16])?;
-    for chunk in entries.chunks(ROWS_PER_BATCH) {
+    let batches = entries.chunks(ROWS_PER_BATCH).map(|chunk| {
         let groups = UInt16Array::from_iter_values(
             chunk
                 .iter()
@@ -120,18 +118,12 @@ fn write_canonical(backend: &dyn StateBackend, path: &Path) -> Result<()> {
         );
         let keys = BinaryArray::from_iter_values(chunk.iter().map(|(k, _)| k.as_slice()));
         let values = BinaryArray::from_iter_values(chunk.iter().map(|(_, v)| v.as_slice()));
-        writer.write(&RecordBatch::try_new(
+        Ok(RecordBatch::try_new(
             schema.clone(),
             vec![Arc::new(groups), Arc::new(keys), Arc::new(values)],
-        )?)?;
-    }
-    writer.finish()?;
-    writer
-        .into_inner()?
-        .into_inner()
-        .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?
-        .sync_all()?;
-    Ok(())
+        )?)
+    });
+    write_ipc_file(path, &schema, batches)
 }
 
 /// Loads the entries of canonical state files whose key group satisfies `keep` into `backend`.

@@ -26,34 +26,9 @@ pub struct CheckpointStorage {
     known_shared: Mutex<HashMap<String, FileRef>>,
 }
 
-/// Copies `from` to `to`, returning size and CRC-32, and fsyncs the copy.
-fn copy_with_crc(from: &Path, to: &Path) -> Result<(u64, u32)> {
+/// Reads `from` to the end, feeding every chunk to `sink`; returns size and CRC-32.
+fn stream_with_crc(from: &Path, mut sink: impl FnMut(&[u8]) -> std::io::Result<()>) -> Result<(u64, u32)> {
     let mut reader = BufReader::new(File::open(from)?);
-    let tmp = to.with_extension("part");
-    let mut writer = BufWriter::new(File::create(&tmp)?);
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = reader.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        writer.write_all(&buffer[..n])?;
-        size += n as u64;
-    }
-    writer
-        .into_inner()
-        .map_err(|e| Error::internal(format!("writing {}: {e}", tmp.display())))?
-        .sync_all()?;
-    std::fs::rename(&tmp, to)?;
-    Ok((size, hasher.finalize()))
-}
-
-/// Size and CRC-32 of a file.
-pub fn file_crc(path: &Path) -> Result<(u64, u32)> {
-    let mut reader = BufReader::new(File::open(path)?);
     let mut hasher = crc32fast::Hasher::new();
     let mut buffer = vec![0u8; 1 << 16];
     let mut size = 0u64;
@@ -63,8 +38,47 @@ pub fn file_crc(path: &Path) -> Result<(u64, u32)> {
             return Ok((size, hasher.finalize()));
         }
         hasher.update(&buffer[..n]);
+        sink(&buffer[..n])?;
         size += n as u64;
     }
+}
+
+/// Copies `from` to `to` (temp file, fsync, rename), returning size and CRC-32.
+fn copy_with_crc(from: &Path, to: &Path) -> Result<(u64, u32)> {
+    let tmp = to.with_extension("part");
+    let mut writer = BufWriter::new(File::create(&tmp)?);
+    let checked = stream_with_crc(from, |chunk| writer.write_all(chunk))?;
+    sync_buffered(writer, &tmp)?;
+    std::fs::rename(&tmp, to)?;
+    Ok(checked)
+}
+
+/// Size and CRC-32 of a file.
+pub fn file_crc(path: &Path) -> Result<(u64, u32)> {
+    stream_with_crc(path, |_| Ok(()))
+}
+
+/// Flushes a buffered file and fsyncs it.
+pub fn sync_buffered(writer: BufWriter<File>, path: &Path) -> Result<()> {
+    writer
+        .into_inner()
+        .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?
+        .sync_all()?;
+    Ok(())
+}
+
+/// Writes Arrow IPC batches to a new file and fsyncs it.
+pub fn write_ipc_file(
+    path: &Path,
+    schema: &datafusion::arrow::datatypes::Schema,
+    batches: impl IntoIterator<Item = Result<RecordBatch>>,
+) -> Result<()> {
+    let mut writer = FileWriter::try_new(BufWriter::new(File::create(path)?), schema)?;
+    for batch in batches {
+        writer.write(&batch?)?;
+    }
+    writer.finish()?;
+    sync_buffered(writer.into_inner()?, path)
 }
 
 impl CheckpointStorage {
@@ -152,18 +166,7 @@ impl CheckpointStorage {
         let dir = self.checkpoint_dir(id);
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{owner}.arrow"));
-        {
-            let mut writer = FileWriter::try_new(BufWriter::new(File::create(&path)?), &first.schema())?;
-            for batch in batches {
-                writer.write(batch)?;
-            }
-            writer.finish()?;
-            writer
-                .into_inner()?
-                .into_inner()
-                .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?
-                .sync_all()?;
-        }
+        write_ipc_file(&path, &first.schema(), batches.iter().cloned().map(Ok))?;
         let (size, crc32) = file_crc(&path)?;
         Ok(Some(FileRef {
             path: format!("chk-{id}/{owner}.arrow"),
