@@ -41,6 +41,12 @@ enum Command {
         /// Require SCRAM-SHA-256 passwords: a file of `user:password` lines.
         #[arg(long)]
         password_file: Option<PathBuf>,
+        /// PEM certificate chain for TLS (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for TLS (with --tls-cert).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Benchmarks (build with --release).
     #[command(subcommand)]
@@ -102,6 +108,8 @@ fn main() -> ExitCode {
                 max_connections,
                 insecure_trust_remote,
                 password_file,
+                tls_cert,
+                tls_key,
             } => {
                 let passwords = password_file.as_deref().map(weir::pgserver::PasswordFile::load).transpose()?;
                 let options = weir::pgserver::ServeOptions {
@@ -109,6 +117,7 @@ fn main() -> ExitCode {
                     max_connections,
                     trust_remote: insecure_trust_remote,
                     passwords,
+                    tls: tls_cert.zip(tls_key),
                 };
                 weir::pgserver::serve(weir::Database::open(&cli.data_dir).await?, options).await
             }

@@ -407,6 +407,27 @@ pub struct ServeOptions {
     pub trust_remote: bool,
     /// SCRAM-SHA-256 against these users instead of trust.
     pub passwords: Option<PasswordFile>,
+    /// PEM certificate chain and private key: clients may then use TLS (sslmode=require).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<pgwire::tokio::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let bad = |what: &std::path::Path, e: &dyn std::fmt::Display| Error::invalid(format!("cannot load TLS file {}: {e}", what.display()));
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, &e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad(cert, &e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::invalid(format!("TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| Error::invalid(format!("TLS certificate and key do not fit: {e}")))?;
+    Ok(pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// A FATAL ErrorResponse written by hand: sent before the startup handshake, to refuse a connection.
@@ -433,6 +454,10 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
     }
     let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
     let passwords = options.passwords.map(Arc::new);
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| Error::invalid(format!("cannot listen on {listen}: {e}")))?;
@@ -460,9 +485,10 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
                     });
                     continue;
                 };
-                let handlers = Handlers { connection: Arc::new(Connection { session: Session::new(db.clone()) }), passwords: passwords.clone() };
+                                let handlers = Handlers { connection: Arc::new(Connection { session: Session::new(db.clone()) }), passwords: passwords.clone() };
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                         tracing::info!("connection from {peer} ended: {e}");
                     }
                     drop(slot);

@@ -89,3 +89,52 @@ fn psql_runs_weir_commands() {
     );
     assert!(ok && out.contains("ev|file"), "{out}");
 }
+
+#[test]
+fn psql_connects_over_tls() {
+    if !psql_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        eprintln!("\n*** SKIPPING the TLS test: openssl cannot make a test certificate ***\n");
+        return;
+    }
+    let server = common::start_server_with(
+        &dir.path().join("data"),
+        &["--tls-cert", cert.to_str().expect("path"), "--tls-key", key.to_str().expect("path")],
+    );
+    let output = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=weir dbname=weir sslmode=require connect_timeout=10",
+            server.port
+        ))
+        .args(["-X", "-A", "-t", "-c", "SELECT 40 + 2", "-c", "\\conninfo"])
+        .output()
+        .expect("run psql");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("42") && text.contains("SSL connection"), "{text}");
+}
