@@ -17,6 +17,10 @@ ensure_packages() {
     if ! command -v psql >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then missing+=(postgresql-client); else echo "dev.sh: psql not found; the psql tests will be skipped (install postgresql-client)" >&2; fi
     fi
+    # The JDBC driver for the JDBC check (skipped without Java).
+    if command -v javac >/dev/null 2>&1 && ! ls /usr/share/java/postgresql*.jar >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then missing+=(libpostgresql-jdbc-java); else echo "dev.sh: no PostgreSQL JDBC driver; the JDBC check will be skipped" >&2; fi
+    fi
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "dev.sh: installing ${missing[*]} (needed to build RocksDB / run the checks)" >&2
@@ -49,8 +53,10 @@ case "${1:-weir}" in
         python3 tests/verify/recovery.py --weir "$CARGO_TARGET_DIR/debug/weir" --kills 2 --seed 11 --mode AT_LEAST_ONCE --parallelism 3
         # A real Postgres driver from PyPI (psycopg 3, in a venv under ~/.cache) against weir serve.
         python3 tests/verify/psycopg_check.py --weir "$CARGO_TARGET_DIR/debug/weir"
+        # JDBC (Debian's driver; Java is on the machine) against weir serve.
+        python3 tests/verify/jdbc_check.py --weir "$CARGO_TARGET_DIR/debug/weir"
         # set -e: reaching this line means every check above passed.
-        echo "verify: 7 passed, 0 failed"
+        echo "verify: 8 passed, 0 failed"
         ;;
     *)
         echo "usage: ./dev.sh weir [ARGS...] | ./dev.sh test" >&2

@@ -97,6 +97,15 @@ fn api_error(e: Error) -> PgWireError {
     PgWireError::ApiError(Box::new(e))
 }
 
+/// A Weir error as the client should see it: ERROR with its SQLSTATE (not a generic XX000).
+fn pg_error(e: Error) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_string(),
+        e.sqlstate().to_string(),
+        e.to_string(),
+    )))
+}
+
 /// A column cast once per batch to the Rust type its Postgres type is encoded from.
 enum PgColumn {
     Bool(BooleanArray),
@@ -252,7 +261,7 @@ impl ExtendedQueryHandler for Connection {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let (params, schema) = self.session.describe_sql(&statement.statement).await.map_err(api_error)?;
+        let (params, schema) = self.session.describe_sql(&statement.statement).await.map_err(pg_error)?;
         let fields = schema.map_or(Vec::new(), |s| field_infos(&s, &Format::UnifiedBinary));
         Ok(DescribeStatementResponse::new(params.iter().map(pg_type).collect(), fields))
     }
@@ -261,7 +270,7 @@ impl ExtendedQueryHandler for Connection {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let (_, schema) = self.session.describe_sql(&portal.statement.statement).await.map_err(api_error)?;
+        let (_, schema) = self.session.describe_sql(&portal.statement.statement).await.map_err(pg_error)?;
         Ok(DescribePortalResponse::new(
             schema.map_or(Vec::new(), |s| field_infos(&s, &portal.result_column_format)),
         ))
@@ -279,7 +288,7 @@ impl ExtendedQueryHandler for Connection {
             self.session
                 .describe_sql(sql)
                 .await
-                .map_err(api_error)?
+                .map_err(pg_error)?
                 .0
                 .iter()
                 .map(pg_type)

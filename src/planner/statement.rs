@@ -149,6 +149,26 @@ pub const POSTGRES_VARIABLES: [(&str, &str); 9] = [
     ("integer_datetimes", "on"),
 ];
 
+/// Postgres session settings clients set on their own; Weir accepts and ignores them.
+const POSTGRES_SESSION_SETTINGS: [&str; 16] = [
+    "application_name",
+    "extra_float_digits",
+    "client_encoding",
+    "datestyle",
+    "timezone",
+    "search_path",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "client_min_messages",
+    "standard_conforming_strings",
+    "intervalstyle",
+    "bytea_output",
+    "default_transaction_isolation",
+    "default_transaction_read_only",
+    "names",
+];
+
 /// Parses every statement in `sql` (separated by `;`).
 pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     let rewritten = rewrite_flink_window_syntax(sql)?;
@@ -248,6 +268,17 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
                 name: parse_name(parser)?,
                 if_exists,
             })
+        }
+        // Postgres session settings drivers send on connect (SET extra_float_digits = 3, SET SESSION
+        // CHARACTERISTICS ..., SET application_name = ...): accepted, and nothing changes.
+        (Some("SET"), Some(second))
+            if matches!(second, "SESSION" | "LOCAL" | "TRANSACTION" | "TIME")
+                || POSTGRES_SESSION_SETTINGS.iter().any(|s| s.eq_ignore_ascii_case(second)) =>
+        {
+            while !matches!(parser.peek_token().token, Token::SemiColon | Token::EOF) {
+                parser.next_token();
+            }
+            Ok(Statement::TransactionNoop { tag: "SET".into() })
         }
         (Some("SET"), _) => {
             parser.next_token();
