@@ -26,6 +26,8 @@ pub enum UserErrorKind {
     ExternalData,
     /// A job failed (XX000 is internal; this is 57000, operator intervention).
     JobFailed,
+    /// The client canceled the statement (57014).
+    Canceled,
     /// Any other error in a query (42000).
     Other,
 }
@@ -42,6 +44,7 @@ impl UserErrorKind {
             UserErrorKind::InvalidState => "55000",
             UserErrorKind::ExternalData => "58P01",
             UserErrorKind::JobFailed => "57000",
+            UserErrorKind::Canceled => "57014",
             UserErrorKind::Other => "42000",
         }
     }

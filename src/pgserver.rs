@@ -27,7 +27,7 @@ use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::{NoopQueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
@@ -39,6 +39,44 @@ use crate::session::{Database, Output, Session};
 /// One connection: its own session over the shared database.
 pub struct Connection {
     session: Session,
+    /// Where cancel requests find this connection (registered at its first query).
+    cancels: Arc<ConnectionManager>,
+    registration: std::sync::Mutex<Option<(Arc<ConnectionHandle>, ConnectionGuard)>>,
+}
+
+/// The error a canceled statement ends with.
+fn canceled() -> Error {
+    Error::user(crate::error::UserErrorKind::Canceled, "canceling statement due to user request")
+}
+
+impl Connection {
+    fn new(session: Session, cancels: Arc<ConnectionManager>) -> Self {
+        Connection {
+            session,
+            cancels,
+            registration: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Runs `work` unless a cancel request for this connection arrives first (then `None`).
+    async fn cancellable<T>(&self, client: &impl ClientInfo, work: impl std::future::Future<Output = T>) -> Option<T> {
+        let handle = match self.registration.lock() {
+            Ok(mut registration) => {
+                let (handle, _) = registration.get_or_insert_with(|| {
+                    let (pid, secret) = client.pid_and_secret_key();
+                    self.cancels.register(pid, secret)
+                });
+                Some(handle.clone())
+            }
+            Err(_) => None,
+        };
+        let Some(handle) = handle else { return Some(work.await) };
+        let cancel = handle.start_query().await;
+        tokio::select! {
+            out = work => Some(out),
+            Ok(()) = cancel => None,
+        }
+    }
 }
 
 impl NoopStartupHandler for Connection {}
@@ -216,7 +254,7 @@ fn syntax_position(message: &str, query: &str) -> Option<usize> {
 
 #[async_trait]
 impl SimpleQueryHandler for Connection {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -225,7 +263,10 @@ impl SimpleQueryHandler for Connection {
             return Ok(vec![Response::EmptyQuery]);
         }
         let mut outputs = Vec::new();
-        let result = self.session.execute_script(query, |output| outputs.push(output)).await;
+        let result = self
+            .cancellable(client, self.session.execute_script(query, |output| outputs.push(output)))
+            .await
+            .unwrap_or_else(|| Err(canceled()));
         let mut responses = Vec::with_capacity(outputs.len() + 1);
         for output in outputs {
             responses.push(match output {
@@ -276,7 +317,7 @@ impl ExtendedQueryHandler for Connection {
         ))
     }
 
-    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -297,7 +338,11 @@ impl ExtendedQueryHandler for Connection {
             Vec::new()
         };
         let params = parameter_values(portal, &inferred)?;
-        match self.session.execute_with_params(sql, params).await {
+        match self
+            .cancellable(client, self.session.execute_with_params(sql, params))
+            .await
+            .unwrap_or_else(|| Err(canceled()))
+        {
             Ok(mut outputs) => match outputs.pop() {
                 Some(Output::Rows { schema, batches }) => encode_rows(&schema, &batches, &portal.result_column_format),
                 Some(Output::Done { tag }) => Ok(Response::Execution(Tag::new(&tag))),
@@ -382,11 +427,16 @@ impl StartupHandler for Startup {
 struct Handlers {
     connection: Arc<Connection>,
     passwords: Option<Arc<PasswordFile>>,
+    cancels: Arc<ConnectionManager>,
 }
 
 impl PgWireServerHandlers for Handlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
         self.connection.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(pgwire::api::cancel::DefaultCancelHandler::new(self.cancels.clone()))
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
@@ -463,6 +513,7 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
     }
     let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
     let passwords = options.passwords.map(Arc::new);
+    let cancels = Arc::new(ConnectionManager::new());
     let tls = match &options.tls {
         Some((cert, key)) => Some(tls_acceptor(cert, key)?),
         None => None,
@@ -494,7 +545,11 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
                     });
                     continue;
                 };
-                                let handlers = Handlers { connection: Arc::new(Connection { session: Session::new(db.clone()) }), passwords: passwords.clone() };
+                                let handlers = Handlers {
+                    connection: Arc::new(Connection::new(Session::new(db.clone()), cancels.clone())),
+                    passwords: passwords.clone(),
+                    cancels: cancels.clone(),
+                };
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {

@@ -210,3 +210,33 @@ async fn password_file_requires_scram_and_refuses_wrong_passwords() {
     let client = attempt("alice", Some("s3cret")).await.expect("right password");
     assert!(client.simple_query("SELECT 1").await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_stops_a_waiting_statement() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path());
+    let client = connect(server.port).await;
+    client
+        .batch_execute(
+            "CREATE SOURCE endless (id BIGINT) WITH (connector = 'datagen', 'rows-per-second' = '100');
+             CREATE TABLE sink (id BIGINT) WITH (connector = 'blackhole');
+             CREATE JOB forever AS INSERT INTO sink SELECT id FROM endless;",
+        )
+        .await
+        .expect("setup");
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        token.cancel_query(NoTls).await
+    });
+    // WAIT JOB on an unbounded job would wait forever; the cancel request ends it.
+    let error = client.simple_query("WAIT JOB forever").await.expect_err("canceled");
+    assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error}");
+    canceller.await.expect("canceller").expect("cancel sent");
+    // The connection is still usable, and the job still runs.
+    let rows = client
+        .query("SELECT status FROM weir_jobs WHERE name = 'forever'", &[])
+        .await
+        .expect("query");
+    assert_eq!(rows[0].get::<_, String>(0), "RUNNING");
+}
