@@ -29,12 +29,15 @@ enum Command {
     },
     /// Serve the Postgres wire protocol (psql, drivers).
     Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:4566")]
-        listen: std::net::SocketAddr,
-        /// Connections served at once; more are refused with SQLSTATE 53300.
-        #[arg(long, default_value_t = 256)]
-        max_connections: usize,
+        /// Address to listen on [default: 127.0.0.1:4566].
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Connections served at once; more are refused with SQLSTATE 53300 [default: 256].
+        #[arg(long)]
+        max_connections: Option<usize>,
+        /// A TOML file with these options (and a [users] table of passwords); flags win.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Allow a non-loopback address although every client is trusted.
         #[arg(long)]
         insecure_trust_remote: bool,
@@ -106,18 +109,29 @@ fn main() -> ExitCode {
             Command::Serve {
                 listen,
                 max_connections,
+                config,
                 insecure_trust_remote,
                 password_file,
                 tls_cert,
                 tls_key,
             } => {
-                let passwords = password_file.as_deref().map(weir::pgserver::PasswordFile::load).transpose()?;
+                let file = config
+                    .as_deref()
+                    .map(weir::pgserver::ServerConfig::load)
+                    .transpose()?
+                    .unwrap_or_default();
+                let passwords = match (password_file.or(file.password_file), file.users) {
+                    (Some(path), _) => Some(weir::pgserver::PasswordFile::load(&path)?),
+                    (None, Some(users)) => Some(weir::pgserver::PasswordFile::from_users(users)?),
+                    (None, None) => None,
+                };
+                let default_listen = std::net::SocketAddr::from(([127, 0, 0, 1], 4566));
                 let options = weir::pgserver::ServeOptions {
-                    listen,
-                    max_connections,
-                    trust_remote: insecure_trust_remote,
+                    listen: listen.or(file.listen).unwrap_or(default_listen),
+                    max_connections: max_connections.or(file.max_connections).unwrap_or(256),
+                    trust_remote: insecure_trust_remote || file.insecure_trust_remote.unwrap_or(false),
                     passwords,
-                    tls: tls_cert.zip(tls_key),
+                    tls: tls_cert.or(file.tls_cert).zip(tls_key.or(file.tls_key)),
                 };
                 weir::pgserver::serve(weir::Database::open(&cli.data_dir).await?, options).await
             }

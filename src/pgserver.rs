@@ -381,6 +381,45 @@ impl PasswordFile {
     }
 }
 
+/// `weir serve --config weir.toml`: the server's options in one file. Command-line flags win.
+///
+/// ```toml
+/// listen = "127.0.0.1:4566"
+/// max_connections = 256
+/// tls_cert = "server.crt"
+/// tls_key = "server.key"
+/// [users]            # SCRAM-SHA-256 passwords; without this table every client is trusted
+/// alice = "s3cret"
+/// ```
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: Option<SocketAddr>,
+    pub max_connections: Option<usize>,
+    pub insecure_trust_remote: Option<bool>,
+    pub password_file: Option<std::path::PathBuf>,
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
+    pub users: Option<std::collections::HashMap<String, String>>,
+}
+
+impl ServerConfig {
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::invalid(format!("cannot read config {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| Error::invalid(format!("config {}: {e}", path.display())))
+    }
+}
+
+impl PasswordFile {
+    /// Users given inline (the `[users]` table of the config file).
+    pub fn from_users(users: std::collections::HashMap<String, String>) -> Result<Self> {
+        if users.is_empty() {
+            return Err(Error::invalid("the [users] table names no user"));
+        }
+        Ok(PasswordFile { users })
+    }
+}
+
 /// SCRAM iterations, as Postgres' default.
 const SCRAM_ITERATIONS: usize = 4096;
 

@@ -240,3 +240,24 @@ async fn a_cancel_request_stops_a_waiting_statement() {
         .expect("query");
     assert_eq!(rows[0].get::<_, String>(0), "RUNNING");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_sets_users_and_limits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("weir.toml");
+    std::fs::write(&config, "max_connections = 1\n[users]\nbob = \"hunter2\"\n").expect("config");
+    let server = common::start_server_with(&dir.path().join("data"), &["--config", config.to_str().expect("path")]);
+    let url = |password: &str| format!("host=127.0.0.1 port={} user=bob password={password} dbname=weir", server.port);
+    let Err(wrong) = tokio_postgres::connect(&url("guess"), NoTls).await else {
+        panic!("a wrong password was accepted")
+    };
+    assert_eq!(wrong.code().map(|c| c.code()), Some("28P01"), "{wrong}");
+    let (client, connection) = tokio_postgres::connect(&url("hunter2"), NoTls).await.expect("right password");
+    tokio::spawn(connection);
+    assert!(client.simple_query("SELECT 1").await.is_ok());
+    // max_connections = 1: a second client is refused.
+    let Err(full) = tokio_postgres::connect(&url("hunter2"), NoTls).await else {
+        panic!("the limit was not applied")
+    };
+    assert_eq!(full.code().map(|c| c.code()), Some("53300"), "{full}");
+}
