@@ -268,6 +268,7 @@ impl Database {
             *catalog = before;
             return Err(e);
         }
+        crate::system_tables::pg_catalog::refresh(&self.ctx, &catalog)?;
         Ok(value)
     }
 
@@ -283,7 +284,7 @@ impl Database {
                 Arc::new(StoredTable::new(table.clone(), self.table_store.clone())?),
             )?;
         }
-        Ok(())
+        crate::system_tables::pg_catalog::refresh(&self.ctx, &catalog)
     }
 }
 

@@ -89,3 +89,112 @@ impl TableProvider for SystemTable {
         )?)
     }
 }
+
+/// The part of Postgres' `pg_catalog` that psql's `\dt` reads: namespaces, relations, access
+/// methods, and the two functions it calls. Result tables are relkind 'r', sources 'f' (foreign).
+pub mod pg_catalog {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::catalog::MemorySchemaProvider;
+    use datafusion::datasource::MemTable;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+
+    use crate::catalog::Catalog;
+    use crate::error::{Error, Result};
+
+    const PUBLIC_NAMESPACE: i64 = 2200;
+
+    fn table(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Arc<MemTable>> {
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+
+    /// (Re)builds the tables from the catalog; called whenever sources or tables change.
+    pub fn refresh(ctx: &datafusion::execution::context::SessionContext, catalog: &Catalog) -> Result<()> {
+        let datafusion_catalog = ctx.catalog("datafusion").ok_or_else(|| Error::internal("no default catalog"))?;
+        if datafusion_catalog.schema("pg_catalog").is_none() {
+            datafusion_catalog.register_schema("pg_catalog", Arc::new(MemorySchemaProvider::new()))?;
+            let owner = create_udf(
+                "pg_catalog.pg_get_userbyid",
+                vec![DataType::Int64],
+                DataType::Utf8,
+                Volatility::Immutable,
+                Arc::new(|args: &[ColumnarValue]| {
+                    let rows = match &args[0] {
+                        ColumnarValue::Array(a) => a.len(),
+                        ColumnarValue::Scalar(_) => 1,
+                    };
+                    Ok(ColumnarValue::Array(Arc::new(StringArray::from(vec!["weir"; rows]))))
+                }),
+            );
+            let visible = create_udf(
+                "pg_catalog.pg_table_is_visible",
+                vec![DataType::Int64],
+                DataType::Boolean,
+                Volatility::Immutable,
+                Arc::new(|args: &[ColumnarValue]| {
+                    let rows = match &args[0] {
+                        ColumnarValue::Array(a) => a.len(),
+                        ColumnarValue::Scalar(_) => 1,
+                    };
+                    Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(vec![true; rows]))))
+                }),
+            );
+            ctx.register_udf(owner);
+            ctx.register_udf(visible);
+        }
+        let text = |name: &str| Field::new(name, DataType::Utf8, false);
+        let int = |name: &str| Field::new(name, DataType::Int64, false);
+        let namespaces = table(
+            vec![int("oid"), text("nspname")],
+            vec![
+                Arc::new(Int64Array::from(vec![11, PUBLIC_NAMESPACE, 13000])),
+                Arc::new(StringArray::from(vec!["pg_catalog", "public", "information_schema"])),
+            ],
+        )?;
+        let mut relations: Vec<(i64, String, &str)> = catalog
+            .tables
+            .values()
+            .map(|t| (16384 + i64::from(t.id), t.name.clone(), "r"))
+            .collect();
+        relations.extend(
+            catalog
+                .sources
+                .keys()
+                .enumerate()
+                .map(|(i, name)| (1_000_000 + i as i64, name.clone(), "f")),
+        );
+        let classes = table(
+            vec![
+                int("oid"),
+                text("relname"),
+                int("relnamespace"),
+                text("relkind"),
+                int("relowner"),
+                int("relam"),
+            ],
+            vec![
+                Arc::new(Int64Array::from_iter_values(relations.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter_values(relations.iter().map(|r| r.1.as_str()))),
+                Arc::new(Int64Array::from(vec![PUBLIC_NAMESPACE; relations.len()])),
+                Arc::new(StringArray::from_iter_values(relations.iter().map(|r| r.2))),
+                Arc::new(Int64Array::from(vec![10; relations.len()])),
+                Arc::new(Int64Array::from(vec![0; relations.len()])),
+            ],
+        )?;
+        let methods = table(
+            vec![int("oid"), text("amname")],
+            vec![Arc::new(Int64Array::from(vec![2])), Arc::new(StringArray::from(vec!["heap"]))],
+        )?;
+        for (name, provider) in [("pg_namespace", namespaces), ("pg_class", classes), ("pg_am", methods)] {
+            let reference = format!("pg_catalog.{name}");
+            ctx.deregister_table(reference.as_str())?;
+            ctx.register_table(reference.as_str(), provider)?;
+        }
+        Ok(())
+    }
+}
