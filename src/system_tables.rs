@@ -144,8 +144,37 @@ pub mod pg_catalog {
                     Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(vec![true; rows]))))
                 }),
             );
+            let encoding = create_udf(
+                "pg_catalog.pg_encoding_to_char",
+                vec![DataType::Int64],
+                DataType::Utf8,
+                Volatility::Immutable,
+                Arc::new(|args: &[ColumnarValue]| {
+                    let rows = match &args[0] {
+                        ColumnarValue::Array(a) => a.len(),
+                        ColumnarValue::Scalar(_) => 1,
+                    };
+                    Ok(ColumnarValue::Array(Arc::new(StringArray::from(vec!["UTF8"; rows]))))
+                }),
+            );
+            // Weir has no privileges: every ACL is NULL, and so is its text.
+            let acl_text = create_udf(
+                "pg_catalog.array_to_string",
+                vec![DataType::Utf8, DataType::Utf8],
+                DataType::Utf8,
+                Volatility::Immutable,
+                Arc::new(|args: &[ColumnarValue]| {
+                    let rows = match &args[0] {
+                        ColumnarValue::Array(a) => a.len(),
+                        ColumnarValue::Scalar(_) => 1,
+                    };
+                    Ok(ColumnarValue::Array(Arc::new(StringArray::from(vec![None::<&str>; rows]))))
+                }),
+            );
             ctx.register_udf(owner);
             ctx.register_udf(visible);
+            ctx.register_udf(encoding);
+            ctx.register_udf(acl_text);
         }
         let text = |name: &str| Field::new(name, DataType::Utf8, false);
         let int = |name: &str| Field::new(name, DataType::Int64, false);
@@ -190,7 +219,39 @@ pub mod pg_catalog {
             vec![int("oid"), text("amname")],
             vec![Arc::new(Int64Array::from(vec![2])), Arc::new(StringArray::from(vec!["heap"]))],
         )?;
-        for (name, provider) in [("pg_namespace", namespaces), ("pg_class", classes), ("pg_am", methods)] {
+        let nullable = |name: &str| Field::new(name, DataType::Utf8, true);
+        let databases = table(
+            vec![
+                int("oid"),
+                text("datname"),
+                int("datdba"),
+                int("encoding"),
+                text("datcollate"),
+                text("datctype"),
+                nullable("daticulocale"),
+                nullable("daticurules"),
+                text("datlocprovider"),
+                nullable("datacl"),
+            ],
+            vec![
+                Arc::new(Int64Array::from(vec![16384])),
+                Arc::new(StringArray::from(vec!["weir"])),
+                Arc::new(Int64Array::from(vec![10])),
+                Arc::new(Int64Array::from(vec![6])),
+                Arc::new(StringArray::from(vec!["C.UTF-8"])),
+                Arc::new(StringArray::from(vec!["C.UTF-8"])),
+                Arc::new(StringArray::from(vec![None::<&str>])),
+                Arc::new(StringArray::from(vec![None::<&str>])),
+                Arc::new(StringArray::from(vec!["c"])),
+                Arc::new(StringArray::from(vec![None::<&str>])),
+            ],
+        )?;
+        for (name, provider) in [
+            ("pg_namespace", namespaces),
+            ("pg_class", classes),
+            ("pg_am", methods),
+            ("pg_database", databases),
+        ] {
             let reference = format!("pg_catalog.{name}");
             ctx.deregister_table(reference.as_str())?;
             ctx.register_table(reference.as_str(), provider)?;

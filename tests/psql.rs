@@ -80,6 +80,8 @@ fn psql_runs_weir_commands() {
     // psql's \dt reads pg_catalog: the result table is listed (sources are foreign tables, not shown).
     let (ok, out) = psql(server.port, &["\\dt"]);
     assert!(ok && out.contains("public|t|table|weir") && !out.contains("|ev|"), "{out}");
+    let (ok, out) = psql(server.port, &["\\l"]);
+    assert!(ok && out.contains("weir|weir|UTF8"), "{out}");
     // Errors: SQLSTATE and message; the server stays up for the next connection.
     let (ok, out) = psql(server.port, &["SELEC 1"]);
     assert!(!ok && out.contains("42601") && out.contains("syntax error"), "{out}");
