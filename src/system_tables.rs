@@ -95,10 +95,11 @@ impl TableProvider for SystemTable {
 pub mod pg_catalog {
     use std::sync::Arc;
 
-    use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray};
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::arrow::record_batch::RecordBatch;
     use datafusion::catalog::MemorySchemaProvider;
+    use datafusion::common::ScalarValue;
     use datafusion::datasource::MemTable;
     use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 
@@ -118,63 +119,31 @@ pub mod pg_catalog {
         let datafusion_catalog = ctx.catalog("datafusion").ok_or_else(|| Error::internal("no default catalog"))?;
         if datafusion_catalog.schema("pg_catalog").is_none() {
             datafusion_catalog.register_schema("pg_catalog", Arc::new(MemorySchemaProvider::new()))?;
-            let owner = create_udf(
-                "pg_catalog.pg_get_userbyid",
-                vec![DataType::Int64],
-                DataType::Utf8,
-                Volatility::Immutable,
-                Arc::new(|args: &[ColumnarValue]| {
-                    let rows = match &args[0] {
-                        ColumnarValue::Array(a) => a.len(),
-                        ColumnarValue::Scalar(_) => 1,
-                    };
-                    Ok(ColumnarValue::Array(Arc::new(StringArray::from(vec!["weir"; rows]))))
-                }),
-            );
-            let visible = create_udf(
-                "pg_catalog.pg_table_is_visible",
-                vec![DataType::Int64],
-                DataType::Boolean,
-                Volatility::Immutable,
-                Arc::new(|args: &[ColumnarValue]| {
-                    let rows = match &args[0] {
-                        ColumnarValue::Array(a) => a.len(),
-                        ColumnarValue::Scalar(_) => 1,
-                    };
-                    Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(vec![true; rows]))))
-                }),
-            );
-            let encoding = create_udf(
-                "pg_catalog.pg_encoding_to_char",
-                vec![DataType::Int64],
-                DataType::Utf8,
-                Volatility::Immutable,
-                Arc::new(|args: &[ColumnarValue]| {
-                    let rows = match &args[0] {
-                        ColumnarValue::Array(a) => a.len(),
-                        ColumnarValue::Scalar(_) => 1,
-                    };
-                    Ok(ColumnarValue::Array(Arc::new(StringArray::from(vec!["UTF8"; rows]))))
-                }),
-            );
-            // Weir has no privileges: every ACL is NULL, and so is its text.
-            let acl_text = create_udf(
-                "pg_catalog.array_to_string",
-                vec![DataType::Utf8, DataType::Utf8],
-                DataType::Utf8,
-                Volatility::Immutable,
-                Arc::new(|args: &[ColumnarValue]| {
-                    let rows = match &args[0] {
-                        ColumnarValue::Array(a) => a.len(),
-                        ColumnarValue::Scalar(_) => 1,
-                    };
-                    Ok(ColumnarValue::Array(Arc::new(StringArray::from(vec![None::<&str>; rows]))))
-                }),
-            );
-            ctx.register_udf(owner);
-            ctx.register_udf(visible);
-            ctx.register_udf(encoding);
-            ctx.register_udf(acl_text);
+            // Functions psql calls; Weir has one owner, one encoding, every table visible, and no
+            // privileges (every ACL is NULL, and so is its text).
+            for (name, inputs, value) in [
+                ("pg_catalog.pg_get_userbyid", vec![DataType::Int64], ScalarValue::from("weir")),
+                (
+                    "pg_catalog.pg_table_is_visible",
+                    vec![DataType::Int64],
+                    ScalarValue::Boolean(Some(true)),
+                ),
+                ("pg_catalog.pg_encoding_to_char", vec![DataType::Int64], ScalarValue::from("UTF8")),
+                (
+                    "pg_catalog.array_to_string",
+                    vec![DataType::Utf8, DataType::Utf8],
+                    ScalarValue::Utf8(None),
+                ),
+            ] {
+                let output = value.data_type();
+                ctx.register_udf(create_udf(
+                    name,
+                    inputs,
+                    output,
+                    Volatility::Immutable,
+                    Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))),
+                ));
+            }
         }
         let text = |name: &str| Field::new(name, DataType::Utf8, false);
         let int = |name: &str| Field::new(name, DataType::Int64, false);
