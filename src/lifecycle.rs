@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, StringArray, TimestampMillisecondArray, UInt64Array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{JobDef, JobStatus, SavepointDef, SavepointFormat};
@@ -19,7 +19,7 @@ use crate::graph::{JobGraph, OperatorSpec};
 use crate::job::JobSettings;
 use crate::job::settings::CheckpointRetention;
 use crate::planner::statement::{RestoreFrom, RestoreJob};
-use crate::session::{Database, Output, Session};
+use crate::session::{Output, Session};
 
 /// Setting for where savepoints go by default.
 pub const SAVEPOINT_DIR: &str = "execution.checkpointing.savepoint-dir";
@@ -341,7 +341,7 @@ impl Session {
     }
 
     pub(crate) fn show_savepoints(&self) -> Result<Output> {
-        let batch = self.database().savepoints_batch()?;
+        let batch = crate::system_tables::savepoints_batch(self.database())?;
         Ok(Output::Rows {
             schema: batch.schema(),
             batches: vec![batch],
@@ -413,29 +413,4 @@ fn chrono_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-impl Database {
-    /// The `weir_savepoints` system table (also what SHOW SAVEPOINTS prints).
-    pub(crate) fn savepoints_batch(&self) -> Result<RecordBatch> {
-        let catalog = self.catalog_snapshot()?;
-        let savepoints: Vec<&SavepointDef> = catalog.savepoints.values().collect();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("job", DataType::Utf8, false),
-            Field::new("format", DataType::Utf8, false),
-            Field::new("created", DataType::Timestamp(TimeUnit::Millisecond, None), false),
-            Field::new("size_bytes", DataType::UInt64, false),
-            Field::new("path", DataType::Utf8, false),
-        ]));
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.name.as_str()))),
-            Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.job.as_str()))),
-            Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.format.name()))),
-            Arc::new(TimestampMillisecondArray::from_iter_values(savepoints.iter().map(|s| s.created_ms))),
-            Arc::new(UInt64Array::from_iter_values(savepoints.iter().map(|s| s.size_bytes))),
-            Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.path.as_str()))),
-        ];
-        Ok(RecordBatch::try_new(schema, columns)?)
-    }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray, UInt64Array};
+use datafusion::arrow::array::{ArrayRef, StringArray, TimestampMillisecondArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::context::SessionContext;
@@ -20,7 +20,7 @@ use crate::connectors::table_store::{StoredTable, TableStore};
 use crate::connectors::validate_source;
 use crate::error::{Error, Result};
 use crate::job::settings::CheckpointRetention;
-use crate::job::{JobManager, JobSettings, JobSnapshot};
+use crate::job::{JobManager, JobSettings};
 use crate::planner::statement::{CreateJob, ObjectKind, ShowTarget, Statement, parse_statements};
 use crate::planner::window_function::{WindowFunction, WindowFunctionKind};
 use crate::planner::{SINGLE_DISTINCT_RULE, insert_target, plan_job};
@@ -178,65 +178,6 @@ impl Database {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
-    }
-
-    /// The `weir_jobs` system table: one row per job, live metrics for jobs of this process.
-    pub(crate) fn jobs_batch(&self) -> Result<RecordBatch> {
-        let catalog = self.catalog()?;
-        let live: BTreeMap<String, JobSnapshot> = self.jobs.snapshots()?.into_iter().map(|s| (s.name.clone(), s)).collect();
-        let defs: Vec<&JobDef> = catalog.jobs.values().collect();
-        let get = |d: &JobDef| live.get(&d.name);
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("status", DataType::Utf8, false),
-            Field::new("parallelism", DataType::UInt64, false),
-            Field::new("rows_in", DataType::UInt64, false),
-            Field::new("rows_out", DataType::UInt64, false),
-            Field::new("late_rows_dropped", DataType::UInt64, false),
-            Field::new("rows_in_per_second", DataType::Float64, false),
-            Field::new("rows_out_per_second", DataType::Float64, false),
-            Field::new("uptime_seconds", DataType::Float64, false),
-            Field::new("started_at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
-            Field::new("error", DataType::Utf8, true),
-            Field::new("restarts", DataType::UInt64, false),
-            Field::new("last_checkpoint", DataType::Utf8, true),
-        ]));
-        let settings_parallelism = |d: &JobDef| JobSettings::from_options(&d.options).map(|s| s.parallelism as u64).unwrap_or(1);
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(defs.iter().map(|d| d.name.as_str()))),
-            Arc::new(StringArray::from_iter_values(
-                defs.iter().map(|d| get(d).map_or(d.status, |s| s.status).name()),
-            )),
-            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| settings_parallelism(d)))),
-            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.rows_in)))),
-            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.rows_out)))),
-            Arc::new(UInt64Array::from_iter_values(
-                defs.iter().map(|d| get(d).map_or(0, |s| s.late_rows_dropped)),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                defs.iter().map(|d| get(d).map_or(0.0, |s| s.rows_per_second.round())),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                defs.iter().map(|d| get(d).map_or(0.0, |s| s.rows_out_per_second.round())),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                defs.iter()
-                    .map(|d| get(d).map_or(0.0, |s| (s.uptime_seconds * 10.0).round() / 10.0)),
-            )),
-            Arc::new(TimestampMillisecondArray::from_iter(defs.iter().map(|d| {
-                get(d)
-                    .and_then(|s| s.started_at.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|t| t.as_millis() as i64)
-            }))),
-            Arc::new(StringArray::from_iter(
-                defs.iter().map(|d| get(d).map_or(d.error.clone(), |s| s.error.clone())),
-            )),
-            Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.restarts)))),
-            Arc::new(StringArray::from_iter(
-                defs.iter().map(|d| get(d).and_then(|s| s.last_checkpoint.clone())),
-            )),
-        ];
-        Ok(RecordBatch::try_new(schema, columns)?)
     }
 
     pub(crate) fn jobs(&self) -> &JobManager {
@@ -735,7 +676,7 @@ impl Session {
             }
             ShowTarget::Jobs => {
                 drop(catalog);
-                let batch = self.db.jobs_batch()?;
+                let batch = crate::system_tables::jobs_batch(&self.db)?;
                 Ok(Output::rows(batch.schema(), batch))
             }
         }

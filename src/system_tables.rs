@@ -1,10 +1,12 @@
 //! System tables (`weir_jobs`, `weir_savepoints`): providers registered once per database whose
 //! scan takes a fresh snapshot, so concurrent sessions never re-register shared tables.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session as DfSession;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -12,7 +14,9 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::catalog::{JobDef, SavepointDef};
 use crate::error::{Error, Result};
+use crate::job::{JobSettings, JobSnapshot};
 use crate::session::Database;
 
 #[derive(Debug, Clone, Copy)]
@@ -31,8 +35,8 @@ impl SystemTableKind {
 
     fn snapshot(self, db: &Database) -> Result<RecordBatch> {
         match self {
-            SystemTableKind::Jobs => db.jobs_batch(),
-            SystemTableKind::Savepoints => db.savepoints_batch(),
+            SystemTableKind::Jobs => jobs_batch(db),
+            SystemTableKind::Savepoints => savepoints_batch(db),
         }
     }
 }
@@ -88,6 +92,88 @@ impl TableProvider for SystemTable {
             projection.cloned(),
         )?)
     }
+}
+
+/// The `weir_jobs` system table: one row per job, live metrics for jobs of this process.
+pub fn jobs_batch(db: &Database) -> Result<RecordBatch> {
+    let catalog = db.catalog_snapshot()?;
+    let live: BTreeMap<String, JobSnapshot> = db.jobs().snapshots()?.into_iter().map(|s| (s.name.clone(), s)).collect();
+    let defs: Vec<&JobDef> = catalog.jobs.values().collect();
+    let get = |d: &JobDef| live.get(&d.name);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("parallelism", DataType::UInt64, false),
+        Field::new("rows_in", DataType::UInt64, false),
+        Field::new("rows_out", DataType::UInt64, false),
+        Field::new("late_rows_dropped", DataType::UInt64, false),
+        Field::new("rows_in_per_second", DataType::Float64, false),
+        Field::new("rows_out_per_second", DataType::Float64, false),
+        Field::new("uptime_seconds", DataType::Float64, false),
+        Field::new("started_at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("restarts", DataType::UInt64, false),
+        Field::new("last_checkpoint", DataType::Utf8, true),
+    ]));
+    let settings_parallelism = |d: &JobDef| JobSettings::from_options(&d.options).map(|s| s.parallelism as u64).unwrap_or(1);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(defs.iter().map(|d| d.name.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            defs.iter().map(|d| get(d).map_or(d.status, |s| s.status).name()),
+        )),
+        Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| settings_parallelism(d)))),
+        Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.rows_in)))),
+        Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.rows_out)))),
+        Arc::new(UInt64Array::from_iter_values(
+            defs.iter().map(|d| get(d).map_or(0, |s| s.late_rows_dropped)),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            defs.iter().map(|d| get(d).map_or(0.0, |s| s.rows_per_second.round())),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            defs.iter().map(|d| get(d).map_or(0.0, |s| s.rows_out_per_second.round())),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            defs.iter()
+                .map(|d| get(d).map_or(0.0, |s| (s.uptime_seconds * 10.0).round() / 10.0)),
+        )),
+        Arc::new(TimestampMillisecondArray::from_iter(defs.iter().map(|d| {
+            get(d)
+                .and_then(|s| s.started_at.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|t| t.as_millis() as i64)
+        }))),
+        Arc::new(StringArray::from_iter(
+            defs.iter().map(|d| get(d).map_or(d.error.clone(), |s| s.error.clone())),
+        )),
+        Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.restarts)))),
+        Arc::new(StringArray::from_iter(
+            defs.iter().map(|d| get(d).and_then(|s| s.last_checkpoint.clone())),
+        )),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// The `weir_savepoints` system table (also what SHOW SAVEPOINTS prints).
+pub fn savepoints_batch(db: &Database) -> Result<RecordBatch> {
+    let catalog = db.catalog_snapshot()?;
+    let savepoints: Vec<&SavepointDef> = catalog.savepoints.values().collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("job", DataType::Utf8, false),
+        Field::new("format", DataType::Utf8, false),
+        Field::new("created", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+        Field::new("size_bytes", DataType::UInt64, false),
+        Field::new("path", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.name.as_str()))),
+        Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.job.as_str()))),
+        Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.format.name()))),
+        Arc::new(TimestampMillisecondArray::from_iter_values(savepoints.iter().map(|s| s.created_ms))),
+        Arc::new(UInt64Array::from_iter_values(savepoints.iter().map(|s| s.size_bytes))),
+        Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.path.as_str()))),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 /// The part of Postgres' `pg_catalog` that psql's `\dt` reads: namespaces, relations, access
