@@ -10,7 +10,8 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from weir_server import PAR_CSV, ROOT, run_client
+
 
 
 def main():
@@ -23,21 +24,8 @@ def main():
         return 0
     with tempfile.TemporaryDirectory() as work:
         subprocess.run(["javac", "-d", work, os.path.join(ROOT, "tests", "verify", "jdbc", "JdbcCheck.java")], check=True)
-        server = subprocess.Popen([args.weir, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(work, "data")],
-                                  stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        try:
-            port = server.stdout.readline().strip().rsplit(":", 1)[1]
-            result = subprocess.run(["java", "-cp", f"{jars[-1]}:{work}", "JdbcCheck", port, os.path.join(ROOT, "sql", "data", "par.csv")],
-                                    capture_output=True, text=True, timeout=180)
-            sys.stdout.write(result.stdout)
-            if result.returncode != 0:
-                print("JDBC check FAILED:\n" + result.stderr[-4000:])
-                return 1
-        finally:
-            server.kill()
-            server.wait()
-    return 0
-
+        java = lambda port: ["java", "-cp", f"{jars[-1]}:{work}", "JdbcCheck", port, PAR_CSV]
+        return run_client(args.weir, os.path.join(work, "data"), java, "JDBC", 180)
 
 if __name__ == "__main__":
     sys.exit(main())

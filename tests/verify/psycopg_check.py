@@ -9,7 +9,8 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from weir_server import PAR_CSV, run_client
+
 VENV = os.path.join(os.path.expanduser("~"), ".cache", "weir-venv")
 
 
@@ -62,22 +63,7 @@ def main():
     if python is None:
         return 0
     with tempfile.TemporaryDirectory() as data_dir:
-        server = subprocess.Popen([args.weir, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
-                                  stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        try:
-            line = server.stdout.readline()
-            port = int(line.strip().rsplit(":", 1)[1])
-            result = subprocess.run([python, "-c", CLIENT, str(port), os.path.join(ROOT, "sql", "data", "par.csv")],
-                                    capture_output=True, text=True, timeout=120)
-            sys.stdout.write(result.stdout)
-            if result.returncode != 0:
-                print("psycopg check FAILED:\n" + result.stderr)
-                return 1
-        finally:
-            server.kill()
-            server.wait()
-    return 0
-
+        return run_client(args.weir, data_dir, lambda port: [python, "-c", CLIENT, port, PAR_CSV], "psycopg", 120)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,25 @@
+"""Runs a client command against a `weir serve` on a free loopback port (shared by the driver checks)."""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PAR_CSV = os.path.join(ROOT, "sql", "data", "par.csv")
+
+
+def run_client(weir, data_dir, client, label, timeout):
+    """Starts `weir serve`, runs `client(port)` (an argv list) and returns 0 or 1, printing its output."""
+    server = subprocess.Popen([weir, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        port = server.stdout.readline().strip().rsplit(":", 1)[1]
+        result = subprocess.run(client(port), capture_output=True, text=True, timeout=timeout)
+        sys.stdout.write(result.stdout)
+        if result.returncode != 0:
+            print(f"{label} check FAILED:\n" + result.stderr[-4000:])
+            return 1
+        return 0
+    finally:
+        server.kill()
+        server.wait()
