@@ -3,6 +3,7 @@
 
 pub mod flink_syntax;
 pub mod lowering;
+pub mod postgres_syntax;
 pub mod statement;
 pub mod window_function;
 

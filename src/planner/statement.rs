@@ -1,7 +1,7 @@
 //! Parsing: SQL text → Weir `Statement`s. Weir-only commands (CREATE SOURCE / TABLE / JOB, SHOW,
 //! DESCRIBE, DROP, SET, WAIT JOB, EXPLAIN CREATE JOB) are parsed here with sqlparser's primitives;
-//! standard SQL is parsed by sqlparser and handed to DataFusion unchanged. Errors keep sqlparser's
-//! line and column.
+//! standard SQL is parsed by sqlparser and handed to DataFusion, with Postgres-only spellings
+//! rewritten (`postgres_syntax.rs`). Errors keep sqlparser's line and column.
 
 use std::collections::BTreeMap;
 
@@ -368,7 +368,11 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
             parser.next_token();
             Ok(Statement::WaitJob { name: parse_name(parser)? })
         }
-        _ => Ok(Statement::Query(Box::new(parser.parse_statement()?))),
+        _ => {
+            let mut statement = parser.parse_statement()?;
+            super::postgres_syntax::rewrite_postgres_syntax(&mut statement)?;
+            Ok(Statement::Query(Box::new(statement)))
+        }
     }
 }
 

@@ -1,0 +1,378 @@
+//! Postgres spellings that clients' catalog queries use (psql's `\d`, drivers' introspection),
+//! rewritten on the parsed statement into what DataFusion plans:
+//! - `expr COLLATE "C"` / `COLLATE pg_catalog.default`: Weir compares strings byte by byte, which is
+//!   what the C collation and this database's default collation mean, so the clause is dropped;
+//!   any other collation is refused rather than silently ignored.
+//! - `a OPERATOR(pg_catalog.~) b`: the schema-qualified spelling of a built-in operator becomes the
+//!   operator itself.
+//! - `::pg_catalog.text`, `::pg_catalog.int8`: a type qualified with `pg_catalog` is the built-in type.
+//! - `::oid`, `::regclass`, `::regtype` ...: object identifiers are BIGINT in Weir's `pg_catalog`,
+//!   and the `reg*` types are oids that Postgres prints by name; here they stay numbers.
+//! - `pg_catalog.f(...)`: `pg_catalog` is always first on Postgres' search path, so a function
+//!   qualified with it is the function itself (Weir registers Postgres' functions unqualified).
+//! - `ARRAY(SELECT e FROM ... ORDER BY o)` → `(SELECT array_agg(e ORDER BY o) FROM ...)`. One
+//!   difference remains: no rows give NULL rather than an empty array.
+//! - `FROM generate_series(...) s`: a set-returning function of a base type names its one column
+//!   after the alias, so `s` is also the column.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    ArrayElemTypeDef, BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
+    FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, OrderByKind, Query, SelectItem, SetExpr, Statement,
+    TableAliasColumnDef, TableFactor, Value, VisitMut, VisitorMut,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use crate::error::{Error, Result};
+
+/// Rewrites the Postgres-only spellings in `statement` in place.
+pub fn rewrite_postgres_syntax(statement: &mut Statement) -> Result<()> {
+    match statement.visit(&mut PostgresSyntax) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(error) => Err(error),
+    }
+}
+
+struct PostgresSyntax;
+
+impl VisitorMut for PostgresSyntax {
+    type Break = Error;
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<Error> {
+        if let TableFactor::Table {
+            name,
+            alias,
+            args: Some(_),
+            ..
+        } = factor
+        {
+            strip_pg_catalog(name);
+            let single_column = name
+                .0
+                .last()
+                .and_then(|part| part.as_ident())
+                .is_some_and(|f| SINGLE_COLUMN_SET_FUNCTIONS.contains(&f.value.to_ascii_lowercase().as_str()));
+            if let Some(alias) = alias
+                && single_column
+                && alias.columns.is_empty()
+            {
+                alias.columns.push(TableAliasColumnDef::from_name(alias.name.value.clone()));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
+        let rewritten = match expr {
+            Expr::Function(function) => {
+                strip_pg_catalog(&mut function.name);
+                match &mut function.args {
+                    FunctionArguments::Subquery(query) if is_named(&function.name, "array") => {
+                        match array_subquery(std::mem::replace(query, Box::new(empty_query()))) {
+                            Ok(aggregated) => Some(aggregated),
+                            Err(e) => return ControlFlow::Break(e),
+                        }
+                    }
+                    _ => None,
+                }
+            }
+            Expr::Collate { expr: inner, collation } => match is_bytewise_collation(collation) {
+                true => Some(std::mem::replace(inner.as_mut(), Expr::value(Value::Null))),
+                false => {
+                    return ControlFlow::Break(Error::unsupported(format!(
+                        "collation {collation} is not supported; Weir compares strings byte by byte (COLLATE \"C\")"
+                    )));
+                }
+            },
+            Expr::BinaryOp { op, .. } => {
+                if let BinaryOperator::PGCustomBinaryOperator(path) = op {
+                    match builtin_operator(path) {
+                        Some(builtin) => *op = builtin,
+                        None => {
+                            return ControlFlow::Break(Error::unsupported(format!("operator {op} is not supported")));
+                        }
+                    }
+                }
+                None
+            }
+            Expr::Cast { data_type, .. } => {
+                if let Some(builtin) = builtin_type(data_type) {
+                    *data_type = builtin;
+                }
+                None
+            }
+            _ => None,
+        };
+        if let Some(rewritten) = rewritten {
+            *expr = rewritten;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Set-returning functions of a base type: in `FROM f(...) AS s`, Postgres names their column `s`.
+const SINGLE_COLUMN_SET_FUNCTIONS: [&str; 5] = [
+    "generate_series",
+    "unnest",
+    "pg_partition_ancestors",
+    "regexp_split_to_table",
+    "generate_subscripts",
+];
+
+/// `pg_catalog.f` → `f`.
+fn strip_pg_catalog(name: &mut ObjectName) {
+    let qualified = matches!(name.0.as_slice(), [ObjectNamePart::Identifier(schema), _] if schema.value.eq_ignore_ascii_case("pg_catalog"));
+    if qualified {
+        name.0.remove(0);
+    }
+}
+
+fn is_named(name: &ObjectName, function: &str) -> bool {
+    matches!(name.0.as_slice(), [ObjectNamePart::Identifier(f)] if f.value.eq_ignore_ascii_case(function) && f.quote_style.is_none())
+}
+
+fn empty_query() -> Query {
+    Query {
+        with: None,
+        body: Box::new(SetExpr::Values(sqlparser::ast::Values {
+            explicit_row: false,
+            value_keyword: false,
+            rows: Vec::new(),
+        })),
+        order_by: None,
+        limit_clause: None,
+        fetch: None,
+        locks: Vec::new(),
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators: Vec::new(),
+    }
+}
+
+fn function_call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
+            clauses,
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
+}
+
+/// `ARRAY(SELECT e FROM ... WHERE ... ORDER BY o)` → `(SELECT array_agg(e ORDER BY o) FROM ... WHERE ...)`:
+/// the aggregate runs in the subquery itself, so a correlated subquery stays correlated the same way.
+/// Any other query shape is aggregated from outside: `(SELECT array_agg(v) FROM (query) AS a(v))`.
+fn array_subquery(mut query: Box<Query>) -> Result<Expr> {
+    let simple = query.with.is_none()
+        && query.limit_clause.is_none()
+        && query.fetch.is_none()
+        && match query.body.as_ref() {
+            SetExpr::Select(select) => {
+                select.projection.len() == 1
+                    && matches!(select.projection[0], SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. })
+                    && select.distinct.is_none()
+                    && select.having.is_none()
+                    && matches!(&select.group_by, GroupByExpr::Expressions(exprs, _) if exprs.is_empty())
+            }
+            _ => false,
+        };
+    if simple {
+        let order_by = query.order_by.take();
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            let (element, alias) = match select.projection.pop() {
+                Some(SelectItem::UnnamedExpr(e)) => (e, None),
+                Some(SelectItem::ExprWithAlias { expr, alias }) => (expr, Some(alias)),
+                _ => return Err(Error::internal("ARRAY(subquery) lost its projection")),
+            };
+            let mut clauses = Vec::new();
+            if let Some(order_by) = order_by
+                && let OrderByKind::Expressions(mut keys) = order_by.kind
+            {
+                // `ORDER BY 1` and `ORDER BY alias` name the projected element.
+                for key in &mut keys {
+                    let names_element = match &key.expr {
+                        Expr::Value(v) => matches!(&v.value, Value::Number(n, _) if n == "1"),
+                        Expr::Identifier(ident) => alias.as_ref().is_some_and(|a| a.value == ident.value),
+                        _ => false,
+                    };
+                    if names_element {
+                        key.expr = element.clone();
+                    }
+                }
+                clauses.push(FunctionArgumentClause::OrderBy(keys));
+            }
+            select.projection = vec![SelectItem::UnnamedExpr(function_call("array_agg", vec![element], clauses))];
+        }
+        return Ok(Expr::Subquery(query));
+    }
+    let element = Ident::new("element");
+    let outer = format!("SELECT array_agg({element}) FROM (SELECT 1) AS array_elements({element})");
+    match Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&outer)
+        .and_then(|mut p| p.parse_query())
+    {
+        Ok(mut aggregated) => {
+            if let SetExpr::Select(select) = aggregated.body.as_mut()
+                && let Some(from) = select.from.first_mut()
+                && let TableFactor::Derived { subquery, .. } = &mut from.relation
+            {
+                *subquery = query;
+            }
+            Ok(Expr::Subquery(aggregated))
+        }
+        Err(e) => Err(Error::internal(format!("ARRAY(subquery) template: {e}"))),
+    }
+}
+
+/// The unqualified, lower-cased parts of a name, with a leading `pg_catalog` schema removed.
+fn catalog_name(parts: impl Iterator<Item = String>) -> Option<String> {
+    let parts: Vec<String> = parts.collect();
+    match parts.as_slice() {
+        [name] => Some(name.clone()),
+        [schema, name] if schema.eq_ignore_ascii_case("pg_catalog") => Some(name.clone()),
+        _ => None,
+    }
+}
+
+fn object_name(name: &ObjectName) -> Option<String> {
+    let mut parts = Vec::new();
+    for part in &name.0 {
+        parts.push(part.as_ident()?.value.clone());
+    }
+    catalog_name(parts.into_iter())
+}
+
+/// Collations that order strings by their bytes, as Weir does: `default` (this database's), `C`, `POSIX`.
+fn is_bytewise_collation(collation: &ObjectName) -> bool {
+    object_name(collation).is_some_and(|name| ["default", "c", "posix", "ucs_basic"].contains(&name.to_ascii_lowercase().as_str()))
+}
+
+/// `OPERATOR(pg_catalog.~)` → `~`: the built-in operators a qualified spelling may name.
+fn builtin_operator(path: &[String]) -> Option<BinaryOperator> {
+    let symbol = catalog_name(path.iter().cloned())?;
+    Some(match symbol.as_str() {
+        "=" => BinaryOperator::Eq,
+        "<>" | "!=" => BinaryOperator::NotEq,
+        "<" => BinaryOperator::Lt,
+        "<=" => BinaryOperator::LtEq,
+        ">" => BinaryOperator::Gt,
+        ">=" => BinaryOperator::GtEq,
+        "+" => BinaryOperator::Plus,
+        "-" => BinaryOperator::Minus,
+        "*" => BinaryOperator::Multiply,
+        "/" => BinaryOperator::Divide,
+        "%" => BinaryOperator::Modulo,
+        "||" => BinaryOperator::StringConcat,
+        "~" => BinaryOperator::PGRegexMatch,
+        "~*" => BinaryOperator::PGRegexIMatch,
+        "!~" => BinaryOperator::PGRegexNotMatch,
+        "!~*" => BinaryOperator::PGRegexNotIMatch,
+        "~~" => BinaryOperator::PGLikeMatch,
+        "~~*" => BinaryOperator::PGILikeMatch,
+        "!~~" => BinaryOperator::PGNotLikeMatch,
+        "!~~*" => BinaryOperator::PGNotILikeMatch,
+        _ => return None,
+    })
+}
+
+/// Object identifier types: Weir's `pg_catalog` stores oids as BIGINT.
+const OID_TYPES: [&str; 13] = [
+    "oid",
+    "regclass",
+    "regtype",
+    "regproc",
+    "regprocedure",
+    "regoper",
+    "regoperator",
+    "regnamespace",
+    "regrole",
+    "regconfig",
+    "regdictionary",
+    "regcollation",
+    "xid",
+];
+
+/// The type a Postgres catalog type name stands for, or `None` when `data_type` needs no change.
+fn builtin_type(data_type: &DataType) -> Option<DataType> {
+    let name = match data_type {
+        // `x::pg_catalog.int2[]`: the element type.
+        DataType::Array(ArrayElemTypeDef::SquareBracket(element, size)) => {
+            return builtin_type(element).map(|e| DataType::Array(ArrayElemTypeDef::SquareBracket(Box::new(e), *size)));
+        }
+        DataType::Regclass => "regclass".to_string(),
+        DataType::Custom(name, modifiers) if modifiers.is_empty() => object_name(name)?,
+        _ => return None,
+    };
+    let lower = name.to_ascii_lowercase();
+    if OID_TYPES.contains(&lower.as_str()) {
+        return Some(DataType::BigInt(None));
+    }
+    // `name` (identifiers), `"char"` (one byte) and `bpchar` are text to Weir.
+    if ["name", "char", "bpchar"].contains(&lower.as_str()) {
+        return Some(DataType::Text);
+    }
+    // Any other built-in (`pg_catalog.int8`, `pg_catalog.text`): the type as written without its schema.
+    match Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&lower)
+        .and_then(|mut parser| parser.parse_data_type())
+    {
+        Ok(DataType::Custom(..)) | Err(_) => None,
+        Ok(builtin) => Some(builtin),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::GenericDialect;
+
+    fn rewritten(sql: &str) -> Result<String> {
+        let mut statement = Parser::new(&GenericDialect {}).try_with_sql(sql)?.parse_statement()?;
+        rewrite_postgres_syntax(&mut statement)?;
+        Ok(statement.to_string())
+    }
+
+    #[test]
+    fn psql_catalog_spellings_become_plain_sql() {
+        assert_eq!(
+            rewritten("SELECT c.oid FROM pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default").unwrap(),
+            "SELECT c.oid FROM pg_class c WHERE c.relname ~ '^(t)$'"
+        );
+        assert_eq!(
+            rewritten("SELECT x::pg_catalog.regtype::pg_catalog.text, '1'::oid, y COLLATE \"C\", z::pg_catalog.int2[]").unwrap(),
+            "SELECT x::BIGINT::TEXT, '1'::BIGINT, y, z::INT2[]"
+        );
+        assert_eq!(
+            rewritten("SELECT pg_catalog.format_type(t, NULL), x FROM pg_catalog.generate_series(0, 3) s").unwrap(),
+            "SELECT format_type(t, NULL), x FROM generate_series(0, 3) s (s)"
+        );
+    }
+
+    #[test]
+    fn array_subqueries_aggregate() {
+        assert_eq!(
+            rewritten("SELECT array_to_string(ARRAY(SELECT rolname FROM r WHERE oid = ANY(p.roles) ORDER BY 1), ',') FROM p").unwrap(),
+            "SELECT array_to_string((SELECT array_agg(rolname ORDER BY rolname) FROM r WHERE oid = ANY(p.roles)), ',') FROM p"
+        );
+        assert_eq!(
+            rewritten("SELECT ARRAY(SELECT 1 UNION SELECT 2)").unwrap(),
+            "SELECT (SELECT array_agg(element) FROM (SELECT 1 UNION SELECT 2) AS array_elements (element))"
+        );
+    }
+
+    #[test]
+    fn other_collations_and_operators_are_refused() {
+        assert!(rewritten("SELECT a COLLATE \"de_DE\"").unwrap_err().to_string().contains("de_DE"));
+        assert!(rewritten("SELECT a OPERATOR(pg_catalog.@@) b").is_err());
+    }
+}
