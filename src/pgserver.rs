@@ -82,7 +82,7 @@ impl Connection {
 impl NoopStartupHandler for Connection {}
 
 /// The Postgres type a column is sent as.
-fn pg_type(data_type: &DataType) -> Type {
+pub(crate) fn pg_type(data_type: &DataType) -> Type {
     match data_type {
         DataType::Boolean => Type::BOOL,
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,

@@ -1,0 +1,849 @@
+//! The part of Postgres' `pg_catalog` that clients read to describe a database (psql's `\d`, `\dt`,
+//! `\l`; drivers' metadata queries), rebuilt from Weir's catalog on every change (`refresh`).
+//!
+//! How Weir's objects appear:
+//! - result tables are relkind 'r' in schema `public`. A PRIMARY KEY is a unique index `<table>_pkey`
+//!   (relkind 'i', access method btree: stored rows are kept in key order) and a 'p' constraint;
+//! - sources are foreign tables (relkind 'f'): their rows live outside Weir;
+//! - a column has the Postgres type its values are sent as (`pgserver::pg_type`, as in RowDescription)
+//!   and is NOT NULL when it is part of the primary key or declared NOT NULL;
+//! - oids are BIGINT. A table's oids follow from its stable id and a source's from a hash of its name,
+//!   so an oid a client has read keeps naming the same object while it exists.
+//!
+//! Catalogs Weir has no use for (inheritance, policies, triggers, publications, ...) exist with
+//! Postgres' columns and no rows, so clients' queries over them plan and return nothing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Int16Array, Int32Array, Int64Array, ListArray, StringArray, new_empty_array,
+    new_null_array,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Int16Type, Int64Type, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
+use pgwire::api::Type;
+
+use crate::catalog::{Catalog, ColumnDef};
+use crate::error::{Error, Result};
+use crate::pgserver::pg_type;
+
+const PG_CATALOG_NAMESPACE: i64 = 11;
+const PUBLIC_NAMESPACE: i64 = 2200;
+const INFORMATION_SCHEMA_NAMESPACE: i64 = 13000;
+/// The one role: Weir has no users of its own, so everything belongs to the bootstrap superuser.
+const OWNER: i64 = 10;
+const HEAP_AM: i64 = 2;
+const BTREE_AM: i64 = 403;
+const DEFAULT_COLLATION: i64 = 100;
+const DATABASE_OID: i64 = 16384;
+/// Result table `id` has oid `FIRST_TABLE_OID + OIDS_PER_TABLE * id`; its primary-key index and
+/// constraint take the next two.
+const FIRST_TABLE_OID: i64 = 16400;
+const OIDS_PER_TABLE: i64 = 4;
+/// Sources (which have no numeric id) get `FIRST_SOURCE_OID + crc32(name) % SOURCE_OID_RANGE`.
+const FIRST_SOURCE_OID: i64 = 1_000_000_000;
+const SOURCE_OID_RANGE: i64 = 1_000_000_000;
+
+/// A column of a relation, as `pg_attribute` shows it.
+struct Attribute {
+    name: String,
+    pg: Type,
+    not_null: bool,
+}
+
+/// A result table's primary key, shown as a unique btree index plus a 'p' constraint.
+struct PrimaryKey {
+    index_oid: i64,
+    constraint_oid: i64,
+    name: String,
+    /// 1-based column numbers of the key columns in the table, in key order.
+    columns: Vec<i16>,
+}
+
+/// A table, source or primary-key index, as `pg_class` shows it.
+struct Relation {
+    oid: i64,
+    name: String,
+    /// 'r' table, 'f' foreign table (a source), 'i' index.
+    kind: &'static str,
+    am: i64,
+    attributes: Vec<Attribute>,
+    primary_key: Option<PrimaryKey>,
+}
+
+fn attribute(column: &ColumnDef, not_null: bool) -> Result<Attribute> {
+    Ok(Attribute {
+        name: column.name.clone(),
+        pg: pg_type(&column.data_type()?),
+        not_null: not_null || !column.nullable,
+    })
+}
+
+/// Oids for sources from a hash of their names; a collision takes the next free oid.
+fn source_oids<'a>(names: impl Iterator<Item = &'a String>) -> BTreeMap<&'a str, i64> {
+    let mut taken = HashSet::new();
+    names
+        .map(|name| {
+            let mut oid = FIRST_SOURCE_OID + i64::from(crc32fast::hash(name.as_bytes())) % SOURCE_OID_RANGE;
+            while !taken.insert(oid) {
+                oid += 1;
+            }
+            (name.as_str(), oid)
+        })
+        .collect()
+}
+
+/// Every relation: result tables (and their primary-key indexes) and sources.
+fn relations(catalog: &Catalog) -> Result<Vec<Relation>> {
+    let mut relations = Vec::new();
+    for table in catalog.tables.values() {
+        let oid = FIRST_TABLE_OID + OIDS_PER_TABLE * i64::from(table.id);
+        let attributes = table
+            .columns
+            .iter()
+            .map(|c| attribute(c, table.primary_key.contains(&c.name)))
+            .collect::<Result<Vec<_>>>()?;
+        let primary_key = if table.primary_key.is_empty() {
+            None
+        } else {
+            let columns = table
+                .primary_key
+                .iter()
+                .map(|key| {
+                    let position = table
+                        .columns
+                        .iter()
+                        .position(|c| &c.name == key)
+                        .ok_or_else(|| Error::internal(format!("primary key column {key} of table {} is missing", table.name)))?;
+                    i16::try_from(position + 1).map_err(|_| Error::internal("too many columns for pg_attribute"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Some(PrimaryKey {
+                index_oid: oid + 1,
+                constraint_oid: oid + 2,
+                name: format!("{}_pkey", table.name),
+                columns,
+            })
+        };
+        relations.push(Relation {
+            oid,
+            name: table.name.clone(),
+            kind: "r",
+            am: HEAP_AM,
+            attributes,
+            primary_key,
+        });
+    }
+    let oids = source_oids(catalog.sources.keys());
+    for source in catalog.sources.values() {
+        relations.push(Relation {
+            oid: oids.get(source.name.as_str()).copied().unwrap_or(FIRST_SOURCE_OID),
+            name: source.name.clone(),
+            kind: "f",
+            am: 0,
+            attributes: source.columns.iter().map(|c| attribute(c, false)).collect::<Result<Vec<_>>>()?,
+            primary_key: None,
+        });
+    }
+    // Each primary key is also an index relation whose columns are the key columns.
+    let mut indexes = Vec::new();
+    for relation in &relations {
+        if let Some(key) = &relation.primary_key {
+            let attributes = key
+                .columns
+                .iter()
+                .filter_map(|n| relation.attributes.get(usize::try_from(*n).ok()?.checked_sub(1)?))
+                .map(|a| Attribute {
+                    name: a.name.clone(),
+                    pg: a.pg.clone(),
+                    not_null: false,
+                })
+                .collect();
+            indexes.push(Relation {
+                oid: key.index_oid,
+                name: key.name.clone(),
+                kind: "i",
+                am: BTREE_AM,
+                attributes,
+                primary_key: None,
+            });
+        }
+    }
+    relations.extend(indexes);
+    Ok(relations)
+}
+
+// Column builders: Postgres `oid` and `int8` are Int64, `int4` Int32, `int2` Int16; `name`, `text`
+// and `"char"` are Utf8.
+
+fn int64(values: impl IntoIterator<Item = i64>) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(values))
+}
+fn int32(values: impl IntoIterator<Item = i32>) -> ArrayRef {
+    Arc::new(Int32Array::from_iter_values(values))
+}
+fn int16(values: impl IntoIterator<Item = i16>) -> ArrayRef {
+    Arc::new(Int16Array::from_iter_values(values))
+}
+fn text<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
+}
+fn boolean(values: impl IntoIterator<Item = bool>) -> ArrayRef {
+    Arc::new(values.into_iter().map(Some).collect::<BooleanArray>())
+}
+/// `int2[]` / `int2vector` columns.
+fn int16_lists(values: impl IntoIterator<Item = Vec<i16>>) -> ArrayRef {
+    Arc::new(ListArray::from_iter_primitive::<Int16Type, _, _>(
+        values.into_iter().map(|v| Some(v.into_iter().map(Some).collect::<Vec<_>>())),
+    ))
+}
+fn nulls(data_type: &DataType, rows: usize) -> ArrayRef {
+    new_null_array(data_type, rows)
+}
+/// `text[]` columns (options, ACLs: Weir has no privileges, so every ACL is NULL).
+fn text_array_type() -> DataType {
+    DataType::new_list(DataType::Utf8, true)
+}
+fn repeat_int64(value: i64, rows: usize) -> ArrayRef {
+    int64(std::iter::repeat_n(value, rows))
+}
+fn repeat_int32(value: i32, rows: usize) -> ArrayRef {
+    int32(std::iter::repeat_n(value, rows))
+}
+fn repeat_int16(value: i16, rows: usize) -> ArrayRef {
+    int16(std::iter::repeat_n(value, rows))
+}
+fn repeat_text(value: &str, rows: usize) -> ArrayRef {
+    text(std::iter::repeat_n(value, rows))
+}
+fn repeat_bool(value: bool, rows: usize) -> ArrayRef {
+    boolean(std::iter::repeat_n(value, rows))
+}
+
+/// A catalog table from named columns (every column nullable, as Postgres' catalogs are to clients).
+fn table(columns: Vec<(&str, ArrayRef)>) -> Result<Arc<MemTable>> {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, array)| array).collect())?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+fn empty_table(columns: &[(&str, DataType)]) -> Result<Arc<MemTable>> {
+    table(columns.iter().map(|(name, t)| (*name, new_empty_array(t))).collect())
+}
+
+/// The types `pg_type` lists: those Weir sends (`pgserver::pg_type`) and those of the catalog's own
+/// columns, with Postgres' length (-1: variable) and category.
+const TYPES: [(Type, i16, &str); 20] = [
+    (Type::BOOL, 1, "B"),
+    (Type::BYTEA, -1, "U"),
+    (Type::CHAR, 1, "Z"),
+    (Type::NAME, 64, "S"),
+    (Type::INT8, 8, "N"),
+    (Type::INT2, 2, "N"),
+    (Type::INT2_VECTOR, -1, "A"),
+    (Type::INT4, 4, "N"),
+    (Type::TEXT, -1, "S"),
+    (Type::OID, 4, "N"),
+    (Type::FLOAT4, 4, "N"),
+    (Type::FLOAT8, 8, "N"),
+    (Type::BPCHAR, -1, "S"),
+    (Type::VARCHAR, -1, "S"),
+    (Type::DATE, 4, "D"),
+    (Type::TIME, 8, "D"),
+    (Type::TIMESTAMP, 8, "D"),
+    (Type::TIMESTAMPTZ, 8, "D"),
+    (Type::INTERVAL, 16, "T"),
+    (Type::NUMERIC, -1, "N"),
+];
+
+/// The collation of a column of this type: text types collate (by bytes, see `postgres_syntax.rs`).
+fn collation_of(pg: &Type) -> i64 {
+    match TYPES.iter().find(|(t, _, _)| t == pg) {
+        Some((_, _, "S")) => DEFAULT_COLLATION,
+        _ => 0,
+    }
+}
+
+fn type_length(pg: &Type) -> i16 {
+    TYPES.iter().find(|(t, _, _)| t == pg).map_or(-1, |(_, length, _)| *length)
+}
+
+/// `format_type(oid, typmod)`: the SQL name of a type, as Postgres prints it.
+fn format_type(oid: i64, typmod: Option<i64>) -> String {
+    let Some(pg) = u32::try_from(oid).ok().and_then(Type::from_oid) else {
+        return "???".to_string();
+    };
+    let modifier = typmod.filter(|m| *m >= 0);
+    let name = match pg {
+        Type::BOOL => "boolean",
+        Type::INT2 => "smallint",
+        Type::INT4 => "integer",
+        Type::INT8 => "bigint",
+        Type::FLOAT4 => "real",
+        Type::FLOAT8 => "double precision",
+        Type::VARCHAR => "character varying",
+        Type::BPCHAR => "character",
+        Type::CHAR => "\"char\"",
+        Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::TIME | Type::TIMETZ => {
+            // The precision goes between the name and the zone: `timestamp(3) without time zone`.
+            let (base, zone) = match pg {
+                Type::TIMESTAMP => ("timestamp", "without"),
+                Type::TIMESTAMPTZ => ("timestamp", "with"),
+                Type::TIME => ("time", "without"),
+                _ => ("time", "with"),
+            };
+            let precision = modifier.map(|p| format!("({p})")).unwrap_or_default();
+            return format!("{base}{precision} {zone} time zone");
+        }
+        ref other => other.name(),
+    };
+    match (&pg, modifier) {
+        (&Type::VARCHAR | &Type::BPCHAR, Some(m)) if m >= 4 => format!("{name}({})", m - 4),
+        (&Type::NUMERIC, Some(m)) if m >= 4 => format!("{name}({},{})", ((m - 4) >> 16) & 0xffff, (m - 4) & 0xffff),
+        _ => name.to_string(),
+    }
+}
+
+/// An identifier as Postgres prints it: quoted unless it is a plain lower-case name.
+fn quote_ident(name: &str) -> String {
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// A function of `pg_catalog`, computed row by row over its arguments as arrays.
+type Body = Arc<dyn Fn(&[ArrayRef]) -> Result<ArrayRef> + Send + Sync>;
+
+struct PgFunction {
+    name: String,
+    signature: Signature,
+    output: DataType,
+    body: Body,
+}
+
+impl std::fmt::Debug for PgFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl PartialEq for PgFunction {
+    fn eq(&self, other: &Self) -> bool {
+        // Two refreshes register different bodies under one name; they are different functions.
+        self.name == other.name && Arc::ptr_eq(&self.body, &other.body)
+    }
+}
+impl Eq for PgFunction {}
+impl Hash for PgFunction {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for PgFunction {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(self.output.clone())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let out = (self.body)(&arrays)?;
+        if all_scalar {
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+        } else {
+            Ok(ColumnarValue::Array(out))
+        }
+    }
+}
+
+/// Registers function `name` taking any of `arities` (argument types) and returning `output`.
+/// Unqualified: `pg_catalog.f(...)` is rewritten to `f(...)` before planning (`postgres_syntax.rs`).
+fn register_function(
+    ctx: &SessionContext,
+    name: &str,
+    arities: Vec<Vec<DataType>>,
+    output: DataType,
+    body: impl Fn(&[ArrayRef]) -> Result<ArrayRef> + Send + Sync + 'static,
+) {
+    let signature = Signature::one_of(arities.into_iter().map(TypeSignature::Exact).collect(), Volatility::Stable);
+    ctx.register_udf(ScalarUDF::new_from_impl(PgFunction {
+        name: name.to_string(),
+        signature,
+        output,
+        body: Arc::new(body),
+    }));
+}
+
+/// Argument `i` as BIGINTs (oids, numbers), or all NULL when the call left it out.
+fn int_arg(args: &[ArrayRef], i: usize, rows: usize) -> Result<Int64Array> {
+    match args.get(i) {
+        Some(array) => Ok(cast(array, &DataType::Int64)?.as_primitive::<Int64Type>().clone()),
+        None => Ok(Int64Array::from(vec![None; rows])),
+    }
+}
+
+fn rows_of(args: &[ArrayRef]) -> usize {
+    args.first().map_or(1, |a| a.len())
+}
+
+/// A text function of an oid (the first argument) and the optional integer second argument.
+fn text_by_oid(f: impl Fn(i64, Option<i64>) -> Option<String>) -> impl Fn(&[ArrayRef]) -> Result<ArrayRef> {
+    move |args| {
+        let rows = rows_of(args);
+        let (oids, seconds) = (int_arg(args, 0, rows)?, int_arg(args, 1, rows)?);
+        let values: StringArray = (0..rows)
+            .map(|r| {
+                let second = seconds.is_valid(r).then(|| seconds.value(r));
+                oids.is_valid(r).then(|| f(oids.value(r), second)).flatten()
+            })
+            .collect();
+        Ok(Arc::new(values) as ArrayRef)
+    }
+}
+
+fn register_functions(ctx: &SessionContext, relations: &[Relation]) {
+    use DataType::{Boolean, Int64, Utf8};
+    // Weir has one owner, one encoding and every table visible (one schema on the search path).
+    register_function(ctx, "pg_get_userbyid", vec![vec![Int64]], Utf8, |args| {
+        Ok(repeat_text("weir", rows_of(args)))
+    });
+    register_function(ctx, "pg_table_is_visible", vec![vec![Int64]], Boolean, |args| {
+        Ok(repeat_bool(true, rows_of(args)))
+    });
+    register_function(ctx, "pg_encoding_to_char", vec![vec![Int64]], Utf8, |args| {
+        Ok(repeat_text("UTF8", rows_of(args)))
+    });
+    register_function(
+        ctx,
+        "format_type",
+        vec![vec![Int64, Int64]],
+        Utf8,
+        text_by_oid(|oid, typmod| Some(format_type(oid, typmod))),
+    );
+    // Weir stores no expressions (defaults, index expressions) other than as their text.
+    register_function(
+        ctx,
+        "pg_get_expr",
+        vec![vec![Utf8, Int64], vec![Utf8, Int64, Boolean]],
+        Utf8,
+        |args| Ok(args.first().cloned().unwrap_or_else(|| nulls(&Utf8, 1))),
+    );
+
+    // Definitions of the primary keys: `CREATE UNIQUE INDEX t_pkey ON public.t USING btree (k)` and
+    // `PRIMARY KEY (k)`; with a column number, pg_get_indexdef names that key column.
+    let mut index_defs: BTreeMap<i64, (String, Vec<String>)> = BTreeMap::new();
+    let mut constraint_defs: BTreeMap<i64, String> = BTreeMap::new();
+    for relation in relations {
+        let Some(key) = &relation.primary_key else { continue };
+        let columns: Vec<String> = key
+            .columns
+            .iter()
+            .filter_map(|n| relation.attributes.get(usize::try_from(*n).ok()?.checked_sub(1)?))
+            .map(|a| quote_ident(&a.name))
+            .collect();
+        let list = columns.join(", ");
+        index_defs.insert(
+            key.index_oid,
+            (
+                format!(
+                    "CREATE UNIQUE INDEX {} ON public.{} USING btree ({list})",
+                    quote_ident(&key.name),
+                    quote_ident(&relation.name)
+                ),
+                columns,
+            ),
+        );
+        constraint_defs.insert(key.constraint_oid, format!("PRIMARY KEY ({list})"));
+    }
+    register_function(
+        ctx,
+        "pg_get_indexdef",
+        vec![vec![Int64], vec![Int64, Int64, Boolean]],
+        Utf8,
+        text_by_oid(move |oid, column| {
+            let (definition, columns) = index_defs.get(&oid)?;
+            match column.filter(|c| *c > 0) {
+                Some(c) => columns.get(usize::try_from(c - 1).ok()?).cloned(),
+                None => Some(definition.clone()),
+            }
+        }),
+    );
+    register_function(
+        ctx,
+        "pg_get_constraintdef",
+        vec![vec![Int64], vec![Int64, Boolean]],
+        Utf8,
+        text_by_oid(move |oid, _| constraint_defs.get(&oid).cloned()),
+    );
+}
+
+/// (Re)builds the tables and functions from the catalog; called whenever sources or tables change.
+pub fn refresh(ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
+    let datafusion_catalog = ctx.catalog("datafusion").ok_or_else(|| Error::internal("no default catalog"))?;
+    if datafusion_catalog.schema("pg_catalog").is_none() {
+        datafusion_catalog.register_schema("pg_catalog", Arc::new(MemorySchemaProvider::new()))?;
+    }
+    let relations = relations(catalog)?;
+    register_functions(ctx, &relations);
+    for (name, provider) in tables(&relations)? {
+        let reference = format!("pg_catalog.{name}");
+        ctx.deregister_table(reference.as_str())?;
+        ctx.register_table(reference.as_str(), provider)?;
+    }
+    Ok(())
+}
+
+fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> {
+    use DataType::{Boolean, Int16, Int32, Int64, Utf8};
+    let n = relations.len();
+    let namespaces = table(vec![
+        ("oid", int64([PG_CATALOG_NAMESPACE, PUBLIC_NAMESPACE, INFORMATION_SCHEMA_NAMESPACE])),
+        ("nspname", text(["pg_catalog", "public", "information_schema"])),
+        ("nspowner", repeat_int64(OWNER, 3)),
+        ("nspacl", nulls(&text_array_type(), 3)),
+    ])?;
+    let classes = table(vec![
+        ("oid", int64(relations.iter().map(|r| r.oid))),
+        ("relname", text(relations.iter().map(|r| r.name.as_str()))),
+        ("relnamespace", repeat_int64(PUBLIC_NAMESPACE, n)),
+        ("reltype", repeat_int64(0, n)),
+        ("reloftype", repeat_int64(0, n)),
+        ("relowner", repeat_int64(OWNER, n)),
+        ("relam", int64(relations.iter().map(|r| r.am))),
+        ("relfilenode", int64(relations.iter().map(|r| r.oid))),
+        ("reltablespace", repeat_int64(0, n)),
+        ("relpages", repeat_int32(0, n)),
+        ("reltuples", Arc::new(Float32Array::from(vec![-1.0; n]))),
+        ("relallvisible", repeat_int32(0, n)),
+        ("reltoastrelid", repeat_int64(0, n)),
+        ("relhasindex", boolean(relations.iter().map(|r| r.primary_key.is_some()))),
+        ("relisshared", repeat_bool(false, n)),
+        ("relpersistence", repeat_text("p", n)),
+        ("relkind", text(relations.iter().map(|r| r.kind))),
+        (
+            "relnatts",
+            int16(relations.iter().map(|r| i16::try_from(r.attributes.len()).unwrap_or(i16::MAX))),
+        ),
+        ("relchecks", repeat_int16(0, n)),
+        ("relhasrules", repeat_bool(false, n)),
+        ("relhastriggers", repeat_bool(false, n)),
+        ("relhassubclass", repeat_bool(false, n)),
+        ("relrowsecurity", repeat_bool(false, n)),
+        ("relforcerowsecurity", repeat_bool(false, n)),
+        ("relispopulated", repeat_bool(true, n)),
+        ("relreplident", repeat_text("d", n)),
+        ("relispartition", repeat_bool(false, n)),
+        ("relrewrite", repeat_int64(0, n)),
+        ("relacl", nulls(&text_array_type(), n)),
+        ("reloptions", nulls(&text_array_type(), n)),
+        ("relpartbound", nulls(&Utf8, n)),
+    ])?;
+
+    let attributes: Vec<(&Relation, i16, &Attribute)> = relations
+        .iter()
+        .flat_map(|r| r.attributes.iter().zip(1i16..).map(move |(a, number)| (r, number, a)))
+        .collect();
+    let a = attributes.len();
+    let pg_attribute = table(vec![
+        ("attrelid", int64(attributes.iter().map(|(r, _, _)| r.oid))),
+        ("attname", text(attributes.iter().map(|(_, _, a)| a.name.as_str()))),
+        ("atttypid", int64(attributes.iter().map(|(_, _, a)| i64::from(a.pg.oid())))),
+        ("attstattarget", repeat_int32(-1, a)),
+        ("attlen", int16(attributes.iter().map(|(_, _, a)| type_length(&a.pg)))),
+        ("attnum", int16(attributes.iter().map(|(_, number, _)| *number))),
+        ("attndims", repeat_int32(0, a)),
+        ("attcacheoff", repeat_int32(-1, a)),
+        ("atttypmod", repeat_int32(-1, a)),
+        (
+            "attbyval",
+            boolean(attributes.iter().map(|(_, _, a)| (1..=8).contains(&type_length(&a.pg)))),
+        ),
+        ("attalign", repeat_text("d", a)),
+        ("attstorage", repeat_text("p", a)),
+        ("attcompression", repeat_text("", a)),
+        ("attnotnull", boolean(attributes.iter().map(|(_, _, a)| a.not_null))),
+        ("atthasdef", repeat_bool(false, a)),
+        ("atthasmissing", repeat_bool(false, a)),
+        ("attidentity", repeat_text("", a)),
+        ("attgenerated", repeat_text("", a)),
+        ("attisdropped", repeat_bool(false, a)),
+        ("attislocal", repeat_bool(true, a)),
+        ("attinhcount", repeat_int32(0, a)),
+        ("attcollation", int64(attributes.iter().map(|(_, _, a)| collation_of(&a.pg)))),
+        ("attacl", nulls(&text_array_type(), a)),
+        ("attoptions", nulls(&text_array_type(), a)),
+        ("attfdwoptions", nulls(&text_array_type(), a)),
+    ])?;
+
+    let t = TYPES.len();
+    let pg_type_table = table(vec![
+        ("oid", int64(TYPES.iter().map(|(pg, _, _)| i64::from(pg.oid())))),
+        ("typname", text(TYPES.iter().map(|(pg, _, _)| pg.name()))),
+        ("typnamespace", repeat_int64(PG_CATALOG_NAMESPACE, t)),
+        ("typowner", repeat_int64(OWNER, t)),
+        ("typlen", int16(TYPES.iter().map(|(_, length, _)| *length))),
+        ("typbyval", boolean(TYPES.iter().map(|(_, length, _)| (1..=8).contains(length)))),
+        ("typtype", repeat_text("b", t)),
+        ("typcategory", text(TYPES.iter().map(|(_, _, category)| *category))),
+        ("typispreferred", repeat_bool(false, t)),
+        ("typisdefined", repeat_bool(true, t)),
+        ("typdelim", repeat_text(",", t)),
+        ("typrelid", repeat_int64(0, t)),
+        ("typelem", repeat_int64(0, t)),
+        ("typarray", repeat_int64(0, t)),
+        ("typnotnull", repeat_bool(false, t)),
+        ("typbasetype", repeat_int64(0, t)),
+        ("typtypmod", repeat_int32(-1, t)),
+        ("typndims", repeat_int32(0, t)),
+        ("typcollation", int64(TYPES.iter().map(|(pg, _, _)| collation_of(pg)))),
+        ("typdefault", nulls(&Utf8, t)),
+        ("typacl", nulls(&text_array_type(), t)),
+    ])?;
+
+    let keyed: Vec<(&Relation, &PrimaryKey)> = relations.iter().filter_map(|r| Some((r, r.primary_key.as_ref()?))).collect();
+    let k = keyed.len();
+    let pg_index = table(vec![
+        ("indexrelid", int64(keyed.iter().map(|(_, key)| key.index_oid))),
+        ("indrelid", int64(keyed.iter().map(|(r, _)| r.oid))),
+        ("indnatts", int16(keyed.iter().map(|(_, key)| key.columns.len() as i16))),
+        ("indnkeyatts", int16(keyed.iter().map(|(_, key)| key.columns.len() as i16))),
+        ("indisunique", repeat_bool(true, k)),
+        ("indnullsnotdistinct", repeat_bool(false, k)),
+        ("indisprimary", repeat_bool(true, k)),
+        ("indisexclusion", repeat_bool(false, k)),
+        ("indimmediate", repeat_bool(true, k)),
+        ("indisclustered", repeat_bool(false, k)),
+        ("indisvalid", repeat_bool(true, k)),
+        ("indcheckxmin", repeat_bool(false, k)),
+        ("indisready", repeat_bool(true, k)),
+        ("indislive", repeat_bool(true, k)),
+        ("indisreplident", repeat_bool(false, k)),
+        ("indkey", int16_lists(keyed.iter().map(|(_, key)| key.columns.clone()))),
+        ("indexprs", nulls(&Utf8, k)),
+        ("indpred", nulls(&Utf8, k)),
+    ])?;
+    let pg_constraint = table(vec![
+        ("oid", int64(keyed.iter().map(|(_, key)| key.constraint_oid))),
+        ("conname", text(keyed.iter().map(|(_, key)| key.name.as_str()))),
+        ("connamespace", repeat_int64(PUBLIC_NAMESPACE, k)),
+        ("contype", repeat_text("p", k)),
+        ("condeferrable", repeat_bool(false, k)),
+        ("condeferred", repeat_bool(false, k)),
+        ("convalidated", repeat_bool(true, k)),
+        ("conrelid", int64(keyed.iter().map(|(r, _)| r.oid))),
+        ("contypid", repeat_int64(0, k)),
+        ("conindid", int64(keyed.iter().map(|(_, key)| key.index_oid))),
+        ("conparentid", repeat_int64(0, k)),
+        ("confrelid", repeat_int64(0, k)),
+        ("confupdtype", repeat_text(" ", k)),
+        ("confdeltype", repeat_text(" ", k)),
+        ("confmatchtype", repeat_text(" ", k)),
+        ("conislocal", repeat_bool(true, k)),
+        ("coninhcount", repeat_int32(0, k)),
+        ("connoinherit", repeat_bool(true, k)),
+        ("conkey", int16_lists(keyed.iter().map(|(_, key)| key.columns.clone()))),
+        ("confkey", nulls(&DataType::new_list(Int16, true), k)),
+        ("conbin", nulls(&Utf8, k)),
+    ])?;
+
+    let methods = table(vec![
+        ("oid", int64([HEAP_AM, BTREE_AM])),
+        ("amname", text(["heap", "btree"])),
+        ("amhandler", text(["heap_tableam_handler", "bthandler"])),
+        ("amtype", text(["t", "i"])),
+    ])?;
+    let collations = table(vec![
+        ("oid", int64([DEFAULT_COLLATION, 950, 951])),
+        ("collname", text(["default", "C", "POSIX"])),
+        ("collnamespace", repeat_int64(PG_CATALOG_NAMESPACE, 3)),
+        ("collowner", repeat_int64(OWNER, 3)),
+        ("collprovider", text(["d", "c", "c"])),
+        ("collisdeterministic", repeat_bool(true, 3)),
+        ("collencoding", int32([-1, -1, -1])),
+        ("collcollate", text(["", "C", "POSIX"])),
+        ("collctype", text(["", "C", "POSIX"])),
+    ])?;
+    let databases = table(vec![
+        ("oid", int64([DATABASE_OID])),
+        ("datname", text(["weir"])),
+        ("datdba", int64([OWNER])),
+        ("encoding", int64([6])),
+        ("datcollate", text(["C.UTF-8"])),
+        ("datctype", text(["C.UTF-8"])),
+        ("daticulocale", nulls(&Utf8, 1)),
+        ("daticurules", nulls(&Utf8, 1)),
+        ("datlocprovider", text(["c"])),
+        ("datacl", nulls(&text_array_type(), 1)),
+    ])?;
+
+    let mut all = vec![
+        ("pg_namespace", namespaces),
+        ("pg_class", classes),
+        ("pg_attribute", pg_attribute),
+        ("pg_type", pg_type_table),
+        ("pg_index", pg_index),
+        ("pg_constraint", pg_constraint),
+        ("pg_am", methods),
+        ("pg_collation", collations),
+        ("pg_database", databases),
+    ];
+    let oid = Int64;
+    let list = DataType::new_list(Int16, true);
+    for (name, columns) in [
+        (
+            "pg_attrdef",
+            vec![("oid", oid.clone()), ("adrelid", oid.clone()), ("adnum", Int16), ("adbin", Utf8)],
+        ),
+        (
+            "pg_inherits",
+            vec![
+                ("inhrelid", oid.clone()),
+                ("inhparent", oid.clone()),
+                ("inhseqno", Int32),
+                ("inhdetachpending", Boolean),
+            ],
+        ),
+        (
+            "pg_policy",
+            vec![
+                ("oid", oid.clone()),
+                ("polname", Utf8),
+                ("polrelid", oid.clone()),
+                ("polcmd", Utf8),
+                ("polpermissive", Boolean),
+                ("polroles", Utf8),
+                ("polqual", Utf8),
+                ("polwithcheck", Utf8),
+            ],
+        ),
+        (
+            "pg_statistic_ext",
+            vec![
+                ("oid", oid.clone()),
+                ("stxrelid", oid.clone()),
+                ("stxname", Utf8),
+                ("stxnamespace", oid.clone()),
+                ("stxowner", oid.clone()),
+                ("stxstattarget", Int32),
+                ("stxkeys", list.clone()),
+                ("stxkind", Utf8),
+                ("stxexprs", Utf8),
+            ],
+        ),
+        (
+            "pg_publication",
+            vec![
+                ("oid", oid.clone()),
+                ("pubname", Utf8),
+                ("pubowner", oid.clone()),
+                ("puballtables", Boolean),
+                ("pubinsert", Boolean),
+                ("pubupdate", Boolean),
+                ("pubdelete", Boolean),
+                ("pubtruncate", Boolean),
+                ("pubviaroot", Boolean),
+            ],
+        ),
+        (
+            "pg_publication_rel",
+            vec![
+                ("oid", oid.clone()),
+                ("prpubid", oid.clone()),
+                ("prrelid", oid.clone()),
+                ("prqual", Utf8),
+                ("prattrs", list.clone()),
+            ],
+        ),
+        (
+            "pg_publication_namespace",
+            vec![("oid", oid.clone()), ("pnpubid", oid.clone()), ("pnnspid", oid.clone())],
+        ),
+        (
+            "pg_trigger",
+            vec![
+                ("oid", oid.clone()),
+                ("tgrelid", oid.clone()),
+                ("tgparentid", oid.clone()),
+                ("tgname", Utf8),
+                ("tgfoid", oid.clone()),
+                ("tgtype", Int16),
+                ("tgenabled", Utf8),
+                ("tgisinternal", Boolean),
+                ("tgconstrrelid", oid.clone()),
+                ("tgconstrindid", oid.clone()),
+                ("tgconstraint", oid.clone()),
+                ("tgdeferrable", Boolean),
+                ("tginitdeferred", Boolean),
+                ("tgnargs", Int16),
+                ("tgattr", list.clone()),
+                ("tgargs", Utf8),
+                ("tgqual", Utf8),
+                ("tgoldtable", Utf8),
+                ("tgnewtable", Utf8),
+            ],
+        ),
+        (
+            "pg_description",
+            vec![
+                ("objoid", oid.clone()),
+                ("classoid", oid.clone()),
+                ("objsubid", Int32),
+                ("description", Utf8),
+            ],
+        ),
+    ] {
+        all.push((name, empty_table(&columns)?));
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_type_prints_sql_names() {
+        assert_eq!(format_type(i64::from(Type::VARCHAR.oid()), Some(-1)), "character varying");
+        assert_eq!(format_type(i64::from(Type::VARCHAR.oid()), Some(14)), "character varying(10)");
+        assert_eq!(format_type(i64::from(Type::TIMESTAMP.oid()), None), "timestamp without time zone");
+        assert_eq!(
+            format_type(i64::from(Type::TIMESTAMPTZ.oid()), Some(3)),
+            "timestamp(3) with time zone"
+        );
+        assert_eq!(format_type(i64::from(Type::INT8.oid()), Some(-1)), "bigint");
+        assert_eq!(format_type(i64::from(Type::TEXT.oid()), Some(-1)), "text");
+        assert_eq!(format_type(123_456_789, None), "???");
+    }
+
+    #[test]
+    fn source_oids_are_stable_and_distinct() {
+        let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let all = source_oids(names.iter());
+        let fewer = source_oids(names[1..].iter());
+        assert_eq!(all["b"], fewer["b"]);
+        assert_eq!(all.values().collect::<HashSet<_>>().len(), 3);
+    }
+}
