@@ -14,12 +14,14 @@
 //!   difference remains: no rows give NULL rather than an empty array.
 //! - `FROM generate_series(...) s`: a set-returning function of a base type names its one column
 //!   after the alias, so `s` is also the column.
+//! - `SELECT a, NULL, NULL`: Postgres allows one expression twice in a select list, DataFusion
+//!   wants distinct names, so a repeat gets the name with `_2`, `_3`, ... appended.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     ArrayElemTypeDef, BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, OrderByKind, Query, SelectItem, SetExpr, Statement,
+    FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, OrderByKind, Query, Select, SelectItem, SetExpr, Statement,
     TableAliasColumnDef, TableFactor, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
@@ -59,6 +61,23 @@ impl VisitorMut for PostgresSyntax {
                 && alias.columns.is_empty()
             {
                 alias.columns.push(TableAliasColumnDef::from_name(alias.name.value.clone()));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<Error> {
+        let mut seen: Vec<(Expr, usize)> = Vec::new();
+        for item in &mut select.projection {
+            if let SelectItem::UnnamedExpr(expr) = item {
+                match seen.iter_mut().find(|(e, _)| e == expr) {
+                    Some((_, count)) => {
+                        *count += 1;
+                        let alias = Ident::with_quote('"', format!("{expr}_{count}"));
+                        *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias };
+                    }
+                    None => seen.push((expr.clone(), 1)),
+                }
             }
         }
         ControlFlow::Continue(())
@@ -355,6 +374,14 @@ mod tests {
         assert_eq!(
             rewritten("SELECT pg_catalog.format_type(t, NULL), x FROM pg_catalog.generate_series(0, 3) s").unwrap(),
             "SELECT format_type(t, NULL), x FROM generate_series(0, 3) s (s)"
+        );
+    }
+
+    #[test]
+    fn repeated_select_items_get_distinct_names() {
+        assert_eq!(
+            rewritten("SELECT a, NULL, NULL, NULL FROM t").unwrap(),
+            "SELECT a, NULL, NULL AS \"NULL_2\", NULL AS \"NULL_3\" FROM t"
         );
     }
 
