@@ -28,6 +28,8 @@ pub enum UserErrorKind {
     JobFailed,
     /// The client canceled the statement (57014).
     Canceled,
+    /// A scalar subquery returned more than one row (21000).
+    CardinalityViolation,
     /// Any other error in a query (42000).
     Other,
 }
@@ -45,6 +47,7 @@ impl UserErrorKind {
             UserErrorKind::ExternalData => "58P01",
             UserErrorKind::JobFailed => "57000",
             UserErrorKind::Canceled => "57014",
+            UserErrorKind::CardinalityViolation => "21000",
             UserErrorKind::Other => "42000",
         }
     }

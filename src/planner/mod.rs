@@ -5,6 +5,7 @@ pub mod flink_syntax;
 pub mod lowering;
 pub mod postgres_syntax;
 pub mod statement;
+pub mod subquery_apply;
 pub mod window_function;
 
 use datafusion::execution::context::SessionContext;
@@ -51,5 +52,10 @@ pub async fn plan_job(ctx: &SessionContext, insert: &Insert, table: &TableDef, p
         .statement_to_plan(DfStatement::Statement(Box::new(SqlStatement::Query(query.clone()))))
         .await?;
     let plan = state.optimize(&plan)?;
+    if subquery_apply::contains_applied_subquery(&plan) {
+        return Err(Error::unsupported(
+            "a job cannot run a correlated subquery row by row; join the tables instead",
+        ));
+    }
     lowering::lower_job(&plan, table, parallelism)
 }
