@@ -141,6 +141,7 @@ impl Database {
         let ctx = SessionContext::new_with_config(config);
         ctx.remove_optimizer_rule(SINGLE_DISTINCT_RULE);
         crate::planner::subquery_apply::register(&ctx);
+        crate::planner::postgres_arrays::register(&ctx)?;
         for kind in [WindowFunctionKind::Tumble, WindowFunctionKind::Hop, WindowFunctionKind::Session] {
             // DataFusion looks table functions up by the name as written.
             let function = Arc::new(WindowFunction {

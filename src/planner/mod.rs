@@ -3,6 +3,7 @@
 
 pub mod flink_syntax;
 pub mod lowering;
+pub mod postgres_arrays;
 pub mod postgres_syntax;
 pub mod statement;
 pub mod subquery_apply;
