@@ -21,19 +21,22 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float32Array, Int16Array, Int32Array, Int64Array, ListArray, StringArray, new_empty_array,
     new_null_array,
 };
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int16Type, Int64Type, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemorySchemaProvider;
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
+use datafusion::logical_expr::{ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
 use pgwire::api::Type;
 
 use crate::catalog::{Catalog, ColumnDef};
 use crate::error::{Error, Result};
 use crate::pgserver::pg_type;
+use crate::planner::subquery_apply::LateralFunction;
 
 const PG_CATALOG_NAMESPACE: i64 = 11;
 const PUBLIC_NAMESPACE: i64 = 2200;
@@ -44,6 +47,9 @@ const HEAP_AM: i64 = 2;
 const BTREE_AM: i64 = 403;
 const DEFAULT_COLLATION: i64 = 100;
 const DATABASE_OID: i64 = 16384;
+const FOREIGN_DATA_WRAPPER: i64 = 13999;
+/// Foreign servers (one per connector sources use) count up from here.
+const FIRST_SERVER_OID: i64 = 14000;
 /// Result table `id` has oid `FIRST_TABLE_OID + OIDS_PER_TABLE * id`; its primary-key index and
 /// constraint take the next two.
 const FIRST_TABLE_OID: i64 = 16400;
@@ -77,6 +83,8 @@ struct Relation {
     am: i64,
     attributes: Vec<Attribute>,
     primary_key: Option<PrimaryKey>,
+    /// For a source: its connector (the foreign server) and its options as `key=value`.
+    foreign: Option<(String, Vec<String>)>,
 }
 
 fn attribute(column: &ColumnDef, not_null: bool) -> Result<Attribute> {
@@ -140,6 +148,7 @@ fn relations(catalog: &Catalog) -> Result<Vec<Relation>> {
             am: HEAP_AM,
             attributes,
             primary_key,
+            foreign: None,
         });
     }
     let oids = source_oids(catalog.sources.keys());
@@ -151,6 +160,10 @@ fn relations(catalog: &Catalog) -> Result<Vec<Relation>> {
             am: 0,
             attributes: source.columns.iter().map(|c| attribute(c, false)).collect::<Result<Vec<_>>>()?,
             primary_key: None,
+            foreign: Some((
+                source.connector.clone(),
+                source.options.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            )),
         });
     }
     // Each primary key is also an index relation whose columns are the key columns.
@@ -174,6 +187,7 @@ fn relations(catalog: &Catalog) -> Result<Vec<Relation>> {
                 am: BTREE_AM,
                 attributes,
                 primary_key: None,
+                foreign: None,
             });
         }
     }
@@ -204,6 +218,17 @@ fn int16_lists(values: impl IntoIterator<Item = Vec<i16>>) -> ArrayRef {
     Arc::new(ListArray::from_iter_primitive::<Int16Type, _, _>(
         values.into_iter().map(|v| Some(v.into_iter().map(Some).collect::<Vec<_>>())),
     ))
+}
+/// `text[]` columns with values.
+fn text_lists<'a>(values: impl Iterator<Item = &'a [String]>) -> Result<ArrayRef> {
+    let lists: Vec<&[String]> = values.collect();
+    let strings: StringArray = lists.iter().flat_map(|l| l.iter()).map(Some).collect();
+    Ok(Arc::new(ListArray::try_new(
+        Arc::new(Field::new_list_field(DataType::Utf8, true)),
+        OffsetBuffer::from_lengths(lists.iter().map(|l| l.len())),
+        Arc::new(strings),
+        None,
+    )?))
 }
 fn nulls(data_type: &DataType, rows: usize) -> ArrayRef {
     new_null_array(data_type, rows)
@@ -379,16 +404,17 @@ impl ScalarUDFImpl for PgFunction {
     }
 }
 
-/// Registers function `name` taking any of `arities` (argument types) and returning `output`.
+/// Registers function `name` taking any of `arities` arguments and returning `output`. Arguments
+/// are not type-checked: the body casts them as Postgres would (`'16400'` is an oid too).
 /// Unqualified: `pg_catalog.f(...)` is rewritten to `f(...)` before planning (`postgres_syntax.rs`).
 fn register_function(
     ctx: &SessionContext,
     name: &str,
-    arities: Vec<Vec<DataType>>,
+    arities: &[usize],
     output: DataType,
     body: impl Fn(&[ArrayRef]) -> Result<ArrayRef> + Send + Sync + 'static,
 ) {
-    let signature = Signature::one_of(arities.into_iter().map(TypeSignature::Exact).collect(), Volatility::Stable);
+    let signature = Signature::one_of(arities.iter().map(|n| TypeSignature::Any(*n)).collect(), Volatility::Stable);
     ctx.register_udf(ScalarUDF::new_from_impl(PgFunction {
         name: name.to_string(),
         signature,
@@ -402,6 +428,14 @@ fn int_arg(args: &[ArrayRef], i: usize, rows: usize) -> Result<Int64Array> {
     match args.get(i) {
         Some(array) => Ok(cast(array, &DataType::Int64)?.as_primitive::<Int64Type>().clone()),
         None => Ok(Int64Array::from(vec![None; rows])),
+    }
+}
+
+/// Argument `i` as text.
+fn text_arg(args: &[ArrayRef], i: usize, rows: usize) -> Result<StringArray> {
+    match args.get(i) {
+        Some(array) => Ok(cast(array, &DataType::Utf8)?.as_string::<i32>().clone()),
+        None => Ok(StringArray::from(vec![None::<&str>; rows])),
     }
 }
 
@@ -424,33 +458,112 @@ fn text_by_oid(f: impl Fn(i64, Option<i64>) -> Option<String>) -> impl Fn(&[Arra
     }
 }
 
+/// A text function of a text argument.
+fn text_by_text(f: impl Fn(&str) -> String) -> impl Fn(&[ArrayRef]) -> Result<ArrayRef> {
+    move |args| {
+        let rows = rows_of(args);
+        let texts = text_arg(args, 0, rows)?;
+        let values: StringArray = texts.iter().map(|t| t.map(&f)).collect();
+        Ok(Arc::new(values) as ArrayRef)
+    }
+}
+
+/// `pg_size_pretty`: bytes up to 10 kB, then kB, MB, GB, TB, rounded half away from zero.
+fn size_pretty(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    // One extra bit is kept for rounding, as Postgres does.
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    let mut size = bytes >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if size.abs() < LIMIT * 2 - 1 || unit == "TB" {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size >>= 10;
+    }
+    format!("{} PB", half_rounded(size))
+}
+
+/// `'text'` as a Postgres string literal.
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `array_upper(array, dimension)`: the upper bound of a one-dimensional array (its length, as
+/// Postgres arrays from Weir start at 1); NULL for an empty array or another dimension.
+fn array_upper(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let rows = rows_of(args);
+    let dimensions = int_arg(args, 1, rows)?;
+    let lengths: Vec<Option<i64>> = match args.first().map(|a| a.data_type()) {
+        Some(DataType::List(_)) => args[0].as_list::<i32>().iter().map(|l| l.map(|l| l.len() as i64)).collect(),
+        Some(DataType::LargeList(_)) => args[0].as_list::<i64>().iter().map(|l| l.map(|l| l.len() as i64)).collect(),
+        _ => vec![None; rows],
+    };
+    let values: Int64Array = lengths
+        .into_iter()
+        .enumerate()
+        .map(|(r, length)| length.filter(|n| *n > 0 && dimensions.is_valid(r) && dimensions.value(r) == 1))
+        .collect();
+    Ok(Arc::new(values))
+}
+
 fn register_functions(ctx: &SessionContext, relations: &[Relation]) {
     use DataType::{Boolean, Int64, Utf8};
     // Weir has one owner, one encoding and every table visible (one schema on the search path).
-    register_function(ctx, "pg_get_userbyid", vec![vec![Int64]], Utf8, |args| {
-        Ok(repeat_text("weir", rows_of(args)))
-    });
-    register_function(ctx, "pg_table_is_visible", vec![vec![Int64]], Boolean, |args| {
+    register_function(ctx, "pg_get_userbyid", &[1], Utf8, |args| Ok(repeat_text("weir", rows_of(args))));
+    register_function(ctx, "pg_table_is_visible", &[1], Boolean, |args| {
         Ok(repeat_bool(true, rows_of(args)))
     });
-    register_function(ctx, "pg_encoding_to_char", vec![vec![Int64]], Utf8, |args| {
+    register_function(ctx, "pg_encoding_to_char", &[1], Utf8, |args| {
         Ok(repeat_text("UTF8", rows_of(args)))
     });
     register_function(
         ctx,
         "format_type",
-        vec![vec![Int64, Int64]],
+        &[2],
         Utf8,
         text_by_oid(|oid, typmod| Some(format_type(oid, typmod))),
     );
-    // Weir stores no expressions (defaults, index expressions) other than as their text.
-    register_function(
-        ctx,
-        "pg_get_expr",
-        vec![vec![Utf8, Int64], vec![Utf8, Int64, Boolean]],
-        Utf8,
-        |args| Ok(args.first().cloned().unwrap_or_else(|| nulls(&Utf8, 1))),
-    );
+    register_function(ctx, "quote_ident", &[1], Utf8, text_by_text(quote_ident));
+    register_function(ctx, "quote_literal", &[1], Utf8, text_by_text(quote_literal));
+    register_function(ctx, "array_upper", &[2], Int64, array_upper);
+    // Weir stores no expressions (defaults, index predicates) other than as their text.
+    register_function(ctx, "pg_get_expr", &[2, 3], Utf8, |args| {
+        Ok(Arc::new(text_arg(args, 0, rows_of(args))?))
+    });
+    // Objects Weir does not have (views, rules, triggers, partitions, extended statistics) and
+    // comments, which it does not keep: no definition, no description.
+    for (name, arities) in [
+        ("pg_get_viewdef", &[1, 2][..]),
+        ("pg_get_ruledef", &[1, 2]),
+        ("pg_get_triggerdef", &[1, 2]),
+        ("pg_get_partkeydef", &[1]),
+        ("pg_get_partition_constraintdef", &[1]),
+        ("pg_get_statisticsobjdef_columns", &[1]),
+        ("col_description", &[2]),
+        ("obj_description", &[1, 2]),
+        ("shobj_description", &[2]),
+    ] {
+        register_function(ctx, name, arities, Utf8, |args| Ok(nulls(&Utf8, rows_of(args))));
+    }
+    // Sizes on disk are not tracked per relation (rows share one RocksDB): unknown, so NULL.
+    for name in ["pg_table_size", "pg_relation_size", "pg_total_relation_size", "pg_indexes_size"] {
+        register_function(ctx, name, &[1], Int64, |args| Ok(nulls(&Int64, rows_of(args))));
+    }
+    register_function(ctx, "pg_size_pretty", &[1], Utf8, |args| {
+        let sizes = int_arg(args, 0, rows_of(args))?;
+        Ok(Arc::new(sizes.iter().map(|s| s.map(size_pretty)).collect::<StringArray>()))
+    });
+    // Only tables could be published (Weir has no publications).
+    let tables: HashSet<i64> = relations.iter().filter(|r| r.kind == "r").map(|r| r.oid).collect();
+    register_function(ctx, "pg_relation_is_publishable", &[1], Boolean, move |args| {
+        let oids = int_arg(args, 0, rows_of(args))?;
+        Ok(Arc::new(
+            oids.iter().map(|o| o.map(|o| tables.contains(&o))).collect::<BooleanArray>(),
+        ))
+    });
 
     // Definitions of the primary keys: `CREATE UNIQUE INDEX t_pkey ON public.t USING btree (k)` and
     // `PRIMARY KEY (k)`; with a column number, pg_get_indexdef names that key column.
@@ -481,7 +594,7 @@ fn register_functions(ctx: &SessionContext, relations: &[Relation]) {
     register_function(
         ctx,
         "pg_get_indexdef",
-        vec![vec![Int64], vec![Int64, Int64, Boolean]],
+        &[1, 3],
         Utf8,
         text_by_oid(move |oid, column| {
             let (definition, columns) = index_defs.get(&oid)?;
@@ -494,10 +607,87 @@ fn register_functions(ctx: &SessionContext, relations: &[Relation]) {
     register_function(
         ctx,
         "pg_get_constraintdef",
-        vec![vec![Int64], vec![Int64, Boolean]],
+        &[1, 2],
         Utf8,
         text_by_oid(move |oid, _| constraint_defs.get(&oid).cloned()),
     );
+}
+
+/// `pg_options_to_table(options)`: `key=value` option strings as (option_name, option_value) rows.
+#[derive(Debug)]
+struct OptionsToTable;
+
+impl TableFunctionImpl for OptionsToTable {
+    fn call_with_args(&self, args: TableFunctionArgs) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        let options: Vec<String> = match args.exprs().first() {
+            Some(Expr::Literal(ScalarValue::List(list), _)) if !list.is_empty() && list.is_valid(0) => {
+                let values = cast(&list.value(0), &DataType::Utf8)?;
+                values.as_string::<i32>().iter().flatten().map(str::to_string).collect()
+            }
+            Some(Expr::Literal(value, _)) if value.is_null() => Vec::new(),
+            _ => return Err(Error::invalid("pg_options_to_table takes an array of options").into()),
+        };
+        let (names, values): (Vec<&str>, Vec<Option<&str>>) = options
+            .iter()
+            .map(|o| match o.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (o.as_str(), None),
+            })
+            .unzip();
+        Ok(table(vec![
+            ("option_name", text(names)),
+            ("option_value", Arc::new(StringArray::from(values)) as ArrayRef),
+        ])?)
+    }
+}
+
+/// `pg_partition_ancestors(relation)`: a relation and the partitioned tables above it; Weir has no
+/// partitions, so the relation itself.
+#[derive(Debug)]
+struct PartitionAncestors;
+
+impl TableFunctionImpl for PartitionAncestors {
+    fn call_with_args(&self, args: TableFunctionArgs) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        let relid = match args.exprs().first() {
+            Some(Expr::Literal(value, _)) => value.cast_to(&DataType::Int64)?,
+            _ => return Err(Error::invalid("pg_partition_ancestors takes a relation oid").into()),
+        };
+        let relids = match relid {
+            ScalarValue::Int64(Some(oid)) => vec![oid],
+            _ => Vec::new(),
+        };
+        Ok(table(vec![("relid", int64(relids))])?)
+    }
+}
+
+/// `unnest(array)` called as `pg_catalog.unnest` (the unqualified spelling is DataFusion's UNNEST):
+/// one row per element, in a column named `unnest`.
+#[derive(Debug)]
+struct Unnest;
+
+impl TableFunctionImpl for Unnest {
+    fn call_with_args(&self, args: TableFunctionArgs) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        let elements = match args.exprs().first() {
+            Some(Expr::Literal(ScalarValue::List(list), _)) if list.len() == 1 => match list.is_valid(0) {
+                true => list.value(0),
+                false => new_empty_array(&list.value_type()),
+            },
+            Some(Expr::Literal(value, _)) if value.is_null() => new_empty_array(&DataType::Utf8),
+            _ => return Err(Error::invalid("unnest takes an array").into()),
+        };
+        Ok(table(vec![("unnest", elements)])?)
+    }
+}
+
+/// Set-returning functions of `pg_catalog`; they may take another table's column inside a
+/// correlated subquery (`FROM pg_options_to_table(ftoptions)`), hence `LateralFunction`.
+fn register_table_functions(ctx: &SessionContext) {
+    ctx.register_udtf("pg_options_to_table", Arc::new(LateralFunction::new(Arc::new(OptionsToTable))));
+    ctx.register_udtf(
+        "pg_partition_ancestors",
+        Arc::new(LateralFunction::new(Arc::new(PartitionAncestors))),
+    );
+    ctx.register_udtf("unnest", Arc::new(LateralFunction::new(Arc::new(Unnest))));
 }
 
 /// (Re)builds the tables and functions from the catalog; called whenever sources or tables change.
@@ -505,6 +695,7 @@ pub fn refresh(ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
     let datafusion_catalog = ctx.catalog("datafusion").ok_or_else(|| Error::internal("no default catalog"))?;
     if datafusion_catalog.schema("pg_catalog").is_none() {
         datafusion_catalog.register_schema("pg_catalog", Arc::new(MemorySchemaProvider::new()))?;
+        register_table_functions(ctx);
     }
     let relations = relations(catalog)?;
     register_functions(ctx, &relations);
@@ -582,7 +773,11 @@ fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> 
             boolean(attributes.iter().map(|(_, _, a)| (1..=8).contains(&type_length(&a.pg)))),
         ),
         ("attalign", repeat_text("d", a)),
-        ("attstorage", repeat_text("p", a)),
+        // Variable-length values may be compressed and moved out of line ('x'), fixed ones are plain.
+        (
+            "attstorage",
+            text(attributes.iter().map(|(_, _, a)| if type_length(&a.pg) < 0 { "x" } else { "p" })),
+        ),
         ("attcompression", repeat_text("", a)),
         ("attnotnull", boolean(attributes.iter().map(|(_, _, a)| a.not_null))),
         ("atthasdef", repeat_bool(false, a)),
@@ -699,6 +894,61 @@ fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> 
         ("datacl", nulls(&text_array_type(), 1)),
     ])?;
 
+    // The one role (see OWNER): a superuser that can log in.
+    let roles = table(vec![
+        ("oid", int64([OWNER])),
+        ("rolname", text(["weir"])),
+        ("rolsuper", boolean([true])),
+        ("rolinherit", boolean([true])),
+        ("rolcreaterole", boolean([true])),
+        ("rolcreatedb", boolean([true])),
+        ("rolcanlogin", boolean([true])),
+        ("rolreplication", boolean([false])),
+        ("rolbypassrls", boolean([true])),
+        ("rolconnlimit", int32([-1])),
+        ("rolpassword", text(["********"])),
+        ("rolvaliduntil", nulls(&Utf8, 1)),
+        ("rolconfig", nulls(&text_array_type(), 1)),
+    ])?;
+
+    // Sources as foreign tables: one foreign-data wrapper (Weir), one server per connector.
+    let sources: Vec<(&Relation, &String, &Vec<String>)> = relations
+        .iter()
+        .filter_map(|r| r.foreign.as_ref().map(|(connector, options)| (r, connector, options)))
+        .collect();
+    let connectors: Vec<&String> = sources
+        .iter()
+        .map(|(_, c, _)| *c)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let server_oid = |connector: &String| FIRST_SERVER_OID + connectors.iter().position(|c| *c == connector).unwrap_or(0) as i64;
+    let s = connectors.len();
+    let wrappers = table(vec![
+        ("oid", int64([FOREIGN_DATA_WRAPPER])),
+        ("fdwname", text(["weir"])),
+        ("fdwowner", int64([OWNER])),
+        ("fdwhandler", int64([0])),
+        ("fdwvalidator", int64([0])),
+        ("fdwacl", nulls(&text_array_type(), 1)),
+        ("fdwoptions", nulls(&text_array_type(), 1)),
+    ])?;
+    let servers = table(vec![
+        ("oid", int64(connectors.iter().map(|c| server_oid(c)))),
+        ("srvname", text(connectors.iter().map(|c| c.as_str()))),
+        ("srvowner", repeat_int64(OWNER, s)),
+        ("srvfdw", repeat_int64(FOREIGN_DATA_WRAPPER, s)),
+        ("srvtype", nulls(&Utf8, s)),
+        ("srvversion", nulls(&Utf8, s)),
+        ("srvacl", nulls(&text_array_type(), s)),
+        ("srvoptions", nulls(&text_array_type(), s)),
+    ])?;
+    let foreign_tables = table(vec![
+        ("ftrelid", int64(sources.iter().map(|(r, _, _)| r.oid))),
+        ("ftserver", int64(sources.iter().map(|(_, c, _)| server_oid(c)))),
+        ("ftoptions", text_lists(sources.iter().map(|(_, _, options)| options.as_slice()))?),
+    ])?;
+
     let mut all = vec![
         ("pg_namespace", namespaces),
         ("pg_class", classes),
@@ -709,6 +959,10 @@ fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> 
         ("pg_am", methods),
         ("pg_collation", collations),
         ("pg_database", databases),
+        ("pg_roles", roles),
+        ("pg_foreign_data_wrapper", wrappers),
+        ("pg_foreign_server", servers),
+        ("pg_foreign_table", foreign_tables),
     ];
     let oid = Int64;
     let list = DataType::new_list(Int16, true);
@@ -734,7 +988,7 @@ fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> 
                 ("polrelid", oid.clone()),
                 ("polcmd", Utf8),
                 ("polpermissive", Boolean),
-                ("polroles", Utf8),
+                ("polroles", DataType::new_list(Int64, true)),
                 ("polqual", Utf8),
                 ("polwithcheck", Utf8),
             ],
@@ -749,7 +1003,7 @@ fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> 
                 ("stxowner", oid.clone()),
                 ("stxstattarget", Int32),
                 ("stxkeys", list.clone()),
-                ("stxkind", Utf8),
+                ("stxkind", text_array_type()),
                 ("stxexprs", Utf8),
             ],
         ),
@@ -806,6 +1060,41 @@ fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> 
             ],
         ),
         (
+            "pg_auth_members",
+            vec![
+                ("oid", oid.clone()),
+                ("roleid", oid.clone()),
+                ("member", oid.clone()),
+                ("grantor", oid.clone()),
+                ("admin_option", Boolean),
+            ],
+        ),
+        (
+            "pg_rewrite",
+            vec![
+                ("oid", oid.clone()),
+                ("rulename", Utf8),
+                ("ev_class", oid.clone()),
+                ("ev_type", Utf8),
+                ("ev_enabled", Utf8),
+                ("is_instead", Boolean),
+                ("ev_qual", Utf8),
+                ("ev_action", Utf8),
+            ],
+        ),
+        (
+            "pg_depend",
+            vec![
+                ("classid", oid.clone()),
+                ("objid", oid.clone()),
+                ("objsubid", Int32),
+                ("refclassid", oid.clone()),
+                ("refobjid", oid.clone()),
+                ("refobjsubid", Int32),
+                ("deptype", Utf8),
+            ],
+        ),
+        (
             "pg_description",
             vec![
                 ("objoid", oid.clone()),
@@ -836,6 +1125,14 @@ mod tests {
         assert_eq!(format_type(i64::from(Type::INT8.oid()), Some(-1)), "bigint");
         assert_eq!(format_type(i64::from(Type::TEXT.oid()), Some(-1)), "text");
         assert_eq!(format_type(123_456_789, None), "???");
+    }
+
+    #[test]
+    fn sizes_print_as_postgres_does() {
+        assert_eq!(size_pretty(8192), "8192 bytes");
+        assert_eq!(size_pretty(10 * 1024), "10 kB");
+        assert_eq!(size_pretty(123_456_789), "118 MB");
+        assert_eq!(size_pretty(-20_000), "-20 kB");
     }
 
     #[test]
