@@ -95,6 +95,133 @@ fn psql_runs_weir_commands() {
     assert!(ok && out.contains("ev|file"), "{out}");
 }
 
+/// Runs psql in its default aligned format (titles, headers, footers) with one meta-command;
+/// returns (success, output lines with trailing blanks trimmed).
+fn psql_aligned(port: u16, command: &str) -> (bool, Vec<String>) {
+    let output = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=weir dbname=weir sslmode=disable connect_timeout=10"
+        ))
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", command])
+        // English messages ("(2 rows)") whatever the machine's locale.
+        .env("LC_ALL", "C.UTF-8")
+        .env_remove("LANGUAGE")
+        .output()
+        .expect("run psql");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        output.status.success() && output.stderr.is_empty(),
+        text.lines().map(|l| l.trim_end().to_string()).collect(),
+    )
+}
+
+/// psql's `\d` family reads pg_catalog with Postgres-only SQL (COLLATE, OPERATOR(pg_catalog.~),
+/// correlated subqueries, ARRAY(subquery), set-returning functions of columns); the answers
+/// describe Weir's tables and sources with the types their values are sent as.
+#[test]
+fn psql_describes_tables_and_sources() {
+    if !psql_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path());
+    let (ok, out) = psql(
+        server.port,
+        &[
+            "CREATE SOURCE ev (k VARCHAR NOT NULL, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'file', path = 'sql/data/tumble.csv', format = 'csv')",
+            "CREATE TABLE t (k VARCHAR, window_start TIMESTAMP, window_end TIMESTAMP, cnt BIGINT, avg_v DOUBLE, PRIMARY KEY (k, window_start))",
+            "CREATE TABLE log (n INT, ok BOOLEAN, d DATE, r REAL, s SMALLINT)",
+        ],
+    );
+    assert!(ok, "{out}");
+
+    let (ok, out) = psql_aligned(server.port, "\\d");
+    assert!(ok, "{out:#?}");
+    assert_eq!(
+        out,
+        [
+            "           List of relations",
+            " Schema | Name |     Type      | Owner",
+            "--------+------+---------------+-------",
+            " public | ev   | foreign table | weir",
+            " public | log  | table         | weir",
+            " public | t    | table         | weir",
+            "(3 rows)",
+            "",
+        ]
+    );
+
+    // A result table: primary-key columns are NOT NULL, the key is a unique btree index.
+    let (ok, out) = psql_aligned(server.port, "\\d t");
+    assert!(ok, "{out:#?}");
+    assert_eq!(
+        out,
+        [
+            "                              Table \"public.t\"",
+            "    Column    |            Type             | Collation | Nullable | Default",
+            "--------------+-----------------------------+-----------+----------+---------",
+            " k            | character varying           |           | not null |",
+            " window_start | timestamp without time zone |           | not null |",
+            " window_end   | timestamp without time zone |           |          |",
+            " cnt          | bigint                      |           |          |",
+            " avg_v        | double precision            |           |          |",
+            "Indexes:",
+            "    \"t_pkey\" PRIMARY KEY, btree (k, window_start)",
+            "",
+        ]
+    );
+
+    // A source is a foreign table: its connector is the server, its WITH options the FDW options.
+    let (ok, out) = psql_aligned(server.port, "\\d ev");
+    assert!(ok, "{out:#?}");
+    assert_eq!(
+        out,
+        [
+            "                              Foreign table \"public.ev\"",
+            " Column |            Type             | Collation | Nullable | Default | FDW options",
+            "--------+-----------------------------+-----------+----------+---------+-------------",
+            " k      | character varying           |           | not null |         |",
+            " v      | bigint                      |           |          |         |",
+            " ts     | timestamp without time zone |           |          |         |",
+            "Server: file",
+            "FDW options: (format 'csv', path 'sql/data/tumble.csv')",
+            "",
+        ]
+    );
+
+    let (ok, out) = psql_aligned(server.port, "\\d log");
+    assert!(ok, "{out:#?}");
+    let rows: Vec<&str> = out.iter().skip(3).take(5).map(String::as_str).collect();
+    assert_eq!(
+        rows,
+        [
+            " n      | integer  |           |          |",
+            " ok     | boolean  |           |          |",
+            " d      | date     |           |          |",
+            " r      | real     |           |          |",
+            " s      | smallint |           |          |",
+        ],
+        "{out:#?}"
+    );
+
+    // The primary key's index, and a name that matches nothing.
+    let (ok, out) = psql_aligned(server.port, "\\d t_pkey");
+    assert!(
+        ok && out.contains(&"primary key, btree, for table \"public.t\"".to_string()),
+        "{out:#?}"
+    );
+    let (_, out) = psql_aligned(server.port, "\\d nosuch");
+    assert_eq!(out, ["Did not find any relation named \"nosuch\"."]);
+
+    // The catalog follows DROP: the table and its index are gone.
+    let (ok, out) = psql(server.port, &["DROP TABLE log", "\\dt"]);
+    assert!(ok && out.contains("public|t|table|weir") && !out.contains("log"), "{out}");
+}
+
 #[test]
 fn psql_connects_over_tls() {
     if !psql_available() {
