@@ -1,7 +1,7 @@
 //! `weir serve`: the Postgres wire protocol (pgwire) over `Session`. One session per connection;
-//! jobs belong to the database, so they outlive the connection that created them. This first cut
-//! speaks the simple query protocol (psql, and any driver's simple mode); the extended protocol,
-//! catalogs for `\d`, authentication beyond trust and TLS are issue 5's remaining work.
+//! jobs belong to the database, so they outlive the connection that created them. Simple and
+//! extended query protocols, SCRAM or trust, TLS; the catalogs clients read (psql's `\d`) are in
+//! `system_tables/pg_catalog.rs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
