@@ -372,7 +372,7 @@ impl Session {
             let bytes: u64 = op.files.iter().map(|f| f.size).sum();
             let keys = if op.backend == savepoint::CANONICAL {
                 let files = op.files.iter().map(|f| storage.verified(f)).collect::<Result<Vec<_>>>()?;
-                savepoint::count_rows(&files)?.to_string()
+                crate::state::canonical::count_rows(&files)?.to_string()
             } else {
                 "-".into()
             };

@@ -1,4 +1,4 @@
-//! The `weir` command: the REPL (default) and `weir run FILE.sql`.
+//! The `weir` command: the REPL (default), `weir run FILE.sql`, `weir serve` and `weir bench`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +58,44 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Run a query (a SQL file, or a name in sql/nexmark/) over bounded input; print one JSON line.
+    Query {
+        /// `q5`, or a file of CREATE TABLE + CREATE JOB reading the `bid` (`auction`, `person`) source.
+        #[arg(long, default_value = "q5")]
+        query: String,
+        /// Events of the Nexmark sequence to generate (the bids among them are read).
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Event-time rate of the generator: events per second of event time (not a wall-clock pace).
+        #[arg(long, default_value_t = 1_000_000)]
+        event_rate: u64,
+        /// Read bids from this CSV file (auction,bidder,price,channel,url,date_time,extra) instead.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// State backend: rocksdb or hashmap.
+        #[arg(long, default_value = "rocksdb")]
+        backend: String,
+        #[arg(long, default_value_t = 2)]
+        parallelism: usize,
+        /// Checkpoint interval; 0 turns checkpoints off.
+        #[arg(long, default_value = "10s")]
+        checkpoint_interval: String,
+        /// Full checkpoints instead of incremental ones.
+        #[arg(long)]
+        full_checkpoints: bool,
+        /// Groups each stateful operator subtask keeps in memory (state.cache.max-entries).
+        #[arg(long)]
+        cache_entries: Option<usize>,
+        /// Append the JSON line to this file.
+        #[arg(long, default_value = "benches/results.jsonl")]
+        results: PathBuf,
+        /// Do not append to the results file.
+        #[arg(long)]
+        no_results: bool,
+        /// Draw throughput and checkpoint sizes over time into this SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
     /// Checkpoint duration and bytes for a job with a large RocksDB state, incremental vs full.
     Checkpoint {
         /// Approximate state size in MiB.
@@ -91,6 +129,42 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Repl) {
             Command::Repl => weir::repl::run(Session::open(&cli.data_dir).await?, cli.data_dir.join("history.txt")).await,
+            Command::Bench(Bench::Query {
+                query,
+                events,
+                event_rate,
+                csv,
+                backend,
+                parallelism,
+                checkpoint_interval,
+                full_checkpoints,
+                cache_entries,
+                results,
+                no_results,
+                plot,
+            }) => {
+                let input = match csv {
+                    Some(path) => weir::bench::query::BenchInput::Csv(path),
+                    None => weir::bench::query::BenchInput::Nexmark {
+                        events,
+                        events_per_second: event_rate,
+                    },
+                };
+                weir::bench::QueryBench {
+                    query,
+                    input,
+                    backend,
+                    parallelism,
+                    checkpoint_interval,
+                    incremental: !full_checkpoints,
+                    cache_entries,
+                    results: (!no_results).then_some(results),
+                    plot,
+                }
+                .run()
+                .await
+                .map(|_| ())
+            }
             Command::Bench(Bench::Checkpoint {
                 state_mib,
                 steady_seconds,

@@ -15,6 +15,10 @@ pub enum Message {
     Watermark(EventTime),
     /// Marks the cut of checkpoint `checkpoint_id` in the stream (Chandy-Lamport).
     Barrier(Barrier),
+    /// Sent by a window aggregate right after the rows of the windows a watermark closed, stamped
+    /// with when that watermark arrived. It travels behind those rows through the same channels, so
+    /// the sink measures window-close-to-sink latency when it arrives (Flink's latency markers).
+    LatencyMarker(std::time::Instant),
     /// The channel carries nothing more.
     End,
 }

@@ -115,7 +115,10 @@ pub fn jobs_batch(db: &Database) -> Result<RecordBatch> {
         Field::new("error", DataType::Utf8, true),
         Field::new("restarts", DataType::UInt64, false),
         Field::new("last_checkpoint", DataType::Utf8, true),
+        Field::new("window_latency_p50_ms", DataType::Float64, true),
+        Field::new("window_latency_p99_ms", DataType::Float64, true),
     ]));
+    let millis = |latency: Option<std::time::Duration>| latency.map(|l| (l.as_secs_f64() * 10_000.0).round() / 10.0);
     let settings_parallelism = |d: &JobDef| JobSettings::from_options(&d.options).map(|s| s.parallelism as u64).unwrap_or(1);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(defs.iter().map(|d| d.name.as_str()))),
@@ -149,6 +152,12 @@ pub fn jobs_batch(db: &Database) -> Result<RecordBatch> {
         Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.restarts)))),
         Arc::new(StringArray::from_iter(
             defs.iter().map(|d| get(d).and_then(|s| s.last_checkpoint.clone())),
+        )),
+        Arc::new(Float64Array::from_iter(
+            defs.iter().map(|d| get(d).and_then(|s| millis(s.window_latency_p50))),
+        )),
+        Arc::new(Float64Array::from_iter(
+            defs.iter().map(|d| get(d).and_then(|s| millis(s.window_latency_p99))),
         )),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)

@@ -326,7 +326,10 @@ impl CheckpointCoordinator {
             }
             let mut operators = Vec::new();
             let mut uploaded = 0;
-            for (uid, subtask, snapshot) in to_upload {
+            for (uid, subtask, mut snapshot) in to_upload {
+                for pending in std::mem::take(&mut snapshot.pending) {
+                    snapshot.files.push(pending.wait()?);
+                }
                 let (files, bytes) = storage.upload_state(id, &format!("{uid}-{subtask}"), &snapshot.files, incremental)?;
                 uploaded += bytes;
                 operators.push(OperatorState {

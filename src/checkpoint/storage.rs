@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::ipc::reader::FileReader;
-use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::catalog::write_atomically;
 use crate::checkpoint::manifest::{CheckpointManifest, FileRef};
 use crate::error::{Error, Result};
+use crate::state::canonical::{sync_buffered, write_ipc_file};
 
 const METADATA: &str = "_metadata";
 
@@ -56,29 +56,6 @@ fn copy_with_crc(from: &Path, to: &Path) -> Result<(u64, u32)> {
 /// Size and CRC-32 of a file.
 pub fn file_crc(path: &Path) -> Result<(u64, u32)> {
     stream_with_crc(path, |_| Ok(()))
-}
-
-/// Flushes a buffered file and fsyncs it.
-pub fn sync_buffered(writer: BufWriter<File>, path: &Path) -> Result<()> {
-    writer
-        .into_inner()
-        .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?
-        .sync_all()?;
-    Ok(())
-}
-
-/// Writes Arrow IPC batches to a new file and fsyncs it.
-pub fn write_ipc_file(
-    path: &Path,
-    schema: &datafusion::arrow::datatypes::Schema,
-    batches: impl IntoIterator<Item = Result<RecordBatch>>,
-) -> Result<()> {
-    let mut writer = FileWriter::try_new(BufWriter::new(File::create(path)?), schema)?;
-    for batch in batches {
-        writer.write(&batch?)?;
-    }
-    writer.finish()?;
-    sync_buffered(writer.into_inner()?, path)
 }
 
 impl CheckpointStorage {

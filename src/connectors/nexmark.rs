@@ -98,7 +98,7 @@ const DEFAULT_EVENTS_PER_SECOND: u64 = 10_000_000;
 const DEFAULT_BATCH_SIZE: usize = 4096;
 const MAX_BATCH_SIZE: usize = 1 << 20;
 const DEFAULT_BASE_TIME_MS: i64 = 1_700_000_000_000;
-const OPTION_KEYS: &str = "nexmark.table, seed, events.per.second, max.events, batch.size, base.time";
+const OPTION_KEYS: &str = "nexmark.table, seed, events.per.second, pace, max.events, batch.size, base.time";
 
 /// In rate-limited mode a batch covers at most this fraction of a second of the event sequence,
 /// so that the caller's pacing stays smooth (see [`NexmarkGenerator::next_batch`]).
@@ -165,7 +165,9 @@ pub struct NexmarkConfig {
     /// option 'events.per.second', default 10_000_000; sets event-time spacing (1e6/rate µs
     /// between events)
     pub events_per_second: u64,
-    /// true iff option 'events.per.second' was given explicitly; the caller paces wall-clock with it
+    /// true iff option 'events.per.second' was given explicitly and option 'pace' is not 'false'; the
+    /// caller paces wall-clock with it ('pace' = 'false' keeps the event-time spacing but generates
+    /// as fast as the job reads, for benchmarks)
     pub rate_limited: bool,
     /// option 'max.events' (total events of ALL types over the sequence; the source is bounded
     /// when set); 0 or absent = unbounded
@@ -181,6 +183,7 @@ impl NexmarkConfig {
     /// Unknown keys and unparsable values -> Err with a message naming the key and what is allowed.
     pub fn from_options(options: &BTreeMap<String, String>) -> Result<NexmarkConfig, String> {
         let mut table = None;
+        let mut pace = true;
         let mut config = NexmarkConfig {
             table: NexmarkTable::Bid,
             seed: 0,
@@ -207,6 +210,13 @@ impl NexmarkConfig {
                     })
                 }
                 "seed" => config.seed = parse_u64(key, value, "an unsigned 64-bit integer")?,
+                "pace" => {
+                    pace = match value.to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(format!("nexmark option 'pace' must be 'true' or 'false', got '{raw}'")),
+                    }
+                }
                 "events.per.second" => {
                     let rate = parse_u64(key, value, "a positive integer")?;
                     if rate == 0 {
@@ -237,6 +247,7 @@ impl NexmarkConfig {
                 }
             }
         }
+        config.rate_limited &= pace;
         config.table = table.ok_or_else(|| "nexmark source requires option 'nexmark.table' = 'person' | 'auction' | 'bid'".to_string())?;
         Ok(config)
     }

@@ -263,7 +263,7 @@ fn open_backend(node: &OperatorNode, subtask: usize, cx: &BuildContext) -> Resul
             .map(|f| storage.verified(f))
             .collect::<Result<Vec<_>>>()?;
         let parallelism = node.parallelism;
-        savepoint::load_canonical(&files, |kg| subtask_of_key_group(kg, parallelism) == subtask, backend.as_mut())?;
+        crate::state::canonical::load(&files, |kg| subtask_of_key_group(kg, parallelism) == subtask, backend.as_mut())?;
         let meta = if manifest.parallelism == parallelism {
             states.iter().find(|s| s.subtask == subtask).map(|s| s.meta.clone())
         } else {

@@ -77,6 +77,9 @@ pub struct JobSnapshot {
     pub restarts: u64,
     pub last_failure: Option<String>,
     pub last_checkpoint: Option<String>,
+    /// Median and 99th percentile of window-close-to-sink latency, once windows fired.
+    pub window_latency_p50: Option<Duration>,
+    pub window_latency_p99: Option<Duration>,
     pub graph: JobGraph,
 }
 
@@ -93,6 +96,8 @@ impl RunningJob {
             rows_in,
             rows_out: self.metrics.rows_out(),
             late_rows_dropped: self.metrics.late_rows_dropped(),
+            window_latency_p50: self.metrics.window_latency.quantile(0.5),
+            window_latency_p99: self.metrics.window_latency.quantile(0.99),
             rows_per_second: if elapsed > 0.0 { rows_in as f64 / elapsed } else { 0.0 },
             rows_out_per_second: if elapsed > 0.0 {
                 self.metrics.rows_out() as f64 / elapsed

@@ -74,7 +74,7 @@ impl Grouping {
             .map(|k| Ok(k.evaluate(batch)?.into_array(batch.num_rows())?))
             .collect::<Result<Vec<_>>>()?;
         let rows = self.converter.convert_columns(&key_columns)?;
-        let mut index: HashMap<(i64, &[u8]), usize> = HashMap::new();
+        let mut index: HashMap<(i64, &[u8]), usize, ahash::RandomState> = HashMap::default();
         let mut groups = Vec::new();
         let mut selected = Vec::with_capacity(batch.num_rows());
         let mut slots = Vec::with_capacity(batch.num_rows());

@@ -166,6 +166,7 @@ impl Operator for SessionWindowAggregate {
         let meta = serde_json::json!({ "by_end": index, "watermark": self.watermark });
         Ok(Some(OperatorSnapshot {
             files: self.backend.checkpoint(dir)?,
+            pending: Vec::new(),
             meta,
         }))
     }
@@ -184,6 +185,7 @@ impl Operator for SessionWindowAggregate {
     }
 
     fn on_watermark(&mut self, watermark: EventTime, out: &mut Vec<Message>) -> Result<()> {
+        let closed_at = std::time::Instant::now();
         self.watermark = watermark;
         let mut fired: Vec<(GroupKey, Session)> = Vec::new();
         while let Some((end, _)) = self.by_end.first() {
@@ -211,6 +213,7 @@ impl Operator for SessionWindowAggregate {
             let ends: Vec<i64> = fired.iter().map(|(_, s)| s.end).collect();
             let states: Vec<&[AccumulatorState]> = fired.iter().map(|(_, s)| s.states.as_slice()).collect();
             out.push(Message::Data(self.grouping.output(&keys, Some((&starts, &ends)), &states)?));
+            out.push(Message::LatencyMarker(closed_at));
         }
         out.push(Message::Watermark(watermark));
         Ok(())

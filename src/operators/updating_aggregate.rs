@@ -85,6 +85,7 @@ impl Operator for UpdatingAggregate {
         }
         Ok(Some(OperatorSnapshot {
             files: self.backend.checkpoint(dir)?,
+            pending: Vec::new(),
             meta: serde_json::Value::Null,
         }))
     }

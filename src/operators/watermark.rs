@@ -68,6 +68,7 @@ impl Operator for WatermarkAssigner {
     fn snapshot(&mut self, _dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
         Ok(Some(OperatorSnapshot {
             files: Vec::new(),
+            pending: Vec::new(),
             meta: serde_json::json!({ "max_seen": self.max_seen, "emitted": self.emitted }),
         }))
     }

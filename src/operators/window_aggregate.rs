@@ -1,8 +1,9 @@
 //! `WindowAggregate`: keyed TUMBLE and HOP windows. Rows are pre-aggregated per batch into panes
-//! (slide-sized slices; a window of `size` is `size / pane` panes), kept in memory while open, and
-//! spilled to the state backend in one write batch when the cache outgrows its limit. When the
-//! watermark reaches a window's end, the window's panes are combined and one row per key is emitted
-//! (append-only); panes no later window needs are dropped.
+//! (slide-sized slices; a window of `size` is `size / pane` panes, so a hop costs one update per
+//! row, not one per window), kept in memory while open, and spilled to the state backend as one
+//! ingested file when the cache outgrows its limit. When the watermark reaches a window's end, the
+//! window's panes are combined and one row per key is emitted (append-only); panes no later window
+//! needs are dropped. A checkpoint references the cached panes and writes them on another thread.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -18,9 +19,10 @@ use crate::operators::accumulator::{AccumulatorState, decode_states, encode_stat
 use crate::operators::event_time_nanos;
 use crate::operators::grouping::{GroupKey, Grouping};
 use crate::runtime::metrics::JobMetrics;
-use crate::runtime::{Operator, OperatorSnapshot};
+use crate::runtime::{Operator, OperatorSnapshot, PendingFile};
+use crate::state::StateBackend;
+use crate::state::canonical::{self, CACHE_IMAGE_FILE};
 use crate::state::key::encode_time;
-use crate::state::{StateBackend, StateWriteBatch};
 
 /// Window arithmetic for windows aligned to the epoch: ends are multiples of `slide`.
 #[derive(Debug, Clone, Copy)]
@@ -99,14 +101,20 @@ fn saturate(v: i128) -> i64 {
     v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
+/// The groups of one pane and their partial states. Shared (copy-on-write) with the snapshot writer
+/// of a checkpoint in progress, which is how the cache is captured without copying it at the barrier.
+type PaneGroups = HashMap<GroupKey, Vec<AccumulatorState>, ahash::RandomState>;
+
 pub struct WindowAggregate {
     grouping: Grouping,
     layout: PaneLayout,
     time_column: usize,
     /// Open panes in memory: pane end → group → partial state.
-    panes: BTreeMap<EventTime, HashMap<GroupKey, Vec<AccumulatorState>>>,
+    panes: BTreeMap<EventTime, Arc<PaneGroups>>,
     cached_groups: usize,
     cache_limit: usize,
+    /// Groups of the last pane retired: new panes start with room for as many instead of growing by rehashing.
+    pane_capacity: usize,
     /// Pane ends that have partial states in the backend.
     spilled: BTreeSet<EventTime>,
     spill_sequence: u32,
@@ -131,6 +139,7 @@ impl WindowAggregate {
             panes: BTreeMap::new(),
             cached_groups: 0,
             cache_limit: cache_limit.max(1),
+            pane_capacity: 0,
             spilled: BTreeSet::new(),
             spill_sequence: 0,
             backend,
@@ -139,19 +148,13 @@ impl WindowAggregate {
         })
     }
 
-    /// Writes every cached partial state to the backend in one batch and empties the cache.
+    /// Writes every cached partial state to the backend (one ingested file) and empties the cache.
     fn spill(&mut self) -> Result<()> {
-        let mut batch = StateWriteBatch::default();
-        let sequence = self.spill_sequence.to_be_bytes();
-        for (pane_end, groups) in std::mem::take(&mut self.panes) {
-            for (key, states) in groups {
-                let mut value = Vec::new();
-                encode_states(&states, &mut value);
-                batch.put(spilled_key(&key, pane_end, &sequence), value);
-            }
-            self.spilled.insert(pane_end);
-        }
-        self.backend.write(batch)?;
+        let panes = std::mem::take(&mut self.panes);
+        let mut entries = spill_entries(&panes, self.spill_sequence);
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.backend.ingest(entries)?;
+        self.spilled.extend(panes.keys());
         self.spill_sequence += 1;
         self.cached_groups = 0;
         Ok(())
@@ -169,59 +172,59 @@ impl WindowAggregate {
     }
 
     fn delete_spilled(&mut self, pane_end: EventTime) -> Result<()> {
-        let mut batch = StateWriteBatch::default();
         for (start, end) in pane_ranges(pane_end) {
-            for (key, _) in self.backend.scan(&start, &end)? {
-                batch.delete(key);
-            }
+            self.backend.delete_range(&start, &end)?;
         }
-        self.backend.write(batch)
-    }
-
-    /// Emits the window ending at `window_end`, taking panes that no later window needs.
-    fn fire(&mut self, window_end: EventTime, out: &mut Vec<Message>) -> Result<()> {
-        let (first_pane, last_pane) = self.layout.panes_of_window(window_end);
-        let mut merged: HashMap<GroupKey, Vec<AccumulatorState>> = HashMap::new();
-        let pane_ends: Vec<EventTime> = self.panes.range(first_pane..=last_pane).map(|(p, _)| *p).collect();
-        for pane_end in pane_ends {
-            let last_use = self.layout.pane_retired_at(pane_end) <= window_end;
-            let groups: Vec<(GroupKey, Vec<AccumulatorState>)> = if last_use {
-                let groups = self.panes.remove(&pane_end).unwrap_or_default();
-                self.cached_groups -= groups.len();
-                groups.into_iter().collect()
-            } else {
-                self.panes
-                    .get(&pane_end)
-                    .map(|g| g.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    .unwrap_or_default()
-            };
-            self.merge_into(&mut merged, groups);
-        }
-        let spilled: Vec<EventTime> = self.spilled.range(first_pane..=last_pane).copied().collect();
-        for pane_end in spilled {
-            let groups = self.read_spilled(pane_end)?;
-            self.merge_into(&mut merged, groups);
-        }
-        if merged.is_empty() {
-            return Ok(());
-        }
-        let start = window_end.saturating_sub(self.layout.size);
-        let (keys, states): (Vec<&GroupKey>, Vec<&[AccumulatorState]>) = merged.iter().map(|(k, s)| (k, s.as_slice())).unzip();
-        let starts = vec![start; keys.len()];
-        let ends = vec![window_end; keys.len()];
-        out.push(Message::Data(self.grouping.output(&keys, Some((&starts, &ends)), &states)?));
         Ok(())
     }
 
-    fn merge_into(&self, merged: &mut HashMap<GroupKey, Vec<AccumulatorState>>, groups: Vec<(GroupKey, Vec<AccumulatorState>)>) {
+    /// Emits the window ending at `window_end`, dropping panes that no later window needs. Keys are
+    /// borrowed from the panes: one state vector per group is built, nothing else is copied.
+    fn fire(&mut self, window_end: EventTime, out: &mut Vec<Message>) -> Result<()> {
+        let (first_pane, last_pane) = self.layout.panes_of_window(window_end);
+        let spilled_ends: Vec<EventTime> = self.spilled.range(first_pane..=last_pane).copied().collect();
+        let mut spilled = Vec::new();
+        for pane_end in spilled_ends {
+            spilled.extend(self.read_spilled(pane_end)?);
+        }
+        let mut merged: HashMap<&GroupKey, Vec<AccumulatorState>, ahash::RandomState> = HashMap::with_capacity_and_hasher(
+            self.panes.range(first_pane..=last_pane).map(|(_, g)| g.len()).max().unwrap_or(0),
+            Default::default(),
+        );
+        let groups = self
+            .panes
+            .range(first_pane..=last_pane)
+            .flat_map(|(_, g)| g.iter())
+            .chain(spilled.iter().map(|(k, v)| (k, v)));
         for (key, states) in groups {
-            match merged.get_mut(&key) {
-                Some(existing) => self.grouping.merge_states(existing, &states),
+            match merged.get_mut(key) {
+                Some(existing) => self.grouping.merge_states(existing, states),
                 None => {
-                    merged.insert(key, states);
+                    merged.insert(key, states.clone());
                 }
             }
         }
+        if !merged.is_empty() {
+            let start = window_end.saturating_sub(self.layout.size);
+            let (keys, states): (Vec<&GroupKey>, Vec<&[AccumulatorState]>) = merged.iter().map(|(k, s)| (*k, s.as_slice())).unzip();
+            let starts = vec![start; keys.len()];
+            let ends = vec![window_end; keys.len()];
+            out.push(Message::Data(self.grouping.output(&keys, Some((&starts, &ends)), &states)?));
+        }
+        drop(merged);
+        let retired: Vec<EventTime> = self
+            .panes
+            .range(first_pane..=last_pane)
+            .map(|(p, _)| *p)
+            .filter(|p| self.layout.pane_retired_at(*p) <= window_end)
+            .collect();
+        for pane_end in retired {
+            if let Some(groups) = self.panes.remove(&pane_end) {
+                self.cached_groups -= groups.len();
+                self.pane_capacity = groups.len().min(self.cache_limit);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -242,7 +245,13 @@ impl Operator for WindowAggregate {
         self.metrics.add_late_rows(late);
         let pre = self.grouping.pre_aggregate(&batch, &buckets)?;
         for ((pane_end, key), states) in pre.groups.into_iter().zip(pre.states) {
-            let pane = self.panes.entry(pane_end).or_default();
+            // Copies the pane once if a checkpoint's snapshot writer still holds it.
+            let capacity = self.pane_capacity;
+            let pane = Arc::make_mut(
+                self.panes
+                    .entry(pane_end)
+                    .or_insert_with(|| Arc::new(PaneGroups::with_capacity_and_hasher(capacity, Default::default()))),
+            );
             match pane.get_mut(&key) {
                 Some(existing) => self.grouping.merge_states(existing, &states),
                 None => {
@@ -257,17 +266,35 @@ impl Operator for WindowAggregate {
         Ok(())
     }
 
+    /// The synchronous part: the backend's own checkpoint (hard links; spills never sit in a memtable)
+    /// and a reference to every cached pane. A thread writes the cached panes as the snapshot's
+    /// cache image while the task goes on; a pane written to meanwhile is copied first.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
-        if self.cached_groups > 0 {
-            self.spill()?;
-        }
         let files = self.backend.checkpoint(dir)?;
+        let frozen: BTreeMap<EventTime, Arc<PaneGroups>> = self
+            .panes
+            .iter()
+            .filter(|(_, g)| !g.is_empty())
+            .map(|(p, g)| (*p, g.clone()))
+            .collect();
+        // On restore the image is spilled state like any other, under a sequence number of its own.
+        let image_sequence = self.spill_sequence;
+        self.spill_sequence += 1;
+        let spilled: BTreeSet<EventTime> = self.spilled.iter().chain(frozen.keys()).copied().collect();
+        let mut pending = Vec::new();
+        if !frozen.is_empty() {
+            let path = dir.join(CACHE_IMAGE_FILE);
+            pending.push(PendingFile::spawn(move || {
+                canonical::write_entries(&path, &spill_entries(&frozen, image_sequence))?;
+                Ok(path)
+            })?);
+        }
         let meta = serde_json::json!({
-            "spilled": self.spilled.iter().collect::<Vec<_>>(),
+            "spilled": spilled,
             "spill_sequence": self.spill_sequence,
             "watermark": self.watermark,
         });
-        Ok(Some(OperatorSnapshot { files, meta }))
+        Ok(Some(OperatorSnapshot { files, pending, meta }))
     }
 
     fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
@@ -285,6 +312,7 @@ impl Operator for WindowAggregate {
     }
 
     fn on_watermark(&mut self, watermark: EventTime, out: &mut Vec<Message>) -> Result<()> {
+        let closed_at = std::time::Instant::now();
         let previous = std::mem::replace(&mut self.watermark, watermark);
         let mut due = BTreeSet::new();
         for pane_end in self.panes.keys().chain(self.spilled.iter()) {
@@ -294,8 +322,12 @@ impl Operator for WindowAggregate {
                     .filter(|end| *end > previous && *end <= watermark),
             );
         }
+        let emitted_before = out.len();
         for window_end in due {
             self.fire(window_end, out)?;
+        }
+        if out.len() > emitted_before {
+            out.push(Message::LatencyMarker(closed_at));
         }
         let retired: Vec<EventTime> = self
             .spilled
@@ -310,6 +342,20 @@ impl Operator for WindowAggregate {
         out.push(Message::Watermark(watermark));
         Ok(())
     }
+}
+
+/// The backend entries of cached panes, spilled under `sequence`.
+fn spill_entries(panes: &BTreeMap<EventTime, Arc<PaneGroups>>, sequence: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let sequence = sequence.to_be_bytes();
+    let mut entries = Vec::with_capacity(panes.values().map(|g| g.len()).sum());
+    for (pane_end, groups) in panes {
+        for (key, states) in groups.iter() {
+            let mut value = Vec::new();
+            encode_states(states, &mut value);
+            entries.push((spilled_key(key, *pane_end, &sequence), value));
+        }
+    }
+    entries
 }
 
 /// Backend key of a spilled partial state: key group, pane end, key columns, spill sequence (so a

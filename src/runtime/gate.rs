@@ -108,7 +108,7 @@ impl InputGate {
             }
             let (index, message) = self.recv_any().await?;
             match message {
-                Message::Data(_) => return Some(message),
+                Message::Data(_) | Message::LatencyMarker(_) => return Some(message),
                 Message::Barrier(barrier) => {
                     let done = self.aligner.on_barrier(index, barrier, &self.ended);
                     self.ready.extend(done.into_iter().map(Message::Barrier));

@@ -16,11 +16,32 @@ use std::path::{Path, PathBuf};
 use crate::message::{EventTime, Message};
 
 /// What a stateful operator subtask contributes to a checkpoint: the files of its state snapshot
-/// (still local; the coordinator uploads them) and small metadata kept in the manifest.
-#[derive(Debug, Clone)]
+/// (still local; the coordinator uploads them), files still being written in the background, and
+/// small metadata kept in the manifest.
+#[derive(Debug)]
 pub struct OperatorSnapshot {
     pub files: Vec<PathBuf>,
+    pub pending: Vec<PendingFile>,
     pub meta: serde_json::Value,
+}
+
+/// A snapshot file written on its own thread, so the task only pays for freezing the data (the
+/// synchronous part of a checkpoint) and goes on processing while the file is written.
+#[derive(Debug)]
+pub struct PendingFile(std::thread::JoinHandle<Result<PathBuf>>);
+
+impl PendingFile {
+    pub fn spawn(write: impl FnOnce() -> Result<PathBuf> + Send + 'static) -> Result<Self> {
+        let handle = std::thread::Builder::new().name("weir-snapshot".into()).spawn(write)?;
+        Ok(PendingFile(handle))
+    }
+
+    /// Blocks until the file is written.
+    pub fn wait(self) -> Result<PathBuf> {
+        self.0
+            .join()
+            .map_err(|_| crate::error::Error::internal("a snapshot writer thread panicked"))?
+    }
 }
 
 /// A step of a task's chain. Each method receives one input message and pushes what it emits into `out`.
@@ -55,8 +76,8 @@ pub fn dispatch(op: &mut dyn Operator, message: Message, out: &mut Vec<Message>)
     match message {
         Message::Data(batch) => op.process(batch, out),
         Message::Watermark(w) => op.on_watermark(w, out),
-        Message::Barrier(b) => {
-            out.push(Message::Barrier(b));
+        Message::Barrier(_) | Message::LatencyMarker(_) => {
+            out.push(message);
             Ok(())
         }
         Message::End => {

@@ -191,6 +191,10 @@ impl Task {
                     self.metrics.add_rows_out(batch.num_rows());
                     sink.write(batch)
                 }
+                Message::LatencyMarker(closed_at) => {
+                    self.metrics.window_latency.record(closed_at.elapsed());
+                    Ok(())
+                }
                 Message::Watermark(_) | Message::Barrier(_) => Ok(()),
                 Message::End => sink.finish(),
             },

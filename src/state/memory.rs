@@ -70,6 +70,21 @@ impl StateBackend for MemoryBackend {
             .collect())
     }
 
+    fn delete_range(&mut self, start: &[u8], end: &[u8]) -> Result<()> {
+        if start < end {
+            let doomed: Vec<Vec<u8>> = self.entries.range(start.to_vec()..end.to_vec()).map(|(k, _)| k.clone()).collect();
+            for key in doomed {
+                self.entries.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    fn ingest(&mut self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+        self.entries.extend(entries);
+        Ok(())
+    }
+
     fn checkpoint(&mut self, dir: &Path) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(SNAPSHOT_FILE);

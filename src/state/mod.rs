@@ -2,6 +2,7 @@
 //! stateful operators share. Operators keep hot state in memory and talk to the backend in batches
 //! (DESIGN §4); the backend is where spilled state lives and what checkpoints snapshot.
 
+pub mod canonical;
 pub mod key;
 pub mod memory;
 pub mod rocksdb;
@@ -42,6 +43,12 @@ pub trait StateBackend: Send {
     fn write(&mut self, batch: StateWriteBatch) -> Result<()>;
     /// All entries with `start <= key < end`, in key order.
     fn scan(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Removes every entry with `start <= key < end` without reading them.
+    fn delete_range(&mut self, start: &[u8], end: &[u8]) -> Result<()>;
+    /// Adds new entries in bulk; `entries` are sorted by key and none of the keys exists yet. RocksDB
+    /// writes them as one SST file and ingests it, so they never pass through the memtable and a
+    /// checkpoint has nothing of them to flush.
+    fn ingest(&mut self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()>;
     /// Writes a consistent copy of the whole state into the new directory `dir` and lists its files.
     /// Cheap for RocksDB (a flush, then hard links); the caller uploads the files.
     fn checkpoint(&mut self, dir: &Path) -> Result<Vec<PathBuf>>;
@@ -88,11 +95,16 @@ impl StateBackendKind {
 
     /// Opens a backend holding the state of a checkpoint whose files are `files` (where each is
     /// stored, and its name as `checkpoint` wrote it); `dir` is where a RocksDB instance keeps its files.
+    /// A snapshot's cache image (`canonical::CACHE_IMAGE_FILE`) is loaded into the backend after it opened.
     pub fn restore(self, files: &[(PathBuf, String)], dir: &Path) -> Result<Box<dyn StateBackend>> {
-        match self {
-            StateBackendKind::RocksDb => Ok(Box::new(rocksdb::RocksDbBackend::restore(files, dir)?)),
-            StateBackendKind::HashMap => Ok(Box::new(memory::MemoryBackend::restore(files)?)),
-        }
+        let (images, native): (Vec<_>, Vec<_>) = files.iter().cloned().partition(|(_, name)| name == canonical::CACHE_IMAGE_FILE);
+        let mut backend: Box<dyn StateBackend> = match self {
+            StateBackendKind::RocksDb => Box::new(rocksdb::RocksDbBackend::restore(&native, dir)?),
+            StateBackendKind::HashMap => Box::new(memory::MemoryBackend::restore(&native)?),
+        };
+        let images: Vec<PathBuf> = images.into_iter().map(|(path, _)| path).collect();
+        canonical::load(&images, |_| true, backend.as_mut())?;
+        Ok(backend)
     }
 
     pub fn name(self) -> &'static str {

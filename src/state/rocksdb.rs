@@ -3,14 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
-use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{DB, Direction, IngestExternalFileOptions, IteratorMode, Options, SstFileWriter, WriteBatch, WriteOptions};
 
 use super::{StateBackend, StateOp, StateWriteBatch};
 use crate::error::{Error, Result};
 
 pub struct RocksDbBackend {
     db: DB,
+    dir: PathBuf,
+    options: Options,
     write_options: WriteOptions,
+    /// Files ingested so far (names the next one).
+    ingested: u64,
 }
 
 impl RocksDbBackend {
@@ -46,7 +50,13 @@ impl RocksDbBackend {
         let db = DB::open(&options, dir)?;
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);
-        Ok(RocksDbBackend { db, write_options })
+        Ok(RocksDbBackend {
+            db,
+            dir: dir.to_path_buf(),
+            options,
+            write_options,
+            ingested: 0,
+        })
     }
 }
 
@@ -76,6 +86,33 @@ impl StateBackend for RocksDbBackend {
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
+    }
+
+    fn delete_range(&mut self, start: &[u8], end: &[u8]) -> Result<()> {
+        let mut wb = WriteBatch::default();
+        wb.delete_range(start, end);
+        Ok(self.db.write_opt(wb, &self.write_options)?)
+    }
+
+    fn ingest(&mut self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.ingested += 1;
+        let path = self.dir.join(format!("ingest-{}.sst", self.ingested));
+        let mut writer = SstFileWriter::create(&self.options);
+        writer.open(&path)?;
+        for (key, value) in &entries {
+            writer.put(key, value)?;
+        }
+        writer.finish()?;
+        let mut ingest = IngestExternalFileOptions::default();
+        // The file is ours: RocksDB takes it over by a hard link instead of a copy.
+        ingest.set_move_files(true);
+        self.db.ingest_external_file_opts(&ingest, vec![&path])?;
+        // With move_files the DB holds its own link; ours may already be gone.
+        let _ = std::fs::remove_file(&path);
+        Ok(())
     }
 
     fn checkpoint(&mut self, dir: &Path) -> Result<Vec<PathBuf>> {

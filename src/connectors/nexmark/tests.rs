@@ -197,6 +197,14 @@ fn event_time_spacing() {
     assert_eq!(g.event_time_ms(9_999), DEFAULT_BASE_TIME_MS);
     assert_eq!(g.event_time_ms(10_000), DEFAULT_BASE_TIME_MS + 1);
     assert!(g.event_time_ms(u64::MAX) > DEFAULT_BASE_TIME_MS);
+
+    // 'pace' = 'false' keeps the spacing without wall-clock pacing; anything else is refused.
+    let unpaced =
+        NexmarkConfig::from_options(&opts(&[("nexmark.table", "bid"), ("events.per.second", "1000"), ("pace", "false")])).expect("options");
+    assert!(!unpaced.rate_limited);
+    assert_eq!(unpaced.events_per_second, 1000);
+    let err = NexmarkConfig::from_options(&opts(&[("nexmark.table", "bid"), ("pace", "maybe")])).unwrap_err();
+    assert_eq!(err, "nexmark option 'pace' must be 'true' or 'false', got 'maybe'");
 }
 
 #[test]

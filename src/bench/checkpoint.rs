@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::{CheckpointRow, completed_checkpoints, mib, query_rows};
 use crate::error::{Error, Result};
-use crate::format::rows_text;
-use crate::session::{Output, Session};
+use crate::session::Session;
 
 pub struct CheckpointBench {
     /// Target state size in MiB (approximate: keys × bytes per key).
@@ -20,30 +20,6 @@ pub struct CheckpointBench {
 
 /// Bytes of RocksDB state per key: the key, a 100-character string and a count, plus overhead.
 const BYTES_PER_KEY: u64 = 128;
-
-#[derive(Debug, Clone)]
-struct CheckpointRow {
-    id: u64,
-    duration_ms: u64,
-    sync_ms: u64,
-    async_ms: u64,
-    uploaded: u64,
-    full: u64,
-}
-
-async fn query(session: &Session, sql: &str) -> Result<Vec<Vec<String>>> {
-    match session.execute(sql).await?.pop() {
-        Some(Output::Rows { batches, .. }) => Ok(rows_text(&batches)?
-            .into_iter()
-            .map(|r| r.into_iter().map(|c| c.unwrap_or_default()).collect())
-            .collect()),
-        _ => Err(Error::internal(format!("{sql} returned no rows"))),
-    }
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
 
 impl CheckpointBench {
     pub async fn run(&self) -> Result<()> {
@@ -102,7 +78,7 @@ impl CheckpointBench {
         let mut steady_since: Option<(Instant, u64)> = None;
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let job = query(&session, "SELECT rows_in, status, error FROM weir_jobs WHERE name = 'bench'").await?;
+            let job = query_rows(&session, "SELECT rows_in, status, error FROM weir_jobs WHERE name = 'bench'").await?;
             let Some(row) = job.first() else {
                 return Err(Error::internal("benchmark job vanished"));
             };
@@ -110,7 +86,7 @@ impl CheckpointBench {
                 return Err(Error::internal(format!("benchmark job is {}: {}", row[1], row[2])));
             }
             let rows_in: u64 = row[0].parse().unwrap_or(0);
-            let checkpoints = self.checkpoints(&session).await?;
+            let checkpoints = completed_checkpoints(session.database(), "bench")?;
             let last = checkpoints.last().cloned();
             println!(
                 "  {:>5.0}s  {:>11} rows ({:.0}/s)  {} checkpoints, last: {}",
@@ -118,13 +94,7 @@ impl CheckpointBench {
                 rows_in,
                 rows_in as f64 / started.elapsed().as_secs_f64(),
                 checkpoints.len(),
-                last.map_or("-".to_string(), |c| format!(
-                    "#{} {} ms, {:.1} of {:.1} MiB uploaded",
-                    c.id,
-                    c.duration_ms,
-                    mib(c.uploaded),
-                    mib(c.full)
-                ))
+                last.map_or("-".to_string(), |c| c.to_string())
             );
             match steady_since {
                 None if rows_in >= keys => {
@@ -140,32 +110,5 @@ impl CheckpointBench {
                 _ => {}
             }
         }
-    }
-
-    async fn checkpoints(&self, session: &Session) -> Result<Vec<CheckpointRow>> {
-        let rows = query(session, "SHOW CHECKPOINTS FOR JOB bench").await?;
-        let number = |s: &str| s.parse::<u64>().unwrap_or(0);
-        Ok(rows
-            .iter()
-            .filter(|r| r[1] == "COMPLETED")
-            .map(|r| CheckpointRow {
-                id: number(&r[0]),
-                duration_ms: number(&r[3]),
-                sync_ms: number(&r[4]),
-                async_ms: number(&r[5]),
-                uploaded: number(&r[6]),
-                full: number(&r[7]),
-            })
-            .collect())
-    }
-}
-
-impl std::fmt::Display for CheckpointRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "#{} {} ms (sync {} ms, async {} ms)",
-            self.id, self.duration_ms, self.sync_ms, self.async_ms
-        )
     }
 }

@@ -1,0 +1,145 @@
+//! `weir bench`: measurements of a running Weir, printed for people and appended as JSON lines for
+//! regression tracking. `query` runs a SQL job (the Nexmark queries in `sql/nexmark/`) over a
+//! bounded input; `checkpoint` measures checkpoints of a large RocksDB state.
+
+pub mod checkpoint;
+pub mod plot;
+pub mod query;
+
+pub use checkpoint::CheckpointBench;
+pub use query::QueryBench;
+
+use std::time::{Duration, SystemTime};
+
+use crate::checkpoint::coordinator::CheckpointStatus;
+use crate::error::{Error, Result};
+use crate::format::rows_text;
+use crate::session::{Database, Output, Session};
+
+/// The rows of a query as text (NULL as the empty string).
+async fn query_rows(session: &Session, sql: &str) -> Result<Vec<Vec<String>>> {
+    match session.execute(sql).await?.pop() {
+        Some(Output::Rows { batches, .. }) => Ok(rows_text(&batches)?
+            .into_iter()
+            .map(|r| r.into_iter().map(|c| c.unwrap_or_default()).collect())
+            .collect()),
+        _ => Err(Error::internal(format!("{sql} returned no rows"))),
+    }
+}
+
+/// A completed checkpoint, as SHOW CHECKPOINTS reports it.
+#[derive(Debug, Clone)]
+struct CheckpointRow {
+    id: u64,
+    /// When it completed.
+    completed_at: SystemTime,
+    duration_ms: u64,
+    sync_ms: u64,
+    async_ms: u64,
+    uploaded: u64,
+    full: u64,
+}
+
+/// The completed checkpoints of a running (or just finished) job of this process.
+fn completed_checkpoints(db: &Database, job: &str) -> Result<Vec<CheckpointRow>> {
+    let Some(job) = db.jobs().get(job)? else {
+        return Ok(Vec::new());
+    };
+    let records = job.checkpoints.lock().map(|h| h.records.clone()).unwrap_or_default();
+    let millis = |d: Duration| d.as_millis() as u64;
+    Ok(records
+        .into_iter()
+        .filter(|r| r.status == CheckpointStatus::Completed)
+        .map(|r| CheckpointRow {
+            id: r.id,
+            completed_at: r.trigger_time + r.duration,
+            duration_ms: millis(r.duration),
+            sync_ms: millis(r.sync),
+            async_ms: millis(r.asynchronous),
+            uploaded: r.bytes_uploaded,
+            full: r.full_size,
+        })
+        .collect())
+}
+
+impl std::fmt::Display for CheckpointRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "#{} {} ms (sync {} ms, async {} ms), {:.1} of {:.1} MiB uploaded",
+            self.id,
+            self.duration_ms,
+            self.sync_ms,
+            self.async_ms,
+            mib(self.uploaded),
+            mib(self.full)
+        )
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The `q`-quantile of `values` by the nearest-rank method; 0 when empty.
+fn quantile(values: &[u64], q: f64) -> u64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// CPU time (user + system) and peak resident memory of this process so far.
+#[derive(Debug, Clone, Copy)]
+struct ProcessUsage {
+    cpu: Duration,
+    peak_rss_bytes: u64,
+}
+
+impl ProcessUsage {
+    fn now() -> Result<Self> {
+        // SAFETY: getrusage only writes the struct we pass; a zeroed rusage is a valid value.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: RUSAGE_SELF with a valid pointer to an rusage.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+            return Err(Error::internal(format!("getrusage failed: {}", std::io::Error::last_os_error())));
+        }
+        let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+        Ok(ProcessUsage {
+            cpu: time(usage.ru_utime) + time(usage.ru_stime),
+            // Linux reports kilobytes.
+            peak_rss_bytes: usage.ru_maxrss as u64 * 1024,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        assert_eq!(quantile(&[], 0.5), 0);
+        assert_eq!(quantile(&[7], 0.99), 7);
+        let values: Vec<u64> = (1..=100).rev().collect();
+        assert_eq!(quantile(&values, 0.5), 50);
+        assert_eq!(quantile(&values, 0.99), 99);
+        assert_eq!(quantile(&values, 1.0), 100);
+    }
+
+    #[test]
+    fn process_usage_grows() {
+        let before = ProcessUsage::now().unwrap();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let after = ProcessUsage::now().unwrap();
+        assert!(after.cpu > before.cpu);
+        assert!(after.peak_rss_bytes > 0);
+    }
+}

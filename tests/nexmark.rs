@@ -1,0 +1,109 @@
+//! The Nexmark queries of `sql/nexmark/` give the rows DataFusion computes in batch over the same
+//! bounded sources (an independent implementation of the same SQL: its hash aggregate, date_bin,
+//! window functions for sessions). The streaming side runs at parallelism 2 on RocksDB with a
+//! tiny in-memory cache (so partial states spill) and checkpoints every 200 ms, the way `weir bench
+//! query` runs it; the queries' blackhole sinks become stored tables so the rows can be read back.
+
+use weir::Session;
+use weir::bench::query::BenchInput;
+
+mod common;
+use common::rows;
+
+/// 20 s of event time: several 2 s / 10 s hops and 10 s tumbles, bidder sessions that close.
+const INPUT: BenchInput = BenchInput::Nexmark {
+    events: 400_000,
+    events_per_second: 20_000,
+};
+
+/// Runs `sql/nexmark/<query>.sql` into a stored table and returns the job's late-row count.
+async fn run_query(session: &Session, query: &str) -> u64 {
+    let path = format!("sql/nexmark/{query}.sql");
+    let sql = std::fs::read_to_string(&path).expect("query file");
+    let blackhole = "WITH (connector = 'blackhole')";
+    assert_eq!(sql.matches(blackhole).count(), 1, "{path} declares one blackhole table");
+    session.execute(&sql.replace(blackhole, "")).await.expect(&path);
+    session.execute(&format!("WAIT JOB nexmark_{query}")).await.expect("wait");
+    let status = rows(
+        session,
+        &format!("SELECT status, late_rows_dropped, rows_out FROM weir_jobs WHERE name = 'nexmark_{query}'"),
+    )
+    .await;
+    assert_eq!(status[0][0], "FINISHED", "{query}: {status:?}");
+    assert!(status[0][2].parse::<u64>().expect("rows_out") > 0, "{query} wrote rows");
+    status[0][1].parse().expect("late rows")
+}
+
+/// Asserts the table holds exactly the rows of `oracle` (as multisets), and returns their number.
+async fn assert_same_rows(session: &Session, table: &str, oracle: &str) -> usize {
+    let count = |sql: String| async move { rows(session, &sql).await[0][0].parse::<usize>().expect("count") };
+    let expected = count(format!("SELECT COUNT(*) FROM ({oracle})")).await;
+    let actual = count(format!("SELECT COUNT(*) FROM {table}")).await;
+    assert_eq!(actual, expected, "{table}: row count");
+    let missing = rows(session, &format!("{oracle} EXCEPT ALL SELECT * FROM {table} LIMIT 5")).await;
+    assert!(missing.is_empty(), "{table} lacks {missing:?}");
+    let extra = rows(session, &format!("SELECT * FROM {table} EXCEPT ALL {oracle} LIMIT 5")).await;
+    assert!(extra.is_empty(), "{table} has rows the oracle does not: {extra:?}");
+    expected
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexmark_queries_match_a_batch_computation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let session = Session::open(dir.path()).await.expect("open");
+    session
+        .execute(
+            "SET 'parallelism' = '2'; SET 'state.backend' = 'rocksdb'; SET 'state.cache.max-entries' = '500';
+             SET 'execution.checkpointing.interval' = '200ms';",
+        )
+        .await
+        .expect("settings");
+    session.execute(&INPUT.sources_sql()).await.expect("sources");
+    // Event time in whole milliseconds, for window arithmetic on the batch side.
+    let ms = "CAST(date_time AS BIGINT)";
+    let checks: Vec<(&str, String)> = vec![
+        ("q0", "SELECT auction, bidder, price, date_time, extra FROM bid".into()),
+        ("q1", "SELECT auction, bidder, 0.908 * CAST(price AS DOUBLE), date_time, extra FROM bid".into()),
+        ("q2", "SELECT auction, price FROM bid WHERE auction % 123 = 0".into()),
+        (
+            "q5",
+            // Each bid is in the 5 windows starting at its 2 s slot and the 4 slots before.
+            format!(
+                "SELECT auction, to_timestamp_millis(s) AS ws, to_timestamp_millis(s + 10000) AS we, COUNT(*) AS num
+                 FROM (SELECT auction, ({ms} / 2000 - j) * 2000 AS s FROM bid CROSS JOIN (VALUES (0), (1), (2), (3), (4)) AS o(j))
+                 GROUP BY auction, s"
+            ),
+        ),
+        (
+            "q7",
+            format!(
+                "SELECT to_timestamp_millis(s), to_timestamp_millis(s + 10000), MAX(price), COUNT(*)
+                 FROM (SELECT price, {ms} / 10000 * 10000 AS s FROM bid) GROUP BY s"
+            ),
+        ),
+        (
+            "q11",
+            // A new session starts when a bidder's previous bid is 10 s or more before.
+            format!(
+                "SELECT bidder, COUNT(*), to_timestamp_millis(MIN(t)), to_timestamp_millis(MAX(t) + 10000)
+                 FROM (SELECT bidder, t, SUM(starts) OVER (PARTITION BY bidder ORDER BY t ROWS UNBOUNDED PRECEDING) AS session
+                       FROM (SELECT bidder, t, CASE WHEN t - LAG(t) OVER (PARTITION BY bidder ORDER BY t) < 10000 THEN 0 ELSE 1 END AS starts
+                             FROM (SELECT bidder, {ms} AS t FROM bid)))
+                 GROUP BY bidder, session"
+            ),
+        ),
+        (
+            "q17",
+            format!(
+                "SELECT auction, to_timestamp_millis(s), COUNT(*), MIN(price), MAX(price), AVG(price), SUM(price)
+                 FROM (SELECT auction, price, {ms} / 86400000 * 86400000 AS s FROM bid) GROUP BY auction, s"
+            ),
+        ),
+    ];
+    for (query, oracle) in checks {
+        let late = run_query(&session, query).await;
+        assert_eq!(late, 0, "{query}: the generator's bids are in order, none is late");
+        let n = assert_same_rows(&session, &format!("nexmark_{query}"), &oracle).await;
+        eprintln!("{query}: {n} rows match");
+    }
+}
