@@ -1,6 +1,7 @@
 //! Savepoints end to end: EXPLAIN RESTORE before anything runs, a native savepoint moved to another
 //! directory, canonical savepoints across state backends, and a Nexmark HOP job stopped with a
-//! savepoint and restored at parallelism 1, 2 and 4, each giving the rows of an uninterrupted run.
+//! savepoint and restored at parallelism 1, 2 and 4 (HOP and SESSION), each giving the rows of an
+//! uninterrupted run.
 
 use weir::Session;
 
@@ -110,32 +111,34 @@ async fn savepoints_move_and_cross_backends() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nexmark_hop_job_survives_stop_and_restore() {
+/// Runs a windowed Nexmark job to its end, then again stopped with a savepoint after 500 ms (taken
+/// at parallelism 2, with a cache small enough that part of the state is spilled and part is in the
+/// cache image) and restored at parallelism 1, 2 and 4: the rows are the same each time. State moves
+/// by key group; the generator's per-subtask positions are combined so no event is read twice or
+/// skipped.
+async fn nexmark_window_survives_stop_and_restore(key: &str, window: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
     let session = Session::open(dir.path()).await.expect("open");
     session
         .execute(
-            "CREATE SOURCE bids (auction BIGINT, price BIGINT, date_time TIMESTAMP(3), WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND)
+            "CREATE SOURCE bids (auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP(3), WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND)
                WITH (connector = 'nexmark', 'nexmark.table' = 'bid', 'max.events' = '40000', 'events.per.second' = '10000', seed = '3');",
         )
         .await
         .expect("source");
     let job = |name: &str, table: &str, parallelism: usize| {
         format!(
-            "CREATE TABLE {table} (auction BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), bids BIGINT, max_price BIGINT, PRIMARY KEY (auction, window_start));
-             CREATE JOB {name} WITH ('parallelism' = '{parallelism}') AS INSERT INTO {table}
-             SELECT auction, window_start, window_end, COUNT(*), MAX(price) FROM HOP(bids, date_time, INTERVAL '1' SECOND, INTERVAL '2' SECOND)
-             GROUP BY auction, window_start, window_end;"
+            "CREATE TABLE {table} ({key} BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), bids BIGINT, max_price BIGINT, PRIMARY KEY ({key}, window_start));
+             CREATE JOB {name} WITH ('parallelism' = '{parallelism}', 'state.cache.max-entries' = '50') AS INSERT INTO {table}
+             SELECT {key}, window_start, window_end, COUNT(*), MAX(price) FROM {window}
+             GROUP BY {key}, window_start, window_end;"
         )
     };
-    let query = |table: &str| format!("SELECT auction, window_start, bids, max_price FROM {table} ORDER BY 1, 2");
+    let query = |table: &str| format!("SELECT {key}, window_start, window_end, bids, max_price FROM {table} ORDER BY 1, 2");
     session.execute(&job("whole", "expected", 2)).await.expect("job");
     session.execute("WAIT JOB whole").await.expect("wait");
     let expected = rows(&session, &query("expected")).await;
     assert!(expected.len() > 100, "{} windows", expected.len());
-    // Taken at parallelism 2, restored at 1, 2 and 4: state moves by key group, the generator's
-    // per-subtask positions are combined so no event is read twice or skipped.
     for parallelism in [1, 2, 4] {
         let (name, table) = (format!("j{parallelism}"), format!("t{parallelism}"));
         session.execute(&job(&name, &table, 2)).await.expect("job");
@@ -151,9 +154,19 @@ async fn nexmark_hop_job_survives_stop_and_restore() {
         assert_eq!(
             rows(&session, &query(&table)).await,
             expected,
-            "restored at parallelism {parallelism}"
+            "{window} restored at parallelism {parallelism}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexmark_hop_job_survives_stop_and_restore() {
+    nexmark_window_survives_stop_and_restore("auction", "HOP(bids, date_time, INTERVAL '1' SECOND, INTERVAL '2' SECOND)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexmark_session_job_survives_stop_and_restore() {
+    nexmark_window_survives_stop_and_restore("bidder", "SESSION(bids, date_time, INTERVAL '500' MILLISECOND)").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -267,7 +267,7 @@ fn open_backend(node: &OperatorNode, subtask: usize, cx: &BuildContext) -> Resul
         let meta = if manifest.parallelism == parallelism {
             states.iter().find(|s| s.subtask == subtask).map(|s| s.meta.clone())
         } else {
-            Some(rescaled_meta(&node.spec, &states, subtask, parallelism)?)
+            Some(rescaled_meta(&node.spec, &states)?)
         };
         return Ok((backend, meta));
     }
@@ -294,25 +294,15 @@ fn open_backend(node: &OperatorNode, subtask: usize, cx: &BuildContext) -> Resul
 }
 
 /// Operator metadata for a subtask at a new parallelism, merged from the old subtasks'.
-fn rescaled_meta(spec: &OperatorSpec, states: &[&OperatorState], subtask: usize, parallelism: usize) -> Result<serde_json::Value> {
-    let bad = || Error::internal("checkpoint operator metadata is malformed");
+fn rescaled_meta(spec: &OperatorSpec, states: &[&OperatorState]) -> Result<serde_json::Value> {
     let watermark = states
         .iter()
         .filter_map(|s| s.meta.get("watermark").and_then(|w| w.as_i64()))
         .min()
         .unwrap_or(i64::MIN);
     Ok(match spec {
-        OperatorSpec::WindowAggregate(w) if matches!(w.window, WindowKind::Session { .. }) => {
-            let mut index: Vec<(i64, Vec<u8>)> = Vec::new();
-            for state in states {
-                let entries: Vec<(i64, Vec<u8>)> =
-                    serde_json::from_value(state.meta.get("by_end").cloned().ok_or_else(bad)?).map_err(|_| bad())?;
-                index.extend(entries.into_iter().filter(|(_, key)| {
-                    key.len() >= 2 && subtask_of_key_group(u16::from_be_bytes([key[0], key[1]]), parallelism) == subtask
-                }));
-            }
-            serde_json::json!({ "by_end": index, "watermark": watermark })
-        }
+        // Sessions rebuild their index from the backend, which holds this subtask's key groups.
+        OperatorSpec::WindowAggregate(w) if matches!(w.window, WindowKind::Session { .. }) => serde_json::json!({ "watermark": watermark }),
         OperatorSpec::WindowAggregate(_) => {
             let mut spilled: Vec<i64> = states
                 .iter()

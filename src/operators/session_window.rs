@@ -3,8 +3,10 @@
 //! when the watermark reaches its end. Rows are pre-aggregated per (key, event time) per batch.
 //!
 //! Open sessions are cached in memory, indexed by end so firing is a range pop. When the cache holds
-//! more sessions than its limit, every key's sessions are written to the state backend in one batch
-//! (key: the group key; value: its sessions) and read back when the key is touched or fires.
+//! more sessions than its limit, every key's sessions are written to the state backend as one
+//! ingested file (key: the group key; value: its sessions) and read back when the key is touched or
+//! fires. A checkpoint shares the cache with a thread that writes it as the snapshot's cache image
+//! (copy-on-write); a restore rebuilds the end index from the backend.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -20,9 +22,13 @@ use crate::operators::accumulator::{AccumulatorState, decode_states, encode_stat
 use crate::operators::event_time_nanos;
 use crate::operators::grouping::{GroupKey, Grouping};
 use crate::runtime::metrics::JobMetrics;
-use crate::runtime::{Operator, OperatorSnapshot};
+use crate::runtime::{Operator, OperatorSnapshot, PendingFile};
+use crate::state::canonical::{self, CACHE_IMAGE_FILE};
 use crate::state::{StateBackend, StateWriteBatch};
 
+type SessionsByKey = HashMap<GroupKey, Vec<Session>, ahash::RandomState>;
+
+#[derive(Clone)]
 struct Session {
     start: EventTime,
     end: EventTime,
@@ -33,8 +39,8 @@ pub struct SessionWindowAggregate {
     grouping: Grouping,
     gap: i64,
     time_column: usize,
-    /// Open sessions per key, disjoint and not touching.
-    sessions: HashMap<GroupKey, Vec<Session>>,
+    /// Open sessions per key, disjoint and not touching. Shared with a checkpoint's snapshot writer.
+    sessions: Arc<SessionsByKey>,
     /// (end, key) of every open session.
     by_end: BTreeSet<(EventTime, GroupKey)>,
     watermark: EventTime,
@@ -43,7 +49,7 @@ pub struct SessionWindowAggregate {
     cached: usize,
     cache_limit: usize,
     /// Keys whose sessions are in the backend, not in `sessions`.
-    spilled: HashSet<GroupKey>,
+    spilled: HashSet<GroupKey, ahash::RandomState>,
     backend: Box<dyn StateBackend>,
 }
 
@@ -66,13 +72,13 @@ impl SessionWindowAggregate {
             grouping: Grouping::new(&spec.aggregate, &input_schema, output_schema)?,
             gap,
             time_column: spec.time_column,
-            sessions: HashMap::new(),
+            sessions: Arc::default(),
             by_end: BTreeSet::new(),
             watermark: EventTime::MIN,
             metrics,
             cached: 0,
             cache_limit: cache_limit.max(1),
-            spilled: HashSet::new(),
+            spilled: HashSet::default(),
             backend,
         })
     }
@@ -85,22 +91,22 @@ impl SessionWindowAggregate {
         if let Some(bytes) = self.backend.get(key)? {
             let restored = decode_sessions(&bytes)?;
             self.cached += restored.len();
-            self.sessions.entry(key.clone()).or_default().extend(restored);
+            Arc::make_mut(&mut self.sessions).entry(key.clone()).or_default().extend(restored);
         }
         let mut delete = StateWriteBatch::default();
         delete.delete(key.to_vec());
         self.backend.write(delete)
     }
 
-    /// Writes every cached session to the backend in one batch and empties the cache.
+    /// Writes every cached session to the backend (one ingested file) and empties the cache. No
+    /// cached key is in the backend (`load` takes it out), so every key is new there.
     fn spill(&mut self) -> Result<()> {
-        let mut batch = StateWriteBatch::default();
-        for (key, sessions) in self.sessions.drain() {
-            batch.put(key.to_vec(), encode_sessions(&sessions));
-            self.spilled.insert(key);
-        }
+        let sessions = std::mem::take(&mut self.sessions);
+        let mut entries = session_entries(&sessions);
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.spilled.extend(sessions.keys().cloned());
         self.cached = 0;
-        self.backend.write(batch)
+        self.backend.ingest(entries)
     }
 
     /// Adds the rows of one key at one event time, merging every session the new one touches.
@@ -108,7 +114,7 @@ impl SessionWindowAggregate {
     fn add(&mut self, key: GroupKey, time: EventTime, states: Vec<AccumulatorState>) -> Result<bool> {
         self.load(&key)?;
         let end = time.saturating_add(self.gap);
-        let sessions = self.sessions.entry(key.clone()).or_default();
+        let sessions = Arc::make_mut(&mut self.sessions).entry(key.clone()).or_default();
         let touching: Vec<usize> = sessions
             .iter()
             .enumerate()
@@ -117,7 +123,7 @@ impl SessionWindowAggregate {
             .collect();
         if touching.is_empty() && end <= self.watermark {
             if sessions.is_empty() {
-                self.sessions.remove(&key);
+                Arc::make_mut(&mut self.sessions).remove(&key);
             }
             return Ok(false);
         }
@@ -158,28 +164,37 @@ impl Operator for SessionWindowAggregate {
         Ok(())
     }
 
+    /// The synchronous part: the backend's hard-link checkpoint and a reference to the cache, which
+    /// a thread writes as the cache image.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
+        let files = self.backend.checkpoint(dir)?;
+        let mut pending = Vec::new();
         if !self.sessions.is_empty() {
-            self.spill()?;
+            let frozen = self.sessions.clone();
+            let path = dir.join(CACHE_IMAGE_FILE);
+            pending.push(PendingFile::spawn(move || {
+                canonical::write_entries(&path, &session_entries(&frozen))?;
+                Ok(path)
+            })?);
         }
-        let index: Vec<(EventTime, Vec<u8>)> = self.by_end.iter().map(|(end, key)| (*end, key.to_vec())).collect();
-        let meta = serde_json::json!({ "by_end": index, "watermark": self.watermark });
         Ok(Some(OperatorSnapshot {
-            files: self.backend.checkpoint(dir)?,
-            pending: Vec::new(),
-            meta,
+            files,
+            pending,
+            meta: serde_json::json!({ "watermark": self.watermark }),
         }))
     }
 
+    /// Every open session is in the restored backend (spilled, or loaded from the cache image):
+    /// rebuild the end index from it.
     fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
         let bad = || Error::internal("session window checkpoint metadata is malformed");
-        let index: Vec<(EventTime, Vec<u8>)> = serde_json::from_value(meta.get("by_end").cloned().ok_or_else(bad)?).map_err(|_| bad())?;
         self.watermark = meta.get("watermark").and_then(|v| v.as_i64()).ok_or_else(bad)?;
-        // Every open session was spilled by the snapshot.
-        for (end, key) in index {
+        for (key, value) in self.backend.scan(&[], &[0xff; 16])? {
             let key: GroupKey = key.into_boxed_slice();
-            self.spilled.insert(key.clone());
-            self.by_end.insert((end, key));
+            for session in decode_sessions(&value)? {
+                self.by_end.insert((session.end, key.clone()));
+            }
+            self.spilled.insert(key);
         }
         Ok(())
     }
@@ -196,13 +211,14 @@ impl Operator for SessionWindowAggregate {
                 break;
             };
             self.load(&key)?;
-            if let Some(sessions) = self.sessions.get_mut(&key)
+            let cache = Arc::make_mut(&mut self.sessions);
+            if let Some(sessions) = cache.get_mut(&key)
                 && let Some(i) = sessions.iter().position(|s| s.end == end)
             {
                 let session = sessions.remove(i);
                 self.cached -= 1;
                 if sessions.is_empty() {
-                    self.sessions.remove(&key);
+                    cache.remove(&key);
                 }
                 fired.push((key, session));
             }
@@ -218,6 +234,14 @@ impl Operator for SessionWindowAggregate {
         out.push(Message::Watermark(watermark));
         Ok(())
     }
+}
+
+/// The backend entries of cached sessions: group key → its sessions.
+fn session_entries(sessions: &SessionsByKey) -> Vec<(Vec<u8>, Vec<u8>)> {
+    sessions
+        .iter()
+        .map(|(key, sessions)| (key.to_vec(), encode_sessions(sessions)))
+        .collect()
 }
 
 fn encode_sessions(sessions: &[Session]) -> Vec<u8> {
