@@ -13,7 +13,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Result};
-use crate::graph::{WindowAggregateSpec, WindowKind};
+use crate::graph::{MAX_PARALLELISM, WindowAggregateSpec, WindowKind};
 use crate::message::{EventTime, Message};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::event_time_nanos;
@@ -160,10 +160,11 @@ impl WindowAggregate {
         Ok(())
     }
 
-    /// Partial states of a spilled pane, read back from the backend.
-    fn read_spilled(&self, pane_end: EventTime) -> Result<Vec<(GroupKey, Vec<AccumulatorState>)>> {
+    /// Partial states of spilled panes in one key group, read back from the backend.
+    fn read_spilled(&self, key_group: u16, pane_ends: &[EventTime]) -> Result<Vec<(GroupKey, Vec<AccumulatorState>)>> {
         let mut out = Vec::new();
-        for (start, end) in pane_ranges(pane_end) {
+        for &pane_end in pane_ends {
+            let (start, end) = pane_range(key_group, pane_end);
             for (key, value) in self.backend.scan(&start, &end)? {
                 out.push((group_key_of_spilled(&key)?, decode_states(&value)?));
             }
@@ -172,46 +173,54 @@ impl WindowAggregate {
     }
 
     fn delete_spilled(&mut self, pane_end: EventTime) -> Result<()> {
-        for (start, end) in pane_ranges(pane_end) {
+        for key_group in 0..MAX_PARALLELISM as u16 {
+            let (start, end) = pane_range(key_group, pane_end);
             self.backend.delete_range(&start, &end)?;
         }
         Ok(())
     }
 
-    /// Emits the window ending at `window_end`, dropping panes that no later window needs. Keys are
-    /// borrowed from the panes: one state vector per group is built, nothing else is copied.
+    /// Emits the window ending at `window_end`, then drops the panes no later window needs. Groups
+    /// are merged one key group at a time, so a window whose state was mostly spilled (a day-long
+    /// tumble) needs memory for one key group's share of it, not all of it; keys are borrowed from
+    /// the panes until the output rows are built.
     fn fire(&mut self, window_end: EventTime, out: &mut Vec<Message>) -> Result<()> {
         let (first_pane, last_pane) = self.layout.panes_of_window(window_end);
-        let spilled_ends: Vec<EventTime> = self.spilled.range(first_pane..=last_pane).copied().collect();
-        let mut spilled = Vec::new();
-        for pane_end in spilled_ends {
-            spilled.extend(self.read_spilled(pane_end)?);
-        }
-        let mut merged: HashMap<&GroupKey, Vec<AccumulatorState>, ahash::RandomState> = HashMap::with_capacity_and_hasher(
-            self.panes.range(first_pane..=last_pane).map(|(_, g)| g.len()).max().unwrap_or(0),
-            Default::default(),
-        );
-        let groups = self
-            .panes
-            .range(first_pane..=last_pane)
-            .flat_map(|(_, g)| g.iter())
-            .chain(spilled.iter().map(|(k, v)| (k, v)));
-        for (key, states) in groups {
-            match merged.get_mut(key) {
-                Some(existing) => self.grouping.merge_states(existing, states),
-                None => {
-                    merged.insert(key, states.clone());
-                }
+        let spilled_panes: Vec<EventTime> = self.spilled.range(first_pane..=last_pane).copied().collect();
+        let mut cached: Vec<Vec<(&GroupKey, &Vec<AccumulatorState>)>> = vec![Vec::new(); MAX_PARALLELISM];
+        for (_, groups) in self.panes.range(first_pane..=last_pane) {
+            for (key, states) in groups.iter() {
+                cached[key_group_of(key)].push((key, states));
             }
         }
-        if !merged.is_empty() {
-            let start = window_end.saturating_sub(self.layout.size);
-            let (keys, states): (Vec<&GroupKey>, Vec<&[AccumulatorState]>) = merged.iter().map(|(k, s)| (*k, s.as_slice())).unzip();
-            let starts = vec![start; keys.len()];
-            let ends = vec![window_end; keys.len()];
-            out.push(Message::Data(self.grouping.output(&keys, Some((&starts, &ends)), &states)?));
+        let bounds = (window_end.saturating_sub(self.layout.size), window_end);
+        let mut rows = WindowRows::default();
+        for (key_group, cached) in cached.iter().enumerate() {
+            let spilled = if spilled_panes.is_empty() {
+                Vec::new()
+            } else {
+                self.read_spilled(key_group as u16, &spilled_panes)?
+            };
+            let mut merged: HashMap<&GroupKey, Vec<AccumulatorState>, ahash::RandomState> =
+                HashMap::with_capacity_and_hasher(cached.len() + spilled.len(), Default::default());
+            for (key, states) in cached.iter().copied().chain(spilled.iter().map(|(k, v)| (k, v))) {
+                match merged.get_mut(key) {
+                    Some(existing) => self.grouping.merge_states(existing, states),
+                    None => {
+                        merged.insert(key, states.clone());
+                    }
+                }
+            }
+            for (key, states) in merged {
+                rows.keys.push(key.clone());
+                rows.states.push(states);
+            }
+            if rows.keys.len() >= OUTPUT_BATCH_ROWS {
+                rows.emit(&self.grouping, bounds, out)?;
+            }
         }
-        drop(merged);
+        rows.emit(&self.grouping, bounds, out)?;
+        drop(cached);
         let retired: Vec<EventTime> = self
             .panes
             .range(first_pane..=last_pane)
@@ -226,6 +235,35 @@ impl WindowAggregate {
         }
         Ok(())
     }
+}
+
+/// Output rows of a window firing, emitted in batches of about `OUTPUT_BATCH_ROWS`.
+#[derive(Default)]
+struct WindowRows {
+    keys: Vec<GroupKey>,
+    states: Vec<Vec<AccumulatorState>>,
+}
+
+const OUTPUT_BATCH_ROWS: usize = 8192;
+
+impl WindowRows {
+    fn emit(&mut self, grouping: &Grouping, (start, end): (EventTime, EventTime), out: &mut Vec<Message>) -> Result<()> {
+        if self.keys.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&GroupKey> = self.keys.iter().collect();
+        let states: Vec<&[AccumulatorState]> = self.states.iter().map(Vec::as_slice).collect();
+        let starts = vec![start; keys.len()];
+        let ends = vec![end; keys.len()];
+        out.push(Message::Data(grouping.output(&keys, Some((&starts, &ends)), &states)?));
+        self.keys.clear();
+        self.states.clear();
+        Ok(())
+    }
+}
+
+fn key_group_of(key: &GroupKey) -> usize {
+    usize::from(u16::from_be_bytes([key[0], key[1]]))
 }
 
 impl Operator for WindowAggregate {
@@ -379,15 +417,13 @@ fn group_key_of_spilled(key: &[u8]) -> Result<GroupKey> {
     Ok(group.into_boxed_slice())
 }
 
-/// The backend key ranges holding one pane, one per key group.
-fn pane_ranges(pane_end: EventTime) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
-    (0..crate::graph::MAX_PARALLELISM as u16).map(move |kg| {
-        let mut start = kg.to_be_bytes().to_vec();
-        start.extend_from_slice(&encode_time(pane_end));
-        let mut end = kg.to_be_bytes().to_vec();
-        end.extend_from_slice(&encode_time(pane_end.saturating_add(1)));
-        (start, end)
-    })
+/// The backend key range holding one pane's partial states of one key group.
+fn pane_range(key_group: u16, pane_end: EventTime) -> (Vec<u8>, Vec<u8>) {
+    let mut start = key_group.to_be_bytes().to_vec();
+    start.extend_from_slice(&encode_time(pane_end));
+    let mut end = key_group.to_be_bytes().to_vec();
+    end.extend_from_slice(&encode_time(pane_end.saturating_add(1)));
+    (start, end)
 }
 
 #[cfg(test)]
