@@ -123,7 +123,8 @@ impl Session {
     }
 
     /// Takes a savepoint of a running job and records it in the catalog.
-    async fn take_savepoint(&self, job: &str, dir: Option<String>, options: &BTreeMap<String, String>) -> Result<SavepointDef> {
+    /// `stop`: the job's sources emit nothing after the savepoint (the caller stops the job next).
+    async fn take_savepoint(&self, job: &str, dir: Option<String>, options: &BTreeMap<String, String>, stop: bool) -> Result<SavepointDef> {
         let mut format = SavepointFormat::Canonical;
         for (key, value) in options {
             match key.as_str() {
@@ -151,7 +152,11 @@ impl Session {
             .unwrap_or_default();
         let path = base.join(&name);
         let done = running
-            .request_checkpoint(RequestKind::Savepoint { dir: path.clone(), format })
+            .request_checkpoint(RequestKind::Savepoint {
+                dir: path.clone(),
+                format,
+                stop,
+            })
             .await?;
         let def = SavepointDef {
             name: name.clone(),
@@ -183,7 +188,7 @@ impl Session {
     }
 
     pub(crate) async fn savepoint_job(&self, job: &str, dir: Option<String>, options: &BTreeMap<String, String>) -> Result<Output> {
-        let def = self.take_savepoint(job, dir, options).await?;
+        let def = self.take_savepoint(job, dir, options, false).await?;
         Self::savepoint_row(&def)
     }
 
@@ -195,7 +200,7 @@ impl Session {
             .filter(|j| j.snapshot().status == JobStatus::Running)
             .ok_or_else(|| self.job_missing(job))?;
         let output = if with_savepoint {
-            let def = self.take_savepoint(job, None, &BTreeMap::new()).await?;
+            let def = self.take_savepoint(job, None, &BTreeMap::new(), true).await?;
             Some(Self::savepoint_row(&def)?)
         } else {
             // A graceful stop: one last checkpoint, so a later RESTORE or restart loses nothing.

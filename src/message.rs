@@ -33,4 +33,8 @@ pub struct Barrier {
 pub enum BarrierKind {
     Checkpoint,
     Savepoint,
+    /// STOP JOB WITH SAVEPOINT: the sources emit nothing after this barrier, so the job's output
+    /// ends exactly at the savepoint (Flink's stop-with-savepoint) and a restore neither repeats nor
+    /// skips a row, whatever the sinks' delivery.
+    StopSavepoint,
 }

@@ -83,7 +83,12 @@ struct Pending {
 #[derive(Debug)]
 pub enum RequestKind {
     Checkpoint,
-    Savepoint { dir: PathBuf, format: SavepointFormat },
+    Savepoint {
+        dir: PathBuf,
+        format: SavepointFormat,
+        /// The job stops right after it: sources emit nothing after the barrier.
+        stop: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -165,7 +170,11 @@ impl CheckpointCoordinator {
                         let id = self.next_id;
                         self.next_id += 1;
                         last_trigger = Instant::now();
-                        let kind = if matches!(request.as_ref().map(|r| &r.kind), Some(RequestKind::Savepoint { .. })) { BarrierKind::Savepoint } else { BarrierKind::Checkpoint };
+                        let kind = match request.as_ref().map(|r| &r.kind) {
+                            Some(RequestKind::Savepoint { stop: true, .. }) => BarrierKind::StopSavepoint,
+                            Some(RequestKind::Savepoint { stop: false, .. }) => BarrierKind::Savepoint,
+                            Some(RequestKind::Checkpoint) | None => BarrierKind::Checkpoint,
+                        };
                         pending.insert(id, Pending { trigger_time: SystemTime::now(), started: Instant::now(), acks: HashMap::new(), request });
                         self.record(CheckpointRecord { id, status: CheckpointStatus::InProgress, trigger_time: SystemTime::now(), duration: Duration::ZERO, sync: Duration::ZERO, asynchronous: Duration::ZERO, bytes_uploaded: 0, full_size: 0, path: String::new(), failure: None });
                         for trigger in &self.triggers {
@@ -263,7 +272,7 @@ impl CheckpointCoordinator {
                 path,
                 size: manifest.full_size,
             }),
-            RequestKind::Savepoint { dir, format } => {
+            RequestKind::Savepoint { dir, format, .. } => {
                 let (storage, target, format) = (self.storage.clone(), dir.clone(), *format);
                 let id = manifest.checkpoint_id;
                 let export_dir = target.clone();

@@ -182,6 +182,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                 output,
                 metrics: cx.metrics.clone(),
                 checkpointing,
+                stopped_at_savepoint: false,
             });
         }
         pending_inputs = next_inputs;

@@ -50,6 +50,8 @@ pub struct SessionWindowAggregate {
     cache_limit: usize,
     /// Keys whose sessions are in the backend, not in `sessions`.
     spilled: HashSet<GroupKey, ahash::RandomState>,
+    /// Keys loaded back since the last spill: their backend copies are out of date.
+    stale: HashSet<GroupKey, ahash::RandomState>,
     backend: Box<dyn StateBackend>,
 }
 
@@ -79,6 +81,7 @@ impl SessionWindowAggregate {
             cached: 0,
             cache_limit: cache_limit.max(1),
             spilled: HashSet::default(),
+            stale: HashSet::default(),
             backend,
         })
     }
@@ -93,20 +96,26 @@ impl SessionWindowAggregate {
             self.cached += restored.len();
             Arc::make_mut(&mut self.sessions).entry(key.clone()).or_default().extend(restored);
         }
-        let mut delete = StateWriteBatch::default();
-        delete.delete(key.to_vec());
-        self.backend.write(delete)
+        // The backend's copy is stale from now on; it is deleted with the next spill (a checkpoint
+        // taken before that holds it, and `restore` drops it: every session in it has ended).
+        self.stale.insert(key.clone());
+        Ok(())
     }
 
-    /// Writes every cached session to the backend (one ingested file) and empties the cache. No
-    /// cached key is in the backend (`load` takes it out), so every key is new there.
+    /// Writes every cached session to the backend and deletes the stale copies of keys loaded since
+    /// the last spill, in one ingested file, and empties the cache.
     fn spill(&mut self) -> Result<()> {
         let sessions = std::mem::take(&mut self.sessions);
-        let mut entries = session_entries(&sessions);
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut batch = StateWriteBatch::default();
+        for (key, value) in session_entries(&sessions) {
+            batch.put(key, value);
+        }
+        for key in self.stale.drain().filter(|k| !sessions.contains_key(k)) {
+            batch.delete(key.to_vec());
+        }
         self.spilled.extend(sessions.keys().cloned());
         self.cached = 0;
-        self.backend.ingest(entries)
+        self.backend.ingest(batch)
     }
 
     /// Adds the rows of one key at one event time, merging every session the new one touches.
@@ -184,19 +193,27 @@ impl Operator for SessionWindowAggregate {
         }))
     }
 
-    /// Every open session is in the restored backend (spilled, or loaded from the cache image):
-    /// rebuild the end index from it.
+    /// Every open session is in the restored backend (spilled, or loaded from the cache image, which
+    /// replaced older copies): rebuild the end index from it. Copies that went stale before the
+    /// snapshot hold only sessions that had ended (a loaded key stays cached until its sessions fire
+    /// or it is spilled again): they are dropped.
     fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
         let bad = || Error::internal("session window checkpoint metadata is malformed");
         self.watermark = meta.get("watermark").and_then(|v| v.as_i64()).ok_or_else(bad)?;
+        let mut stale = StateWriteBatch::default();
         for (key, value) in self.backend.scan(&[], &[0xff; 16])? {
+            let open: Vec<Session> = decode_sessions(&value)?.into_iter().filter(|s| s.end > self.watermark).collect();
+            if open.is_empty() {
+                stale.delete(key);
+                continue;
+            }
             let key: GroupKey = key.into_boxed_slice();
-            for session in decode_sessions(&value)? {
+            for session in &open {
                 self.by_end.insert((session.end, key.clone()));
             }
             self.spilled.insert(key);
         }
-        Ok(())
+        self.backend.write(stale)
     }
 
     fn on_watermark(&mut self, watermark: EventTime, out: &mut Vec<Message>) -> Result<()> {

@@ -20,9 +20,9 @@ use crate::operators::event_time_nanos;
 use crate::operators::grouping::{GroupKey, Grouping};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot, PendingFile};
-use crate::state::StateBackend;
 use crate::state::canonical::{self, CACHE_IMAGE_FILE};
 use crate::state::key::encode_time;
+use crate::state::{StateBackend, StateWriteBatch};
 
 /// Window arithmetic for windows aligned to the epoch: ends are multiples of `slide`.
 #[derive(Debug, Clone, Copy)]
@@ -151,9 +151,11 @@ impl WindowAggregate {
     /// Writes every cached partial state to the backend (one ingested file) and empties the cache.
     fn spill(&mut self) -> Result<()> {
         let panes = std::mem::take(&mut self.panes);
-        let mut entries = spill_entries(&panes, self.spill_sequence);
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        self.backend.ingest(entries)?;
+        let mut batch = StateWriteBatch::default();
+        for (key, value) in spill_entries(&panes, self.spill_sequence) {
+            batch.put(key, value);
+        }
+        self.backend.ingest(batch)?;
         self.spilled.extend(panes.keys());
         self.spill_sequence += 1;
         self.cached_groups = 0;
@@ -173,11 +175,12 @@ impl WindowAggregate {
     }
 
     fn delete_spilled(&mut self, pane_end: EventTime) -> Result<()> {
+        let mut batch = StateWriteBatch::default();
         for key_group in 0..MAX_PARALLELISM as u16 {
             let (start, end) = pane_range(key_group, pane_end);
-            self.backend.delete_range(&start, &end)?;
+            batch.delete_range(start, end);
         }
-        Ok(())
+        self.backend.ingest(batch)
     }
 
     /// Emits the window ending at `window_end`, then drops the panes no later window needs. Groups

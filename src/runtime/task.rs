@@ -11,7 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::error::{Error, Result};
-use crate::message::{Barrier, FINAL_WATERMARK, Message};
+use crate::message::{Barrier, BarrierKind, FINAL_WATERMARK, Message};
 use crate::runtime::exchange::ChannelOutput;
 use crate::runtime::gate::InputGate;
 use crate::runtime::metrics::JobMetrics;
@@ -81,6 +81,8 @@ pub struct Task {
     pub output: TaskOutput,
     pub metrics: Arc<JobMetrics>,
     pub checkpointing: Option<TaskCheckpointing>,
+    /// A source task that passed a stop-with-savepoint barrier.
+    pub stopped_at_savepoint: bool,
 }
 
 impl Task {
@@ -94,8 +96,11 @@ impl Task {
             let mut inputs = Vec::new();
             let mut position_at_barrier = None;
             match &mut self.input {
+                // After a stop-with-savepoint barrier the source emits nothing; the job is stopped next.
+                TaskInput::Source { .. } if self.stopped_at_savepoint => std::future::pending::<()>().await,
                 TaskInput::Source { source, triggers } => {
                     if let Some(barrier) = triggers.as_mut().and_then(|t| t.try_recv().ok()) {
+                        self.stopped_at_savepoint = barrier.kind == BarrierKind::StopSavepoint;
                         position_at_barrier = Some(source.position());
                         inputs.push(Message::Barrier(barrier));
                     } else {

@@ -54,6 +54,13 @@ impl StateBackend for MemoryBackend {
                 StateOp::Delete(k) => {
                     self.entries.remove(&k);
                 }
+                StateOp::DeleteRange(start, end) if start < end => {
+                    let doomed: Vec<Vec<u8>> = self.entries.range(start..end).map(|(k, _)| k.clone()).collect();
+                    for key in doomed {
+                        self.entries.remove(&key);
+                    }
+                }
+                StateOp::DeleteRange(..) => {}
             }
         }
         Ok(())
@@ -70,19 +77,8 @@ impl StateBackend for MemoryBackend {
             .collect())
     }
 
-    fn delete_range(&mut self, start: &[u8], end: &[u8]) -> Result<()> {
-        if start < end {
-            let doomed: Vec<Vec<u8>> = self.entries.range(start.to_vec()..end.to_vec()).map(|(k, _)| k.clone()).collect();
-            for key in doomed {
-                self.entries.remove(&key);
-            }
-        }
-        Ok(())
-    }
-
-    fn ingest(&mut self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
-        self.entries.extend(entries);
-        Ok(())
+    fn ingest(&mut self, batch: StateWriteBatch) -> Result<()> {
+        self.write(batch)
     }
 
     fn checkpoint(&mut self, dir: &Path) -> Result<Vec<PathBuf>> {

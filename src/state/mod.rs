@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 pub enum StateOp {
     Put(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
+    /// Every key in `[start, end)`.
+    DeleteRange(Vec<u8>, Vec<u8>),
 }
 
 /// Changes applied atomically, in order.
@@ -31,6 +33,9 @@ impl StateWriteBatch {
     pub fn delete(&mut self, key: Vec<u8>) {
         self.ops.push(StateOp::Delete(key));
     }
+    pub fn delete_range(&mut self, start: Vec<u8>, end: Vec<u8>) {
+        self.ops.push(StateOp::DeleteRange(start, end));
+    }
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
@@ -43,12 +48,11 @@ pub trait StateBackend: Send {
     fn write(&mut self, batch: StateWriteBatch) -> Result<()>;
     /// All entries with `start <= key < end`, in key order.
     fn scan(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
-    /// Removes every entry with `start <= key < end` without reading them.
-    fn delete_range(&mut self, start: &[u8], end: &[u8]) -> Result<()>;
-    /// Adds new entries in bulk; `entries` are sorted by key and none of the keys exists yet. RocksDB
-    /// writes them as one SST file and ingests it, so they never pass through the memtable and a
-    /// checkpoint has nothing of them to flush.
-    fn ingest(&mut self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()>;
+    /// Applies changes in bulk, bypassing RocksDB's memtable: they are written as one SST file and
+    /// ingested, so a checkpoint has nothing of them to flush (its synchronous part stays a matter of
+    /// hard links). Each key is put or deleted at most once, and no range deletion covers a key the
+    /// batch puts (inside one file they would be unordered).
+    fn ingest(&mut self, batch: StateWriteBatch) -> Result<()>;
     /// Writes a consistent copy of the whole state into the new directory `dir` and lists its files.
     /// Cheap for RocksDB (a flush, then hard links); the caller uploads the files.
     fn checkpoint(&mut self, dir: &Path) -> Result<Vec<PathBuf>>;

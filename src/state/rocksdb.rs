@@ -71,6 +71,7 @@ impl StateBackend for RocksDbBackend {
             match op {
                 StateOp::Put(k, v) => wb.put(k, v),
                 StateOp::Delete(k) => wb.delete(k),
+                StateOp::DeleteRange(start, end) => wb.delete_range(start, end),
             }
         }
         Ok(self.db.write_opt(wb, &self.write_options)?)
@@ -88,22 +89,33 @@ impl StateBackend for RocksDbBackend {
         Ok(out)
     }
 
-    fn delete_range(&mut self, start: &[u8], end: &[u8]) -> Result<()> {
-        let mut wb = WriteBatch::default();
-        wb.delete_range(start, end);
-        Ok(self.db.write_opt(wb, &self.write_options)?)
-    }
-
-    fn ingest(&mut self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
-        if entries.is_empty() {
+    fn ingest(&mut self, batch: StateWriteBatch) -> Result<()> {
+        if batch.is_empty() {
             return Ok(());
         }
+        let mut points = Vec::new();
+        let mut ranges = Vec::new();
+        for op in batch.ops {
+            match op {
+                StateOp::Put(key, value) => points.push((key, Some(value))),
+                StateOp::Delete(key) => points.push((key, None)),
+                StateOp::DeleteRange(start, end) => ranges.push((start, end)),
+            }
+        }
+        // An SST file holds its keys in order.
+        points.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.ingested += 1;
         let path = self.dir.join(format!("ingest-{}.sst", self.ingested));
         let mut writer = SstFileWriter::create(&self.options);
         writer.open(&path)?;
-        for (key, value) in &entries {
-            writer.put(key, value)?;
+        for (key, value) in &points {
+            match value {
+                Some(value) => writer.put(key, value)?,
+                None => writer.delete(key)?,
+            }
+        }
+        for (start, end) in &ranges {
+            writer.delete_range(start, end)?;
         }
         writer.finish()?;
         let mut ingest = IngestExternalFileOptions::default();
