@@ -53,6 +53,21 @@ fn copy_with_crc(from: &Path, to: &Path) -> Result<(u64, u32)> {
     Ok(checked)
 }
 
+/// Puts the immutable file `from` at `to` and returns size and CRC-32: a hard link when both are on
+/// one file system (state snapshot files are never written again, so sharing the inode is safe and
+/// costs no copy), else a copy. Either way the file is fsynced before it gets its final name.
+fn transfer_with_crc(from: &Path, to: &Path) -> Result<(u64, u32)> {
+    let tmp = to.with_extension("part");
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(from, &tmp).is_err() {
+        return copy_with_crc(from, to);
+    }
+    File::open(&tmp)?.sync_all()?;
+    let checked = file_crc(&tmp)?;
+    std::fs::rename(&tmp, to)?;
+    Ok(checked)
+}
+
 /// Size and CRC-32 of a file.
 pub fn file_crc(path: &Path) -> Result<(u64, u32)> {
     stream_with_crc(path, |_| Ok(()))
@@ -107,7 +122,7 @@ impl CheckpointStorage {
                 let reference = match known {
                     Some(reference) if target.exists() => reference,
                     _ => {
-                        let (size, crc32) = copy_with_crc(file, &target)?;
+                        let (size, crc32) = transfer_with_crc(file, &target)?;
                         uploaded += size;
                         let reference = FileRef {
                             path: format!("shared/{shared_name}"),
@@ -124,7 +139,7 @@ impl CheckpointStorage {
                 };
                 refs.push(reference);
             } else {
-                let (size, crc32) = copy_with_crc(file, &private_dir.join(name))?;
+                let (size, crc32) = transfer_with_crc(file, &private_dir.join(name))?;
                 uploaded += size;
                 refs.push(FileRef {
                     path: format!("chk-{id}/{owner}/{name}"),

@@ -46,7 +46,7 @@ impl RocksDbBackend {
     fn open(dir: &Path) -> Result<Self> {
         let mut options = Options::default();
         options.create_if_missing(true);
-                options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         // Universal compaction merges the newest sorted runs and leaves big old ones alone, where
         // leveled compaction rewrites every L1 file a new (key-group-spanning) L0 file overlaps: the
         // files a checkpoint shares with the previous one are what makes it incremental.
