@@ -1,9 +1,12 @@
 //! `UpdatingAggregate`: GROUP BY without a window. Each batch is pre-aggregated in memory and folded
 //! into the per-key state; the new value of every key the batch touched is emitted as an upsert.
 //! Hot keys stay in a cache; when it outgrows its limit the cache is written to the state backend
-//! in one batch, and a key missing from the cache is read back from the backend once.
+//! as one ingested file, and a key missing from the cache is read back from the backend once. A
+//! checkpoint shares the cache with a thread that writes it as the snapshot's cache image
+//! (copy-on-write), so the task only waits for RocksDB's hard-link checkpoint.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -13,12 +16,16 @@ use crate::graph::AggregateSpec;
 use crate::message::Message;
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::grouping::{GroupKey, Grouping};
-use crate::runtime::{Operator, OperatorSnapshot};
+use crate::runtime::{Operator, OperatorSnapshot, PendingFile};
+use crate::state::canonical::{self, CACHE_IMAGE_FILE};
 use crate::state::{StateBackend, StateWriteBatch};
+
+type States = HashMap<GroupKey, Vec<AccumulatorState>, ahash::RandomState>;
 
 pub struct UpdatingAggregate {
     grouping: Grouping,
-    cache: HashMap<GroupKey, Vec<AccumulatorState>>,
+    /// The current state of hot keys (newer than the backend's copy, if any).
+    cache: Arc<States>,
     cache_limit: usize,
     backend: Box<dyn StateBackend>,
 }
@@ -33,21 +40,32 @@ impl UpdatingAggregate {
     ) -> Result<Self> {
         Ok(UpdatingAggregate {
             grouping: Grouping::new(spec, &input_schema, output_schema)?,
-            cache: HashMap::new(),
+            cache: Arc::default(),
             cache_limit: cache_limit.max(1),
             backend,
         })
     }
 
+    /// Writes the cache to the backend (newer values replace older ones) and empties it.
     fn spill(&mut self) -> Result<()> {
+        let cache = std::mem::take(&mut self.cache);
         let mut batch = StateWriteBatch::default();
-        for (key, states) in self.cache.drain() {
-            let mut value = Vec::new();
-            encode_states(&states, &mut value);
-            batch.put(key.into_vec(), value);
+        for (key, value) in cache_entries(&cache) {
+            batch.put(key, value);
         }
-        self.backend.write(batch)
+        self.backend.ingest(batch)
     }
+}
+
+fn cache_entries(cache: &States) -> Vec<(Vec<u8>, Vec<u8>)> {
+    cache
+        .iter()
+        .map(|(key, states)| {
+            let mut value = Vec::new();
+            encode_states(states, &mut value);
+            (key.to_vec(), value)
+        })
+        .collect()
 }
 
 impl Operator for UpdatingAggregate {
@@ -55,15 +73,17 @@ impl Operator for UpdatingAggregate {
         let buckets = vec![Some(0); batch.num_rows()];
         let pre = self.grouping.pre_aggregate(&batch, &buckets)?;
         let mut changed = Vec::with_capacity(pre.groups.len());
+        // Copies the cache once if a checkpoint's snapshot writer still holds it.
+        let cache = Arc::make_mut(&mut self.cache);
         for ((_, key), states) in pre.groups.into_iter().zip(pre.states) {
-            if !self.cache.contains_key(&key) {
+            if !cache.contains_key(&key) {
                 let stored = match self.backend.get(&key)? {
                     Some(bytes) => decode_states(&bytes)?,
                     None => self.grouping.init_states(),
                 };
-                self.cache.insert(key.clone(), stored);
+                cache.insert(key.clone(), stored);
             }
-            if let Some(current) = self.cache.get_mut(&key) {
+            if let Some(current) = cache.get_mut(&key) {
                 self.grouping.merge_states(current, &states);
             }
             changed.push(key);
@@ -79,13 +99,22 @@ impl Operator for UpdatingAggregate {
         Ok(())
     }
 
+    /// The synchronous part: the backend's hard-link checkpoint and a reference to the cache; a
+    /// thread writes the cache image, which a restore loads over the backend's older values.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
+        let files = self.backend.checkpoint(dir)?;
+        let mut pending = Vec::new();
         if !self.cache.is_empty() {
-            self.spill()?;
+            let frozen = self.cache.clone();
+            let path = dir.join(CACHE_IMAGE_FILE);
+            pending.push(PendingFile::spawn(move || {
+                canonical::write_entries(&path, &cache_entries(&frozen))?;
+                Ok(path)
+            })?);
         }
         Ok(Some(OperatorSnapshot {
-            files: self.backend.checkpoint(dir)?,
-            pending: Vec::new(),
+            files,
+            pending,
             meta: serde_json::Value::Null,
         }))
     }
