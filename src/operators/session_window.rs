@@ -23,7 +23,6 @@ use crate::operators::event_time_nanos;
 use crate::operators::grouping::{GroupKey, Grouping};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot, PendingFile};
-use crate::state::canonical::{self, CACHE_IMAGE_FILE};
 use crate::state::{StateBackend, StateWriteBatch};
 
 type SessionsByKey = HashMap<GroupKey, Vec<Session>, ahash::RandomState>;
@@ -106,10 +105,7 @@ impl SessionWindowAggregate {
     /// the last spill, in one ingested file, and empties the cache.
     fn spill(&mut self) -> Result<()> {
         let sessions = std::mem::take(&mut self.sessions);
-        let mut batch = StateWriteBatch::default();
-        for (key, value) in session_entries(&sessions) {
-            batch.put(key, value);
-        }
+        let mut batch: StateWriteBatch = session_entries(&sessions).into_iter().collect();
         for key in self.stale.drain().filter(|k| !sessions.contains_key(k)) {
             batch.delete(key.to_vec());
         }
@@ -180,11 +176,7 @@ impl Operator for SessionWindowAggregate {
         let mut pending = Vec::new();
         if !self.sessions.is_empty() {
             let frozen = self.sessions.clone();
-            let path = dir.join(CACHE_IMAGE_FILE);
-            pending.push(PendingFile::spawn(move || {
-                canonical::write_entries(&path, &session_entries(&frozen))?;
-                Ok(path)
-            })?);
+            pending.push(PendingFile::cache_image(dir, move || session_entries(&frozen))?);
         }
         Ok(Some(OperatorSnapshot {
             files,

@@ -17,8 +17,7 @@ use crate::message::Message;
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::grouping::{GroupKey, Grouping};
 use crate::runtime::{Operator, OperatorSnapshot, PendingFile};
-use crate::state::canonical::{self, CACHE_IMAGE_FILE};
-use crate::state::{StateBackend, StateWriteBatch};
+use crate::state::StateBackend;
 
 type States = HashMap<GroupKey, Vec<AccumulatorState>, ahash::RandomState>;
 
@@ -49,11 +48,7 @@ impl UpdatingAggregate {
     /// Writes the cache to the backend (newer values replace older ones) and empties it.
     fn spill(&mut self) -> Result<()> {
         let cache = std::mem::take(&mut self.cache);
-        let mut batch = StateWriteBatch::default();
-        for (key, value) in cache_entries(&cache) {
-            batch.put(key, value);
-        }
-        self.backend.ingest(batch)
+        self.backend.ingest(cache_entries(&cache).into_iter().collect())
     }
 }
 
@@ -106,11 +101,7 @@ impl Operator for UpdatingAggregate {
         let mut pending = Vec::new();
         if !self.cache.is_empty() {
             let frozen = self.cache.clone();
-            let path = dir.join(CACHE_IMAGE_FILE);
-            pending.push(PendingFile::spawn(move || {
-                canonical::write_entries(&path, &cache_entries(&frozen))?;
-                Ok(path)
-            })?);
+            pending.push(PendingFile::cache_image(dir, move || cache_entries(&frozen))?);
         }
         Ok(Some(OperatorSnapshot {
             files,

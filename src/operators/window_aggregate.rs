@@ -20,7 +20,6 @@ use crate::operators::event_time_nanos;
 use crate::operators::grouping::{GroupKey, Grouping};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot, PendingFile};
-use crate::state::canonical::{self, CACHE_IMAGE_FILE};
 use crate::state::key::encode_time;
 use crate::state::{StateBackend, StateWriteBatch};
 
@@ -151,11 +150,8 @@ impl WindowAggregate {
     /// Writes every cached partial state to the backend (one ingested file) and empties the cache.
     fn spill(&mut self) -> Result<()> {
         let panes = std::mem::take(&mut self.panes);
-        let mut batch = StateWriteBatch::default();
-        for (key, value) in spill_entries(&panes, self.spill_sequence) {
-            batch.put(key, value);
-        }
-        self.backend.ingest(batch)?;
+        self.backend
+            .ingest(spill_entries(&panes, self.spill_sequence).into_iter().collect())?;
         self.spilled.extend(panes.keys());
         self.spill_sequence += 1;
         self.cached_groups = 0;
@@ -324,11 +320,7 @@ impl Operator for WindowAggregate {
         let spilled: BTreeSet<EventTime> = self.spilled.iter().chain(frozen.keys()).copied().collect();
         let mut pending = Vec::new();
         if !frozen.is_empty() {
-            let path = dir.join(CACHE_IMAGE_FILE);
-            pending.push(PendingFile::spawn(move || {
-                canonical::write_entries(&path, &spill_entries(&frozen, image_sequence))?;
-                Ok(path)
-            })?);
+            pending.push(PendingFile::cache_image(dir, move || spill_entries(&frozen, image_sequence))?);
         }
         let meta = serde_json::json!({
             "spilled": spilled,

@@ -36,6 +36,16 @@ impl PendingFile {
         Ok(PendingFile(handle))
     }
 
+    /// Writes the state entries `entries` computes (on the writer thread) as the snapshot's cache image
+    /// in `dir`, which a restore loads into the backend.
+    pub fn cache_image(dir: &Path, entries: impl FnOnce() -> Vec<(Vec<u8>, Vec<u8>)> + Send + 'static) -> Result<Self> {
+        let path = dir.join(crate::state::canonical::CACHE_IMAGE_FILE);
+        Self::spawn(move || {
+            crate::state::canonical::write_entries(&path, &entries())?;
+            Ok(path)
+        })
+    }
+
     /// Blocks until the file is written.
     pub fn wait(self) -> Result<PathBuf> {
         self.0

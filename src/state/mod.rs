@@ -26,6 +26,15 @@ pub struct StateWriteBatch {
     pub ops: Vec<StateOp>,
 }
 
+/// A batch of puts.
+impl FromIterator<(Vec<u8>, Vec<u8>)> for StateWriteBatch {
+    fn from_iter<I: IntoIterator<Item = (Vec<u8>, Vec<u8>)>>(puts: I) -> Self {
+        StateWriteBatch {
+            ops: puts.into_iter().map(|(key, value)| StateOp::Put(key, value)).collect(),
+        }
+    }
+}
+
 impl StateWriteBatch {
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.ops.push(StateOp::Put(key, value));
