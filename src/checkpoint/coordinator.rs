@@ -125,6 +125,32 @@ pub struct CheckpointCoordinator {
     /// Whether checkpoints are taken every interval (otherwise only on request).
     pub periodic: bool,
     pub requests: UnboundedReceiver<CheckpointRequest>,
+    /// The coordinator's blocking work, which outlives an abort of its task.
+    pub blocking: BlockingWork,
+}
+
+/// The coordinator's blocking work (uploads, metadata writes, cleanup, savepoint exports). Aborting
+/// the coordinator's task does not stop a closure already running on tokio's blocking pool, and one
+/// left running could write a manifest or checkpoint files after the next attempt chose its restore
+/// point (and the checkpoint ids it will use): the supervisor waits for it before the next attempt.
+#[derive(Clone, Default)]
+pub struct BlockingWork(Arc<()>);
+
+impl BlockingWork {
+    fn spawn<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> tokio::task::JoinHandle<T> {
+        let held = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _held = held;
+            work()
+        })
+    }
+
+    /// Resolves once no work is running and every other holder (the coordinator) is gone.
+    pub async fn finished(&self) {
+        while Arc::strong_count(&self.0) > 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 impl CheckpointCoordinator {
@@ -276,7 +302,9 @@ impl CheckpointCoordinator {
                 let (storage, target, format) = (self.storage.clone(), dir.clone(), *format);
                 let id = manifest.checkpoint_id;
                 let export_dir = target.clone();
-                let (_, size) = tokio::task::spawn_blocking(move || savepoint::export(&storage, &manifest, &export_dir, format))
+                let (_, size) = self
+                    .blocking
+                    .spawn(move || savepoint::export(&storage, &manifest, &export_dir, format))
                     .await
                     .map_err(|e| Error::internal(format!("savepoint export failed: {e}")))??;
                 Ok(CompletedCheckpoint { id, path: target, size })
@@ -327,7 +355,7 @@ impl CheckpointCoordinator {
                 fail
             })
             .unwrap_or(false);
-        let upload = tokio::task::spawn_blocking(move || -> Result<(Vec<OperatorState>, Vec<SinkState>, u64)> {
+        let upload = self.blocking.spawn(move || -> Result<(Vec<OperatorState>, Vec<SinkState>, u64)> {
             if inject_failure {
                 return Err(Error::internal(
                     "injected checkpoint upload failure (debug.checkpoint.fail-uploads)",
@@ -335,11 +363,12 @@ impl CheckpointCoordinator {
             }
             let mut operators = Vec::new();
             let mut uploaded = 0;
-            for (uid, subtask, mut snapshot) in to_upload {
-                for pending in std::mem::take(&mut snapshot.pending) {
-                    snapshot.files.push(pending.wait()?);
+            for (uid, subtask, snapshot) in to_upload {
+                let mut local = Vec::new();
+                for pending in snapshot.files {
+                    local.extend(pending.wait()?);
                 }
-                let (files, bytes) = storage.upload_state(id, &format!("{uid}-{subtask}"), &snapshot.files, incremental)?;
+                let (files, bytes) = storage.upload_state(id, &format!("{uid}-{subtask}"), &local, incremental)?;
                 uploaded += bytes;
                 operators.push(OperatorState {
                     uid,
@@ -349,9 +378,7 @@ impl CheckpointCoordinator {
                     meta: snapshot.meta,
                 });
                 // The local snapshot (hard links) is no longer needed.
-                if let Some(dir) = snapshot.files.first().and_then(|f| f.parent()) {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
+                let _ = std::fs::remove_dir_all(&snapshot.dir);
             }
             for (uid, subtask, rows) in &staged_rows {
                 let staged = storage.write_staged(id, &format!("sink-{uid}-{subtask}"), rows)?;
@@ -397,7 +424,9 @@ impl CheckpointCoordinator {
         manifest.async_ms = async_started.elapsed().as_millis() as u64;
         let storage = self.storage.clone();
         let written = manifest.clone();
-        let path = tokio::task::spawn_blocking(move || storage.write_manifest(&written))
+        let path = self
+            .blocking
+            .spawn(move || storage.write_manifest(&written))
             .await
             .map_err(|e| Error::internal(format!("writing checkpoint metadata failed: {e}")))??;
         // The checkpoint is complete: phase two of the sinks' commit.
@@ -409,7 +438,8 @@ impl CheckpointCoordinator {
         }
         let storage = self.storage.clone();
         let retained = self.retained.clone();
-        tokio::task::spawn_blocking(move || storage.retain(&retained))
+        self.blocking
+            .spawn(move || storage.retain(&retained))
             .await
             .map_err(|e| Error::internal(format!("checkpoint cleanup failed: {e}")))??;
         let path = path.display().to_string();

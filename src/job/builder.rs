@@ -41,6 +41,8 @@ pub struct BuildContext<'a> {
     pub settings: &'a JobSettings,
     /// `<data>/jobs/<job>`: state directories, local snapshots, fault-injection markers.
     pub job_dir: &'a Path,
+    /// Where this attempt's tasks write local snapshots (a fresh directory per attempt).
+    pub snapshot_dir: &'a Path,
     pub store: &'a Arc<TableStore>,
     pub metrics: &'a Arc<JobMetrics>,
     /// The checkpoint to resume from, and where its files are.
@@ -172,7 +174,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                 chain_uids,
                 source_uid,
                 sink_uid,
-                local_dir: cx.job_dir.join("snapshots"),
+                local_dir: cx.snapshot_dir.to_path_buf(),
                 events: cx.events.clone(),
             });
             tasks.push(Task {

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::catalog::{JobStatus, TableConnector, TableDef};
 use crate::checkpoint::coordinator::{
-    CheckpointCoordinator, CheckpointHistory, CheckpointRequest, Committer, CompletedCheckpoint, RequestKind,
+    BlockingWork, CheckpointCoordinator, CheckpointHistory, CheckpointRequest, Committer, CompletedCheckpoint, RequestKind,
 };
 use crate::checkpoint::manifest::CheckpointManifest;
 use crate::checkpoint::storage::CheckpointStorage;
@@ -253,6 +253,7 @@ impl JobManager {
             data_dir: self.data_dir.clone(),
             store: self.table_store.clone(),
             initial: restore,
+            attempts: AtomicU64::new(0),
         };
         let first = runner.prepare()?;
         self.jobs()?.insert(name.to_string(), job.clone());
@@ -323,6 +324,8 @@ struct JobRunner {
     store: Arc<TableStore>,
     /// Where to start while the job has no complete checkpoint of its own (RESTORE JOB).
     initial: Option<(CheckpointManifest, Arc<CheckpointStorage>)>,
+    /// Attempts prepared so far (names each attempt's local snapshot directory).
+    attempts: AtomicU64,
 }
 
 impl JobRunner {
@@ -391,17 +394,26 @@ impl JobRunner {
         }
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let job_dir = self.job_dir();
-        // Local snapshots of an earlier attempt are useless now.
+        // Local snapshots of earlier attempts are useless now. A snapshot writer thread of an
+        // aborted attempt may still be writing into its directory (nothing waits for the writers of
+        // a checkpoint that never completed), so each attempt has its own, and old ones go as far as
+        // they can.
         let snapshots = job_dir.join("snapshots");
-        if snapshots.exists() {
-            std::fs::remove_dir_all(&snapshots)?;
+        if let Ok(entries) = std::fs::read_dir(&snapshots) {
+            for entry in entries.flatten() {
+                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                    tracing::warn!("job {}: cannot remove old snapshots yet: {e}", job.name);
+                }
+            }
         }
+        let snapshots = snapshots.join(format!("attempt-{}", self.attempts.fetch_add(1, Ordering::Relaxed)));
         let built = builder::build_tasks(
             &job.graph,
             &builder::BuildContext {
                 job: &job.name,
                 settings: &job.settings,
                 job_dir: &job_dir,
+                snapshot_dir: &snapshots,
                 store: &self.store,
                 metrics: &job.metrics,
                 restore: restore.as_ref().map(|(m, s)| (m, s.as_ref())),
@@ -435,6 +447,7 @@ impl JobRunner {
             retained,
             periodic: job.settings.checkpoints.is_some(),
             requests: requests_rx,
+            blocking: BlockingWork::default(),
         };
         Ok(Attempt {
             tasks: built.tasks,
@@ -496,6 +509,7 @@ impl JobRunner {
         for task in attempt.tasks {
             set.spawn(task.run());
         }
+        let blocking = attempt.coordinator.blocking.clone();
         set.spawn(attempt.coordinator.run());
         let end = loop {
             tokio::select! {
@@ -516,6 +530,7 @@ impl JobRunner {
         };
         set.abort_all();
         while set.join_next().await.is_some() {}
+        blocking.finished().await;
         // A checkpoint in flight when the attempt ended is aborted: its files go.
         if let Ok(mut requests) = self.job.requests.lock() {
             *requests = None;

@@ -22,7 +22,8 @@ use crate::operators::accumulator::{AccumulatorState, decode_states, encode_stat
 use crate::operators::event_time_nanos;
 use crate::operators::grouping::{GroupKey, Grouping};
 use crate::runtime::metrics::JobMetrics;
-use crate::runtime::{Operator, OperatorSnapshot, PendingFile};
+use crate::runtime::{Operator, OperatorSnapshot};
+use crate::state::pending_files::PendingFiles;
 use crate::state::{StateBackend, StateWriteBatch};
 
 type SessionsByKey = HashMap<GroupKey, Vec<Session>, ahash::RandomState>;
@@ -172,15 +173,14 @@ impl Operator for SessionWindowAggregate {
     /// The synchronous part: the backend's hard-link checkpoint and a reference to the cache, which
     /// a thread writes as the cache image.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
-        let files = self.backend.checkpoint(dir)?;
-        let mut pending = Vec::new();
+        let mut files = vec![self.backend.checkpoint(dir)?];
         if !self.sessions.is_empty() {
             let frozen = self.sessions.clone();
-            pending.push(PendingFile::cache_image(dir, move || session_entries(&frozen))?);
+            files.push(PendingFiles::cache_image(dir, move || session_entries(&frozen))?);
         }
         Ok(Some(OperatorSnapshot {
+            dir: dir.to_path_buf(),
             files,
-            pending,
             meta: serde_json::json!({ "watermark": self.watermark }),
         }))
     }

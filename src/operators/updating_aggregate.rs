@@ -16,8 +16,9 @@ use crate::graph::AggregateSpec;
 use crate::message::Message;
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::grouping::{GroupKey, Grouping};
-use crate::runtime::{Operator, OperatorSnapshot, PendingFile};
+use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::StateBackend;
+use crate::state::pending_files::PendingFiles;
 
 type States = HashMap<GroupKey, Vec<AccumulatorState>, ahash::RandomState>;
 
@@ -97,15 +98,14 @@ impl Operator for UpdatingAggregate {
     /// The synchronous part: the backend's hard-link checkpoint and a reference to the cache; a
     /// thread writes the cache image, which a restore loads over the backend's older values.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
-        let files = self.backend.checkpoint(dir)?;
-        let mut pending = Vec::new();
+        let mut files = vec![self.backend.checkpoint(dir)?];
         if !self.cache.is_empty() {
             let frozen = self.cache.clone();
-            pending.push(PendingFile::cache_image(dir, move || cache_entries(&frozen))?);
+            files.push(PendingFiles::cache_image(dir, move || cache_entries(&frozen))?);
         }
         Ok(Some(OperatorSnapshot {
+            dir: dir.to_path_buf(),
             files,
-            pending,
             meta: serde_json::Value::Null,
         }))
     }

@@ -65,10 +65,10 @@ impl Operator for WatermarkAssigner {
         Ok(())
     }
 
-    fn snapshot(&mut self, _dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
+    fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
         Ok(Some(OperatorSnapshot {
+            dir: dir.to_path_buf(),
             files: Vec::new(),
-            pending: Vec::new(),
             meta: serde_json::json!({ "max_seen": self.max_seen, "emitted": self.emitted }),
         }))
     }

@@ -19,8 +19,9 @@ use crate::operators::accumulator::{AccumulatorState, decode_states, encode_stat
 use crate::operators::event_time_nanos;
 use crate::operators::grouping::{GroupKey, Grouping};
 use crate::runtime::metrics::JobMetrics;
-use crate::runtime::{Operator, OperatorSnapshot, PendingFile};
+use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::key::encode_time;
+use crate::state::pending_files::PendingFiles;
 use crate::state::{StateBackend, StateWriteBatch};
 
 /// Window arithmetic for windows aligned to the epoch: ends are multiples of `slide`.
@@ -307,7 +308,7 @@ impl Operator for WindowAggregate {
     /// and a reference to every cached pane. A thread writes the cached panes as the snapshot's
     /// cache image while the task goes on; a pane written to meanwhile is copied first.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
-        let files = self.backend.checkpoint(dir)?;
+        let mut files = vec![self.backend.checkpoint(dir)?];
         let frozen: BTreeMap<EventTime, Arc<PaneGroups>> = self
             .panes
             .iter()
@@ -318,16 +319,19 @@ impl Operator for WindowAggregate {
         let image_sequence = self.spill_sequence;
         self.spill_sequence += 1;
         let spilled: BTreeSet<EventTime> = self.spilled.iter().chain(frozen.keys()).copied().collect();
-        let mut pending = Vec::new();
         if !frozen.is_empty() {
-            pending.push(PendingFile::cache_image(dir, move || spill_entries(&frozen, image_sequence))?);
+            files.push(PendingFiles::cache_image(dir, move || spill_entries(&frozen, image_sequence))?);
         }
         let meta = serde_json::json!({
             "spilled": spilled,
             "spill_sequence": self.spill_sequence,
             "watermark": self.watermark,
         });
-        Ok(Some(OperatorSnapshot { files, pending, meta }))
+        Ok(Some(OperatorSnapshot {
+            dir: dir.to_path_buf(),
+            files,
+            meta,
+        }))
     }
 
     fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {

@@ -13,45 +13,18 @@ use datafusion::arrow::record_batch::RecordBatch;
 use crate::error::Result;
 use std::path::{Path, PathBuf};
 
+use crate::state::pending_files::PendingFiles;
+
 use crate::message::{EventTime, Message};
 
-/// What a stateful operator subtask contributes to a checkpoint: the files of its state snapshot
-/// (still local; the coordinator uploads them), files still being written in the background, and
-/// small metadata kept in the manifest.
+/// What a stateful operator subtask contributes to a checkpoint: the files of its state snapshot,
+/// all under `dir` (still local, some possibly still being written; the coordinator waits for them,
+/// uploads them and removes `dir`), and small metadata kept in the manifest.
 #[derive(Debug)]
 pub struct OperatorSnapshot {
-    pub files: Vec<PathBuf>,
-    pub pending: Vec<PendingFile>,
+    pub dir: PathBuf,
+    pub files: Vec<PendingFiles>,
     pub meta: serde_json::Value,
-}
-
-/// A snapshot file written on its own thread, so the task only pays for freezing the data (the
-/// synchronous part of a checkpoint) and goes on processing while the file is written.
-#[derive(Debug)]
-pub struct PendingFile(std::thread::JoinHandle<Result<PathBuf>>);
-
-impl PendingFile {
-    pub fn spawn(write: impl FnOnce() -> Result<PathBuf> + Send + 'static) -> Result<Self> {
-        let handle = std::thread::Builder::new().name("weir-snapshot".into()).spawn(write)?;
-        Ok(PendingFile(handle))
-    }
-
-    /// Writes the state entries `entries` computes (on the writer thread) as the snapshot's cache image
-    /// in `dir`, which a restore loads into the backend.
-    pub fn cache_image(dir: &Path, entries: impl FnOnce() -> Vec<(Vec<u8>, Vec<u8>)> + Send + 'static) -> Result<Self> {
-        let path = dir.join(crate::state::canonical::CACHE_IMAGE_FILE);
-        Self::spawn(move || {
-            crate::state::canonical::write_entries(&path, &entries())?;
-            Ok(path)
-        })
-    }
-
-    /// Blocks until the file is written.
-    pub fn wait(self) -> Result<PathBuf> {
-        self.0
-            .join()
-            .map_err(|_| crate::error::Error::internal("a snapshot writer thread panicked"))?
-    }
 }
 
 /// A step of a task's chain. Each method receives one input message and pushes what it emits into `out`.

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::pending_files::PendingFiles;
 use super::{StateBackend, StateOp, StateWriteBatch};
 use crate::error::{Error, Result};
 
@@ -81,7 +82,7 @@ impl StateBackend for MemoryBackend {
         self.write(batch)
     }
 
-    fn checkpoint(&mut self, dir: &Path) -> Result<Vec<PathBuf>> {
+    fn checkpoint(&mut self, dir: &Path) -> Result<PendingFiles> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(SNAPSHOT_FILE);
         let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
@@ -94,6 +95,6 @@ impl StateBackend for MemoryBackend {
         out.into_inner()
             .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?
             .sync_all()?;
-        Ok(vec![path])
+        Ok(PendingFiles::written(vec![path]))
     }
 }

@@ -5,11 +5,13 @@
 pub mod canonical;
 pub mod key;
 pub mod memory;
+pub mod pending_files;
 pub mod rocksdb;
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use pending_files::PendingFiles;
 
 /// One change in a `StateWriteBatch`.
 #[derive(Debug, Clone)]
@@ -62,9 +64,11 @@ pub trait StateBackend: Send {
     /// hard links). Each key is put or deleted at most once, and no range deletion covers a key the
     /// batch puts (inside one file they would be unordered).
     fn ingest(&mut self, batch: StateWriteBatch) -> Result<()>;
-    /// Writes a consistent copy of the whole state into the new directory `dir` and lists its files.
-    /// Cheap for RocksDB (a flush, then hard links); the caller uploads the files.
-    fn checkpoint(&mut self, dir: &Path) -> Result<Vec<PathBuf>>;
+    /// Writes a consistent copy of the whole state as of now into the directory `dir` (created
+    /// here; the caller may add files of its own). RocksDB takes its hard-link checkpoint on a
+    /// thread and holds back the next change until the links exist, so the caller's synchronous
+    /// part does not pay for them; the caller uploads the files.
+    fn checkpoint(&mut self, dir: &Path) -> Result<PendingFiles>;
 }
 
 /// The files of a directory, sorted by name.

@@ -2,19 +2,25 @@
 //! durability comes from checkpoints, not from RocksDB's log.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 
 use rocksdb::{DB, Direction, IngestExternalFileOptions, IteratorMode, Options, SstFileWriter, WriteBatch, WriteOptions};
 
+use super::pending_files::PendingFiles;
 use super::{StateBackend, StateOp, StateWriteBatch};
 use crate::error::{Error, Result};
 
 pub struct RocksDbBackend {
-    db: DB,
+    db: Arc<DB>,
     dir: PathBuf,
     options: Options,
     write_options: WriteOptions,
     /// Files ingested so far (names the next one).
     ingested: u64,
+    /// Signalled once the hard links of the checkpoint in progress exist: until then the state
+    /// must not change (the checkpoint is of the state at the barrier).
+    linking: Option<Receiver<()>>,
 }
 
 impl RocksDbBackend {
@@ -51,7 +57,7 @@ impl RocksDbBackend {
         // leveled compaction rewrites every L1 file a new (key-group-spanning) L0 file overlaps: the
         // files a checkpoint shares with the previous one are what makes it incremental.
         options.set_compaction_style(rocksdb::DBCompactionStyle::Universal);
-        let db = DB::open(&options, dir)?;
+        let db = Arc::new(DB::open(&options, dir)?);
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);
         Ok(RocksDbBackend {
@@ -60,7 +66,18 @@ impl RocksDbBackend {
             options,
             write_options,
             ingested: 0,
+            linking: None,
         })
+    }
+
+    /// Waits until the checkpoint in progress (if any) has linked its files.
+    fn settle(&mut self) {
+        if let Some(linked) = self.linking.take() {
+            let waiting = std::time::Instant::now();
+            // An error means the thread is gone, which is as good as done.
+            let _ = linked.recv();
+            tracing::debug!("state change waited {:?} for a checkpoint's hard links", waiting.elapsed());
+        }
     }
 }
 
@@ -70,6 +87,7 @@ impl StateBackend for RocksDbBackend {
     }
 
     fn write(&mut self, batch: StateWriteBatch) -> Result<()> {
+        self.settle();
         let mut wb = WriteBatch::default();
         for op in batch.ops {
             match op {
@@ -122,6 +140,8 @@ impl StateBackend for RocksDbBackend {
             writer.delete_range(start, end)?;
         }
         writer.finish()?;
+        drop(writer);
+        self.settle();
         let mut ingest = IngestExternalFileOptions::default();
         // The file is ours: RocksDB takes it over by a hard link instead of a copy.
         ingest.set_move_files(true);
@@ -131,17 +151,37 @@ impl StateBackend for RocksDbBackend {
         Ok(())
     }
 
-    fn checkpoint(&mut self, dir: &Path) -> Result<Vec<PathBuf>> {
-        // The WAL is off, so everything must be in SST files first.
-        self.db.flush()?;
+    fn checkpoint(&mut self, dir: &Path) -> Result<PendingFiles> {
+        self.settle();
         if dir.exists() {
             // Left by an attempt that failed before the coordinator took it.
             std::fs::remove_dir_all(dir)?;
         }
-        if let Some(parent) = dir.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
-        super::list_files(dir)
+        std::fs::create_dir_all(dir)?;
+        let db = self.db.clone();
+        // RocksDB creates the checkpoint directory itself.
+        let native = dir.join("native");
+        let (linked_tx, linked_rx) = std::sync::mpsc::channel();
+        self.linking = Some(linked_rx);
+        PendingFiles::spawn(move || {
+            let linked = (|| -> Result<()> {
+                // The WAL is off, so anything in the memtable must be in SST files first.
+                db.flush()?;
+                rocksdb::checkpoint::Checkpoint::new(&db)?.create_checkpoint(&native)?;
+                Ok(())
+            })();
+            drop(db);
+            // The task may change the state again (on failure too: this checkpoint is lost anyway).
+            let _ = linked_tx.send(());
+            linked?;
+            super::list_files(&native)
+        })
+    }
+}
+
+impl Drop for RocksDbBackend {
+    /// The next attempt reuses the directory: the checkpoint thread must be done with the instance.
+    fn drop(&mut self) {
+        self.settle();
     }
 }
