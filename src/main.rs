@@ -96,18 +96,29 @@ enum Bench {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
-    /// Checkpoint duration and bytes for a job with a large RocksDB state, incremental vs full.
+    /// Checkpoint duration and bytes on a steady keyed workload with a large RocksDB state,
+    /// incremental vs full; one JSON line per mode
     Checkpoint {
         /// Approximate state size in MiB.
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = 512)]
         state_mib: u64,
-        /// Seconds each mode runs once the state has its size.
+        /// Share of the keys rewritten per checkpoint interval, in percent (sets the source's pace).
+        #[arg(long, default_value_t = 5.0)]
+        touched_percent: f64,
+        /// Seconds each mode is measured once the state has its size.
         #[arg(long, default_value_t = 60)]
         steady_seconds: u64,
-        #[arg(long, default_value = "10s")]
+        /// Checkpoint interval.
+        #[arg(long, default_value = "2s")]
         interval: String,
         #[arg(long, default_value_t = 2)]
         parallelism: usize,
+        /// Append the JSON lines to this file.
+        #[arg(long, default_value = "benches/results.jsonl")]
+        results: PathBuf,
+        /// Do not append to the results file.
+        #[arg(long)]
+        no_results: bool,
     },
 }
 
@@ -167,19 +178,23 @@ fn main() -> ExitCode {
             }
             Command::Bench(Bench::Checkpoint {
                 state_mib,
+                touched_percent,
                 steady_seconds,
                 interval,
                 parallelism,
-            }) => {
-                weir::bench::CheckpointBench {
-                    state_mib,
-                    steady: std::time::Duration::from_secs(steady_seconds),
-                    interval,
-                    parallelism,
-                }
-                .run()
-                .await
+                results,
+                no_results,
+            }) => weir::bench::CheckpointBench {
+                state_mib,
+                touched_percent,
+                steady: std::time::Duration::from_secs(steady_seconds),
+                interval,
+                parallelism,
+                results: (!no_results).then_some(results),
             }
+            .run()
+            .await
+            .map(|_| ()),
             Command::Serve {
                 listen,
                 max_connections,

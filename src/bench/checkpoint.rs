@@ -1,68 +1,142 @@
-//! `weir bench checkpoint`: checkpoint cost for a job with a large RocksDB state, incremental vs
-//! full. A datagen source feeds an updating aggregate whose keys (a sequence) and values (a long
-//! string kept by MAX) grow the state to about the requested size; checkpoints run at a fixed
-//! interval and their duration and bytes are reported from SHOW CHECKPOINTS.
+//! `weir bench checkpoint`: what checkpoints cost on a steady keyed workload with a large RocksDB
+//! state, incremental vs full. A datagen source feeds an updating aggregate keyed by a sequence that
+//! wraps around, so every key is rewritten once per cycle, with a 100-character value kept by MAX.
+//! The source is paced so that each checkpoint interval rewrites `touched_percent` of the keys: the
+//! first cycle fills the state, and the checkpoints completed after it are measured. One JSON line
+//! per mode is printed and appended to the results file.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{CheckpointRow, completed_checkpoints, mib, query_rows};
+use serde::Serialize;
+
+use super::{CheckpointRow, append_line, completed_checkpoints, git_commit, mib, quantile, query_rows, round};
 use crate::error::{Error, Result};
+use crate::job::settings::parse_duration;
 use crate::session::Session;
 
 pub struct CheckpointBench {
     /// Target state size in MiB (approximate: keys × bytes per key).
     pub state_mib: u64,
-    /// How long each mode runs after the state reached its size.
+    /// Share of the keys rewritten per checkpoint interval, in percent.
+    pub touched_percent: f64,
+    /// How long each mode is measured after the state reached its size.
     pub steady: Duration,
     pub interval: String,
     pub parallelism: usize,
+    /// Append the JSON lines to this file.
+    pub results: Option<PathBuf>,
+}
+
+/// One mode's figures, as appended to the results file.
+#[derive(Debug, Serialize)]
+pub struct CheckpointBenchResult {
+    pub bench: &'static str,
+    pub mode: &'static str,
+    pub state_mib: u64,
+    pub keys: u64,
+    pub touched_percent: f64,
+    pub rows_per_second: u64,
+    pub checkpoint_interval: String,
+    pub parallelism: usize,
+    pub checkpoints: usize,
+    pub checkpoint_p50_ms: u64,
+    pub checkpoint_p99_ms: u64,
+    pub checkpoint_sync_p50_ms: u64,
+    pub checkpoint_sync_p99_ms: u64,
+    pub checkpoint_uploaded_mib_mean: f64,
+    pub checkpoint_full_mib_mean: f64,
+    /// Bytes uploaded over full state bytes, summed over the measured checkpoints.
+    pub checkpoint_upload_ratio: Option<f64>,
+    /// The largest single checkpoint's ratio.
+    pub checkpoint_upload_ratio_max: Option<f64>,
+    pub commit: Option<String>,
+    pub date: String,
 }
 
 /// Bytes of RocksDB state per key: the key, a 100-character string and a count, plus overhead.
 const BYTES_PER_KEY: u64 = 128;
 
 impl CheckpointBench {
-    pub async fn run(&self) -> Result<()> {
-        let keys = self.state_mib * 1024 * 1024 / BYTES_PER_KEY;
+    pub async fn run(&self) -> Result<Vec<CheckpointBenchResult>> {
+        if !(self.touched_percent > 0.0 && self.touched_percent <= 100.0) {
+            return Err(Error::invalid("--touched-percent must be above 0 and at most 100"));
+        }
+        let interval = parse_duration("--interval", &self.interval)?;
+        if interval.is_zero() {
+            return Err(Error::invalid("--interval must be above 0"));
+        }
+        let keys = (self.state_mib * 1024 * 1024 / BYTES_PER_KEY).max(1);
+        let rows_per_second = ((keys as f64 * self.touched_percent / 100.0) / interval.as_secs_f64()).ceil() as u64;
         println!(
-            "checkpoint benchmark: ~{} MiB of RocksDB state ({keys} keys), checkpoints every {}, parallelism {}",
-            self.state_mib, self.interval, self.parallelism
+            "checkpoint benchmark: ~{} MiB of RocksDB state ({keys} keys), {}% of the keys rewritten per {} checkpoint interval ({rows_per_second} rows/s), parallelism {}",
+            self.state_mib, self.touched_percent, self.interval, self.parallelism
         );
-        let mut summaries = Vec::new();
+        let mut results = Vec::new();
         for incremental in [true, false] {
-            summaries.push((incremental, self.run_mode(keys, incremental).await?));
+            let rows = self.run_mode(keys, rows_per_second, incremental).await?;
+            results.push(self.result(keys, rows_per_second, incremental, &rows));
         }
-        println!("\nsummary (checkpoints taken after the state reached its size):");
-        println!(
-            "{:<12} {:>6} {:>14} {:>14} {:>16} {:>14}",
-            "mode", "count", "median ms", "max ms", "median uploaded", "full size"
-        );
-        for (incremental, rows) in summaries {
-            let mut durations: Vec<u64> = rows.iter().map(|r| r.duration_ms).collect();
-            durations.sort_unstable();
-            let mut uploaded: Vec<u64> = rows.iter().map(|r| r.uploaded).collect();
-            uploaded.sort_unstable();
-            let median = |v: &[u64]| v.get(v.len() / 2).copied().unwrap_or(0);
-            println!(
-                "{:<12} {:>6} {:>14} {:>14} {:>12.1} MiB {:>10.1} MiB",
-                if incremental { "incremental" } else { "full" },
-                rows.len(),
-                median(&durations),
-                durations.last().copied().unwrap_or(0),
-                mib(median(&uploaded)),
-                mib(rows.last().map_or(0, |r| r.full)),
-            );
+        println!();
+        for result in &results {
+            let line = serde_json::to_string(result).map_err(|e| Error::internal(e.to_string()))?;
+            println!("{line}");
+            if let Some(path) = &self.results {
+                append_line(path, &line)?;
+            }
         }
-        Ok(())
+        if let Some(path) = &self.results {
+            eprintln!("appended to {}", path.display());
+        }
+        Ok(results)
     }
 
-    async fn run_mode(&self, keys: u64, incremental: bool) -> Result<Vec<CheckpointRow>> {
+    fn result(&self, keys: u64, rows_per_second: u64, incremental: bool, rows: &[CheckpointRow]) -> CheckpointBenchResult {
+        let durations: Vec<u64> = rows.iter().map(|r| r.duration_ms).collect();
+        let syncs: Vec<u64> = rows.iter().map(|r| r.sync_ms).collect();
+        let uploaded: u64 = rows.iter().map(|r| r.uploaded).sum();
+        let full: u64 = rows.iter().map(|r| r.full).sum();
+        let count = rows.len().max(1) as f64;
+        CheckpointBenchResult {
+            bench: "checkpoint",
+            mode: if incremental { "incremental" } else { "full" },
+            state_mib: self.state_mib,
+            keys,
+            touched_percent: self.touched_percent,
+            rows_per_second,
+            checkpoint_interval: self.interval.clone(),
+            parallelism: self.parallelism,
+            checkpoints: rows.len(),
+            checkpoint_p50_ms: quantile(&durations, 0.5),
+            checkpoint_p99_ms: quantile(&durations, 0.99),
+            checkpoint_sync_p50_ms: quantile(&syncs, 0.5),
+            checkpoint_sync_p99_ms: quantile(&syncs, 0.99),
+            checkpoint_uploaded_mib_mean: round(mib(uploaded) / count, 1),
+            checkpoint_full_mib_mean: round(mib(full) / count, 1),
+            checkpoint_upload_ratio: (full > 0).then(|| round(uploaded as f64 / full as f64, 3)),
+            checkpoint_upload_ratio_max: rows
+                .iter()
+                .filter(|r| r.full > 0)
+                .map(|r| round(r.uploaded as f64 / r.full as f64, 3))
+                .reduce(f64::max),
+            commit: git_commit(),
+            date: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        }
+    }
+
+    async fn run_mode(&self, keys: u64, rows_per_second: u64, incremental: bool) -> Result<Vec<CheckpointRow>> {
         let dir = std::env::temp_dir().join(format!("weir-bench-checkpoint-{}-{incremental}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let session = Session::open(&dir).await?;
+        let result = self.measure(&dir, keys, rows_per_second, incremental).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    async fn measure(&self, dir: &std::path::Path, keys: u64, rows_per_second: u64, incremental: bool) -> Result<Vec<CheckpointRow>> {
+        let session = Session::open(dir).await?;
         session
             .execute(&format!(
-                "CREATE SOURCE gen (k BIGINT, s VARCHAR) WITH (connector = 'datagen', seed = '1', 'rows-per-second' = '100000000',
+                "CREATE SOURCE gen (k BIGINT, s VARCHAR) WITH (connector = 'datagen', seed = '1', 'rows-per-second' = '{rows_per_second}',
                    'fields.k.kind' = 'sequence', 'fields.k.start' = '0', 'fields.k.end' = '{}', 'fields.s.length' = '100');
                  CREATE TABLE out (k BIGINT, s VARCHAR, n BIGINT, PRIMARY KEY (k)) WITH (connector = 'blackhole');
                  CREATE JOB bench WITH ('parallelism' = '{}', 'execution.checkpointing.interval' = '{}',
@@ -73,7 +147,8 @@ impl CheckpointBench {
                 self.interval
             ))
             .await?;
-        println!("\n[{}] filling the state ...", if incremental { "incremental" } else { "full" });
+        let mode = if incremental { "incremental" } else { "full" };
+        println!("\n[{mode}] filling the state ...");
         let started = Instant::now();
         let mut steady_since: Option<(Instant, u64)> = None;
         loop {
@@ -104,7 +179,6 @@ impl CheckpointBench {
                 }
                 Some((since, first_id)) if since.elapsed() >= self.steady => {
                     session.execute("DROP JOB bench").await?;
-                    let _ = std::fs::remove_dir_all(&dir);
                     return Ok(checkpoints.into_iter().filter(|c| c.id >= first_id).collect());
                 }
                 _ => {}

@@ -9,6 +9,8 @@ pub mod query;
 pub use checkpoint::CheckpointBench;
 pub use query::QueryBench;
 
+use std::io::Write as _;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::checkpoint::coordinator::CheckpointStatus;
@@ -114,6 +116,34 @@ impl ProcessUsage {
             peak_rss_bytes: usage.ru_maxrss as u64 * 1024,
         })
     }
+}
+
+/// Appends one JSON line to the results file (created with its directory if missing).
+pub(super) fn append_line(path: &Path, line: &str) -> Result<()> {
+    let io = |e: std::io::Error| Error::invalid(format!("cannot append to {}: {e}", path.display()));
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+    writeln!(file, "{line}").map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+/// The short hash of the checked-out commit, when run inside the repository.
+pub(super) fn git_commit() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+pub(super) fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
 }
 
 #[cfg(test)]

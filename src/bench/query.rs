@@ -5,14 +5,13 @@
 //! `auction` and `person` sources, the first `events` events of the sequence) or a CSV file of
 //! bids (to compare engines on the same rows).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
 use super::plot::{Series, TimeChart};
-use super::{CheckpointRow, ProcessUsage, completed_checkpoints, mib, quantile, query_rows};
+use super::{CheckpointRow, ProcessUsage, append_line, completed_checkpoints, git_commit, mib, quantile, query_rows, round};
 use crate::error::{Error, Result};
 use crate::session::Session;
 
@@ -298,32 +297,6 @@ fn resolve_query(query: &str) -> Result<PathBuf> {
     Err(Error::invalid(format!(
         "no query '{query}': give a SQL file, or a name in sql/nexmark/ (run from the repository root)"
     )))
-}
-
-fn append_line(path: &Path, line: &str) -> Result<()> {
-    let io = |e: std::io::Error| Error::invalid(format!("cannot append to {}: {e}", path.display()));
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
-    writeln!(file, "{line}").map_err(io)?;
-    file.sync_all().map_err(io)
-}
-
-fn git_commit() -> Option<String> {
-    let output = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
 }
 
 /// Throughput over time above, checkpoint sizes (full and uploaded) at their completion below.

@@ -173,7 +173,7 @@ impl Operator for SessionWindowAggregate {
     /// The synchronous part: the backend's hard-link checkpoint and a reference to the cache, which
     /// a thread writes as the cache image.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
-        let mut files = vec![self.backend.checkpoint(dir)?];
+        let mut files = vec![self.backend.checkpoint(dir, None)?];
         if !self.sessions.is_empty() {
             let frozen = self.sessions.clone();
             files.push(PendingFiles::cache_image(dir, move || session_entries(&frozen))?);

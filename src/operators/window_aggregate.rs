@@ -308,7 +308,7 @@ impl Operator for WindowAggregate {
     /// and a reference to every cached pane. A thread writes the cached panes as the snapshot's
     /// cache image while the task goes on; a pane written to meanwhile is copied first.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
-        let mut files = vec![self.backend.checkpoint(dir)?];
+        let mut files = vec![self.backend.checkpoint(dir, None)?];
         let frozen: BTreeMap<EventTime, Arc<PaneGroups>> = self
             .panes
             .iter()

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::pending_files::PendingFiles;
-use super::{StateBackend, StateOp, StateWriteBatch};
+use super::{StateBackend, StateFlush, StateOp, StateWriteBatch};
 use crate::error::{Error, Result};
 
 /// The one file of a memory backend snapshot: length-prefixed key/value pairs.
@@ -82,7 +82,10 @@ impl StateBackend for MemoryBackend {
         self.write(batch)
     }
 
-    fn checkpoint(&mut self, dir: &Path) -> Result<PendingFiles> {
+    fn checkpoint(&mut self, dir: &Path, flush: Option<StateFlush>) -> Result<PendingFiles> {
+        if let Some(flush) = flush {
+            self.write(flush())?;
+        }
         std::fs::create_dir_all(dir)?;
         let path = dir.join(SNAPSHOT_FILE);
         let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);

@@ -52,6 +52,9 @@ impl StateWriteBatch {
     }
 }
 
+/// Changes to write at a checkpoint, computed on the checkpoint's thread from a frozen copy.
+pub type StateFlush = Box<dyn FnOnce() -> StateWriteBatch + Send>;
+
 /// The state store of one stateful operator subtask. Keys are byte strings ordered bytewise; every
 /// key starts with its key group (see `key`), so a subtask's state is a set of contiguous ranges.
 pub trait StateBackend: Send {
@@ -60,15 +63,16 @@ pub trait StateBackend: Send {
     /// All entries with `start <= key < end`, in key order.
     fn scan(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Applies changes in bulk, bypassing RocksDB's memtable: they are written as one SST file and
-    /// ingested, so a checkpoint has nothing of them to flush (its synchronous part stays a matter of
-    /// hard links). Each key is put or deleted at most once, and no range deletion covers a key the
-    /// batch puts (inside one file they would be unordered).
+    /// ingested, so a checkpoint has nothing of them to flush. Each key is put or deleted at most
+    /// once, and no range deletion covers a key the batch puts (inside one file they would be
+    /// unordered).
     fn ingest(&mut self, batch: StateWriteBatch) -> Result<()>;
-    /// Writes a consistent copy of the whole state as of now into the directory `dir` (created
-    /// here; the caller may add files of its own). RocksDB takes its hard-link checkpoint on a
-    /// thread and holds back the next change until the links exist, so the caller's synchronous
-    /// part does not pay for them; the caller uploads the files.
-    fn checkpoint(&mut self, dir: &Path) -> Result<PendingFiles>;
+    /// Writes a consistent copy of the whole state as of now into the directory `dir` (the caller
+    /// may write files of its own there), after applying `flush`: changes the operator kept in
+    /// memory, computed and written on the checkpoint's thread (ingested, like `ingest`). RocksDB
+    /// does all of it on a thread and holds back the next change until its hard-link checkpoint
+    /// exists, so the caller's synchronous part pays for none of it; the caller uploads the files.
+    fn checkpoint(&mut self, dir: &Path, flush: Option<StateFlush>) -> Result<PendingFiles>;
 }
 
 /// The files of a directory, sorted by name.
