@@ -41,7 +41,7 @@ case "${1:-weir}" in
     test)
         ensure_packages
         if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check; fi
-        cargo build --tests --bins
+        cargo build --tests --bins --benches
         cargo test
         # Windowed results over a generated CSV against an independent Python computation.
         for kind in tumble hop session; do
