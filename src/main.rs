@@ -66,9 +66,13 @@ enum Bench {
         /// Events of the Nexmark sequence to generate (the bids among them are read).
         #[arg(long, default_value_t = 10_000_000)]
         events: u64,
-        /// Event-time rate of the generator: events per second of event time (not a wall-clock pace).
+        /// Event-time rate of the generator: events per second of event time (a wall-clock pace
+        /// only with --paced).
         #[arg(long, default_value_t = 1_000_000)]
         event_rate: u64,
+        /// Generate events at --event-rate in wall-clock time instead of as fast as possible.
+        #[arg(long)]
+        paced: bool,
         /// Read bids from this CSV file (auction,bidder,price,channel,url,date_time,extra) instead.
         #[arg(long)]
         csv: Option<PathBuf>,
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
                 query,
                 events,
                 event_rate,
+                paced,
                 csv,
                 backend,
                 parallelism,
@@ -159,6 +164,7 @@ fn main() -> ExitCode {
                     None => weir::bench::query::BenchInput::Nexmark {
                         events,
                         events_per_second: event_rate,
+                        paced,
                     },
                 };
                 weir::bench::QueryBench {

@@ -14,6 +14,7 @@ use common::rows;
 const INPUT: BenchInput = BenchInput::Nexmark {
     events: 400_000,
     events_per_second: 20_000,
+    paced: false,
 };
 
 /// Runs `sql/nexmark/<query>.sql` into a stored table and returns the job's late-row count.

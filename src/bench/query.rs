@@ -18,8 +18,9 @@ use crate::session::Session;
 /// Where the bids come from.
 #[derive(Debug, Clone)]
 pub enum BenchInput {
-    /// The first `events` events of the Nexmark sequence, `events_per_second` apart in event time.
-    Nexmark { events: u64, events_per_second: u64 },
+    /// The first `events` events of the Nexmark sequence, `events_per_second` apart in event time;
+    /// `paced`: generated at that rate in wall-clock time too (otherwise as fast as possible).
+    Nexmark { events: u64, events_per_second: u64, paced: bool },
     /// A CSV file of bids with a header: auction, bidder, price, channel, url, date_time, extra.
     Csv(PathBuf),
 }
@@ -246,11 +247,15 @@ impl BenchInput {
     /// reference watermark of 4 seconds.
     pub fn sources_sql(&self) -> String {
         match self {
-            BenchInput::Nexmark { events, events_per_second } => {
+            BenchInput::Nexmark {
+                events,
+                events_per_second,
+                paced,
+            } => {
                 let with = |table: &str| {
                     format!(
                         "WITH (connector = 'nexmark', 'nexmark.table' = '{table}', 'max.events' = '{events}', \
-                         'events.per.second' = '{events_per_second}', pace = 'false')"
+                         'events.per.second' = '{events_per_second}', pace = '{paced}')"
                     )
                 };
                 format!(
@@ -278,7 +283,14 @@ impl BenchInput {
 
     pub fn describe(&self) -> String {
         match self {
-            BenchInput::Nexmark { events, events_per_second } => format!("nexmark events={events} events_per_second={events_per_second}"),
+            BenchInput::Nexmark {
+                events,
+                events_per_second,
+                paced,
+            } => format!(
+                "nexmark events={events} events_per_second={events_per_second}{}",
+                if *paced { " paced" } else { "" }
+            ),
             BenchInput::Csv(path) => format!("csv {}", path.display()),
         }
     }
