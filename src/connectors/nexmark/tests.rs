@@ -1,5 +1,6 @@
 //! Tests of the Nexmark generator.
 
+use super::config::{DEFAULT_BASE_TIME_MS, DEFAULT_EVENTS_PER_SECOND};
 use super::*;
 use arrow::array::{Int32Array, StringArray, TimestampNanosecondArray};
 use arrow::util::display::array_value_to_string;
