@@ -4,6 +4,7 @@ pub mod bench;
 pub mod catalog;
 pub mod checkpoint;
 pub mod connectors;
+pub mod database;
 pub mod error;
 pub mod format;
 pub mod graph;
@@ -19,8 +20,9 @@ pub mod session;
 pub mod state;
 pub mod system_tables;
 
+pub use database::Database;
 pub use error::{Error, Result};
-pub use session::{Database, Output, Session};
+pub use session::{Output, Session};
 
 /// Every binary linking Weir (the server, tests, benchmarks) allocates through mimalloc: the
 /// aggregates allocate per group, and glibc's malloc was the largest item of q5's profile.

@@ -32,9 +32,10 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 
+use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::format::cell_text;
-use crate::session::{Database, Output, Session};
+use crate::session::{Output, Session};
 
 /// One connection: its own session over the shared database.
 pub struct Connection {

@@ -1,29 +1,27 @@
-//! `Database` (what every connection shares: catalog, DataFusion context, table store, jobs) and
-//! `Session` (one connection's settings). `Session::execute` is the single entry point for SQL;
-//! the REPL, `weir run`, pgwire and the sqllogictest runner are thin adapters over it.
+//! `Session`: one connection's settings over the shared `Database`. `Session::execute` is the
+//! single entry point for SQL; the REPL, `weir run`, pgwire and the sqllogictest runner are thin
+//! adapters over it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{ArrayRef, StringArray, TimestampMillisecondArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DfStatement;
 
-use crate::catalog::{Catalog, ColumnDef, JobDef, JobStatus, SourceDef, TableConnector, TableDef};
+use crate::catalog::{ColumnDef, JobDef, JobStatus, SourceDef, TableConnector, TableDef};
 use crate::connectors::source_table::SourceTable;
-use crate::connectors::table_store::{StoredTable, TableStore};
+use crate::connectors::table_store::StoredTable;
 use crate::connectors::validate_source;
+use crate::database::Database;
 use crate::error::{Error, Result};
+use crate::job::JobSettings;
 use crate::job::settings::CheckpointRetention;
-use crate::job::{JobManager, JobSettings};
 use crate::planner::statement::{CreateJob, ObjectKind, ShowTarget, Statement, parse_statements};
-use crate::planner::window_function::{WindowFunction, WindowFunctionKind};
-use crate::planner::{SINGLE_DISTINCT_RULE, insert_target, plan_job};
+use crate::planner::{insert_target, plan_job};
 
 /// The result of one statement.
 #[derive(Debug, Clone)]
@@ -48,186 +46,6 @@ impl Output {
             schema,
             batches: vec![batch],
         }
-    }
-}
-
-pub struct Database {
-    data_dir: PathBuf,
-    catalog: Arc<RwLock<Catalog>>,
-    ctx: SessionContext,
-    table_store: Arc<TableStore>,
-    jobs: JobManager,
-}
-
-impl Database {
-    /// Opens (or creates) the database in `data_dir` and resumes the jobs that were running when it
-    /// stopped: those with checkpointing from their latest complete checkpoint.
-    pub async fn open(data_dir: impl AsRef<Path>) -> Result<Arc<Database>> {
-        let (db, resumable) = Self::open_catalog(data_dir)?;
-        for (name, insert_sql, options) in resumable {
-            if let Err(e) = db.resume_job(&name, &insert_sql, &options).await {
-                tracing::error!("cannot resume job {name}: {e}");
-                let message = format!("could not be resumed after a restart: {e}");
-                db.update_catalog(|c| {
-                    if let Some(job) = c.jobs.get_mut(&name) {
-                        job.status = JobStatus::Failed;
-                        job.error = Some(message.clone());
-                    }
-                    Ok(())
-                })?;
-            }
-        }
-        Ok(db)
-    }
-
-    async fn resume_job(&self, name: &str, insert_sql: &str, options: &BTreeMap<String, String>) -> Result<()> {
-        let (graph, settings) = self.plan_insert_sql(insert_sql, options).await?;
-        self.jobs.start(name, graph, settings, insert_sql.to_string(), None)
-    }
-
-    /// Plans a stored job's `INSERT INTO ... SELECT ...` with these settings.
-    pub(crate) async fn plan_insert_sql(
-        &self,
-        insert_sql: &str,
-        options: &BTreeMap<String, String>,
-    ) -> Result<(crate::graph::JobGraph, JobSettings)> {
-        let settings = JobSettings::from_options(options)?;
-        let insert = match parse_statements(insert_sql)?.into_iter().next() {
-            Some(Statement::Query(statement)) => match *statement {
-                sqlparser::ast::Statement::Insert(insert) => insert,
-                _ => return Err(Error::syntax("a job runs INSERT INTO <table> SELECT ...")),
-            },
-            _ => return Err(Error::syntax("a job runs INSERT INTO <table> SELECT ...")),
-        };
-        let target = insert_target(&insert)?;
-        let table = self
-            .catalog()?
-            .tables
-            .get(&target)
-            .cloned()
-            .ok_or_else(|| Error::not_found("table", &target))?;
-        let graph = settings.pin_uids(plan_job(&self.ctx, &insert, &table, settings.parallelism).await?)?;
-        Ok((graph, settings))
-    }
-
-    /// Loads the catalog and registers everything; returns the jobs to resume.
-    #[allow(clippy::type_complexity)]
-    fn open_catalog(data_dir: impl AsRef<Path>) -> Result<(Arc<Database>, Vec<(String, String, BTreeMap<String, String>)>)> {
-        let data_dir = data_dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
-        let mut catalog = Catalog::load(&data_dir)?;
-        // Jobs that were running when Weir stopped resume if they checkpoint; others cannot.
-        let mut resumable = Vec::new();
-        for job in catalog.jobs.values_mut() {
-            if job.status.is_terminal() {
-                continue;
-            }
-            match JobSettings::from_options(&job.options) {
-                Ok(settings) if settings.checkpoints.is_some() => {
-                    resumable.push((job.name.clone(), job.insert_sql.clone(), job.options.clone()))
-                }
-                _ => {
-                    job.status = JobStatus::Failed;
-                    job.error =
-                        Some("Weir stopped while the job ran; without checkpointing it cannot resume. Drop it and create it again".into());
-                }
-            }
-        }
-        catalog.save(&data_dir)?;
-        let catalog = Arc::new(RwLock::new(catalog));
-        let table_store = TableStore::open(&data_dir.join("tables"))?;
-        let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
-        ctx.remove_optimizer_rule(SINGLE_DISTINCT_RULE);
-        crate::planner::subquery_apply::register(&ctx);
-        crate::planner::postgres_arrays::register(&ctx)?;
-        for kind in [WindowFunctionKind::Tumble, WindowFunctionKind::Hop, WindowFunctionKind::Session] {
-            // DataFusion looks table functions up by the name as written.
-            let function = Arc::new(WindowFunction {
-                kind,
-                catalog: catalog.clone(),
-            });
-            ctx.register_udtf(kind.name(), function.clone());
-            ctx.register_udtf(&kind.name().to_ascii_uppercase(), function);
-        }
-        let listener_catalog = catalog.clone();
-        let listener_dir = data_dir.clone();
-        let listener: crate::job::StatusListener = Arc::new(move |name, status, error| {
-            if let Ok(mut catalog) = listener_catalog.write()
-                && let Some(job) = catalog.jobs.get_mut(name)
-            {
-                job.status = status;
-                job.error = error;
-                if let Err(e) = catalog.save(&listener_dir) {
-                    tracing::error!("cannot record the status of job {name}: {e}");
-                }
-            }
-        });
-        let jobs = JobManager::new(data_dir.clone(), table_store.clone(), listener);
-        let db = Database {
-            data_dir,
-            catalog,
-            ctx,
-            table_store,
-            jobs,
-        };
-        db.register_all()?;
-        let db = Arc::new(db);
-        crate::system_tables::register(&db)?;
-        Ok((db, resumable))
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
-    }
-
-    pub(crate) fn jobs(&self) -> &JobManager {
-        &self.jobs
-    }
-
-    pub(crate) fn context(&self) -> &SessionContext {
-        &self.ctx
-    }
-
-    pub(crate) fn table_store(&self) -> &Arc<TableStore> {
-        &self.table_store
-    }
-
-    pub(crate) fn catalog_snapshot(&self) -> Result<Catalog> {
-        Ok(self.catalog()?.clone())
-    }
-
-    fn catalog(&self) -> Result<std::sync::RwLockReadGuard<'_, Catalog>> {
-        self.catalog.read().map_err(|_| Error::internal("catalog lock poisoned"))
-    }
-
-    /// Changes the catalog and saves it; the change is undone if saving fails.
-    pub(crate) fn update_catalog<T>(&self, change: impl FnOnce(&mut Catalog) -> Result<T>) -> Result<T> {
-        let mut catalog = self.catalog.write().map_err(|_| Error::internal("catalog lock poisoned"))?;
-        let before = catalog.clone();
-        let value = change(&mut catalog)?;
-        if let Err(e) = catalog.save(&self.data_dir) {
-            *catalog = before;
-            return Err(e);
-        }
-        crate::system_tables::pg_catalog::refresh(&self.ctx, &catalog)?;
-        Ok(value)
-    }
-
-    fn register_all(&self) -> Result<()> {
-        let catalog = self.catalog()?.clone();
-        for source in catalog.sources.values() {
-            self.ctx
-                .register_table(source.name.as_str(), Arc::new(SourceTable::new(source.clone())?))?;
-        }
-        for table in catalog.tables.values() {
-            self.ctx.register_table(
-                table.name.as_str(),
-                Arc::new(StoredTable::new(table.clone(), self.table_store.clone())?),
-            )?;
-        }
-        crate::system_tables::pg_catalog::refresh(&self.ctx, &catalog)
     }
 }
 
@@ -272,7 +90,7 @@ impl Session {
         }
         match statements.remove(0) {
             Statement::Query(statement) => {
-                let plan = self.db.ctx.state().statement_to_plan(DfStatement::Statement(statement)).await?;
+                let plan = self.plan_query(statement).await?;
                 let types = plan.get_parameter_types()?;
                 let mut params: Vec<(usize, DataType)> = types
                     .into_iter()
@@ -310,6 +128,16 @@ impl Session {
         }
     }
 
+    /// DataFusion's logical plan of a query, `$n` parameters left unbound.
+    async fn plan_query(&self, statement: Box<datafusion::sql::sqlparser::ast::Statement>) -> Result<LogicalPlan> {
+        Ok(self
+            .db
+            .context()
+            .state()
+            .statement_to_plan(DfStatement::Statement(statement))
+            .await?)
+    }
+
     /// Runs one statement with values for its `$n` parameters (Postgres extended protocol).
     pub async fn execute_with_params(&self, sql: &str, params: Vec<datafusion::common::ScalarValue>) -> Result<Vec<Output>> {
         if params.is_empty() {
@@ -320,9 +148,9 @@ impl Session {
             (1, Some(Statement::Query(statement))) => statement,
             _ => return Err(Error::unsupported("parameters ($1, ...) are supported in a single SELECT only")),
         };
-        let plan = self.db.ctx.state().statement_to_plan(DfStatement::Statement(statement)).await?;
+        let plan = self.plan_query(statement).await?;
         let plan = plan.with_param_values(datafusion::common::ParamValues::List(params.into_iter().map(Into::into).collect()))?;
-        let frame = self.db.ctx.execute_logical_plan(plan).await?;
+        let frame = self.db.context().execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         Ok(vec![Output::Rows {
             schema,
@@ -411,9 +239,9 @@ impl Session {
                 if !self.db.catalog()?.jobs.contains_key(&name) {
                     return Err(Error::not_found("job", &name));
                 }
-                match self.db.jobs.get(&name)? {
+                match self.db.jobs().get(&name)? {
                     Some(_) => {
-                        self.db.jobs.wait(&name).await?;
+                        self.db.jobs().wait(&name).await?;
                     }
                     None => {
                         let catalog = self.db.catalog()?;
@@ -454,7 +282,7 @@ impl Session {
             c.sources.insert(def.name.clone(), def.clone());
             Ok(())
         })?;
-        self.db.ctx.register_table(def.name.as_str(), provider)?;
+        self.db.context().register_table(def.name.as_str(), provider)?;
         Ok(Output::done("CREATE SOURCE"))
     }
 
@@ -485,10 +313,10 @@ impl Session {
             c.tables.insert(name.clone(), def.clone());
             Ok(def)
         })?;
-        self.db.table_store.drop_table(def.id)?;
+        self.db.table_store().drop_table(def.id)?;
         self.db
-            .ctx
-            .register_table(name.as_str(), Arc::new(StoredTable::new(def, self.db.table_store.clone())?))?;
+            .context()
+            .register_table(name.as_str(), Arc::new(StoredTable::new(def, self.db.table_store().clone())?))?;
         Ok(Output::done("CREATE TABLE"))
     }
 
@@ -518,7 +346,7 @@ impl Session {
             .get(&target)
             .cloned()
             .ok_or_else(|| Error::not_found("table", &target))?;
-        let graph = settings.pin_uids(plan_job(&self.db.ctx, &job.insert, &table, settings.parallelism).await?)?;
+        let graph = settings.pin_uids(plan_job(self.db.context(), &job.insert, &table, settings.parallelism).await?)?;
         Ok((options, graph))
     }
 
@@ -533,16 +361,16 @@ impl Session {
         let settings = JobSettings::from_options(&options)?;
         // A new job starts from nothing: no state, markers or checkpoints of an earlier job of this name.
         let checkpoints = crate::job::checkpoint_root(
-            &self.db.data_dir,
+            self.db.data_dir(),
             settings.checkpoints.as_ref().and_then(|c| c.dir.as_deref()),
             &job.name,
         );
-        for dir in [self.db.data_dir.join("jobs").join(&job.name), checkpoints] {
+        for dir in [self.db.data_dir().join("jobs").join(&job.name), checkpoints] {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(|e| Error::internal(format!("cannot clear {}: {e}", dir.display())))?;
             }
         }
-        self.db.table_store.clear_commits(&job.name)?;
+        self.db.table_store().clear_commits(&job.name)?;
         let def = JobDef {
             name: job.name.clone(),
             insert_sql: job.insert.to_string(),
@@ -554,7 +382,7 @@ impl Session {
             c.jobs.insert(def.name.clone(), def.clone());
             Ok(())
         })?;
-        if let Err(e) = self.db.jobs.start(&job.name, graph, settings, def.insert_sql.clone(), None) {
+        if let Err(e) = self.db.jobs().start(&job.name, graph, settings, def.insert_sql.clone(), None) {
             self.db.update_catalog(|c| {
                 c.jobs.remove(&job.name);
                 Ok(())
@@ -583,24 +411,24 @@ impl Session {
         }
         match kind {
             ObjectKind::Job => {
-                self.db.jobs.cancel(name, JobStatus::Canceled).await?;
-                if let Some(job) = self.db.jobs.get(name)? {
+                self.db.jobs().cancel(name, JobStatus::Canceled).await?;
+                if let Some(job) = self.db.jobs().get(name)? {
                     let retain = job
                         .settings
                         .checkpoints
                         .as_ref()
                         .is_some_and(|c| c.retention == CheckpointRetention::RetainOnCancellation);
                     if !retain {
-                        let _ = std::fs::remove_dir_all(job.checkpoint_storage(&self.db.data_dir).root());
+                        let _ = std::fs::remove_dir_all(job.checkpoint_storage(self.db.data_dir()).root());
                     }
                 }
-                self.db.jobs.forget(name)?;
-                self.db.table_store.clear_commits(name)?;
+                self.db.jobs().forget(name)?;
+                self.db.table_store().clear_commits(name)?;
                 self.db.update_catalog(|c| {
                     c.jobs.remove(name);
                     Ok(())
                 })?;
-                let _ = std::fs::remove_dir_all(self.db.data_dir.join("jobs").join(name));
+                let _ = std::fs::remove_dir_all(self.db.data_dir().join("jobs").join(name));
             }
             ObjectKind::Source | ObjectKind::Table => {
                 let users = self.jobs_reading(name)?;
@@ -617,9 +445,9 @@ impl Session {
                         _ => c.tables.remove(name).map(|t| Some(t.id)),
                     })
                 })?;
-                self.db.ctx.deregister_table(name)?;
+                self.db.context().deregister_table(name)?;
                 if let Some(Some(id)) = table_id {
-                    self.db.table_store.drop_table(id)?;
+                    self.db.table_store().drop_table(id)?;
                 }
             }
         }
@@ -688,7 +516,7 @@ impl Session {
         if !self.db.catalog()?.jobs.contains_key(name) {
             return Err(Error::not_found("job", name));
         }
-        let records = match self.db.jobs.get(name)? {
+        let records = match self.db.jobs().get(name)? {
             Some(job) => job.checkpoints.lock().map(|h| h.records.clone()).unwrap_or_default(),
             None => Vec::new(),
         };
@@ -769,7 +597,7 @@ impl Session {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::not_found("job", name))?;
-        let snapshot = self.db.jobs.get(name)?.map(|j| j.snapshot());
+        let snapshot = self.db.jobs().get(name)?.map(|j| j.snapshot());
         let mut rows: Vec<(String, String)> = vec![("name".into(), def.name.clone()), ("sql".into(), def.insert_sql.clone())];
         match &snapshot {
             Some(s) => {
@@ -798,7 +626,7 @@ impl Session {
     }
 
     async fn query(&self, statement: sqlparser::ast::Statement) -> Result<Output> {
-        let state = self.db.ctx.state();
+        let state = self.db.context().state();
         let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
         match &plan {
             LogicalPlan::Dml(_) => {
@@ -816,7 +644,7 @@ impl Session {
             }
             _ => {}
         }
-        let frame = self.db.ctx.execute_logical_plan(plan).await?;
+        let frame = self.db.context().execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await?;
         Ok(Output::Rows { schema, batches })

@@ -16,9 +16,9 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::{JobDef, SavepointDef};
+use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::job::{JobSettings, JobSnapshot};
-use crate::session::Database;
 
 #[derive(Debug, Clone, Copy)]
 enum SystemTableKind {

@@ -14,9 +14,10 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::checkpoint::coordinator::CheckpointStatus;
+use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::format::rows_text;
-use crate::session::{Database, Output, Session};
+use crate::session::{Output, Session};
 
 /// The rows of a query as text (NULL as the empty string).
 async fn query_rows(session: &Session, sql: &str) -> Result<Vec<Vec<String>>> {

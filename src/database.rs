@@ -1,0 +1,200 @@
+//! `Database`: what every connection shares — the catalog, the DataFusion context the catalog's
+//! objects are registered in, the table store and the running jobs. Opening it resumes the jobs
+//! that were running when the process stopped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::SessionConfig;
+
+use crate::catalog::{Catalog, JobStatus};
+use crate::connectors::source_table::SourceTable;
+use crate::connectors::table_store::{StoredTable, TableStore};
+use crate::error::{Error, Result};
+use crate::job::{JobManager, JobSettings};
+use crate::planner::statement::{Statement, parse_statements};
+use crate::planner::window_function::{WindowFunction, WindowFunctionKind};
+use crate::planner::{SINGLE_DISTINCT_RULE, insert_target, plan_job};
+
+/// Shared by every session of a process (behind an `Arc`); see the module documentation.
+pub struct Database {
+    data_dir: PathBuf,
+    catalog: Arc<RwLock<Catalog>>,
+    ctx: SessionContext,
+    table_store: Arc<TableStore>,
+    jobs: JobManager,
+}
+
+impl Database {
+    /// Opens (or creates) the database in `data_dir` and resumes the jobs that were running when it
+    /// stopped: those with checkpointing from their latest complete checkpoint.
+    pub async fn open(data_dir: impl AsRef<Path>) -> Result<Arc<Database>> {
+        let (db, resumable) = Self::open_catalog(data_dir)?;
+        for (name, insert_sql, options) in resumable {
+            if let Err(e) = db.resume_job(&name, &insert_sql, &options).await {
+                tracing::error!("cannot resume job {name}: {e}");
+                let message = format!("could not be resumed after a restart: {e}");
+                db.update_catalog(|c| {
+                    if let Some(job) = c.jobs.get_mut(&name) {
+                        job.status = JobStatus::Failed;
+                        job.error = Some(message.clone());
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(db)
+    }
+
+    async fn resume_job(&self, name: &str, insert_sql: &str, options: &BTreeMap<String, String>) -> Result<()> {
+        let (graph, settings) = self.plan_insert_sql(insert_sql, options).await?;
+        self.jobs.start(name, graph, settings, insert_sql.to_string(), None)
+    }
+
+    /// Plans a stored job's `INSERT INTO ... SELECT ...` with these settings.
+    pub(crate) async fn plan_insert_sql(
+        &self,
+        insert_sql: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<(crate::graph::JobGraph, JobSettings)> {
+        let settings = JobSettings::from_options(options)?;
+        let insert = match parse_statements(insert_sql)?.into_iter().next() {
+            Some(Statement::Query(statement)) => match *statement {
+                sqlparser::ast::Statement::Insert(insert) => insert,
+                _ => return Err(Error::syntax("a job runs INSERT INTO <table> SELECT ...")),
+            },
+            _ => return Err(Error::syntax("a job runs INSERT INTO <table> SELECT ...")),
+        };
+        let target = insert_target(&insert)?;
+        let table = self
+            .catalog()?
+            .tables
+            .get(&target)
+            .cloned()
+            .ok_or_else(|| Error::not_found("table", &target))?;
+        let graph = settings.pin_uids(plan_job(&self.ctx, &insert, &table, settings.parallelism).await?)?;
+        Ok((graph, settings))
+    }
+
+    /// Loads the catalog and registers everything; returns the jobs to resume.
+    #[allow(clippy::type_complexity)]
+    fn open_catalog(data_dir: impl AsRef<Path>) -> Result<(Arc<Database>, Vec<(String, String, BTreeMap<String, String>)>)> {
+        let data_dir = data_dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let mut catalog = Catalog::load(&data_dir)?;
+        // Jobs that were running when Weir stopped resume if they checkpoint; others cannot.
+        let mut resumable = Vec::new();
+        for job in catalog.jobs.values_mut() {
+            if job.status.is_terminal() {
+                continue;
+            }
+            match JobSettings::from_options(&job.options) {
+                Ok(settings) if settings.checkpoints.is_some() => {
+                    resumable.push((job.name.clone(), job.insert_sql.clone(), job.options.clone()))
+                }
+                _ => {
+                    job.status = JobStatus::Failed;
+                    job.error =
+                        Some("Weir stopped while the job ran; without checkpointing it cannot resume. Drop it and create it again".into());
+                }
+            }
+        }
+        catalog.save(&data_dir)?;
+        let catalog = Arc::new(RwLock::new(catalog));
+        let table_store = TableStore::open(&data_dir.join("tables"))?;
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        ctx.remove_optimizer_rule(SINGLE_DISTINCT_RULE);
+        crate::planner::subquery_apply::register(&ctx);
+        crate::planner::postgres_arrays::register(&ctx)?;
+        for kind in [WindowFunctionKind::Tumble, WindowFunctionKind::Hop, WindowFunctionKind::Session] {
+            // DataFusion looks table functions up by the name as written.
+            let function = Arc::new(WindowFunction {
+                kind,
+                catalog: catalog.clone(),
+            });
+            ctx.register_udtf(kind.name(), function.clone());
+            ctx.register_udtf(&kind.name().to_ascii_uppercase(), function);
+        }
+        let listener_catalog = catalog.clone();
+        let listener_dir = data_dir.clone();
+        let listener: crate::job::StatusListener = Arc::new(move |name, status, error| {
+            if let Ok(mut catalog) = listener_catalog.write()
+                && let Some(job) = catalog.jobs.get_mut(name)
+            {
+                job.status = status;
+                job.error = error;
+                if let Err(e) = catalog.save(&listener_dir) {
+                    tracing::error!("cannot record the status of job {name}: {e}");
+                }
+            }
+        });
+        let jobs = JobManager::new(data_dir.clone(), table_store.clone(), listener);
+        let db = Database {
+            data_dir,
+            catalog,
+            ctx,
+            table_store,
+            jobs,
+        };
+        db.register_all()?;
+        let db = Arc::new(db);
+        crate::system_tables::register(&db)?;
+        Ok((db, resumable))
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub(crate) fn jobs(&self) -> &JobManager {
+        &self.jobs
+    }
+
+    pub(crate) fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    pub(crate) fn table_store(&self) -> &Arc<TableStore> {
+        &self.table_store
+    }
+
+    pub(crate) fn catalog_snapshot(&self) -> Result<Catalog> {
+        Ok(self.catalog()?.clone())
+    }
+
+    pub(crate) fn catalog(&self) -> Result<std::sync::RwLockReadGuard<'_, Catalog>> {
+        self.catalog.read().map_err(|_| Error::internal("catalog lock poisoned"))
+    }
+
+    /// Changes the catalog and saves it; the change is undone if saving fails.
+    pub(crate) fn update_catalog<T>(&self, change: impl FnOnce(&mut Catalog) -> Result<T>) -> Result<T> {
+        let mut catalog = self.catalog.write().map_err(|_| Error::internal("catalog lock poisoned"))?;
+        let before = catalog.clone();
+        let value = change(&mut catalog)?;
+        if let Err(e) = catalog.save(&self.data_dir) {
+            *catalog = before;
+            return Err(e);
+        }
+        crate::system_tables::pg_catalog::refresh(&self.ctx, &catalog)?;
+        Ok(value)
+    }
+
+    fn register_all(&self) -> Result<()> {
+        let catalog = self.catalog()?.clone();
+        for source in catalog.sources.values() {
+            self.ctx
+                .register_table(source.name.as_str(), Arc::new(SourceTable::new(source.clone())?))?;
+        }
+        for table in catalog.tables.values() {
+            self.ctx.register_table(
+                table.name.as_str(),
+                Arc::new(StoredTable::new(table.clone(), self.table_store.clone())?),
+            )?;
+        }
+        crate::system_tables::pg_catalog::refresh(&self.ctx, &catalog)
+    }
+}
