@@ -145,11 +145,17 @@ impl BlockingWork {
         })
     }
 
-    /// Resolves once no work is running and every other holder (the coordinator) is gone.
-    pub async fn finished(&self) {
+    /// Resolves once no work is running and every other holder (the coordinator) is gone, or
+    /// after `limit` (false then: a write that hangs must not keep the job from restarting).
+    pub async fn finished(&self, limit: Duration) -> bool {
+        let started = Instant::now();
         while Arc::strong_count(&self.0) > 1 {
+            if started.elapsed() >= limit {
+                return false;
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        true
     }
 }
 

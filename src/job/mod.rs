@@ -530,7 +530,19 @@ impl JobRunner {
         };
         set.abort_all();
         while set.join_next().await.is_some() {}
-        blocking.finished().await;
+        // As long as a checkpoint may take: work still running then is as good as failed.
+        let limit = self
+            .job
+            .settings
+            .checkpoints
+            .as_ref()
+            .map_or(Duration::from_secs(600), |c| c.timeout);
+        if !blocking.finished(limit).await {
+            tracing::warn!(
+                "job {}: checkpoint work of the ended attempt still runs after {limit:?}; going on without it",
+                self.job.name
+            );
+        }
         // A checkpoint in flight when the attempt ended is aborted: its files go.
         if let Ok(mut requests) = self.job.requests.lock() {
             *requests = None;
