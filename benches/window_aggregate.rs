@@ -98,8 +98,10 @@ fn bench(c: &mut Criterion) {
                         .expect("ts")
                         .value(ROWS - 1);
                     op.on_watermark(last, &mut out).expect("watermark");
+                    while op.resume(&mut out).expect("firing") {}
                 }
                 op.on_watermark(i64::MAX, &mut out).expect("final watermark");
+                while op.resume(&mut out).expect("firing") {}
                 let rows: usize = out.iter().map(|m| if let Message::Data(b) = m { b.num_rows() } else { 0 }).sum();
                 assert!(rows > 0);
             })

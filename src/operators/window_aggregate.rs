@@ -121,7 +121,23 @@ pub struct WindowAggregate {
     backend: Box<dyn StateBackend>,
     watermark: EventTime,
     metrics: Arc<JobMetrics>,
+    /// A watermark's firing that did not fit in one step (see `Operator::resume`).
+    firing: Option<Firing>,
 }
+
+/// What is left of firing the windows a watermark closed: a day-long tumble over millions of keys
+/// fires in steps of about `FIRE_STEP_ROWS` rows, so its output never has to be held all at once.
+struct Firing {
+    /// Windows still to fire, oldest first, and the key group the first one resumes at.
+    due: std::collections::VecDeque<EventTime>,
+    next_key_group: usize,
+    watermark: EventTime,
+    closed_at: std::time::Instant,
+    emitted: bool,
+}
+
+/// Rows a firing step emits before it lets the task deliver them.
+const FIRE_STEP_ROWS: usize = 128 * 1024;
 
 impl WindowAggregate {
     pub fn new(
@@ -145,6 +161,7 @@ impl WindowAggregate {
             backend,
             watermark: EventTime::MIN,
             metrics,
+            firing: None,
         })
     }
 
@@ -180,11 +197,12 @@ impl WindowAggregate {
         self.backend.ingest(batch)
     }
 
-    /// Emits the window ending at `window_end`, then drops the panes no later window needs. Groups
-    /// are merged one key group at a time, so a window whose state was mostly spilled (a day-long
-    /// tumble) needs memory for one key group's share of it, not all of it; keys are borrowed from
-    /// the panes until the output rows are built.
-    fn fire(&mut self, window_end: EventTime, out: &mut Vec<Message>) -> Result<()> {
+    /// Emits the window ending at `window_end` from key group `from` on, then drops the panes no
+    /// later window needs; stops early (returning the key group to resume at) once `budget` rows
+    /// are out. Groups are merged one key group at a time, so a window whose state was mostly
+    /// spilled (a day-long tumble) needs memory for one key group's share of it, not all of it;
+    /// keys are borrowed from the panes until the output rows are built.
+    fn fire(&mut self, window_end: EventTime, from: usize, budget: usize, out: &mut Vec<Message>) -> Result<Option<usize>> {
         let (first_pane, last_pane) = self.layout.panes_of_window(window_end);
         let spilled_panes: Vec<EventTime> = self.spilled.range(first_pane..=last_pane).copied().collect();
         let mut cached: Vec<Vec<(&GroupKey, &Vec<AccumulatorState>)>> = vec![Vec::new(); MAX_PARALLELISM];
@@ -195,7 +213,12 @@ impl WindowAggregate {
         }
         let bounds = (window_end.saturating_sub(self.layout.size), window_end);
         let mut rows = WindowRows::default();
-        for (key_group, cached) in cached.iter().enumerate() {
+        let mut emitted = 0;
+        for (key_group, cached) in cached.iter().enumerate().skip(from) {
+            if emitted >= budget {
+                rows.emit(&self.grouping, bounds, out)?;
+                return Ok(Some(key_group));
+            }
             let spilled = if spilled_panes.is_empty() {
                 Vec::new()
             } else {
@@ -211,6 +234,7 @@ impl WindowAggregate {
                     }
                 }
             }
+            emitted += merged.len();
             for (key, states) in merged {
                 rows.keys.push(key.clone());
                 rows.states.push(states);
@@ -233,7 +257,7 @@ impl WindowAggregate {
                 self.pane_capacity = groups.len().min(self.cache_limit);
             }
         }
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -308,6 +332,9 @@ impl Operator for WindowAggregate {
     /// and a reference to every cached pane. A thread writes the cached panes as the snapshot's
     /// cache image while the task goes on; a pane written to meanwhile is copied first.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
+        if self.firing.is_some() {
+            return Err(Error::internal("a window firing was still in progress at a barrier"));
+        }
         let mut files = vec![self.backend.checkpoint(dir, None)?];
         let frozen: BTreeMap<EventTime, Arc<PaneGroups>> = self
             .panes
@@ -349,6 +376,8 @@ impl Operator for WindowAggregate {
     }
 
     fn on_watermark(&mut self, watermark: EventTime, out: &mut Vec<Message>) -> Result<()> {
+        // Two watermarks in one step of the task: the first one's firing ends first.
+        while self.resume(out)? {}
         let closed_at = std::time::Instant::now();
         let previous = std::mem::replace(&mut self.watermark, watermark);
         let mut due = BTreeSet::new();
@@ -359,13 +388,47 @@ impl Operator for WindowAggregate {
                     .filter(|end| *end > previous && *end <= watermark),
             );
         }
+        self.firing = Some(Firing {
+            due: due.into_iter().collect(),
+            next_key_group: 0,
+            watermark,
+            closed_at,
+            emitted: false,
+        });
+        self.resume(out).map(|_| ())
+    }
+
+    /// Fires the next step of the watermark's windows; after the last one, drops the spilled panes
+    /// no window needs any more and forwards the watermark.
+    fn resume(&mut self, out: &mut Vec<Message>) -> Result<bool> {
+        let Some(mut firing) = self.firing.take() else { return Ok(false) };
         let emitted_before = out.len();
-        for window_end in due {
-            self.fire(window_end, out)?;
+        while let Some(&window_end) = firing.due.front() {
+            let rows_out: usize = out[emitted_before..]
+                .iter()
+                .map(|m| match m {
+                    Message::Data(batch) => batch.num_rows(),
+                    _ => 0,
+                })
+                .sum();
+            let stopped = self.fire(window_end, firing.next_key_group, FIRE_STEP_ROWS.saturating_sub(rows_out), out)?;
+            firing.emitted |= out.len() > emitted_before;
+            match stopped {
+                Some(key_group) => {
+                    firing.next_key_group = key_group;
+                    self.firing = Some(firing);
+                    return Ok(true);
+                }
+                None => {
+                    firing.due.pop_front();
+                    firing.next_key_group = 0;
+                }
+            }
         }
-        if out.len() > emitted_before {
-            out.push(Message::LatencyMarker(closed_at));
+        if firing.emitted {
+            out.push(Message::LatencyMarker(firing.closed_at));
         }
+        let watermark = firing.watermark;
         let retired: Vec<EventTime> = self
             .spilled
             .iter()
@@ -377,7 +440,7 @@ impl Operator for WindowAggregate {
             self.spilled.remove(&pane_end);
         }
         out.push(Message::Watermark(watermark));
-        Ok(())
+        Ok(false)
     }
 }
 

@@ -48,6 +48,13 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// Continues work a call above left unfinished so its output could be delivered first (a big
+    /// window firing); returns whether more is left. The task calls it until it returns false
+    /// before it passes the next message, so no barrier ever sees the work half done.
+    fn resume(&mut self, _out: &mut Vec<Message>) -> Result<bool> {
+        Ok(false)
+    }
+
     /// No more input. Emits whatever remains before `End` is forwarded.
     fn on_end(&mut self, _out: &mut Vec<Message>) -> Result<()> {
         Ok(())

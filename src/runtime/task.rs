@@ -126,9 +126,23 @@ impl Task {
                     self.deliver(Message::Barrier(barrier)).await?;
                     continue;
                 }
-                for out in push_through(&mut self.chain, message)? {
+                for out in push_through(&mut self.chain, vec![message])? {
                     ended |= matches!(out, Message::End);
                     self.deliver(out).await?;
+                }
+                // Work an operator left for later so that its output could be delivered first.
+                for first in 0..self.chain.len() {
+                    loop {
+                        let mut resumed = Vec::new();
+                        let more = self.chain[first].resume(&mut resumed)?;
+                        for out in push_through(&mut self.chain[first + 1..], resumed)? {
+                            ended |= matches!(out, Message::End);
+                            self.deliver(out).await?;
+                        }
+                        if !more {
+                            break;
+                        }
+                    }
                 }
             }
             if ended {
@@ -207,9 +221,9 @@ impl Task {
     }
 }
 
-/// Runs one message through every operator of the chain in turn.
-fn push_through(chain: &mut [Box<dyn Operator>], message: Message) -> Result<Vec<Message>> {
-    let mut current = vec![message];
+/// Runs messages through every operator of the chain in turn.
+fn push_through(chain: &mut [Box<dyn Operator>], messages: Vec<Message>) -> Result<Vec<Message>> {
+    let mut current = messages;
     for op in chain.iter_mut() {
         let mut next = Vec::with_capacity(current.len());
         for m in current {
