@@ -14,6 +14,11 @@ use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 
 use crate::error::{Error, Result};
 
+/// Rows a window or session firing emits in one step before it lets the task deliver them
+/// (`runtime::Operator::resume`): a watermark that closes millions of groups never has all of
+/// their rows in memory at once.
+pub const FIRE_STEP_ROWS: usize = 128 * 1024;
+
 /// An event-time column as nanoseconds since the epoch (nulls stay null).
 pub fn event_time_nanos(column: &ArrayRef) -> Result<Int64Array> {
     match column.data_type() {

@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::graph::{WindowAggregateSpec, WindowKind};
 use crate::message::{EventTime, Message};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
-use crate::operators::event_time_nanos;
 use crate::operators::grouping::{GroupKey, Grouping};
+use crate::operators::{FIRE_STEP_ROWS, event_time_nanos};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::pending_files::PendingFiles;
@@ -44,6 +44,8 @@ pub struct SessionWindowAggregate {
     /// (end, key) of every open session.
     by_end: BTreeSet<(EventTime, GroupKey)>,
     watermark: EventTime,
+    /// A watermark whose sessions did not all fire in one step, and when it arrived.
+    firing: Option<(EventTime, std::time::Instant)>,
     metrics: Arc<JobMetrics>,
     /// Sessions held in `sessions`.
     cached: usize,
@@ -77,6 +79,7 @@ impl SessionWindowAggregate {
             sessions: Arc::default(),
             by_end: BTreeSet::new(),
             watermark: EventTime::MIN,
+            firing: None,
             metrics,
             cached: 0,
             cache_limit: cache_limit.max(1),
@@ -173,6 +176,9 @@ impl Operator for SessionWindowAggregate {
     /// The synchronous part: the backend's hard-link checkpoint and a reference to the cache, which
     /// a thread writes as the cache image.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
+        if self.firing.is_some() {
+            return Err(Error::internal("a session firing was still in progress at a barrier"));
+        }
         let mut files = vec![self.backend.checkpoint(dir, None)?];
         if !self.sessions.is_empty() {
             let frozen = self.sessions.clone();
@@ -209,11 +215,27 @@ impl Operator for SessionWindowAggregate {
     }
 
     fn on_watermark(&mut self, watermark: EventTime, out: &mut Vec<Message>) -> Result<()> {
-        let closed_at = std::time::Instant::now();
+        // Two watermarks in one step of the task: the first one's firing ends first.
+        while self.resume(out)? {}
         self.watermark = watermark;
+        self.firing = Some((watermark, std::time::Instant::now()));
+        self.resume(out).map(|_| ())
+    }
+
+    /// Fires up to `FIRE_STEP_ROWS` of the sessions the watermark closed; after the last ones,
+    /// forwards the watermark.
+    fn resume(&mut self, out: &mut Vec<Message>) -> Result<bool> {
+        let Some((watermark, closed_at)) = self.firing else {
+            return Ok(false);
+        };
         let mut fired: Vec<(GroupKey, Session)> = Vec::new();
+        let mut more = false;
         while let Some((end, _)) = self.by_end.first() {
             if *end > watermark {
+                break;
+            }
+            if fired.len() >= FIRE_STEP_ROWS {
+                more = true;
                 break;
             }
             let Some((end, key)) = self.by_end.pop_first() else {
@@ -240,8 +262,11 @@ impl Operator for SessionWindowAggregate {
             out.push(Message::Data(self.grouping.output(&keys, Some((&starts, &ends)), &states)?));
             out.push(Message::LatencyMarker(closed_at));
         }
-        out.push(Message::Watermark(watermark));
-        Ok(())
+        if !more {
+            self.firing = None;
+            out.push(Message::Watermark(watermark));
+        }
+        Ok(more)
     }
 }
 

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::graph::{MAX_PARALLELISM, WindowAggregateSpec, WindowKind};
 use crate::message::{EventTime, Message};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
-use crate::operators::event_time_nanos;
 use crate::operators::grouping::{GroupKey, Grouping};
+use crate::operators::{FIRE_STEP_ROWS, event_time_nanos};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::key::encode_time;
@@ -126,7 +126,7 @@ pub struct WindowAggregate {
 }
 
 /// What is left of firing the windows a watermark closed: a day-long tumble over millions of keys
-/// fires in steps of about `FIRE_STEP_ROWS` rows, so its output never has to be held all at once.
+/// fires in steps of about `FIRE_STEP_ROWS` rows.
 struct Firing {
     /// Windows still to fire, oldest first, and the key group the first one resumes at.
     due: std::collections::VecDeque<EventTime>,
@@ -135,9 +135,6 @@ struct Firing {
     closed_at: std::time::Instant,
     emitted: bool,
 }
-
-/// Rows a firing step emits before it lets the task deliver them.
-const FIRE_STEP_ROWS: usize = 128 * 1024;
 
 impl WindowAggregate {
     pub fn new(
