@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{CheckpointRow, append_line, completed_checkpoints, git_commit, mib, quantile, query_rows, round};
+use super::{CheckpointFigures, CheckpointRow, append_line, completed_checkpoints, git_commit, query_rows, round};
 use crate::error::{Error, Result};
 use crate::job::settings::parse_duration;
 use crate::session::Session;
@@ -39,15 +39,9 @@ pub struct CheckpointBenchResult {
     pub rows_per_second: u64,
     pub checkpoint_interval: String,
     pub parallelism: usize,
-    pub checkpoints: usize,
-    pub checkpoint_p50_ms: u64,
-    pub checkpoint_p99_ms: u64,
-    pub checkpoint_sync_p50_ms: u64,
-    pub checkpoint_sync_p99_ms: u64,
-    pub checkpoint_uploaded_mib_mean: f64,
-    pub checkpoint_full_mib_mean: f64,
-    /// Bytes uploaded over full state bytes, summed over the measured checkpoints.
-    pub checkpoint_upload_ratio: Option<f64>,
+    /// Over the measured checkpoints.
+    #[serde(flatten)]
+    pub checkpoint: CheckpointFigures,
     /// The largest single checkpoint's ratio.
     pub checkpoint_upload_ratio_max: Option<f64>,
     pub commit: Option<String>,
@@ -92,11 +86,6 @@ impl CheckpointBench {
     }
 
     fn result(&self, keys: u64, rows_per_second: u64, incremental: bool, rows: &[CheckpointRow]) -> CheckpointBenchResult {
-        let durations: Vec<u64> = rows.iter().map(|r| r.duration_ms).collect();
-        let syncs: Vec<u64> = rows.iter().map(|r| r.sync_ms).collect();
-        let uploaded: u64 = rows.iter().map(|r| r.uploaded).sum();
-        let full: u64 = rows.iter().map(|r| r.full).sum();
-        let count = rows.len().max(1) as f64;
         CheckpointBenchResult {
             bench: "checkpoint",
             mode: if incremental { "incremental" } else { "full" },
@@ -106,14 +95,7 @@ impl CheckpointBench {
             rows_per_second,
             checkpoint_interval: self.interval.clone(),
             parallelism: self.parallelism,
-            checkpoints: rows.len(),
-            checkpoint_p50_ms: quantile(&durations, 0.5),
-            checkpoint_p99_ms: quantile(&durations, 0.99),
-            checkpoint_sync_p50_ms: quantile(&syncs, 0.5),
-            checkpoint_sync_p99_ms: quantile(&syncs, 0.99),
-            checkpoint_uploaded_mib_mean: round(mib(uploaded) / count, 1),
-            checkpoint_full_mib_mean: round(mib(full) / count, 1),
-            checkpoint_upload_ratio: (full > 0).then(|| round(uploaded as f64 / full as f64, 3)),
+            checkpoint: CheckpointFigures::of(rows),
             checkpoint_upload_ratio_max: rows
                 .iter()
                 .filter(|r| r.full > 0)

@@ -80,6 +80,46 @@ impl std::fmt::Display for CheckpointRow {
     }
 }
 
+/// Checkpoint figures of a benchmark run, as they appear in its JSON line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckpointFigures {
+    pub checkpoints: usize,
+    pub checkpoint_p50_ms: u64,
+    pub checkpoint_p99_ms: u64,
+    pub checkpoint_sync_p50_ms: u64,
+    pub checkpoint_sync_p99_ms: u64,
+    pub checkpoint_uploaded_mib_mean: f64,
+    pub checkpoint_full_mib_mean: f64,
+    /// Bytes uploaded over full state bytes, summed over the checkpoints.
+    pub checkpoint_upload_ratio: Option<f64>,
+}
+
+impl CheckpointFigures {
+    fn of(rows: &[CheckpointRow]) -> Self {
+        let durations: Vec<u64> = rows.iter().map(|r| r.duration_ms).collect();
+        let syncs: Vec<u64> = rows.iter().map(|r| r.sync_ms).collect();
+        let uploaded: u64 = rows.iter().map(|r| r.uploaded).sum();
+        let full: u64 = rows.iter().map(|r| r.full).sum();
+        let mean = |total: u64| {
+            if rows.is_empty() {
+                0.0
+            } else {
+                round(mib(total) / rows.len() as f64, 1)
+            }
+        };
+        CheckpointFigures {
+            checkpoints: rows.len(),
+            checkpoint_p50_ms: quantile(&durations, 0.5),
+            checkpoint_p99_ms: quantile(&durations, 0.99),
+            checkpoint_sync_p50_ms: quantile(&syncs, 0.5),
+            checkpoint_sync_p99_ms: quantile(&syncs, 0.99),
+            checkpoint_uploaded_mib_mean: mean(uploaded),
+            checkpoint_full_mib_mean: mean(full),
+            checkpoint_upload_ratio: (full > 0).then(|| round(uploaded as f64 / full as f64, 3)),
+        }
+    }
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use super::plot::{Series, TimeChart};
-use super::{CheckpointRow, ProcessUsage, append_line, completed_checkpoints, git_commit, mib, quantile, query_rows, round};
+use super::{CheckpointFigures, CheckpointRow, ProcessUsage, append_line, completed_checkpoints, git_commit, mib, query_rows, round};
 use crate::error::{Error, Result};
 use crate::session::Session;
 
@@ -61,15 +61,8 @@ pub struct QueryBenchResult {
     pub events_per_second: f64,
     pub events_per_cpu_second: f64,
     pub peak_rss_mib: f64,
-    pub checkpoints: usize,
-    pub checkpoint_p50_ms: u64,
-    pub checkpoint_p99_ms: u64,
-    pub checkpoint_sync_p50_ms: u64,
-    pub checkpoint_sync_p99_ms: u64,
-    pub checkpoint_uploaded_mib_mean: f64,
-    pub checkpoint_full_mib_mean: f64,
-    /// Bytes uploaded over full state bytes, summed over the checkpoints.
-    pub checkpoint_upload_ratio: Option<f64>,
+    #[serde(flatten)]
+    pub checkpoint: CheckpointFigures,
     pub window_latency_p50_ms: Option<f64>,
     pub window_latency_p99_ms: Option<f64>,
     pub commit: Option<String>,
@@ -177,17 +170,7 @@ impl QueryBench {
         }
 
         let cpu = usage.cpu.saturating_sub(usage_before.cpu).as_secs_f64();
-        let durations: Vec<u64> = checkpoints.iter().map(|c| c.duration_ms).collect();
-        let syncs: Vec<u64> = checkpoints.iter().map(|c| c.sync_ms).collect();
-        let uploaded: u64 = checkpoints.iter().map(|c| c.uploaded).sum();
-        let full: u64 = checkpoints.iter().map(|c| c.full).sum();
-        let mean = |total: u64| {
-            if checkpoints.is_empty() {
-                0.0
-            } else {
-                round(mib(total) / checkpoints.len() as f64, 1)
-            }
-        };
+
         Ok(QueryBenchResult {
             query: file
                 .file_stem()
@@ -206,14 +189,7 @@ impl QueryBench {
             events_per_second: (events as f64 / wall.as_secs_f64()).round(),
             events_per_cpu_second: if cpu > 0.0 { (events as f64 / cpu).round() } else { 0.0 },
             peak_rss_mib: round(mib(usage.peak_rss_bytes), 1),
-            checkpoints: checkpoints.len(),
-            checkpoint_p50_ms: quantile(&durations, 0.5),
-            checkpoint_p99_ms: quantile(&durations, 0.99),
-            checkpoint_sync_p50_ms: quantile(&syncs, 0.5),
-            checkpoint_sync_p99_ms: quantile(&syncs, 0.99),
-            checkpoint_uploaded_mib_mean: mean(uploaded),
-            checkpoint_full_mib_mean: mean(full),
-            checkpoint_upload_ratio: (full > 0).then(|| round(uploaded as f64 / full as f64, 3)),
+            checkpoint: CheckpointFigures::of(&checkpoints),
             window_latency_p50_ms: millis(&row[5]),
             window_latency_p99_ms: millis(&row[6]),
             commit: git_commit(),
