@@ -264,6 +264,9 @@ impl JobManager {
                 AttemptEnd::Canceled(status) => (status, None),
                 AttemptEnd::Failed(e) => (JobStatus::Failed, Some(e.to_string())),
             };
+            // The runner holds the table store: gone before waiters see the job end (a process
+            // that reopens the data directory next must find it unlocked).
+            drop(runner);
             // Record the status durably before waiters see it.
             listener(&job.name, status, error.clone());
             job.finish(status, error);
