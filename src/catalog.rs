@@ -2,7 +2,6 @@
 //! in the data directory (written to a temp file, fsynced, renamed) so it survives a restart.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +11,9 @@ use sqlparser::ast::{DataType as SqlType, ExactNumberInfo, TimezoneInfo};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
+use crate::data_dir::DataDir;
 use crate::error::{Error, Result};
+use crate::fs::write_atomically;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ColumnDef {
@@ -185,7 +186,7 @@ pub struct Catalog {
 
 impl Catalog {
     fn path(data_dir: &Path) -> PathBuf {
-        data_dir.join("catalog.json")
+        DataDir::new(data_dir).catalog_file()
     }
 
     pub fn load(data_dir: &Path) -> Result<Catalog> {
@@ -207,27 +208,6 @@ impl Catalog {
     pub fn relation_exists(&self, name: &str) -> bool {
         self.sources.contains_key(name) || self.tables.contains_key(name)
     }
-}
-
-/// Writes `bytes` to `path` so that a crash leaves either the old or the new file: temp file, fsync,
-/// rename, fsync of the directory.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::internal(format!("{} has no parent directory", path.display())))?;
-    std::fs::create_dir_all(dir)?;
-    // A unique temp name: concurrent writers of the same file must not rename each other's temp.
-    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_extension(format!("tmp.{}.{sequence}", std::process::id()));
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 pub fn schema_of(columns: &[ColumnDef]) -> Result<SchemaRef> {

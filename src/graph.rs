@@ -10,10 +10,29 @@ use datafusion::physical_expr::PhysicalExpr;
 use crate::catalog::{SourceDef, TableDef};
 use crate::message::EventTime;
 
-/// Key groups per job: the unit in which keyed state is partitioned and later rescaled (DESIGN §4).
-pub const MAX_PARALLELISM: usize = 128;
+pub use crate::partition::MAX_PARALLELISM;
 
 pub type PhysicalExprRef = Arc<dyn PhysicalExpr>;
+
+/// One parallel instance of an operator, as checkpoints name it: its uid and subtask index.
+/// Written `<uid>-<subtask>` (the name of its files in a checkpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubtaskId {
+    pub uid: String,
+    pub subtask: usize,
+}
+
+impl SubtaskId {
+    pub fn new(uid: impl Into<String>, subtask: usize) -> Self {
+        SubtaskId { uid: uid.into(), subtask }
+    }
+}
+
+impl std::fmt::Display for SubtaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.uid, self.subtask)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct JobGraph {

@@ -4,25 +4,26 @@ pub mod bench;
 pub mod catalog;
 pub mod checkpoint;
 pub mod connectors;
-pub mod database;
+pub mod data_dir;
+pub mod engine;
 pub mod error;
 pub mod format;
+pub mod fs;
 pub mod graph;
 pub mod job;
-pub mod lifecycle;
 pub mod message;
 pub mod operators;
-pub mod pgserver;
+pub mod partition;
+pub mod pgwire;
 pub mod planner;
 pub mod repl;
 pub mod runtime;
-pub mod session;
+pub mod settings;
 pub mod state;
-pub mod system_tables;
 
-pub use database::Database;
+pub use engine::database::Database;
+pub use engine::session::{Output, Session};
 pub use error::{Error, Result};
-pub use session::{Output, Session};
 
 /// Every binary linking Weir (the server, tests, benchmarks) allocates through mimalloc: the
 /// aggregates allocate per group, and glibc's malloc was the largest item of q5's profile.

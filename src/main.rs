@@ -143,7 +143,13 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Repl) {
-            Command::Repl => weir::repl::run(Session::open(&cli.data_dir).await?, cli.data_dir.join("history.txt")).await,
+            Command::Repl => {
+                weir::repl::run(
+                    Session::open(&cli.data_dir).await?,
+                    weir::data_dir::DataDir::new(&cli.data_dir).repl_history(),
+                )
+                .await
+            }
             Command::Bench(Bench::Query {
                 query,
                 events,
@@ -212,23 +218,23 @@ fn main() -> ExitCode {
             } => {
                 let file = config
                     .as_deref()
-                    .map(weir::pgserver::ServerConfig::load)
+                    .map(weir::pgwire::ServerConfig::load)
                     .transpose()?
                     .unwrap_or_default();
                 let passwords = match (password_file.or(file.password_file), file.users) {
-                    (Some(path), _) => Some(weir::pgserver::PasswordFile::load(&path)?),
-                    (None, Some(users)) => Some(weir::pgserver::PasswordFile::from_users(users)?),
+                    (Some(path), _) => Some(weir::pgwire::PasswordFile::load(&path)?),
+                    (None, Some(users)) => Some(weir::pgwire::PasswordFile::from_users(users)?),
                     (None, None) => None,
                 };
                 let default_listen = std::net::SocketAddr::from(([127, 0, 0, 1], 4566));
-                let options = weir::pgserver::ServeOptions {
+                let options = weir::pgwire::ServeOptions {
                     listen: listen.or(file.listen).unwrap_or(default_listen),
                     max_connections: max_connections.or(file.max_connections).unwrap_or(256),
                     trust_remote: insecure_trust_remote || file.insecure_trust_remote.unwrap_or(false),
                     passwords,
                     tls: tls_cert.or(file.tls_cert).zip(tls_key.or(file.tls_key)),
                 };
-                weir::pgserver::serve(weir::Database::open(&cli.data_dir).await?, options).await
+                weir::pgwire::serve(weir::Database::open(&cli.data_dir).await?, options).await
             }
             Command::Run { file, format } => {
                 let sql =

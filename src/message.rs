@@ -19,6 +19,10 @@ pub enum Message {
     /// with when that watermark arrived. It travels behind those rows through the same channels, so
     /// the sink measures window-close-to-sink latency when it arrives (Flink's latency markers).
     LatencyMarker(std::time::Instant),
+    /// The sender produces nothing for now (`table.exec.source.idle-timeout` passed without a
+    /// row), so its watermark must not hold back the receiver's (Flink's idle watermark status).
+    /// Its next data or watermark makes the channel active again.
+    Idle,
     /// The channel carries nothing more.
     End,
 }

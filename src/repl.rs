@@ -7,9 +7,9 @@ use std::time::Instant;
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
+use crate::engine::session::Session;
 use crate::error::{Error, Result};
 use crate::format::{OutputFormat, render};
-use crate::session::Session;
 
 pub async fn run(session: Session, history: PathBuf) -> Result<()> {
     let mut editor = DefaultEditor::new().map_err(|e| Error::internal(format!("cannot start the line editor: {e}")))?;

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{CheckpointFigures, CheckpointRow, append_line, completed_checkpoints, git_commit, query_rows, round};
+use crate::engine::session::Session;
 use crate::error::{Error, Result};
-use crate::job::settings::parse_duration;
-use crate::session::Session;
+use crate::settings::parse_duration;
 
 pub struct CheckpointBench {
     /// Target state size in MiB (approximate: keys × bytes per key).

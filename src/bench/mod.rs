@@ -13,11 +13,11 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::checkpoint::coordinator::CheckpointStatus;
-use crate::database::Database;
+use crate::checkpoint::history::CheckpointStatus;
+use crate::engine::database::Database;
+use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
 use crate::format::rows_text;
-use crate::session::{Output, Session};
 
 /// The rows of a query as text (NULL as the empty string).
 async fn query_rows(session: &Session, sql: &str) -> Result<Vec<Vec<String>>> {

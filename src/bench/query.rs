@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::plot::{Series, TimeChart};
 use super::{CheckpointFigures, CheckpointRow, ProcessUsage, append_line, completed_checkpoints, git_commit, mib, query_rows, round};
+use crate::engine::session::Session;
 use crate::error::{Error, Result};
-use crate::session::Session;
 
 /// Where the bids come from.
 #[derive(Debug, Clone)]

@@ -1,8 +1,14 @@
-//! Checkpoints (DESIGN §5): the storage layout and manifest, and the coordinator that triggers
-//! barriers, collects the tasks' acks, uploads their snapshots, writes `_metadata` last and then
-//! commits the sinks' staged rows.
+//! Checkpoints (DESIGN §5), the barrier control plane from top to bottom: the `coordinator` loop
+//! triggers barriers and collects acks (`pending`), `complete` uploads a checkpoint's files and
+//! writes `_metadata` last, `commit` makes the sinks' staged rows visible (phase two), `history`
+//! is what SHOW CHECKPOINTS shows; `storage` and `manifest` are the files, `savepoint` the exports.
 
+pub mod commit;
+pub mod complete;
 pub mod coordinator;
+pub mod history;
 pub mod manifest;
+pub mod pending;
+pub mod restore;
 pub mod savepoint;
 pub mod storage;

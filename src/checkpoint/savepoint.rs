@@ -6,10 +6,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::catalog::{SavepointFormat, write_atomically};
+use crate::catalog::SavepointFormat;
 use crate::checkpoint::manifest::{CheckpointManifest, FileRef};
-use crate::checkpoint::storage::{CheckpointStorage, file_crc};
+use crate::checkpoint::storage::CheckpointStorage;
 use crate::error::{Error, Result};
+use crate::fs::file_crc;
+use crate::fs::write_atomically;
 use crate::state::{StateBackendKind, canonical};
 
 /// `backend` of an operator state in canonical format.

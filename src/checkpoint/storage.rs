@@ -6,17 +6,19 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::catalog::write_atomically;
+use crate::checkpoint::commit::StagedSinkRows;
 use crate::checkpoint::manifest::{CheckpointManifest, FileRef};
 use crate::error::{Error, Result};
-use crate::state::canonical::{sync_buffered, write_ipc_file};
+use crate::fs::{file_crc, transfer_with_crc, write_atomically};
+use crate::graph::SubtaskId;
+use crate::state::canonical::write_ipc_file;
 
 const METADATA: &str = "_metadata";
 
@@ -24,53 +26,6 @@ pub struct CheckpointStorage {
     root: PathBuf,
     /// Shared files known to be in `shared/`: name → reference (so reuse needs no re-reading).
     known_shared: Mutex<HashMap<String, FileRef>>,
-}
-
-/// Reads `from` to the end, feeding every chunk to `sink`; returns size and CRC-32.
-fn stream_with_crc(from: &Path, mut sink: impl FnMut(&[u8]) -> std::io::Result<()>) -> Result<(u64, u32)> {
-    let mut reader = BufReader::new(File::open(from)?);
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = reader.read(&mut buffer)?;
-        if n == 0 {
-            return Ok((size, hasher.finalize()));
-        }
-        hasher.update(&buffer[..n]);
-        sink(&buffer[..n])?;
-        size += n as u64;
-    }
-}
-
-/// Copies `from` to `to` (temp file, fsync, rename), returning size and CRC-32.
-fn copy_with_crc(from: &Path, to: &Path) -> Result<(u64, u32)> {
-    let tmp = to.with_extension("part");
-    let mut writer = BufWriter::new(File::create(&tmp)?);
-    let checked = stream_with_crc(from, |chunk| writer.write_all(chunk))?;
-    sync_buffered(writer, &tmp)?;
-    std::fs::rename(&tmp, to)?;
-    Ok(checked)
-}
-
-/// Puts the immutable file `from` at `to` and returns size and CRC-32: a hard link when both are on
-/// one file system (state snapshot files are never written again, so sharing the inode is safe and
-/// costs no copy), else a copy. Either way the file is fsynced before it gets its final name.
-fn transfer_with_crc(from: &Path, to: &Path) -> Result<(u64, u32)> {
-    let tmp = to.with_extension("part");
-    let _ = std::fs::remove_file(&tmp);
-    if std::fs::hard_link(from, &tmp).is_err() {
-        return copy_with_crc(from, to);
-    }
-    File::open(&tmp)?.sync_all()?;
-    let checked = file_crc(&tmp)?;
-    std::fs::rename(&tmp, to)?;
-    Ok(checked)
-}
-
-/// Size and CRC-32 of a file.
-pub fn file_crc(path: &Path) -> Result<(u64, u32)> {
-    stream_with_crc(path, |_| Ok(()))
 }
 
 impl CheckpointStorage {
@@ -168,15 +123,14 @@ impl CheckpointStorage {
         }))
     }
 
-    /// The rows every sink subtask staged in a checkpoint: (sink uid, subtask, rows).
-    pub fn staged_rows(&self, manifest: &CheckpointManifest) -> Result<Vec<(String, usize, Vec<RecordBatch>)>> {
+    /// The rows every sink subtask staged in a checkpoint.
+    pub fn staged_rows(&self, manifest: &CheckpointManifest) -> Result<Vec<StagedSinkRows>> {
         manifest
             .sinks
             .iter()
             .map(|s| {
                 Ok((
-                    s.uid.clone(),
-                    s.subtask,
+                    SubtaskId::new(s.uid.clone(), s.subtask),
                     match &s.staged {
                         Some(f) => self.read_staged(f)?,
                         None => Vec::new(),

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray};
@@ -158,6 +159,7 @@ impl DatagenSource {
         subtask: usize,
         parallelism: usize,
         paced: bool,
+        linger: Duration,
     ) -> Self {
         let rate = paced.then_some(config.rows_per_second as f64 / parallelism as f64);
         DatagenSource {
@@ -168,7 +170,7 @@ impl DatagenSource {
             parallelism: parallelism as u64,
             subtask: subtask as u64,
             produced: 0,
-            pacer: Pacer::new(rate),
+            pacer: Pacer::new(rate, linger),
             read_before: None,
         }
     }
@@ -230,26 +232,29 @@ impl Source for DatagenSource {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         const BATCH: u64 = 4096;
         let limit = self.config.number_of_rows.unwrap_or(u64::MAX);
-        let mut rows = Vec::with_capacity(BATCH as usize);
-        while rows.len() < BATCH as usize && self.next_row < limit {
-            if !self.read_before.as_ref().is_some_and(|r| r.contains(self.next_row)) {
-                rows.push(self.next_row);
+        loop {
+            if self.next_row >= limit {
+                return Ok(None);
             }
-            self.next_row += self.parallelism;
+            // Wait first, change state after: a barrier may drop this call while it waits.
+            let len = self.pacer.next_batch_len(self.produced, BATCH).await;
+            let mut rows = Vec::with_capacity(len as usize);
+            while rows.len() < len as usize && self.next_row < limit {
+                if !self.read_before.as_ref().is_some_and(|r| r.contains(self.next_row)) {
+                    rows.push(self.next_row);
+                }
+                self.next_row += self.parallelism;
+            }
+            // Every row of this stretch may have been read before a rescale; then go on.
+            if rows.is_empty() {
+                continue;
+            }
+            self.produced += rows.len() as u64;
+            let columns = self.columns.iter().map(|c| self.column(*c, &rows)).collect::<Result<Vec<_>>>()?;
+            let schema = Arc::new(self.schema.project(&self.columns)?);
+            let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+            return Ok(Some(RecordBatch::try_new_with_options(schema, columns, &options)?));
         }
-        if rows.is_empty() && self.next_row < limit {
-            // Every row of this stretch was read before a rescale; go on.
-            return Box::pin(self.next_batch()).await;
-        }
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        self.produced += rows.len() as u64;
-        self.pacer.wait_until(self.produced).await;
-        let columns = self.columns.iter().map(|c| self.column(*c, &rows)).collect::<Result<Vec<_>>>()?;
-        let schema = Arc::new(self.schema.project(&self.columns)?);
-        let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
-        Ok(Some(RecordBatch::try_new_with_options(schema, columns, &options)?))
     }
 
     fn position(&self) -> SourcePosition {
@@ -268,7 +273,7 @@ impl Source for DatagenSource {
         self.next_row = position.next + (s + p - position.next % p) % p;
         self.read_before = position.read_before;
         self.produced = 0;
-        self.pacer = Pacer::new(self.pacer.rate());
+        self.pacer = self.pacer.resumed(0);
         Ok(())
     }
 }

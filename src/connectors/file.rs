@@ -1,10 +1,15 @@
-//! The `file` source: a bounded CSV (with a header line) or JSON-lines file, read with arrow's
-//! readers in declared column order.
+//! The `file` source: a CSV (with a header line) or JSON-lines file, read with arrow's readers in
+//! declared column order. Bounded by default; with `source.monitor-interval` (Flink's option) it is
+//! unbounded: at the end of the file it checks every interval for complete lines appended since,
+//! and reads them too. One subtask reads the file; in monitoring mode the others stay open and
+//! idle (as Flink's readers without a split), so `table.exec.source.idle-timeout` matters there.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::csv;
@@ -15,6 +20,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use crate::connectors::pacer::Pacer;
 use crate::error::{Error, Result, UserErrorKind};
 use crate::runtime::{Source, SourcePosition, position_u64};
+use crate::settings::parse_duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
@@ -29,6 +35,8 @@ pub struct FileConfig {
     pub batch_size: usize,
     /// Pace reading to this many rows per second (for demos and recovery tests); `None` reads at full speed.
     pub rows_per_second: Option<u64>,
+    /// `source.monitor-interval`: read lines appended to the file, checking this often (unbounded).
+    pub monitor_interval: Option<Duration>,
 }
 
 impl FileConfig {
@@ -37,6 +45,7 @@ impl FileConfig {
         let mut format = FileFormat::Csv;
         let mut batch_size = 8192;
         let mut rows_per_second = None;
+        let mut monitor_interval = None;
         for (key, value) in options {
             match key.as_str() {
                 "path" => path = Some(PathBuf::from(value)),
@@ -65,9 +74,16 @@ impl FileConfig {
                             .ok_or_else(|| Error::invalid(format!("'rows-per-second' must be a positive integer, not '{value}'")))?,
                     )
                 }
+                "source.monitor-interval" => {
+                    let interval = parse_duration(key, value)?;
+                    if interval.is_zero() {
+                        return Err(Error::invalid("'source.monitor-interval' must be positive"));
+                    }
+                    monitor_interval = Some(interval);
+                }
                 other => {
                     return Err(Error::invalid(format!(
-                        "unknown option '{other}' for the file connector; it takes path, format, batch.size, rows-per-second, fail.at.row"
+                        "unknown option '{other}' for the file connector; it takes path, format, batch.size, rows-per-second, source.monitor-interval, batch.linger, fail.at.row"
                     )));
                 }
             }
@@ -82,6 +98,7 @@ impl FileConfig {
             format,
             batch_size,
             rows_per_second,
+            monitor_interval,
         })
     }
 
@@ -98,77 +115,142 @@ impl FileConfig {
 type BatchIter = Box<dyn Iterator<Item = std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError>> + Send>;
 
 pub struct FileSource {
+    config: FileConfig,
+    declared: SchemaRef,
+    columns: Vec<usize>,
+    /// Whether this subtask reads the file (only one does).
+    active: bool,
     reader: Option<BatchIter>,
-    path: PathBuf,
+    /// Bytes of the file handed to readers so far (monitoring reads what lies beyond).
+    read_to: u64,
     /// Rows handed out so far: the position a checkpoint records.
     emitted: u64,
     /// Rows still to drop after a seek (they were emitted before the checkpoint).
     skip: u64,
+    /// Rows read but not handed out yet (kept here while the pacer waits, and the part of a
+    /// batch a paced source did not hand out).
+    ahead: Option<RecordBatch>,
     pacer: Pacer,
 }
 
 impl FileSource {
-    /// `active`: whether this subtask reads the file (only one does).
     /// CSV columns are positional, so the reader parses the declared columns and keeps `columns`.
-    pub fn open(config: FileConfig, declared: SchemaRef, columns: &[usize], active: bool) -> Result<Self> {
-        let pacer = Pacer::new(config.rows_per_second.map(|r| r as f64));
+    pub fn open(config: FileConfig, declared: SchemaRef, columns: &[usize], active: bool, linger: Duration) -> Result<Self> {
+        let pacer = Pacer::new(config.rows_per_second.map(|r| r as f64), linger);
         let mut source = FileSource {
+            config,
+            declared,
+            columns: columns.to_vec(),
+            active,
             reader: None,
-            path: config.path.clone(),
+            read_to: 0,
             emitted: 0,
             skip: 0,
+            ahead: None,
             pacer,
         };
-        if !active {
-            return Ok(source);
+        if active {
+            source.config.check_readable()?;
+            source.open_unread()?;
         }
-        config.check_readable()?;
-        let file = File::open(&config.path)?;
-        let reader: BatchIter = match config.format {
-            FileFormat::Csv => Box::new(
-                csv::ReaderBuilder::new(declared)
-                    .with_header(true)
-                    .with_batch_size(config.batch_size)
-                    .with_projection(columns.to_vec())
-                    .build(file)?,
-            ),
-            FileFormat::Json => {
-                let projected = std::sync::Arc::new(declared.project(columns)?);
-                Box::new(
-                    json::ReaderBuilder::new(projected)
-                        .with_batch_size(config.batch_size)
-                        .build(BufReader::new(file))?,
-                )
-            }
-        };
-        source.reader = Some(reader);
         Ok(source)
     }
-}
 
-#[async_trait]
-impl Source for FileSource {
-    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+    /// Opens a reader over what the file holds beyond `read_to`: everything when not monitoring,
+    /// else the complete lines (a line being appended is read once it ends). Returns whether
+    /// there was anything.
+    fn open_unread(&mut self) -> Result<bool> {
+        let mut file = File::open(&self.config.path)?;
+        let end = match self.config.monitor_interval {
+            None => u64::MAX,
+            Some(_) => complete_lines_end(&mut file, self.read_to)?,
+        };
+        if end <= self.read_to {
+            return Ok(false);
+        }
+        file.seek(SeekFrom::Start(self.read_to))?;
+        let header = self.read_to == 0;
+        let unread = BufReader::new(file.take(end - self.read_to));
+        self.reader = Some(match self.config.format {
+            FileFormat::Csv => Box::new(
+                csv::ReaderBuilder::new(self.declared.clone())
+                    .with_header(header)
+                    .with_batch_size(self.config.batch_size)
+                    .with_projection(self.columns.clone())
+                    .build(unread)?,
+            ),
+            FileFormat::Json => Box::new(
+                json::ReaderBuilder::new(Arc::new(self.declared.project(&self.columns)?))
+                    .with_batch_size(self.config.batch_size)
+                    .build(unread)?,
+            ),
+        });
+        self.read_to = end;
+        Ok(true)
+    }
+
+    /// The next rows from the open reader, without the rows a seek skips; `None` when it is done.
+    fn read_next(&mut self) -> Result<Option<RecordBatch>> {
         loop {
             let Some(reader) = self.reader.as_mut() else { return Ok(None) };
             match reader.next() {
                 Some(Ok(batch)) => {
                     let skipped = self.skip.min(batch.num_rows() as u64) as usize;
                     self.skip -= skipped as u64;
-                    if skipped == batch.num_rows() {
-                        continue;
+                    if skipped < batch.num_rows() {
+                        return Ok(Some(batch.slice(skipped, batch.num_rows() - skipped)));
                     }
-                    let batch = batch.slice(skipped, batch.num_rows() - skipped);
-                    self.emitted += batch.num_rows() as u64;
-                    self.pacer.wait_until(self.emitted).await;
-                    return Ok(Some(batch));
                 }
-                Some(Err(e)) => return Err(Error::from(e).context(format!("reading '{}'", self.path.display()))),
+                Some(Err(e)) => return Err(Error::from(e).context(format!("reading '{}'", self.config.path.display()))),
                 None => {
                     self.reader = None;
                     return Ok(None);
                 }
             }
+        }
+    }
+}
+
+/// The end of the last complete line of `file` (after its newline), not before `from`.
+fn complete_lines_end(file: &mut File, from: u64) -> Result<u64> {
+    const CHUNK: u64 = 64 * 1024;
+    let mut end = file.metadata()?.len();
+    let mut buffer = Vec::new();
+    while end > from {
+        let start = end.saturating_sub(CHUNK).max(from);
+        buffer.resize((end - start) as usize, 0);
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buffer)?;
+        if let Some(newline) = buffer.iter().rposition(|b| *b == b'\n') {
+            return Ok(start + newline as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(from)
+}
+
+#[async_trait]
+impl Source for FileSource {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if self.ahead.is_none() {
+                self.ahead = self.read_next()?;
+            }
+            if let Some(available) = self.ahead.as_ref().map(|b| b.num_rows()) {
+                // The rows stay in `ahead` while the pacer waits: a barrier may drop this call.
+                let len = (self.pacer.next_batch_len(self.emitted, available as u64).await as usize).min(available);
+                let Some(batch) = self.ahead.take() else { continue };
+                self.ahead = (len < available).then(|| batch.slice(len, available - len));
+                self.emitted += len as u64;
+                return Ok(Some(batch.slice(0, len)));
+            }
+            let Some(interval) = self.config.monitor_interval else {
+                return Ok(None);
+            };
+            if self.active && self.open_unread()? {
+                continue;
+            }
+            tokio::time::sleep(interval).await;
         }
     }
 
@@ -182,7 +264,8 @@ impl Source for FileSource {
         let rows = position_u64(position)?;
         self.skip = rows;
         self.emitted = rows;
-        self.pacer = Pacer::resumed(self.pacer.rate(), rows);
+        self.ahead = None;
+        self.pacer = self.pacer.resumed(rows);
         Ok(())
     }
 }

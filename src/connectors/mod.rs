@@ -8,12 +8,12 @@ pub mod nexmark;
 pub mod pacer;
 pub mod print;
 pub mod rescale;
-pub mod source_table;
 pub mod table_store;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
@@ -23,6 +23,7 @@ use crate::catalog::{SourceDef, TableConnector, TableDef, schema_of};
 use crate::error::{Error, Result};
 use crate::graph::SinkMode;
 use crate::runtime::{Sink, Source, SourcePosition};
+use crate::settings::parse_duration;
 
 /// The connectors a source can use; a closed set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +48,17 @@ impl SourceConnector {
 
 /// Source option for tests: the source task fails the first time it reaches this row.
 const FAIL_AT_ROW: &str = "fail.at.row";
+/// Source option: how long a source may hold rows back to fill a batch.
+const BATCH_LINGER: &str = "batch.linger";
 
-/// The options the connector itself reads (without the connector-independent ones).
-fn connector_options(def: &SourceDef) -> Result<(BTreeMap<String, String>, Option<u64>)> {
+/// The options every connector takes, read before the connector's own.
+struct CommonSourceOptions {
+    fail_at_row: Option<u64>,
+    linger: Duration,
+}
+
+/// Splits the connector-independent options from the ones the connector itself reads.
+fn connector_options(def: &SourceDef) -> Result<(BTreeMap<String, String>, CommonSourceOptions)> {
     let mut options = def.options.clone();
     let fail_at_row = match options.remove(FAIL_AT_ROW) {
         Some(v) => Some(
@@ -60,7 +69,17 @@ fn connector_options(def: &SourceDef) -> Result<(BTreeMap<String, String>, Optio
         ),
         None => None,
     };
-    Ok((options, fail_at_row))
+    let linger = match options.remove(BATCH_LINGER) {
+        Some(v) => {
+            let linger = parse_duration(BATCH_LINGER, &v)?;
+            if linger > Duration::from_secs(60) {
+                return Err(Error::invalid(format!("'{BATCH_LINGER}' is at most 60s, not '{v}'")));
+            }
+            linger
+        }
+        None => pacer::DEFAULT_LINGER,
+    };
+    Ok((options, CommonSourceOptions { fail_at_row, linger }))
 }
 
 /// Checks a source definition at CREATE SOURCE time, so mistakes surface before any job runs.
@@ -95,7 +114,7 @@ pub fn is_bounded(def: &SourceDef) -> Result<bool> {
         SourceConnector::Datagen => datagen::DatagenConfig::from_options(&def.options, schema_of(&def.columns)?.as_ref())?
             .number_of_rows
             .is_some(),
-        SourceConnector::File => true,
+        SourceConnector::File => file::FileConfig::from_options(&def.options)?.monitor_interval.is_none(),
     })
 }
 
@@ -110,9 +129,16 @@ pub fn open_source(
     paced: bool,
     failure_marker: Option<PathBuf>,
 ) -> Result<Box<dyn Source>> {
-    let (options, fail_at_row) = connector_options(def)?;
-    let source = open_connector(&SourceDef { options, ..def.clone() }, columns, subtask, parallelism, paced)?;
-    Ok(match (fail_at_row, failure_marker) {
+    let (options, common) = connector_options(def)?;
+    let source = open_connector(
+        &SourceDef { options, ..def.clone() },
+        columns,
+        subtask,
+        parallelism,
+        paced,
+        common.linger,
+    )?;
+    Ok(match (common.fail_at_row, failure_marker) {
         (Some(row), Some(marker)) if !marker.exists() => Box::new(FailAtRow {
             inner: source,
             row,
@@ -123,7 +149,14 @@ pub fn open_source(
     })
 }
 
-fn open_connector(def: &SourceDef, columns: &[usize], subtask: usize, parallelism: usize, paced: bool) -> Result<Box<dyn Source>> {
+fn open_connector(
+    def: &SourceDef,
+    columns: &[usize],
+    subtask: usize,
+    parallelism: usize,
+    paced: bool,
+    linger: Duration,
+) -> Result<Box<dyn Source>> {
     let full = schema_of(&def.columns)?;
     let schema: SchemaRef = Arc::new(full.project(columns)?);
     Ok(match SourceConnector::parse(&def.connector)? {
@@ -135,7 +168,7 @@ fn open_connector(def: &SourceDef, columns: &[usize], subtask: usize, parallelis
             let generator = nexmark::NexmarkGenerator::new(config, schema, subtask, parallelism).map_err(Error::invalid)?;
             Box::new(NexmarkSource {
                 generator,
-                pacer: pacer::Pacer::new(rate),
+                pacer: pacer::Pacer::new(rate, linger),
             })
         }
         SourceConnector::Datagen => {
@@ -147,12 +180,13 @@ fn open_connector(def: &SourceDef, columns: &[usize], subtask: usize, parallelis
                 subtask,
                 parallelism,
                 paced,
+                linger,
             ))
         }
         SourceConnector::File => {
             let config = file::FileConfig::from_options(&def.options)?;
             // One reader: a file is read by subtask 0, the others end at once.
-            Box::new(file::FileSource::open(config, full, columns, subtask == 0)?)
+            Box::new(file::FileSource::open(config, full, columns, subtask == 0, linger)?)
         }
     })
 }
@@ -165,9 +199,15 @@ struct NexmarkSource {
 #[async_trait]
 impl Source for NexmarkSource {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        let batch = self.generator.next_batch();
-        self.pacer.wait_until(self.generator.events_passed()).await;
-        Ok(batch)
+        if self.generator.is_exhausted() {
+            return Ok(None);
+        }
+        // Wait first, generate after: a barrier may drop this call while it waits.
+        let events = self
+            .pacer
+            .next_batch_len(self.generator.events_passed(), self.generator.batch_span())
+            .await;
+        Ok(self.generator.next_batch_within(events))
     }
 
     fn position(&self) -> SourcePosition {
@@ -182,7 +222,7 @@ impl Source for NexmarkSource {
         let position = rescale::GeneratorPosition::decode(position)?;
         self.generator.seek(position.next);
         self.generator.set_read_before(position.read_before);
-        self.pacer = pacer::Pacer::new(self.pacer.rate());
+        self.pacer = self.pacer.resumed(0);
         Ok(())
     }
 }

@@ -192,18 +192,34 @@ impl NexmarkGenerator {
     /// When `config.rate_limited`, a batch spans at most 1/100 s of this subtask's share of the
     /// event sequence (but always holds at least one row), so that pacing stays smooth.
     pub fn next_batch(&mut self) -> Option<RecordBatch> {
-        if !self.share_has_rows || self.next >= self.limit {
+        self.next_batch_within(self.span_cap)
+    }
+
+    /// Whether no batch is left (`next_batch` returns `None` from now on).
+    pub fn is_exhausted(&self) -> bool {
+        !self.share_has_rows || self.next >= self.limit
+    }
+
+    /// How many events a batch spans at most (`u64::MAX` unless rate limited).
+    pub fn batch_span(&self) -> u64 {
+        self.span_cap
+    }
+
+    /// Like `next_batch`, passing over at most `max_events` events (still at least one row).
+    pub fn next_batch_within(&mut self, max_events: u64) -> Option<RecordBatch> {
+        if self.is_exhausted() {
             return None;
         }
+        let span_cap = max_events.min(self.span_cap).max(1);
         let batch_size = self.config.batch_size.max(1);
-        let capacity = batch_size.min(usize::try_from(self.span_cap).unwrap_or(usize::MAX));
+        let capacity = batch_size.min(usize::try_from(span_cap).unwrap_or(usize::MAX));
         self.prepare(capacity);
 
         let table = self.config.table;
         let mut rows = 0usize;
         let mut span = 0u64;
         while self.next < self.limit && rows < batch_size {
-            if span >= self.span_cap && rows > 0 {
+            if span >= span_cap && rows > 0 {
                 break;
             }
             let n = self.next;

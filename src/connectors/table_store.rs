@@ -1,21 +1,15 @@
 //! Result tables stored in Weir: one RocksDB instance (WAL on: this is data users read) holding every
 //! stored table. A row's key is the table id then its primary key (Arrow row encoding, so keys sort
 //! like SQL values), or a generated row id for tables without a primary key; the value is the whole
-//! row, row-encoded. `StoredTable` makes a table visible to DataFusion; `StoredTableSink` writes it.
+//! row, row-encoded. `StoredTableSink` writes it (`engine::providers::stored_table` reads it for DataFusion).
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::catalog::Session as DfSession;
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::{TableProvider, TableType};
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
 use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch};
 
 use crate::catalog::{TableDef, schema_of};
@@ -316,60 +310,8 @@ impl Sink for StoredTableSink {
     }
 }
 
-/// A stored result table as DataFusion sees it.
-#[derive(Debug)]
-pub struct StoredTable {
-    pub def: TableDef,
-    schema: SchemaRef,
-    store: Arc<TableStore>,
-}
-
-impl StoredTable {
-    pub fn new(def: TableDef, store: Arc<TableStore>) -> Result<Self> {
-        Ok(StoredTable {
-            schema: schema_of(&def.columns)?,
-            def,
-            store,
-        })
-    }
-}
-
 impl std::fmt::Debug for TableStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TableStore")
-    }
-}
-
-#[async_trait]
-impl TableProvider for StoredTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-    async fn scan(
-        &self,
-        _state: &dyn DfSession,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let batches = match self.def.connector {
-            crate::catalog::TableConnector::Stored => self.store.scan(&self.def)?,
-            other => {
-                return Err(Error::invalid_state(format!(
-                    "table '{}' is a '{}' sink and keeps no rows to query",
-                    self.def.name,
-                    other.name()
-                ))
-                .into());
-            }
-        };
-        Ok(MemorySourceConfig::try_new_exec(
-            &[batches],
-            self.schema.clone(),
-            projection.cloned(),
-        )?)
     }
 }

@@ -8,17 +8,16 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::checkpoint::coordinator::FINAL_EPOCH;
-use crate::checkpoint::manifest::{CheckpointManifest, OperatorState};
-use crate::checkpoint::savepoint;
+use crate::checkpoint::commit::FINAL_EPOCH;
+use crate::checkpoint::manifest::CheckpointManifest;
+use crate::checkpoint::restore::{open_backend, restored_position};
 use crate::checkpoint::storage::CheckpointStorage;
-use crate::connectors::rescale::GeneratorPosition;
 use crate::connectors::table_store::{Delivery, TableStore};
-use crate::connectors::{SourceConnector, open_sink, open_source};
+use crate::connectors::{open_sink, open_source};
+use crate::data_dir::JobDir;
 use crate::error::{Error, Result};
 use crate::graph::{EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowKind};
 use crate::job::JobSettings;
-use crate::job::settings::CheckpointMode;
 use crate::message::{Barrier, Message};
 use crate::operators::session_window::SessionWindowAggregate;
 use crate::operators::stateless::{Filter, Project};
@@ -29,9 +28,9 @@ use crate::runtime::exchange::{ChannelOutput, Routing};
 use crate::runtime::gate::{Alignment, InputGate};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::task::{Task, TaskCheckpointing, TaskEvent, TaskInput, TaskOutput};
-use crate::runtime::{Operator, Source, SourcePosition};
-use crate::state::StateBackend;
-use crate::state::key::{key_converter, subtask_of_key_group};
+use crate::runtime::{Operator, Source};
+use crate::settings::CheckpointMode;
+use crate::state::key::key_converter;
 
 /// Batches in flight per channel before the sender waits.
 const CHANNEL_CAPACITY: usize = 16;
@@ -40,7 +39,7 @@ pub struct BuildContext<'a> {
     pub job: &'a str,
     pub settings: &'a JobSettings,
     /// `<data>/jobs/<job>`: state directories, local snapshots, fault-injection markers.
-    pub job_dir: &'a Path,
+    pub job_dir: &'a JobDir,
     /// Where this attempt's tasks write local snapshots (a fresh directory per attempt).
     pub snapshot_dir: &'a Path,
     pub store: &'a Arc<TableStore>,
@@ -96,7 +95,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
             let task_index = tasks.len();
             let (input, chain_start, source_uid) = match &first.spec {
                 OperatorSpec::Source(spec) => {
-                    let marker = cx.job_dir.join(format!("injected-failure-{}-{subtask}", first.uid));
+                    let marker = cx.job_dir.injected_failure_marker(&first.uid, subtask);
                     let mut source: Box<dyn Source> = open_source(&spec.def, &spec.columns, subtask, parallelism, true, Some(marker))?;
                     if let Some((manifest, _)) = cx.restore
                         && let Some(position) = restored_position(manifest, &first.uid, &spec.def.connector, subtask, parallelism)?
@@ -106,7 +105,12 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                     let (trigger, receiver) = mpsc::unbounded_channel();
                     triggers.push(trigger);
                     let trigger = Some(receiver);
-                    (TaskInput::Source { source, triggers: trigger }, 1, Some(first.uid.clone()))
+                    let input = TaskInput::Source {
+                        source,
+                        triggers: trigger,
+                        idle_timeout: cx.settings.source_idle_timeout,
+                    };
+                    (input, 1, Some(first.uid.clone()))
                 }
                 _ => {
                     let receivers = inputs
@@ -192,39 +196,6 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
     Ok(BuiltJob { tasks, triggers })
 }
 
-/// Where a source subtask resumes. At the checkpoint's parallelism, its own position; at another,
-/// generators combine every old subtask's position (see `connectors::rescale`), and a file (read by
-/// subtask 0 only) keeps subtask 0's.
-fn restored_position(
-    manifest: &CheckpointManifest,
-    uid: &str,
-    connector: &str,
-    subtask: usize,
-    parallelism: usize,
-) -> Result<Option<SourcePosition>> {
-    let mut old: Vec<(usize, &SourcePosition)> = manifest
-        .sources
-        .iter()
-        .filter(|s| s.uid == uid)
-        .map(|s| (s.subtask, &s.position))
-        .collect();
-    old.sort_by_key(|(s, _)| *s);
-    let own = old.iter().find(|(s, _)| *s == subtask).map(|(_, p)| (*p).clone());
-    if manifest.parallelism == parallelism || old.is_empty() {
-        return Ok(own);
-    }
-    match SourceConnector::parse(connector)? {
-        SourceConnector::File => Ok(own),
-        SourceConnector::Nexmark | SourceConnector::Datagen => {
-            if old.len() != manifest.parallelism {
-                return Err(Error::internal(format!("the checkpoint lacks positions of some subtasks of {uid}")));
-            }
-            let positions: Vec<SourcePosition> = old.into_iter().map(|(_, p)| p.clone()).collect();
-            Ok(Some(GeneratorPosition::rescaled(&positions)?))
-        }
-    }
-}
-
 /// Splits the operators (a pipeline, in order) into stages at every hash edge.
 fn stages(graph: &JobGraph) -> Result<Vec<Vec<usize>>> {
     let mut stages: Vec<Vec<usize>> = Vec::new();
@@ -245,88 +216,6 @@ fn stages(graph: &JobGraph) -> Result<Vec<Vec<usize>>> {
     Ok(stages)
 }
 
-/// The state backend of one operator subtask: empty, or restored from the checkpoint. Native
-/// state comes back file for file (same subtask); canonical state is loaded by key group, so it
-/// can come from any backend and any parallelism.
-fn open_backend(node: &OperatorNode, subtask: usize, cx: &BuildContext) -> Result<(Box<dyn StateBackend>, Option<serde_json::Value>)> {
-    let dir = cx.job_dir.join("state").join(format!("{}-{subtask}", node.uid));
-    let kind = cx.settings.state_backend;
-    let Some((manifest, storage)) = cx.restore else {
-        return Ok((kind.open(&dir)?, None));
-    };
-    let states: Vec<&OperatorState> = manifest.operators.iter().filter(|o| o.uid == node.uid).collect();
-    if states.is_empty() {
-        return Ok((kind.open(&dir)?, None));
-    }
-    if states.iter().all(|s| s.backend == savepoint::CANONICAL) {
-        let mut backend = kind.open(&dir)?;
-        let files = states
-            .iter()
-            .flat_map(|s| s.files.iter())
-            .map(|f| storage.verified(f))
-            .collect::<Result<Vec<_>>>()?;
-        let parallelism = node.parallelism;
-        crate::state::canonical::load(&files, |kg| subtask_of_key_group(kg, parallelism) == subtask, backend.as_mut())?;
-        let meta = if manifest.parallelism == parallelism {
-            states.iter().find(|s| s.subtask == subtask).map(|s| s.meta.clone())
-        } else {
-            Some(rescaled_meta(&node.spec, &states)?)
-        };
-        return Ok((backend, meta));
-    }
-    let state = states.iter().find(|o| o.subtask == subtask).ok_or_else(|| {
-        Error::invalid(format!(
-            "the checkpoint has no state for {} subtask {subtask}; restore at parallelism {}",
-            node.uid, manifest.parallelism
-        ))
-    })?;
-    if state.backend != kind.name() {
-        return Err(Error::invalid(format!(
-            "the checkpoint holds '{}' state for {}, but the job uses state.backend.type '{}'",
-            state.backend,
-            node.uid,
-            kind.name()
-        )));
-    }
-    let files = state
-        .files
-        .iter()
-        .map(|f| Ok((storage.verified(f)?, f.name.clone())))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((kind.restore(&files, &dir)?, Some(state.meta.clone())))
-}
-
-/// Operator metadata for a subtask at a new parallelism, merged from the old subtasks'.
-fn rescaled_meta(spec: &OperatorSpec, states: &[&OperatorState]) -> Result<serde_json::Value> {
-    let watermark = states
-        .iter()
-        .filter_map(|s| s.meta.get("watermark").and_then(|w| w.as_i64()))
-        .min()
-        .unwrap_or(i64::MIN);
-    Ok(match spec {
-        // Sessions rebuild their index from the backend, which holds this subtask's key groups.
-        OperatorSpec::WindowAggregate(w) if matches!(w.window, WindowKind::Session { .. }) => serde_json::json!({ "watermark": watermark }),
-        OperatorSpec::WindowAggregate(_) => {
-            let mut spilled: Vec<i64> = states
-                .iter()
-                .filter_map(|s| s.meta.get("spilled").and_then(|v| v.as_array()).cloned())
-                .flatten()
-                .filter_map(|v| v.as_i64())
-                .collect();
-            spilled.sort_unstable();
-            spilled.dedup();
-            let sequence = states
-                .iter()
-                .filter_map(|s| s.meta.get("spill_sequence").and_then(|v| v.as_u64()))
-                .max()
-                .unwrap_or(0)
-                + 1;
-            serde_json::json!({ "spilled": spilled, "spill_sequence": sequence, "watermark": watermark })
-        }
-        _ => serde_json::Value::Null,
-    })
-}
-
 fn build_operator(
     node: &OperatorNode,
     subtask: usize,
@@ -336,6 +225,11 @@ fn build_operator(
     let output_schema = node.output_schema.clone();
     let (settings, metrics) = (cx.settings, cx.metrics);
     let mut meta = None;
+    // A stateful operator's backend (restored or empty) and its restored metadata.
+    let keyed_state = || {
+        let dir = cx.job_dir.state(&node.uid, subtask);
+        open_backend(node, subtask, cx.settings.state_backend, &dir, cx.restore)
+    };
     let mut op: Box<dyn Operator> = match &node.spec {
         OperatorSpec::WatermarkAssigner(spec) => {
             meta = cx
@@ -347,7 +241,7 @@ fn build_operator(
         OperatorSpec::Filter { predicate } => Box::new(Filter::new(predicate.clone())),
         OperatorSpec::Project { exprs } => Box::new(Project::new(exprs.clone(), output_schema)),
         OperatorSpec::WindowAggregate(spec) => {
-            let (backend, restored) = open_backend(node, subtask, cx)?;
+            let (backend, restored) = keyed_state()?;
             meta = restored;
             let (cache, metrics) = (settings.state_cache_entries, metrics.clone());
             match spec.window {
@@ -365,7 +259,7 @@ fn build_operator(
             }
         }
         OperatorSpec::UpdatingAggregate(spec) => {
-            let (backend, restored) = open_backend(node, subtask, cx)?;
+            let (backend, restored) = keyed_state()?;
             meta = restored;
             Box::new(UpdatingAggregate::new(
                 spec,

@@ -4,7 +4,6 @@
 //! as the restart strategy allows.
 
 pub mod builder;
-pub mod settings;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,18 +14,21 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::catalog::{JobStatus, TableConnector, TableDef};
-use crate::checkpoint::coordinator::{
-    BlockingWork, CheckpointCoordinator, CheckpointHistory, CheckpointRequest, Committer, CompletedCheckpoint, RequestKind,
-};
+use crate::catalog::JobStatus;
+use crate::checkpoint::commit::SinkCommitter;
+use crate::checkpoint::complete::{BlockingWork, CheckpointCompleter};
+use crate::checkpoint::coordinator::{CheckpointCoordinator, CheckpointRequest, CompletedCheckpoint, RequestKind};
+use crate::checkpoint::history::CheckpointHistory;
 use crate::checkpoint::manifest::CheckpointManifest;
+use crate::checkpoint::restore::choose_restore_point;
 use crate::checkpoint::storage::CheckpointStorage;
-use crate::connectors::table_store::{StagedRows, TableStore, TableWriter};
+use crate::connectors::table_store::TableStore;
+use crate::data_dir::{DataDir, JobDir};
 use crate::error::{Error, Result, UserErrorKind};
-use crate::graph::{JobGraph, OperatorSpec};
+use crate::graph::JobGraph;
 use crate::runtime::metrics::JobMetrics;
 
-pub use settings::{JobSettings, RestartStrategy};
+pub use crate::settings::{JobSettings, RestartStrategy};
 
 /// Called when a job reaches a terminal status, so the catalog can record it.
 pub type StatusListener = Arc<dyn Fn(&str, JobStatus, Option<String>) + Send + Sync>;
@@ -138,11 +140,9 @@ impl RunningJob {
 
     /// The job's checkpoint directory (also used by savepoints of jobs without periodic checkpoints).
     pub fn checkpoint_storage(&self, data_dir: &std::path::Path) -> Arc<CheckpointStorage> {
-        CheckpointStorage::new(checkpoint_root(
-            data_dir,
-            self.settings.checkpoints.as_ref().and_then(|c| c.dir.as_deref()),
-            &self.name,
-        ))
+        CheckpointStorage::new(
+            DataDir::new(data_dir).job_checkpoints(self.settings.checkpoints.as_ref().and_then(|c| c.dir.as_deref()), &self.name),
+        )
     }
 
     /// Asks the running attempt for a checkpoint or savepoint and waits for it.
@@ -164,11 +164,6 @@ impl RunningJob {
             .await
             .map_err(|_| Error::invalid_state(format!("job '{}' stopped before the checkpoint completed", self.name)))?
     }
-}
-
-/// `<state.checkpoints.dir or <data>/checkpoints>/<job>`.
-pub fn checkpoint_root(data_dir: &std::path::Path, dir: Option<&std::path::Path>, job: &str) -> PathBuf {
-    dir.map(PathBuf::from).unwrap_or_else(|| data_dir.join("checkpoints")).join(job)
 }
 
 /// How one run (attempt) of a job ended.
@@ -225,6 +220,7 @@ impl JobManager {
         let (status_tx, _) = watch::channel(JobStatus::Running);
         let (cancel_tx, cancel_rx) = watch::channel(None);
         let uploads_to_fail = settings.checkpoints.as_ref().map_or(0, |c| c.fail_uploads);
+        let uploads_to_hang = settings.checkpoints.as_ref().map_or(0, |c| c.hang_uploads);
         let job = Arc::new(RunningJob {
             name: name.to_string(),
             graph,
@@ -233,6 +229,7 @@ impl JobManager {
             metrics: Arc::new(JobMetrics::default()),
             checkpoints: Arc::new(Mutex::new(CheckpointHistory {
                 uploads_to_fail,
+                uploads_to_hang,
                 ..CheckpointHistory::default()
             })),
             restarts: AtomicU64::new(0),
@@ -332,42 +329,13 @@ struct JobRunner {
 }
 
 impl JobRunner {
-    fn job_dir(&self) -> PathBuf {
-        self.data_dir.join("jobs").join(&self.job.name)
+    fn job_dir(&self) -> JobDir {
+        DataDir::new(&self.data_dir).job(&self.job.name)
     }
 
-    /// Commits the sinks' staged rows of epoch `epoch` (idempotent: subtasks that committed it skip).
-    fn committer(&self) -> Committer {
-        let tables: HashMap<String, TableDef> = self
-            .job
-            .graph
-            .operators
-            .iter()
-            .filter_map(|op| match &op.spec {
-                OperatorSpec::Sink(sink) if sink.table.connector == TableConnector::Stored => Some((op.uid.clone(), sink.table.clone())),
-                _ => None,
-            })
-            .collect();
-        let store = self.store.clone();
-        let job = self.job.name.clone();
-        Arc::new(move |epoch, staged| {
-            let writers = tables
-                .iter()
-                .map(|(uid, table)| Ok((uid.clone(), TableWriter::new(table)?)))
-                .collect::<Result<HashMap<_, _>>>()?;
-            let parts: Vec<StagedRows> = staged
-                .into_iter()
-                .filter_map(|(uid, subtask, rows)| {
-                    writers.get(&uid).map(|writer| StagedRows {
-                        writer,
-                        sink_uid: uid,
-                        subtask,
-                        rows,
-                    })
-                })
-                .collect();
-            store.commit(&job, epoch, &parts)
-        })
+    /// Commits the sinks' staged rows of an epoch into the job's result tables.
+    fn committer(&self) -> Arc<SinkCommitter> {
+        Arc::new(SinkCommitter::new(&self.job.name, &self.job.graph, self.store.clone()))
     }
 
     /// Builds the tasks of the next attempt, restored from the latest complete checkpoint (or the
@@ -375,25 +343,17 @@ impl JobRunner {
     fn prepare(&self) -> Result<Attempt> {
         let job = &self.job;
         let storage = job.checkpoint_storage(&self.data_dir);
-        storage.remove_incomplete()?;
-        let (latest, warnings) = storage.latest_complete()?;
+        let (restore, warnings) = choose_restore_point(&storage, self.initial.as_ref(), &self.committer())?;
         for warning in warnings {
             tracing::warn!("job {}: {warning}", job.name);
             if let Ok(mut state) = job.state.lock() {
                 state.last_failure = Some(warning);
             }
         }
-        let restore: Option<(CheckpointManifest, Arc<CheckpointStorage>)> = match latest {
-            Some(latest) => Some((latest, storage.clone())),
-            None => self.initial.clone(),
-        };
-        if let Some((manifest, files)) = &restore {
-            // Phase two may not have happened before the failure: commit the epoch again.
-            let staged = files.staged_rows(manifest)?;
-            (self.committer())(manifest.checkpoint_id, staged)?;
-            if let Ok(mut history) = job.checkpoints.lock() {
-                history.latest_path = Some(files.checkpoint_dir(manifest.checkpoint_id).display().to_string());
-            }
+        if let Some((manifest, files)) = &restore
+            && let Ok(mut history) = job.checkpoints.lock()
+        {
+            history.latest_path = Some(files.checkpoint_dir(manifest.checkpoint_id).display().to_string());
         }
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let job_dir = self.job_dir();
@@ -401,7 +361,7 @@ impl JobRunner {
         // aborted attempt may still be writing into its directory (nothing waits for the writers of
         // a checkpoint that never completed), so each attempt has its own, and old ones go as far as
         // they can.
-        let snapshots = job_dir.join("snapshots");
+        let snapshots = job_dir.snapshots();
         if let Ok(entries) = std::fs::read_dir(&snapshots) {
             for entry in entries.flatten() {
                 if let Err(e) = std::fs::remove_dir_all(entry.path()) {
@@ -409,7 +369,7 @@ impl JobRunner {
                 }
             }
         }
-        let snapshots = snapshots.join(format!("attempt-{}", self.attempts.fetch_add(1, Ordering::Relaxed)));
+        let snapshots = job_dir.attempt_snapshots(self.attempts.fetch_add(1, Ordering::Relaxed));
         let built = builder::build_tasks(
             &job.graph,
             &builder::BuildContext {
@@ -433,24 +393,31 @@ impl JobRunner {
             (Some((m, files)), _) if files.root() == storage.root() => vec![m.clone()],
             _ => Vec::new(),
         };
-        let coordinator = CheckpointCoordinator {
+        let settings = job.settings.checkpoints.clone().unwrap_or_default();
+        let completer = CheckpointCompleter {
             job: job.name.clone(),
             job_sql: job.job_sql.clone(),
             operator_uids: job.graph.operators.iter().map(|o| o.uid.clone()).collect(),
             parallelism: job.settings.parallelism,
             backend: job.settings.state_backend.name().to_string(),
-            settings: job.settings.checkpoints.clone().unwrap_or_default(),
+            incremental: settings.incremental,
+            num_retained: settings.num_retained,
+            timeout: settings.timeout,
             storage,
+            committer: self.committer(),
+            history: job.checkpoints.clone(),
+            blocking: BlockingWork::default(),
+        };
+        let coordinator = CheckpointCoordinator {
+            settings,
+            completer: Arc::new(completer),
             triggers: built.triggers,
             events: events_rx,
             task_count: built.tasks.len(),
             next_id: restore.as_ref().map_or(1, |(m, _)| m.checkpoint_id + 1),
-            committer: self.committer(),
-            history: job.checkpoints.clone(),
             retained,
             periodic: job.settings.checkpoints.is_some(),
             requests: requests_rx,
-            blocking: BlockingWork::default(),
         };
         Ok(Attempt {
             tasks: built.tasks,
@@ -512,7 +479,7 @@ impl JobRunner {
         for task in attempt.tasks {
             set.spawn(task.run());
         }
-        let blocking = attempt.coordinator.blocking.clone();
+        let blocking = attempt.coordinator.completer.blocking.clone();
         set.spawn(attempt.coordinator.run());
         let end = loop {
             tokio::select! {

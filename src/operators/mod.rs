@@ -4,6 +4,7 @@ pub mod accumulator;
 pub mod grouping;
 pub mod session_window;
 pub mod stateless;
+pub mod testing;
 pub mod updating_aggregate;
 pub mod watermark;
 pub mod window_aggregate;
@@ -12,7 +13,21 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::error::{Error, Result};
+
+/// An operator's snapshot metadata as the manifest stores it (JSON; the struct's field names are
+/// the checkpoint format).
+pub fn encode_meta<T: Serialize>(meta: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(meta).map_err(|e| Error::internal(format!("cannot encode operator metadata: {e}")))
+}
+
+/// Reads back what `encode_meta` wrote; `operator` names the operator kind in the error.
+pub fn decode_meta<T: DeserializeOwned>(meta: &serde_json::Value, operator: &str) -> Result<T> {
+    T::deserialize(meta).map_err(|e| Error::internal(format!("{operator} checkpoint metadata is malformed: {e}")))
+}
 
 /// Rows a window or session firing emits in one step before it lets the task deliver them
 /// (`runtime::Operator::resume`): a watermark that closes millions of groups never has all of

@@ -14,13 +14,14 @@ use std::sync::Arc;
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::graph::{WindowAggregateSpec, WindowKind};
 use crate::message::{EventTime, Message};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::grouping::{GroupKey, Grouping};
-use crate::operators::{FIRE_STEP_ROWS, event_time_nanos};
+use crate::operators::{FIRE_STEP_ROWS, decode_meta, encode_meta, event_time_nanos};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::pending_files::PendingFiles;
@@ -33,6 +34,22 @@ struct Session {
     start: EventTime,
     end: EventTime,
     states: Vec<AccumulatorState>,
+}
+
+/// What a session window's snapshot records beside its state files (field names: the checkpoint
+/// format). The open sessions themselves are all in the backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionWindowMeta {
+    pub watermark: EventTime,
+}
+
+impl SessionWindowMeta {
+    /// Restored from several old subtasks (rescaling): the lowest watermark.
+    pub fn merged(parts: &[SessionWindowMeta]) -> Self {
+        SessionWindowMeta {
+            watermark: parts.iter().map(|p| p.watermark).min().unwrap_or(EventTime::MIN),
+        }
+    }
 }
 
 pub struct SessionWindowAggregate {
@@ -187,7 +204,7 @@ impl Operator for SessionWindowAggregate {
         Ok(Some(OperatorSnapshot {
             dir: dir.to_path_buf(),
             files,
-            meta: serde_json::json!({ "watermark": self.watermark }),
+            meta: encode_meta(&SessionWindowMeta { watermark: self.watermark })?,
         }))
     }
 
@@ -196,8 +213,7 @@ impl Operator for SessionWindowAggregate {
     /// snapshot hold only sessions that had ended (a loaded key stays cached until its sessions fire
     /// or it is spilled again): they are dropped.
     fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
-        let bad = || Error::internal("session window checkpoint metadata is malformed");
-        self.watermark = meta.get("watermark").and_then(|v| v.as_i64()).ok_or_else(bad)?;
+        self.watermark = decode_meta::<SessionWindowMeta>(meta, "session window")?.watermark;
         let mut stale = StateWriteBatch::default();
         for (key, value) in self.backend.scan(&[], &[0xff; 16])? {
             let open: Vec<Session> = decode_sessions(&value)?.into_iter().filter(|s| s.end > self.watermark).collect();

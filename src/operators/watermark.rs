@@ -5,11 +5,26 @@
 
 use datafusion::arrow::array::Array;
 use datafusion::arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::message::{EventTime, Message};
-use crate::operators::event_time_nanos;
+use crate::operators::{decode_meta, encode_meta, event_time_nanos};
 use crate::runtime::{Operator, OperatorSnapshot};
+
+/// What a watermark assigner's snapshot records (field names: the checkpoint format).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatermarkAssignerMeta {
+    /// The largest event time seen (none yet: `null`).
+    pub max_seen: Option<EventTime>,
+    /// The last watermark emitted.
+    #[serde(default = "no_watermark")]
+    pub emitted: EventTime,
+}
+
+fn no_watermark() -> EventTime {
+    EventTime::MIN
+}
 
 pub struct WatermarkAssigner {
     time_column: usize,
@@ -69,13 +84,17 @@ impl Operator for WatermarkAssigner {
         Ok(Some(OperatorSnapshot {
             dir: dir.to_path_buf(),
             files: Vec::new(),
-            meta: serde_json::json!({ "max_seen": self.max_seen, "emitted": self.emitted }),
+            meta: encode_meta(&WatermarkAssignerMeta {
+                max_seen: self.max_seen,
+                emitted: self.emitted,
+            })?,
         }))
     }
 
     fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
-        self.max_seen = meta.get("max_seen").and_then(|v| v.as_i64());
-        self.emitted = meta.get("emitted").and_then(|v| v.as_i64()).unwrap_or(EventTime::MIN);
+        let meta: WatermarkAssignerMeta = decode_meta(meta, "watermark assigner")?;
+        self.max_seen = meta.max_seen;
+        self.emitted = meta.emitted;
         Ok(())
     }
 

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::graph::{MAX_PARALLELISM, WindowAggregateSpec, WindowKind};
 use crate::message::{EventTime, Message};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::grouping::{GroupKey, Grouping};
-use crate::operators::{FIRE_STEP_ROWS, event_time_nanos};
+use crate::operators::{FIRE_STEP_ROWS, decode_meta, encode_meta, event_time_nanos};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::key::encode_time;
@@ -104,6 +105,29 @@ fn saturate(v: i128) -> i64 {
 /// The groups of one pane and their partial states. Shared (copy-on-write) with the snapshot writer
 /// of a checkpoint in progress, which is how the cache is captured without copying it at the barrier.
 type PaneGroups = HashMap<GroupKey, Vec<AccumulatorState>, ahash::RandomState>;
+
+/// What a window aggregate's snapshot records beside its state files. The field names are the
+/// checkpoint and savepoint format: renaming one breaks restoring older ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowAggregateMeta {
+    /// Pane ends with partials spilled to the backend.
+    pub spilled: BTreeSet<EventTime>,
+    /// The next spill's sequence number (spills of one pane are told apart by it).
+    pub spill_sequence: u32,
+    pub watermark: EventTime,
+}
+
+impl WindowAggregateMeta {
+    /// The metadata of a subtask restored from several old subtasks' state (rescaling): every
+    /// spilled pane, a sequence past all of theirs, and the lowest watermark.
+    pub fn merged(parts: &[WindowAggregateMeta]) -> Self {
+        WindowAggregateMeta {
+            spilled: parts.iter().flat_map(|p| p.spilled.iter().copied()).collect(),
+            spill_sequence: parts.iter().map(|p| p.spill_sequence).max().unwrap_or(0) + 1,
+            watermark: parts.iter().map(|p| p.watermark).min().unwrap_or(EventTime::MIN),
+        }
+    }
+}
 
 pub struct WindowAggregate {
     grouping: Grouping,
@@ -346,11 +370,11 @@ impl Operator for WindowAggregate {
         if !frozen.is_empty() {
             files.push(PendingFiles::cache_image(dir, move || spill_entries(&frozen, image_sequence))?);
         }
-        let meta = serde_json::json!({
-            "spilled": spilled,
-            "spill_sequence": self.spill_sequence,
-            "watermark": self.watermark,
-        });
+        let meta = encode_meta(&WindowAggregateMeta {
+            spilled,
+            spill_sequence: self.spill_sequence,
+            watermark: self.watermark,
+        })?;
         Ok(Some(OperatorSnapshot {
             dir: dir.to_path_buf(),
             files,
@@ -359,16 +383,10 @@ impl Operator for WindowAggregate {
     }
 
     fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
-        let bad = || Error::internal("window aggregate checkpoint metadata is malformed");
-        self.spilled = meta
-            .get("spilled")
-            .and_then(|v| v.as_array())
-            .ok_or_else(bad)?
-            .iter()
-            .map(|p| p.as_i64().ok_or_else(bad))
-            .collect::<Result<_>>()?;
-        self.spill_sequence = meta.get("spill_sequence").and_then(|v| v.as_u64()).ok_or_else(bad)? as u32;
-        self.watermark = meta.get("watermark").and_then(|v| v.as_i64()).ok_or_else(bad)?;
+        let meta: WindowAggregateMeta = decode_meta(meta, "window aggregate")?;
+        self.spilled = meta.spilled;
+        self.spill_sequence = meta.spill_sequence;
+        self.watermark = meta.watermark;
         Ok(())
     }
 

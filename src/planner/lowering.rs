@@ -17,9 +17,7 @@ use datafusion::logical_expr::{Aggregate, Cast, Expr, LogicalPlan, TableScan};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_expr::expressions::{Column as ColumnExpr, lit};
 
-use crate::catalog::{SourceDef, TableConnector, TableDef, schema_of};
-use crate::connectors::source_table::SourceTable;
-use crate::connectors::table_store::StoredTable;
+use crate::catalog::{Catalog, SourceDef, TableConnector, TableDef, schema_of};
 use crate::error::{Error, Result};
 use crate::graph::{
     AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, Edge, EdgeKind, JobGraph, OperatorNode, OperatorSpec, PhysicalExprRef,
@@ -57,7 +55,9 @@ struct Stream {
     changelog: Changelog,
 }
 
-pub struct Lowering {
+pub struct Lowering<'a> {
+    /// Where scans find their sources.
+    catalog: &'a Catalog,
     parallelism: usize,
     operators: Vec<OperatorNode>,
     edges: Vec<Edge>,
@@ -66,8 +66,9 @@ pub struct Lowering {
 }
 
 /// Lowers the SELECT of `INSERT INTO table SELECT ...` into a job graph writing `table`.
-pub fn lower_job(plan: &LogicalPlan, table: &TableDef, parallelism: usize) -> Result<JobGraph> {
+pub fn lower_job(plan: &LogicalPlan, catalog: &Catalog, table: &TableDef, parallelism: usize) -> Result<JobGraph> {
     let mut lowering = Lowering {
+        catalog,
         parallelism,
         operators: Vec::new(),
         edges: Vec::new(),
@@ -120,7 +121,7 @@ fn unsupported_plan(plan: &LogicalPlan) -> Error {
     Error::unsupported(format!("{what} is not supported in a job yet"))
 }
 
-impl Lowering {
+impl Lowering<'_> {
     /// A stable uid: derived from the operator's role and what it computes, not its position, so
     /// that state still matches when a query is changed around a stateful operator.
     fn uid_for(&mut self, spec: &OperatorSpec, index: usize) -> String {
@@ -133,7 +134,7 @@ impl Lowering {
             },
             OperatorSpec::Sink(sink) => format!("{kind}-{}", sink.table.name),
             OperatorSpec::WindowAggregate(_) | OperatorSpec::UpdatingAggregate(_) => match self.uid_basis.take() {
-                Some(basis) => format!("{kind}-{:08x}", crate::state::key::stable_hash(basis.as_bytes()) as u32),
+                Some(basis) => format!("{kind}-{:08x}", crate::partition::stable_hash(basis.as_bytes()) as u32),
                 None => format!("{kind}-{index}"),
             },
             OperatorSpec::Filter { .. } | OperatorSpec::Project { .. } => format!("{kind}-{index}"),
@@ -249,11 +250,14 @@ impl Lowering {
 
     fn scan(&mut self, scan: &TableScan) -> Result<Stream> {
         let provider = source_as_provider(&scan.source)?;
-        let (def, window): (SourceDef, Option<WindowKind>) = if let Some(source) = provider.downcast_ref::<SourceTable>() {
-            (source.def.clone(), None)
-        } else if let Some(windowed) = provider.downcast_ref::<WindowTableProvider>() {
+        // A scan is resolved by its name in the catalog; the window functions' provider carries
+        // its source and window.
+        let name = scan.table_name.table();
+        let (def, window): (SourceDef, Option<WindowKind>) = if let Some(windowed) = provider.downcast_ref::<WindowTableProvider>() {
             (windowed.source.clone(), Some(windowed.window))
-        } else if provider.downcast_ref::<StoredTable>().is_some() {
+        } else if let Some(source) = self.catalog.sources.get(name) {
+            (source.clone(), None)
+        } else if self.catalog.tables.contains_key(name) {
             return Err(Error::unsupported(format!(
                 "reading the result table '{}' in a job is not supported yet; jobs read sources",
                 scan.table_name

@@ -13,7 +13,7 @@ use datafusion::execution::context::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use sqlparser::ast::{Insert, Statement as SqlStatement, TableObject};
 
-use crate::catalog::TableDef;
+use crate::catalog::{Catalog, TableDef};
 use crate::error::{Error, Result};
 use crate::graph::JobGraph;
 use crate::planner::statement::normalize;
@@ -38,7 +38,7 @@ pub fn insert_target(insert: &Insert) -> Result<String> {
 }
 
 /// Plans `INSERT INTO table SELECT ...` as a job graph of the given parallelism.
-pub async fn plan_job(ctx: &SessionContext, insert: &Insert, table: &TableDef, parallelism: usize) -> Result<JobGraph> {
+pub async fn plan_job(ctx: &SessionContext, catalog: &Catalog, insert: &Insert, table: &TableDef, parallelism: usize) -> Result<JobGraph> {
     if !insert.columns.is_empty() {
         return Err(Error::unsupported(
             "INSERT with a column list is not supported in a job yet; select the table's columns in order",
@@ -58,5 +58,5 @@ pub async fn plan_job(ctx: &SessionContext, insert: &Insert, table: &TableDef, p
             "a job cannot run a correlated subquery row by row; join the tables instead",
         ));
     }
-    lowering::lower_job(&plan, table, parallelism)
+    lowering::lower_job(&plan, catalog, table, parallelism)
 }

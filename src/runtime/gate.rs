@@ -1,5 +1,7 @@
 //! `InputGate`: the merged input of a task with several upstream channels. It keeps one watermark
-//! per channel and emits their minimum when it advances, ends when every channel has ended, and
+//! per channel and emits their minimum when it advances (channels that declared themselves idle do
+//! not count; when all are idle the gate passes on the highest watermark and `Idle`), ends when
+//! every channel has ended, and
 //! aligns barriers (the `BarrierAligner` part): in exactly-once mode a channel that delivered
 //! barrier n is blocked until every channel has, then barrier n is emitted once; at-least-once only
 //! counts barriers and never blocks.
@@ -69,7 +71,11 @@ impl BarrierAligner {
 pub struct InputGate {
     channels: Vec<Receiver<Message>>,
     watermarks: Vec<EventTime>,
+    /// Channels that sent `Idle` and nothing since.
+    idle: Vec<bool>,
     ended: Vec<bool>,
+    /// Whether the gate told its task that every channel is idle (and nothing arrived since).
+    idle_emitted: bool,
     /// The last watermark emitted (minimum over channels).
     current_watermark: EventTime,
     /// Round-robin start, so a busy channel cannot starve the others.
@@ -86,7 +92,9 @@ impl InputGate {
         InputGate {
             channels,
             watermarks: vec![EventTime::MIN; n],
+            idle: vec![false; n],
             ended: vec![false; n],
+            idle_emitted: false,
             current_watermark: EventTime::MIN,
             next: 0,
             end_emitted: false,
@@ -107,6 +115,11 @@ impl InputGate {
                 return (!std::mem::replace(&mut self.end_emitted, true)).then_some(Message::End);
             }
             let (index, message) = self.recv_any().await?;
+            if matches!(message, Message::Data(_) | Message::Watermark(_)) {
+                // An idle channel is active again; it holds the watermark back from now on.
+                self.idle[index] = false;
+                self.idle_emitted = false;
+            }
             match message {
                 Message::Data(_) | Message::LatencyMarker(_) => return Some(message),
                 Message::Barrier(barrier) => {
@@ -119,6 +132,28 @@ impl InputGate {
                     }
                     if let Some(advanced) = self.advance_watermark() {
                         return Some(Message::Watermark(advanced));
+                    }
+                }
+                Message::Idle => {
+                    self.idle[index] = true;
+                    if let Some(advanced) = self.advance_watermark() {
+                        return Some(Message::Watermark(advanced));
+                    }
+                    let all_idle = self.idle.iter().zip(&self.ended).all(|(idle, ended)| *idle || *ended);
+                    if all_idle {
+                        // No channel will advance now, so the highest watermark any open channel
+                        // reached is passed on (Flink's StatusWatermarkValve does the same).
+                        let highest = (0..self.watermarks.len())
+                            .filter(|c| !self.ended[*c])
+                            .map(|c| self.watermarks[c])
+                            .max();
+                        if let Some(highest) = highest.filter(|w| *w > self.current_watermark) {
+                            self.current_watermark = highest;
+                            self.ready.push_back(Message::Watermark(highest));
+                        }
+                        if !std::mem::replace(&mut self.idle_emitted, true) {
+                            self.ready.push_back(Message::Idle);
+                        }
                     }
                 }
                 Message::End => {
@@ -137,8 +172,16 @@ impl InputGate {
         }
     }
 
+    /// The minimum watermark over the active channels, if it advanced. With every channel idle
+    /// nothing advances: the watermark waits for a channel to become active again.
     fn advance_watermark(&mut self) -> Option<EventTime> {
-        let min = self.watermarks.iter().copied().min().unwrap_or(EventTime::MIN);
+        let min = self
+            .watermarks
+            .iter()
+            .zip(&self.idle)
+            .filter(|(_, idle)| !**idle)
+            .map(|(w, _)| *w)
+            .min()?;
         (min > self.current_watermark).then(|| {
             self.current_watermark = min;
             min
@@ -207,6 +250,36 @@ mod tests {
         }
         // 5 once both channels reported, 20 when a ended (b at 20), then End.
         assert_eq!(seen, vec![5, 20, -1]);
+    }
+
+    #[tokio::test]
+    async fn idle_channel_does_not_hold_the_watermark_back_until_it_is_active_again() {
+        let (a_tx, a_rx) = channel(16);
+        let (b_tx, b_rx) = channel(16);
+        let mut gate = InputGate::new(vec![a_rx, b_rx], Alignment::Aligned);
+        a_tx.send(Message::Watermark(10)).await.unwrap();
+        b_tx.send(Message::Idle).await.unwrap();
+        // b idle: a alone decides.
+        a_tx.send(Message::Watermark(20)).await.unwrap();
+        // b active again at 15: no advance until a and b are both past 20.
+        b_tx.send(Message::Watermark(15)).await.unwrap();
+        a_tx.send(Message::Watermark(30)).await.unwrap();
+        b_tx.send(Message::Watermark(25)).await.unwrap();
+        // 30 waits for b. Both idle: the highest watermark (a's 30) is passed on, then idle, once.
+        a_tx.send(Message::Idle).await.unwrap();
+        b_tx.send(Message::Idle).await.unwrap();
+        a_tx.send(Message::End).await.unwrap();
+        b_tx.send(Message::End).await.unwrap();
+        let mut seen = Vec::new();
+        while let Some(m) = gate.next().await {
+            match m {
+                Message::Watermark(w) => seen.push(w.to_string()),
+                Message::Idle => seen.push("idle".into()),
+                Message::End => break,
+                _ => {}
+            }
+        }
+        assert_eq!(seen, ["10", "20", "25", "30", "idle"]);
     }
 
     #[test]

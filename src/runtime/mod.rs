@@ -66,7 +66,7 @@ pub fn dispatch(op: &mut dyn Operator, message: Message, out: &mut Vec<Message>)
     match message {
         Message::Data(batch) => op.process(batch, out),
         Message::Watermark(w) => op.on_watermark(w, out),
-        Message::Barrier(_) | Message::LatencyMarker(_) => {
+        Message::Barrier(_) | Message::LatencyMarker(_) | Message::Idle => {
             out.push(message);
             Ok(())
         }
@@ -86,6 +86,10 @@ pub type SourcePosition = serde_json::Value;
 pub trait Source: Send {
     /// The next batch, or `None` when bounded input is exhausted. Unbounded sources wait (and pace
     /// themselves) here.
+    ///
+    /// Must be cancel-safe: the task drops the call when a checkpoint barrier arrives first (or
+    /// the idle timeout passes) and calls again later, so a call that did not return must not have
+    /// consumed any input. Wait first, then take the rows.
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>>;
     /// Where the next batch would start.
     fn position(&self) -> SourcePosition;

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use crate::data_dir::operator_snapshot_dir;
 use crate::error::{Error, Result};
+use crate::graph::SubtaskId;
 use crate::message::{Barrier, BarrierKind, FINAL_WATERMARK, Message};
 use crate::runtime::exchange::ChannelOutput;
 use crate::runtime::gate::InputGate;
@@ -20,8 +22,12 @@ use crate::runtime::{Operator, OperatorSnapshot, Sink, Source, SourcePosition, d
 pub enum TaskInput {
     Source {
         source: Box<dyn Source>,
-        /// Checkpoint triggers from the coordinator; each becomes a barrier before the next batch.
+        /// Checkpoint triggers from the coordinator. A trigger interrupts a source that waits for
+        /// input (its `next_batch` is cancel-safe) and becomes a barrier at once.
         triggers: Option<UnboundedReceiver<Barrier>>,
+        /// `table.exec.source.idle-timeout`: after this long without a batch the task tells
+        /// downstream that it is idle.
+        idle_timeout: Option<Duration>,
     },
     Gate(InputGate),
 }
@@ -36,12 +42,12 @@ pub enum TaskOutput {
 pub struct TaskAck {
     pub checkpoint_id: u64,
     pub task: usize,
-    /// Snapshots of the chain's stateful operators: (uid, subtask, snapshot).
-    pub operators: Vec<(String, usize, OperatorSnapshot)>,
-    /// Where the source was when it emitted the barrier: (uid, subtask, position).
-    pub source: Option<(String, usize, SourcePosition)>,
-    /// Rows the sink staged since the previous barrier: (uid, subtask, rows).
-    pub sink: Option<(String, usize, Vec<RecordBatch>)>,
+    /// Snapshots of the chain's stateful operators.
+    pub operators: Vec<(SubtaskId, OperatorSnapshot)>,
+    /// Where the source was when it emitted the barrier.
+    pub source: Option<(SubtaskId, SourcePosition)>,
+    /// Rows the sink staged since the previous barrier.
+    pub sink: Option<(SubtaskId, Vec<RecordBatch>)>,
     /// Time spent in the task taking the snapshot (the synchronous part).
     pub sync_duration: Duration,
 }
@@ -55,8 +61,8 @@ pub enum TaskEvent {
     /// A sink reports the rows it staged after the last barrier, committed when the job ends.
     Finished {
         task: usize,
-        source: Option<(String, usize, SourcePosition)>,
-        sink: Option<(String, usize, Vec<RecordBatch>)>,
+        source: Option<(SubtaskId, SourcePosition)>,
+        sink: Option<(SubtaskId, Vec<RecordBatch>)>,
     },
 }
 
@@ -92,25 +98,42 @@ impl Task {
     }
 
     async fn run_loop(&mut self) -> Result<()> {
+        // A source task's idleness: when it last produced a batch, and whether it said it is idle.
+        let mut last_batch = tokio::time::Instant::now();
+        let mut idle = false;
         loop {
             let mut inputs = Vec::new();
             let mut position_at_barrier = None;
             match &mut self.input {
                 // After a stop-with-savepoint barrier the source emits nothing; the job is stopped next.
                 TaskInput::Source { .. } if self.stopped_at_savepoint => std::future::pending::<()>().await,
-                TaskInput::Source { source, triggers } => {
-                    if let Some(barrier) = triggers.as_mut().and_then(|t| t.try_recv().ok()) {
-                        self.stopped_at_savepoint = barrier.kind == BarrierKind::StopSavepoint;
-                        position_at_barrier = Some(source.position());
-                        inputs.push(Message::Barrier(barrier));
-                    } else {
-                        match source.next_batch().await? {
+                TaskInput::Source {
+                    source,
+                    triggers,
+                    idle_timeout,
+                } => {
+                    let idle_at = idle_timeout.filter(|_| !idle).map(|t| last_batch + t);
+                    tokio::select! {
+                        // Barriers first: a fast source must not delay checkpoints either.
+                        biased;
+                        barrier = next_trigger(triggers) => {
+                            self.stopped_at_savepoint = barrier.kind == BarrierKind::StopSavepoint;
+                            position_at_barrier = Some(source.position());
+                            inputs.push(Message::Barrier(barrier));
+                        }
+                        batch = source.next_batch() => match batch? {
                             Some(batch) => {
                                 self.metrics.add_rows_in(batch.num_rows());
                                 inputs.push(Message::Data(batch));
+                                last_batch = tokio::time::Instant::now();
+                                idle = false;
                             }
                             // Bounded input is exhausted: the final watermark fires every window.
                             None => inputs.extend([Message::Watermark(FINAL_WATERMARK), Message::End]),
+                        },
+                        () = sleep_until(idle_at) => {
+                            idle = true;
+                            inputs.push(Message::Idle);
                         }
                     }
                 }
@@ -156,19 +179,19 @@ impl Task {
     fn checkpoint(&mut self, barrier: Barrier, position: Option<SourcePosition>) -> Result<()> {
         let Some(cp) = &self.checkpointing else { return Ok(()) };
         let started = Instant::now();
-        let dir = cp.local_dir.join(format!("chk-{}", barrier.checkpoint_id));
         let mut operators = Vec::new();
         for (op, uid) in self.chain.iter_mut().zip(&cp.chain_uids) {
-            if let Some(snapshot) = op.snapshot(&dir.join(format!("{uid}-{}", cp.subtask)))? {
-                operators.push((uid.clone(), cp.subtask, snapshot));
+            let dir = operator_snapshot_dir(&cp.local_dir, barrier.checkpoint_id, uid, cp.subtask);
+            if let Some(snapshot) = op.snapshot(&dir)? {
+                operators.push((SubtaskId::new(uid.clone(), cp.subtask), snapshot));
             }
         }
         let sink = match (&mut self.output, &cp.sink_uid) {
-            (TaskOutput::Sink(sink), Some(uid)) => Some((uid.clone(), cp.subtask, sink.prepare_commit()?)),
+            (TaskOutput::Sink(sink), Some(uid)) => Some((SubtaskId::new(uid.clone(), cp.subtask), sink.prepare_commit()?)),
             _ => None,
         };
         let source = match (position, &cp.source_uid) {
-            (Some(position), Some(uid)) => Some((uid.clone(), cp.subtask, position)),
+            (Some(position), Some(uid)) => Some((SubtaskId::new(uid.clone(), cp.subtask), position)),
             _ => None,
         };
         let ack = TaskAck {
@@ -187,11 +210,11 @@ impl Task {
     fn report_finished(&mut self) -> Result<()> {
         let Some(cp) = &self.checkpointing else { return Ok(()) };
         let source = match (&self.input, &cp.source_uid) {
-            (TaskInput::Source { source, .. }, Some(uid)) => Some((uid.clone(), cp.subtask, source.position())),
+            (TaskInput::Source { source, .. }, Some(uid)) => Some((SubtaskId::new(uid.clone(), cp.subtask), source.position())),
             _ => None,
         };
         let sink = match (&mut self.output, &cp.sink_uid) {
-            (TaskOutput::Sink(sink), Some(uid)) => Some((uid.clone(), cp.subtask, sink.prepare_commit()?)),
+            (TaskOutput::Sink(sink), Some(uid)) => Some((SubtaskId::new(uid.clone(), cp.subtask), sink.prepare_commit()?)),
             _ => None,
         };
         let _ = cp.events.send(TaskEvent::Finished {
@@ -214,10 +237,29 @@ impl Task {
                     self.metrics.window_latency.record(closed_at.elapsed());
                     Ok(())
                 }
-                Message::Watermark(_) | Message::Barrier(_) => Ok(()),
+                Message::Watermark(_) | Message::Barrier(_) | Message::Idle => Ok(()),
                 Message::End => sink.finish(),
             },
         }
+    }
+}
+
+/// The next checkpoint trigger; never resolves without a trigger channel or once the coordinator
+/// is gone (the job is being torn down then).
+async fn next_trigger(triggers: &mut Option<UnboundedReceiver<Barrier>>) -> Barrier {
+    if let Some(triggers) = triggers
+        && let Some(barrier) = triggers.recv().await
+    {
+        return barrier;
+    }
+    std::future::pending().await
+}
+
+/// Sleeps until `deadline`; never resolves without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

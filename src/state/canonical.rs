@@ -15,6 +15,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use super::{StateBackend, StateWriteBatch};
 use crate::error::{Error, Result};
+use crate::fs::sync_buffered;
 
 /// File name of an operator's cache image in its snapshot directory: entries the operator held in
 /// memory at the barrier, loaded into the backend when the snapshot is restored.
@@ -38,15 +39,6 @@ pub fn write_ipc_file(path: &Path, schema: &Schema, batches: impl IntoIterator<I
     }
     writer.finish()?;
     sync_buffered(writer.into_inner()?, path)
-}
-
-/// Flushes a buffered file and fsyncs it.
-pub fn sync_buffered(writer: BufWriter<File>, path: &Path) -> Result<()> {
-    writer
-        .into_inner()
-        .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?
-        .sync_all()?;
-    Ok(())
 }
 
 /// Writes `entries` (keys start with their key group) as a canonical state file.

@@ -10,7 +10,8 @@ pub mod rocksdb;
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+pub use crate::settings::StateBackendKind;
 use pending_files::PendingFiles;
 
 /// One change in a `StateWriteBatch`.
@@ -88,24 +89,8 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// `state.backend.type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateBackendKind {
-    RocksDb,
-    HashMap,
-}
-
+/// Opening backends of a kind (the kind itself is a setting).
 impl StateBackendKind {
-    pub fn parse(value: &str) -> Result<Self> {
-        match value.to_ascii_lowercase().as_str() {
-            "rocksdb" => Ok(StateBackendKind::RocksDb),
-            "hashmap" | "memory" => Ok(StateBackendKind::HashMap),
-            other => Err(Error::invalid(format!(
-                "state.backend.type '{other}' is unknown; use 'rocksdb' or 'hashmap'"
-            ))),
-        }
-    }
-
     /// Opens an empty backend; `dir` is where a RocksDB instance keeps its files.
     pub fn open(self, dir: &Path) -> Result<Box<dyn StateBackend>> {
         match self {
@@ -126,12 +111,5 @@ impl StateBackendKind {
         let images: Vec<PathBuf> = images.into_iter().map(|(path, _)| path).collect();
         canonical::load(&images, |_| true, backend.as_mut())?;
         Ok(backend)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            StateBackendKind::RocksDb => "rocksdb",
-            StateBackendKind::HashMap => "hashmap",
-        }
     }
 }

@@ -6,6 +6,18 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use ::pgwire::api::auth::noop::NoopStartupHandler;
+use ::pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use ::pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
+use ::pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler};
+use ::pgwire::api::portal::{Format, Portal};
+use ::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use ::pgwire::api::results::{DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag};
+use ::pgwire::api::stmt::{NoopQueryParser, StoredStatement};
+use ::pgwire::api::store::PortalStore;
+use ::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager, PgWireServerHandlers, Type};
+use ::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use ::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use async_trait::async_trait;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array,
@@ -18,24 +30,13 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use futures::stream;
-use pgwire::api::auth::noop::NoopStartupHandler;
-use pgwire::api::auth::sasl::SASLAuthStartupHandler;
-use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
-use pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler};
-use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::api::stmt::{NoopQueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager, PgWireServerHandlers, Type};
-use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 
-use crate::database::Database;
+use crate::engine::database::Database;
+use crate::engine::postgres_types::pg_type;
+use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
 use crate::format::cell_text;
-use crate::session::{Output, Session};
 
 /// One connection: its own session over the shared database.
 pub struct Connection {
@@ -81,25 +82,6 @@ impl Connection {
 }
 
 impl NoopStartupHandler for Connection {}
-
-/// The Postgres type a column is sent as.
-pub(crate) fn pg_type(data_type: &DataType) -> Type {
-    match data_type {
-        DataType::Boolean => Type::BOOL,
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
-        DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 | DataType::UInt32 => Type::INT8,
-        DataType::UInt64 => Type::INT8,
-        DataType::Float16 | DataType::Float32 => Type::FLOAT4,
-        DataType::Float64 => Type::FLOAT8,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
-        DataType::Date32 | DataType::Date64 => Type::DATE,
-        DataType::Timestamp(_, None) => Type::TIMESTAMP,
-        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
-        DataType::Interval(_) => Type::INTERVAL,
-        _ => Type::VARCHAR,
-    }
-}
 
 /// Encodes result rows for the client, in text or binary per column as it asked.
 fn encode_rows(schema: &SchemaRef, batches: &[RecordBatch], format: &Format) -> PgWireResult<Response> {
@@ -510,7 +492,7 @@ pub struct ServeOptions {
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
-fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<pgwire::tokio::TlsAcceptor> {
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<::pgwire::tokio::TlsAcceptor> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     use tokio_rustls::rustls;
@@ -526,7 +508,7 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<pgwire:
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
         .map_err(|e| Error::invalid(format!("TLS certificate and key do not fit: {e}")))?;
-    Ok(pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
+    Ok(::pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// A FATAL ErrorResponse written by hand: sent before the startup handshake, to refuse a connection.
@@ -592,7 +574,7 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
                 };
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+                    if let Err(e) = ::pgwire::tokio::process_socket(socket, tls, handlers).await {
                         tracing::info!("connection from {peer} ended: {e}");
                     }
                     drop(slot);
@@ -600,27 +582,9 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
             }
                         _ = shutdown_signal() => {
                 println!("weir: shutting down");
-                final_checkpoints(&db).await;
+                db.shutdown().await;
                 return Ok(());
             }
-        }
-    }
-}
-
-/// On shutdown, every running job with checkpointing takes a last checkpoint, so a restart resumes
-/// from where it stopped instead of from the last periodic one.
-async fn final_checkpoints(db: &Database) {
-    let Ok(snapshots) = db.jobs().snapshots() else { return };
-    for snapshot in snapshots.into_iter().filter(|s| s.status == crate::catalog::JobStatus::Running) {
-        let Ok(Some(job)) = db.jobs().get(&snapshot.name) else { continue };
-        if job.settings.checkpoints.is_none() {
-            continue;
-        }
-        let request = job.request_checkpoint(crate::checkpoint::coordinator::RequestKind::Checkpoint);
-        match tokio::time::timeout(std::time::Duration::from_secs(30), request).await {
-            Ok(Ok(done)) => println!("weir: job {} checkpointed ({})", snapshot.name, done.path.display()),
-            Ok(Err(e)) => eprintln!("weir: job {}: no final checkpoint: {e}", snapshot.name),
-            Err(_) => eprintln!("weir: job {}: final checkpoint timed out", snapshot.name),
         }
     }
 }

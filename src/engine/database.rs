@@ -10,8 +10,10 @@ use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
 use crate::catalog::{Catalog, JobStatus};
-use crate::connectors::source_table::SourceTable;
-use crate::connectors::table_store::{StoredTable, TableStore};
+use crate::connectors::table_store::TableStore;
+use crate::data_dir::DataDir;
+use crate::engine::providers::source_table::SourceTable;
+use crate::engine::providers::stored_table::StoredTable;
 use crate::error::{Error, Result};
 use crate::job::{JobManager, JobSettings};
 use crate::planner::statement::{Statement, parse_statements};
@@ -59,7 +61,6 @@ impl Database {
         insert_sql: &str,
         options: &BTreeMap<String, String>,
     ) -> Result<(crate::graph::JobGraph, JobSettings)> {
-        let settings = JobSettings::from_options(options)?;
         let insert = match parse_statements(insert_sql)?.into_iter().next() {
             Some(Statement::Query(statement)) => match *statement {
                 sqlparser::ast::Statement::Insert(insert) => insert,
@@ -67,15 +68,39 @@ impl Database {
             },
             _ => return Err(Error::syntax("a job runs INSERT INTO <table> SELECT ...")),
         };
-        let target = insert_target(&insert)?;
-        let table = self
-            .catalog()?
-            .tables
-            .get(&target)
-            .cloned()
-            .ok_or_else(|| Error::not_found("table", &target))?;
-        let graph = settings.pin_uids(plan_job(&self.ctx, &insert, &table, settings.parallelism).await?)?;
+        self.plan_insert(&insert, options).await
+    }
+
+    /// Plans a job's `INSERT INTO ... SELECT ...` with its settings (parsed here, once).
+    pub(crate) async fn plan_insert(
+        &self,
+        insert: &sqlparser::ast::Insert,
+        options: &BTreeMap<String, String>,
+    ) -> Result<(crate::graph::JobGraph, JobSettings)> {
+        let settings = JobSettings::from_options(options)?;
+        let target = insert_target(insert)?;
+        let catalog = self.catalog_snapshot()?;
+        let table = catalog.tables.get(&target).ok_or_else(|| Error::not_found("table", &target))?;
+        let graph = settings.pin_uids(plan_job(&self.ctx, &catalog, insert, table, settings.parallelism).await?)?;
         Ok((graph, settings))
+    }
+
+    /// On shutdown, every running job with checkpointing takes a last checkpoint, so a restart resumes
+    /// from where it stopped instead of from the last periodic one.
+    pub async fn shutdown(&self) {
+        let Ok(snapshots) = self.jobs().snapshots() else { return };
+        for snapshot in snapshots.into_iter().filter(|s| s.status == crate::catalog::JobStatus::Running) {
+            let Ok(Some(job)) = self.jobs().get(&snapshot.name) else { continue };
+            if job.settings.checkpoints.is_none() {
+                continue;
+            }
+            let request = job.request_checkpoint(crate::checkpoint::coordinator::RequestKind::Checkpoint);
+            match tokio::time::timeout(std::time::Duration::from_secs(30), request).await {
+                Ok(Ok(done)) => println!("weir: job {} checkpointed ({})", snapshot.name, done.path.display()),
+                Ok(Err(e)) => eprintln!("weir: job {}: no final checkpoint: {e}", snapshot.name),
+                Err(_) => eprintln!("weir: job {}: final checkpoint timed out", snapshot.name),
+            }
+        }
     }
 
     /// Loads the catalog and registers everything; returns the jobs to resume.
@@ -104,7 +129,7 @@ impl Database {
         }
         catalog.save(&data_dir)?;
         let catalog = Arc::new(RwLock::new(catalog));
-        let table_store = TableStore::open(&data_dir.join("tables"))?;
+        let table_store = TableStore::open(&DataDir::new(&data_dir).tables())?;
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         ctx.remove_optimizer_rule(SINGLE_DISTINCT_RULE);
@@ -142,8 +167,13 @@ impl Database {
         };
         db.register_all()?;
         let db = Arc::new(db);
-        crate::system_tables::register(&db)?;
+        crate::engine::system_tables::register(&db)?;
         Ok((db, resumable))
+    }
+
+    /// The paths of everything under the data directory.
+    pub fn paths(&self) -> DataDir {
+        DataDir::new(&self.data_dir)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -179,7 +209,7 @@ impl Database {
             *catalog = before;
             return Err(e);
         }
-        crate::system_tables::pg_catalog::refresh(&self.ctx, &catalog)?;
+        crate::engine::system_tables::pg_catalog::refresh(&self.ctx, &catalog)?;
         Ok(value)
     }
 
@@ -195,6 +225,6 @@ impl Database {
                 Arc::new(StoredTable::new(table.clone(), self.table_store.clone())?),
             )?;
         }
-        crate::system_tables::pg_catalog::refresh(&self.ctx, &catalog)
+        crate::engine::system_tables::pg_catalog::refresh(&self.ctx, &catalog)
     }
 }

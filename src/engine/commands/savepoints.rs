@@ -1,114 +1,25 @@
-//! The job lifecycle in SQL: SAVEPOINT / STOP / CANCEL / RESTORE JOB and the savepoint catalog
-//! (SHOW / DESCRIBE / DROP SAVEPOINT). A front end of the job manager, next to `session`.
+//! Savepoints in SQL: SAVEPOINT JOB, RESTORE JOB (state matched by operator uid) and the savepoint
+//! catalog (SHOW / DESCRIBE / DROP SAVEPOINT).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::arrow::record_batch::RecordBatch;
-
 use crate::catalog::{JobDef, JobStatus, SavepointDef, SavepointFormat};
 use crate::checkpoint::coordinator::RequestKind;
 use crate::checkpoint::manifest::CheckpointManifest;
+use crate::checkpoint::restore::{match_state, restore_problem};
 use crate::checkpoint::savepoint;
 use crate::checkpoint::storage::CheckpointStorage;
+use crate::engine::commands::row_table;
+use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
-use crate::graph::{JobGraph, OperatorSpec};
+use crate::graph::JobGraph;
 use crate::job::JobSettings;
-use crate::job::settings::CheckpointRetention;
 use crate::planner::statement::{RestoreFrom, RestoreJob};
-use crate::session::{Output, Session};
 
 /// Setting for where savepoints go by default.
 pub const SAVEPOINT_DIR: &str = "execution.checkpointing.savepoint-dir";
-
-fn table(names: &[&str], rows: &[Vec<String>]) -> Result<Output> {
-    let schema = Arc::new(Schema::new(
-        names.iter().map(|n| Field::new(*n, DataType::Utf8, true)).collect::<Vec<_>>(),
-    ));
-    let columns: Vec<ArrayRef> = (0..names.len())
-        .map(|c| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[c].as_str()))) as ArrayRef)
-        .collect();
-    Ok(Output::Rows {
-        schema: schema.clone(),
-        batches: vec![RecordBatch::try_new(schema, columns)?],
-    })
-}
-
-/// Operators whose state a checkpoint holds (sources and sinks carry positions and staged rows).
-fn stateful_uids(graph: &JobGraph) -> Vec<String> {
-    graph
-        .operators
-        .iter()
-        .filter(|o| {
-            matches!(
-                o.spec,
-                OperatorSpec::WindowAggregate(_) | OperatorSpec::UpdatingAggregate(_) | OperatorSpec::WatermarkAssigner(_)
-            )
-        })
-        .map(|o| o.uid.clone())
-        .collect()
-}
-
-/// How the state of a savepoint maps onto a new plan.
-struct StateMatch {
-    matched: Vec<(String, u64)>,
-    dropped: Vec<(String, u64)>,
-    new: Vec<String>,
-}
-
-fn match_state(manifest: &CheckpointManifest, graph: &JobGraph) -> StateMatch {
-    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
-    for op in &manifest.operators {
-        *sizes.entry(op.uid.clone()).or_default() += op.files.iter().map(|f| f.size).sum::<u64>();
-    }
-    let planned = stateful_uids(graph);
-    StateMatch {
-        matched: sizes
-            .iter()
-            .filter(|(uid, _)| planned.contains(uid))
-            .map(|(u, s)| (u.clone(), *s))
-            .collect(),
-        dropped: sizes
-            .iter()
-            .filter(|(uid, _)| !planned.contains(uid))
-            .map(|(u, s)| (u.clone(), *s))
-            .collect(),
-        new: planned.into_iter().filter(|uid| !sizes.contains_key(uid)).collect(),
-    }
-}
-
-/// Why a restore cannot work, checked before anything runs.
-fn restore_problem(manifest: &CheckpointManifest, graph: &JobGraph, settings: &JobSettings, allow_non_restored: bool) -> Option<String> {
-    let state = match_state(manifest, graph);
-    if !state.dropped.is_empty() && !allow_non_restored {
-        let names: Vec<&str> = state.dropped.iter().map(|(u, _)| u.as_str()).collect();
-        return Some(format!(
-            "the savepoint holds state for operator(s) {} that the new plan does not have; add ALLOW NON RESTORED STATE to drop it",
-            names.join(", ")
-        ));
-    }
-    let native = manifest.operators.iter().any(|o| o.backend != savepoint::CANONICAL);
-    if native && manifest.parallelism != settings.parallelism {
-        return Some(format!(
-            "a native savepoint restores only at its own parallelism ({}); take a canonical savepoint to rescale to {}",
-            manifest.parallelism, settings.parallelism
-        ));
-    }
-    if let Some(op) = manifest
-        .operators
-        .iter()
-        .find(|o| o.backend != savepoint::CANONICAL && o.backend != settings.state_backend.name())
-    {
-        return Some(format!(
-            "a native savepoint of '{}' state restores only into state.backend.type '{}'; take a canonical savepoint to switch",
-            op.backend, op.backend
-        ));
-    }
-    None
-}
 
 impl Session {
     fn savepoint_dir(&self, dir: Option<String>) -> Result<PathBuf> {
@@ -119,12 +30,18 @@ impl Session {
         Ok(settings
             .get(SAVEPOINT_DIR)
             .map(PathBuf::from)
-            .unwrap_or_else(|| self.database().data_dir().join("savepoints")))
+            .unwrap_or_else(|| self.database().paths().savepoints()))
     }
 
     /// Takes a savepoint of a running job and records it in the catalog.
     /// `stop`: the job's sources emit nothing after the savepoint (the caller stops the job next).
-    async fn take_savepoint(&self, job: &str, dir: Option<String>, options: &BTreeMap<String, String>, stop: bool) -> Result<SavepointDef> {
+    pub(crate) async fn take_savepoint(
+        &self,
+        job: &str,
+        dir: Option<String>,
+        options: &BTreeMap<String, String>,
+        stop: bool,
+    ) -> Result<SavepointDef> {
         let mut format = SavepointFormat::Canonical;
         for (key, value) in options {
             match key.as_str() {
@@ -173,15 +90,8 @@ impl Session {
         Ok(def)
     }
 
-    fn job_missing(&self, job: &str) -> Error {
-        match self.database().catalog_snapshot().map(|c| c.jobs.get(job).map(|j| j.status)) {
-            Ok(Some(status)) => Error::invalid_state(format!("job '{job}' is {}, not RUNNING", status.name())),
-            _ => Error::not_found("job", job),
-        }
-    }
-
-    fn savepoint_row(def: &SavepointDef) -> Result<Output> {
-        table(
+    pub(crate) fn savepoint_row(def: &SavepointDef) -> Result<Output> {
+        row_table(
             &["name", "path", "size_bytes"],
             &[vec![def.name.clone(), def.path.clone(), def.size_bytes.to_string()]],
         )
@@ -190,44 +100,6 @@ impl Session {
     pub(crate) async fn savepoint_job(&self, job: &str, dir: Option<String>, options: &BTreeMap<String, String>) -> Result<Output> {
         let def = self.take_savepoint(job, dir, options, false).await?;
         Self::savepoint_row(&def)
-    }
-
-    pub(crate) async fn stop_job(&self, job: &str, with_savepoint: bool) -> Result<Output> {
-        let running = self
-            .database()
-            .jobs()
-            .get(job)?
-            .filter(|j| j.snapshot().status == JobStatus::Running)
-            .ok_or_else(|| self.job_missing(job))?;
-        let output = if with_savepoint {
-            let def = self.take_savepoint(job, None, &BTreeMap::new(), true).await?;
-            Some(Self::savepoint_row(&def)?)
-        } else {
-            // A graceful stop: one last checkpoint, so a later RESTORE or restart loses nothing.
-            if running.settings.checkpoints.is_some() {
-                running.request_checkpoint(RequestKind::Checkpoint).await?;
-            }
-            None
-        };
-        self.database().jobs().cancel(job, JobStatus::Stopped).await?;
-        Ok(output.unwrap_or(Output::Done { tag: "STOP JOB".into() }))
-    }
-
-    pub(crate) async fn cancel_job(&self, job: &str) -> Result<Output> {
-        let running = self.database().jobs().get(job)?.ok_or_else(|| self.job_missing(job))?;
-        if running.snapshot().status != JobStatus::Running {
-            return Err(self.job_missing(job));
-        }
-        self.database().jobs().cancel(job, JobStatus::Canceled).await?;
-        let retain = running
-            .settings
-            .checkpoints
-            .as_ref()
-            .is_some_and(|c| c.retention == CheckpointRetention::RetainOnCancellation);
-        if !retain {
-            let _ = std::fs::remove_dir_all(running.checkpoint_storage(self.database().data_dir()).root());
-        }
-        Ok(Output::Done { tag: "CANCEL JOB".into() })
     }
 
     /// The savepoint (or checkpoint) a RESTORE names, read and checked.
@@ -254,7 +126,7 @@ impl Session {
         &self,
         restore: &RestoreJob,
         manifest: &CheckpointManifest,
-    ) -> Result<(BTreeMap<String, String>, JobGraph, String)> {
+    ) -> Result<(BTreeMap<String, String>, JobGraph, JobSettings, String)> {
         let existing = self.database().catalog_snapshot()?.jobs.get(&restore.job).cloned();
         let mut options = self.settings_snapshot()?;
         if let Some(job) = &existing {
@@ -265,14 +137,13 @@ impl Session {
             Some(insert) => insert.to_string(),
             None => manifest.job_sql.clone(),
         };
-        let (graph, _) = self.plan_insert_sql(&insert_sql, &options).await?;
-        Ok((options, graph, insert_sql))
+        let (graph, settings) = self.plan_insert_sql(&insert_sql, &options).await?;
+        Ok((options, graph, settings, insert_sql))
     }
 
     pub(crate) async fn restore_job(&self, restore: &RestoreJob, explain: bool) -> Result<Output> {
         let (manifest, storage, path) = self.restore_source(&restore.from)?;
-        let (options, graph, insert_sql) = self.plan_restore(restore, &manifest).await?;
-        let settings = JobSettings::from_options(&options)?;
+        let (options, graph, settings, insert_sql) = self.plan_restore(restore, &manifest).await?;
         let problem = restore_problem(&manifest, &graph, &settings, restore.allow_non_restored);
         if explain {
             let state = match_state(&manifest, &graph);
@@ -291,7 +162,7 @@ impl Session {
                 },
                 String::new(),
             ]);
-            return table(&["operator", "state", "bytes"], &rows);
+            return row_table(&["operator", "state", "bytes"], &rows);
         }
         if let Some(why) = problem {
             return Err(Error::invalid_state(why));
@@ -309,11 +180,9 @@ impl Session {
         db.jobs().forget(&restore.job)?;
         // The job starts over from the savepoint: its old checkpoints and local state go, but a
         // checkpoint of its own that is being restored is moved out of the way first.
-        let root = crate::job::checkpoint_root(
-            db.data_dir(),
-            settings.checkpoints.as_ref().and_then(|c| c.dir.as_deref()),
-            &restore.job,
-        );
+        let root = db
+            .paths()
+            .job_checkpoints(settings.checkpoints.as_ref().and_then(|c| c.dir.as_deref()), &restore.job);
         let (manifest, storage) = if path.starts_with(&root) {
             let aside = root.with_extension(format!("restored-{}", chrono_millis()));
             std::fs::rename(&root, &aside)?;
@@ -323,7 +192,7 @@ impl Session {
         } else {
             (manifest, storage)
         };
-        for dir in [db.data_dir().join("jobs").join(&restore.job), root] {
+        for dir in [db.paths().job(&restore.job).path().to_path_buf(), root] {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)?;
             }
@@ -346,7 +215,7 @@ impl Session {
     }
 
     pub(crate) fn show_savepoints(&self) -> Result<Output> {
-        let batch = crate::system_tables::savepoints_batch(self.database())?;
+        let batch = crate::engine::system_tables::savepoints_batch(self.database())?;
         Ok(Output::Rows {
             schema: batch.schema(),
             batches: vec![batch],
@@ -386,7 +255,7 @@ impl Session {
                 format!("{bytes} bytes, {keys} keys, {}", op.backend),
             ]);
         }
-        table(&["property", "value"], &rows)
+        row_table(&["property", "value"], &rows)
     }
 
     pub(crate) fn drop_savepoint(&self, name: &str, if_exists: bool) -> Result<Output> {

@@ -16,7 +16,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::{JobDef, SavepointDef};
-use crate::database::Database;
+use crate::engine::database::Database;
 use crate::error::{Error, Result};
 use crate::job::{JobSettings, JobSnapshot};
 

@@ -6,7 +6,32 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::state::StateBackendKind;
+
+/// `state.backend.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateBackendKind {
+    RocksDb,
+    HashMap,
+}
+
+impl StateBackendKind {
+    pub fn parse(value: &str) -> Result<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "rocksdb" => Ok(StateBackendKind::RocksDb),
+            "hashmap" | "memory" => Ok(StateBackendKind::HashMap),
+            other => Err(Error::invalid(format!(
+                "state.backend.type '{other}' is unknown; use 'rocksdb' or 'hashmap'"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StateBackendKind::RocksDb => "rocksdb",
+            StateBackendKind::HashMap => "hashmap",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckpointMode {
@@ -37,6 +62,9 @@ pub struct CheckpointSettings {
     pub dir: Option<PathBuf>,
     /// For tests: this many checkpoint uploads of the job fail (`debug.checkpoint.fail-uploads`).
     pub fail_uploads: u32,
+    /// For tests: this many checkpoint uploads of the job hang until the checkpoint is aborted
+    /// (`debug.checkpoint.hang-uploads`), as an upload to an unresponsive store would.
+    pub hang_uploads: u32,
 }
 
 impl Default for CheckpointSettings {
@@ -54,6 +82,7 @@ impl Default for CheckpointSettings {
             incremental: true,
             dir: None,
             fail_uploads: 0,
+            hang_uploads: 0,
         }
     }
 }
@@ -89,9 +118,12 @@ pub struct JobSettings {
     /// `'uid.<generated uid>' = '<uid>'`: pins an operator's uid, e.g. so a changed query's
     /// aggregate takes over the state of the old one on RESTORE.
     pub pinned_uids: BTreeMap<String, String>,
+    /// `table.exec.source.idle-timeout`: a source subtask that produced nothing for this long is
+    /// marked idle, so downstream watermarks advance without it (Flink's key; off by default).
+    pub source_idle_timeout: Option<Duration>,
 }
 
-pub const KNOWN_KEYS: [&str; 25] = [
+pub const KNOWN_KEYS: [&str; 27] = [
     "parallelism",
     "state.backend.type",
     "state.backend.incremental",
@@ -116,6 +148,8 @@ pub const KNOWN_KEYS: [&str; 25] = [
     "restart-strategy.exponential-delay.backoff-multiplier",
     "execution.checkpointing.unaligned.enabled",
     "debug.checkpoint.fail-uploads",
+    "debug.checkpoint.hang-uploads",
+    "table.exec.source.idle-timeout",
     "execution.checkpointing.savepoint-dir",
 ];
 
@@ -181,6 +215,7 @@ impl JobSettings {
             checkpoints: None,
             restart: RestartStrategy::None,
             pinned_uids: BTreeMap::new(),
+            source_idle_timeout: None,
         };
         let mut checkpoints = CheckpointSettings::default();
         let mut restart_type: Option<String> = None;
@@ -271,6 +306,9 @@ impl JobSettings {
                     }
                 }
                 "debug.checkpoint.fail-uploads" => checkpoints.fail_uploads = parse_int(k, value, 0u32)?,
+                "debug.checkpoint.hang-uploads" => checkpoints.hang_uploads = parse_int(k, value, 0u32)?,
+                // Zero (Flink's default) turns idleness detection off.
+                "table.exec.source.idle-timeout" => settings.source_idle_timeout = Some(parse_duration(k, value)?).filter(|d| !d.is_zero()),
                 "restart-strategy.fixed-delay.attempts" => attempts = parse_int(k, value, 0u32)?,
                 "restart-strategy.fixed-delay.delay" => fixed_delay = parse_duration(k, value)?,
                 "restart-strategy.failure-rate.max-failures-per-interval" => max_failures = parse_int(k, value, 1u32)?,

@@ -29,8 +29,8 @@ use datafusion::execution::context::SessionContext;
 use pgwire::api::Type;
 
 use crate::catalog::{Catalog, ColumnDef};
+use crate::engine::postgres_types::pg_type;
 use crate::error::{Error, Result};
-use crate::pgserver::pg_type;
 
 const PG_CATALOG_NAMESPACE: i64 = 11;
 const PUBLIC_NAMESPACE: i64 = 2200;

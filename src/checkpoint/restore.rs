@@ -1,0 +1,232 @@
+//! Restoring a job from a checkpoint or savepoint, top to bottom: choose the restore point
+//! (the newest complete checkpoint whose files pass their checksums, else the savepoint the job
+//! was restored from), commit its staged rows again (phase two may not have happened before the
+//! failure), and give every source subtask its position and every stateful operator subtask its
+//! backend and metadata — at the checkpoint's parallelism file for file, at another one merged by
+//! key group (canonical state) and by position (generators).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::checkpoint::commit::SinkCommitter;
+use crate::checkpoint::manifest::{CheckpointManifest, OperatorState};
+use crate::checkpoint::savepoint;
+use crate::checkpoint::storage::CheckpointStorage;
+use crate::connectors::SourceConnector;
+use crate::connectors::rescale::GeneratorPosition;
+use crate::error::{Error, Result};
+use crate::graph::{JobGraph, OperatorNode, OperatorSpec, WindowKind};
+use crate::operators::session_window::SessionWindowMeta;
+use crate::operators::window_aggregate::WindowAggregateMeta;
+use crate::operators::{decode_meta, encode_meta};
+use crate::partition::subtask_of_key_group;
+use crate::runtime::SourcePosition;
+use crate::settings::{JobSettings, StateBackendKind};
+use crate::state::StateBackend;
+
+/// A checkpoint (or savepoint) a job resumes from, and the storage its files are in.
+pub type RestorePoint = (CheckpointManifest, Arc<CheckpointStorage>);
+
+/// The point the next attempt of a job starts from: incomplete checkpoints are removed, the newest
+/// complete one that reads back intact is taken (the ones skipped are returned as warnings), or
+/// `initial` (the savepoint a RESTORE started the job from) while the job has none of its own.
+/// Its staged rows are committed again.
+pub fn choose_restore_point(
+    storage: &Arc<CheckpointStorage>,
+    initial: Option<&RestorePoint>,
+    committer: &SinkCommitter,
+) -> Result<(Option<RestorePoint>, Vec<String>)> {
+    storage.remove_incomplete()?;
+    let (latest, warnings) = storage.latest_complete()?;
+    let point = match latest {
+        Some(latest) => Some((latest, storage.clone())),
+        None => initial.cloned(),
+    };
+    if let Some((manifest, files)) = &point {
+        committer.commit(manifest.checkpoint_id, files.staged_rows(manifest)?)?;
+    }
+    Ok((point, warnings))
+}
+
+/// Where a source subtask resumes. At the checkpoint's parallelism, its own position; at another,
+/// generators combine every old subtask's position (see `connectors::rescale`), and a file (read by
+/// subtask 0 only) keeps subtask 0's.
+pub fn restored_position(
+    manifest: &CheckpointManifest,
+    uid: &str,
+    connector: &str,
+    subtask: usize,
+    parallelism: usize,
+) -> Result<Option<SourcePosition>> {
+    let mut old: Vec<(usize, &SourcePosition)> = manifest
+        .sources
+        .iter()
+        .filter(|s| s.uid == uid)
+        .map(|s| (s.subtask, &s.position))
+        .collect();
+    old.sort_by_key(|(s, _)| *s);
+    let own = old.iter().find(|(s, _)| *s == subtask).map(|(_, p)| (*p).clone());
+    if manifest.parallelism == parallelism || old.is_empty() {
+        return Ok(own);
+    }
+    match SourceConnector::parse(connector)? {
+        SourceConnector::File => Ok(own),
+        SourceConnector::Nexmark | SourceConnector::Datagen => {
+            if old.len() != manifest.parallelism {
+                return Err(Error::internal(format!("the checkpoint lacks positions of some subtasks of {uid}")));
+            }
+            let positions: Vec<SourcePosition> = old.into_iter().map(|(_, p)| p.clone()).collect();
+            Ok(Some(GeneratorPosition::rescaled(&positions)?))
+        }
+    }
+}
+
+/// The state backend of one operator subtask: empty, or restored from the checkpoint. Native
+/// state comes back file for file (same subtask); canonical state is loaded by key group, so it
+/// can come from any backend and any parallelism.
+pub fn open_backend(
+    node: &OperatorNode,
+    subtask: usize,
+    kind: StateBackendKind,
+    dir: &Path,
+    restore: Option<(&CheckpointManifest, &CheckpointStorage)>,
+) -> Result<(Box<dyn StateBackend>, Option<serde_json::Value>)> {
+    let Some((manifest, storage)) = restore else {
+        return Ok((kind.open(dir)?, None));
+    };
+    let states: Vec<&OperatorState> = manifest.operators.iter().filter(|o| o.uid == node.uid).collect();
+    if states.is_empty() {
+        return Ok((kind.open(dir)?, None));
+    }
+    if states.iter().all(|s| s.backend == savepoint::CANONICAL) {
+        let mut backend = kind.open(dir)?;
+        let files = states
+            .iter()
+            .flat_map(|s| s.files.iter())
+            .map(|f| storage.verified(f))
+            .collect::<Result<Vec<_>>>()?;
+        let parallelism = node.parallelism;
+        crate::state::canonical::load(&files, |kg| subtask_of_key_group(kg, parallelism) == subtask, backend.as_mut())?;
+        let meta = if manifest.parallelism == parallelism {
+            states.iter().find(|s| s.subtask == subtask).map(|s| s.meta.clone())
+        } else {
+            rescaled_meta(&node.spec, &states)?
+        };
+        return Ok((backend, meta));
+    }
+    let state = states.iter().find(|o| o.subtask == subtask).ok_or_else(|| {
+        Error::invalid(format!(
+            "the checkpoint has no state for {} subtask {subtask}; restore at parallelism {}",
+            node.uid, manifest.parallelism
+        ))
+    })?;
+    if state.backend != kind.name() {
+        return Err(Error::invalid(format!(
+            "the checkpoint holds '{}' state for {}, but the job uses state.backend.type '{}'",
+            state.backend,
+            node.uid,
+            kind.name()
+        )));
+    }
+    let files = state
+        .files
+        .iter()
+        .map(|f| Ok((storage.verified(f)?, f.name.clone())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((kind.restore(&files, dir)?, Some(state.meta.clone())))
+}
+
+/// Operator metadata for a subtask at a new parallelism, merged from the old subtasks'. Operators
+/// without merge rules start afresh (a watermark assigner sees the restored rows' times again).
+fn rescaled_meta(spec: &OperatorSpec, states: &[&OperatorState]) -> Result<Option<serde_json::Value>> {
+    fn parts<T: serde::de::DeserializeOwned>(states: &[&OperatorState], operator: &str) -> Result<Vec<T>> {
+        states.iter().map(|s| decode_meta(&s.meta, operator)).collect()
+    }
+    Ok(match spec {
+        // Sessions rebuild their index from the backend, which holds this subtask's key groups.
+        OperatorSpec::WindowAggregate(w) if matches!(w.window, WindowKind::Session { .. }) => {
+            Some(encode_meta(&SessionWindowMeta::merged(&parts(states, "session window")?))?)
+        }
+        OperatorSpec::WindowAggregate(_) => Some(encode_meta(&WindowAggregateMeta::merged(&parts(states, "window aggregate")?))?),
+        _ => None,
+    })
+}
+
+/// Operators whose state a checkpoint holds (sources and sinks carry positions and staged rows).
+fn stateful_uids(graph: &JobGraph) -> Vec<String> {
+    graph
+        .operators
+        .iter()
+        .filter(|o| {
+            matches!(
+                o.spec,
+                OperatorSpec::WindowAggregate(_) | OperatorSpec::UpdatingAggregate(_) | OperatorSpec::WatermarkAssigner(_)
+            )
+        })
+        .map(|o| o.uid.clone())
+        .collect()
+}
+
+/// How the state of a savepoint maps onto a new plan.
+pub struct StateMatch {
+    pub matched: Vec<(String, u64)>,
+    pub dropped: Vec<(String, u64)>,
+    pub new: Vec<String>,
+}
+
+pub fn match_state(manifest: &CheckpointManifest, graph: &JobGraph) -> StateMatch {
+    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
+    for op in &manifest.operators {
+        *sizes.entry(op.uid.clone()).or_default() += op.files.iter().map(|f| f.size).sum::<u64>();
+    }
+    let planned = stateful_uids(graph);
+    StateMatch {
+        matched: sizes
+            .iter()
+            .filter(|(uid, _)| planned.contains(uid))
+            .map(|(u, s)| (u.clone(), *s))
+            .collect(),
+        dropped: sizes
+            .iter()
+            .filter(|(uid, _)| !planned.contains(uid))
+            .map(|(u, s)| (u.clone(), *s))
+            .collect(),
+        new: planned.into_iter().filter(|uid| !sizes.contains_key(uid)).collect(),
+    }
+}
+
+/// Why a restore cannot work, checked before anything runs.
+pub fn restore_problem(
+    manifest: &CheckpointManifest,
+    graph: &JobGraph,
+    settings: &JobSettings,
+    allow_non_restored: bool,
+) -> Option<String> {
+    let state = match_state(manifest, graph);
+    if !state.dropped.is_empty() && !allow_non_restored {
+        let names: Vec<&str> = state.dropped.iter().map(|(u, _)| u.as_str()).collect();
+        return Some(format!(
+            "the savepoint holds state for operator(s) {} that the new plan does not have; add ALLOW NON RESTORED STATE to drop it",
+            names.join(", ")
+        ));
+    }
+    let native = manifest.operators.iter().any(|o| o.backend != savepoint::CANONICAL);
+    if native && manifest.parallelism != settings.parallelism {
+        return Some(format!(
+            "a native savepoint restores only at its own parallelism ({}); take a canonical savepoint to rescale to {}",
+            manifest.parallelism, settings.parallelism
+        ));
+    }
+    if let Some(op) = manifest
+        .operators
+        .iter()
+        .find(|o| o.backend != savepoint::CANONICAL && o.backend != settings.state_backend.name())
+    {
+        return Some(format!(
+            "a native savepoint of '{}' state restores only into state.backend.type '{}'; take a canonical savepoint to switch",
+            op.backend, op.backend
+        ));
+    }
+    None
+}

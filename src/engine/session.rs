@@ -1,0 +1,216 @@
+//! `Session`: one connection's settings over the shared `Database`. `Session::execute` is the
+//! single entry point for SQL; the REPL, `weir run`, pgwire and the sqllogictest runner are thin
+//! adapters over it. `execute_statement` is the one `match` over statement kinds; what each kind
+//! does is in `commands/`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::LogicalPlan;
+
+use crate::engine::commands::show::show_variable;
+use crate::engine::database::Database;
+use crate::error::{Error, Result};
+use crate::job::JobSettings;
+use crate::planner::statement::{Statement, parse_statements};
+
+/// The result of one statement.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    /// A statement without rows; `tag` names it (`CREATE SOURCE`), as a Postgres command tag.
+    Done {
+        tag: String,
+    },
+}
+
+impl Output {
+    pub(crate) fn done(tag: &str) -> Self {
+        Output::Done { tag: tag.to_string() }
+    }
+
+    pub(crate) fn rows(schema: SchemaRef, batch: RecordBatch) -> Self {
+        Output::Rows {
+            schema,
+            batches: vec![batch],
+        }
+    }
+}
+
+pub struct Session {
+    pub(crate) db: Arc<Database>,
+    settings: Mutex<BTreeMap<String, String>>,
+}
+
+impl Session {
+    pub fn new(db: Arc<Database>) -> Self {
+        Session {
+            db,
+            settings: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// A session on its own database in `data_dir`.
+    pub async fn open(data_dir: impl AsRef<Path>) -> Result<Self> {
+        Ok(Session::new(Database::open(data_dir).await?))
+    }
+
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// Runs every statement in `sql`, in order; stops at the first error.
+    pub async fn execute(&self, sql: &str) -> Result<Vec<Output>> {
+        let mut outputs = Vec::new();
+        for statement in parse_statements(sql)? {
+            outputs.push(self.execute_statement(statement).await?);
+        }
+        Ok(outputs)
+    }
+
+    /// What a statement will return, without running anything with effects: the types of its
+    /// `$n` parameters and its result columns (`None` when it returns no rows). For the Postgres
+    /// extended protocol's Describe.
+    pub async fn describe_sql(&self, sql: &str) -> Result<(Vec<DataType>, Option<SchemaRef>)> {
+        let mut statements = parse_statements(sql)?;
+        if statements.len() != 1 {
+            return Ok((Vec::new(), None));
+        }
+        match statements.remove(0) {
+            Statement::Query(statement) => {
+                let plan = self.plan_query(statement).await?;
+                let types = plan.get_parameter_types()?;
+                let mut params: Vec<(usize, DataType)> = types
+                    .into_iter()
+                    .filter_map(|(name, t)| Some((name.trim_start_matches('$').parse::<usize>().ok()?, t.unwrap_or(DataType::Utf8))))
+                    .collect();
+                params.sort_by_key(|(i, _)| *i);
+                let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+                let returns_rows = !matches!(
+                    plan,
+                    LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Copy(_)
+                );
+                Ok((params.into_iter().map(|(_, t)| t).collect(), returns_rows.then_some(schema)))
+            }
+            // Commands that only read: run them to learn their columns.
+            statement @ (Statement::Show(_)
+            | Statement::ShowCheckpoints { .. }
+            | Statement::ShowSavepoints
+            | Statement::Describe { .. }
+            | Statement::DescribeJob { .. }
+            | Statement::DescribeSavepoint { .. }
+            | Statement::ExplainCreateJob(_)
+            | Statement::ExplainRestoreJob(_)) => match self.execute_statement(statement).await? {
+                Output::Rows { schema, .. } => Ok((Vec::new(), Some(schema))),
+                Output::Done { .. } => Ok((Vec::new(), None)),
+            },
+            Statement::SavepointJob { .. } | Statement::StopJob { savepoint: true, .. } => Ok((
+                Vec::new(),
+                Some(Arc::new(Schema::new(vec![
+                    Field::new("name", DataType::Utf8, true),
+                    Field::new("path", DataType::Utf8, true),
+                    Field::new("size_bytes", DataType::Utf8, true),
+                ]))),
+            )),
+            _ => Ok((Vec::new(), None)),
+        }
+    }
+
+    /// Runs one statement with values for its `$n` parameters (Postgres extended protocol).
+    pub async fn execute_with_params(&self, sql: &str, params: Vec<datafusion::common::ScalarValue>) -> Result<Vec<Output>> {
+        if params.is_empty() {
+            return self.execute(sql).await;
+        }
+        let mut statements = parse_statements(sql)?;
+        let statement = match (statements.len(), statements.pop()) {
+            (1, Some(Statement::Query(statement))) => statement,
+            _ => return Err(Error::unsupported("parameters ($1, ...) are supported in a single SELECT only")),
+        };
+        let plan = self.plan_query(statement).await?;
+        let plan = plan.with_param_values(datafusion::common::ParamValues::List(params.into_iter().map(Into::into).collect()))?;
+        let frame = self.db.context().execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        Ok(vec![Output::Rows {
+            schema,
+            batches: frame.collect().await?,
+        }])
+    }
+
+    /// Runs the statements of a script one by one, handing each output over as soon as it is ready.
+    pub async fn execute_script(&self, sql: &str, mut on_output: impl FnMut(Output)) -> Result<()> {
+        for statement in parse_statements(sql)? {
+            on_output(self.execute_statement(statement).await?);
+        }
+        Ok(())
+    }
+
+    async fn execute_statement(&self, statement: Statement) -> Result<Output> {
+        match statement {
+            Statement::CreateSource {
+                name,
+                columns,
+                watermark,
+                options,
+                if_not_exists,
+            } => self.create_source(name, columns, watermark, options, if_not_exists),
+            Statement::CreateTable {
+                name,
+                columns,
+                primary_key,
+                options,
+                if_not_exists,
+            } => self.create_table(name, columns, primary_key, options, if_not_exists),
+            Statement::CreateJob(job) => self.create_job(job).await,
+            Statement::ExplainCreateJob(job) => self.explain_create_job(&job).await,
+            Statement::Show(target) => self.show(target),
+            Statement::ShowCheckpoints { job } => self.show_checkpoints(&job),
+            Statement::ShowVariable { name } => show_variable(&name),
+            Statement::Describe { name } => self.describe(&name),
+            Statement::DescribeJob { name } => self.describe_job(&name),
+            Statement::Drop { kind, name, if_exists } => self.drop(kind, &name, if_exists).await,
+            Statement::Set { key, value } => self.set(key, value),
+            Statement::WaitJob { name } => self.wait_job(&name).await,
+            Statement::Query(statement) => self.query(*statement).await,
+            Statement::SavepointJob { job, dir, options } => self.savepoint_job(&job, dir, &options).await,
+            Statement::StopJob { job, savepoint } => self.stop_job(&job, savepoint).await,
+            Statement::CancelJob { job } => self.cancel_job(&job).await,
+            Statement::RestoreJob(restore) => self.restore_job(&restore, false).await,
+            Statement::ExplainRestoreJob(restore) => self.restore_job(&restore, true).await,
+            Statement::ShowSavepoints => self.show_savepoints(),
+            Statement::DescribeSavepoint { name } => self.describe_savepoint(&name),
+            Statement::DropSavepoint { name, if_exists } => self.drop_savepoint(&name, if_exists),
+            Statement::TransactionNoop { tag } => Ok(Output::Done { tag }),
+        }
+    }
+
+    /// `SET 'key' = 'value'`: checked like a job setting, kept for the session's next jobs.
+    fn set(&self, key: String, value: String) -> Result<Output> {
+        let mut probe = BTreeMap::new();
+        probe.insert(key.clone(), value.clone());
+        JobSettings::from_options(&probe)?;
+        self.settings
+            .lock()
+            .map_err(|_| Error::internal("settings lock poisoned"))?
+            .insert(key, value);
+        Ok(Output::done("SET"))
+    }
+
+    pub(crate) fn settings_snapshot(&self) -> Result<BTreeMap<String, String>> {
+        Ok(self.settings.lock().map_err(|_| Error::internal("settings lock poisoned"))?.clone())
+    }
+
+    /// Plans a stored job's `INSERT INTO ... SELECT ...` with these settings.
+    pub(crate) async fn plan_insert_sql(
+        &self,
+        insert_sql: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<(crate::graph::JobGraph, JobSettings)> {
+        self.db.plan_insert_sql(insert_sql, options).await
+    }
+}
