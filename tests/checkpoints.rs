@@ -32,9 +32,12 @@ async fn wait_for_checkpoints(session: &Session, job: &str, n: usize) -> Vec<Str
     }
 }
 
+// Full 4,096-row batches (a 1 s linger), as datagen cut them before `batch.linger` existed: with
+// 100 ms linger batches every checkpoint changes keys and spills, and universal compaction then
+// often rewrites every SST between the last two checkpoints, which the reuse check samples.
 const SETUP: &str = "
     CREATE SOURCE s (k BIGINT, v BIGINT) WITH (connector = 'datagen', 'rows-per-second' = '20000',
-        'fields.k.min' = '0', 'fields.k.max' = '20000', seed = '1');
+        'fields.k.min' = '0', 'fields.k.max' = '20000', seed = '1', 'batch.linger' = '1s');
     CREATE TABLE t (k BIGINT, n BIGINT, total BIGINT, PRIMARY KEY (k));";
 
 fn shared_files(manifest: &CheckpointManifest) -> BTreeSet<String> {

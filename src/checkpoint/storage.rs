@@ -253,6 +253,21 @@ impl CheckpointStorage {
                 self.discard(id)?;
             }
         }
+        self.remove_shared_except(retained)
+    }
+
+    /// Removes the shared files no complete checkpoint references: an upload given up (timeout,
+    /// or its attempt ended) may have written some before it stopped.
+    pub fn remove_unreferenced_shared(&self) -> Result<()> {
+        let complete: Vec<CheckpointManifest> = self
+            .checkpoint_ids()?
+            .into_iter()
+            .filter_map(|id| self.read_manifest(id).ok())
+            .collect();
+        self.remove_shared_except(&complete)
+    }
+
+    fn remove_shared_except(&self, retained: &[CheckpointManifest]) -> Result<()> {
         let referenced: BTreeSet<&str> = retained
             .iter()
             .flat_map(|m| m.files())

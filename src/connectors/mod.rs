@@ -10,7 +10,6 @@ pub mod print;
 pub mod rescale;
 pub mod table_store;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,144 +50,136 @@ const FAIL_AT_ROW: &str = "fail.at.row";
 /// Source option: how long a source may hold rows back to fill a batch.
 const BATCH_LINGER: &str = "batch.linger";
 
-/// The options every connector takes, read before the connector's own.
-struct CommonSourceOptions {
+/// A connector's own options, parsed.
+#[derive(Debug, Clone)]
+enum ConnectorConfig {
+    Nexmark(nexmark::NexmarkConfig),
+    Datagen(datagen::DatagenConfig),
+    File(file::FileConfig),
+}
+
+/// A source's definition with its options parsed and checked: the one place a source's WITH
+/// options are read (at CREATE SOURCE, once per job attempt, and for a batch read).
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// The declared columns.
+    schema: SchemaRef,
+    connector: ConnectorConfig,
+    /// `fail.at.row`: the task fails the first time it reaches this row (fault injection).
     fail_at_row: Option<u64>,
+    /// `batch.linger`.
     linger: Duration,
 }
 
-/// Splits the connector-independent options from the ones the connector itself reads.
-fn connector_options(def: &SourceDef) -> Result<(BTreeMap<String, String>, CommonSourceOptions)> {
-    let mut options = def.options.clone();
-    let fail_at_row = match options.remove(FAIL_AT_ROW) {
-        Some(v) => Some(
-            v.parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| Error::invalid(format!("'{FAIL_AT_ROW}' must be a positive row number, not '{v}'")))?,
-        ),
-        None => None,
-    };
-    let linger = match options.remove(BATCH_LINGER) {
-        Some(v) => {
-            let linger = parse_duration(BATCH_LINGER, &v)?;
-            if linger > Duration::from_secs(60) {
-                return Err(Error::invalid(format!("'{BATCH_LINGER}' is at most 60s, not '{v}'")));
+impl SourceConfig {
+    pub fn parse(def: &SourceDef) -> Result<Self> {
+        let schema = schema_of(&def.columns)?;
+        let mut options = def.options.clone();
+        let fail_at_row = match options.remove(FAIL_AT_ROW) {
+            Some(v) => Some(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| Error::invalid(format!("'{FAIL_AT_ROW}' must be a positive row number, not '{v}'")))?,
+            ),
+            None => None,
+        };
+        let linger = match options.remove(BATCH_LINGER) {
+            Some(v) => {
+                let linger = parse_duration(BATCH_LINGER, &v)?;
+                if linger > Duration::from_secs(60) {
+                    return Err(Error::invalid(format!("'{BATCH_LINGER}' is at most 60s, not '{v}'")));
+                }
+                linger
             }
-            linger
-        }
-        None => pacer::DEFAULT_LINGER,
-    };
-    Ok((options, CommonSourceOptions { fail_at_row, linger }))
-}
+            None => pacer::DEFAULT_LINGER,
+        };
+        let connector = match SourceConnector::parse(&def.connector)? {
+            SourceConnector::Nexmark => ConnectorConfig::Nexmark(nexmark::NexmarkConfig::from_options(&options).map_err(Error::invalid)?),
+            SourceConnector::Datagen => ConnectorConfig::Datagen(datagen::DatagenConfig::from_options(&options, &schema)?),
+            SourceConnector::File => ConnectorConfig::File(file::FileConfig::from_options(&options)?),
+        };
+        Ok(SourceConfig {
+            schema,
+            connector,
+            fail_at_row,
+            linger,
+        })
+    }
 
-/// Checks a source definition at CREATE SOURCE time, so mistakes surface before any job runs.
-pub fn validate_source(def: &SourceDef) -> Result<()> {
-    let schema = schema_of(&def.columns)?;
-    let (options, _) = connector_options(def)?;
-    let def = &SourceDef { options, ..def.clone() };
-    match SourceConnector::parse(&def.connector)? {
-        SourceConnector::Nexmark => {
-            let config = nexmark::NexmarkConfig::from_options(&def.options).map_err(Error::invalid)?;
-            nexmark::NexmarkGenerator::new(config, schema, 0, 1).map_err(Error::invalid)?;
+    /// What CREATE SOURCE checks beyond the options: the generator accepts the declared columns,
+    /// the file can be read.
+    pub fn check(&self) -> Result<()> {
+        match &self.connector {
+            ConnectorConfig::Nexmark(config) => {
+                nexmark::NexmarkGenerator::new(config.clone(), self.schema.clone(), 0, 1).map_err(Error::invalid)?;
+            }
+            ConnectorConfig::Datagen(_) => {}
+            ConnectorConfig::File(config) => config.check_readable()?,
         }
-        SourceConnector::Datagen => {
-            datagen::DatagenConfig::from_options(&def.options, &schema)?;
-        }
-        SourceConnector::File => {
-            file::FileConfig::from_options(&def.options)?.check_readable()?;
+        Ok(())
+    }
+
+    /// Whether every subtask of the source ends by itself.
+    pub fn is_bounded(&self) -> bool {
+        match &self.connector {
+            ConnectorConfig::Nexmark(config) => config.max_events.is_some(),
+            ConnectorConfig::Datagen(config) => config.number_of_rows.is_some(),
+            ConnectorConfig::File(config) => config.monitor_interval.is_none(),
         }
     }
-    Ok(())
-}
 
-/// Whether every subtask of the source ends by itself.
-pub fn is_bounded(def: &SourceDef) -> Result<bool> {
-    let (options, _) = connector_options(def)?;
-    let def = &SourceDef { options, ..def.clone() };
-    Ok(match SourceConnector::parse(&def.connector)? {
-        SourceConnector::Nexmark => nexmark::NexmarkConfig::from_options(&def.options)
-            .map_err(Error::invalid)?
-            .max_events
-            .is_some(),
-        SourceConnector::Datagen => datagen::DatagenConfig::from_options(&def.options, schema_of(&def.columns)?.as_ref())?
-            .number_of_rows
-            .is_some(),
-        SourceConnector::File => file::FileConfig::from_options(&def.options)?.monitor_interval.is_none(),
-    })
-}
+    /// Opens subtask `subtask` of `parallelism`, producing the declared columns `columns`.
+    /// `paced` honours the source's rate option (off for batch reads). `failure_marker`: where a
+    /// job notes that the `fail.at.row` failure happened, so it happens once; `None` disables it.
+    pub fn open(
+        &self,
+        columns: &[usize],
+        subtask: usize,
+        parallelism: usize,
+        paced: bool,
+        failure_marker: Option<PathBuf>,
+    ) -> Result<Box<dyn Source>> {
+        let source = self.open_connector(columns, subtask, parallelism, paced)?;
+        Ok(match (self.fail_at_row, failure_marker) {
+            (Some(row), Some(marker)) if !marker.exists() => Box::new(FailAtRow {
+                inner: source,
+                row,
+                rows: 0,
+                marker,
+            }),
+            _ => source,
+        })
+    }
 
-/// Opens subtask `subtask` of `parallelism` of a source, producing the declared columns `columns`.
-/// `paced` honours the source's rate option (off for batch reads). `failure_marker`: where a job
-/// notes that the `fail.at.row` failure happened, so it happens once; `None` disables the option.
-pub fn open_source(
-    def: &SourceDef,
-    columns: &[usize],
-    subtask: usize,
-    parallelism: usize,
-    paced: bool,
-    failure_marker: Option<PathBuf>,
-) -> Result<Box<dyn Source>> {
-    let (options, common) = connector_options(def)?;
-    let source = open_connector(
-        &SourceDef { options, ..def.clone() },
-        columns,
-        subtask,
-        parallelism,
-        paced,
-        common.linger,
-    )?;
-    Ok(match (common.fail_at_row, failure_marker) {
-        (Some(row), Some(marker)) if !marker.exists() => Box::new(FailAtRow {
-            inner: source,
-            row,
-            rows: 0,
-            marker,
-        }),
-        _ => source,
-    })
-}
-
-fn open_connector(
-    def: &SourceDef,
-    columns: &[usize],
-    subtask: usize,
-    parallelism: usize,
-    paced: bool,
-    linger: Duration,
-) -> Result<Box<dyn Source>> {
-    let full = schema_of(&def.columns)?;
-    let schema: SchemaRef = Arc::new(full.project(columns)?);
-    Ok(match SourceConnector::parse(&def.connector)? {
-        SourceConnector::Nexmark => {
-            let mut config = nexmark::NexmarkConfig::from_options(&def.options).map_err(Error::invalid)?;
-            // Rate-limited generation cuts small batches to pace smoothly; unpaced reads want big ones.
-            config.rate_limited &= paced;
-            let rate = config.rate_limited.then_some(config.events_per_second as f64 / parallelism as f64);
-            let generator = nexmark::NexmarkGenerator::new(config, schema, subtask, parallelism).map_err(Error::invalid)?;
-            Box::new(NexmarkSource {
-                generator,
-                pacer: pacer::Pacer::new(rate, linger),
-            })
-        }
-        SourceConnector::Datagen => {
-            let config = datagen::DatagenConfig::from_options(&def.options, &full)?;
-            Box::new(datagen::DatagenSource::new(
-                config,
+    fn open_connector(&self, columns: &[usize], subtask: usize, parallelism: usize, paced: bool) -> Result<Box<dyn Source>> {
+        let (full, linger) = (self.schema.clone(), self.linger);
+        Ok(match &self.connector {
+            ConnectorConfig::Nexmark(config) => {
+                let mut config = config.clone();
+                // Rate-limited generation cuts small batches to pace smoothly; unpaced reads want big ones.
+                config.rate_limited &= paced;
+                let rate = config.rate_limited.then_some(config.events_per_second as f64 / parallelism as f64);
+                let schema: SchemaRef = Arc::new(full.project(columns)?);
+                let generator = nexmark::NexmarkGenerator::new(config, schema, subtask, parallelism).map_err(Error::invalid)?;
+                Box::new(NexmarkSource {
+                    generator,
+                    pacer: pacer::Pacer::new(rate, linger),
+                })
+            }
+            ConnectorConfig::Datagen(config) => Box::new(datagen::DatagenSource::new(
+                config.clone(),
                 full,
                 columns.to_vec(),
                 subtask,
                 parallelism,
                 paced,
                 linger,
-            ))
-        }
-        SourceConnector::File => {
-            let config = file::FileConfig::from_options(&def.options)?;
-            // One reader: a file is read by subtask 0, the others end at once.
-            Box::new(file::FileSource::open(config, full, columns, subtask == 0, linger)?)
-        }
-    })
+            )),
+            // One reader: subtask 0 reads the file; the others end at once (or, monitoring, idle).
+            ConnectorConfig::File(config) => Box::new(file::FileSource::open(config.clone(), full, columns, subtask == 0, linger)?),
+        })
+    }
 }
 
 struct NexmarkSource {

@@ -13,7 +13,7 @@ use crate::checkpoint::manifest::CheckpointManifest;
 use crate::checkpoint::restore::{open_backend, restored_position};
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::table_store::{Delivery, TableStore};
-use crate::connectors::{open_sink, open_source};
+use crate::connectors::{SourceConfig, open_sink};
 use crate::data_dir::JobDir;
 use crate::error::{Error, Result};
 use crate::graph::{EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowKind};
@@ -91,12 +91,20 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
             None => (None, None),
         };
         let mut inputs = pending_inputs.take().map(|v| v.into_iter().map(Some).collect::<Vec<_>>());
+        // A source's options are parsed once for all its subtasks.
+        let source_config = match &first.spec {
+            OperatorSpec::Source(spec) => Some(SourceConfig::parse(&spec.def)?),
+            _ => None,
+        };
         for subtask in 0..parallelism {
             let task_index = tasks.len();
             let (input, chain_start, source_uid) = match &first.spec {
                 OperatorSpec::Source(spec) => {
                     let marker = cx.job_dir.injected_failure_marker(&first.uid, subtask);
-                    let mut source: Box<dyn Source> = open_source(&spec.def, &spec.columns, subtask, parallelism, true, Some(marker))?;
+                    let config = source_config
+                        .as_ref()
+                        .ok_or_else(|| Error::internal("a source stage without its source"))?;
+                    let mut source: Box<dyn Source> = config.open(&spec.columns, subtask, parallelism, true, Some(marker))?;
                     if let Some((manifest, _)) = cx.restore
                         && let Some(position) = restored_position(manifest, &first.uid, &spec.def.connector, subtask, parallelism)?
                     {

@@ -517,7 +517,8 @@ impl JobRunner {
         if let Ok(mut requests) = self.job.requests.lock() {
             *requests = None;
         }
-        if let Err(e) = self.job.checkpoint_storage(&self.data_dir).remove_incomplete() {
+        let storage = self.job.checkpoint_storage(&self.data_dir);
+        if let Err(e) = storage.remove_incomplete().and_then(|()| storage.remove_unreferenced_shared()) {
             tracing::warn!("job {}: cannot remove aborted checkpoints: {e}", self.job.name);
         }
         end

@@ -8,7 +8,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{ColumnDef, JobDef, JobStatus, SourceDef, TableConnector, TableDef, WatermarkDef};
-use crate::connectors::validate_source;
+use crate::connectors::SourceConfig;
 use crate::engine::providers::source_table::SourceTable;
 use crate::engine::providers::stored_table::StoredTable;
 use crate::engine::session::{Output, Session};
@@ -43,7 +43,7 @@ impl Session {
                 Err(Error::already_exists("relation", &def.name))
             };
         }
-        validate_source(&def)?;
+        SourceConfig::parse(&def)?.check()?;
         let provider = Arc::new(SourceTable::new(def.clone())?);
         self.db.update_catalog(|c| {
             c.sources.insert(def.name.clone(), def.clone());

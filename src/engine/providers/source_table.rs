@@ -13,7 +13,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::{SourceDef, schema_of};
-use crate::connectors::{is_bounded, open_source};
+use crate::connectors::SourceConfig;
 use crate::error::{Error, Result};
 
 #[derive(Debug)]
@@ -31,14 +31,15 @@ impl SourceTable {
     }
 
     async fn read_all(&self) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
-        if !is_bounded(&self.def)? {
+        let config = SourceConfig::parse(&self.def)?;
+        if !config.is_bounded() {
             return Err(Error::invalid_state(format!(
                 "source '{}' is unbounded; read it from a job (CREATE JOB), or bound it (max.events / number-of-rows) to query it directly",
                 self.def.name
             )));
         }
         let columns: Vec<usize> = (0..self.def.columns.len()).collect();
-        let mut source = open_source(&self.def, &columns, 0, 1, false, None)?;
+        let mut source = config.open(&columns, 0, 1, false, None)?;
         let mut batches = Vec::new();
         while let Some(batch) = source.next_batch().await? {
             batches.push(batch);
