@@ -98,6 +98,11 @@ impl CheckpointCompleter {
         if let Err(e) = self.storage.discard(checkpoint.id) {
             tracing::warn!("job {}: cannot remove failed checkpoint {}: {e}", self.job, checkpoint.id);
         }
+        self.mark_failed(checkpoint, why);
+    }
+
+    /// Records a checkpoint as failed and answers its request, leaving its files as they are.
+    fn mark_failed(&self, checkpoint: PendingCheckpoint, why: &str) {
         self.record(CheckpointRecord::failed(
             checkpoint.id,
             checkpoint.trigger_time,
@@ -139,15 +144,7 @@ impl CheckpointCompleter {
             .staged_rows(&manifest)
             .and_then(|staged| self.committer.commit(id, staged))
         {
-            self.record(CheckpointRecord::failed(
-                id,
-                checkpoint.trigger_time,
-                checkpoint.started,
-                &e.to_string(),
-            ));
-            if let Some(request) = checkpoint.request {
-                let _ = request.reply.send(Err(Error::internal(e.to_string())));
-            }
+            self.mark_failed(checkpoint, &e.to_string());
             return CompletionOutcome {
                 id,
                 result: Err(e),
