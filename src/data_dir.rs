@@ -9,8 +9,11 @@
 //! <data>/savepoints/                      savepoints taken without a target directory
 //! <data>/history.txt                      the REPL's history
 //! ```
+//! A name in a path is spelled by [`path_component`], so it is always one entry of its parent.
 
 use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result, UserErrorKind};
 
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -35,7 +38,7 @@ impl DataDir {
     }
 
     pub fn job(&self, job: &str) -> JobDir {
-        JobDir(self.root.join("jobs").join(job))
+        JobDir(self.root.join("jobs").join(path_component(job)))
     }
 
     pub fn savepoints(&self) -> PathBuf {
@@ -51,7 +54,82 @@ impl DataDir {
         configured
             .map(PathBuf::from)
             .unwrap_or_else(|| self.root.join("checkpoints"))
-            .join(job)
+            .join(path_component(job))
+    }
+}
+
+/// The directories SQL may name paths in: a file source's `path`, `SAVEPOINT JOB ... TO`,
+/// `RESTORE JOB ... FROM '<path>'`, `state.checkpoints.dir` and the savepoint directory setting.
+/// They are the data directory and the roots Weir was started with (`--file-root`; the REPL and
+/// `weir run` add the directory they started in). A path is resolved first — made absolute against
+/// the working directory, symlinks and `..` followed as far as it exists — so neither `..` nor a
+/// symlink leads out. Like Postgres' `pg_read_server_files`, this keeps a SQL user from reading or
+/// overwriting the server's other files.
+#[derive(Debug, Clone)]
+pub struct FileRoots {
+    /// Canonical paths.
+    roots: Vec<PathBuf>,
+}
+
+impl FileRoots {
+    /// `data_dir` and `extra`; each must exist.
+    pub fn new(data_dir: &Path, extra: &[PathBuf]) -> Result<Self> {
+        let mut roots = Vec::new();
+        for root in std::iter::once(data_dir).chain(extra.iter().map(PathBuf::as_path)) {
+            let canonical = root
+                .canonicalize()
+                .map_err(|e| Error::invalid(format!("file root '{}' cannot be used: {e}", root.display())))?;
+            roots.push(canonical);
+        }
+        Ok(FileRoots { roots })
+    }
+
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    /// `path` resolved, when it lies inside a root; `what` names it in the error ("source file").
+    /// The path need not exist; what exists of it is resolved, and the rest may not hold `..`.
+    pub fn resolve(&self, what: &str, path: &Path) -> Result<PathBuf> {
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid(format!("the {what} path is empty")));
+        }
+        let absolute = std::path::absolute(path).map_err(|e| Error::invalid(format!("{what} path '{}': {e}", path.display())))?;
+        // The longest prefix that exists, canonicalized, then the components that do not exist yet.
+        let mut existing = absolute.as_path();
+        let mut missing = Vec::new();
+        let resolved = loop {
+            match existing.canonicalize() {
+                Ok(canonical) => break canonical,
+                Err(_) => {
+                    // `file_name` is `None` for a `..` of a directory that does not exist.
+                    let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                        return Err(Error::user(
+                            UserErrorKind::InsufficientPrivilege,
+                            format!(
+                                "{what} path '{}' goes through '..' of a directory that does not exist",
+                                path.display()
+                            ),
+                        ));
+                    };
+                    missing.push(name);
+                    existing = parent;
+                }
+            }
+        };
+        let resolved = missing.iter().rev().fold(resolved, |p, name| p.join(name));
+        if self.roots.iter().any(|root| resolved.starts_with(root)) {
+            Ok(resolved)
+        } else {
+            Err(Error::user(
+                UserErrorKind::InsufficientPrivilege,
+                format!(
+                    "{what} path '{}' is outside the directories Weir may use ({}); start Weir with --file-root <dir> to allow another",
+                    path.display(),
+                    self.roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            ))
+        }
     }
 }
 
@@ -88,4 +166,71 @@ impl JobDir {
 /// A checkpoint's local snapshot directory of one operator subtask, under an attempt's snapshots.
 pub fn operator_snapshot_dir(snapshots: &Path, checkpoint_id: u64, uid: &str, subtask: usize) -> PathBuf {
     snapshots.join(format!("chk-{checkpoint_id}")).join(format!("{uid}-{subtask}"))
+}
+
+/// `name` as one file-name component: ASCII letters, digits, `_`, `$` and `-` stay, every other
+/// byte becomes `%XX`, and the empty name becomes `%`. The result is never `.`, `..`, empty, or
+/// holds a separator, and two names never share a component.
+pub fn path_component(name: &str) -> String {
+    if name.is_empty() {
+        return "%".to_string();
+    }
+    let mut out = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'$' | b'-') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_inside_the_roots_only() {
+        let base = tempfile::tempdir().expect("temp dir");
+        let data = base.path().join("data");
+        let inputs = base.path().join("inputs");
+        std::fs::create_dir_all(data.join("sub")).expect("mkdir");
+        std::fs::create_dir_all(&inputs).expect("mkdir");
+        std::fs::write(inputs.join("a.csv"), "1\n").expect("write");
+        std::os::unix::fs::symlink("/etc", data.join("escape")).expect("symlink");
+        let roots = FileRoots::new(&data, std::slice::from_ref(&inputs)).expect("roots");
+        let ok = |p: &Path| roots.resolve("test", p).map_err(|e| e.sqlstate());
+        let canonical = |p: &Path| p.canonicalize().expect("canonical");
+        assert_eq!(ok(&inputs.join("a.csv")), Ok(canonical(&inputs).join("a.csv")));
+        assert_eq!(ok(&data.join("sub/new/deeper")), Ok(canonical(&data).join("sub/new/deeper")));
+        assert_eq!(ok(&data.join("sub/../sub/x")), Ok(canonical(&data).join("sub/x")));
+        for outside in [
+            base.path().join("elsewhere"),
+            data.join(".."),
+            data.join("../inputs/../../x"),
+            data.join("escape/passwd"),
+            data.join("missing/../../x"),
+            PathBuf::from("/"),
+            PathBuf::from("/proc/self/mem"),
+        ] {
+            assert_eq!(ok(&outside), Err("42501"), "{}", outside.display());
+        }
+        assert_eq!(ok(Path::new("")), Err("22023"));
+    }
+
+    #[test]
+    fn components_are_single_and_distinct() {
+        assert_eq!(path_component("q5_job-1$"), "q5_job-1$");
+        assert_eq!(path_component(".."), "%2E%2E");
+        assert_eq!(path_component("/"), "%2F");
+        assert_eq!(path_component(""), "%");
+        assert_eq!(path_component("a%2F"), "a%252F");
+        for name in ["..", ".", "/", "../../..", "a/../b", "", "\0", "ä"] {
+            let c = path_component(name);
+            let path = std::path::Path::new("/base").join(&c);
+            assert_eq!(path.parent(), Some(std::path::Path::new("/base")), "{name:?} -> {c}");
+            assert_eq!(path.components().count(), 3, "{name:?} -> {c}");
+        }
+    }
 }

@@ -14,6 +14,18 @@ pub enum UserErrorKind {
     UndefinedObject,
     /// A name that is taken (42P07).
     DuplicateObject,
+    /// A column that does not exist (42703).
+    UndefinedColumn,
+    /// A name that breaks the naming rule (42602).
+    InvalidName,
+    /// A name longer than 63 bytes (42622).
+    NameTooLong,
+    /// A path outside the directories SQL may use (42501).
+    InsufficientPrivilege,
+    /// A statement nested too deeply to plan (54001).
+    StatementTooComplex,
+    /// A value beyond what Weir can hold, e.g. a batch of 10^12 rows (54000).
+    ProgramLimitExceeded,
     /// A column or expression of the wrong type (42804).
     DatatypeMismatch,
     /// A valid statement Weir does not support yet (0A000).
@@ -40,6 +52,12 @@ impl UserErrorKind {
             UserErrorKind::Syntax => "42601",
             UserErrorKind::UndefinedObject => "42P01",
             UserErrorKind::DuplicateObject => "42P07",
+            UserErrorKind::UndefinedColumn => "42703",
+            UserErrorKind::InvalidName => "42602",
+            UserErrorKind::NameTooLong => "42622",
+            UserErrorKind::InsufficientPrivilege => "42501",
+            UserErrorKind::StatementTooComplex => "54001",
+            UserErrorKind::ProgramLimitExceeded => "54000",
             UserErrorKind::DatatypeMismatch => "42804",
             UserErrorKind::FeatureNotSupported => "0A000",
             UserErrorKind::InvalidParameter => "22023",
@@ -90,6 +108,13 @@ impl Error {
     }
     pub fn invalid_state(message: impl fmt::Display) -> Self {
         Self::user(UserErrorKind::InvalidState, message)
+    }
+    /// 54001: what Postgres answers when a statement nests deeper than its stack allows.
+    pub fn too_complex() -> Self {
+        Self::user(
+            UserErrorKind::StatementTooComplex,
+            "statement is too complex: expressions or set operations nest too deeply; split it or use fewer terms",
+        )
     }
     pub fn internal(message: impl fmt::Display) -> Self {
         Error::Internal(message.to_string())
@@ -165,8 +190,14 @@ impl From<sqlparser::parser::ParserError> for Error {
         use sqlparser::parser::ParserError as P;
         match e {
             P::ParserError(m) | P::TokenizerError(m) => Error::syntax(format!("syntax error: {m}")),
-            P::RecursionLimitExceeded => Error::syntax("syntax error: statement nested too deeply"),
+            P::RecursionLimitExceeded => Error::too_complex(),
         }
+    }
+}
+
+impl From<sqlparser::tokenizer::TokenizerError> for Error {
+    fn from(e: sqlparser::tokenizer::TokenizerError) -> Self {
+        Error::syntax(format!("syntax error: {e}"))
     }
 }
 

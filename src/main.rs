@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use weir::Session;
+use weir::engine::database::DatabaseOptions;
 use weir::format::{OutputFormat, render};
+use weir::{Database, Session};
 
 #[derive(Parser)]
 #[command(name = "weir", version, about = "Weir: a streaming SQL database")]
@@ -13,6 +14,10 @@ struct Cli {
     /// Where the catalog, state and result tables live.
     #[arg(long, global = true, default_value = "./weir-data")]
     data_dir: PathBuf,
+    /// A directory SQL may name paths in (file sources, savepoints, checkpoints) besides the data
+    /// directory; repeatable. The REPL and `run` also allow the current directory.
+    #[arg(long = "file-root", global = true)]
+    file_roots: Vec<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -35,6 +40,10 @@ enum Command {
         /// Connections served at once; more are refused with SQLSTATE 53300 [default: 256].
         #[arg(long)]
         max_connections: Option<usize>,
+        /// Of those, connections still in their startup (not yet authenticated); when full, the
+        /// oldest of them is dropped for a new one [default: 64].
+        #[arg(long)]
+        max_startup_connections: Option<usize>,
         /// A TOML file with these options (and a [users] table of passwords); flags win.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -134,7 +143,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Statements are parsed and planned on the runtime's threads; sqlparser and DataFusion recurse
+    // once per level of an expression (up to planner::dialect::MAX_OPERATORS levels), so the threads
+    // get more stack than tokio's 2 MiB.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(16 << 20)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("ERROR: cannot start the runtime: {e}");
@@ -145,7 +161,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Repl) {
             Command::Repl => {
                 weir::repl::run(
-                    Session::open(&cli.data_dir).await?,
+                    Session::new(Database::open_with(&cli.data_dir, DatabaseOptions::local(cli.file_roots.clone())?).await?),
                     weir::data_dir::DataDir::new(&cli.data_dir).repl_history(),
                 )
                 .await
@@ -210,6 +226,7 @@ fn main() -> ExitCode {
             Command::Serve {
                 listen,
                 max_connections,
+                max_startup_connections,
                 config,
                 insecure_trust_remote,
                 password_file,
@@ -230,16 +247,22 @@ fn main() -> ExitCode {
                 let options = weir::pgwire::ServeOptions {
                     listen: listen.or(file.listen).unwrap_or(default_listen),
                     max_connections: max_connections.or(file.max_connections).unwrap_or(256),
+                    max_startup_connections: max_startup_connections
+                        .or(file.max_startup_connections)
+                        .unwrap_or(weir::pgwire::admission::DEFAULT_MAX_STARTUP),
                     trust_remote: insecure_trust_remote || file.insecure_trust_remote.unwrap_or(false),
                     passwords,
                     tls: tls_cert.or(file.tls_cert).zip(tls_key.or(file.tls_key)),
                 };
-                weir::pgwire::serve(weir::Database::open(&cli.data_dir).await?, options).await
+                // A server answers the network: only the data directory and the given roots.
+                let mut file_roots = cli.file_roots.clone();
+                file_roots.extend(file.file_roots.unwrap_or_default());
+                weir::pgwire::serve(Database::open_with(&cli.data_dir, DatabaseOptions { file_roots }).await?, options).await
             }
             Command::Run { file, format } => {
                 let sql =
                     std::fs::read_to_string(&file).map_err(|e| weir::Error::invalid(format!("cannot read {}: {e}", file.display())))?;
-                let session = Session::open(&cli.data_dir).await?;
+                let session = Session::new(Database::open_with(&cli.data_dir, DatabaseOptions::local(cli.file_roots.clone())?).await?);
                 session
                     .execute_script(&sql, |output| match render(&output, format) {
                         Ok(text) => print!("{text}"),

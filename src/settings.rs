@@ -173,8 +173,16 @@ pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
             )));
         }
     };
+    // Tokio adds a duration to `Instant::now()`, which overflows for huge values; a year is longer
+    // than any interval, timeout or delay is meant to be.
+    if seconds > MAX_DURATION.as_secs_f64() {
+        return Err(Error::invalid(format!("'{key}' is at most 365d, not '{value}'")));
+    }
     Ok(Duration::from_secs_f64(seconds))
 }
+
+/// The longest duration any setting or option takes.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 
 fn parse_int<T: std::str::FromStr + PartialOrd>(key: &str, value: &str, min: T) -> Result<T> {
     value
@@ -326,9 +334,13 @@ impl JobSettings {
                 }
                 other if other.starts_with("uid.") && other.len() > 4 => {
                     let uid = value.trim();
-                    if uid.is_empty() || !uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    if uid.is_empty()
+                        || uid.len() > crate::catalog::name::MAX_NAME_BYTES
+                        || !uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    {
                         return Err(Error::invalid(format!(
-                            "'{other}' must be a uid of letters, digits, '-' and '_', not '{value}'"
+                            "'{other}' must be a uid of at most {} letters, digits, '-' and '_', not '{value}'",
+                            crate::catalog::name::MAX_NAME_BYTES
                         )));
                     }
                     settings.pinned_uids.insert(other[4..].to_string(), uid.to_string());

@@ -270,3 +270,31 @@ fn psql_connects_over_tls() {
     assert!(output.status.success(), "{text}");
     assert!(text.contains("42") && text.contains("SSL connection"), "{text}");
 }
+
+/// 1,000 sockets that connect and never send a startup packet do not lock psql out: connections
+/// still in their startup are limited apart from --max-connections, and the oldest of them makes
+/// room for a new one.
+#[test]
+fn idle_sockets_do_not_lock_psql_out() {
+    if !psql_available() {
+        return;
+    }
+    // The test holds 1,000 sockets; a default soft limit of 1,024 descriptors is too tight.
+    // SAFETY: getrlimit/setrlimit with a valid struct pointer.
+    unsafe {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < 4096 {
+            limit.rlim_cur = limit.rlim_max.min(4096);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path());
+    let idle: Vec<std::net::TcpStream> = (0..1000)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("idle socket"))
+        .collect();
+    let (ok, output) = psql(server.port, &["SELECT 40 + 2"]);
+    assert!(ok, "psql could not connect past 1,000 idle sockets: {output}");
+    assert_eq!(output.trim(), "42");
+    drop(idle);
+}

@@ -39,7 +39,7 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn restore(savepoint: &str, job: &str) -> (tempfile::TempDir, Session) {
     let dir = tempfile::tempdir().expect("temp dir");
     copy_dir(&fixtures().join(savepoint), &dir.path().join("savepoint"));
-    let session = Session::open(dir.path().join("data")).await.expect("open");
+    let session = common::session_in(dir.path()).await;
     session
         .execute(&format!(
             "CREATE SOURCE clicks (k BIGINT, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)

@@ -127,7 +127,7 @@ async fn an_idle_source_subtask_does_not_hold_windows_back() {
         writeln!(file, "{user},2024-01-01T00:00:0{second}").expect("write");
     }
     file.flush().expect("flush");
-    let session = Session::open(dir.path().join("data")).await.expect("open");
+    let session = common::session_in(dir.path()).await;
     // Parallelism 2: subtask 0 reads (and monitors) the file, subtask 1 has nothing to read and
     // stays open without a watermark. Only the idle timeout lets the windows fire.
     session

@@ -29,6 +29,9 @@ enum FieldKind {
     Sequence { start: i64, end: i64 },
 }
 
+/// The longest random string (`fields.<col>.length`); a batch holds 4,096 of them.
+pub const MAX_STRING_LENGTH: usize = 10_000;
+
 #[derive(Debug, Clone)]
 pub struct DatagenConfig {
     pub number_of_rows: Option<u64>,
@@ -42,7 +45,9 @@ impl DatagenConfig {
         let number = |key: &str, value: &str| -> Result<f64> {
             value
                 .parse::<f64>()
-                .map_err(|_| Error::invalid(format!("option '{key}' must be a number, not '{value}'")))
+                .ok()
+                .filter(|n| n.is_finite())
+                .ok_or_else(|| Error::invalid(format!("option '{key}' must be a finite number, not '{value}'")))
         };
         let integer = |key: &str, value: &str| -> Result<u64> {
             value
@@ -66,7 +71,11 @@ impl DatagenConfig {
         for (key, value) in options {
             match key.as_str() {
                 "number-of-rows" => config.number_of_rows = Some(integer(key, value)?),
-                "rows-per-second" => config.rows_per_second = integer(key, value)?.max(1),
+                "rows-per-second" => {
+                    config.rows_per_second = Some(integer(key, value)?)
+                        .filter(|r| *r > 0)
+                        .ok_or_else(|| Error::invalid(format!("option '{key}' must be a positive integer, not '{value}'")))?
+                }
                 "seed" => config.seed = integer(key, value)?,
                 _ => {
                     let parts: Vec<&str> = key.splitn(3, '.').collect();
@@ -87,7 +96,13 @@ impl DatagenConfig {
                         },
                         ("min", FieldKind::Random { min, .. }) => *min = number(key, value)?,
                         ("max", FieldKind::Random { max, .. }) => *max = number(key, value)?,
-                        ("length", FieldKind::Random { length, .. }) => *length = integer(key, value)? as usize,
+                        ("length", FieldKind::Random { length, .. }) => {
+                            *length = Some(integer(key, value)?)
+                                .filter(|l| *l <= MAX_STRING_LENGTH as u64)
+                                .ok_or_else(|| {
+                                    Error::invalid(format!("option '{key}' must be at most {MAX_STRING_LENGTH}, not '{value}'"))
+                                })? as usize
+                        }
                         ("start", _) => sequence_bounds.entry(index).or_default().0 = Some(number(key, value)? as i64),
                         ("end", _) => sequence_bounds.entry(index).or_default().1 = Some(number(key, value)? as i64),
                         _ => {
@@ -194,8 +209,11 @@ impl DatagenSource {
                 ))
             }
             (FieldKind::Sequence { start, end }, _) => {
-                let span = (*end - *start).max(0) as u64 + 1;
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| start + (r % span) as i64)))
+                // In i128: `end - start` of i64s can exceed i64 (and the span u64).
+                let span = (*end as i128 - *start as i128).max(0) as u128 + 1;
+                Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|r| (*start as i128 + (*r as u128 % span) as i128) as i64),
+                ))
             }
             (FieldKind::Random { length, .. }, DataType::Utf8) => {
                 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -212,10 +230,11 @@ impl DatagenSource {
                 Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| min + unit(*r) * (max - min))))
             }
             (FieldKind::Random { min, max, .. }, _) => {
-                let (lo, hi) = (*min as i64, *max as i64);
-                let span = (hi - lo) as u64 + 1;
+                // In i128: the span of [i64::MIN, i64::MAX] has 2^64 values, one more than u64 holds.
+                let (lo, hi) = (*min as i64 as i128, *max as i64 as i128);
+                let span = (hi - lo) as u128 + 1;
                 Arc::new(Int64Array::from_iter_values(
-                    rows.iter().map(|r| lo + (self.value(*r, column) % span) as i64),
+                    rows.iter().map(|r| (lo + (self.value(*r, column) as u128 % span) as i128) as i64),
                 ))
             }
         };

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json;
 use datafusion::arrow::record_batch::RecordBatch;
 
+use crate::connectors::MAX_BATCH_ROWS;
 use crate::connectors::pacer::Pacer;
+use crate::data_dir::FileRoots;
 use crate::error::{Error, Result, UserErrorKind};
 use crate::runtime::{Source, SourcePosition, position_u64};
 use crate::settings::parse_duration;
@@ -40,7 +42,8 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
-    pub fn from_options(options: &BTreeMap<String, String>) -> Result<Self> {
+    /// `roots`: the directories the file must lie in; `path` is kept resolved.
+    pub fn from_options(options: &BTreeMap<String, String>, roots: &FileRoots) -> Result<Self> {
         let mut path = None;
         let mut format = FileFormat::Csv;
         let mut batch_size = 8192;
@@ -48,7 +51,7 @@ impl FileConfig {
         let mut monitor_interval = None;
         for (key, value) in options {
             match key.as_str() {
-                "path" => path = Some(PathBuf::from(value)),
+                "path" => path = Some(roots.resolve("source file", Path::new(value))?),
                 "format" => {
                     format = match value.to_ascii_lowercase().as_str() {
                         "csv" => FileFormat::Csv,
@@ -59,11 +62,11 @@ impl FileConfig {
                     }
                 }
                 "batch.size" => {
-                    batch_size = value
-                        .parse()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| Error::invalid(format!("'batch.size' must be a positive integer, not '{value}'")))?
+                    batch_size = value.parse().ok().filter(|n| (1..=MAX_BATCH_ROWS).contains(n)).ok_or_else(|| {
+                        Error::invalid(format!(
+                            "'batch.size' must be an integer between 1 and {MAX_BATCH_ROWS}, not '{value}'"
+                        ))
+                    })?
                 }
                 "rows-per-second" => {
                     rows_per_second = Some(
@@ -103,13 +106,37 @@ impl FileConfig {
     }
 
     pub fn check_readable(&self) -> Result<()> {
-        File::open(&self.path).map(|_| ()).map_err(|e| {
-            Error::user(
-                UserErrorKind::ExternalData,
-                format!("cannot read source file '{}': {e}", self.path.display()),
-            )
-        })
+        open_regular_file(&self.path).map(|_| ())
     }
+}
+
+/// Opens a source file for reading. Only a regular file: a FIFO would block the open (and the
+/// runtime thread with it) until a writer comes, and a device such as `/dev/zero` never ends. The
+/// open itself does not block (O_NONBLOCK, which changes nothing for a regular file's reads), and
+/// the type is checked on the opened file, so a swap after a check cannot slip a FIFO in.
+fn open_regular_file(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let unreadable = |reason: String| {
+        Error::user(
+            UserErrorKind::ExternalData,
+            format!("cannot read source file '{}': {reason}", path.display()),
+        )
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let kind = file.metadata().map_err(|e| unreadable(e.to_string()))?.file_type();
+    if kind.is_dir() {
+        return Err(unreadable("it is a directory; a file source reads one regular file".into()));
+    }
+    if !kind.is_file() {
+        return Err(unreadable(
+            "it is not a regular file (a FIFO, socket or device); a file source reads one regular file".into(),
+        ));
+    }
+    Ok(file)
 }
 
 type BatchIter = Box<dyn Iterator<Item = std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError>> + Send>;
@@ -160,7 +187,7 @@ impl FileSource {
     /// else the complete lines (a line being appended is read once it ends). Returns whether
     /// there was anything.
     fn open_unread(&mut self) -> Result<bool> {
-        let mut file = File::open(&self.config.path)?;
+        let mut file = open_regular_file(&self.config.path)?;
         let end = match self.config.monitor_interval {
             None => u64::MAX,
             Some(_) => complete_lines_end(&mut file, self.read_to)?,

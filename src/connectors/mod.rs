@@ -19,6 +19,7 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{SourceDef, TableConnector, TableDef, schema_of};
+use crate::data_dir::FileRoots;
 use crate::error::{Error, Result};
 use crate::graph::SinkMode;
 use crate::runtime::{Sink, Source, SourcePosition};
@@ -58,6 +59,9 @@ enum ConnectorConfig {
     File(file::FileConfig),
 }
 
+/// The most rows a source's `batch.size` asks for in one batch.
+pub const MAX_BATCH_ROWS: usize = 1 << 20;
+
 /// A source's definition with its options parsed and checked: the one place a source's WITH
 /// options are read (at CREATE SOURCE, once per job attempt, and for a batch read).
 #[derive(Debug, Clone)]
@@ -72,7 +76,8 @@ pub struct SourceConfig {
 }
 
 impl SourceConfig {
-    pub fn parse(def: &SourceDef) -> Result<Self> {
+    /// `roots`: where a file source's file may be.
+    pub fn parse(def: &SourceDef, roots: &FileRoots) -> Result<Self> {
         let schema = schema_of(&def.columns)?;
         let mut options = def.options.clone();
         let fail_at_row = match options.remove(FAIL_AT_ROW) {
@@ -97,7 +102,7 @@ impl SourceConfig {
         let connector = match SourceConnector::parse(&def.connector)? {
             SourceConnector::Nexmark => ConnectorConfig::Nexmark(nexmark::NexmarkConfig::from_options(&options).map_err(Error::invalid)?),
             SourceConnector::Datagen => ConnectorConfig::Datagen(datagen::DatagenConfig::from_options(&options, &schema)?),
-            SourceConnector::File => ConnectorConfig::File(file::FileConfig::from_options(&options)?),
+            SourceConnector::File => ConnectorConfig::File(file::FileConfig::from_options(&options, roots)?),
         };
         Ok(SourceConfig {
             schema,

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use datafusion::common::TableReference;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
 use crate::catalog::{Catalog, JobStatus};
 use crate::connectors::table_store::TableStore;
-use crate::data_dir::DataDir;
+use crate::data_dir::{DataDir, FileRoots};
 use crate::engine::providers::source_table::SourceTable;
 use crate::engine::providers::stored_table::StoredTable;
 use crate::error::{Error, Result};
@@ -20,9 +21,26 @@ use crate::planner::statement::{Statement, parse_statements};
 use crate::planner::window_function::{WindowFunction, WindowFunctionKind};
 use crate::planner::{SINGLE_DISTINCT_RULE, insert_target, plan_job};
 
+/// How a database is opened.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseOptions {
+    /// Directories besides the data directory that SQL may name paths in (`--file-root`).
+    pub file_roots: Vec<PathBuf>,
+}
+
+impl DatabaseOptions {
+    /// For a local user (the REPL, `weir run`, an embedding program): the current directory is a
+    /// file root too, so `path = 'data/events.csv'` works where Weir was started.
+    pub fn local(mut extra_roots: Vec<PathBuf>) -> Result<Self> {
+        extra_roots.push(std::env::current_dir()?);
+        Ok(DatabaseOptions { file_roots: extra_roots })
+    }
+}
+
 /// Shared by every session of a process (behind an `Arc`); see the module documentation.
 pub struct Database {
     data_dir: PathBuf,
+    file_roots: FileRoots,
     catalog: Arc<RwLock<Catalog>>,
     ctx: SessionContext,
     table_store: Arc<TableStore>,
@@ -30,10 +48,15 @@ pub struct Database {
 }
 
 impl Database {
+    /// Opens (or creates) the database in `data_dir` for a local user ([`DatabaseOptions::local`]).
+    pub async fn open(data_dir: impl AsRef<Path>) -> Result<Arc<Database>> {
+        Self::open_with(data_dir, DatabaseOptions::local(Vec::new())?).await
+    }
+
     /// Opens (or creates) the database in `data_dir` and resumes the jobs that were running when it
     /// stopped: those with checkpointing from their latest complete checkpoint.
-    pub async fn open(data_dir: impl AsRef<Path>) -> Result<Arc<Database>> {
-        let (db, resumable) = Self::open_catalog(data_dir)?;
+    pub async fn open_with(data_dir: impl AsRef<Path>, options: DatabaseOptions) -> Result<Arc<Database>> {
+        let (db, resumable) = Self::open_catalog(data_dir, &options)?;
         for (name, insert_sql, options) in resumable {
             if let Err(e) = db.resume_job(&name, &insert_sql, &options).await {
                 tracing::error!("cannot resume job {name}: {e}");
@@ -77,7 +100,10 @@ impl Database {
         insert: &sqlparser::ast::Insert,
         options: &BTreeMap<String, String>,
     ) -> Result<(crate::graph::JobGraph, JobSettings)> {
-        let settings = JobSettings::from_options(options)?;
+        let mut settings = JobSettings::from_options(options)?;
+        if let Some(dir) = settings.checkpoints.as_mut().and_then(|c| c.dir.as_mut()) {
+            *dir = self.file_roots.resolve("state.checkpoints.dir", dir)?;
+        }
         let target = insert_target(insert)?;
         let catalog = self.catalog_snapshot()?;
         let table = catalog.tables.get(&target).ok_or_else(|| Error::not_found("table", &target))?;
@@ -96,19 +122,24 @@ impl Database {
             }
             let request = job.request_checkpoint(crate::checkpoint::coordinator::RequestKind::Checkpoint);
             match tokio::time::timeout(std::time::Duration::from_secs(30), request).await {
-                Ok(Ok(done)) => println!("weir: job {} checkpointed ({})", snapshot.name, done.path.display()),
-                Ok(Err(e)) => eprintln!("weir: job {}: no final checkpoint: {e}", snapshot.name),
-                Err(_) => eprintln!("weir: job {}: final checkpoint timed out", snapshot.name),
+                // Logged, not printed: printing panics when the output is a closed pipe.
+                Ok(Ok(done)) => tracing::warn!("job {} checkpointed at shutdown ({})", snapshot.name, done.path.display()),
+                Ok(Err(e)) => tracing::error!("job {}: no final checkpoint: {e}", snapshot.name),
+                Err(_) => tracing::error!("job {}: final checkpoint timed out", snapshot.name),
             }
         }
     }
 
     /// Loads the catalog and registers everything; returns the jobs to resume.
     #[allow(clippy::type_complexity)]
-    fn open_catalog(data_dir: impl AsRef<Path>) -> Result<(Arc<Database>, Vec<(String, String, BTreeMap<String, String>)>)> {
+    fn open_catalog(
+        data_dir: impl AsRef<Path>,
+        options: &DatabaseOptions,
+    ) -> Result<(Arc<Database>, Vec<(String, String, BTreeMap<String, String>)>)> {
         let data_dir = data_dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let file_roots = FileRoots::new(&data_dir, &options.file_roots)?;
         let mut catalog = Catalog::load(&data_dir)?;
         // Jobs that were running when Weir stopped resume if they checkpoint; others cannot.
         let mut resumable = Vec::new();
@@ -157,9 +188,10 @@ impl Database {
                 }
             }
         });
-        let jobs = JobManager::new(data_dir.clone(), table_store.clone(), listener);
+        let jobs = JobManager::new(data_dir.clone(), file_roots.clone(), table_store.clone(), listener);
         let db = Database {
             data_dir,
+            file_roots,
             catalog,
             ctx,
             table_store,
@@ -178,6 +210,11 @@ impl Database {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The directories SQL may name paths in.
+    pub fn file_roots(&self) -> &FileRoots {
+        &self.file_roots
     }
 
     pub(crate) fn jobs(&self) -> &JobManager {
@@ -216,12 +253,14 @@ impl Database {
     fn register_all(&self) -> Result<()> {
         let catalog = self.catalog()?.clone();
         for source in catalog.sources.values() {
-            self.ctx
-                .register_table(source.name.as_str(), Arc::new(SourceTable::new(source.clone())?))?;
+            self.ctx.register_table(
+                TableReference::bare(source.name.as_str()),
+                Arc::new(SourceTable::new(source.clone(), self.file_roots.clone())?),
+            )?;
         }
         for table in catalog.tables.values() {
             self.ctx.register_table(
-                table.name.as_str(),
+                TableReference::bare(table.name.as_str()),
                 Arc::new(StoredTable::new(table.clone(), self.table_store.clone())?),
             )?;
         }

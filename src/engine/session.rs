@@ -194,6 +194,12 @@ impl Session {
         let mut probe = BTreeMap::new();
         probe.insert(key.clone(), value.clone());
         JobSettings::from_options(&probe)?;
+        if matches!(
+            key.as_str(),
+            "state.checkpoints.dir" | crate::engine::commands::savepoints::SAVEPOINT_DIR
+        ) {
+            self.db.file_roots().resolve(&key, std::path::Path::new(&value))?;
+        }
         self.settings
             .lock()
             .map_err(|_| Error::internal("settings lock poisoned"))?

@@ -14,7 +14,7 @@ use crate::checkpoint::restore::{open_backend, restored_position};
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::table_store::{Delivery, TableStore};
 use crate::connectors::{SourceConfig, open_sink};
-use crate::data_dir::JobDir;
+use crate::data_dir::{FileRoots, JobDir};
 use crate::error::{Error, Result};
 use crate::graph::{EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowKind};
 use crate::job::JobSettings;
@@ -43,6 +43,8 @@ pub struct BuildContext<'a> {
     /// Where this attempt's tasks write local snapshots (a fresh directory per attempt).
     pub snapshot_dir: &'a Path,
     pub store: &'a Arc<TableStore>,
+    /// Where file sources may read.
+    pub file_roots: &'a FileRoots,
     pub metrics: &'a Arc<JobMetrics>,
     /// The checkpoint to resume from, and where its files are.
     pub restore: Option<(&'a CheckpointManifest, &'a CheckpointStorage)>,
@@ -93,7 +95,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
         let mut inputs = pending_inputs.take().map(|v| v.into_iter().map(Some).collect::<Vec<_>>());
         // A source's options are parsed once for all its subtasks.
         let source_config = match &first.spec {
-            OperatorSpec::Source(spec) => Some(SourceConfig::parse(&spec.def)?),
+            OperatorSpec::Source(spec) => Some(SourceConfig::parse(&spec.def, cx.file_roots)?),
             _ => None,
         };
         for subtask in 0..parallelism {

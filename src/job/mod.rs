@@ -23,7 +23,7 @@ use crate::checkpoint::manifest::CheckpointManifest;
 use crate::checkpoint::restore::choose_restore_point;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::table_store::TableStore;
-use crate::data_dir::{DataDir, JobDir};
+use crate::data_dir::{DataDir, FileRoots, JobDir};
 use crate::error::{Error, Result, UserErrorKind};
 use crate::graph::JobGraph;
 use crate::runtime::metrics::JobMetrics;
@@ -176,15 +176,18 @@ enum AttemptEnd {
 
 pub struct JobManager {
     data_dir: PathBuf,
+    /// Where a job's file sources may read (checked again at every attempt).
+    file_roots: FileRoots,
     table_store: Arc<TableStore>,
     jobs: Mutex<HashMap<String, Arc<RunningJob>>>,
     listener: StatusListener,
 }
 
 impl JobManager {
-    pub fn new(data_dir: PathBuf, table_store: Arc<TableStore>, listener: StatusListener) -> Self {
+    pub fn new(data_dir: PathBuf, file_roots: FileRoots, table_store: Arc<TableStore>, listener: StatusListener) -> Self {
         JobManager {
             data_dir,
+            file_roots,
             table_store,
             jobs: Mutex::new(HashMap::new()),
             listener,
@@ -248,6 +251,7 @@ impl JobManager {
         let runner = JobRunner {
             job: job.clone(),
             data_dir: self.data_dir.clone(),
+            file_roots: self.file_roots.clone(),
             store: self.table_store.clone(),
             initial: restore,
             attempts: AtomicU64::new(0),
@@ -321,6 +325,7 @@ struct Attempt {
 struct JobRunner {
     job: Arc<RunningJob>,
     data_dir: PathBuf,
+    file_roots: FileRoots,
     store: Arc<TableStore>,
     /// Where to start while the job has no complete checkpoint of its own (RESTORE JOB).
     initial: Option<(CheckpointManifest, Arc<CheckpointStorage>)>,
@@ -378,6 +383,7 @@ impl JobRunner {
                 job_dir: &job_dir,
                 snapshot_dir: &snapshots,
                 store: &self.store,
+                file_roots: &self.file_roots,
                 metrics: &job.metrics,
                 restore: restore.as_ref().map(|(m, s)| (m, s.as_ref())),
                 events: events_tx,

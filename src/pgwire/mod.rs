@@ -3,6 +3,8 @@
 //! extended query protocols, SCRAM or trust, TLS; the catalogs clients read (psql's `\d`) are in
 //! `system_tables/pg_catalog.rs`.
 
+pub mod admission;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,7 +17,9 @@ use ::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use ::pgwire::api::results::{DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag};
 use ::pgwire::api::stmt::{NoopQueryParser, StoredStatement};
 use ::pgwire::api::store::PortalStore;
-use ::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager, PgWireServerHandlers, Type};
+use ::pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager, PgWireConnectionState, PgWireServerHandlers, Type,
+};
 use ::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use ::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use async_trait::async_trait;
@@ -31,12 +35,14 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use futures::stream;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::engine::database::Database;
 use crate::engine::postgres_types::pg_type;
 use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
 use crate::format::cell_text;
+use crate::pgwire::admission::Admission;
 
 /// One connection: its own session over the shared database.
 pub struct Connection {
@@ -371,6 +377,7 @@ impl PasswordFile {
 /// max_connections = 256
 /// tls_cert = "server.crt"
 /// tls_key = "server.key"
+/// file_roots = ["/srv/inputs"]   # directories SQL may use besides the data directory
 /// [users]            # SCRAM-SHA-256 passwords; without this table every client is trusted
 /// alice = "s3cret"
 /// ```
@@ -379,10 +386,12 @@ impl PasswordFile {
 pub struct ServerConfig {
     pub listen: Option<SocketAddr>,
     pub max_connections: Option<usize>,
+    pub max_startup_connections: Option<usize>,
     pub insecure_trust_remote: Option<bool>,
     pub password_file: Option<std::path::PathBuf>,
     pub tls_cert: Option<std::path::PathBuf>,
     pub tls_key: Option<std::path::PathBuf>,
+    pub file_roots: Option<Vec<std::path::PathBuf>>,
     pub users: Option<std::collections::HashMap<String, String>>,
 }
 
@@ -426,9 +435,16 @@ impl AuthSource for PasswordFile {
 }
 
 /// How connections authenticate: every client trusted, or SCRAM-SHA-256 against a password file.
-enum Startup {
+enum AuthMethod {
     Trust(Arc<Connection>),
     Scram(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
+}
+
+/// A connection's startup: authenticates, and says when it is done (the connection then stops
+/// counting against the startup limit and timeout, see `admission`).
+struct Startup {
+    method: AuthMethod,
+    authenticated: watch::Sender<bool>,
 }
 
 #[async_trait]
@@ -439,15 +455,20 @@ impl StartupHandler for Startup {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
     {
-        match self {
-            Startup::Trust(connection) => connection.on_startup(client, message).await,
-            Startup::Scram(scram) => scram.on_startup(client, message).await,
+        match &self.method {
+            AuthMethod::Trust(connection) => connection.on_startup(client, message).await?,
+            AuthMethod::Scram(scram) => scram.on_startup(client, message).await?,
         }
+        if matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            self.authenticated.send_replace(true);
+        }
+        Ok(())
     }
 }
 
 struct Handlers {
     connection: Arc<Connection>,
+    authenticated: watch::Sender<bool>,
     passwords: Option<Arc<PasswordFile>>,
     cancels: Arc<ConnectionManager>,
 }
@@ -466,15 +487,19 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(match &self.passwords {
-            None => Startup::Trust(self.connection.clone()),
+        let method = match &self.passwords {
+            None => AuthMethod::Trust(self.connection.clone()),
             Some(passwords) => {
                 let mut scram = ScramAuth::new(passwords.clone());
                 scram.set_iterations(SCRAM_ITERATIONS);
-                Startup::Scram(Box::new(
+                AuthMethod::Scram(Box::new(
                     SASLAuthStartupHandler::new(Arc::new(DefaultServerParameterProvider::default())).with_scram(scram),
                 ))
             }
+        };
+        Arc::new(Startup {
+            method,
+            authenticated: self.authenticated.clone(),
         })
     }
 }
@@ -484,6 +509,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Connections served at once; more are refused with SQLSTATE 53300.
     pub max_connections: usize,
+    /// Of those, connections still in their startup (see `admission`).
+    pub max_startup_connections: usize,
     /// Every client is trusted: off a loopback address only on explicit request.
     pub trust_remote: bool,
     /// SCRAM-SHA-256 against these users instead of trust.
@@ -533,7 +560,7 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
             "refusing to listen on {listen} with every client trusted; give --password-file, use a loopback address, or pass --insecure-trust-remote"
         )));
     }
-    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let admission = Admission::new(options.max_connections, options.max_startup_connections, admission::STARTUP_TIMEOUT);
     let passwords = options.passwords.map(Arc::new);
     let cancels = Arc::new(ConnectionManager::new());
     let tls = match &options.tls {
@@ -545,8 +572,9 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
         .map_err(|e| Error::invalid(format!("cannot listen on {listen}: {e}")))?;
     let local = listener.local_addr()?;
     // Scripts and tests read this line to learn the port (with --listen 127.0.0.1:0).
-    println!("weir listening on {local}");
+    // Not println!: it panics when stdout is a closed pipe (a supervisor that stopped reading).
     use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "weir listening on {local}");
     let _ = std::io::stdout().flush();
     loop {
         tokio::select! {
@@ -558,30 +586,32 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
                         continue;
                     }
                 };
-                                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    tokio::spawn(async move {
-                        use tokio::io::AsyncWriteExt;
-                        let mut socket = socket;
-                        let _ = socket.write_all(&fatal_message("53300", "sorry, too many clients already (weir serve --max-connections)")).await;
-                        let _ = socket.shutdown().await;
-                    });
-                    continue;
-                };
-                                let handlers = Handlers {
+                let (authenticated, authenticated_rx) = watch::channel(false);
+                let handlers = Handlers {
                     connection: Arc::new(Connection::new(Session::new(db.clone()), cancels.clone())),
+                    authenticated,
                     passwords: passwords.clone(),
                     cancels: cancels.clone(),
                 };
                 let tls = tls.clone();
+                let admission = admission.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = ::pgwire::tokio::process_socket(socket, tls, handlers).await {
-                        tracing::info!("connection from {peer} ended: {e}");
+                    let Some(ticket) = admission.admit().await else {
+                        use tokio::io::AsyncWriteExt;
+                        let mut socket = socket;
+                        let _ = socket.write_all(&fatal_message("53300", "sorry, too many clients already (weir serve --max-connections)")).await;
+                        let _ = socket.shutdown().await;
+                        return;
+                    };
+                    match ticket.serve(::pgwire::tokio::process_socket(socket, tls, handlers), authenticated_rx).await {
+                        Some(Err(e)) => tracing::info!("connection from {peer} ended: {e}"),
+                        Some(Ok(())) => {}
+                        None => tracing::info!("connection from {peer} dropped: no startup within the timeout, or room was needed"),
                     }
-                    drop(slot);
                 });
             }
-                        _ = shutdown_signal() => {
-                println!("weir: shutting down");
+            _ = shutdown_signal() => {
+                let _ = writeln!(std::io::stdout(), "weir: shutting down");
                 db.shutdown().await;
                 return Ok(());
             }

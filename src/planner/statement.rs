@@ -9,8 +9,10 @@ use sqlparser::ast::{BinaryOperator, DateTimeField, Expr, Ident, Insert, Interva
 use sqlparser::dialect::GenericDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Token;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
+use super::dialect::{MAX_OPERATORS, WeirDialect};
+use crate::catalog::name::check_name;
 use crate::catalog::{ColumnDef, WatermarkDef, arrow_type};
 use crate::error::{Error, Result};
 
@@ -172,19 +174,43 @@ const POSTGRES_SESSION_SETTINGS: [&str; 16] = [
 /// Parses every statement in `sql` (separated by `;`).
 pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     let rewritten = super::flink_syntax::rewrite_flink_window_syntax(sql)?;
-    let mut parser = Parser::new(&GenericDialect {}).try_with_sql(rewritten.as_deref().unwrap_or(sql))?;
+    let sql = rewritten.as_deref().unwrap_or(sql);
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location()?;
+    check_set_operations(&tokens)?;
+    let dialect = WeirDialect::new(tokens.len());
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut statements = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
         if parser.peek_token().token == Token::EOF {
             break;
         }
+        dialect.start_statement();
         statements.push(parse_statement(&mut parser)?);
         if !parser.consume_token(&Token::SemiColon) && parser.peek_token().token != Token::EOF {
             return Err(expected_error(&parser, "end of statement", parser.peek_token()));
         }
     }
     Ok(statements)
+}
+
+/// Set operations and joins build a tree one level deeper per keyword, like an operator chain (see
+/// `WeirDialect`), but are no expressions: they are counted here, per statement.
+fn check_set_operations(tokens: &[TokenWithSpan]) -> Result<()> {
+    let mut count = 0;
+    for token in tokens {
+        match &token.token {
+            Token::SemiColon => count = 0,
+            Token::Word(w) if matches!(w.keyword, Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT | Keyword::JOIN) => {
+                count += 1;
+                if count > MAX_OPERATORS {
+                    return Err(Error::too_complex());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn peek_word(parser: &Parser, n: usize) -> Option<String> {
@@ -389,6 +415,13 @@ fn parse_name(parser: &mut Parser) -> Result<String> {
     Ok(normalize(&parser.parse_identifier()?))
 }
 
+/// The name of an object the statement creates: it must follow the naming rule.
+fn parse_new_name(parser: &mut Parser, what: &str) -> Result<String> {
+    let name = parse_name(parser)?;
+    check_name(what, &name)?;
+    Ok(name)
+}
+
 fn parse_if_not_exists(parser: &mut Parser) -> bool {
     parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS])
 }
@@ -478,7 +511,7 @@ fn parse_column_list(parser: &mut Parser) -> Result<ColumnList> {
 
 fn parse_create_source(parser: &mut Parser) -> Result<Statement> {
     let if_not_exists = parse_if_not_exists(parser);
-    let name = parse_name(parser)?;
+    let name = parse_new_name(parser, "source")?;
     let list = parse_column_list(parser)?;
     let options = parse_with_options(parser)?;
     Ok(Statement::CreateSource {
@@ -492,7 +525,7 @@ fn parse_create_source(parser: &mut Parser) -> Result<Statement> {
 
 fn parse_create_table(parser: &mut Parser) -> Result<Statement> {
     let if_not_exists = parse_if_not_exists(parser);
-    let name = parse_name(parser)?;
+    let name = parse_new_name(parser, "table")?;
     let list = parse_column_list(parser)?;
     if list.watermark.is_some() {
         return Err(Error::unsupported(
@@ -510,7 +543,7 @@ fn parse_create_table(parser: &mut Parser) -> Result<Statement> {
 }
 
 fn parse_create_job(parser: &mut Parser) -> Result<CreateJob> {
-    let name = parse_name(parser)?;
+    let name = parse_new_name(parser, "job")?;
     let options = parse_with_options(parser)?;
     parser.expect_keyword(Keyword::AS)?;
     match parser.parse_statement()? {
@@ -528,7 +561,7 @@ fn parse_create_job(parser: &mut Parser) -> Result<CreateJob> {
 
 /// `<job> FROM SAVEPOINT name | FROM 'path' [ALLOW NON RESTORED STATE] [WITH (...)] [AS INSERT ...]`
 fn parse_restore_job(parser: &mut Parser) -> Result<RestoreJob> {
-    let job = parse_name(parser)?;
+    let job = parse_new_name(parser, "job")?;
     parser.expect_keyword(Keyword::FROM)?;
     let from = if parser.parse_keyword(Keyword::SAVEPOINT) {
         RestoreFrom::Savepoint(parse_name(parser)?)

@@ -25,10 +25,14 @@ pub fn start_server(data_dir: &std::path::Path) -> Server {
     start_server_with(data_dir, &[])
 }
 
+/// The server may read the repository's `sql/data` inputs (`--file-root`), as an operator would
+/// allow an inputs directory; everything else a test gives it lives in its data directory.
 pub fn start_server_with(data_dir: &std::path::Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .arg("--file-root")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/data"))
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -45,6 +49,13 @@ pub fn start_server_with(data_dir: &std::path::Path, extra: &[&str]) -> Server {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
     Server { child, port }
+}
+
+/// A session on `<dir>/data` that may also use the files a test writes into `dir`
+/// (`--file-root dir`, besides the current directory).
+pub async fn session_in(dir: &std::path::Path) -> Session {
+    let options = weir::engine::database::DatabaseOptions::local(vec![dir.to_path_buf()]).expect("options");
+    Session::new(weir::Database::open_with(dir.join("data"), options).await.expect("open"))
 }
 
 /// The rows of the last statement of `sql`, NULL spelled out.

@@ -118,7 +118,8 @@ class WeirRun:
         self.err_path = os.path.join(work, f"{label}.stderr")
         self._out = open(self.out_path, "w")
         self._err = open(self.err_path, "w")
-        cmd = [weir, "run", "--data-dir", data_dir, "--format", "csv", script]
+        # The input file lives in the work directory: a file root.
+        cmd = [weir, "run", "--data-dir", data_dir, "--file-root", work, "--format", "csv", script]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
                                      cwd=ROOT)

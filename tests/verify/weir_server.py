@@ -10,7 +10,9 @@ PAR_CSV = os.path.join(ROOT, "sql", "data", "par.csv")
 
 def run_client(weir, data_dir, client, label, timeout):
     """Starts `weir serve`, runs `client(port)` (an argv list) and returns 0 or 1, printing its output."""
-    server = subprocess.Popen([weir, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
+    # The clients read sql/data/par.csv: a file root besides the data directory.
+    server = subprocess.Popen([weir, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir,
+                               "--file-root", os.path.join(ROOT, "sql", "data")],
                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         port = server.stdout.readline().strip().rsplit(":", 1)[1]

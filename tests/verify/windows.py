@@ -313,7 +313,7 @@ def main():
 
     if os.path.exists(data_dir):
         shutil.rmtree(data_dir)
-    cmd = [weir, "run", "--data-dir", data_dir, "--format", "csv", script_path]
+    cmd = [weir, "run", "--data-dir", data_dir, "--file-root", os.path.abspath(work), "--format", "csv", script_path]
     log("running " + " ".join(cmd))
     t1 = time.time()
     try:

@@ -5,7 +5,7 @@ use super::*;
 // Option defaults and keys.
 pub(super) const DEFAULT_EVENTS_PER_SECOND: u64 = 10_000_000;
 const DEFAULT_BATCH_SIZE: usize = 4096;
-const MAX_BATCH_SIZE: usize = 1 << 20;
+use crate::connectors::MAX_BATCH_ROWS as MAX_BATCH_SIZE;
 pub(super) const DEFAULT_BASE_TIME_MS: i64 = 1_700_000_000_000;
 const OPTION_KEYS: &str = "nexmark.table, seed, events.per.second, pace, max.events, batch.size, base.time";
 

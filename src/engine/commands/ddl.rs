@@ -6,6 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::TableReference;
 
 use crate::catalog::{ColumnDef, JobDef, JobStatus, SourceDef, TableConnector, TableDef, WatermarkDef};
 use crate::connectors::SourceConfig;
@@ -36,20 +37,27 @@ impl Session {
             connector,
             options,
         };
-        if self.db.catalog()?.relation_exists(&def.name) {
+        if self.relation_exists(&def.name)? {
             return if if_not_exists {
                 Ok(Output::done("CREATE SOURCE"))
             } else {
                 Err(Error::already_exists("relation", &def.name))
             };
         }
-        SourceConfig::parse(&def)?.check()?;
-        let provider = Arc::new(SourceTable::new(def.clone())?);
-        self.db.update_catalog(|c| {
+        SourceConfig::parse(&def, self.db.file_roots())?.check()?;
+        let provider = Arc::new(SourceTable::new(def.clone(), self.db.file_roots().clone())?);
+        // Registered first: a name DataFusion refuses never reaches the catalog.
+        self.db
+            .context()
+            .register_table(TableReference::bare(def.name.as_str()), provider)?;
+        let saved = self.db.update_catalog(|c| {
             c.sources.insert(def.name.clone(), def.clone());
             Ok(())
-        })?;
-        self.db.context().register_table(def.name.as_str(), provider)?;
+        });
+        if let Err(e) = saved {
+            self.db.context().deregister_table(TableReference::bare(def.name.as_str()))?;
+            return Err(e);
+        }
         Ok(Output::done("CREATE SOURCE"))
     }
 
@@ -70,7 +78,7 @@ impl Session {
                 "unknown table option '{key}'; a table takes only 'connector'"
             )));
         }
-        if self.db.catalog()?.relation_exists(&name) {
+        if self.relation_exists(&name)? {
             return if if_not_exists {
                 Ok(Output::done("CREATE TABLE"))
             } else {
@@ -89,11 +97,24 @@ impl Session {
             c.tables.insert(name.clone(), def.clone());
             Ok(def)
         })?;
-        self.db.table_store().drop_table(def.id)?;
-        self.db
-            .context()
-            .register_table(name.as_str(), Arc::new(StoredTable::new(def, self.db.table_store().clone())?))?;
+        let registered = self.db.table_store().drop_table(def.id).and_then(|()| {
+            let provider = Arc::new(StoredTable::new(def, self.db.table_store().clone())?);
+            self.db.context().register_table(TableReference::bare(name.as_str()), provider)?;
+            Ok(())
+        });
+        if let Err(e) = registered {
+            self.db.update_catalog(|c| {
+                c.tables.remove(&name);
+                Ok(())
+            })?;
+            return Err(e);
+        }
         Ok(Output::done("CREATE TABLE"))
+    }
+
+    /// Whether a source, table or system table (`weir_jobs`, `pg_class`, ...) has this name.
+    fn relation_exists(&self, name: &str) -> Result<bool> {
+        Ok(self.db.catalog()?.relation_exists(name) || self.db.context().table_exist(TableReference::bare(name))?)
     }
 
     /// The job's options (session settings overlaid with its WITH options), graph and settings.
@@ -195,7 +216,7 @@ impl Session {
                         _ => c.tables.remove(name).map(|t| Some(t.id)),
                     })
                 })?;
-                self.db.context().deregister_table(name)?;
+                self.db.context().deregister_table(TableReference::bare(name))?;
                 if let Some(Some(id)) = table_id {
                     self.db.table_store().drop_table(id)?;
                 }

@@ -23,14 +23,14 @@ pub const SAVEPOINT_DIR: &str = "execution.checkpointing.savepoint-dir";
 
 impl Session {
     fn savepoint_dir(&self, dir: Option<String>) -> Result<PathBuf> {
-        if let Some(dir) = dir {
-            return Ok(PathBuf::from(dir));
-        }
-        let settings = self.settings_snapshot()?;
-        Ok(settings
-            .get(SAVEPOINT_DIR)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.database().paths().savepoints()))
+        let dir = match dir {
+            Some(dir) => PathBuf::from(dir),
+            None => match self.settings_snapshot()?.get(SAVEPOINT_DIR) {
+                Some(dir) => PathBuf::from(dir),
+                None => return Ok(self.database().paths().savepoints()),
+            },
+        };
+        self.database().file_roots().resolve("savepoint directory", &dir)
     }
 
     /// Takes a savepoint of a running job and records it in the catalog.
@@ -53,8 +53,8 @@ impl Session {
                 }
             }
         }
-        let running = self.database().jobs().get(job)?.ok_or_else(|| self.job_missing(job))?;
         let base = self.savepoint_dir(dir)?;
+        let running = self.database().jobs().get(job)?.ok_or_else(|| self.job_missing(job))?;
         // Names are predictable (sp_<job>_<n>) so scripts can restore what they took.
         let taken = self
             .database()
@@ -67,7 +67,7 @@ impl Session {
             .map(|n| format!("sp_{job}_{n}"))
             .find(|n| !self.database().catalog_snapshot().is_ok_and(|c| c.savepoints.contains_key(n)))
             .unwrap_or_default();
-        let path = base.join(&name);
+        let path = base.join(crate::data_dir::path_component(&name));
         let done = running
             .request_checkpoint(RequestKind::Savepoint {
                 dir: path.clone(),
@@ -115,7 +115,7 @@ impl Session {
                         .path,
                 )
             }
-            RestoreFrom::Path(path) => PathBuf::from(path),
+            RestoreFrom::Path(path) => self.database().file_roots().resolve("savepoint", Path::new(path))?,
         };
         let (manifest, storage) = savepoint::open(&path)?;
         Ok((manifest, storage, path))

@@ -14,24 +14,27 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::{SourceDef, schema_of};
 use crate::connectors::SourceConfig;
+use crate::data_dir::FileRoots;
 use crate::error::{Error, Result};
 
 #[derive(Debug)]
 pub struct SourceTable {
     pub def: SourceDef,
     schema: SchemaRef,
+    file_roots: FileRoots,
 }
 
 impl SourceTable {
-    pub fn new(def: SourceDef) -> Result<Self> {
+    pub fn new(def: SourceDef, file_roots: FileRoots) -> Result<Self> {
         Ok(SourceTable {
             schema: schema_of(&def.columns)?,
             def,
+            file_roots,
         })
     }
 
     async fn read_all(&self) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
-        let config = SourceConfig::parse(&self.def)?;
+        let config = SourceConfig::parse(&self.def, &self.file_roots)?;
         if !config.is_bounded() {
             return Err(Error::invalid_state(format!(
                 "source '{}' is unbounded; read it from a job (CREATE JOB), or bound it (max.events / number-of-rows) to query it directly",

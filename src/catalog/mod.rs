@@ -1,6 +1,8 @@
 //! What Weir knows about: sources, result tables and jobs, as plain data. Persisted as one JSON file
 //! in the data directory (written to a temp file, fsynced, renamed) so it survives a restart.
 
+pub mod name;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
