@@ -4,6 +4,8 @@
 //! `system_tables/pg_catalog.rs`.
 
 pub mod admission;
+pub mod frames;
+mod socket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -603,7 +605,7 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
                         let _ = socket.shutdown().await;
                         return;
                     };
-                    match ticket.serve(::pgwire::tokio::process_socket(socket, tls, handlers), authenticated_rx).await {
+                    match ticket.serve(socket::process_socket(socket, tls, handlers), authenticated_rx).await {
                         Some(Err(e)) => tracing::info!("connection from {peer} ended: {e}"),
                         Some(Ok(())) => {}
                         None => tracing::info!("connection from {peer} dropped: no startup within the timeout, or room was needed"),

@@ -25,9 +25,18 @@ pub fn start_server(data_dir: &std::path::Path) -> Server {
     start_server_with(data_dir, &[])
 }
 
+/// `start_server_with`, the server's stderr going to `log` (to look for panics afterwards).
+pub fn start_server_logged(data_dir: &std::path::Path, log: &std::path::Path) -> Server {
+    start_server_inner(data_dir, &[], Stdio::from(std::fs::File::create(log).expect("log file")))
+}
+
 /// The server may read the repository's `sql/data` inputs (`--file-root`), as an operator would
 /// allow an inputs directory; everything else a test gives it lives in its data directory.
 pub fn start_server_with(data_dir: &std::path::Path, extra: &[&str]) -> Server {
+    start_server_inner(data_dir, extra, Stdio::inherit())
+}
+
+fn start_server_inner(data_dir: &std::path::Path, extra: &[&str], stderr: Stdio) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -35,7 +44,7 @@ pub fn start_server_with(data_dir: &std::path::Path, extra: &[&str]) -> Server {
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/data"))
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start weir serve");
     let mut line = String::new();
