@@ -307,3 +307,29 @@ async fn config_file_sets_users_and_limits() {
     };
     assert_eq!(full.code().map(|c| c.code()), Some("53300"), "{full}");
 }
+
+/// The extended protocol prepares one statement, as Postgres does: a string of several is refused
+/// at Parse (42601) instead of running them all and sending rows after NoData. DEALLOCATE (which
+/// psycopg sends after DDL once it has prepared statements) is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_statement_per_prepared_statement_and_deallocate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path());
+    let client = connect(server.port).await;
+    let error = client.query("SELECT 1; SELECT 2", &[]).await.expect_err("two statements");
+    let db = error.as_db_error().expect("server error");
+    assert_eq!(db.code().code(), "42601");
+    assert_eq!(db.message(), "cannot insert multiple commands into a prepared statement");
+    // The connection goes on; one statement with a trailing semicolon is fine.
+    let rows = client.query("SELECT 1::BIGINT AS one;", &[]).await.expect("one statement");
+    assert_eq!(rows[0].get::<_, i64>(0), 1);
+    for sql in ["DEALLOCATE ALL", "DEALLOCATE PREPARE ALL", "DEALLOCATE s1"] {
+        let tags = client.simple_query(sql).await.expect(sql);
+        let tag = tags.iter().find_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        });
+        assert_eq!(tag, Some(0), "{sql}");
+    }
+    client.execute("DEALLOCATE ALL", &[]).await.expect("extended DEALLOCATE ALL");
+}

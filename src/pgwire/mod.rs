@@ -17,7 +17,7 @@ use ::pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo,
 use ::pgwire::api::portal::{Format, Portal};
 use ::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use ::pgwire::api::results::{DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag};
-use ::pgwire::api::stmt::{NoopQueryParser, StoredStatement};
+use ::pgwire::api::stmt::{QueryParser, StoredStatement};
 use ::pgwire::api::store::PortalStore;
 use ::pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager, PgWireConnectionState, PgWireServerHandlers, Type,
@@ -44,6 +44,7 @@ use crate::engine::postgres_types::pg_type;
 use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
 use crate::format::cell_text;
+use crate::planner::statement::parse_statements;
 use crate::pgwire::admission::Admission;
 
 /// One connection: its own session over the shared database.
@@ -279,10 +280,10 @@ impl SimpleQueryHandler for Connection {
 #[async_trait]
 impl ExtendedQueryHandler for Connection {
     type Statement = String;
-    type QueryParser = NoopQueryParser;
+    type QueryParser = OneStatement;
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
-        Arc::new(NoopQueryParser::new())
+        Arc::new(OneStatement)
     }
 
     async fn do_describe_statement<C>(
@@ -341,6 +342,36 @@ impl ExtendedQueryHandler for Connection {
             },
             Err(error) => Ok(error_response(&error, sql)),
         }
+    }
+}
+
+/// Parse messages: a prepared statement is one statement, as in Postgres (a string of several would
+/// run them all and answer rows after NoData). Syntax errors are reported when the statement is
+/// described or run, with their position.
+pub struct OneStatement;
+
+#[async_trait]
+impl QueryParser for OneStatement {
+    type Statement = String;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<String>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        match parse_statements(sql) {
+            Ok(statements) if statements.len() > 1 => {
+                Err(pg_error(Error::syntax("cannot insert multiple commands into a prepared statement")))
+            }
+            _ => Ok(Some(sql.to_owned())),
+        }
+    }
+
+    fn get_parameter_types(&self, _statement: &String) -> PgWireResult<Vec<Type>> {
+        Ok(Vec::new())
+    }
+
+    fn get_result_schema(&self, _statement: &String, _format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(Vec::new())
     }
 }
 

@@ -375,6 +375,19 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
                 if_exists,
             })
         }
+        // Prepared statements live in the wire protocol's per-connection store, where a Parse of a
+        // name replaces the old one; psycopg sends DEALLOCATE ALL after DDL.
+        (Some("DEALLOCATE"), second) => {
+            let tag = if second.as_deref() == Some("ALL") || peek_word(parser, 2).as_deref() == Some("ALL") {
+                "DEALLOCATE ALL"
+            } else {
+                "DEALLOCATE"
+            };
+            while !matches!(parser.peek_token().token, Token::SemiColon | Token::EOF) {
+                parser.next_token();
+            }
+            Ok(Statement::TransactionNoop { tag: tag.into() })
+        }
         (Some("SAVEPOINT" | "RELEASE" | "BEGIN" | "COMMIT" | "ROLLBACK" | "START" | "END" | "ABORT"), _) => {
             // Consume the rest of the statement (names, TO SAVEPOINT x, TRANSACTION ...).
             let tag = match first.as_deref() {

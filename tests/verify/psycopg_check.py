@@ -51,6 +51,23 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=weir dbname=weir", autoco
     except psycopg.errors.SyntaxError as e:
         assert e.sqlstate == "42601", e.sqlstate
     assert conn.execute("SELECT 1 + 1").fetchone() == (2,)
+    # Run a query often enough that psycopg prepares it (5 times); after DDL it sends DEALLOCATE ALL.
+    for _ in range(7):
+        assert conn.execute("SELECT count(*) FROM t WHERE k = %s", ("p1",)).fetchone() == (3,)
+    conn.execute("CREATE TABLE scratch (k VARCHAR)")
+    conn.execute("DROP TABLE scratch")
+    for _ in range(7):
+        assert conn.execute("SELECT count(*) FROM t WHERE k = %s", ("p1",)).fetchone() == (3,)
+    # Several statements in one string: fine in the simple protocol, refused (42601) when prepared.
+    cur = conn.cursor()
+    cur.execute("SELECT 1; SELECT 2")
+    assert cur.fetchone() == (1,)
+    assert cur.nextset() and cur.fetchone() == (2,)
+    try:
+        conn.execute("SELECT 1; SELECT 2", prepare=True)
+        raise AssertionError("two statements were prepared")
+    except psycopg.errors.SyntaxError as e:
+        assert "multiple commands" in str(e), e
 print("psycopg: ok")
 '''
 
