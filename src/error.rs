@@ -2,6 +2,7 @@
 //! the message says what to do) or internal (I/O, RocksDB, bugs). Front ends map it to SQLSTATE.
 
 use std::fmt;
+use std::sync::Arc;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -26,6 +27,10 @@ pub enum UserErrorKind {
     StatementTooComplex,
     /// A value beyond what Weir can hold, e.g. a batch of 10^12 rows (54000).
     ProgramLimitExceeded,
+    /// A file operation on a path the user gave failed: not a directory, name too long (58030).
+    Io,
+    /// The disk is full (53100).
+    DiskFull,
     /// A column or expression of the wrong type (42804).
     DatatypeMismatch,
     /// A valid statement Weir does not support yet (0A000).
@@ -58,6 +63,8 @@ impl UserErrorKind {
             UserErrorKind::InsufficientPrivilege => "42501",
             UserErrorKind::StatementTooComplex => "54001",
             UserErrorKind::ProgramLimitExceeded => "54000",
+            UserErrorKind::Io => "58030",
+            UserErrorKind::DiskFull => "53100",
             UserErrorKind::DatatypeMismatch => "42804",
             UserErrorKind::FeatureNotSupported => "0A000",
             UserErrorKind::InvalidParameter => "22023",
@@ -148,8 +155,14 @@ impl From<datafusion::error::DataFusionError> for Error {
         use datafusion::error::DataFusionError as D;
         match e {
             D::SQL(e, _) => Error::syntax(e),
-            D::Plan(m) => Error::user(UserErrorKind::Other, m),
-            D::SchemaError(e, _) => Error::user(UserErrorKind::Other, e),
+            D::Plan(m) => match missing_table(&m) {
+                Some(table) => Error::user(UserErrorKind::UndefinedObject, format!("relation \"{table}\" does not exist")),
+                None => Error::user(UserErrorKind::Other, m),
+            },
+            D::SchemaError(e, _) => match e.as_ref() {
+                datafusion::common::SchemaError::FieldNotFound { .. } => Error::user(UserErrorKind::UndefinedColumn, e),
+                _ => Error::user(UserErrorKind::Other, e),
+            },
             D::NotImplemented(m) => Error::unsupported(format!("not supported: {m}")),
             D::Execution(m) => Error::user(UserErrorKind::Other, m),
             D::Context(c, inner) => Error::from(*inner).context(c),
@@ -159,11 +172,27 @@ impl From<datafusion::error::DataFusionError> for Error {
                 Err(other) => Error::user(UserErrorKind::Other, other),
             },
             D::Diagnostic(_, inner) => Error::from(*inner),
-            D::Shared(shared) => Error::user(UserErrorKind::Other, shared),
+            // Several errors of one statement: the first says what to fix first.
+            D::Collection(errors) => match errors.into_iter().next() {
+                Some(first) => Error::from(first),
+                None => Error::internal("an empty collection of errors"),
+            },
+            D::Configuration(m) => Error::invalid(m),
+            D::ResourcesExhausted(m) => Error::user(UserErrorKind::ProgramLimitExceeded, m),
+            D::Shared(shared) => match Arc::try_unwrap(shared) {
+                Ok(inner) => Error::from(inner),
+                Err(shared) => Error::user(UserErrorKind::Other, shared),
+            },
             D::IoError(e) => Error::internal(e),
             other => Error::internal(other),
         }
     }
+}
+
+/// The table of DataFusion's "table 'datafusion.public.t' not found".
+fn missing_table(message: &str) -> Option<&str> {
+    let quoted = message.strip_prefix("table '")?.strip_suffix("' not found")?;
+    Some(quoted.rsplit('.').next().unwrap_or(quoted))
 }
 
 impl From<datafusion::arrow::error::ArrowError> for Error {
@@ -208,8 +237,20 @@ impl From<rocksdb::Error> for Error {
 }
 
 impl From<std::io::Error> for Error {
+    /// Errors that a path or the machine's state explain get Postgres' class 58 (or 42501, 53100);
+    /// the rest are internal.
     fn from(e: std::io::Error) -> Self {
-        Error::internal(format!("I/O: {e}"))
+        use std::io::ErrorKind as K;
+        let kind = match e.kind() {
+            K::NotFound => UserErrorKind::ExternalData,
+            K::PermissionDenied | K::ReadOnlyFilesystem => UserErrorKind::InsufficientPrivilege,
+            K::StorageFull | K::QuotaExceeded => UserErrorKind::DiskFull,
+            K::IsADirectory | K::NotADirectory | K::InvalidFilename | K::DirectoryNotEmpty | K::AlreadyExists | K::FileTooLarge => {
+                UserErrorKind::Io
+            }
+            _ => return Error::internal(format!("I/O: {e}")),
+        };
+        Error::user(kind, format!("I/O: {e}"))
     }
 }
 

@@ -44,8 +44,8 @@ use crate::engine::postgres_types::pg_type;
 use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
 use crate::format::cell_text;
-use crate::planner::statement::parse_statements;
 use crate::pgwire::admission::Admission;
+use crate::planner::statement::parse_statements;
 
 /// One connection: its own session over the shared database.
 pub struct Connection {

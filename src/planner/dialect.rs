@@ -6,8 +6,9 @@
 //!   (`CAST(... AS BIGINTX)`) is parsed again as a function call, so an error under n nested
 //!   `CAST`s costs 2^n parses — 48 levels never end. Every expression atom goes through
 //!   [`Dialect::parse_prefix`], so the dialect counts atoms and stops the parse once it has done
-//!   far more of them than the statement has tokens. sqlparser passes `RecursionLimitExceeded`
-//!   through its backtracking points, so the stop unwinds at once.
+//!   far more of them than the statement has tokens, or has started one at the same token
+//!   position more than a few times. sqlparser passes `RecursionLimitExceeded` through its
+//!   backtracking points, so the stop unwinds at once.
 //! - **Operators.** A chain `1+1+1...` parses in a loop but builds a tree as deep as it is long,
 //!   and dropping, cloning or planning such a tree recurses once per level. The dialect counts
 //!   infix operators ([`Dialect::parse_infix`]) and refuses a statement with more than
@@ -19,7 +20,7 @@
 //! see the generic dialect.
 
 use std::any::TypeId;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use sqlparser::ast::Expr;
 use sqlparser::dialect::{Dialect, GenericDialect};
@@ -31,26 +32,45 @@ use sqlparser::parser::{Parser, ParserError};
 /// and overflows at 2,500; 1,000 leaves room for frames of other shapes.
 pub const MAX_OPERATORS: usize = 1_000;
 
-/// Atoms parsed per token of the statement before the parse counts as runaway backtracking.
-const PARSE_WORK_PER_TOKEN: usize = 32;
+/// Atoms parsed per token of the statement (plus a base) before the parse counts as runaway
+/// backtracking. One atom's attempt can scan many tokens (a type name's modifiers), so the budget is
+/// tight: the slt corpus needs at most PARSE_WORK_PER_TOKEN / 2 (unit test below).
+const PARSE_WORK_PER_TOKEN: usize = 4;
+const PARSE_WORK_BASE: usize = 1_000;
+
+/// Atoms started at one token position. An attempt at a position can scan far ahead (a type
+/// name's modifiers `f(a, b, ...)`), so the total budget alone still allows quadratic work; this
+/// bounds the attempts where the scans happen.
+const MAX_VISITS_PER_POSITION: u8 = 8;
 
 #[derive(Debug)]
 pub struct WeirDialect {
     inner: GenericDialect,
+    work_limit: usize,
     /// Atoms the parse may still start.
     work_left: Cell<usize>,
     /// Infix operators the parse may still read.
     operators_left: Cell<usize>,
+    /// How often an atom was started at each token position.
+    visits: RefCell<Vec<u8>>,
 }
 
 impl WeirDialect {
     /// A dialect for parsing a text of `tokens` tokens.
     pub fn new(tokens: usize) -> Self {
+        let work_limit = tokens.saturating_mul(PARSE_WORK_PER_TOKEN).saturating_add(PARSE_WORK_BASE);
         WeirDialect {
             inner: GenericDialect {},
-            work_left: Cell::new(tokens.saturating_mul(PARSE_WORK_PER_TOKEN).saturating_add(10_000)),
+            work_limit,
+            work_left: Cell::new(work_limit),
             operators_left: Cell::new(MAX_OPERATORS),
+            visits: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Prefix parses done so far.
+    pub fn work_done(&self) -> usize {
+        self.work_limit - self.work_left.get()
     }
 
     /// A new statement begins: its operators are counted afresh.
@@ -80,7 +100,18 @@ impl Dialect for WeirDialect {
         self.inner.dialect()
     }
 
-    fn parse_prefix(&self, _parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
+    fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
+        // One position parsed again and again is backtracking gone exponential; a real statement
+        // starts an atom at one position a few times at most.
+        let index = parser.index();
+        let mut visits = self.visits.borrow_mut();
+        if visits.len() <= index {
+            visits.resize(index + 1, 0);
+        }
+        visits[index] = visits[index].saturating_add(1);
+        if visits[index] > MAX_VISITS_PER_POSITION {
+            return Some(Err(ParserError::RecursionLimitExceeded));
+        }
         Self::spend(&self.work_left)
     }
 
@@ -170,4 +201,66 @@ impl Dialect for WeirDialect {
         supports_select_item_multi_column_alias,
         supports_xml_expressions,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::tokenizer::Tokenizer;
+
+    /// Every statement of the slt files that parses needs at most half the budget per token.
+    #[test]
+    fn real_statements_stay_well_within_the_parse_budget() {
+        let mut worst = (0.0f64, String::new());
+        let mut files = Vec::new();
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).expect("dir").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "slt" || e == "sql") {
+                    out.push(path);
+                }
+            }
+        }
+        walk(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/sql")), &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("read");
+            for sql in text.split("\n\n") {
+                let sql: String = sql
+                    .lines()
+                    .filter(|l| !l.starts_with('#') && !l.starts_with("statement") && !l.starts_with("query"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let sql = sql.split("----").next().unwrap_or_default();
+                let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
+                    continue;
+                };
+                let count = tokens.len().max(1);
+                // Measured with 16 times the budget; statements that do not parse within it (the
+                // hostile ones) are left out.
+                let dialect = WeirDialect::new(count * 16);
+                let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
+                if parser.parse_statements().is_err() {
+                    continue;
+                }
+                let most_visits = dialect.visits.borrow().iter().copied().max().unwrap_or(0);
+                assert!(
+                    most_visits <= MAX_VISITS_PER_POSITION / 2,
+                    "{most_visits} atoms at one position: {sql}"
+                );
+                let ratio = dialect.work_done() as f64 / count as f64;
+                if ratio > worst.0 {
+                    worst = (ratio, sql.chars().take(200).collect());
+                }
+            }
+        }
+        println!("worst: {:.2} prefix parses per token: {}", worst.0, worst.1);
+        assert!(
+            worst.0 <= PARSE_WORK_PER_TOKEN as f64 / 2.0,
+            "{:.2} prefix parses per token: {}",
+            worst.0,
+            worst.1
+        );
+    }
 }

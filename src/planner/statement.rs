@@ -378,7 +378,7 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
         // Prepared statements live in the wire protocol's per-connection store, where a Parse of a
         // name replaces the old one; psycopg sends DEALLOCATE ALL after DDL.
         (Some("DEALLOCATE"), second) => {
-            let tag = if second.as_deref() == Some("ALL") || peek_word(parser, 2).as_deref() == Some("ALL") {
+            let tag = if second == Some("ALL") || peek_word(parser, 2).as_deref() == Some("ALL") {
                 "DEALLOCATE ALL"
             } else {
                 "DEALLOCATE"
