@@ -8,13 +8,19 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// `create_dir_all`, with the directory in the error (the path may be the user's, e.g. a
+/// checkpoint directory that is a file).
+pub fn create_dirs(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::from(e).context(format!("cannot create directory {}", dir.display())))
+}
+
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new file: temp file, fsync,
 /// rename, fsync of the directory.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| Error::internal(format!("{} has no parent directory", path.display())))?;
-    std::fs::create_dir_all(dir)?;
+    create_dirs(dir)?;
     // A unique temp name: concurrent writers of the same file must not rename each other's temp.
     static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -16,7 +16,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use crate::checkpoint::commit::StagedSinkRows;
 use crate::checkpoint::manifest::{CheckpointManifest, FileRef};
 use crate::error::{Error, Result};
-use crate::fs::{file_crc, transfer_with_crc, write_atomically};
+use crate::fs::{create_dirs, file_crc, transfer_with_crc, write_atomically};
 use crate::graph::SubtaskId;
 use crate::state::canonical::write_ipc_file;
 
@@ -54,8 +54,8 @@ impl CheckpointStorage {
     /// and the bytes actually written.
     pub fn upload_state(&self, id: u64, owner: &str, files: &[PathBuf], incremental: bool) -> Result<(Vec<FileRef>, u64)> {
         let private_dir = self.checkpoint_dir(id).join(owner);
-        std::fs::create_dir_all(&private_dir)?;
-        std::fs::create_dir_all(self.root.join("shared"))?;
+        create_dirs(&private_dir)?;
+        create_dirs(&self.root.join("shared"))?;
         let mut refs = Vec::with_capacity(files.len());
         let mut uploaded = 0;
         for file in files {
@@ -111,7 +111,7 @@ impl CheckpointStorage {
     pub fn write_staged(&self, id: u64, owner: &str, batches: &[RecordBatch]) -> Result<Option<FileRef>> {
         let Some(first) = batches.first() else { return Ok(None) };
         let dir = self.checkpoint_dir(id);
-        std::fs::create_dir_all(&dir)?;
+        create_dirs(&dir)?;
         let path = dir.join(format!("{owner}.arrow"));
         write_ipc_file(&path, &first.schema(), batches.iter().cloned().map(Ok))?;
         let (size, crc32) = file_crc(&path)?;
@@ -162,7 +162,7 @@ impl CheckpointStorage {
     /// Completes checkpoint `id`: its `_metadata`, atomically.
     pub fn write_manifest(&self, manifest: &CheckpointManifest) -> Result<PathBuf> {
         let dir = self.checkpoint_dir(manifest.checkpoint_id);
-        std::fs::create_dir_all(&dir)?;
+        create_dirs(&dir)?;
         write_atomically(&dir.join(METADATA), &manifest.to_bytes()?)?;
         Ok(dir)
     }

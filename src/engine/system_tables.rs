@@ -15,7 +15,7 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::catalog::{JobDef, SavepointDef};
+use crate::catalog::{JobDef, JobStatus, SavepointDef};
 use crate::engine::database::Database;
 use crate::error::{Error, Result};
 use crate::job::{JobSettings, JobSnapshot};
@@ -147,7 +147,13 @@ pub fn jobs_batch(db: &Database) -> Result<RecordBatch> {
                 .map(|t| t.as_millis() as i64)
         }))),
         Arc::new(StringArray::from_iter(
-            defs.iter().map(|d| get(d).map_or(d.error.clone(), |s| s.error.clone())),
+            // While a job fails over, why it did (else RESTARTING shows no cause).
+            defs.iter().map(|d| {
+                get(d).map_or(d.error.clone(), |s| match s.status {
+                    JobStatus::Restarting | JobStatus::Failing => s.error.clone().or_else(|| s.last_failure.clone()),
+                    _ => s.error.clone(),
+                })
+            }),
         )),
         Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.restarts)))),
         Arc::new(StringArray::from_iter(

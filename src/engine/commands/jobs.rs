@@ -9,27 +9,46 @@ use crate::error::{Error, Result};
 use crate::settings::CheckpointRetention;
 
 impl Session {
+    /// The error for a job that is not RUNNING: its live status (RESTARTING, FAILING) if it is
+    /// still in the job manager, else what the catalog recorded.
     pub(crate) fn job_missing(&self, job: &str) -> Error {
-        match self.database().catalog_snapshot().map(|c| c.jobs.get(job).map(|j| j.status)) {
-            Ok(Some(status)) => Error::invalid_state(format!("job '{job}' is {}, not RUNNING", status.name())),
-            _ => Error::not_found("job", job),
+        let live = self.database().jobs().get(job).ok().flatten().map(|j| j.snapshot().status);
+        let recorded = || {
+            self.database()
+                .catalog_snapshot()
+                .ok()
+                .and_then(|c| c.jobs.get(job).map(|j| j.status))
+        };
+        match live.or_else(recorded) {
+            Some(status) => Error::invalid_state(format!("job '{job}' is {}, not RUNNING", status.name())),
+            None => Error::not_found("job", job),
         }
     }
 
+    /// STOP JOB: a RUNNING job takes a last checkpoint (or the savepoint) first; a RESTARTING or
+    /// FAILING one stops at once, its last complete checkpoint being where a restore starts (as
+    /// Flink cancels a restarting job). A savepoint needs running tasks.
     pub(crate) async fn stop_job(&self, job: &str, with_savepoint: bool) -> Result<Output> {
-        let running = self
+        let live = self
             .database()
             .jobs()
             .get(job)?
-            .filter(|j| j.snapshot().status == JobStatus::Running)
+            .filter(|j| !j.snapshot().status.is_terminal())
             .ok_or_else(|| self.job_missing(job))?;
+        let running = live.snapshot().status == JobStatus::Running;
         let output = if with_savepoint {
+            if !running {
+                return Err(Error::invalid_state(format!(
+                    "job '{job}' is {}; a savepoint needs it RUNNING (STOP JOB {job} without a savepoint stops it now)",
+                    live.snapshot().status.name()
+                )));
+            }
             let def = self.take_savepoint(job, None, &BTreeMap::new(), true).await?;
             Some(Self::savepoint_row(&def)?)
         } else {
             // A graceful stop: one last checkpoint, so a later RESTORE or restart loses nothing.
-            if running.settings.checkpoints.is_some() {
-                running.request_checkpoint(RequestKind::Checkpoint).await?;
+            if running && live.settings.checkpoints.is_some() {
+                live.request_checkpoint(RequestKind::Checkpoint).await?;
             }
             None
         };
@@ -39,7 +58,7 @@ impl Session {
 
     pub(crate) async fn cancel_job(&self, job: &str) -> Result<Output> {
         let running = self.database().jobs().get(job)?.ok_or_else(|| self.job_missing(job))?;
-        if running.snapshot().status != JobStatus::Running {
+        if running.snapshot().status.is_terminal() {
             return Err(self.job_missing(job));
         }
         self.database().jobs().cancel(job, JobStatus::Canceled).await?;
