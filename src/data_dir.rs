@@ -37,8 +37,18 @@ impl DataDir {
         self.root.join("tables")
     }
 
+    /// `<data>/jobs`: every job's local directory.
+    pub fn jobs(&self) -> PathBuf {
+        self.root.join("jobs")
+    }
+
     pub fn job(&self, job: &str) -> JobDir {
-        JobDir(self.root.join("jobs").join(path_component(job)))
+        JobDir(self.jobs().join(path_component(job)))
+    }
+
+    /// `<data>/checkpoints`: checkpoints of jobs without `state.checkpoints.dir`.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
     }
 
     pub fn savepoints(&self) -> PathBuf {
@@ -53,7 +63,7 @@ impl DataDir {
     pub fn job_checkpoints(&self, configured: Option<&Path>, job: &str) -> PathBuf {
         configured
             .map(PathBuf::from)
-            .unwrap_or_else(|| self.root.join("checkpoints"))
+            .unwrap_or_else(|| self.checkpoints())
             .join(path_component(job))
     }
 }
@@ -155,6 +165,11 @@ impl JobDir {
     /// Local snapshots of attempt `attempt`.
     pub fn attempt_snapshots(&self, attempt: u64) -> PathBuf {
         self.snapshots().join(format!("attempt-{attempt}"))
+    }
+
+    /// Written before the job resumes at start, removed at a clean exit (`engine::resume_guard`).
+    pub fn resume_marker(&self) -> PathBuf {
+        self.0.join("resuming")
     }
 
     /// Marks that the `fail.at.row` failure of a source subtask happened (it happens once per job).

@@ -160,11 +160,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Repl) {
             Command::Repl => {
-                weir::repl::run(
-                    Session::new(Database::open_with(&cli.data_dir, DatabaseOptions::local(cli.file_roots.clone())?).await?),
-                    weir::data_dir::DataDir::new(&cli.data_dir).repl_history(),
-                )
-                .await
+                let db = Database::open_with(&cli.data_dir, DatabaseOptions::local(cli.file_roots.clone())?).await?;
+                let result = weir::repl::run(Session::new(db.clone()), weir::data_dir::DataDir::new(&cli.data_dir).repl_history()).await;
+                db.release_resume_markers();
+                result
             }
             Command::Bench(Bench::Query {
                 query,
@@ -262,13 +261,15 @@ fn main() -> ExitCode {
             Command::Run { file, format } => {
                 let sql =
                     std::fs::read_to_string(&file).map_err(|e| weir::Error::invalid(format!("cannot read {}: {e}", file.display())))?;
-                let session = Session::new(Database::open_with(&cli.data_dir, DatabaseOptions::local(cli.file_roots.clone())?).await?);
-                session
+                let db = Database::open_with(&cli.data_dir, DatabaseOptions::local(cli.file_roots.clone())?).await?;
+                let result = Session::new(db.clone())
                     .execute_script(&sql, |output| match render(&output, format) {
                         Ok(text) => print!("{text}"),
                         Err(e) => eprintln!("ERROR: {e}"),
                     })
-                    .await
+                    .await;
+                db.release_resume_markers();
+                result
             }
         }
     });

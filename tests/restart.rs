@@ -1,5 +1,7 @@
 //! The catalog and result tables survive a restart of Weir on the same data directory.
 
+mod common;
+
 use weir::{Output, Session};
 
 async fn rows(session: &Session, sql: &str) -> Vec<Vec<Option<String>>> {
@@ -125,4 +127,117 @@ async fn a_restarting_job_shows_why() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     session.execute("CANCEL JOB c").await.expect("cancel");
+}
+
+/// With catalog.json gone beside tables and checkpoints, Weir refuses to start rather than start
+/// empty over them (issue 12); with the file back, everything is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_catalog_stops_the_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let session = Session::open(dir.path()).await.expect("open");
+        session
+            .execute(
+                "CREATE TABLE kept (k BIGINT, PRIMARY KEY (k));
+                 CREATE SOURCE ev (k VARCHAR, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts) \
+                   WITH (connector = 'file', path = 'sql/data/hop.csv', format = 'csv');
+                 CREATE TABLE totals (k VARCHAR, n BIGINT, PRIMARY KEY (k));
+                 CREATE JOB j AS INSERT INTO totals SELECT k, COUNT(*) FROM ev GROUP BY k;
+                 WAIT JOB j;",
+            )
+            .await
+            .expect("setup");
+    }
+    let catalog = dir.path().join("catalog.json");
+    std::fs::rename(&catalog, dir.path().join("catalog.json.bak")).expect("move the catalog away");
+    let error = Session::open(dir.path()).await.err().expect("no start without the catalog");
+    assert!(
+        error.to_string().contains("holds tables/") && error.to_string().contains("but no catalog.json"),
+        "{error}"
+    );
+    assert!(!catalog.exists(), "an empty catalog was written");
+    std::fs::rename(dir.path().join("catalog.json.bak"), &catalog).expect("restore the catalog");
+    let session = Session::open(dir.path()).await.expect("open with the catalog back");
+    assert_eq!(
+        cells(&rows(&session, "SELECT k, n FROM totals ORDER BY k").await),
+        vec![vec!["x", "8"], vec!["y", "6"]]
+    );
+}
+
+/// A job that takes the process down while it resumes (here: the process is killed before the job
+/// completes a checkpoint) is resumed twice more, then marked FAILED with the cause, and the server
+/// comes up without it (issue 12: an out-of-memory job crash-looped the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_keeps_killing_the_process_is_not_resumed_forever() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = |port: u16| async move {
+        let (client, connection) = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=weir"), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let rows = client
+            .query("SELECT status, error FROM weir_jobs WHERE name = 'g'", &[])
+            .await
+            .expect("weir_jobs");
+        (rows[0].get::<_, String>(0), rows[0].get::<_, Option<String>>(1))
+    };
+    {
+        let server = common::start_server(dir.path());
+        let (client, connection) =
+            tokio_postgres::connect(&format!("host=127.0.0.1 port={} user=weir", server.port), tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "CREATE SOURCE gen (k BIGINT) WITH (connector = 'datagen', 'rows-per-second' = '10');
+                 CREATE TABLE counts (k BIGINT, n BIGINT, PRIMARY KEY (k));
+                 CREATE JOB g WITH ('execution.checkpointing.interval' = '1h') AS INSERT INTO counts SELECT k, COUNT(*) FROM gen GROUP BY k;",
+            )
+            .await
+            .expect("setup");
+    } // killed (SIGKILL) while the job runs
+    for start in 1..=2 {
+        let server = common::start_server(dir.path());
+        assert_eq!(status(server.port).await.0, "RUNNING", "resumed at start {start}");
+    } // killed again, each time before a checkpoint completed
+    let server = common::start_server(dir.path());
+    let (state, error) = status(server.port).await;
+    assert_eq!(state, "FAILED");
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("ended abnormally 2 times in a row while this job was resuming"),
+        "{error}"
+    );
+}
+
+/// A clean exit between starts does not count: `weir run` twice on a data dir with a checkpointing
+/// job that never completes a checkpoint keeps resuming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_exits_do_not_count_against_a_job() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("setup.sql");
+    std::fs::write(
+        &script,
+        "CREATE SOURCE gen (k BIGINT) WITH (connector = 'datagen', 'rows-per-second' = '10');
+         CREATE TABLE counts (k BIGINT, n BIGINT, PRIMARY KEY (k));
+         CREATE JOB g WITH ('execution.checkpointing.interval' = '1h') AS INSERT INTO counts SELECT k, COUNT(*) FROM gen GROUP BY k;",
+    )
+    .expect("script");
+    let show = dir.path().join("show.sql");
+    std::fs::write(&show, "SELECT status FROM weir_jobs WHERE name = 'g';").expect("script");
+    let run = |file: &std::path::Path| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["run", "--format", "csv", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .arg(file)
+            .output()
+            .expect("weir run");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    run(&script);
+    for _ in 0..4 {
+        assert!(run(&show).contains("RUNNING"), "the job was not resumed");
+    }
 }

@@ -196,7 +196,26 @@ impl Catalog {
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| Error::internal(format!("catalog {} is damaged ({e}); restore it or move it away", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Catalog::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A new data directory, unless it holds data: then the catalog was lost, and starting
+                // empty would hide the tables and checkpoints beside it (and overwrite them later).
+                let paths = DataDir::new(data_dir);
+                let held: Vec<String> = [paths.tables(), paths.jobs(), paths.checkpoints(), paths.savepoints()]
+                    .iter()
+                    .filter(|dir| std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()))
+                    .filter_map(|dir| dir.file_name().map(|n| format!("{}/", n.to_string_lossy())))
+                    .collect();
+                if held.is_empty() {
+                    Ok(Catalog::default())
+                } else {
+                    Err(Error::invalid_state(format!(
+                        "{} holds {} but no catalog.json; Weir will not start empty over existing data. \
+                         Restore catalog.json (from a backup or a copy), or move the directory away to start a new database",
+                        data_dir.display(),
+                        held.join(", ")
+                    )))
+                }
+            }
             Err(e) => Err(Error::internal(format!("cannot read catalog {}: {e}", path.display()))),
         }
     }

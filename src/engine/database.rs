@@ -11,10 +11,12 @@ use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
 use crate::catalog::{Catalog, JobStatus};
+use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::table_store::TableStore;
 use crate::data_dir::{DataDir, FileRoots};
 use crate::engine::providers::source_table::SourceTable;
 use crate::engine::providers::stored_table::StoredTable;
+use crate::engine::resume_guard;
 use crate::error::{Error, Result};
 use crate::job::{JobManager, JobSettings};
 use crate::planner::statement::{Statement, parse_statements};
@@ -58,7 +60,11 @@ impl Database {
     pub async fn open_with(data_dir: impl AsRef<Path>, options: DatabaseOptions) -> Result<Arc<Database>> {
         let (db, resumable) = Self::open_catalog(data_dir, &options)?;
         for (name, insert_sql, options) in resumable {
-            if let Err(e) = db.resume_job(&name, &insert_sql, &options).await {
+            let resumed = match db.guard_resume(&name, &options) {
+                Ok(()) => db.resume_job(&name, &insert_sql, &options).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = resumed {
                 tracing::error!("cannot resume job {name}: {e}");
                 let message = format!("could not be resumed after a restart: {e}");
                 db.update_catalog(|c| {
@@ -71,6 +77,26 @@ impl Database {
             }
         }
         Ok(db)
+    }
+
+    /// Refuses to resume a job that took the process down at its last starts (`resume_guard`).
+    fn guard_resume(&self, name: &str, options: &BTreeMap<String, String>) -> Result<()> {
+        let settings = JobSettings::from_options(options)?;
+        let configured = match settings.checkpoints.as_ref().and_then(|c| c.dir.as_deref()) {
+            Some(dir) => Some(self.file_roots.resolve("state.checkpoints.dir", dir)?),
+            None => None,
+        };
+        let storage = CheckpointStorage::new(self.paths().job_checkpoints(configured.as_deref(), name));
+        resume_guard::before_resume(&self.paths().job(name), &storage)?.map_err(Error::invalid_state)
+    }
+
+    /// A clean exit: no job took the process down (see `resume_guard`).
+    pub fn release_resume_markers(&self) {
+        if let Ok(catalog) = self.catalog() {
+            for name in catalog.jobs.keys() {
+                resume_guard::clean_exit(&self.paths().job(name));
+            }
+        }
     }
 
     async fn resume_job(&self, name: &str, insert_sql: &str, options: &BTreeMap<String, String>) -> Result<()> {
@@ -114,6 +140,7 @@ impl Database {
     /// On shutdown, every running job with checkpointing takes a last checkpoint, so a restart resumes
     /// from where it stopped instead of from the last periodic one.
     pub async fn shutdown(&self) {
+        self.release_resume_markers();
         let Ok(snapshots) = self.jobs().snapshots() else { return };
         for snapshot in snapshots.into_iter().filter(|s| s.status == crate::catalog::JobStatus::Running) {
             let Ok(Some(job)) = self.jobs().get(&snapshot.name) else { continue };

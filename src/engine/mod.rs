@@ -7,5 +7,6 @@ pub mod commands;
 pub mod database;
 pub mod postgres_types;
 pub mod providers;
+pub mod resume_guard;
 pub mod session;
 pub mod system_tables;
