@@ -205,6 +205,7 @@ impl From<datafusion::arrow::error::ArrowError> for Error {
             A::ComputeError(m) => Error::user(UserErrorKind::Other, m),
             A::DivideByZero => Error::user(UserErrorKind::Other, "division by zero"),
             A::ArithmeticOverflow(m) => Error::user(UserErrorKind::Other, format!("arithmetic overflow: {m}")),
+            A::IoError(_, e) => Error::from(e),
             A::ExternalError(e) => match e.downcast::<Error>() {
                 Ok(weir) => *weir,
                 Err(other) => Error::internal(other),
@@ -242,7 +243,7 @@ impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         use std::io::ErrorKind as K;
         let kind = match e.kind() {
-            K::NotFound => UserErrorKind::ExternalData,
+            K::NotFound | K::InvalidData => UserErrorKind::ExternalData,
             K::PermissionDenied | K::ReadOnlyFilesystem => UserErrorKind::InsufficientPrivilege,
             K::StorageFull | K::QuotaExceeded => UserErrorKind::DiskFull,
             K::IsADirectory | K::NotADirectory | K::InvalidFilename | K::DirectoryNotEmpty | K::AlreadyExists | K::FileTooLarge => {

@@ -110,6 +110,83 @@ impl FileConfig {
     }
 }
 
+/// The longest line (record) a file source reads: a longer one is refused, not buffered.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// JSON nesting a line may have. Weir's column types are flat, and arrow's JSON decoder recurses
+/// per level: a line of 100,000 `[` overflowed the stack.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// The file's bytes, checked as they pass: no line longer than [`MAX_LINE_BYTES`], and for JSON
+/// no nesting deeper than [`MAX_JSON_DEPTH`]. A violation fails the read (InvalidData) with the
+/// line number.
+struct BoundedRecords<R> {
+    inner: R,
+    json: bool,
+    line: u64,
+    line_bytes: usize,
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl<R> BoundedRecords<R> {
+    fn new(inner: R, json: bool) -> Self {
+        BoundedRecords {
+            inner,
+            json,
+            line: 1,
+            line_bytes: 0,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+        }
+    }
+
+    fn check(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let bad = |line: u64, what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {line}: {what}"));
+        for &byte in bytes {
+            if byte == b'\n' {
+                self.line += 1;
+                self.line_bytes = 0;
+                (self.depth, self.in_string, self.escaped) = (0, false, false);
+                continue;
+            }
+            self.line_bytes += 1;
+            if self.line_bytes > MAX_LINE_BYTES {
+                return Err(bad(self.line, format!("longer than {MAX_LINE_BYTES} bytes")));
+            }
+            if !self.json {
+                continue;
+            }
+            match (self.in_string, self.escaped, byte) {
+                (true, true, _) => self.escaped = false,
+                (true, false, b'\\') => self.escaped = true,
+                (true, false, b'"') => self.in_string = false,
+                (true, false, _) => {}
+                (false, _, b'"') => self.in_string = true,
+                (false, _, b'[' | b'{') => {
+                    self.depth += 1;
+                    if self.depth > MAX_JSON_DEPTH {
+                        return Err(bad(self.line, format!("JSON nested deeper than {MAX_JSON_DEPTH} levels")));
+                    }
+                }
+                (false, _, b']' | b'}') => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for BoundedRecords<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.check(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 /// Opens a source file for reading. Only a regular file: a FIFO would block the open (and the
 /// runtime thread with it) until a writer comes, and a device such as `/dev/zero` never ends. The
 /// open itself does not block (O_NONBLOCK, which changes nothing for a regular file's reads), and
@@ -197,7 +274,8 @@ impl FileSource {
         }
         file.seek(SeekFrom::Start(self.read_to))?;
         let header = self.read_to == 0;
-        let unread = BufReader::new(file.take(end - self.read_to));
+        let json = self.config.format == FileFormat::Json;
+        let unread = BufReader::new(BoundedRecords::new(file.take(end - self.read_to), json));
         self.reader = Some(match self.config.format {
             FileFormat::Csv => Box::new(
                 csv::ReaderBuilder::new(self.declared.clone())

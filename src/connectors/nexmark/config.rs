@@ -71,7 +71,7 @@ pub struct NexmarkConfig {
     /// as fast as the job reads, for benchmarks)
     pub rate_limited: bool,
     /// option 'max.events' (total events of ALL types over the sequence; the source is bounded
-    /// when set); 0 or absent = unbounded
+    /// when set, and then positive); absent = unbounded
     pub max_events: Option<u64>,
     /// option 'batch.size', default 4096 rows per output batch
     pub batch_size: usize,
@@ -127,8 +127,15 @@ impl NexmarkConfig {
                     config.rate_limited = true;
                 }
                 "max.events" => {
-                    let max = parse_u64(key, value, "a non-negative integer (0 = unbounded)")?;
-                    config.max_events = (max > 0).then_some(max);
+                    // No 0 = unbounded: a bounded job of zero events that never ends surprises; an
+                    // unbounded source leaves the option out.
+                    let max = parse_u64(key, value, "a positive integer (leave it out for an unbounded source)")?;
+                    if max == 0 {
+                        return Err(format!(
+                            "nexmark option '{key}' must be a positive integer (leave it out for an unbounded source), got '{raw}'"
+                        ));
+                    }
+                    config.max_events = Some(max);
                 }
                 "batch.size" => {
                     let size = parse_u64(key, value, "an integer between 1 and 1048576")?;

@@ -299,10 +299,11 @@ fn option_parsing() {
     assert_eq!(cfg.base_time_ms, 1_704_067_200_000);
     assert!(!cfg.rate_limited);
     assert_eq!(cfg.events_per_second, DEFAULT_EVENTS_PER_SECOND);
-    let cfg =
-        NexmarkConfig::from_options(&opts(&[("nexmark.table", "person"), ("max.events", "0"), ("base.time", "123")])).expect("options");
+    let cfg = NexmarkConfig::from_options(&opts(&[("nexmark.table", "person"), ("base.time", "123")])).expect("options");
     assert_eq!(cfg.max_events, None);
     assert_eq!(cfg.base_time_ms, 123);
+    let err = NexmarkConfig::from_options(&opts(&[("nexmark.table", "person"), ("max.events", "0")])).expect_err("zero events");
+    assert!(err.contains("leave it out for an unbounded source"), "{err}");
 }
 
 #[test]
