@@ -26,7 +26,11 @@ impl PrintSink {
 
 impl Sink for PrintSink {
     fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        println!("{}>\n{}", self.table, pretty_format_batches(&[batch])?);
+        // Not println!, which panics when stdout is a closed pipe: then the rows go nowhere, as
+        // they would to a terminal nobody reads.
+        use std::io::Write;
+        let text = pretty_format_batches(&[batch])?;
+        let _ = writeln!(std::io::stdout().lock(), "{}>\n{text}", self.table);
         Ok(())
     }
 }

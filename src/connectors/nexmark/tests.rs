@@ -9,9 +9,14 @@ fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
+/// `max_events` 0: unbounded (no option).
 fn config(table: &str, max_events: u64) -> NexmarkConfig {
     let max = max_events.to_string();
-    NexmarkConfig::from_options(&opts(&[("nexmark.table", table), ("max.events", &max)])).expect("valid options")
+    let mut options = vec![("nexmark.table", table)];
+    if max_events > 0 {
+        options.push(("max.events", &max));
+    }
+    NexmarkConfig::from_options(&opts(&options)).expect("valid options")
 }
 
 fn full_schema(table: NexmarkTable) -> SchemaRef {

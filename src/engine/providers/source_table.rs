@@ -46,6 +46,8 @@ impl SourceTable {
         let mut batches = Vec::new();
         while let Some(batch) = source.next_batch().await? {
             batches.push(batch);
+            // A file's batches are ready at once: yield, so a cancel request is seen between them.
+            tokio::task::yield_now().await;
         }
         Ok(batches)
     }
