@@ -106,6 +106,15 @@ pub enum RestartStrategy {
     },
 }
 
+/// The exponential-delay strategy's delay after `previous` (the first one: `initial`), at most
+/// `max`. Not `Duration::mul_f64`, which panics past `Duration::MAX` (a multiplier of 1e300).
+pub fn next_backoff(previous: Option<Duration>, initial: Duration, max: Duration, multiplier: f64) -> Duration {
+    match previous {
+        None => initial.min(max),
+        Some(previous) => Duration::try_from_secs_f64(previous.as_secs_f64() * multiplier).map_or(max, |d| d.min(max)),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct JobSettings {
     pub parallelism: usize,
@@ -329,8 +338,8 @@ impl JobSettings {
                         .trim()
                         .parse::<f64>()
                         .ok()
-                        .filter(|m| *m >= 1.0)
-                        .ok_or_else(|| Error::invalid(format!("'{k}' must be a number >= 1, not '{value}'")))?
+                        .filter(|m| m.is_finite() && *m >= 1.0)
+                        .ok_or_else(|| Error::invalid(format!("'{k}' must be a finite number >= 1, not '{value}'")))?
                 }
                 other if other.starts_with("uid.") && other.len() > 4 => {
                     let uid = value.trim();
@@ -387,6 +396,26 @@ impl JobSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_maximum_without_overflow() {
+        let (initial, max) = (Duration::from_secs(1), Duration::from_secs(300));
+        assert_eq!(next_backoff(None, initial, max, 2.0), initial);
+        assert_eq!(next_backoff(Some(initial), initial, max, 2.0), Duration::from_secs(2));
+        assert_eq!(next_backoff(Some(Duration::from_secs(200)), initial, max, 2.0), max);
+        // Duration::mul_f64 panics here.
+        assert_eq!(next_backoff(Some(max), initial, max, 1e300), max);
+        assert_eq!(next_backoff(Some(MAX_DURATION), initial, MAX_DURATION, f64::MAX), MAX_DURATION);
+    }
+
+    #[test]
+    fn huge_durations_are_refused() {
+        for value in ["999999999999999999999999s", "366d", "9999999999h"] {
+            let error = parse_duration("k", value).expect_err(value);
+            assert!(error.to_string().contains("at most 365d"), "{error}");
+        }
+        assert_eq!(parse_duration("k", "365d").expect("a year"), MAX_DURATION);
+    }
 
     #[test]
     fn durations() {

@@ -464,7 +464,7 @@ impl JobRunner {
                     (failures.len() <= *max_failures as usize).then_some(*delay)
                 }
                 RestartStrategy::ExponentialDelay { initial, max, multiplier } => {
-                    let next = backoff.map_or(*initial, |b: Duration| b.mul_f64(*multiplier).min(*max));
+                    let next = crate::settings::next_backoff(backoff, *initial, *max, *multiplier);
                     backoff = Some(next);
                     Some(next)
                 }
