@@ -264,7 +264,11 @@ fn main() -> ExitCode {
                 let db = Database::open_with(&cli.data_dir, DatabaseOptions::local(cli.file_roots.clone())?).await?;
                 let result = Session::new(db.clone())
                     .execute_script(&sql, |output| match render(&output, format) {
-                        Ok(text) => print!("{text}"),
+                        // Not print!, which panics when stdout is a closed pipe (`weir run ... | head`).
+                        Ok(text) => {
+                            use std::io::Write;
+                            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                        }
                         Err(e) => eprintln!("ERROR: {e}"),
                     })
                     .await;
