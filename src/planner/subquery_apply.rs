@@ -342,6 +342,19 @@ impl SubqueryApply {
     /// function is called synchronously, inside the query's own runtime: they run on a thread of
     /// their own with a runtime of their own.
     fn run(&self, keys: Vec<Vec<ScalarValue>>) -> Result<Vec<ScalarValue>> {
+        // This worker thread waits for the subquery: on a multi-thread runtime it hands its other
+        // tasks to a new worker first, so a long subquery does not stall the server's other
+        // connections (two of them stopped it on 2 cores; found by tests/fuzz_sql.rs).
+        let multi_thread =
+            tokio::runtime::Handle::try_current().is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            tokio::task::block_in_place(|| self.run_on_own_thread(keys))
+        } else {
+            self.run_on_own_thread(keys)
+        }
+    }
+
+    fn run_on_own_thread(&self, keys: Vec<Vec<ScalarValue>>) -> Result<Vec<ScalarValue>> {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| -> Result<Vec<ScalarValue>> {
