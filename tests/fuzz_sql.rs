@@ -11,7 +11,8 @@
 //! (`WEIR_FUZZ_STATEMENTS` sets the count instead). The server runs in a temp directory whose only
 //! file roots are its data directory and a copy of `sql/data`.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -226,16 +227,7 @@ fn start_server(dir: &Path) -> Server {
         .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
         .spawn()
         .expect("start weir serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let port = common::listening_port(&mut child);
     Server { child, port, log }
 }
 

@@ -6,7 +6,8 @@
 //! the only writable world. A listing of that world is taken before and after the statements.
 //! Needs root and util-linux' `unshare`; without them the test says so and skips.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -68,16 +69,7 @@ async fn hostile_names_and_paths_touch_nothing_outside_the_data_dir() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the jailed server");
-    let mut line = String::new();
-    BufReader::new(jail.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let port: u16 = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let port = common::listening_port(&mut jail);
     let (client, connection) = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=weir"), NoTls)
         .await
         .expect("connect");

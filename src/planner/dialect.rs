@@ -24,7 +24,11 @@ use std::cell::{Cell, RefCell};
 
 use sqlparser::ast::Expr;
 use sqlparser::dialect::{Dialect, GenericDialect};
+use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, TokenWithSpan};
+
+use crate::error::{Error, Result};
 
 /// Infix operators (and set operations) one statement may hold. A chain this long is this deep.
 /// DataFusion names a projected expression by printing it, recursively and without stack checks:
@@ -42,6 +46,25 @@ const PARSE_WORK_BASE: usize = 1_000;
 /// name's modifiers `f(a, b, ...)`), so the total budget alone still allows quadratic work; this
 /// bounds the attempts where the scans happen.
 const MAX_VISITS_PER_POSITION: u8 = 8;
+
+/// Set operations and joins build a tree one level deeper per keyword, like an operator chain (see
+/// [`WeirDialect`]), but are no expressions: they are counted here, per statement.
+pub fn check_set_operations(tokens: &[TokenWithSpan]) -> Result<()> {
+    let mut count = 0;
+    for token in tokens {
+        match &token.token {
+            Token::SemiColon => count = 0,
+            Token::Word(w) if matches!(w.keyword, Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT | Keyword::JOIN) => {
+                count += 1;
+                if count > MAX_OPERATORS {
+                    return Err(Error::too_complex());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 #[derive(Debug)]
 pub struct WeirDialect {

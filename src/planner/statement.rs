@@ -9,9 +9,9 @@ use sqlparser::ast::{BinaryOperator, DateTimeField, Expr, Ident, Insert, Interva
 use sqlparser::dialect::GenericDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use sqlparser::tokenizer::{Token, Tokenizer};
 
-use super::dialect::{MAX_OPERATORS, WeirDialect};
+use super::dialect::{WeirDialect, check_set_operations};
 use crate::catalog::name::check_name;
 use crate::catalog::{ColumnDef, WatermarkDef, arrow_type};
 use crate::error::{Error, Result};
@@ -192,25 +192,6 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
         }
     }
     Ok(statements)
-}
-
-/// Set operations and joins build a tree one level deeper per keyword, like an operator chain (see
-/// `WeirDialect`), but are no expressions: they are counted here, per statement.
-fn check_set_operations(tokens: &[TokenWithSpan]) -> Result<()> {
-    let mut count = 0;
-    for token in tokens {
-        match &token.token {
-            Token::SemiColon => count = 0,
-            Token::Word(w) if matches!(w.keyword, Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT | Keyword::JOIN) => {
-                count += 1;
-                if count > MAX_OPERATORS {
-                    return Err(Error::too_complex());
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 fn peek_word(parser: &Parser, n: usize) -> Option<String> {

@@ -47,17 +47,22 @@ fn start_server_inner(data_dir: &std::path::Path, extra: &[&str], stderr: Stdio)
         .stderr(stderr)
         .spawn()
         .expect("start weir serve");
+    let port = listening_port(&mut child);
+    Server { child, port }
+}
+
+/// The port of a `weir serve` started with `--listen 127.0.0.1:0` (and stdout piped), read from its
+/// first output line.
+pub fn listening_port(child: &mut Child) -> u16 {
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("read listening line");
-    let port = line
-        .trim()
+    line.trim()
         .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    Server { child, port }
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
 }
 
 /// A session on `<dir>/data` that may also use the files a test writes into `dir`
