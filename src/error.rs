@@ -123,6 +123,10 @@ impl Error {
             "statement is too complex: expressions or set operations nest too deeply; split it or use fewer terms",
         )
     }
+    /// 57014: the client canceled the statement (or it was dropped: timeout, disconnect).
+    pub fn canceled() -> Self {
+        Self::user(UserErrorKind::Canceled, "canceling statement due to user request")
+    }
     pub fn internal(message: impl fmt::Display) -> Self {
         Error::Internal(message.to_string())
     }

@@ -3,7 +3,8 @@
 //! expressions nested or chained thousands deep, tokens dropped, doubled, swapped, statements
 //! spliced — and sent over pgwire. The run fails on:
 //! - an internal error (SQLSTATE XX000: every error a user can cause has its own SQLSTATE);
-//! - a statement that does not answer within 30 s (a hang), or a server that stops answering;
+//! - a statement that does not answer within 30 s, nor within 10 s of a cancel request then (a
+//!   hang), or a server that stops answering;
 //! - a server that exits, or a `panicked` line in its log.
 //!
 //! `./dev.sh test` runs a fixed number of statements with a fixed seed. Longer runs:
@@ -24,6 +25,8 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 use tokio_postgres::NoTls;
 
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a statement may go on after a cancel request.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every statement and query of the slt files, in file order.
 fn corpus() -> Vec<String> {
@@ -278,7 +281,7 @@ async fn mutated_sql_gets_answers_not_crashes() {
     let mut server = start_server(dir.path());
     let mut client = connect(server.port).await.expect("connect");
     let mut rng = SmallRng::seed_from_u64(seed);
-    let (mut sent, mut ok, mut user_errors, mut reconnects) = (0u64, 0u64, 0u64, 0u64);
+    let (mut sent, mut ok, mut user_errors, mut reconnects, mut canceled) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut failures = Vec::new();
     let started = Instant::now();
     while sent < count && deadline.is_none_or(|d| Instant::now() < d) && failures.len() < 20 {
@@ -291,7 +294,21 @@ async fn mutated_sql_gets_answers_not_crashes() {
             mutate(&mut rng, base, other)
         };
         sent += 1;
-        match tokio::time::timeout(STATEMENT_TIMEOUT, client.simple_query(&sql)).await {
+        let answer = {
+            let statement = client.simple_query(&sql);
+            tokio::pin!(statement);
+            match tokio::time::timeout(STATEMENT_TIMEOUT, &mut statement).await {
+                Err(_) => {
+                    // Long work is allowed (a sum over 2^63 numbers is valid SQL), as long as a
+                    // cancel request ends it, as in Postgres.
+                    canceled += 1;
+                    let _ = client.cancel_token().cancel_query(NoTls).await;
+                    tokio::time::timeout(CANCEL_TIMEOUT, &mut statement).await
+                }
+                answered => answered,
+            }
+        };
+        match answer {
             Ok(Ok(_)) => ok += 1,
             Ok(Err(e)) => match e.as_db_error() {
                 Some(db) if db.code().code() == "XX000" => failures.push(format!("XX000 {}\n    for: {}", db.message(), abbreviate(&sql))),
@@ -312,7 +329,10 @@ async fn mutated_sql_gets_answers_not_crashes() {
                 }
             },
             Err(_) => {
-                failures.push(format!("no answer within {STATEMENT_TIMEOUT:?}: {}", abbreviate(&sql)));
+                failures.push(format!(
+                    "no answer within {STATEMENT_TIMEOUT:?}, nor {CANCEL_TIMEOUT:?} after a cancel request: {}",
+                    abbreviate(&sql)
+                ));
                 match connect(server.port).await {
                     Some(c) => client = c,
                     None => {
@@ -330,7 +350,7 @@ async fn mutated_sql_gets_answers_not_crashes() {
     let log = std::fs::read_to_string(&server.log).unwrap_or_default();
     let panics: Vec<&str> = log.lines().filter(|l| l.contains("panicked")).collect();
     println!(
-        "fuzz_sql: seed {seed}, {sent} statements in {:.0} s: {ok} ok, {user_errors} user errors, {} failures, {} panics, {reconnects} reconnects",
+        "fuzz_sql: seed {seed}, {sent} statements in {:.0} s: {ok} ok, {user_errors} user errors, {canceled} canceled after {STATEMENT_TIMEOUT:?}, {} failures, {} panics, {reconnects} reconnects",
         started.elapsed().as_secs_f64(),
         failures.len(),
         panics.len()

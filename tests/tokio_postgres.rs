@@ -287,6 +287,39 @@ async fn a_cancel_request_stops_a_waiting_statement() {
     assert_eq!(rows[0].get::<_, String>(0), "RUNNING");
 }
 
+/// A correlated subquery DataFusion cannot decorrelate runs row by row on a thread of its own
+/// (planner/subquery_apply.rs). This one would sum 2^63 numbers: the cancel must end the statement
+/// and that thread, not only the answer (found by a 30-minute run of tests/fuzz_sql.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_stops_a_runaway_subquery() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path());
+    let client = connect(server.port).await;
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        token.cancel_query(NoTls).await
+    });
+    let runaway =
+        client.simple_query("SELECT x, (SELECT sum(s) FROM generate_series(-9223372036854775808, t.x) s) FROM (VALUES (1), (2)) t(x)");
+    let error = tokio::time::timeout(std::time::Duration::from_secs(60), runaway)
+        .await
+        .expect("an answer to the cancel")
+        .expect_err("canceled");
+    assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error}");
+    canceller.await.expect("canceller").expect("cancel sent");
+    assert!(client.simple_query("SELECT 1").await.is_ok(), "the connection is usable");
+    // A subquery still running would keep a core busy: ~2 s of CPU in these 2 s.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = server.cpu_time();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let used = server.cpu_time() - before;
+    assert!(
+        used < std::time::Duration::from_millis(700),
+        "the server used {used:?} of CPU in 2 s after the cancel"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_file_sets_users_and_limits() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -134,12 +134,7 @@ impl Session {
         };
         let plan = self.plan_query(statement).await?;
         let plan = plan.with_param_values(datafusion::common::ParamValues::List(params.into_iter().map(Into::into).collect()))?;
-        let frame = self.db.context().execute_logical_plan(plan).await?;
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        Ok(vec![Output::Rows {
-            schema,
-            batches: frame.collect().await?,
-        }])
+        Ok(vec![self.run_query(plan).await?])
     }
 
     /// Runs the statements of a script one by one, handing each output over as soon as it is ready.

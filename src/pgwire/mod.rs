@@ -55,11 +55,6 @@ pub struct Connection {
     registration: std::sync::Mutex<Option<(Arc<ConnectionHandle>, ConnectionGuard)>>,
 }
 
-/// The error a canceled statement ends with.
-fn canceled() -> Error {
-    Error::user(crate::error::UserErrorKind::Canceled, "canceling statement due to user request")
-}
-
 impl Connection {
     fn new(session: Session, cancels: Arc<ConnectionManager>) -> Self {
         Connection {
@@ -258,7 +253,7 @@ impl SimpleQueryHandler for Connection {
         let result = self
             .cancellable(client, self.session.execute_script(query, |output| outputs.push(output)))
             .await
-            .unwrap_or_else(|| Err(canceled()));
+            .unwrap_or_else(|| Err(Error::canceled()));
         let mut responses = Vec::with_capacity(outputs.len() + 1);
         for output in outputs {
             responses.push(match output {
@@ -333,7 +328,7 @@ impl ExtendedQueryHandler for Connection {
         match self
             .cancellable(client, self.session.execute_with_params(sql, params))
             .await
-            .unwrap_or_else(|| Err(canceled()))
+            .unwrap_or_else(|| Err(Error::canceled()))
         {
             Ok(mut outputs) => match outputs.pop() {
                 Some(Output::Rows { schema, batches }) => encode_rows(&schema, &batches, &portal.result_column_format),

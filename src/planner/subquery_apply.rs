@@ -41,6 +41,7 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_plan::{ExecutionPlan, collect};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 
@@ -244,6 +245,7 @@ fn apply(subquery: Subquery, mode: Mode) -> datafusion::error::Result<Expr> {
         mode,
         output,
         plan,
+        cancel: CancellationToken::new(),
     };
     Ok(Expr::ScalarFunction(ScalarFunction::new_udf(
         Arc::new(ScalarUDF::new_from_impl(function)),
@@ -257,23 +259,37 @@ const APPLY_FUNCTION: &str = "correlated_subquery";
 /// Whether `plan` runs a subquery row by row: fine for a batch query, meaningless in a streaming job.
 pub fn contains_applied_subquery(plan: &LogicalPlan) -> bool {
     let mut found = false;
+    visit_applied_subqueries(plan, &mut |_| found = true);
+    found
+}
+
+/// The cancellation tokens of the subqueries `plan` (analyzed) runs row by row, nested ones too.
+/// They run on threads of their own, which dropping the query does not stop: the statement cancels
+/// these tokens when it ends (canceled, timed out, client gone), and they stop at once.
+pub fn applied_subquery_cancellations(plan: &LogicalPlan) -> Vec<CancellationToken> {
+    let mut tokens = Vec::new();
+    visit_applied_subqueries(plan, &mut |apply| tokens.push(apply.cancel.clone()));
+    tokens
+}
+
+fn visit_applied_subqueries(plan: &LogicalPlan, visit: &mut dyn FnMut(&SubqueryApply)) {
     let _ = plan.apply_with_subqueries(|node| {
         node.apply_expressions(|e| {
             e.apply(|e| {
                 if let Expr::ScalarFunction(f) = e
-                    && f.func.name() == APPLY_FUNCTION
+                    && let Some(apply) = f.func.inner().downcast_ref::<SubqueryApply>()
                 {
-                    found = true;
+                    visit(apply);
+                    visit_applied_subqueries(&apply.plan, visit);
                 }
                 Ok(TreeNodeRecursion::Continue)
             })
         })
     });
-    found
 }
 
 /// A correlated scalar subquery as a function of the outer columns it uses.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 struct SubqueryApply {
     /// The subquery, with `OuterReferenceColumn`s for the values of `outer`.
     plan: LogicalPlan,
@@ -281,6 +297,25 @@ struct SubqueryApply {
     mode: Mode,
     output: FieldRef,
     signature: Signature,
+    /// Stops the evaluation (see `applied_subquery_cancellations`).
+    cancel: CancellationToken,
+}
+
+// DataFusion compares functions to find common subexpressions: two applications of the same
+// subquery are the same function, whichever statement's token they carry.
+impl PartialEq for SubqueryApply {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.plan, &self.outer, self.mode, &self.output, &self.signature)
+            == (&other.plan, &other.outer, other.mode, &other.output, &other.signature)
+    }
+}
+
+impl Eq for SubqueryApply {}
+
+impl std::hash::Hash for SubqueryApply {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.plan, &self.outer, self.mode, &self.output, &self.signature).hash(state);
+    }
 }
 
 impl ScalarUDFImpl for SubqueryApply {
@@ -363,7 +398,13 @@ impl SubqueryApply {
                     runtime.block_on(async {
                         let mut values = Vec::with_capacity(keys.len());
                         for key in &keys {
-                            values.push(self.evaluate(&state, key).await?);
+                            // DataFusion's scans yield to the runtime now and then (its
+                            // cooperative budget), so a canceled subquery stops within a batch.
+                            tokio::select! {
+                                biased;
+                                _ = self.cancel.cancelled() => return Err(Error::canceled()),
+                                value = self.evaluate(&state, key) => values.push(value?),
+                            }
                         }
                         Ok(values)
                     })

@@ -13,6 +13,19 @@ pub struct Server {
     pub port: u16,
 }
 
+impl Server {
+    /// CPU time the server process used so far, user + system (Linux: /proc/<pid>/stat).
+    pub fn cpu_time(&self) -> std::time::Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("server stat");
+        // Fields after the command name (which may hold spaces): state is the first, utime the 12th.
+        let fields: Vec<&str> = stat.rsplit_once(')').expect("stat format").1.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        // SAFETY: sysconf only reads a configuration value.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        std::time::Duration::from_millis(ticks * 1000 / per_second)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

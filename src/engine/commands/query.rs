@@ -4,10 +4,14 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::collect;
 use datafusion::sql::parser::Statement as DfStatement;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
+use crate::planner::subquery_apply;
 
 impl Session {
     /// DataFusion's logical plan of a query, `$n` parameters left unbound.
@@ -23,6 +27,14 @@ impl Session {
     pub(crate) async fn query(&self, statement: sqlparser::ast::Statement) -> Result<Output> {
         let state = self.db.context().state();
         let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
+        self.run_query(plan).await
+    }
+
+    /// Runs a query plan to its end. The work runs in a task of its own, so the connection that
+    /// waits for it can always answer a cancel request, also while a correlated subquery blocks
+    /// the worker thread it runs on (`planner::subquery_apply`). Dropping the returned future (a
+    /// cancel, a client gone) stops the task and the subqueries' threads.
+    pub(crate) async fn run_query(&self, plan: LogicalPlan) -> Result<Output> {
         match &plan {
             LogicalPlan::Dml(_) => {
                 return Err(Error::unsupported(
@@ -39,9 +51,28 @@ impl Session {
             }
             _ => {}
         }
-        let frame = self.db.context().execute_logical_plan(plan).await?;
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await?;
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let state = self.db.context().state();
+        let plan = state.optimize(&plan)?;
+        let _stop_subqueries: Vec<DropGuard> = subquery_apply::applied_subquery_cancellations(&plan)
+            .into_iter()
+            .map(CancellationToken::drop_guard)
+            .collect();
+        let physical = state.query_planner().create_physical_plan(&plan, &state).await?;
+        let mut task = AbortOnDrop(tokio::spawn(collect(physical, state.task_ctx())));
+        let batches = match (&mut task.0).await {
+            Ok(batches) => batches?,
+            Err(e) => return Err(Error::internal(format!("a query task ended: {e}"))),
+        };
         Ok(Output::Rows { schema, batches })
+    }
+}
+
+/// A task that is aborted when its handle is dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
