@@ -82,8 +82,9 @@ impl<S> CheckedFrames<S> {
             if rest.len() < total {
                 return Ok(());
             }
-            if let Some(tag) = tag {
-                check_body(tag, &rest[header..total]).map_err(|e| format!("invalid message '{}': {e}", tag.escape_ascii()))?;
+            match tag {
+                Some(tag) => check_body(tag, &rest[header..total]).map_err(|e| format!("invalid message '{}': {e}", tag.escape_ascii()))?,
+                None => check_startup(&rest[header..total])?,
             }
             // After the startup packet come tagged messages; a cancel request ends the connection.
             self.untagged_next = false;
@@ -128,6 +129,40 @@ impl Body<'_> {
         match self.0.len() {
             0 => Ok(()),
             n => Err(format!("{n} bytes after the end")),
+        }
+    }
+}
+
+/// The code a cancel request has in place of a protocol version.
+const CANCEL_REQUEST_CODE: u32 = 80877102;
+
+/// Whether a startup packet (after its length) holds what the protocol says: protocol 3.x, then
+/// name and value strings, then a zero byte that is the packet's last (Postgres refuses any other
+/// layout; pgwire stops at the first empty name and would read the rest as the next message). Or
+/// a cancel request: process id and a key of 4 to 256 bytes.
+pub fn check_startup(body: &[u8]) -> Result<(), String> {
+    let mut b = Body(body);
+    let version = b.i32()? as u32;
+    if version == CANCEL_REQUEST_CODE {
+        b.i32()?;
+        return match b.0.len() {
+            4..=256 => Ok(()),
+            n => Err(format!("invalid cancel request: a key of {n} bytes")),
+        };
+    }
+    let (major, minor) = (version >> 16, version & 0xffff);
+    if major != 3 {
+        return Err(format!("unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.2"));
+    }
+    loop {
+        match b.0 {
+            [0] => return Ok(()),
+            [] => return Err("invalid startup packet layout: expected terminator as last byte".into()),
+            [0, ..] => return Err("invalid startup packet layout: expected terminator as last byte".into()),
+            _ => {
+                b.cstring()?;
+                b.cstring()?;
+            }
         }
     }
 }
@@ -274,11 +309,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn startup_packets_are_checked() {
+        let startup = |params: &[u8]| [&196608u32.to_be_bytes()[..], params].concat();
+        assert!(check_startup(&startup(b"user\0weir\0database\0weir\0\0")).is_ok());
+        assert!(check_startup(&startup(b"user\0\0\0")).is_ok(), "an empty value");
+        assert!(check_startup(&startup(b"\0")).is_ok(), "no parameters");
+        // Found by the pgwire_frames fuzz target: bytes after the terminator became the next message.
+        assert!(check_startup(&startup(b"user\0weir\0\0P\0\0\0\x04")).is_err());
+        assert!(check_startup(&startup(b"user\0weir\0")).is_err(), "no terminator");
+        assert!(check_startup(&startup(b"user\0weir")).is_err());
+        assert!(check_startup(&startup(b"user\0")).is_err(), "a name without a value");
+        assert!(
+            check_startup(&[&80877103u32.to_be_bytes()[..], b"\0"].concat()).is_err(),
+            "SSLRequest after TLS negotiation"
+        );
+        let cancel = |key: usize| [&80877102u32.to_be_bytes()[..], &[0; 4], &vec![7; key]].concat();
+        assert!(check_startup(&cancel(4)).is_ok());
+        assert!(check_startup(&cancel(256)).is_ok());
+        assert!(check_startup(&cancel(3)).is_err());
+        assert!(check_startup(&cancel(257)).is_err());
+    }
+
     #[tokio::test]
     async fn good_frames_pass_bad_ones_fail_the_read() {
         use tokio::io::AsyncReadExt;
-        let mut startup = 8u32.to_be_bytes().to_vec();
+        let mut startup = 9u32.to_be_bytes().to_vec();
         startup.extend_from_slice(&196608u32.to_be_bytes());
+        startup.push(0);
         let mut input = startup.clone();
         input.extend(frame(b'Q', b"SELECT 1\0"));
         input.extend(frame(b'S', b""));
