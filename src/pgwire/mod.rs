@@ -484,7 +484,16 @@ impl StartupHandler for Startup {
         PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
     {
         match &self.method {
-            AuthMethod::Trust(connection) => connection.on_startup(client, message).await?,
+            AuthMethod::Trust(connection) => {
+                // Under trust the startup packet is the whole authentication. Counting the
+                // connection as started before pgwire answers it means a client that connects
+                // again at once does not find its first connection still starting, and evictable
+                // (seen with --max-connections 2 on a loaded machine).
+                if matches!(message, PgWireFrontendMessage::Startup(_)) {
+                    self.authenticated.send_replace(true);
+                }
+                connection.on_startup(client, message).await?
+            }
             AuthMethod::Scram(scram) => scram.on_startup(client, message).await?,
         }
         if matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
