@@ -157,8 +157,8 @@ pub fn check_startup(body: &[u8]) -> Result<(), String> {
     loop {
         match b.0 {
             [0] => return Ok(()),
-            [] => return Err("invalid startup packet layout: expected terminator as last byte".into()),
-            [0, ..] => return Err("invalid startup packet layout: expected terminator as last byte".into()),
+            // No terminator, or one with bytes after it.
+            [] | [0, ..] => return Err("invalid startup packet layout: expected terminator as last byte".into()),
             _ => {
                 b.cstring()?;
                 b.cstring()?;
