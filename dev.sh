@@ -4,7 +4,7 @@
 #   ./dev.sh test             build (the same release build) and run every test (unit, sqllogictest,
 #                             window verification, recovery, psql/psycopg/JDBC)
 # Both check every prerequisite before cargo starts: as root with apt-get they install what is missing
-# (libclang-dev for RocksDB's bindgen, g++, ...), otherwise they stop and print the command to run.
+# (libclang-dev for RocksDB's bindgen, g++, make and libssl-dev for librdkafka, ...), otherwise they stop and print the command to run.
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir-target}"
@@ -54,6 +54,14 @@ ensure_prerequisites() {
             # Debian's libclang1-* alone: the library without clang's headers (libclang-common-*-dev).
             required+=(libclang-dev)
         fi
+    fi
+
+    # librdkafka (the Kafka client) is built from source with its configure script and make; it
+    # links the system OpenSSL (TLS, SASL/SCRAM), which openssl-sys finds through pkg-config.
+    command -v make >/dev/null 2>&1 || required+=(make)
+    command -v pkg-config >/dev/null 2>&1 || required+=(pkg-config)
+    if ! pkg-config --exists openssl 2>/dev/null; then
+        required+=(libssl-dev)
     fi
 
     if [ "$mode" = test ]; then
@@ -150,8 +158,11 @@ case "${1:-weir}" in
         python3 tests/verify/psycopg_check.py --weir "$weir"
         # JDBC (Debian's driver; Java is on the machine) against weir serve.
         python3 tests/verify/jdbc_check.py --weir "$weir"
+        # Kafka source and sink against a real broker (noida-db and confluent-kafka from PyPI, in
+        # the same venv): crashes, savepoints, a broker restart, an idle topic, bad input.
+        python3 tests/verify/kafka_pipeline.py --weir "$weir"
         # set -e: reaching this line means every check above passed.
-        echo "verify: 8 passed, 0 failed"
+        echo "verify: 9 passed, 0 failed"
         ;;
     *)
         echo "usage: ./dev.sh weir [ARGS...] | ./dev.sh test" >&2

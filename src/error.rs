@@ -47,6 +47,12 @@ pub enum UserErrorKind {
     Canceled,
     /// A scalar subquery returned more than one row (21000).
     CardinalityViolation,
+    /// A record of an external system (a Kafka message) that its format cannot decode (22P02,
+    /// Postgres' invalid input syntax).
+    MalformedRecord,
+    /// An external system (a Kafka broker) that cannot be reached or refuses the request (08001, as
+    /// postgres_fdw reports a server it cannot connect to).
+    ExternalSystem,
     /// Any other error in a query (42000).
     Other,
 }
@@ -73,6 +79,8 @@ impl UserErrorKind {
             UserErrorKind::JobFailed => "57000",
             UserErrorKind::Canceled => "57014",
             UserErrorKind::CardinalityViolation => "21000",
+            UserErrorKind::MalformedRecord => "22P02",
+            UserErrorKind::ExternalSystem => "08001",
             UserErrorKind::Other => "42000",
         }
     }

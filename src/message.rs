@@ -1,12 +1,31 @@
 //! What flows along the edges of a running job: data, event-time progress, barriers, end of stream.
 
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::error::{Error, Result};
 
 /// Event time in nanoseconds since the epoch (the unit of every watermark and window bound).
 pub type EventTime = i64;
 
 /// The watermark that closes everything: a bounded source sends it before `End`.
 pub const FINAL_WATERMARK: EventTime = i64::MAX;
+
+/// An event-time column as nanoseconds since the epoch (nulls stay null).
+pub fn event_time_nanos(column: &ArrayRef) -> Result<Int64Array> {
+    match column.data_type() {
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
+            let nanos = cast(column, &DataType::Timestamp(TimeUnit::Nanosecond, None))?;
+            let ints = cast(&nanos, &DataType::Int64)?;
+            Ok(ints.as_primitive::<Int64Type>().clone())
+        }
+        other => Err(Error::type_mismatch(format!(
+            "an event-time column must be a TIMESTAMP, not {other}"
+        ))),
+    }
+}
 
 #[derive(Debug, Clone)]
 pub enum Message {
@@ -25,6 +44,16 @@ pub enum Message {
     Idle,
     /// The channel carries nothing more.
     End,
+}
+
+/// What the checkpoint coordinator tells a source task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceControl {
+    /// Start checkpoint n: emit this barrier now.
+    Trigger(Barrier),
+    /// Checkpoint n completed (Flink's notifyCheckpointComplete); the source may tell its
+    /// external system (Kafka commits the group's offsets).
+    Completed(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

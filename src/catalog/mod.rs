@@ -23,11 +23,34 @@ pub struct ColumnDef {
     /// The type as the user wrote it (`BIGINT`, `TIMESTAMP(3)`); the Arrow type is derived from it.
     pub sql_type: String,
     pub nullable: bool,
+    /// Where a source column's values come from; result-table columns are always physical.
+    #[serde(default, skip_serializing_if = "ColumnKind::is_physical")]
+    pub kind: ColumnKind,
 }
 
 impl ColumnDef {
     pub fn data_type(&self) -> Result<DataType> {
         arrow_type_of(&self.sql_type)
+    }
+}
+
+/// Flink's three kinds of columns in a source's DDL.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    /// Decoded from the records (the value format, or the key format for `key.fields`).
+    #[default]
+    Physical,
+    /// `name TYPE METADATA [FROM 'key'] [VIRTUAL]`: a connector's fact about each record (a Kafka
+    /// record's timestamp, partition, offset).
+    Metadata { key: String },
+    /// `name AS expr`: computed from the other columns of the same row (typed when declared).
+    Computed { expr: String },
+}
+
+impl ColumnKind {
+    pub fn is_physical(&self) -> bool {
+        matches!(self, ColumnKind::Physical)
     }
 }
 
@@ -59,6 +82,10 @@ pub enum TableConnector {
     Blackhole,
     /// Rows are printed to standard output (for debugging).
     Print,
+    /// Rows are records of a Kafka topic (append-only).
+    Kafka,
+    /// Rows are the latest value per key of a Kafka topic (an updating result; a delete is a tombstone).
+    UpsertKafka,
 }
 
 impl TableConnector {
@@ -67,8 +94,10 @@ impl TableConnector {
             "weir" | "table" => Ok(TableConnector::Stored),
             "blackhole" => Ok(TableConnector::Blackhole),
             "print" => Ok(TableConnector::Print),
+            "kafka" => Ok(TableConnector::Kafka),
+            "upsert-kafka" => Ok(TableConnector::UpsertKafka),
             other => Err(Error::invalid(format!(
-                "unknown connector '{other}' for a table; use 'blackhole', 'print', or no connector for a table stored in Weir"
+                "unknown connector '{other}' for a table; use 'kafka', 'upsert-kafka', 'blackhole', 'print', or no connector for a table stored in Weir"
             ))),
         }
     }
@@ -77,6 +106,8 @@ impl TableConnector {
             TableConnector::Stored => "weir",
             TableConnector::Blackhole => "blackhole",
             TableConnector::Print => "print",
+            TableConnector::Kafka => "kafka",
+            TableConnector::UpsertKafka => "upsert-kafka",
         }
     }
 }
@@ -90,6 +121,9 @@ pub struct TableDef {
     /// Column names of the primary key, in key order; empty for an append-only table.
     pub primary_key: Vec<String>,
     pub connector: TableConnector,
+    /// The connector's WITH options other than `connector`, keys lower-cased (external sinks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -231,6 +265,21 @@ impl Catalog {
     }
 }
 
+/// Whether the WATERMARK names a TIMESTAMP column of `columns`.
+pub fn check_watermark_column(columns: &[ColumnDef], watermark: &WatermarkDef) -> Result<()> {
+    let column = columns
+        .iter()
+        .find(|c| c.name == watermark.column)
+        .ok_or_else(|| Error::not_found("watermark column", &watermark.column))?;
+    if !matches!(column.data_type()?, DataType::Timestamp(_, _)) {
+        return Err(Error::type_mismatch(format!(
+            "WATERMARK column '{}' must be a TIMESTAMP, not {}",
+            watermark.column, column.sql_type
+        )));
+    }
+    Ok(())
+}
+
 pub fn schema_of(columns: &[ColumnDef]) -> Result<SchemaRef> {
     let fields = columns
         .iter()
@@ -274,16 +323,19 @@ pub fn arrow_type(sql_type: &SqlType) -> Result<DataType> {
         SqlType::Bytea | SqlType::Varbinary(_) | SqlType::Binary(_) => DataType::Binary,
         SqlType::Date => DataType::Date32,
         SqlType::Timestamp(precision, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
-            let unit = match precision {
-                None | Some(7..=9) => TimeUnit::Nanosecond,
-                Some(0) => TimeUnit::Second,
-                Some(1..=3) => TimeUnit::Millisecond,
-                Some(4..=6) => TimeUnit::Microsecond,
-                Some(_) => {
-                    return Err(Error::invalid(format!("{sql_type}: TIMESTAMP precision is at most 9")));
-                }
+            DataType::Timestamp(timestamp_unit(sql_type, *precision)?, None)
+        }
+        // Flink's TIMESTAMP_LTZ(p): an instant. Weir's timestamps are UTC instants already.
+        SqlType::Custom(name, modifiers) if name.to_string().eq_ignore_ascii_case("TIMESTAMP_LTZ") => {
+            let precision = match modifiers.as_slice() {
+                [] => None,
+                [p] => Some(
+                    p.parse::<u64>()
+                        .map_err(|_| Error::invalid(format!("{sql_type}: the precision must be a number")))?,
+                ),
+                _ => return Err(unsupported()),
             };
-            DataType::Timestamp(unit, None)
+            DataType::Timestamp(timestamp_unit(sql_type, precision)?, None)
         }
         SqlType::Decimal(info) | SqlType::Numeric(info) | SqlType::Dec(info) => {
             let (precision, scale) = match info {
@@ -299,5 +351,48 @@ pub fn arrow_type(sql_type: &SqlType) -> Result<DataType> {
             DataType::Decimal128(precision as u8, scale as i8)
         }
         _ => return Err(unsupported()),
+    })
+}
+
+/// The Arrow unit of `TIMESTAMP(precision)`.
+fn timestamp_unit(sql_type: &SqlType, precision: Option<u64>) -> Result<TimeUnit> {
+    Ok(match precision {
+        None | Some(7..=9) => TimeUnit::Nanosecond,
+        Some(0) => TimeUnit::Second,
+        Some(1..=3) => TimeUnit::Millisecond,
+        Some(4..=6) => TimeUnit::Microsecond,
+        Some(_) => return Err(Error::invalid(format!("{sql_type}: TIMESTAMP precision is at most 9"))),
+    })
+}
+
+/// The SQL spelling of an Arrow type Weir's columns can have (the inverse of [`arrow_type`]), for
+/// a computed column whose type comes from its expression.
+pub fn sql_type_name(data_type: &DataType) -> Result<String> {
+    Ok(match data_type {
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Float32 => "FLOAT".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VARCHAR".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BYTEA".into(),
+        DataType::Date32 => "DATE".into(),
+        DataType::Timestamp(unit, None) => format!(
+            "TIMESTAMP({})",
+            match unit {
+                TimeUnit::Second => 0,
+                TimeUnit::Millisecond => 3,
+                TimeUnit::Microsecond => 6,
+                TimeUnit::Nanosecond => 9,
+            }
+        ),
+        DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
+        other => {
+            return Err(Error::unsupported(format!(
+                "a column of type {other} is not supported; cast the expression to BIGINT, DOUBLE, VARCHAR, TIMESTAMP, ..."
+            )));
+        }
     })
 }

@@ -2,6 +2,8 @@
 //! subtask staged in epoch n become visible in the result tables. `TableStore::commit` writes the
 //! rows and the subtask's epoch marker in one atomic write and skips epochs a subtask already
 //! committed, so committing an epoch again (after a crash between "complete" and "commit") is safe.
+//! An `exactly-once` Kafka table commits the epoch's rows in one Kafka transaction together with a
+//! marker of the epoch (`connectors::kafka_sink`), idempotent the same way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{TableConnector, TableDef};
+use crate::connectors::kafka_sink::{DeliveryGuarantee, KafkaSinkConfig, KafkaTransactions};
 use crate::connectors::table_store::{StagedRows, TableStore, TableWriter};
 use crate::error::Result;
 use crate::graph::{JobGraph, OperatorSpec, SubtaskId};
@@ -19,33 +22,62 @@ pub const FINAL_EPOCH: u64 = u64::MAX;
 /// Rows one sink subtask staged in an epoch.
 pub type StagedSinkRows = (SubtaskId, Vec<RecordBatch>);
 
-/// Commits a job's staged rows into its result tables.
+/// Commits a job's staged rows into its result tables and exactly-once Kafka tables.
 pub struct SinkCommitter {
     job: String,
-    /// Stored result tables by sink uid (other sinks are not transactional).
+    /// Stored result tables by sink uid.
     tables: HashMap<String, TableDef>,
     store: Arc<TableStore>,
+    /// `exactly-once` Kafka tables by sink uid (other sinks are not transactional).
+    kafka: HashMap<String, KafkaTransactions>,
 }
 
 impl SinkCommitter {
-    pub fn new(job: &str, graph: &JobGraph, store: Arc<TableStore>) -> Self {
-        let tables = graph
-            .operators
-            .iter()
-            .filter_map(|op| match &op.spec {
-                OperatorSpec::Sink(sink) if sink.table.connector == TableConnector::Stored => Some((op.uid.clone(), sink.table.clone())),
-                _ => None,
-            })
-            .collect();
-        SinkCommitter {
+    pub fn new(job: &str, graph: &JobGraph, store: Arc<TableStore>) -> Result<Self> {
+        let mut tables = HashMap::new();
+        let mut kafka = HashMap::new();
+        for op in &graph.operators {
+            let OperatorSpec::Sink(sink) = &op.spec else { continue };
+            match sink.table.connector {
+                TableConnector::Stored => {
+                    tables.insert(op.uid.clone(), sink.table.clone());
+                }
+                TableConnector::Kafka => {
+                    let config = KafkaSinkConfig::parse(&sink.table)?;
+                    if config.delivery == DeliveryGuarantee::ExactlyOnce {
+                        kafka.insert(op.uid.clone(), KafkaTransactions::new(config));
+                    }
+                }
+                TableConnector::UpsertKafka | TableConnector::Blackhole | TableConnector::Print => {}
+            }
+        }
+        Ok(SinkCommitter {
             job: job.to_string(),
             tables,
             store,
+            kafka,
+        })
+    }
+
+    /// After a RESTORE from checkpoint `epoch`: the epochs after it will be committed again
+    /// (blocking). `subtasks`: the most sink subtasks the job had or will have.
+    pub fn rewind(&self, epoch: u64, subtasks: usize) -> Result<()> {
+        self.store.rewind_commits(&self.job, epoch)?;
+        for transactions in self.kafka.values() {
+            transactions.rewind(epoch, subtasks)?;
         }
+        Ok(())
     }
 
     /// Makes the rows staged in `epoch` visible (idempotent: subtasks that committed it skip).
+    /// Blocking: Kafka transactions wait for the brokers.
     pub fn commit(&self, epoch: u64, staged: Vec<StagedSinkRows>) -> Result<()> {
+        let (kafka, staged): (Vec<_>, Vec<_>) = staged.into_iter().partition(|(id, _)| self.kafka.contains_key(&id.uid));
+        for (id, rows) in kafka {
+            if let Some(transactions) = self.kafka.get(&id.uid) {
+                transactions.commit(id.subtask, epoch, &rows)?;
+            }
+        }
         let writers = self
             .tables
             .iter()

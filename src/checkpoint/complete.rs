@@ -84,6 +84,9 @@ pub struct CompletionOutcome {
     pub id: u64,
     pub result: Result<()>,
     pub retained: Vec<CheckpointManifest>,
+    /// The checkpoint completed but its sinks did not commit: the job must fail over (and a
+    /// restore commit again) before a later epoch commits.
+    pub commit_failed: bool,
 }
 
 impl CheckpointCompleter {
@@ -134,21 +137,25 @@ impl CheckpointCompleter {
                     id,
                     result: Err(e),
                     retained,
+                    commit_failed: false,
                 };
             }
         };
-        // Phase two of the sinks' commit. Failing here leaves the checkpoint in place: a restore
-        // commits its rows again.
-        if let Err(e) = self
-            .storage
-            .staged_rows(&manifest)
-            .and_then(|staged| self.committer.commit(id, staged))
-        {
+        // Phase two of the sinks' commit (blocking: Kafka transactions wait for the brokers).
+        // Failing here leaves the checkpoint in place, and fails the job over: a restore commits its
+        // rows again, which must happen before any later epoch is committed.
+        let (storage, committer, staged_manifest) = (self.storage.clone(), self.committer.clone(), manifest.clone());
+        let committed = self
+            .blocking
+            .run("sink commit", move || committer.commit(id, storage.staged_rows(&staged_manifest)?))
+            .await;
+        if let Err(e) = committed {
             self.mark_failed(checkpoint, &e.to_string());
             return CompletionOutcome {
                 id,
-                result: Err(e),
+                result: Err(e.context(format!("checkpoint {id} is complete but its sinks could not commit"))),
                 retained,
+                commit_failed: true,
             };
         }
         retained.push(manifest.clone());
@@ -188,7 +195,12 @@ impl CheckpointCompleter {
             }
             (Ok(()), None) => Ok(()),
         };
-        CompletionOutcome { id, result, retained }
+        CompletionOutcome {
+            id,
+            result,
+            retained,
+            commit_failed: false,
+        }
     }
 
     /// Uploads the acked snapshots and staged rows (given up when the checkpoint's timeout passes)

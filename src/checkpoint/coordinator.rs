@@ -21,7 +21,7 @@ use crate::checkpoint::history::CheckpointRecord;
 use crate::checkpoint::manifest::CheckpointManifest;
 use crate::checkpoint::pending::PendingCheckpoints;
 use crate::error::{Error, Result};
-use crate::message::{Barrier, BarrierKind};
+use crate::message::{Barrier, BarrierKind, SourceControl};
 use crate::runtime::task::TaskEvent;
 use crate::settings::CheckpointSettings;
 
@@ -55,7 +55,7 @@ pub struct CheckpointCoordinator {
     pub settings: CheckpointSettings,
     pub completer: Arc<CheckpointCompleter>,
     /// One trigger channel per source task.
-    pub triggers: Vec<UnboundedSender<Barrier>>,
+    pub triggers: Vec<UnboundedSender<SourceControl>>,
     pub events: UnboundedReceiver<TaskEvent>,
     pub task_count: usize,
     pub next_id: u64,
@@ -123,7 +123,11 @@ impl CheckpointCoordinator {
                         Ok(()) => {
                             consecutive_failures = 0;
                             last_completion = Instant::now();
+                            for trigger in &self.triggers {
+                                let _ = trigger.send(SourceControl::Completed(outcome.id));
+                            }
                         }
+                        Err(e) if outcome.commit_failed => return Err(e),
                         Err(e) => {
                             consecutive_failures += 1;
                             tracing::warn!("checkpoint {} of job {} failed: {e}", outcome.id, self.completer.job);
@@ -179,7 +183,7 @@ impl CheckpointCoordinator {
         self.completer.record(CheckpointRecord::in_progress(id, SystemTime::now()));
         for trigger in &self.triggers {
             // A finished source task is gone; it is covered by its final position.
-            let _ = trigger.send(Barrier { checkpoint_id: id, kind });
+            let _ = trigger.send(SourceControl::Trigger(Barrier { checkpoint_id: id, kind }));
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::checkpoint::manifest::{CheckpointManifest, OperatorState};
 use crate::checkpoint::savepoint;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::SourceConnector;
+use crate::connectors::kafka::KafkaPosition;
 use crate::connectors::rescale::GeneratorPosition;
 use crate::error::{Error, Result};
 use crate::graph::{JobGraph, OperatorNode, OperatorSpec, WindowKind};
@@ -67,10 +68,17 @@ pub fn restored_position(
         .collect();
     old.sort_by_key(|(s, _)| *s);
     let own = old.iter().find(|(s, _)| *s == subtask).map(|(_, p)| (*p).clone());
+    let connector = SourceConnector::parse(connector)?;
+    if connector == SourceConnector::Kafka && !old.is_empty() {
+        // Every subtask gets every old partition's offset and keeps those it owns now.
+        let positions: Vec<SourcePosition> = old.into_iter().map(|(_, p)| p.clone()).collect();
+        return Ok(Some(KafkaPosition::merged(&positions)?));
+    }
     if manifest.parallelism == parallelism || old.is_empty() {
         return Ok(own);
     }
-    match SourceConnector::parse(connector)? {
+    match connector {
+        SourceConnector::Kafka => Ok(own),
         SourceConnector::File => Ok(own),
         SourceConnector::Nexmark | SourceConnector::Datagen => {
             if old.len() != manifest.parallelism {

@@ -125,9 +125,32 @@ struct BoundedRecords<R> {
     json: bool,
     line: u64,
     line_bytes: usize,
+    nesting: JsonNesting,
+}
+
+/// How deep in JSON arrays and objects a byte stream is, strings and escapes skipped.
+#[derive(Debug, Default)]
+pub struct JsonNesting {
     depth: usize,
     in_string: bool,
     escaped: bool,
+}
+
+impl JsonNesting {
+    /// Takes the next byte; returns the depth after it.
+    pub fn push(&mut self, byte: u8) -> usize {
+        match (self.in_string, self.escaped, byte) {
+            (true, true, _) => self.escaped = false,
+            (true, false, b'\\') => self.escaped = true,
+            (true, false, b'"') => self.in_string = false,
+            (true, false, _) => {}
+            (false, _, b'"') => self.in_string = true,
+            (false, _, b'[' | b'{') => self.depth += 1,
+            (false, _, b']' | b'}') => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+        self.depth
+    }
 }
 
 impl<R> BoundedRecords<R> {
@@ -137,9 +160,7 @@ impl<R> BoundedRecords<R> {
             json,
             line: 1,
             line_bytes: 0,
-            depth: 0,
-            in_string: false,
-            escaped: false,
+            nesting: JsonNesting::default(),
         }
     }
 
@@ -149,30 +170,15 @@ impl<R> BoundedRecords<R> {
             if byte == b'\n' {
                 self.line += 1;
                 self.line_bytes = 0;
-                (self.depth, self.in_string, self.escaped) = (0, false, false);
+                self.nesting = JsonNesting::default();
                 continue;
             }
             self.line_bytes += 1;
             if self.line_bytes > MAX_LINE_BYTES {
                 return Err(bad(self.line, format!("longer than {MAX_LINE_BYTES} bytes")));
             }
-            if !self.json {
-                continue;
-            }
-            match (self.in_string, self.escaped, byte) {
-                (true, true, _) => self.escaped = false,
-                (true, false, b'\\') => self.escaped = true,
-                (true, false, b'"') => self.in_string = false,
-                (true, false, _) => {}
-                (false, _, b'"') => self.in_string = true,
-                (false, _, b'[' | b'{') => {
-                    self.depth += 1;
-                    if self.depth > MAX_JSON_DEPTH {
-                        return Err(bad(self.line, format!("JSON nested deeper than {MAX_JSON_DEPTH} levels")));
-                    }
-                }
-                (false, _, b']' | b'}') => self.depth = self.depth.saturating_sub(1),
-                _ => {}
+            if self.json && self.nesting.push(byte) > MAX_JSON_DEPTH {
+                return Err(bad(self.line, format!("JSON nested deeper than {MAX_JSON_DEPTH} levels")));
             }
         }
         Ok(())

@@ -4,10 +4,15 @@
 
 pub mod datagen;
 pub mod file;
+pub mod kafka;
+pub mod kafka_sink;
+pub mod kafka_source;
 pub mod nexmark;
 pub mod pacer;
 pub mod print;
+pub mod record_format;
 pub mod rescale;
+pub mod split_watermarks;
 pub mod table_store;
 
 use std::path::PathBuf;
@@ -18,11 +23,18 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::catalog::{SourceDef, TableConnector, TableDef, schema_of};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::physical_expr::PhysicalExprRef;
+
+use crate::catalog::{ColumnDef, ColumnKind, SourceDef, TableConnector, TableDef, schema_of};
 use crate::data_dir::FileRoots;
 use crate::error::{Error, Result};
 use crate::graph::SinkMode;
-use crate::runtime::{Sink, Source, SourcePosition};
+use crate::graph::WatermarkSpec;
+use crate::message::EventTime;
+use crate::planner::computed_column;
+use crate::runtime::{Sink, Source, SourcePosition, SplitId};
 use crate::settings::parse_duration;
 
 /// The connectors a source can use; a closed set.
@@ -31,6 +43,7 @@ pub enum SourceConnector {
     Nexmark,
     Datagen,
     File,
+    Kafka,
 }
 
 impl SourceConnector {
@@ -39,8 +52,9 @@ impl SourceConnector {
             "nexmark" => Ok(SourceConnector::Nexmark),
             "datagen" => Ok(SourceConnector::Datagen),
             "file" | "filesystem" => Ok(SourceConnector::File),
+            "kafka" => Ok(SourceConnector::Kafka),
             other => Err(Error::invalid(format!(
-                "unknown connector '{other}' for a source; use 'nexmark', 'datagen' or 'file'"
+                "unknown connector '{other}' for a source; use 'kafka', 'file', 'nexmark' or 'datagen'"
             ))),
         }
     }
@@ -57,6 +71,7 @@ enum ConnectorConfig {
     Nexmark(nexmark::NexmarkConfig),
     Datagen(datagen::DatagenConfig),
     File(file::FileConfig),
+    Kafka(kafka::KafkaSourceConfig),
 }
 
 /// The most rows a source's `batch.size` asks for in one batch.
@@ -68,6 +83,10 @@ pub const MAX_BATCH_ROWS: usize = 1 << 20;
 pub struct SourceConfig {
     /// The declared columns.
     schema: SchemaRef,
+    /// What the connector produces: the declared columns but the computed ones, in declared order.
+    records: SchemaRef,
+    /// Each declared column: the connector's column, or an expression over the connector's columns.
+    columns: Vec<SourceColumn>,
     connector: ConnectorConfig,
     /// `fail.at.row`: the task fails the first time it reaches this row (fault injection).
     fail_at_row: Option<u64>,
@@ -79,6 +98,27 @@ impl SourceConfig {
     /// `roots`: where a file source's file may be.
     pub fn parse(def: &SourceDef, roots: &FileRoots) -> Result<Self> {
         let schema = schema_of(&def.columns)?;
+        let record_columns: Vec<ColumnDef> = def
+            .columns
+            .iter()
+            .filter(|c| !matches!(c.kind, ColumnKind::Computed { .. }))
+            .cloned()
+            .collect();
+        let records = schema_of(&record_columns)?;
+        let mut columns = Vec::with_capacity(def.columns.len());
+        let mut record = 0;
+        for column in &def.columns {
+            columns.push(match &column.kind {
+                ColumnKind::Computed { expr } => {
+                    let (expr, _) = computed_column::compile(&column.name, expr, &records)?;
+                    SourceColumn::Computed(expr, column.data_type()?)
+                }
+                ColumnKind::Physical | ColumnKind::Metadata { .. } => {
+                    record += 1;
+                    SourceColumn::Record(record - 1)
+                }
+            });
+        }
         let mut options = def.options.clone();
         let fail_at_row = match options.remove(FAIL_AT_ROW) {
             Some(v) => Some(
@@ -99,13 +139,25 @@ impl SourceConfig {
             }
             None => pacer::DEFAULT_LINGER,
         };
-        let connector = match SourceConnector::parse(&def.connector)? {
+        let connector_kind = SourceConnector::parse(&def.connector)?;
+        if connector_kind != SourceConnector::Kafka
+            && let Some(column) = record_columns.iter().find(|c| matches!(c.kind, ColumnKind::Metadata { .. }))
+        {
+            return Err(Error::invalid(format!(
+                "column '{}': the {} connector has no METADATA columns",
+                column.name, def.connector
+            )));
+        }
+        let connector = match connector_kind {
             SourceConnector::Nexmark => ConnectorConfig::Nexmark(nexmark::NexmarkConfig::from_options(&options).map_err(Error::invalid)?),
-            SourceConnector::Datagen => ConnectorConfig::Datagen(datagen::DatagenConfig::from_options(&options, &schema)?),
+            SourceConnector::Datagen => ConnectorConfig::Datagen(datagen::DatagenConfig::from_options(&options, &records)?),
             SourceConnector::File => ConnectorConfig::File(file::FileConfig::from_options(&options, roots)?),
+            SourceConnector::Kafka => ConnectorConfig::Kafka(kafka::KafkaSourceConfig::from_options(&def.name, &options, &record_columns)?),
         };
         Ok(SourceConfig {
             schema,
+            records,
+            columns,
             connector,
             fail_at_row,
             linger,
@@ -113,13 +165,15 @@ impl SourceConfig {
     }
 
     /// What CREATE SOURCE checks beyond the options: the generator accepts the declared columns,
-    /// the file can be read.
+    /// the file can be read. (A Kafka source's broker and topic are looked up when a job starts:
+    /// the broker may well be down while the DDL runs.)
     pub fn check(&self) -> Result<()> {
         match &self.connector {
             ConnectorConfig::Nexmark(config) => {
-                nexmark::NexmarkGenerator::new(config.clone(), self.schema.clone(), 0, 1).map_err(Error::invalid)?;
+                nexmark::NexmarkGenerator::new(config.clone(), self.records.clone(), 0, 1).map_err(Error::invalid)?;
             }
             ConnectorConfig::Datagen(_) => {}
+            ConnectorConfig::Kafka(config) => kafka_source::check_properties(config)?,
             ConnectorConfig::File(config) => config.check_readable()?,
         }
         Ok(())
@@ -131,12 +185,31 @@ impl SourceConfig {
             ConnectorConfig::Nexmark(config) => config.max_events.is_some(),
             ConnectorConfig::Datagen(config) => config.number_of_rows.is_some(),
             ConnectorConfig::File(config) => config.monitor_interval.is_none(),
+            ConnectorConfig::Kafka(_) => false,
+        }
+    }
+
+    /// Whether the source reads several independently ordered splits (Kafka partitions) and so
+    /// generates its watermarks itself, per split (pass a `WatermarkSpec` to `open`), as Flink's
+    /// sources do. Others leave watermarks to the `WatermarkAssigner` after them.
+    pub fn generates_watermarks(&self) -> bool {
+        matches!(self.connector, ConnectorConfig::Kafka(_))
+    }
+
+    /// How long a split may go without records before it stops holding the watermark back
+    /// (`scan.watermark.idle-timeout`); also when the whole subtask counts as idle.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        match &self.connector {
+            ConnectorConfig::Kafka(config) => config.idle_timeout,
+            _ => None,
         }
     }
 
     /// Opens subtask `subtask` of `parallelism`, producing the declared columns `columns`.
     /// `paced` honours the source's rate option (off for batch reads). `failure_marker`: where a
     /// job notes that the `fail.at.row` failure happened, so it happens once; `None` disables it.
+    /// `watermark` (sources that `generates_watermarks`): the event-time column among `columns`
+    /// and the delay.
     pub fn open(
         &self,
         columns: &[usize],
@@ -144,8 +217,47 @@ impl SourceConfig {
         parallelism: usize,
         paced: bool,
         failure_marker: Option<PathBuf>,
+        watermark: Option<&WatermarkSpec>,
     ) -> Result<Box<dyn Source>> {
-        let source = self.open_connector(columns, subtask, parallelism, paced)?;
+        let computed = columns
+            .iter()
+            .any(|c| matches!(self.columns.get(*c), Some(SourceColumn::Computed(..))));
+        let mut source = if computed {
+            // Computed columns may read any other column: the connector produces all of them.
+            let all: Vec<usize> = (0..self.records.fields().len()).collect();
+            let inner = self.open_connector(&all, subtask, parallelism, paced)?;
+            let outputs = columns
+                .iter()
+                .map(|c| {
+                    self.columns
+                        .get(*c)
+                        .cloned()
+                        .ok_or_else(|| Error::internal(format!("source column #{c} does not exist")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Box::new(ComputedColumns {
+                inner,
+                outputs,
+                schema: Arc::new(self.schema.project(columns)?),
+            })
+        } else {
+            let records = columns
+                .iter()
+                .map(|c| match self.columns.get(*c) {
+                    Some(SourceColumn::Record(r)) => Ok(*r),
+                    _ => Err(Error::internal(format!("source column #{c} is not a connector column"))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.open_connector(&records, subtask, parallelism, paced)?
+        };
+        if let (Some(spec), true) = (watermark, self.generates_watermarks()) {
+            source = Box::new(split_watermarks::SplitWatermarks::new(
+                source,
+                spec.time_column,
+                spec.delay_nanos,
+                self.idle_timeout(),
+            ));
+        }
         Ok(match (self.fail_at_row, failure_marker) {
             (Some(row), Some(marker)) if !marker.exists() => Box::new(FailAtRow {
                 inner: source,
@@ -157,8 +269,9 @@ impl SourceConfig {
         })
     }
 
+    /// The connector's source producing its columns `columns` (indices into `records`).
     fn open_connector(&self, columns: &[usize], subtask: usize, parallelism: usize, paced: bool) -> Result<Box<dyn Source>> {
-        let (full, linger) = (self.schema.clone(), self.linger);
+        let (full, linger) = (self.records.clone(), self.linger);
         Ok(match &self.connector {
             ConnectorConfig::Nexmark(config) => {
                 let mut config = config.clone();
@@ -183,7 +296,82 @@ impl SourceConfig {
             )),
             // One reader: subtask 0 reads the file; the others end at once (or, monitoring, idle).
             ConnectorConfig::File(config) => Box::new(file::FileSource::open(config.clone(), full, columns, subtask == 0, linger)?),
+            ConnectorConfig::Kafka(config) => Box::new(kafka_source::KafkaSource::open(
+                config.clone(),
+                full,
+                columns,
+                subtask,
+                parallelism,
+            )?),
         })
+    }
+}
+
+/// Where a declared column of a source comes from.
+#[derive(Debug, Clone)]
+enum SourceColumn {
+    /// The connector's column at this index of `SourceConfig::records`.
+    Record(usize),
+    /// Evaluated over the connector's columns (all of them, in `records` order), cast to the declared type.
+    Computed(PhysicalExprRef, DataType),
+}
+
+/// Adds computed columns to what a connector produces.
+struct ComputedColumns {
+    /// Produces every connector column.
+    inner: Box<dyn Source>,
+    outputs: Vec<SourceColumn>,
+    schema: SchemaRef,
+}
+
+impl ComputedColumns {
+    fn compute(&self, records: &RecordBatch) -> Result<RecordBatch> {
+        let arrays = self
+            .outputs
+            .iter()
+            .map(|output| match output {
+                SourceColumn::Record(r) => Ok(records.column(*r).clone()),
+                SourceColumn::Computed(expr, data_type) => {
+                    let values = expr.evaluate(records)?.into_array(records.num_rows())?;
+                    Ok(cast(&values, data_type)?)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
+    }
+}
+
+#[async_trait]
+impl Source for ComputedColumns {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        match self.inner.next_batch().await? {
+            Some(records) => Ok(Some(self.compute(&records)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn position(&self) -> SourcePosition {
+        self.inner.position()
+    }
+
+    fn seek(&mut self, position: &SourcePosition) -> Result<()> {
+        self.inner.seek(position)
+    }
+
+    fn last_split(&self) -> Option<SplitId> {
+        self.inner.last_split()
+    }
+
+    fn splits(&self) -> Vec<SplitId> {
+        self.inner.splits()
+    }
+
+    fn has_no_input(&self) -> bool {
+        self.inner.has_no_input()
+    }
+
+    fn checkpoint_completed(&mut self, position: &SourcePosition) {
+        self.inner.checkpoint_completed(position)
     }
 }
 
@@ -258,6 +446,26 @@ impl Source for FailAtRow {
     fn seek(&mut self, position: &SourcePosition) -> Result<()> {
         self.inner.seek(position)
     }
+
+    fn last_split(&self) -> Option<SplitId> {
+        self.inner.last_split()
+    }
+
+    fn splits(&self) -> Vec<SplitId> {
+        self.inner.splits()
+    }
+
+    fn has_no_input(&self) -> bool {
+        self.inner.has_no_input()
+    }
+
+    fn take_watermarks(&mut self) -> Vec<(usize, EventTime)> {
+        self.inner.take_watermarks()
+    }
+
+    fn checkpoint_completed(&mut self, position: &SourcePosition) {
+        self.inner.checkpoint_completed(position)
+    }
 }
 
 /// Opens one sink subtask writing into `table`.
@@ -271,6 +479,21 @@ pub fn open_sink(
         TableConnector::Stored => Box::new(table_store::StoredTableSink::new(store.clone(), table, mode, delivery)?),
         TableConnector::Blackhole => Box::new(print::BlackholeSink),
         TableConnector::Print => Box::new(print::PrintSink::new(&table.name)),
+        TableConnector::Kafka | TableConnector::UpsertKafka => {
+            let config = kafka_sink::KafkaSinkConfig::parse(table)?;
+            match (config.delivery, delivery) {
+                (kafka_sink::DeliveryGuarantee::ExactlyOnce, table_store::Delivery::Staged { .. }) => {
+                    Box::new(kafka_sink::StagedKafkaSink::default())
+                }
+                (kafka_sink::DeliveryGuarantee::ExactlyOnce, _) => {
+                    return Err(Error::invalid(format!(
+                        "table '{}' is written 'exactly-once', which needs checkpointing",
+                        table.name
+                    )));
+                }
+                _ => Box::new(kafka_sink::KafkaSink::open(config)?),
+            }
+        }
     })
 }
 

@@ -10,8 +10,9 @@ use datafusion::common::TableReference;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
-use crate::catalog::{Catalog, JobStatus};
+use crate::catalog::{Catalog, JobStatus, TableConnector};
 use crate::checkpoint::storage::CheckpointStorage;
+use crate::connectors::kafka_sink::{DeliveryGuarantee, KafkaSinkConfig};
 use crate::connectors::table_store::TableStore;
 use crate::data_dir::{DataDir, FileRoots};
 use crate::engine::providers::source_table::SourceTable;
@@ -133,6 +134,15 @@ impl Database {
         let target = insert_target(insert)?;
         let catalog = self.catalog_snapshot()?;
         let table = catalog.tables.get(&target).ok_or_else(|| Error::not_found("table", &target))?;
+        if settings.checkpoints.is_none()
+            && matches!(table.connector, TableConnector::Kafka)
+            && KafkaSinkConfig::parse(table)?.delivery == DeliveryGuarantee::ExactlyOnce
+        {
+            return Err(Error::invalid(format!(
+                "table '{}' is written 'exactly-once': its Kafka transactions commit with checkpoints; set 'execution.checkpointing.interval'",
+                table.name
+            )));
+        }
         let graph = settings.pin_uids(plan_job(&self.ctx, &catalog, insert, table, settings.parallelism).await?)?;
         Ok((graph, settings))
     }
@@ -192,6 +202,7 @@ impl Database {
         let ctx = SessionContext::new_with_config(config);
         ctx.remove_optimizer_rule(SINGLE_DISTINCT_RULE);
         crate::planner::subquery_apply::register(&ctx);
+        crate::planner::flink_functions::register(&ctx);
         crate::planner::postgres_arrays::register(&ctx)?;
         for kind in [WindowFunctionKind::Tumble, WindowFunctionKind::Hop, WindowFunctionKind::Session] {
             // DataFusion looks table functions up by the name as written.

@@ -18,7 +18,7 @@ use crate::data_dir::{FileRoots, JobDir};
 use crate::error::{Error, Result};
 use crate::graph::{EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowKind};
 use crate::job::JobSettings;
-use crate::message::{Barrier, Message};
+use crate::message::{Message, SourceControl};
 use crate::operators::session_window::SessionWindowAggregate;
 use crate::operators::stateless::{Filter, Project};
 use crate::operators::updating_aggregate::UpdatingAggregate;
@@ -58,7 +58,7 @@ pub struct BuildContext<'a> {
 pub struct BuiltJob {
     pub tasks: Vec<Task>,
     /// One checkpoint trigger per source task.
-    pub triggers: Vec<mpsc::UnboundedSender<Barrier>>,
+    pub triggers: Vec<mpsc::UnboundedSender<SourceControl>>,
 }
 
 pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
@@ -98,6 +98,12 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
             OperatorSpec::Source(spec) => Some(SourceConfig::parse(&spec.def, cx.file_roots)?),
             _ => None,
         };
+        // A source that keeps watermarks per split (Kafka partitions) takes over the watermark
+        // assigner chained after it, which then only forwards them (its uid and snapshot stay).
+        let source_watermark = match (&source_config, stage.get(1).map(|i| &graph.operators[*i].spec)) {
+            (Some(config), Some(OperatorSpec::WatermarkAssigner(spec))) if config.generates_watermarks() => Some(spec),
+            _ => None,
+        };
         for subtask in 0..parallelism {
             let task_index = tasks.len();
             let (input, chain_start, source_uid) = match &first.spec {
@@ -106,7 +112,8 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                     let config = source_config
                         .as_ref()
                         .ok_or_else(|| Error::internal("a source stage without its source"))?;
-                    let mut source: Box<dyn Source> = config.open(&spec.columns, subtask, parallelism, true, Some(marker))?;
+                    let mut source: Box<dyn Source> =
+                        config.open(&spec.columns, subtask, parallelism, true, Some(marker), source_watermark)?;
                     if let Some((manifest, _)) = cx.restore
                         && let Some(position) = restored_position(manifest, &first.uid, &spec.def.connector, subtask, parallelism)?
                     {
@@ -118,7 +125,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                     let input = TaskInput::Source {
                         source,
                         triggers: trigger,
-                        idle_timeout: cx.settings.source_idle_timeout,
+                        idle_timeout: config.idle_timeout().or(cx.settings.source_idle_timeout),
                     };
                     (input, 1, Some(first.uid.clone()))
                 }
@@ -158,7 +165,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                         sink_uid = Some(node.uid.clone());
                     }
                     _ => {
-                        chain.push(build_operator(node, subtask, input_schema, cx)?);
+                        chain.push(build_operator(node, subtask, input_schema, cx, source_watermark.is_some())?);
                         chain_uids.push(node.uid.clone());
                     }
                 }
@@ -199,6 +206,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                 metrics: cx.metrics.clone(),
                 checkpointing,
                 stopped_at_savepoint: false,
+                positions_at_barriers: Vec::new(),
             });
         }
         pending_inputs = next_inputs;
@@ -231,6 +239,7 @@ fn build_operator(
     subtask: usize,
     input_schema: datafusion::arrow::datatypes::SchemaRef,
     cx: &BuildContext,
+    watermarks_from_source: bool,
 ) -> Result<Box<dyn Operator>> {
     let output_schema = node.output_schema.clone();
     let (settings, metrics) = (cx.settings, cx.metrics);
@@ -246,7 +255,11 @@ fn build_operator(
                 .restore
                 .and_then(|(m, _)| m.operators.iter().find(|o| o.uid == node.uid && o.subtask == subtask))
                 .map(|o| o.meta.clone());
-            Box::new(WatermarkAssigner::new(spec.time_column, spec.delay_nanos))
+            Box::new(if watermarks_from_source {
+                WatermarkAssigner::forwarding(spec.time_column)
+            } else {
+                WatermarkAssigner::new(spec.time_column, spec.delay_nanos)
+            })
         }
         OperatorSpec::Filter { predicate } => Box::new(Filter::new(predicate.clone())),
         OperatorSpec::Project { exprs } => Box::new(Project::new(exprs.clone(), output_schema)),

@@ -338,9 +338,9 @@ impl JobRunner {
         DataDir::new(&self.data_dir).job(&self.job.name)
     }
 
-    /// Commits the sinks' staged rows of an epoch into the job's result tables.
-    fn committer(&self) -> Arc<SinkCommitter> {
-        Arc::new(SinkCommitter::new(&self.job.name, &self.job.graph, self.store.clone()))
+    /// Commits the sinks' staged rows of an epoch into the job's result tables and Kafka tables.
+    fn committer(&self) -> Result<Arc<SinkCommitter>> {
+        Ok(Arc::new(SinkCommitter::new(&self.job.name, &self.job.graph, self.store.clone())?))
     }
 
     /// Builds the tasks of the next attempt, restored from the latest complete checkpoint (or the
@@ -348,7 +348,9 @@ impl JobRunner {
     fn prepare(&self) -> Result<Attempt> {
         let job = &self.job;
         let storage = job.checkpoint_storage(&self.data_dir);
-        let (restore, warnings) = choose_restore_point(&storage, self.initial.as_ref(), &self.committer())?;
+        // One committer per attempt: its Kafka producers fence those of earlier attempts once.
+        let committer = self.committer()?;
+        let (restore, warnings) = choose_restore_point(&storage, self.initial.as_ref(), &committer)?;
         for warning in warnings {
             tracing::warn!("job {}: {warning}", job.name);
             if let Ok(mut state) = job.state.lock() {
@@ -410,7 +412,7 @@ impl JobRunner {
             num_retained: settings.num_retained,
             timeout: settings.timeout,
             storage,
-            committer: self.committer(),
+            committer,
             history: job.checkpoints.clone(),
             blocking: BlockingWork::default(),
         };

@@ -9,10 +9,7 @@ pub mod updating_aggregate;
 pub mod watermark;
 pub mod window_aggregate;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
-
+use datafusion::arrow::array::Array;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -33,20 +30,6 @@ pub fn decode_meta<T: DeserializeOwned>(meta: &serde_json::Value, operator: &str
 /// (`runtime::Operator::resume`): a watermark that closes millions of groups never has all of
 /// their rows in memory at once.
 pub const FIRE_STEP_ROWS: usize = 128 * 1024;
-
-/// An event-time column as nanoseconds since the epoch (nulls stay null).
-pub fn event_time_nanos(column: &ArrayRef) -> Result<Int64Array> {
-    match column.data_type() {
-        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
-            let nanos = cast(column, &DataType::Timestamp(TimeUnit::Nanosecond, None))?;
-            let ints = cast(&nanos, &DataType::Int64)?;
-            Ok(ints.as_primitive::<Int64Type>().clone())
-        }
-        other => Err(Error::type_mismatch(format!(
-            "an event-time column must be a TIMESTAMP, not {other}"
-        ))),
-    }
-}
 
 /// `a` divided by `b`, rounded towards negative infinity (window arithmetic before 1970 too).
 pub fn floor_div(a: i64, b: i64) -> i64 {

@@ -8,8 +8,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::message::{EventTime, Message};
-use crate::operators::{decode_meta, encode_meta, event_time_nanos};
+use crate::message::{EventTime, Message, event_time_nanos};
+use crate::operators::{decode_meta, encode_meta};
 use crate::runtime::{Operator, OperatorSnapshot};
 
 /// What a watermark assigner's snapshot records (field names: the checkpoint format).
@@ -29,6 +29,8 @@ fn no_watermark() -> EventTime {
 pub struct WatermarkAssigner {
     time_column: usize,
     delay: i64,
+    /// The source generates the watermarks (per split); this only forwards them.
+    forwarding: bool,
     max_seen: Option<EventTime>,
     emitted: EventTime,
 }
@@ -38,8 +40,18 @@ impl WatermarkAssigner {
         WatermarkAssigner {
             time_column,
             delay: delay_nanos,
+            forwarding: false,
             max_seen: None,
             emitted: EventTime::MIN,
+        }
+    }
+
+    /// For a source that keeps watermarks per split (`connectors::split_watermarks`): passes rows
+    /// and the source's watermarks on, computing none of its own.
+    pub fn forwarding(time_column: usize) -> Self {
+        WatermarkAssigner {
+            forwarding: true,
+            ..WatermarkAssigner::new(time_column, 0)
         }
     }
 
@@ -50,6 +62,10 @@ impl WatermarkAssigner {
 
 impl Operator for WatermarkAssigner {
     fn process(&mut self, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
+        if self.forwarding {
+            out.push(Message::Data(batch));
+            return Ok(());
+        }
         let times = event_time_nanos(batch.column(self.time_column))?;
         let mut segment_start = 0;
         for row in 0..batch.num_rows() {
@@ -99,7 +115,7 @@ impl Operator for WatermarkAssigner {
     }
 
     fn on_watermark(&mut self, watermark: EventTime, out: &mut Vec<Message>) -> Result<()> {
-        // Only the final watermark of a bounded source arrives from upstream.
+        // From upstream come the final watermark of a bounded source, and a forwarding assigner's.
         if watermark > self.emitted {
             self.emitted = watermark;
             out.push(Message::Watermark(watermark));

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::graph::{MAX_PARALLELISM, WindowAggregateSpec, WindowKind};
-use crate::message::{EventTime, Message};
+use crate::message::{EventTime, Message, event_time_nanos};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::grouping::{GroupKey, Grouping};
-use crate::operators::{FIRE_STEP_ROWS, decode_meta, encode_meta, event_time_nanos};
+use crate::operators::{FIRE_STEP_ROWS, decode_meta, encode_meta};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::key::encode_time;

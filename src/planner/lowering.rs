@@ -505,6 +505,12 @@ impl Lowering<'_> {
         let mode = match stream.changelog {
             Changelog::Append => SinkMode::Append,
             Changelog::Upsert => {
+                if table.connector == TableConnector::Kafka {
+                    return Err(Error::invalid(format!(
+                        "an updating aggregate (GROUP BY without a window) writes an upsert changelog, which the append-only 'kafka' table '{}' cannot take; use connector 'upsert-kafka' with a PRIMARY KEY",
+                        table.name
+                    )));
+                }
                 if table.connector == TableConnector::Stored && table.primary_key.is_empty() {
                     return Err(Error::invalid(format!(
                         "an updating aggregate (GROUP BY without a window) writes an upsert changelog; table '{}' needs a PRIMARY KEY on the grouping columns",

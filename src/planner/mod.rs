@@ -1,7 +1,9 @@
 //! From SQL to plans: statement parsing, the window table functions, and the lowering of a job's
 //! SELECT to a `JobGraph`. Knows nothing of the runtime.
 
+pub mod computed_column;
 pub mod dialect;
+pub mod flink_functions;
 pub mod flink_syntax;
 pub mod lowering;
 pub mod postgres_arrays;

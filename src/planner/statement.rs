@@ -13,7 +13,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::dialect::{WeirDialect, check_set_operations};
 use crate::catalog::name::check_name;
-use crate::catalog::{ColumnDef, WatermarkDef, arrow_type};
+use crate::catalog::{ColumnDef, ColumnKind, WatermarkDef, arrow_type, check_watermark_column};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -453,11 +453,43 @@ fn parse_column_list(parser: &mut Parser) -> Result<ColumnList> {
             let _not_enforced = parser.parse_keywords(&[Keyword::NOT, Keyword::ENFORCED]);
         } else {
             let name = parse_name(parser)?;
+            if list.columns.iter().any(|c: &ColumnDef| c.name == name) {
+                return Err(Error::already_exists("column", &name));
+            }
+            if parser.parse_keyword(Keyword::AS) {
+                // Flink's computed column; its type is its expression's, found when the source is created.
+                let expr = parser.parse_expr()?;
+                list.columns.push(ColumnDef {
+                    name,
+                    sql_type: String::new(),
+                    nullable: true,
+                    kind: ColumnKind::Computed { expr: expr.to_string() },
+                });
+                if !parser.consume_token(&Token::Comma) {
+                    break;
+                }
+                continue;
+            }
             let data_type = parser.parse_data_type()?;
             arrow_type(&data_type).map_err(|e| e.context(format!("column '{name}'")))?;
             let mut nullable = true;
+            let mut kind = ColumnKind::Physical;
             loop {
-                if parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+                if peek_word(parser, 0).as_deref() == Some("METADATA") {
+                    parser.next_token();
+                    let key = if parser.parse_keyword(Keyword::FROM) {
+                        match parser.next_token().token {
+                            Token::SingleQuotedString(key) => key,
+                            other => return Err(Error::syntax(format!("expected a quoted metadata key after FROM, found {other}"))),
+                        }
+                    } else {
+                        name.clone()
+                    };
+                    kind = ColumnKind::Metadata { key };
+                } else if peek_word(parser, 0).as_deref() == Some("VIRTUAL") && !kind.is_physical() {
+                    // Only matters for sinks (not written); a source reads every metadata column.
+                    parser.next_token();
+                } else if parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
                     nullable = false;
                 } else if parser.parse_keyword(Keyword::NULL) {
                     nullable = true;
@@ -468,13 +500,11 @@ fn parse_column_list(parser: &mut Parser) -> Result<ColumnList> {
                     break;
                 }
             }
-            if list.columns.iter().any(|c: &ColumnDef| c.name == name) {
-                return Err(Error::already_exists("column", &name));
-            }
             list.columns.push(ColumnDef {
                 name,
                 sql_type: data_type.to_string(),
                 nullable,
+                kind,
             });
         }
         if !parser.consume_token(&Token::Comma) {
@@ -483,16 +513,12 @@ fn parse_column_list(parser: &mut Parser) -> Result<ColumnList> {
     }
     parser.expect_token(&Token::RParen)?;
     if let Some(w) = &list.watermark {
-        let column = list
-            .columns
-            .iter()
-            .find(|c| c.name == w.column)
-            .ok_or_else(|| Error::not_found("watermark column", &w.column))?;
-        if !matches!(column.data_type()?, datafusion::arrow::datatypes::DataType::Timestamp(_, _)) {
-            return Err(Error::type_mismatch(format!(
-                "WATERMARK column '{}' must be a TIMESTAMP, not {}",
-                w.column, column.sql_type
-            )));
+        // A computed column's type is known only once its expression is planned (CREATE SOURCE checks it then).
+        let typed = list.columns.iter().any(|c| c.name == w.column && !c.sql_type.is_empty());
+        if typed {
+            check_watermark_column(&list.columns, w)?;
+        } else if !list.columns.iter().any(|c| c.name == w.column) {
+            return Err(Error::not_found("watermark column", &w.column));
         }
     }
     for key in &list.primary_key {
@@ -525,6 +551,12 @@ fn parse_create_table(parser: &mut Parser) -> Result<Statement> {
         return Err(Error::unsupported(
             "a result table has no WATERMARK; declare event time on a CREATE SOURCE",
         ));
+    }
+    if let Some(column) = list.columns.iter().find(|c| !c.kind.is_physical()) {
+        return Err(Error::unsupported(format!(
+            "column '{}': a table's columns are written by its job; METADATA and computed columns are for sources",
+            column.name
+        )));
     }
     let options = parse_with_options(parser)?;
     Ok(Statement::CreateTable {

@@ -95,7 +95,40 @@ pub trait Source: Send {
     fn position(&self) -> SourcePosition;
     /// Resumes at a position `position` returned (restore from a checkpoint).
     fn seek(&mut self, position: &SourcePosition) -> Result<()>;
+
+    /// Sources that read several independently ordered splits (Kafka partitions): the split the
+    /// batch `next_batch` last returned came from (each batch comes from one split).
+    fn last_split(&self) -> Option<SplitId> {
+        None
+    }
+
+    /// Sources that read splits: the splits this subtask reads now (it may find more later).
+    fn splits(&self) -> Vec<SplitId> {
+        Vec::new()
+    }
+
+    /// Whether the subtask has nothing to read at all (a Kafka source subtask that owns no
+    /// partition): the task declares it idle at once, so it does not hold back the watermark
+    /// downstream (Flink's readers without splits are idle too).
+    fn has_no_input(&self) -> bool {
+        false
+    }
+
+    /// Sources that generate their own watermarks: where watermarks go in the batch `next_batch`
+    /// last returned, as (row, watermark): the watermark is emitted before that row (after the
+    /// batch when the row is its length). The task asks after every batch.
+    fn take_watermarks(&mut self) -> Vec<(usize, EventTime)> {
+        Vec::new()
+    }
+
+    /// The checkpoint in which the source was at `position` completed (Flink's
+    /// notifyCheckpointComplete). Kafka commits the offsets to its consumer group then, for lag
+    /// monitoring only; nothing may depend on it for correctness.
+    fn checkpoint_completed(&mut self, _position: &SourcePosition) {}
 }
+
+/// One split of a source subtask's input, numbered by the source (a Kafka topic partition).
+pub type SplitId = u32;
 
 /// Reads a `u64` position, with a clear error for a checkpoint written by something else.
 pub fn position_u64(position: &SourcePosition) -> Result<u64> {

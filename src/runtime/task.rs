@@ -13,18 +13,21 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use crate::data_dir::operator_snapshot_dir;
 use crate::error::{Error, Result};
 use crate::graph::SubtaskId;
-use crate::message::{Barrier, BarrierKind, FINAL_WATERMARK, Message};
+use crate::message::{Barrier, BarrierKind, EventTime, FINAL_WATERMARK, Message, SourceControl};
 use crate::runtime::exchange::ChannelOutput;
 use crate::runtime::gate::InputGate;
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot, Sink, Source, SourcePosition, dispatch};
+
+/// Source positions kept for checkpoints that have not completed yet.
+const MAX_PENDING_POSITIONS: usize = 64;
 
 pub enum TaskInput {
     Source {
         source: Box<dyn Source>,
         /// Checkpoint triggers from the coordinator. A trigger interrupts a source that waits for
         /// input (its `next_batch` is cancel-safe) and becomes a barrier at once.
-        triggers: Option<UnboundedReceiver<Barrier>>,
+        triggers: Option<UnboundedReceiver<SourceControl>>,
         /// `table.exec.source.idle-timeout`: after this long without a batch the task tells
         /// downstream that it is idle.
         idle_timeout: Option<Duration>,
@@ -89,6 +92,8 @@ pub struct Task {
     pub checkpointing: Option<TaskCheckpointing>,
     /// A source task that passed a stop-with-savepoint barrier.
     pub stopped_at_savepoint: bool,
+    /// A source task's positions at the barriers of checkpoints not completed yet.
+    pub positions_at_barriers: Vec<(u64, SourcePosition)>,
 }
 
 impl Task {
@@ -112,19 +117,43 @@ impl Task {
                     triggers,
                     idle_timeout,
                 } => {
-                    let idle_at = idle_timeout.filter(|_| !idle).map(|t| last_batch + t);
+                    let idle_at = match idle {
+                        true => None,
+                        false if source.has_no_input() => Some(tokio::time::Instant::now()),
+                        false => idle_timeout.map(|t| last_batch + t),
+                    };
                     tokio::select! {
                         // Barriers first: a fast source must not delay checkpoints either.
                         biased;
-                        barrier = next_trigger(triggers) => {
-                            self.stopped_at_savepoint = barrier.kind == BarrierKind::StopSavepoint;
-                            position_at_barrier = Some(source.position());
-                            inputs.push(Message::Barrier(barrier));
-                        }
+                        control = next_control(triggers) => match control {
+                            SourceControl::Trigger(barrier) => {
+                                self.stopped_at_savepoint = barrier.kind == BarrierKind::StopSavepoint;
+                                let position = source.position();
+                                // Bounded while checkpoints keep failing: only the newest matter.
+                                if self.positions_at_barriers.len() >= MAX_PENDING_POSITIONS {
+                                    self.positions_at_barriers.remove(0);
+                                }
+                                self.positions_at_barriers.push((barrier.checkpoint_id, position.clone()));
+                                position_at_barrier = Some(position);
+                                inputs.push(Message::Barrier(barrier));
+                            }
+                            SourceControl::Completed(id) => {
+                                // Checkpoints complete in order: older pending ones were dropped.
+                                self.positions_at_barriers.retain(|(n, _)| *n >= id);
+                                if let Some((n, position)) = self.positions_at_barriers.first()
+                                    && *n == id
+                                {
+                                    source.checkpoint_completed(position);
+                                    self.positions_at_barriers.remove(0);
+                                }
+                            }
+                        },
                         batch = source.next_batch() => match batch? {
+                            // An empty batch only wakes the task (a source with nothing to read).
+                            Some(batch) if batch.num_rows() == 0 => {}
                             Some(batch) => {
                                 self.metrics.add_rows_in(batch.num_rows());
-                                inputs.push(Message::Data(batch));
+                                inputs.extend(with_watermarks(batch, source.take_watermarks()));
                                 last_batch = tokio::time::Instant::now();
                                 idle = false;
                             }
@@ -244,13 +273,13 @@ impl Task {
     }
 }
 
-/// The next checkpoint trigger; never resolves without a trigger channel or once the coordinator
+/// The coordinator's next word; never resolves without a trigger channel or once the coordinator
 /// is gone (the job is being torn down then).
-async fn next_trigger(triggers: &mut Option<UnboundedReceiver<Barrier>>) -> Barrier {
+async fn next_control(triggers: &mut Option<UnboundedReceiver<SourceControl>>) -> SourceControl {
     if let Some(triggers) = triggers
-        && let Some(barrier) = triggers.recv().await
+        && let Some(control) = triggers.recv().await
     {
-        return barrier;
+        return control;
     }
     std::future::pending().await
 }
@@ -261,6 +290,28 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
+}
+
+/// A source's batch with the watermarks it placed in it: each (row, watermark) goes right before
+/// that row.
+fn with_watermarks(batch: RecordBatch, watermarks: Vec<(usize, EventTime)>) -> Vec<Message> {
+    if watermarks.is_empty() {
+        return vec![Message::Data(batch)];
+    }
+    let mut messages = Vec::with_capacity(2 * watermarks.len() + 1);
+    let mut start = 0;
+    for (row, watermark) in watermarks {
+        let row = row.min(batch.num_rows());
+        if row > start {
+            messages.push(Message::Data(batch.slice(start, row - start)));
+            start = row;
+        }
+        messages.push(Message::Watermark(watermark));
+    }
+    if start < batch.num_rows() {
+        messages.push(Message::Data(batch.slice(start, batch.num_rows() - start)));
+    }
+    messages
 }
 
 /// Runs messages through every operator of the chain in turn.

@@ -8,13 +8,15 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::TableReference;
 
-use crate::catalog::{ColumnDef, JobDef, JobStatus, SourceDef, TableConnector, TableDef, WatermarkDef};
+use crate::catalog::{ColumnDef, JobDef, JobStatus, SourceDef, TableConnector, TableDef, WatermarkDef, check_watermark_column};
 use crate::connectors::SourceConfig;
+use crate::connectors::kafka_sink::KafkaSinkConfig;
 use crate::engine::providers::source_table::SourceTable;
 use crate::engine::providers::stored_table::StoredTable;
 use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
 use crate::job::JobSettings;
+use crate::planner::computed_column;
 use crate::planner::statement::{CreateJob, ObjectKind, Statement, parse_statements};
 use crate::settings::CheckpointRetention;
 
@@ -29,7 +31,12 @@ impl Session {
     ) -> Result<Output> {
         let connector = options
             .remove("connector")
-            .ok_or_else(|| Error::invalid("a source needs WITH (connector = 'nexmark' | 'datagen' | 'file', ...)"))?;
+            .ok_or_else(|| Error::invalid("a source needs WITH (connector = 'kafka' | 'file' | 'nexmark' | 'datagen', ...)"))?;
+        let mut columns = columns;
+        computed_column::type_columns(&mut columns)?;
+        if let Some(watermark) = &watermark {
+            check_watermark_column(&columns, watermark)?;
+        }
         let def = SourceDef {
             name,
             columns,
@@ -73,10 +80,18 @@ impl Session {
             Some(c) => TableConnector::parse(&c)?,
             None => TableConnector::Stored,
         };
-        if let Some(key) = options.keys().next() {
-            return Err(Error::invalid(format!(
-                "unknown table option '{key}'; a table takes only 'connector'"
-            )));
+        match connector {
+            TableConnector::Kafka | TableConnector::UpsertKafka => {
+                KafkaSinkConfig::from_options(&name, connector, &options, &columns, &primary_key)?;
+            }
+            TableConnector::Stored | TableConnector::Blackhole | TableConnector::Print => {
+                if let Some(key) = options.keys().next() {
+                    return Err(Error::invalid(format!(
+                        "unknown table option '{key}'; a {} table takes only 'connector'",
+                        connector.name()
+                    )));
+                }
+            }
         }
         if self.relation_exists(&name)? {
             return if if_not_exists {
@@ -92,6 +107,7 @@ impl Session {
                 columns,
                 primary_key,
                 connector,
+                options,
             };
             c.next_table_id += 1;
             c.tables.insert(name.clone(), def.clone());

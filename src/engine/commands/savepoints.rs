@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::catalog::{JobDef, JobStatus, SavepointDef, SavepointFormat};
+use crate::checkpoint::commit::SinkCommitter;
 use crate::checkpoint::coordinator::RequestKind;
 use crate::checkpoint::manifest::CheckpointManifest;
 use crate::checkpoint::restore::{match_state, restore_problem};
@@ -197,7 +198,12 @@ impl Session {
                 std::fs::remove_dir_all(&dir)?;
             }
         }
-        db.table_store().rewind_commits(&restore.job, manifest.checkpoint_id)?;
+        let subtasks = manifest.parallelism.max(settings.parallelism);
+        let committer = SinkCommitter::new(&restore.job, &graph, db.table_store().clone())?;
+        let epoch = manifest.checkpoint_id;
+        tokio::task::spawn_blocking(move || committer.rewind(epoch, subtasks))
+            .await
+            .map_err(|e| Error::internal(format!("rewinding the sinks' commits failed: {e}")))??;
         let def = JobDef {
             name: restore.job.clone(),
             insert_sql: insert_sql.clone(),

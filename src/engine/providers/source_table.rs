@@ -42,7 +42,7 @@ impl SourceTable {
             )));
         }
         let columns: Vec<usize> = (0..self.def.columns.len()).collect();
-        let mut source = config.open(&columns, 0, 1, false, None)?;
+        let mut source = config.open(&columns, 0, 1, false, None, None)?;
         let mut batches = Vec::new();
         while let Some(batch) = source.next_batch().await? {
             batches.push(batch);

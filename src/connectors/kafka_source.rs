@@ -1,0 +1,691 @@
+//! A Kafka source subtask: an assign-mode consumer (rdkafka) over the partitions this subtask owns
+//! (`kafka::owner`). Starting offsets are resolved to numbers before the first fetch, so every
+//! checkpoint holds a concrete next offset for every partition, even one that sent nothing yet.
+//! Records are decoded per partition (each batch is one partition's, for per-partition
+//! watermarks); a barrier records the offsets of the rows handed out, not those fetched.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMillisecondArray, UInt32Array};
+use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::FutureExt;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message, Timestamp};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::connectors::kafka::{KafkaPosition, KafkaSourceConfig, RecordColumn, RecordMeta, StartupMode, Topics, owner};
+use crate::connectors::record_format::{self, BadRecord, RecordFormat};
+use crate::error::{Error, Result, UserErrorKind};
+use crate::runtime::{Source, SourcePosition, SplitId};
+
+/// How long a metadata or offset request to the brokers may take before the attempt fails (and
+/// the restart strategy decides): a broker that is down at start must not hang the job.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A partition this subtask reads.
+struct Split {
+    topic: String,
+    partition: i32,
+    /// The offset after the last record handed out (what a checkpoint records).
+    next: i64,
+    /// The offset after the last record fetched (records below it are duplicates).
+    fetched: i64,
+}
+
+/// Records of one partition fetched but not yet decoded.
+#[derive(Default)]
+struct Fetched {
+    offsets: Vec<i64>,
+    values: Vec<Vec<u8>>,
+    keys: Vec<Option<Vec<u8>>>,
+    timestamps: Vec<Option<i64>>,
+    timestamp_types: Vec<&'static str>,
+    /// After the last record, tombstones (records without a value, skipped) included.
+    next: i64,
+}
+
+/// A decoded batch of one partition, waiting to be handed out.
+struct Ready {
+    split: SplitId,
+    batch: RecordBatch,
+    /// The partition's next offset once this batch is out.
+    next: i64,
+}
+
+pub struct KafkaSource {
+    config: Arc<KafkaSourceConfig>,
+    /// The columns handed out: `columns` of the source's record columns.
+    schema: SchemaRef,
+    columns: Vec<usize>,
+    subtask: usize,
+    parallelism: usize,
+    consumer: Arc<StreamConsumer>,
+    /// Where a restore said to resume (partitions -> next offset); partitions not in it start
+    /// by `scan.startup.mode`, or (found later) at the earliest offset.
+    restored: KafkaPosition,
+    /// The first assignment's offsets being resolved (blocking broker requests, on a thread).
+    setup: Option<JoinHandle<Result<Vec<(String, i32, i64)>>>>,
+    assigned: bool,
+    splits: Vec<Split>,
+    /// Partitions found by discovery being resolved.
+    discovery: Option<JoinHandle<Result<Vec<(String, i32, i64)>>>>,
+    next_discovery: Option<Instant>,
+    ready: VecDeque<Ready>,
+    last_split: Option<SplitId>,
+    /// Records skipped as malformed (`*.ignore-parse-errors`).
+    skipped: u64,
+}
+
+/// Creates the librdkafka consumer: the user's `properties.*` as they are, plus what Weir owns
+/// (offsets are stored and committed only when checkpoints complete; no end-of-partition events).
+fn consumer(config: &KafkaSourceConfig, subtask: usize) -> Result<StreamConsumer> {
+    let mut client = ClientConfig::new();
+    client.set("client.id", format!("weir-{}-{subtask}", config.source));
+    for (key, value) in &config.properties {
+        client.set(key, value);
+    }
+    client
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    client
+        .create()
+        .map_err(|e| kafka_error(config, "cannot create the Kafka consumer", e))
+}
+
+/// Creates (and drops) a consumer, so CREATE SOURCE reports properties librdkafka refuses. No
+/// broker is contacted.
+pub fn check_properties(config: &KafkaSourceConfig) -> Result<()> {
+    consumer(config, 0).map(|_| ())
+}
+
+fn kafka_error(config: &KafkaSourceConfig, what: &str, error: KafkaError) -> Error {
+    let kind = match &error {
+        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) => UserErrorKind::InvalidParameter,
+        _ => UserErrorKind::ExternalSystem,
+    };
+    Error::user(kind, format!("Kafka source '{}': {what}: {error}", config.source))
+}
+
+impl KafkaSource {
+    /// `records`: the source's record columns (declared order, computed ones left out);
+    /// `columns`: which of them to hand out.
+    pub fn open(config: KafkaSourceConfig, records: SchemaRef, columns: &[usize], subtask: usize, parallelism: usize) -> Result<Self> {
+        let consumer = Arc::new(consumer(&config, subtask)?);
+        Ok(KafkaSource {
+            schema: Arc::new(records.project(columns)?),
+            columns: columns.to_vec(),
+            config: Arc::new(config),
+            subtask,
+            parallelism,
+            consumer,
+            restored: KafkaPosition::default(),
+            setup: None,
+            assigned: false,
+            splits: Vec::new(),
+            discovery: None,
+            next_discovery: None,
+            ready: VecDeque::new(),
+            last_split: None,
+            skipped: 0,
+        })
+    }
+
+    /// Starts resolving the offsets of this subtask's partitions (`initial`: by the startup mode;
+    /// otherwise new partitions, from the earliest offset), skipping `known` ones.
+    fn resolve(&self, initial: bool) -> JoinHandle<Result<Vec<(String, i32, i64)>>> {
+        let (config, consumer, restored) = (self.config.clone(), self.consumer.clone(), self.restored.clone());
+        let (subtask, parallelism) = (self.subtask, self.parallelism);
+        let known: Vec<(String, i32)> = self.splits.iter().map(|s| (s.topic.clone(), s.partition)).collect();
+        tokio::task::spawn_blocking(move || {
+            let partitions: Vec<(String, i32)> = partitions(&config, &consumer, initial)?
+                .into_iter()
+                .filter(|(t, p)| owner(t, *p, parallelism) == subtask && !known.contains(&(t.clone(), *p)))
+                .collect();
+            start_offsets(&config, &consumer, &restored, partitions, initial)
+        })
+    }
+
+    /// Adds partitions (with their next offsets) to the consumer's assignment.
+    fn assign(&mut self, found: Vec<(String, i32, i64)>) -> Result<()> {
+        if found.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for (topic, partition, next) in &found {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*next))
+                .map_err(|e| kafka_error(&self.config, "cannot assign partitions", e))?;
+        }
+        self.consumer
+            .incremental_assign(&list)
+            .map_err(|e| kafka_error(&self.config, "cannot assign partitions", e))?;
+        for (topic, partition, next) in found {
+            tracing::info!(
+                "Kafka source '{}' subtask {}: reading {topic} partition {partition} from offset {next}",
+                self.config.source,
+                self.subtask
+            );
+            self.splits.push(Split {
+                topic,
+                partition,
+                next,
+                fetched: next,
+            });
+        }
+        Ok(())
+    }
+
+    fn split_of(&self, topic: &str, partition: i32) -> Option<SplitId> {
+        self.splits
+            .iter()
+            .position(|s| s.partition == partition && s.topic == topic)
+            .map(|i| i as SplitId)
+    }
+
+    /// Hands out the next decoded batch; batches that lost all rows (tombstones, skipped records)
+    /// only move their partition on.
+    fn pop_ready(&mut self) -> Option<RecordBatch> {
+        while let Some(ready) = self.ready.pop_front() {
+            if let Some(split) = self.splits.get_mut(ready.split as usize) {
+                split.next = ready.next;
+            }
+            if ready.batch.num_rows() > 0 {
+                self.last_split = Some(ready.split);
+                return Some(ready.batch);
+            }
+        }
+        None
+    }
+
+    /// Takes `first` and whatever else the consumer has at hand (up to a batch), decodes each
+    /// partition's records, and queues the batches.
+    fn take_fetched(&mut self, consumer: &StreamConsumer, first: BorrowedMessage<'_>) -> Result<()> {
+        let mut fetched: BTreeMap<SplitId, Fetched> = BTreeMap::new();
+        let mut cached: Option<(SplitId, i32)> = None;
+        let mut add = |source: &mut KafkaSource, message: &BorrowedMessage<'_>| {
+            let split = match cached {
+                Some((split, partition)) if partition == message.partition() && source.splits[split as usize].topic == message.topic() => {
+                    Some(split)
+                }
+                _ => source.split_of(message.topic(), message.partition()),
+            };
+            let Some(split) = split else { return };
+            cached = Some((split, message.partition()));
+            let state = &mut source.splits[split as usize];
+            if message.offset() < state.fetched {
+                return;
+            }
+            state.fetched = message.offset() + 1;
+            let records = fetched.entry(split).or_default();
+            records.next = message.offset() + 1;
+            // A record without a value (a tombstone) has no row in an append-only source.
+            let Some(value) = message.payload() else { return };
+            records.offsets.push(message.offset());
+            records.values.push(value.to_vec());
+            records.keys.push(message.key().map(<[u8]>::to_vec));
+            let (millis, kind) = match message.timestamp() {
+                Timestamp::CreateTime(t) => (Some(t), "CreateTime"),
+                Timestamp::LogAppendTime(t) => (Some(t), "LogAppendTime"),
+                Timestamp::NotAvailable => (None, "NoTimestampType"),
+            };
+            records.timestamps.push(millis.filter(|t| *t >= 0));
+            records.timestamp_types.push(kind);
+        };
+        add(self, &first);
+        drop(first);
+        let mut taken = 1;
+        while taken < self.config.batch_size {
+            match consumer.recv().now_or_never() {
+                Some(Ok(message)) => add(self, &message),
+                Some(Err(error)) => self.consumer_error(error)?,
+                None => break,
+            }
+            taken += 1;
+        }
+        for (split, records) in fetched {
+            let batch = self.decode(split, &records)?;
+            self.ready.push_back(Ready {
+                split,
+                batch,
+                next: records.next,
+            });
+        }
+        Ok(())
+    }
+
+    /// One partition's records as rows of the handed-out columns.
+    fn decode(&mut self, split: SplitId, records: &Fetched) -> Result<RecordBatch> {
+        let config = self.config.clone();
+        let skip_bad = config.ignore_parse_errors;
+        let Some(split) = self.splits.get(split as usize) else {
+            return Err(Error::internal(format!("Kafka split {split} is unknown")));
+        };
+        let (topic, partition) = (split.topic.clone(), split.partition);
+        let bad_record = |format: RecordFormat, part: &str, bad: BadRecord| {
+            Error::user(
+                UserErrorKind::MalformedRecord,
+                format!(
+                    "Kafka source '{}': the record in topic '{topic}' partition {partition} at offset {} cannot be read as {} ({part}): {}{}",
+                    config.source,
+                    records.offsets.get(bad.index).copied().unwrap_or(-1),
+                    format.name(),
+                    bad.reason,
+                    if skip_bad {
+                        ""
+                    } else {
+                        "; set 'json.ignore-parse-errors' = 'true' to skip such records"
+                    }
+                ),
+            )
+        };
+        let wants = |f: &dyn Fn(&RecordColumn) -> bool| self.columns.iter().any(|c| f(&config.columns[*c]));
+        let values: Vec<&[u8]> = records.values.iter().map(Vec::as_slice).collect();
+        let mut value = if wants(&|c| matches!(c, RecordColumn::Value(_))) {
+            Some(
+                record_format::decode(config.value_format, &config.value_schema, &values, skip_bad)
+                    .map_err(|b| bad_record(config.value_format, "value", b))?,
+            )
+        } else {
+            None
+        };
+        let mut key = match &config.key {
+            Some((format, schema)) if wants(&|c| matches!(c, RecordColumn::Key(_))) => {
+                let mut keyed = Vec::with_capacity(records.keys.len());
+                let mut missing = None;
+                for (i, key) in records.keys.iter().enumerate() {
+                    match key {
+                        Some(key) => keyed.push(key.as_slice()),
+                        None if skip_bad => keyed.push(&[]),
+                        None => {
+                            missing.get_or_insert(i);
+                            keyed.push(&[]);
+                        }
+                    }
+                }
+                if let Some(index) = missing {
+                    return Err(bad_record(
+                        *format,
+                        "key",
+                        BadRecord {
+                            index,
+                            reason: "the record has no key".into(),
+                        },
+                    ));
+                }
+                Some(record_format::decode(*format, schema, &keyed, skip_bad).map_err(|b| bad_record(*format, "key", b))?)
+            }
+            _ => None,
+        };
+        // The records every part could read (all of them unless bad ones are skipped).
+        let all: Vec<usize> = (0..records.offsets.len()).collect();
+        let mut kept = all.clone();
+        for decoded in [&value, &key].into_iter().flatten() {
+            kept.retain(|i| decoded.kept.binary_search(i).is_ok());
+        }
+        let skipped = records.offsets.len() - kept.len();
+        if skipped > 0 {
+            self.skipped += skipped as u64;
+            tracing::warn!(
+                "Kafka source '{}': skipped {skipped} malformed record(s) in topic '{topic}' partition {partition} ({} so far)",
+                config.source,
+                self.skipped
+            );
+        }
+        // Rows of a decoded part for the kept records.
+        let narrow = |decoded: &mut Option<record_format::Decoded>| -> Result<()> {
+            if let Some(decoded) = decoded
+                && decoded.kept.len() != kept.len()
+            {
+                let rows: UInt32Array = kept
+                    .iter()
+                    .filter_map(|i| decoded.kept.binary_search(i).ok().map(|r| r as u32))
+                    .collect();
+                let columns = decoded
+                    .batch
+                    .columns()
+                    .iter()
+                    .map(|c| Ok(take(c.as_ref(), &rows, None)?))
+                    .collect::<Result<Vec<_>>>()?;
+                decoded.batch = RecordBatch::try_new(decoded.batch.schema(), columns)?;
+                decoded.kept = kept.clone();
+            }
+            Ok(())
+        };
+        narrow(&mut value)?;
+        narrow(&mut key)?;
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
+        for (out, column) in self.columns.iter().enumerate() {
+            let array: ArrayRef = match &config.columns[*column] {
+                RecordColumn::Value(i) => value
+                    .as_ref()
+                    .map(|d| d.batch.column(*i).clone())
+                    .ok_or_else(|| Error::internal("value not decoded"))?,
+                RecordColumn::Key(i) => key
+                    .as_ref()
+                    .map(|d| d.batch.column(*i).clone())
+                    .ok_or_else(|| Error::internal("key not decoded"))?,
+                RecordColumn::Meta(meta) => {
+                    let meta: ArrayRef = match meta {
+                        RecordMeta::Topic => Arc::new(StringArray::from(vec![topic.as_str(); kept.len()])),
+                        RecordMeta::Partition => Arc::new(Int32Array::from(vec![partition; kept.len()])),
+                        RecordMeta::Offset => Arc::new(Int64Array::from(kept.iter().map(|i| records.offsets[*i]).collect::<Vec<_>>())),
+                        RecordMeta::Timestamp => Arc::new(TimestampMillisecondArray::from(
+                            kept.iter().map(|i| records.timestamps[*i]).collect::<Vec<_>>(),
+                        )),
+                        RecordMeta::TimestampType => Arc::new(StringArray::from(
+                            kept.iter().map(|i| records.timestamp_types[*i]).collect::<Vec<_>>(),
+                        )),
+                    };
+                    cast(&meta, self.schema.field(out).data_type())?
+                }
+            };
+            arrays.push(array);
+        }
+        if arrays.is_empty() {
+            return Ok(RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                arrays,
+                &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(kept.len())),
+            )?);
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
+    }
+
+    /// An error the consumer reported: missing topics and refused access fail the job; the rest
+    /// (a broker down, a lost connection) librdkafka retries by itself, so they are only logged.
+    fn consumer_error(&self, error: KafkaError) -> Result<()> {
+        let fatal = match &error {
+            KafkaError::MessageConsumptionFatal(_) => true,
+            KafkaError::MessageConsumption(code) => matches!(
+                code,
+                RDKafkaErrorCode::UnknownTopicOrPartition
+                    | RDKafkaErrorCode::UnknownTopic
+                    | RDKafkaErrorCode::UnknownPartition
+                    | RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::GroupAuthorizationFailed
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::OffsetOutOfRange
+            ),
+            _ => false,
+        };
+        if fatal {
+            return Err(kafka_error(&self.config, "reading failed", error));
+        }
+        tracing::warn!("Kafka source '{}' subtask {}: {error} (retrying)", self.config.source, self.subtask);
+        Ok(())
+    }
+}
+
+/// What the next step of `next_batch` waits for.
+enum Event<'a> {
+    Message(std::result::Result<BorrowedMessage<'a>, KafkaError>),
+    DiscoveryDue,
+    Discovered(Result<Vec<(String, i32, i64)>>),
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(batch) = self.pop_ready() {
+                return Ok(Some(batch));
+            }
+            if !self.assigned {
+                // The handle stays in `self` while it is awaited: a barrier may drop this call.
+                if self.setup.is_none() {
+                    self.setup = Some(self.resolve(true));
+                }
+                let Some(setup) = self.setup.as_mut() else { continue };
+                let found = setup
+                    .await
+                    .map_err(|e| Error::internal(format!("Kafka partition lookup failed: {e}")))?;
+                self.setup = None;
+                self.assign(found?)?;
+                self.assigned = true;
+                self.next_discovery = self.config.discovery_interval.map(|i| Instant::now() + i);
+                if self.splits.is_empty() {
+                    // Wakes the task so it sees `has_no_input` and declares the subtask idle.
+                    return Ok(Some(RecordBatch::new_empty(self.schema.clone())));
+                }
+                continue;
+            }
+            let consumer = self.consumer.clone();
+            let event = {
+                let discovery = &mut self.discovery;
+                let next_discovery = self.next_discovery;
+                tokio::select! {
+                    message = consumer.recv() => Event::Message(message),
+                    found = async {
+                        match discovery.as_mut() {
+                            Some(lookup) => lookup.await,
+                            None => std::future::pending().await,
+                        }
+                    } => Event::Discovered(found.map_err(|e| Error::internal(format!("Kafka partition discovery failed: {e}"))).and_then(|f| f)),
+                    () = sleep_until(next_discovery), if discovery.is_none() => Event::DiscoveryDue,
+                }
+            };
+            match event {
+                Event::Message(Ok(message)) => self.take_fetched(&consumer, message)?,
+                Event::Message(Err(error)) => self.consumer_error(error)?,
+                Event::DiscoveryDue => {
+                    self.discovery = Some(self.resolve(false));
+                    self.next_discovery = self.config.discovery_interval.map(|i| Instant::now() + i);
+                }
+                Event::Discovered(found) => {
+                    self.discovery = None;
+                    match found {
+                        Ok(found) => self.assign(found)?,
+                        // The brokers may be away for a while; the next round tries again.
+                        Err(e) => tracing::warn!("Kafka source '{}': partition discovery failed: {e}", self.config.source),
+                    }
+                }
+            }
+        }
+    }
+
+    fn position(&self) -> SourcePosition {
+        let mut position = self.restored.clone();
+        for split in &self.splits {
+            position
+                .offsets
+                .entry(split.topic.clone())
+                .or_default()
+                .insert(split.partition, split.next);
+        }
+        // Keep only this subtask's partitions: a merged restore position lists every old subtask's.
+        for (topic, partitions) in position.offsets.iter_mut() {
+            partitions.retain(|p, _| owner(topic, *p, self.parallelism) == self.subtask);
+        }
+        position.offsets.retain(|_, p| !p.is_empty());
+        position.encode()
+    }
+
+    fn seek(&mut self, position: &SourcePosition) -> Result<()> {
+        self.restored = KafkaPosition::decode(position)?;
+        Ok(())
+    }
+
+    fn last_split(&self) -> Option<SplitId> {
+        self.last_split
+    }
+
+    fn has_no_input(&self) -> bool {
+        self.assigned && self.splits.is_empty()
+    }
+
+    fn checkpoint_completed(&mut self, position: &SourcePosition) {
+        if self.config.group().is_none() {
+            return;
+        }
+        let Ok(position) = KafkaPosition::decode(position) else { return };
+        let mut list = TopicPartitionList::new();
+        for (topic, partitions) in &position.offsets {
+            for (partition, next) in partitions {
+                let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*next));
+            }
+        }
+        if list.count() > 0
+            && let Err(e) = self.consumer.commit(&list, CommitMode::Async)
+        {
+            tracing::warn!("Kafka source '{}': cannot commit offsets to the group: {e}", self.config.source);
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Every partition of the source's topics (blocking). `initial`: a named topic that does not
+/// exist fails the attempt (later, during discovery, it is only logged).
+fn partitions(config: &KafkaSourceConfig, consumer: &StreamConsumer, initial: bool) -> Result<Vec<(String, i32)>> {
+    let lookup = |topic: Option<&str>| {
+        consumer.fetch_metadata(topic, BROKER_TIMEOUT).map_err(|e| {
+            kafka_error(
+                config,
+                &format!(
+                    "cannot reach the brokers ({}) within {BROKER_TIMEOUT:?}",
+                    config.properties.get("bootstrap.servers").map_or("", String::as_str)
+                ),
+                e,
+            )
+        })
+    };
+    let mut found = Vec::new();
+    let mut add = |metadata: &rdkafka::metadata::Metadata, missing_fails: bool| -> Result<()> {
+        for topic in metadata.topics() {
+            if !config.topics.matches(topic.name()) {
+                continue;
+            }
+            if let Some(error) = topic.error() {
+                let code = RDKafkaErrorCode::from(error);
+                if missing_fails {
+                    return Err(Error::user(
+                        UserErrorKind::UndefinedObject,
+                        format!("Kafka source '{}': topic '{}' cannot be read: {code}", config.source, topic.name()),
+                    ));
+                }
+                continue;
+            }
+            found.extend(topic.partitions().iter().map(|p| (topic.name().to_string(), p.id())));
+        }
+        Ok(())
+    };
+    match &config.topics {
+        Topics::Named(names) => {
+            for name in names {
+                add(&lookup(Some(name))?, initial)?;
+            }
+        }
+        Topics::Pattern(_) => add(&lookup(None)?, false)?,
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The next offset of each partition: a restored one, else by the startup mode (`initial`) or the
+/// earliest (partitions found later, as Flink does).
+fn start_offsets(
+    config: &KafkaSourceConfig,
+    consumer: &StreamConsumer,
+    restored: &KafkaPosition,
+    partitions: Vec<(String, i32)>,
+    initial: bool,
+) -> Result<Vec<(String, i32, i64)>> {
+    let failed = |what: &str, e: KafkaError| kafka_error(config, what, e);
+    let watermarks = |topic: &str, partition: i32| {
+        consumer
+            .fetch_watermarks(topic, partition, BROKER_TIMEOUT)
+            .map_err(|e| failed(&format!("cannot read the offsets of topic '{topic}' partition {partition}"), e))
+    };
+    let mut resolved = Vec::with_capacity(partitions.len());
+    let mut by_group = Vec::new();
+    let mut by_time = Vec::new();
+    for (topic, partition) in partitions {
+        if let Some(next) = restored.get(&topic, partition) {
+            resolved.push((topic, partition, next));
+            continue;
+        }
+        let mode = if initial { &config.startup } else { &StartupMode::EarliestOffset };
+        match mode {
+            StartupMode::EarliestOffset => {
+                let (low, _) = watermarks(&topic, partition)?;
+                resolved.push((topic, partition, low));
+            }
+            StartupMode::LatestOffset => {
+                let (_, high) = watermarks(&topic, partition)?;
+                resolved.push((topic, partition, high));
+            }
+            StartupMode::SpecificOffsets(offsets) => match offsets.get(&partition) {
+                Some(next) => resolved.push((topic, partition, *next)),
+                None => by_group.push((topic, partition)),
+            },
+            StartupMode::GroupOffsets => by_group.push((topic, partition)),
+            StartupMode::Timestamp(millis) => by_time.push((topic, partition, *millis)),
+        }
+    }
+    if !by_time.is_empty() {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition, millis) in &by_time {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*millis))
+                .map_err(|e| failed("cannot look up offsets by time", e))?;
+        }
+        let found = consumer
+            .offsets_for_times(list, BROKER_TIMEOUT)
+            .map_err(|e| failed("cannot look up offsets by time", e))?;
+        for (topic, partition, _) in by_time {
+            let next = match found.find_partition(&topic, partition).map(|e| e.offset()) {
+                Some(Offset::Offset(n)) => n,
+                // No record that late: start at the end.
+                _ => watermarks(&topic, partition)?.1,
+            };
+            resolved.push((topic, partition, next));
+        }
+    }
+    if !by_group.is_empty() {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in &by_group {
+            list.add_partition(topic, *partition);
+        }
+        let committed = consumer
+            .committed_offsets(list, BROKER_TIMEOUT)
+            .map_err(|e| failed("cannot read the group's committed offsets", e))?;
+        let reset = config.properties.get("auto.offset.reset").map(|r| r.to_ascii_lowercase());
+        for (topic, partition) in by_group {
+            let next = match committed.find_partition(&topic, partition).map(|e| e.offset()) {
+                Some(Offset::Offset(n)) => n,
+                _ => match reset.as_deref() {
+                    Some("earliest" | "smallest" | "beginning") => watermarks(&topic, partition)?.0,
+                    Some("error" | "none") => {
+                        return Err(Error::user(
+                            UserErrorKind::InvalidState,
+                            format!(
+                                "Kafka source '{}': group '{}' has no committed offset for topic '{topic}' partition {partition} and 'properties.auto.offset.reset' is '{}'",
+                                config.source,
+                                config.group().unwrap_or(""),
+                                reset.as_deref().unwrap_or("")
+                            ),
+                        ));
+                    }
+                    // librdkafka's default: the latest offset.
+                    _ => watermarks(&topic, partition)?.1,
+                },
+            };
+            resolved.push((topic, partition, next));
+        }
+    }
+    Ok(resolved)
+}

@@ -1,0 +1,68 @@
+//! Scalar functions of Flink SQL that DataFusion spells differently, registered on every context
+//! that plans user SQL (queries, jobs, computed columns), so Flink DDL and queries move over as
+//! written.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, TimestampMillisecondArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
+
+pub fn register(ctx: &SessionContext) {
+    ctx.register_udf(ScalarUDF::new_from_impl(ToTimestampLtz::new()));
+}
+
+/// `TO_TIMESTAMP_LTZ(epoch, precision)`: epoch seconds (precision 0) or milliseconds (3) as a
+/// timestamp, Flink's usual way to turn the epoch-millisecond times of Kafka JSON into event time.
+/// Weir's timestamps are UTC instants, so Flink's TIMESTAMP_LTZ(3) is a TIMESTAMP(3) here.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToTimestampLtz {
+    signature: Signature,
+}
+
+impl ToTimestampLtz {
+    fn new() -> Self {
+        ToTimestampLtz {
+            signature: Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for ToTimestampLtz {
+    fn name(&self) -> &str {
+        "to_timestamp_ltz"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
+        match args.first() {
+            Some(t) if t.is_numeric() || t.is_null() => Ok(DataType::Timestamp(TimeUnit::Millisecond, None)),
+            Some(t) => plan_err!("TO_TIMESTAMP_LTZ takes a number of seconds or milliseconds since the epoch, not {t}"),
+            None => plan_err!("TO_TIMESTAMP_LTZ needs an argument"),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let scale = match args.args.get(1) {
+            None => 1000,
+            Some(ColumnarValue::Scalar(precision)) => match precision.cast_to(&DataType::Int64)? {
+                ScalarValue::Int64(Some(0)) => 1000,
+                ScalarValue::Int64(Some(3)) => 1,
+                other => return exec_err!("TO_TIMESTAMP_LTZ precision must be 0 (seconds) or 3 (milliseconds), not {other}"),
+            },
+            Some(ColumnarValue::Array(_)) => return exec_err!("TO_TIMESTAMP_LTZ precision must be a constant 0 or 3"),
+        };
+        let all_scalar = matches!(args.args.first(), Some(ColumnarValue::Scalar(_)));
+        let values = ColumnarValue::values_to_arrays(&args.args[..1])?;
+        let epochs = cast(&values[0], &DataType::Int64)?;
+        let epochs = epochs.as_primitive::<Int64Type>();
+        let millis: TimestampMillisecondArray = epochs.iter().map(|v| v.and_then(|v| v.checked_mul(scale))).collect();
+        if all_scalar && !millis.is_empty() {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&millis, 0)?));
+        }
+        Ok(ColumnarValue::Array(Arc::new(millis) as ArrayRef))
+    }
+}
