@@ -93,6 +93,11 @@ fn consumer(config: &KafkaSourceConfig, subtask: usize) -> Result<StreamConsumer
     for (key, value) in &config.properties {
         client.set(key, value);
     }
+    if config.group().is_none() {
+        // librdkafka assigns partitions only to a consumer with a group; this one is never
+        // joined and nothing is committed to it (offsets go to the user's group only).
+        client.set("group.id", format!("weir-{}", config.source));
+    }
     client
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -519,6 +524,13 @@ impl Source for KafkaSource {
         self.last_split
     }
 
+    /// Every assigned partition: the per-split watermark is the minimum over all of them, so a
+    /// partition that has not delivered yet holds it back (without this, a backlog read from one
+    /// partition first made every other partition's rows late).
+    fn splits(&self) -> Vec<SplitId> {
+        (0..self.splits.len() as SplitId).collect()
+    }
+
     fn has_no_input(&self) -> bool {
         self.assigned && self.splits.is_empty()
     }
@@ -688,4 +700,37 @@ fn start_offsets(
         }
     }
     Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ColumnDef, ColumnKind};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    /// The per-split watermark takes its minimum over `splits()`: every assigned partition must be
+    /// in it from the start, before any of them delivered a record.
+    #[tokio::test]
+    async fn every_assigned_partition_is_a_split_before_it_delivers() {
+        let options = BTreeMap::from([
+            ("topic".to_string(), "bids".to_string()),
+            // Nothing listens here; assigning partitions does not contact the brokers.
+            ("properties.bootstrap.servers".to_string(), "127.0.0.1:9".to_string()),
+            ("format".to_string(), "json".to_string()),
+            ("scan.startup.mode".to_string(), "earliest-offset".to_string()),
+        ]);
+        let columns = [ColumnDef {
+            name: "price".into(),
+            sql_type: "BIGINT".into(),
+            nullable: true,
+            kind: ColumnKind::Physical,
+        }];
+        let config = KafkaSourceConfig::from_options("bids", &options, &columns).unwrap();
+        let records = Arc::new(Schema::new(vec![Field::new("price", DataType::Int64, true)]));
+        let mut source = KafkaSource::open(config, records, &[0], 0, 1).unwrap();
+        assert!(source.splits().is_empty());
+        source.assign(vec![("bids".into(), 0, 0), ("bids".into(), 1, 0)]).unwrap();
+        assert_eq!(source.splits(), vec![0, 1]);
+        assert!(!source.has_no_input());
+    }
 }

@@ -372,10 +372,15 @@ def _wait_partitions(client, topic, at_least, timeout_s):
 
 
 def create_topic(bootstrap, name, partitions, config=None, timeout_s=30.0):
-    """Creates a topic with `partitions` partitions (replication factor 1: one broker)."""
+    """Creates a topic with `partitions` partitions (replication factor 1: one broker).
+
+    Retention is off unless `config` says otherwise: the tests' records carry event times from 2024
+    as their timestamps, and noida applies `retention.ms` (7 days by default) to record timestamps
+    about once a second, so such records vanish a second after they are produced (real Kafka only
+    deletes closed segments, so the active one would stay)."""
     from confluent_kafka.admin import NewTopic
     client = admin(bootstrap)
-    futures = client.create_topics([NewTopic(name, partitions, 1, config=config or {})],
+    futures = client.create_topics([NewTopic(name, partitions, 1, config={"retention.ms": "-1", **(config or {})})],
                                    operation_timeout=timeout_s, request_timeout=timeout_s)
     futures[name].result(timeout_s)
     _wait_partitions(client, name, partitions, timeout_s)
