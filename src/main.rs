@@ -85,6 +85,10 @@ enum Bench {
         /// Read bids from this CSV file (auction,bidder,price,channel,url,date_time,extra) instead.
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// Kafka bootstrap servers: run the query from the generator, then load its bids into a
+        /// 4-partition topic and run it from there; both write to topics with an exactly-once sink.
+        #[arg(long, conflicts_with = "csv")]
+        kafka: Option<String>,
         /// State backend: rocksdb or hashmap.
         #[arg(long, default_value = "rocksdb")]
         backend: String,
@@ -171,6 +175,7 @@ fn main() -> ExitCode {
                 event_rate,
                 paced,
                 csv,
+                kafka,
                 backend,
                 parallelism,
                 checkpoint_interval,
@@ -196,6 +201,7 @@ fn main() -> ExitCode {
                     checkpoint_interval,
                     incremental: !full_checkpoints,
                     cache_entries,
+                    kafka,
                     results: (!no_results).then_some(results),
                     plot,
                 }

@@ -3,6 +3,7 @@
 //! bounded input; `checkpoint` measures checkpoints of a large RocksDB state.
 
 pub mod checkpoint;
+pub mod kafka;
 pub mod plot;
 pub mod query;
 

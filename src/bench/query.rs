@@ -3,17 +3,20 @@
 //! per wall and per CPU second, peak memory, checkpoint durations and sizes, and the latency from
 //! a window closing to its rows reaching the sink. The input is the Nexmark generator (`bid`,
 //! `auction` and `person` sources, the first `events` events of the sequence) or a CSV file of
-//! bids (to compare engines on the same rows).
+//! bids (to compare engines on the same rows). With `--kafka` the bids also come from a Kafka topic
+//! and results go to topics (`kafka.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use super::kafka::{BenchTopics, INPUT_PARTITIONS};
 use super::plot::{Series, TimeChart};
 use super::{CheckpointFigures, CheckpointRow, ProcessUsage, append_line, completed_checkpoints, git_commit, mib, query_rows, round};
 use crate::engine::session::Session;
 use crate::error::{Error, Result};
+use crate::planner::statement::{Statement, parse_statements};
 
 /// Where the bids come from.
 #[derive(Debug, Clone)]
@@ -23,6 +26,8 @@ pub enum BenchInput {
     Nexmark { events: u64, events_per_second: u64, paced: bool },
     /// A CSV file of bids with a header: auction, bidder, price, channel, url, date_time, extra.
     Csv(PathBuf),
+    /// A Kafka topic of JSON bids, read to its end (`BenchTopics::source_sql`).
+    Kafka { topic: String, source_sql: String },
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +42,9 @@ pub struct QueryBench {
     pub incremental: bool,
     /// Groups a stateful operator keeps in memory (`state.cache.max-entries`); the job's default if unset.
     pub cache_entries: Option<usize>,
+    /// Kafka bootstrap servers: run the query from the generator and from a topic, both into a
+    /// topic with an exactly-once sink (`kafka.rs`).
+    pub kafka: Option<String>,
     /// JSON lines are appended here.
     pub results: Option<PathBuf>,
     pub plot: Option<PathBuf>,
@@ -47,6 +55,8 @@ pub struct QueryBench {
 pub struct QueryBenchResult {
     pub query: String,
     pub input: String,
+    /// The query's own sink, or the Kafka topic that replaced it.
+    pub sink: String,
     pub backend: String,
     pub parallelism: usize,
     pub checkpoint_interval: String,
@@ -77,13 +87,60 @@ struct Sample {
     rows_in: u64,
 }
 
+/// Where the query's results go.
+enum BenchSink<'a> {
+    /// The table the query file declares.
+    AsWritten,
+    /// Its CREATE TABLE gets these options instead (a Kafka topic).
+    Replaced { topic: &'a str, options: Vec<(String, String)> },
+}
+
 impl QueryBench {
-    pub async fn run(&self) -> Result<QueryBenchResult> {
+    /// Prints (and appends) one JSON line per run: one, or with `kafka` the generator baseline and
+    /// the run from the topic.
+    pub async fn run(&self) -> Result<Vec<QueryBenchResult>> {
         let file = resolve_query(&self.query)?;
         let sql = std::fs::read_to_string(&file).map_err(|e| Error::invalid(format!("cannot read {}: {e}", file.display())))?;
+        let Some(bootstrap) = &self.kafka else {
+            return Ok(vec![self.measure(&file, &sql, &self.input, BenchSink::AsWritten).await?]);
+        };
+        let topics = BenchTopics::create(bootstrap).await?;
+        let result = self.run_kafka(&file, &sql, &topics).await;
+        topics.delete().await;
+        result
+    }
+
+    async fn run_kafka(&self, file: &Path, sql: &str, topics: &BenchTopics) -> Result<Vec<QueryBenchResult>> {
+        let into = |topic| BenchSink::Replaced {
+            topic,
+            options: topics.sink_options(topic),
+        };
+        let baseline = self.measure(file, sql, &self.input, into(&topics.baseline_output)).await?;
+        let dir = std::env::temp_dir().join(format!("weir-bench-load-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let loaded = async {
+            let session = Session::open(&dir).await?;
+            topics.load(&session, &self.input.sources_sql()).await
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        loaded?;
+        let input = BenchInput::Kafka {
+            topic: topics.input.clone(),
+            source_sql: topics.source_sql(),
+        };
+        let from_kafka = self.measure(file, sql, &input, into(&topics.output)).await?;
+        eprintln!(
+            "from the generator {:.0} events/s ({:.0} per CPU-second); from Kafka {:.0} events/s ({:.0} per CPU-second)",
+            baseline.events_per_second, baseline.events_per_cpu_second, from_kafka.events_per_second, from_kafka.events_per_cpu_second
+        );
+        Ok(vec![baseline, from_kafka])
+    }
+
+    async fn measure(&self, file: &Path, sql: &str, input: &BenchInput, sink: BenchSink<'_>) -> Result<QueryBenchResult> {
         let dir = std::env::temp_dir().join(format!("weir-bench-query-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let result = self.run_in(&dir, &file, &sql).await;
+        let result = self.run_in(&dir, file, sql, input, sink).await;
         let _ = std::fs::remove_dir_all(&dir);
         let result = result?;
         let line = serde_json::to_string(&result).map_err(|e| Error::internal(e.to_string()))?;
@@ -95,7 +152,7 @@ impl QueryBench {
         Ok(result)
     }
 
-    async fn run_in(&self, dir: &Path, file: &Path, sql: &str) -> Result<QueryBenchResult> {
+    async fn run_in(&self, dir: &Path, file: &Path, sql: &str, input: &BenchInput, sink: BenchSink<'_>) -> Result<QueryBenchResult> {
         let session = Session::open(dir).await?;
         let mut setup = format!(
             "SET 'parallelism' = '{}'; SET 'state.backend' = '{}'; SET 'execution.checkpointing.interval' = '{}';
@@ -105,13 +162,18 @@ impl QueryBench {
         if let Some(entries) = self.cache_entries {
             setup.push_str(&format!(" SET 'state.cache.max-entries' = '{entries}';"));
         }
-        setup.push_str(&self.input.sources_sql());
+        setup.push_str(&input.sources_sql());
         session.execute(&setup).await?;
 
         let usage_before = ProcessUsage::now()?;
         let started = Instant::now();
         let started_at = SystemTime::now();
-        session.execute(sql).await?;
+        for mut statement in parse_statements(sql)? {
+            if let (BenchSink::Replaced { options, .. }, Statement::CreateTable { options: declared, .. }) = (&sink, &mut statement) {
+                *declared = options.iter().cloned().collect();
+            }
+            session.execute_statement(statement).await?;
+        }
         let jobs = query_rows(&session, "SELECT name FROM weir_jobs").await?;
         let [job] = jobs.as_slice() else {
             return Err(Error::invalid(format!(
@@ -121,7 +183,7 @@ impl QueryBench {
             )));
         };
         let job = job[0].clone();
-        eprintln!("bench {}: job {job} started ({})", file.display(), self.input.describe());
+        eprintln!("bench {}: job {job} started ({})", file.display(), input.describe());
 
         let waiter = Session::new(session.database().clone());
         let wait_sql = format!("WAIT JOB {job}");
@@ -139,7 +201,7 @@ impl QueryBench {
             tokio::select! {
                 done = &mut wait => { done?; break; }
                 _ = ticker.tick() => {
-                    let rows_in = self.progress(&session, &job, started, &samples).await?;
+                    let rows_in = self.progress(&session, &job, input, started, &samples).await?;
                     samples.push(Sample { at: started.elapsed(), rows_in });
                 }
             }
@@ -175,7 +237,11 @@ impl QueryBench {
             query: file
                 .file_stem()
                 .map_or_else(|| self.query.clone(), |s| s.to_string_lossy().into_owned()),
-            input: self.input.describe(),
+            input: input.describe(),
+            sink: match &sink {
+                BenchSink::AsWritten => "as written".into(),
+                BenchSink::Replaced { topic, .. } => format!("kafka exactly-once topic {topic}"),
+            },
             backend: self.backend.clone(),
             parallelism: self.parallelism,
             checkpoint_interval: self.checkpoint_interval.clone(),
@@ -198,14 +264,14 @@ impl QueryBench {
     }
 
     /// Prints a progress line; returns the rows read so far.
-    async fn progress(&self, session: &Session, job: &str, started: Instant, samples: &[Sample]) -> Result<u64> {
+    async fn progress(&self, session: &Session, job: &str, input: &BenchInput, started: Instant, samples: &[Sample]) -> Result<u64> {
         let rows = query_rows(session, &format!("SELECT rows_in, status FROM weir_jobs WHERE name = '{job}'")).await?;
         let rows_in = rows.first().map_or(0, |r| r[0].parse().unwrap_or(0));
         let previous = samples.last().map_or(0, |s| s.rows_in);
         let checkpoints = completed_checkpoints(session.database(), job)?;
-        let total = match self.input {
+        let total = match input {
             BenchInput::Nexmark { events, .. } => format!(" of ~{events}"),
-            BenchInput::Csv(_) => String::new(),
+            BenchInput::Csv(_) | BenchInput::Kafka { .. } => String::new(),
         };
         eprintln!(
             "  {:>6.1}s  {rows_in:>11}{total} rows  {:>10.0} rows/s  checkpoints: {}{}",
@@ -254,6 +320,7 @@ impl BenchInput {
                  WITH (connector = 'file', path = '{}', format = 'csv');",
                 path.display().to_string().replace('\'', "''")
             ),
+            BenchInput::Kafka { source_sql, .. } => format!("{source_sql};"),
         }
     }
 
@@ -268,6 +335,7 @@ impl BenchInput {
                 if *paced { " paced" } else { "" }
             ),
             BenchInput::Csv(path) => format!("csv {}", path.display()),
+            BenchInput::Kafka { topic, .. } => format!("kafka topic {topic} ({INPUT_PARTITIONS} partitions)"),
         }
     }
 }

@@ -151,6 +151,17 @@ impl JsonNesting {
         }
         self.depth
     }
+
+    /// Whether a whole value nests deeper than `limit`. Only a value with more than `limit`
+    /// opening brackets can, so most are let through by a count the compiler vectorizes.
+    pub fn exceeds(value: &[u8], limit: usize) -> bool {
+        let opening = value.iter().filter(|b| matches!(b, b'[' | b'{')).count();
+        if opening <= limit {
+            return false;
+        }
+        let mut nesting = JsonNesting::default();
+        value.iter().any(|b| nesting.push(*b) > limit)
+    }
 }
 
 impl<R> BoundedRecords<R> {

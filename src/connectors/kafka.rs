@@ -54,6 +54,21 @@ pub enum StartupMode {
     SpecificOffsets(BTreeMap<i32, i64>),
 }
 
+/// `scan.bounded.mode`: where a bounded source stops (Flink's option; `unbounded` is the default).
+/// Each partition's stop offset is resolved once, when the partition is first assigned, and kept
+/// in the checkpoint, so a restore stops at the same records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoundedMode {
+    /// The partitions' ends when the job starts.
+    LatestOffset,
+    /// The group's committed offsets (a partition without one stops at its end).
+    GroupOffsets,
+    /// Before the first record at or after this time (epoch milliseconds).
+    Timestamp(i64),
+    /// `partition:0,offset:42;...`; partitions not listed stop at their end.
+    SpecificOffsets(BTreeMap<i32, i64>),
+}
+
 /// A fact about each record, declared as a METADATA column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordMeta {
@@ -114,7 +129,10 @@ pub struct KafkaSourceConfig {
     /// `properties.*` without the prefix, given to librdkafka as they are.
     pub properties: BTreeMap<String, String>,
     pub startup: StartupMode,
-    /// `scan.topic-partition-discovery.interval`; `None` turns discovery off.
+    /// `scan.bounded.mode`; `None`: unbounded.
+    pub bounded: Option<BoundedMode>,
+    /// `scan.topic-partition-discovery.interval`; `None` turns discovery off (always for a
+    /// bounded source: its set of partitions is fixed at start, as in Flink).
     pub discovery_interval: Option<Duration>,
     /// `scan.watermark.idle-timeout`.
     pub idle_timeout: Option<Duration>,
@@ -143,6 +161,9 @@ impl KafkaSourceConfig {
         let mut mode = None;
         let mut timestamp = None;
         let mut specific = None;
+        let mut bounded_mode = None;
+        let mut bounded_timestamp = None;
+        let mut bounded_specific = None;
         let mut discovery_interval = Some(DEFAULT_DISCOVERY_INTERVAL);
         let mut idle_timeout = None;
         let mut value_format = None;
@@ -164,12 +185,11 @@ impl KafkaSourceConfig {
                     properties.insert(k["properties.".len()..].to_string(), value.clone());
                 }
                 "scan.startup.mode" => mode = Some(value.to_ascii_lowercase()),
-                "scan.startup.timestamp-millis" => {
-                    timestamp = Some(value.parse::<i64>().ok().filter(|t| *t >= 0).ok_or_else(|| {
-                        Error::invalid(format!("'scan.startup.timestamp-millis' must be epoch milliseconds, not '{value}'"))
-                    })?)
-                }
-                "scan.startup.specific-offsets" => specific = Some(specific_offsets(value)?),
+                "scan.startup.timestamp-millis" => timestamp = Some(epoch_millis(key, value)?),
+                "scan.startup.specific-offsets" => specific = Some(specific_offsets(key, value)?),
+                "scan.bounded.mode" => bounded_mode = Some(value.to_ascii_lowercase()),
+                "scan.bounded.timestamp-millis" => bounded_timestamp = Some(epoch_millis(key, value)?),
+                "scan.bounded.specific-offsets" => bounded_specific = Some(specific_offsets(key, value)?),
                 "scan.topic-partition-discovery.interval" => {
                     let interval = parse_duration(key, value)?;
                     discovery_interval = (!interval.is_zero()).then_some(interval);
@@ -205,7 +225,7 @@ impl KafkaSourceConfig {
                 }
                 other => {
                     return Err(Error::invalid(format!(
-                        "unknown option '{other}' for the kafka connector; it takes topic, topic-pattern, properties.*, scan.startup.mode, scan.startup.timestamp-millis, scan.startup.specific-offsets, scan.topic-partition-discovery.interval, scan.watermark.idle-timeout, format, key.format, key.fields, value.fields-include, json.ignore-parse-errors, csv.ignore-parse-errors, batch.size, batch.linger"
+                        "unknown option '{other}' for the kafka connector; it takes topic, topic-pattern, properties.*, scan.startup.mode, scan.startup.timestamp-millis, scan.startup.specific-offsets, scan.bounded.mode, scan.bounded.timestamp-millis, scan.bounded.specific-offsets, scan.topic-partition-discovery.interval, scan.watermark.idle-timeout, format, key.format, key.fields, value.fields-include, json.ignore-parse-errors, csv.ignore-parse-errors, batch.size, batch.linger"
                     )));
                 }
             }
@@ -246,10 +266,30 @@ impl KafkaSourceConfig {
                 )));
             }
         };
-        let needs_group = matches!(startup, StartupMode::GroupOffsets | StartupMode::SpecificOffsets(_));
+        let bounded = match bounded_mode.as_deref().unwrap_or("unbounded") {
+            "unbounded" => None,
+            "latest-offset" => Some(BoundedMode::LatestOffset),
+            "group-offsets" => Some(BoundedMode::GroupOffsets),
+            "timestamp" => Some(BoundedMode::Timestamp(bounded_timestamp.ok_or_else(|| {
+                Error::invalid("'scan.bounded.mode' = 'timestamp' needs 'scan.bounded.timestamp-millis'")
+            })?)),
+            "specific-offsets" => Some(BoundedMode::SpecificOffsets(bounded_specific.ok_or_else(|| {
+                Error::invalid("'scan.bounded.mode' = 'specific-offsets' needs 'scan.bounded.specific-offsets'")
+            })?)),
+            other => {
+                return Err(Error::invalid(format!(
+                    "'scan.bounded.mode' = '{other}' is unknown; use 'unbounded', 'latest-offset', 'group-offsets', 'timestamp' or 'specific-offsets'"
+                )));
+            }
+        };
+        if bounded.is_some() {
+            discovery_interval = None;
+        }
+        let needs_group =
+            matches!(startup, StartupMode::GroupOffsets | StartupMode::SpecificOffsets(_)) || bounded == Some(BoundedMode::GroupOffsets);
         if needs_group && !properties.contains_key("group.id") {
             return Err(Error::invalid(
-                "'scan.startup.mode' = 'group-offsets' (the default) needs 'properties.group.id'; or set 'scan.startup.mode' = 'earliest-offset'",
+                "'group-offsets' and 'specific-offsets' ('scan.startup.mode' = 'group-offsets' is the default) need 'properties.group.id'; or set 'scan.startup.mode' = 'earliest-offset'",
             ));
         }
         let value_format = value_format.ok_or_else(|| Error::invalid("the kafka connector needs 'format' ('json', 'csv' or 'raw')"))?;
@@ -318,6 +358,7 @@ impl KafkaSourceConfig {
             topics,
             properties,
             startup,
+            bounded,
             discovery_interval,
             idle_timeout,
             value_format,
@@ -353,13 +394,17 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
     }
 }
 
-/// `partition:0,offset:42;partition:1,offset:300`.
-fn specific_offsets(value: &str) -> Result<BTreeMap<i32, i64>> {
-    let bad = || {
-        Error::invalid(format!(
-            "'scan.startup.specific-offsets' = '{value}': write 'partition:0,offset:42;partition:1,offset:300'"
-        ))
-    };
+fn epoch_millis(key: &str, value: &str) -> Result<i64> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|t| *t >= 0)
+        .ok_or_else(|| Error::invalid(format!("'{key}' must be epoch milliseconds, not '{value}'")))
+}
+
+/// `partition:0,offset:42;partition:1,offset:300` (the value of option `key`).
+fn specific_offsets(key: &str, value: &str) -> Result<BTreeMap<i32, i64>> {
+    let bad = || Error::invalid(format!("'{key}' = '{value}': write 'partition:0,offset:42;partition:1,offset:300'"));
     let mut offsets = BTreeMap::new();
     for entry in list(value) {
         let mut partition = None;
@@ -389,10 +434,13 @@ pub fn owner(topic: &str, partition: i32, parallelism: usize) -> usize {
 }
 
 /// What a Kafka source subtask's checkpoint records: topic -> partition -> the offset of the next
-/// record to read (field names: the checkpoint format).
+/// record to read, and for a bounded source the offset it stops at (field names: the checkpoint
+/// format).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KafkaPosition {
     pub offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stops: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
 impl KafkaPosition {
@@ -413,12 +461,19 @@ impl KafkaPosition {
             for (topic, partitions) in position.offsets {
                 merged.offsets.entry(topic).or_default().extend(partitions);
             }
+            for (topic, partitions) in position.stops {
+                merged.stops.entry(topic).or_default().extend(partitions);
+            }
         }
         Ok(merged.encode())
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<i64> {
         self.offsets.get(topic).and_then(|p| p.get(&partition)).copied()
+    }
+
+    pub fn stop(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.stops.get(topic).and_then(|p| p.get(&partition)).copied()
     }
 }
 
@@ -428,10 +483,11 @@ mod tests {
 
     #[test]
     fn specific_offsets_parse_flinks_syntax() {
-        let offsets = specific_offsets("partition:0,offset:42;partition:1,offset:300").unwrap();
+        let key = "scan.startup.specific-offsets";
+        let offsets = specific_offsets(key, "partition:0,offset:42;partition:1,offset:300").unwrap();
         assert_eq!(offsets, BTreeMap::from([(0, 42), (1, 300)]));
-        assert!(specific_offsets("partition:0").is_err());
-        assert!(specific_offsets("partition:-1,offset:3").is_err());
+        assert!(specific_offsets(key, "partition:0").is_err());
+        assert!(specific_offsets(key, "partition:-1,offset:3").is_err());
     }
 
     #[test]
@@ -443,12 +499,18 @@ mod tests {
         assert_eq!(counts, [4, 4]);
         let a = KafkaPosition {
             offsets: BTreeMap::from([("t".to_string(), BTreeMap::from([(0, 5)]))]),
+            stops: BTreeMap::from([("t".to_string(), BTreeMap::from([(0, 9)]))]),
         };
         let b = KafkaPosition {
             offsets: BTreeMap::from([("t".to_string(), BTreeMap::from([(1, 7)]))]),
+            ..KafkaPosition::default()
         };
+        // An unbounded source's position has no "stops" (checkpoints written before it existed).
+        assert_eq!(b.encode(), serde_json::json!({"offsets": {"t": {"1": 7}}}));
         let merged = KafkaPosition::decode(&KafkaPosition::merged(&[a.encode(), b.encode()]).unwrap()).unwrap();
         assert_eq!(merged.get("t", 0), Some(5));
         assert_eq!(merged.get("t", 1), Some(7));
+        assert_eq!(merged.stop("t", 0), Some(9));
+        assert_eq!(merged.stop("t", 1), None);
     }
 }

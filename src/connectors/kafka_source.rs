@@ -22,7 +22,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::connectors::kafka::{KafkaPosition, KafkaSourceConfig, RecordColumn, RecordMeta, StartupMode, Topics, owner};
+use crate::connectors::kafka::{BoundedMode, KafkaPosition, KafkaSourceConfig, RecordColumn, RecordMeta, StartupMode, Topics, owner};
 use crate::connectors::record_format::{self, BadRecord, RecordFormat};
 use crate::error::{Error, Result, UserErrorKind};
 use crate::runtime::{Source, SourcePosition, SplitId};
@@ -30,6 +30,10 @@ use crate::runtime::{Source, SourcePosition, SplitId};
 /// How long a metadata or offset request to the brokers may take before the attempt fails (and
 /// the restart strategy decides): a broker that is down at start must not hang the job.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a bounded source waits for a record before it asks the consumer whether partitions
+/// moved past their stop offset without a record (`Event::CheckEnds`).
+const CHECK_ENDS_EVERY: Duration = Duration::from_millis(200);
 
 /// A partition this subtask reads.
 struct Split {
@@ -39,13 +43,46 @@ struct Split {
     next: i64,
     /// The offset after the last record fetched (records below it are duplicates).
     fetched: i64,
+    /// A bounded source's end: records from here on are not read.
+    stop: Option<i64>,
+    /// In the consumer's assignment (a finished partition is taken out).
+    fetching: bool,
+}
+
+impl From<Assignment> for Split {
+    fn from(a: Assignment) -> Self {
+        Split {
+            topic: a.topic,
+            partition: a.partition,
+            next: a.next,
+            fetched: a.next,
+            stop: a.stop,
+            fetching: a.stop.is_none_or(|stop| a.next < stop),
+        }
+    }
+}
+
+impl Split {
+    fn finished(&self) -> bool {
+        self.stop.is_some_and(|stop| self.next >= stop)
+    }
+}
+
+/// A partition to add to the assignment, resolved on a blocking thread.
+struct Assignment {
+    topic: String,
+    partition: i32,
+    next: i64,
+    stop: Option<i64>,
 }
 
 /// Records of one partition fetched but not yet decoded.
 #[derive(Default)]
 struct Fetched {
     offsets: Vec<i64>,
-    values: Vec<Vec<u8>>,
+    /// The values, one after the other (one buffer, not an allocation per record).
+    values: Vec<u8>,
+    value_ends: Vec<usize>,
     keys: Vec<Option<Vec<u8>>>,
     timestamps: Vec<Option<i64>>,
     timestamp_types: Vec<&'static str>,
@@ -73,11 +110,11 @@ pub struct KafkaSource {
     /// by `scan.startup.mode`, or (found later) at the earliest offset.
     restored: KafkaPosition,
     /// The first assignment's offsets being resolved (blocking broker requests, on a thread).
-    setup: Option<JoinHandle<Result<Vec<(String, i32, i64)>>>>,
+    setup: Option<JoinHandle<Result<Vec<Assignment>>>>,
     assigned: bool,
     splits: Vec<Split>,
     /// Partitions found by discovery being resolved.
-    discovery: Option<JoinHandle<Result<Vec<(String, i32, i64)>>>>,
+    discovery: Option<JoinHandle<Result<Vec<Assignment>>>>,
     next_discovery: Option<Instant>,
     ready: VecDeque<Ready>,
     last_split: Option<SplitId>,
@@ -147,7 +184,7 @@ impl KafkaSource {
 
     /// Starts resolving the offsets of this subtask's partitions (`initial`: by the startup mode;
     /// otherwise new partitions, from the earliest offset), skipping `known` ones.
-    fn resolve(&self, initial: bool) -> JoinHandle<Result<Vec<(String, i32, i64)>>> {
+    fn resolve(&self, initial: bool) -> JoinHandle<Result<Vec<Assignment>>> {
         let (config, consumer, restored) = (self.config.clone(), self.consumer.clone(), self.restored.clone());
         let (subtask, parallelism) = (self.subtask, self.parallelism);
         let known: Vec<(String, i32)> = self.splits.iter().map(|s| (s.topic.clone(), s.partition)).collect();
@@ -156,37 +193,87 @@ impl KafkaSource {
                 .into_iter()
                 .filter(|(t, p)| owner(t, *p, parallelism) == subtask && !known.contains(&(t.clone(), *p)))
                 .collect();
-            start_offsets(&config, &consumer, &restored, partitions, initial)
+            let starts = start_offsets(&config, &consumer, &restored, partitions, initial)?;
+            let stops = stop_offsets(&config, &consumer, &restored, &starts)?;
+            Ok(starts
+                .into_iter()
+                .zip(stops)
+                .map(|((topic, partition, next), stop)| Assignment {
+                    topic,
+                    partition,
+                    next,
+                    stop,
+                })
+                .collect())
         })
     }
 
     /// Adds partitions (with their next offsets) to the consumer's assignment.
-    fn assign(&mut self, found: Vec<(String, i32, i64)>) -> Result<()> {
-        if found.is_empty() {
-            return Ok(());
-        }
+    fn assign(&mut self, found: Vec<Assignment>) -> Result<()> {
         let mut list = TopicPartitionList::new();
-        for (topic, partition, next) in &found {
-            list.add_partition_offset(topic, *partition, Offset::Offset(*next))
+        let found: Vec<Split> = found.into_iter().map(Split::from).collect();
+        for split in found.iter().filter(|s| s.fetching) {
+            list.add_partition_offset(&split.topic, split.partition, Offset::Offset(split.next))
                 .map_err(|e| kafka_error(&self.config, "cannot assign partitions", e))?;
+        }
+        if list.count() == 0 {
+            self.splits.extend(found);
+            return Ok(());
         }
         self.consumer
             .incremental_assign(&list)
             .map_err(|e| kafka_error(&self.config, "cannot assign partitions", e))?;
-        for (topic, partition, next) in found {
+        for split in found {
             tracing::info!(
-                "Kafka source '{}' subtask {}: reading {topic} partition {partition} from offset {next}",
+                "Kafka source '{}' subtask {}: reading {} partition {} from offset {}{}",
                 self.config.source,
-                self.subtask
+                self.subtask,
+                split.topic,
+                split.partition,
+                split.next,
+                split.stop.map_or(String::new(), |stop| format!(" up to {stop}"))
             );
-            self.splits.push(Split {
-                topic,
-                partition,
-                next,
-                fetched: next,
-            });
+            self.splits.push(split);
         }
         Ok(())
+    }
+
+    /// Stops fetching partitions that reached their stop offset.
+    fn unassign_finished(&mut self) -> Result<()> {
+        let mut list = TopicPartitionList::new();
+        for split in self.splits.iter_mut().filter(|s| s.finished() && s.fetching) {
+            list.add_partition(&split.topic, split.partition);
+            split.fetching = false;
+        }
+        if list.count() > 0 {
+            self.consumer
+                .incremental_unassign(&list)
+                .map_err(|e| kafka_error(&self.config, "cannot unassign finished partitions", e))?;
+        }
+        Ok(())
+    }
+
+    /// A bounded source: every partition reached its stop offset.
+    fn all_finished(&self) -> bool {
+        self.config.bounded.is_some() && self.assigned && self.splits.iter().all(Split::finished)
+    }
+
+    /// Moves partitions on past offsets the consumer skipped without handing out a record
+    /// (transaction markers, aborted records), so a bounded read ends at its stop offset. Only
+    /// called when every handed-out record is out (`ready` is empty).
+    fn check_ends(&mut self) -> Result<()> {
+        let positions = self
+            .consumer
+            .position()
+            .map_err(|e| kafka_error(&self.config, "cannot read the consumer's positions", e))?;
+        for split in self.splits.iter_mut().filter(|s| !s.finished()) {
+            if let Some(Offset::Offset(position)) = positions.find_partition(&split.topic, split.partition).map(|e| e.offset())
+                && position > split.next
+            {
+                split.next = position;
+            }
+        }
+        self.unassign_finished()
     }
 
     fn split_of(&self, topic: &str, partition: i32) -> Option<SplitId> {
@@ -226,7 +313,7 @@ impl KafkaSource {
             let Some(split) = split else { return };
             cached = Some((split, message.partition()));
             let state = &mut source.splits[split as usize];
-            if message.offset() < state.fetched {
+            if !state.fetching || message.offset() < state.fetched || state.stop.is_some_and(|stop| message.offset() >= stop) {
                 return;
             }
             state.fetched = message.offset() + 1;
@@ -235,7 +322,8 @@ impl KafkaSource {
             // A record without a value (a tombstone) has no row in an append-only source.
             let Some(value) = message.payload() else { return };
             records.offsets.push(message.offset());
-            records.values.push(value.to_vec());
+            records.values.extend_from_slice(value);
+            records.value_ends.push(records.values.len());
             records.keys.push(message.key().map(<[u8]>::to_vec));
             let (millis, kind) = match message.timestamp() {
                 Timestamp::CreateTime(t) => (Some(t), "CreateTime"),
@@ -293,7 +381,15 @@ impl KafkaSource {
             )
         };
         let wants = |f: &dyn Fn(&RecordColumn) -> bool| self.columns.iter().any(|c| f(&config.columns[*c]));
-        let values: Vec<&[u8]> = records.values.iter().map(Vec::as_slice).collect();
+        let values: Vec<&[u8]> = records
+            .value_ends
+            .iter()
+            .scan(0, |start, &end| {
+                let value = &records.values[*start..end];
+                *start = end;
+                Some(value)
+            })
+            .collect();
         let mut value = if wants(&|c| matches!(c, RecordColumn::Value(_))) {
             Some(
                 record_format::decode(config.value_format, &config.value_schema, &values, skip_bad)
@@ -435,7 +531,10 @@ impl KafkaSource {
 enum Event<'a> {
     Message(std::result::Result<BorrowedMessage<'a>, KafkaError>),
     DiscoveryDue,
-    Discovered(Result<Vec<(String, i32, i64)>>),
+    Discovered(Result<Vec<Assignment>>),
+    /// A bounded source checks whether partitions reached their stop offset past records it is
+    /// never handed (transaction markers, aborted records).
+    CheckEnds,
 }
 
 #[async_trait]
@@ -444,6 +543,9 @@ impl Source for KafkaSource {
         loop {
             if let Some(batch) = self.pop_ready() {
                 return Ok(Some(batch));
+            }
+            if self.all_finished() {
+                return Ok(None);
             }
             if !self.assigned {
                 // The handle stays in `self` while it is awaited: a barrier may drop this call.
@@ -458,13 +560,14 @@ impl Source for KafkaSource {
                 self.assign(found?)?;
                 self.assigned = true;
                 self.next_discovery = self.config.discovery_interval.map(|i| Instant::now() + i);
-                if self.splits.is_empty() {
+                if self.splits.is_empty() && self.config.bounded.is_none() {
                     // Wakes the task so it sees `has_no_input` and declares the subtask idle.
                     return Ok(Some(RecordBatch::new_empty(self.schema.clone())));
                 }
                 continue;
             }
             let consumer = self.consumer.clone();
+            let bounded = self.config.bounded.is_some();
             let event = {
                 let discovery = &mut self.discovery;
                 let next_discovery = self.next_discovery;
@@ -477,10 +580,17 @@ impl Source for KafkaSource {
                         }
                     } => Event::Discovered(found.map_err(|e| Error::internal(format!("Kafka partition discovery failed: {e}"))).and_then(|f| f)),
                     () = sleep_until(next_discovery), if discovery.is_none() => Event::DiscoveryDue,
+                    () = tokio::time::sleep(CHECK_ENDS_EVERY), if bounded => Event::CheckEnds,
                 }
             };
             match event {
-                Event::Message(Ok(message)) => self.take_fetched(&consumer, message)?,
+                Event::Message(Ok(message)) => {
+                    self.take_fetched(&consumer, message)?;
+                    if bounded {
+                        self.unassign_finished()?;
+                    }
+                }
+                Event::CheckEnds => self.check_ends()?,
                 Event::Message(Err(error)) => self.consumer_error(error)?,
                 Event::DiscoveryDue => {
                     self.discovery = Some(self.resolve(false));
@@ -506,12 +616,17 @@ impl Source for KafkaSource {
                 .entry(split.topic.clone())
                 .or_default()
                 .insert(split.partition, split.next);
+            if let Some(stop) = split.stop {
+                position.stops.entry(split.topic.clone()).or_default().insert(split.partition, stop);
+            }
         }
         // Keep only this subtask's partitions: a merged restore position lists every old subtask's.
-        for (topic, partitions) in position.offsets.iter_mut() {
-            partitions.retain(|p, _| owner(topic, *p, self.parallelism) == self.subtask);
+        for offsets in [&mut position.offsets, &mut position.stops] {
+            for (topic, partitions) in offsets.iter_mut() {
+                partitions.retain(|p, _| owner(topic, *p, self.parallelism) == self.subtask);
+            }
+            offsets.retain(|_, p| !p.is_empty());
         }
-        position.offsets.retain(|_, p| !p.is_empty());
         position.encode()
     }
 
@@ -528,7 +643,11 @@ impl Source for KafkaSource {
     /// partition that has not delivered yet holds it back (without this, a backlog read from one
     /// partition first made every other partition's rows late).
     fn splits(&self) -> Vec<SplitId> {
-        (0..self.splits.len() as SplitId).collect()
+        // A finished partition (bounded source) holds nothing back any more.
+        (0..self.splits.len())
+            .filter(|i| !self.splits[*i].finished())
+            .map(|i| i as SplitId)
+            .collect()
     }
 
     fn has_no_input(&self) -> bool {
@@ -608,6 +727,74 @@ fn partitions(config: &KafkaSourceConfig, consumer: &StreamConsumer, initial: bo
     Ok(found)
 }
 
+/// Offset lookups at the brokers (blocking, each within `BROKER_TIMEOUT`).
+struct OffsetLookup<'a> {
+    config: &'a KafkaSourceConfig,
+    consumer: &'a StreamConsumer,
+}
+
+impl OffsetLookup<'_> {
+    fn failed(&self, what: &str, e: KafkaError) -> Error {
+        kafka_error(self.config, what, e)
+    }
+
+    /// (earliest, end) offsets of a partition.
+    fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
+        self.consumer
+            .fetch_watermarks(topic, partition, BROKER_TIMEOUT)
+            .map_err(|e| self.failed(&format!("cannot read the offsets of topic '{topic}' partition {partition}"), e))
+    }
+
+    /// The first offset at or after each time (epoch milliseconds); the end where no record is that late.
+    fn at_times(&self, wanted: &[(String, i32, i64)]) -> Result<Vec<i64>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut list = TopicPartitionList::new();
+        for (topic, partition, millis) in wanted {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*millis))
+                .map_err(|e| self.failed("cannot look up offsets by time", e))?;
+        }
+        let found = self
+            .consumer
+            .offsets_for_times(list, BROKER_TIMEOUT)
+            .map_err(|e| self.failed("cannot look up offsets by time", e))?;
+        wanted
+            .iter()
+            .map(
+                |(topic, partition, _)| match found.find_partition(topic, *partition).map(|e| e.offset()) {
+                    Some(Offset::Offset(n)) => Ok(n),
+                    _ => Ok(self.watermarks(topic, *partition)?.1),
+                },
+            )
+            .collect()
+    }
+
+    /// The group's committed offset of each partition, if it has one.
+    fn committed(&self, wanted: &[(String, i32)]) -> Result<Vec<Option<i64>>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in wanted {
+            list.add_partition(topic, *partition);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(list, BROKER_TIMEOUT)
+            .map_err(|e| self.failed("cannot read the group's committed offsets", e))?;
+        Ok(wanted
+            .iter()
+            .map(
+                |(topic, partition)| match committed.find_partition(topic, *partition).map(|e| e.offset()) {
+                    Some(Offset::Offset(n)) => Some(n),
+                    _ => None,
+                },
+            )
+            .collect())
+    }
+}
+
 /// The next offset of each partition: a restored one, else by the startup mode (`initial`) or the
 /// earliest (partitions found later, as Flink does).
 fn start_offsets(
@@ -617,12 +804,7 @@ fn start_offsets(
     partitions: Vec<(String, i32)>,
     initial: bool,
 ) -> Result<Vec<(String, i32, i64)>> {
-    let failed = |what: &str, e: KafkaError| kafka_error(config, what, e);
-    let watermarks = |topic: &str, partition: i32| {
-        consumer
-            .fetch_watermarks(topic, partition, BROKER_TIMEOUT)
-            .map_err(|e| failed(&format!("cannot read the offsets of topic '{topic}' partition {partition}"), e))
-    };
+    let lookup = OffsetLookup { config, consumer };
     let mut resolved = Vec::with_capacity(partitions.len());
     let mut by_group = Vec::new();
     let mut by_time = Vec::new();
@@ -634,11 +816,11 @@ fn start_offsets(
         let mode = if initial { &config.startup } else { &StartupMode::EarliestOffset };
         match mode {
             StartupMode::EarliestOffset => {
-                let (low, _) = watermarks(&topic, partition)?;
+                let (low, _) = lookup.watermarks(&topic, partition)?;
                 resolved.push((topic, partition, low));
             }
             StartupMode::LatestOffset => {
-                let (_, high) = watermarks(&topic, partition)?;
+                let (_, high) = lookup.watermarks(&topic, partition)?;
                 resolved.push((topic, partition, high));
             }
             StartupMode::SpecificOffsets(offsets) => match offsets.get(&partition) {
@@ -649,57 +831,66 @@ fn start_offsets(
             StartupMode::Timestamp(millis) => by_time.push((topic, partition, *millis)),
         }
     }
-    if !by_time.is_empty() {
-        let mut list = TopicPartitionList::new();
-        for (topic, partition, millis) in &by_time {
-            list.add_partition_offset(topic, *partition, Offset::Offset(*millis))
-                .map_err(|e| failed("cannot look up offsets by time", e))?;
-        }
-        let found = consumer
-            .offsets_for_times(list, BROKER_TIMEOUT)
-            .map_err(|e| failed("cannot look up offsets by time", e))?;
-        for (topic, partition, _) in by_time {
-            let next = match found.find_partition(&topic, partition).map(|e| e.offset()) {
-                Some(Offset::Offset(n)) => n,
-                // No record that late: start at the end.
-                _ => watermarks(&topic, partition)?.1,
-            };
-            resolved.push((topic, partition, next));
-        }
+    for ((topic, partition, _), next) in by_time.iter().zip(lookup.at_times(&by_time)?) {
+        resolved.push((topic.clone(), *partition, next));
     }
-    if !by_group.is_empty() {
-        let mut list = TopicPartitionList::new();
-        for (topic, partition) in &by_group {
-            list.add_partition(topic, *partition);
-        }
-        let committed = consumer
-            .committed_offsets(list, BROKER_TIMEOUT)
-            .map_err(|e| failed("cannot read the group's committed offsets", e))?;
-        let reset = config.properties.get("auto.offset.reset").map(|r| r.to_ascii_lowercase());
-        for (topic, partition) in by_group {
-            let next = match committed.find_partition(&topic, partition).map(|e| e.offset()) {
-                Some(Offset::Offset(n)) => n,
-                _ => match reset.as_deref() {
-                    Some("earliest" | "smallest" | "beginning") => watermarks(&topic, partition)?.0,
-                    Some("error" | "none") => {
-                        return Err(Error::user(
-                            UserErrorKind::InvalidState,
-                            format!(
-                                "Kafka source '{}': group '{}' has no committed offset for topic '{topic}' partition {partition} and 'properties.auto.offset.reset' is '{}'",
-                                config.source,
-                                config.group().unwrap_or(""),
-                                reset.as_deref().unwrap_or("")
-                            ),
-                        ));
-                    }
-                    // librdkafka's default: the latest offset.
-                    _ => watermarks(&topic, partition)?.1,
-                },
-            };
-            resolved.push((topic, partition, next));
-        }
+    let reset = config.properties.get("auto.offset.reset").map(|r| r.to_ascii_lowercase());
+    for ((topic, partition), committed) in by_group.iter().zip(lookup.committed(&by_group)?) {
+        let next = match (committed, reset.as_deref()) {
+            (Some(next), _) => next,
+            (None, Some("earliest" | "smallest" | "beginning")) => lookup.watermarks(topic, *partition)?.0,
+            (None, Some("error" | "none")) => {
+                return Err(Error::user(
+                    UserErrorKind::InvalidState,
+                    format!(
+                        "Kafka source '{}': group '{}' has no committed offset for topic '{topic}' partition {partition} and 'properties.auto.offset.reset' is '{}'",
+                        config.source,
+                        config.group().unwrap_or(""),
+                        reset.as_deref().unwrap_or("")
+                    ),
+                ));
+            }
+            // librdkafka's default: the latest offset.
+            (None, _) => lookup.watermarks(topic, *partition)?.1,
+        };
+        resolved.push((topic.clone(), *partition, next));
     }
     Ok(resolved)
+}
+
+/// Where a bounded source stops in each partition (`None` for all when unbounded): a restored stop,
+/// else by `scan.bounded.mode`; never before the partition's start.
+fn stop_offsets(
+    config: &KafkaSourceConfig,
+    consumer: &StreamConsumer,
+    restored: &KafkaPosition,
+    starts: &[(String, i32, i64)],
+) -> Result<Vec<Option<i64>>> {
+    let Some(mode) = &config.bounded else {
+        return Ok(vec![None; starts.len()]);
+    };
+    let lookup = OffsetLookup { config, consumer };
+    let wanted: Vec<(String, i32)> = starts.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+    let by_mode: Vec<Option<i64>> = match mode {
+        BoundedMode::LatestOffset => vec![None; starts.len()],
+        BoundedMode::GroupOffsets => lookup.committed(&wanted)?,
+        BoundedMode::SpecificOffsets(offsets) => wanted.iter().map(|(_, p)| offsets.get(p).copied()).collect(),
+        BoundedMode::Timestamp(millis) => {
+            let at: Vec<(String, i32, i64)> = wanted.iter().map(|(t, p)| (t.clone(), *p, *millis)).collect();
+            lookup.at_times(&at)?.into_iter().map(Some).collect()
+        }
+    };
+    starts
+        .iter()
+        .zip(by_mode)
+        .map(|((topic, partition, next), by_mode)| {
+            let stop = match (restored.stop(topic, *partition), by_mode) {
+                (Some(stop), _) | (None, Some(stop)) => stop,
+                (None, None) => lookup.watermarks(topic, *partition)?.1,
+            };
+            Ok(Some(stop.max(*next)))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -708,17 +899,15 @@ mod tests {
     use crate::catalog::{ColumnDef, ColumnKind};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-    /// The per-split watermark takes its minimum over `splits()`: every assigned partition must be
-    /// in it from the start, before any of them delivered a record.
-    #[tokio::test]
-    async fn every_assigned_partition_is_a_split_before_it_delivers() {
-        let options = BTreeMap::from([
+    fn source(extra: &[(&str, &str)]) -> KafkaSource {
+        let mut options = BTreeMap::from([
             ("topic".to_string(), "bids".to_string()),
             // Nothing listens here; assigning partitions does not contact the brokers.
             ("properties.bootstrap.servers".to_string(), "127.0.0.1:9".to_string()),
             ("format".to_string(), "json".to_string()),
             ("scan.startup.mode".to_string(), "earliest-offset".to_string()),
         ]);
+        options.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let columns = [ColumnDef {
             name: "price".into(),
             sql_type: "BIGINT".into(),
@@ -727,10 +916,44 @@ mod tests {
         }];
         let config = KafkaSourceConfig::from_options("bids", &options, &columns).unwrap();
         let records = Arc::new(Schema::new(vec![Field::new("price", DataType::Int64, true)]));
-        let mut source = KafkaSource::open(config, records, &[0], 0, 1).unwrap();
+        KafkaSource::open(config, records, &[0], 0, 1).unwrap()
+    }
+
+    fn assignment(partition: i32, next: i64, stop: Option<i64>) -> Assignment {
+        Assignment {
+            topic: "bids".into(),
+            partition,
+            next,
+            stop,
+        }
+    }
+
+    /// The per-split watermark takes its minimum over `splits()`: every assigned partition must be
+    /// in it from the start, before any of them delivered a record.
+    #[tokio::test]
+    async fn every_assigned_partition_is_a_split_before_it_delivers() {
+        let mut source = source(&[]);
         assert!(source.splits().is_empty());
-        source.assign(vec![("bids".into(), 0, 0), ("bids".into(), 1, 0)]).unwrap();
+        source.assign(vec![assignment(0, 0, None), assignment(1, 0, None)]).unwrap();
         assert_eq!(source.splits(), vec![0, 1]);
         assert!(!source.has_no_input());
+    }
+
+    /// A bounded source: a partition at its stop offset is finished (no split, not fetched), its
+    /// stop is in the position, and the source ends when all are.
+    #[tokio::test]
+    async fn a_bounded_source_ends_when_every_partition_reached_its_stop() {
+        let mut source = source(&[("scan.bounded.mode", "latest-offset")]);
+        source.assign(vec![assignment(0, 5, Some(5)), assignment(1, 3, Some(8))]).unwrap();
+        source.assigned = true;
+        assert_eq!(source.splits(), vec![1]);
+        assert!(!source.all_finished());
+        let position = KafkaPosition::decode(&source.position()).unwrap();
+        assert_eq!((position.get("bids", 1), position.stop("bids", 1)), (Some(3), Some(8)));
+        source.splits[1].next = 8;
+        source.unassign_finished().unwrap();
+        assert!(source.splits().is_empty());
+        assert!(source.all_finished());
+        assert!(source.next_batch().await.unwrap().is_none());
     }
 }

@@ -120,8 +120,7 @@ fn decode_all(format: RecordFormat, schema: &SchemaRef, records: &[&[u8]]) -> Re
                 .build_decoder()?;
             for record in records {
                 // arrow's JSON decoder recurses per level of nesting.
-                let mut nesting = JsonNesting::default();
-                if record.iter().any(|b| nesting.push(*b) > MAX_JSON_DEPTH) {
+                if JsonNesting::exceeds(record, MAX_JSON_DEPTH) {
                     return Err(Error::invalid(format!("JSON nested deeper than {MAX_JSON_DEPTH} levels")));
                 }
                 let read = decoder.decode(record)?;

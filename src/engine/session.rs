@@ -145,7 +145,9 @@ impl Session {
         Ok(())
     }
 
-    async fn execute_statement(&self, statement: Statement) -> Result<Output> {
+    /// Runs one parsed statement (for front ends that adjust statements, as the benchmark does
+    /// with its sink).
+    pub async fn execute_statement(&self, statement: Statement) -> Result<Output> {
         match statement {
             Statement::CreateSource {
                 name,

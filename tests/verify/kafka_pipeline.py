@@ -17,11 +17,13 @@ would, and compares what lands in a result table with the same computation done 
   the reason (restart strategy 'none'), never hang;
 - sinks: a HOP aggregate into a Kafka topic 'exactly-once' while Weir is SIGKILLed 3 times: a
   read_committed reader sees every result row exactly once; 'at-least-once': none missing (duplicates
-  counted); an updating aggregate into 'upsert-kafka': the latest record per key is the final value.
+  counted); an updating aggregate into 'upsert-kafka': the latest record per key is the final value;
+- bounded: 'scan.bounded.mode' = 'latest-offset' over a transactional topic: the job finishes, exact.
 Needs the venv (noida-db, confluent-kafka, psycopg); skips loudly when they cannot be installed.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -140,6 +142,19 @@ def produce_bids(bootstrap, topic, records):
     kafka_broker.produce(bootstrap, topic, [(p, None, v, ts, None) for p, v, ts in records])
 
 
+def produce_with_kills(broker, weir, records, rng, kills, chunks=20):
+    """Produces `records` into "bids" in `chunks` parts; after `kills` random parts (never the first
+    two) Weir is SIGKILLed at a random moment and started again."""
+    size = len(records) // chunks
+    kill_at = sorted(rng.sample(range(2, chunks), kills))
+    for c in range(chunks):
+        produce_bids(broker.bootstrap, "bids", records[c * size:(c + 1) * size if c < chunks - 1 else len(records)])
+        if c in kill_at:
+            time.sleep(rng.uniform(0.1, 1.5))
+            weir.kill()
+            weir.start()
+
+
 def flush_windows(bootstrap, topic, last_ms):
     """A bid far past the data in every partition: each partition's watermark passes every window.
     Auction -1 is filtered out by the job."""
@@ -218,15 +233,7 @@ def check_crashes(weir_binary, work, seed=3, total=200_000, kills=3):
         weir = Weir(weir_binary, os.path.join(work, "crashes")).start()
         try:
             declare(weir, broker.bootstrap, "bids")
-            chunks = 20
-            size = total // chunks
-            kill_at = sorted(rng.sample(range(2, chunks), kills))
-            for c in range(chunks):
-                produce_bids(broker.bootstrap, "bids", records[c * size:(c + 1) * size])
-                if c in kill_at:
-                    time.sleep(rng.uniform(0.1, 1.5))
-                    weir.kill()
-                    weir.start()
+            produce_with_kills(broker, weir, records, rng, kills)
             flush_windows(broker.bootstrap, "bids", BASE_MS + total * 5)
             expected = expected_windows(records)
             wait_for(weir, expected, 120, "after 3 crashes")
@@ -385,47 +392,81 @@ def topic_rows(bootstrap, topic, isolation):
     return Counter(tuple(json.loads(r["value"])[c] for c in ("auction", "ws", "bids", "total")) for r in records)
 
 
+@contextlib.contextmanager
+def bids_pipeline(weir_binary, work, name, outputs):
+    """A broker with the 4-partition "bids" topic and `outputs` (topic -> partitions), and Weir
+    (data dir `name`) with the bids source declared; Weir is killed at the end."""
+    with kafka_broker.Broker() as broker:
+        kafka_broker.create_topic(broker.bootstrap, "bids", PARTITIONS)
+        for topic, partitions in outputs.items():
+            kafka_broker.create_topic(broker.bootstrap, topic, partitions)
+        weir = Weir(weir_binary, os.path.join(work, name)).start()
+        try:
+            weir.sql(SOURCE.format(delay=WATERMARK_DELAY_S, topic="bids", bootstrap=broker.bootstrap, extra=""))
+            yield broker, weir
+        finally:
+            weir.kill()
+
+
 def check_sink(weir_binary, work, delivery, seed=13, total=200_000, kills=3):
     rng = random.Random(seed)
     records = bids(total, seed)
     expected = Counter((a, ws, n, t) for (a, ws), (n, t) in expected_hop(records).items())
-    with kafka_broker.Broker() as broker:
-        kafka_broker.create_topic(broker.bootstrap, "bids", PARTITIONS)
-        kafka_broker.create_topic(broker.bootstrap, "hop_out", 3)
-        weir = Weir(weir_binary, os.path.join(work, f"sink-{delivery}")).start()
-        try:
-            weir.sql(SOURCE.format(delay=WATERMARK_DELAY_S, topic="bids", bootstrap=broker.bootstrap, extra=""))
-            weir.sql(SINK.format(bootstrap=broker.bootstrap, delivery=delivery))
-            weir.sql(HOP_JOB)
-            chunks = 20
-            size = total // chunks
-            kill_at = sorted(rng.sample(range(2, chunks), kills))
-            for c in range(chunks):
-                produce_bids(broker.bootstrap, "bids", records[c * size:(c + 1) * size])
-                if c in kill_at:
-                    time.sleep(rng.uniform(0.1, 1.5))
-                    weir.kill()
-                    weir.start()
-            flush_windows(broker.bootstrap, "bids", BASE_MS + total * 5)
-            isolation = "read_committed" if delivery == "exactly-once" else "read_uncommitted"
-            deadline = time.monotonic() + 120
-            while True:
-                got = topic_rows(broker.bootstrap, "hop_out", isolation)
-                if set(got) >= set(expected) or time.monotonic() > deadline:
-                    break
-                time.sleep(1)
+    with bids_pipeline(weir_binary, work, f"sink-{delivery}", {"hop_out": 3}) as (broker, weir):
+        weir.sql(SINK.format(bootstrap=broker.bootstrap, delivery=delivery))
+        weir.sql(HOP_JOB)
+        produce_with_kills(broker, weir, records, rng, kills)
+        flush_windows(broker.bootstrap, "bids", BASE_MS + total * 5)
+        isolation = "read_committed" if delivery == "exactly-once" else "read_uncommitted"
+        deadline = time.monotonic() + 120
+        while True:
+            got = topic_rows(broker.bootstrap, "hop_out", isolation)
+            if set(got) >= set(expected) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        missing = set(expected) - set(got)
+        unexpected = set(got) - set(expected)
+        duplicated = sum(n - 1 for n in got.values() if n > 1)
+        if missing or unexpected:
+            raise Failure(f"{delivery}: {len(missing)} result rows missing {sorted(missing)[:3]}, "
+                          f"{len(unexpected)} unexpected {sorted(unexpected)[:3]}; jobs {weir.sql('SELECT status, error FROM weir_jobs')}")
+        if delivery == "exactly-once" and duplicated:
+            raise Failure(f"exactly-once: {duplicated} duplicated result rows in the topic")
+        return (f"{total} bids -> {len(expected)} HOP rows in the topic after {kills} SIGKILLs: none missing, "
+                f"{duplicated} duplicates ({isolation})")
+
+
+def check_bounded(weir_binary, work, seed=23, total=40_000):
+    """An exactly-once HOP job fills a transactional topic; a second job reads that topic with
+    'scan.bounded.mode' = 'latest-offset' (read_committed, no group.id) into a table and FINISHES
+    at the end offsets recorded when it started, past the commit markers, with every row once."""
+    records = bids(total, seed)
+    expected = Counter((a, ws, n, t) for (a, ws), (n, t) in expected_hop(records).items())
+    with bids_pipeline(weir_binary, work, "bounded", {"hop_out": 3}) as (broker, weir):
+        weir.sql(SINK.format(bootstrap=broker.bootstrap, delivery="exactly-once"))
+        weir.sql(HOP_JOB)
+        produce_bids(broker.bootstrap, "bids", records)
+        flush_windows(broker.bootstrap, "bids", BASE_MS + total * 5)
+        deadline = time.monotonic() + 90
+        while set(topic_rows(broker.bootstrap, "hop_out", "read_committed")) != set(expected):
+            if time.monotonic() > deadline:
+                raise Failure(f"the HOP job did not fill the topic within 90 s: {job_status(weir, 'hops')}")
+            time.sleep(0.5)
+        weir.sql(f"""CREATE SOURCE hops (auction BIGINT, ws BIGINT, bids BIGINT, total BIGINT)
+            WITH (connector = 'kafka', topic = 'hop_out', 'properties.bootstrap.servers' = '{broker.bootstrap}',
+                  'properties.isolation.level' = 'read_committed', format = 'json',
+                  'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset')""")
+        weir.sql("CREATE TABLE hop_copy (auction BIGINT, ws BIGINT, bids BIGINT, total BIGINT, PRIMARY KEY (auction, ws))")
+        weir.sql("""CREATE JOB copy WITH ('parallelism' = '2', 'execution.checkpointing.interval' = '500ms') AS
+            INSERT INTO hop_copy SELECT * FROM hops""")
+        status, error = wait_status(weir, {"FINISHED", "FAILED"}, 60, job="copy")
+        if status != "FINISHED":
+            raise Failure(f"the bounded job ended {status}: {error}")
+        got = Counter(tuple(r) for r in weir.sql("SELECT auction, ws, bids, total FROM hop_copy"))
+        if got != expected:
             missing = set(expected) - set(got)
-            unexpected = set(got) - set(expected)
-            duplicated = sum(n - 1 for n in got.values() if n > 1)
-            if missing or unexpected:
-                raise Failure(f"{delivery}: {len(missing)} result rows missing {sorted(missing)[:3]}, "
-                              f"{len(unexpected)} unexpected {sorted(unexpected)[:3]}; jobs {weir.sql('SELECT status, error FROM weir_jobs')}")
-            if delivery == "exactly-once" and duplicated:
-                raise Failure(f"exactly-once: {duplicated} duplicated result rows in the topic")
-            return (f"{total} bids -> {len(expected)} HOP rows in the topic after {kills} SIGKILLs: none missing, "
-                    f"{duplicated} duplicates ({isolation})")
-        finally:
-            weir.kill()
+            raise Failure(f"bounded read: {sum(got.values())} rows, expected {len(expected)}: {len(missing)} missing {sorted(missing)[:3]}")
+        return f"{len(expected)} rows read from a transactional topic to its end offsets; the job FINISHED"
 
 
 def check_upsert(weir_binary, work, seed=17, total=50_000):
@@ -436,35 +477,28 @@ def check_upsert(weir_binary, work, seed=17, total=50_000):
         bid = json.loads(value)
         latest[bid["auction"]] += 1
         sums[bid["auction"]] += bid["price"]
-    with kafka_broker.Broker() as broker:
-        kafka_broker.create_topic(broker.bootstrap, "bids", PARTITIONS)
-        kafka_broker.create_topic(broker.bootstrap, "auction_counts", 2)
-        weir = Weir(weir_binary, os.path.join(work, "upsert")).start()
-        try:
-            weir.sql(SOURCE.format(delay=WATERMARK_DELAY_S, topic="bids", bootstrap=broker.bootstrap, extra=""))
-            weir.sql(f"""CREATE TABLE auction_counts (auction BIGINT, bids BIGINT, total BIGINT, PRIMARY KEY (auction))
-                WITH (connector = 'upsert-kafka', topic = 'auction_counts', 'properties.bootstrap.servers' = '{broker.bootstrap}',
-                      'key.format' = 'json', 'value.format' = 'json')""")
-            weir.sql("""CREATE JOB latest WITH ('parallelism' = '2', 'execution.checkpointing.interval' = '500ms') AS
-                INSERT INTO auction_counts SELECT auction, COUNT(*), SUM(price) FROM bids GROUP BY auction""")
-            produce_bids(broker.bootstrap, "bids", records)
-            deadline = time.monotonic() + 90
-            while True:
-                table = {}
-                for record in kafka_broker.read_uncommitted(broker.bootstrap, "auction_counts"):
-                    key = json.loads(record["key"])["auction"]
-                    value = json.loads(record["value"])
-                    table[key] = (value["bids"], value["total"])
-                expected = {a: (latest[a], sums[a]) for a in latest}
-                if table == expected or time.monotonic() > deadline:
-                    break
-                time.sleep(1)
-            if table != expected:
-                wrong = [(a, table.get(a), expected[a]) for a in expected if table.get(a) != expected[a]]
-                raise Failure(f"upsert-kafka: {len(wrong)} keys differ, e.g. {wrong[:3]}")
-            return f"{total} bids: the latest record of each of {len(expected)} auction keys equals the expected count and sum"
-        finally:
-            weir.kill()
+    with bids_pipeline(weir_binary, work, "upsert", {"auction_counts": 2}) as (broker, weir):
+        weir.sql(f"""CREATE TABLE auction_counts (auction BIGINT, bids BIGINT, total BIGINT, PRIMARY KEY (auction))
+            WITH (connector = 'upsert-kafka', topic = 'auction_counts', 'properties.bootstrap.servers' = '{broker.bootstrap}',
+                  'key.format' = 'json', 'value.format' = 'json')""")
+        weir.sql("""CREATE JOB latest WITH ('parallelism' = '2', 'execution.checkpointing.interval' = '500ms') AS
+            INSERT INTO auction_counts SELECT auction, COUNT(*), SUM(price) FROM bids GROUP BY auction""")
+        produce_bids(broker.bootstrap, "bids", records)
+        deadline = time.monotonic() + 90
+        while True:
+            table = {}
+            for record in kafka_broker.read_uncommitted(broker.bootstrap, "auction_counts"):
+                key = json.loads(record["key"])["auction"]
+                value = json.loads(record["value"])
+                table[key] = (value["bids"], value["total"])
+            expected = {a: (latest[a], sums[a]) for a in latest}
+            if table == expected or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        if table != expected:
+            wrong = [(a, table.get(a), expected[a]) for a in expected if table.get(a) != expected[a]]
+            raise Failure(f"upsert-kafka: {len(wrong)} keys differ, e.g. {wrong[:3]}")
+        return f"{total} bids: the latest record of each of {len(expected)} auction keys equals the expected count and sum"
 
 
 CHECKS = {
@@ -476,6 +510,7 @@ CHECKS = {
     "exactly-once-sink": lambda weir, work: check_sink(weir, work, "exactly-once"),
     "at-least-once-sink": lambda weir, work: check_sink(weir, work, "at-least-once", seed=19),
     "upsert-kafka": check_upsert,
+    "bounded": check_bounded,
 }
 
 
