@@ -33,6 +33,9 @@ use crate::connectors::record_format::{self, RecordFormat};
 use crate::error::{Error, Result, UserErrorKind};
 use crate::runtime::Sink;
 
+/// A sink record's (key, value) bytes.
+type EncodedRecord = (Option<Vec<u8>>, Vec<u8>);
+
 /// How long a flush or a transaction step may take before the barrier or the commit fails.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -203,7 +206,7 @@ impl KafkaSinkConfig {
     }
 
     /// The (key, value) records of `batch`'s rows.
-    fn records(&self, batch: &RecordBatch) -> Result<Vec<(Option<Vec<u8>>, Vec<u8>)>> {
+    fn records(&self, batch: &RecordBatch) -> Result<Vec<EncodedRecord>> {
         let batch = &RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
         let values = record_format::encode(self.value_format, &batch.project(&self.value_columns)?)?;
         let keys: Vec<Option<Vec<u8>>> = match &self.key {
@@ -463,13 +466,10 @@ impl KafkaTransactions {
             .subtasks
             .lock()
             .map_err(|_| Error::internal("Kafka transactions lock poisoned"))?;
-        if !subtasks.contains_key(&subtask) {
-            let opened = self.open_subtask(subtask)?;
-            subtasks.insert(subtask, opened);
-        }
-        let parts = subtasks
-            .get(&subtask)
-            .ok_or_else(|| Error::internal("Kafka transactions missing"))?;
+        let parts = match subtasks.entry(subtask) {
+            std::collections::hash_map::Entry::Occupied(parts) => parts.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(self.open_subtask(subtask)?),
+        };
         if self.committed_epoch(parts)?.is_some_and(|done| done >= epoch.min(i64::MAX as u64)) {
             return Ok(());
         }
