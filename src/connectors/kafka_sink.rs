@@ -36,6 +36,9 @@ use crate::runtime::Sink;
 /// A sink record's (key, value) bytes.
 type EncodedRecord = (Option<Vec<u8>>, Vec<u8>);
 
+/// How long a send waits when the producer's queue is full before it tries again.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(5);
+
 /// How long a flush or a transaction step may take before the barrier or the commit fails.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -205,6 +208,28 @@ impl KafkaSinkConfig {
         })
     }
 
+    /// Sends a record for each row of `batch`. When the producer's queue is full, `wait` runs and
+    /// the record is sent again: backpressure until the broker acknowledged earlier ones.
+    fn send_batch(&self, producer: &ThreadedProducer<DeliveryReport>, batch: &RecordBatch, wait: impl Fn()) -> Result<()> {
+        for (key, value) in self.records(batch)? {
+            let mut record: BaseRecord<'_, Vec<u8>, Vec<u8>> = BaseRecord::to(&self.topic).payload(&value);
+            if let Some(key) = &key {
+                record = record.key(key);
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        wait();
+                    }
+                    Err((e, _)) => return Err(self.error("cannot send a record", e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The (key, value) records of `batch`'s rows.
     fn records(&self, batch: &RecordBatch) -> Result<Vec<EncodedRecord>> {
         let batch = &RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
@@ -318,24 +343,8 @@ impl KafkaSink {
 impl Sink for KafkaSink {
     fn write(&mut self, batch: RecordBatch) -> Result<()> {
         self.check_deliveries()?;
-        for (key, value) in self.config.records(&batch)? {
-            let mut record: BaseRecord<'_, Vec<u8>, Vec<u8>> = BaseRecord::to(&self.config.topic).payload(&value);
-            if let Some(key) = &key {
-                record = record.key(key);
-            }
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    // The producer's queue is full: wait for deliveries (backpressure).
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        blocking(|| std::thread::sleep(Duration::from_millis(5)));
-                    }
-                    Err((e, _)) => return Err(self.config.error("cannot send a record", e)),
-                }
-            }
-        }
-        Ok(())
+        self.config
+            .send_batch(&self.producer, &batch, || blocking(|| std::thread::sleep(QUEUE_FULL_WAIT)))
     }
 
     fn prepare_commit(&mut self) -> Result<Vec<RecordBatch>> {
@@ -487,22 +496,8 @@ impl KafkaTransactions {
             .begin_transaction()
             .map_err(|e| self.config.error("cannot begin a transaction", e))?;
         for batch in rows {
-            for (key, value) in self.config.records(batch)? {
-                let mut record: BaseRecord<'_, Vec<u8>, Vec<u8>> = BaseRecord::to(&self.config.topic).payload(&value);
-                if let Some(key) = &key {
-                    record = record.key(key);
-                }
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                            record = back;
-                            std::thread::sleep(Duration::from_millis(5));
-                        }
-                        Err((e, _)) => return Err(self.config.error("cannot send a record", e)),
-                    }
-                }
-            }
+            // On the blocking pool already: a plain sleep.
+            self.config.send_batch(producer, batch, || std::thread::sleep(QUEUE_FULL_WAIT))?;
         }
         let group = parts
             .marker
