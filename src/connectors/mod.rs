@@ -341,6 +341,37 @@ impl ComputedColumns {
     }
 }
 
+/// The `Source` methods a wrapper around `self.inner` passes on unchanged (position, splits,
+/// checkpoint completion); a wrapper writes only what it changes (`next_batch`, watermarks).
+macro_rules! forward_source_to_inner {
+    () => {
+        fn position(&self) -> SourcePosition {
+            self.inner.position()
+        }
+
+        fn seek(&mut self, position: &SourcePosition) -> Result<()> {
+            self.inner.seek(position)
+        }
+
+        fn last_split(&self) -> Option<SplitId> {
+            self.inner.last_split()
+        }
+
+        fn splits(&self) -> Vec<SplitId> {
+            self.inner.splits()
+        }
+
+        fn has_no_input(&self) -> bool {
+            self.inner.has_no_input()
+        }
+
+        fn checkpoint_completed(&mut self, position: &SourcePosition) {
+            self.inner.checkpoint_completed(position)
+        }
+    };
+}
+pub(crate) use forward_source_to_inner;
+
 #[async_trait]
 impl Source for ComputedColumns {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
@@ -350,29 +381,7 @@ impl Source for ComputedColumns {
         }
     }
 
-    fn position(&self) -> SourcePosition {
-        self.inner.position()
-    }
-
-    fn seek(&mut self, position: &SourcePosition) -> Result<()> {
-        self.inner.seek(position)
-    }
-
-    fn last_split(&self) -> Option<SplitId> {
-        self.inner.last_split()
-    }
-
-    fn splits(&self) -> Vec<SplitId> {
-        self.inner.splits()
-    }
-
-    fn has_no_input(&self) -> bool {
-        self.inner.has_no_input()
-    }
-
-    fn checkpoint_completed(&mut self, position: &SourcePosition) {
-        self.inner.checkpoint_completed(position)
-    }
+    forward_source_to_inner!();
 }
 
 struct NexmarkSource {
@@ -439,32 +448,10 @@ impl Source for FailAtRow {
         Ok(batch)
     }
 
-    fn position(&self) -> SourcePosition {
-        self.inner.position()
-    }
-
-    fn seek(&mut self, position: &SourcePosition) -> Result<()> {
-        self.inner.seek(position)
-    }
-
-    fn last_split(&self) -> Option<SplitId> {
-        self.inner.last_split()
-    }
-
-    fn splits(&self) -> Vec<SplitId> {
-        self.inner.splits()
-    }
-
-    fn has_no_input(&self) -> bool {
-        self.inner.has_no_input()
-    }
+    forward_source_to_inner!();
 
     fn take_watermarks(&mut self) -> Vec<(usize, EventTime)> {
         self.inner.take_watermarks()
-    }
-
-    fn checkpoint_completed(&mut self, position: &SourcePosition) {
-        self.inner.checkpoint_completed(position)
     }
 }
 

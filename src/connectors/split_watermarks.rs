@@ -17,6 +17,7 @@ use datafusion::arrow::array::Array;
 use datafusion::arrow::record_batch::RecordBatch;
 use tokio::time::Instant;
 
+use crate::connectors::forward_source_to_inner;
 use crate::error::Result;
 use crate::message::{EventTime, event_time_nanos};
 use crate::runtime::{Source, SourcePosition, SplitId};
@@ -117,32 +118,10 @@ impl Source for SplitWatermarks {
         Ok(batch)
     }
 
-    fn position(&self) -> SourcePosition {
-        self.inner.position()
-    }
-
-    fn seek(&mut self, position: &SourcePosition) -> Result<()> {
-        self.inner.seek(position)
-    }
-
-    fn last_split(&self) -> Option<SplitId> {
-        self.inner.last_split()
-    }
-
-    fn splits(&self) -> Vec<SplitId> {
-        self.inner.splits()
-    }
-
-    fn has_no_input(&self) -> bool {
-        self.inner.has_no_input()
-    }
+    forward_source_to_inner!();
 
     fn take_watermarks(&mut self) -> Vec<(usize, EventTime)> {
         std::mem::take(&mut self.placed)
-    }
-
-    fn checkpoint_completed(&mut self, position: &SourcePosition) {
-        self.inner.checkpoint_completed(position)
     }
 }
 

@@ -228,66 +228,48 @@ def wait_status(weir, wanted, timeout_s, job="counts"):
 def check_crashes(weir_binary, work, seed=3, total=200_000, kills=3):
     rng = random.Random(seed)
     records = bids(total, seed)
-    with kafka_broker.Broker() as broker:
-        kafka_broker.create_topic(broker.bootstrap, "bids", PARTITIONS)
-        weir = Weir(weir_binary, os.path.join(work, "crashes")).start()
-        try:
-            declare(weir, broker.bootstrap, "bids")
-            produce_with_kills(broker, weir, records, rng, kills)
-            flush_windows(broker.bootstrap, "bids", BASE_MS + total * 5)
-            expected = expected_windows(records)
-            wait_for(weir, expected, 120, "after 3 crashes")
-            restarts = weir.sql("SELECT status, restarts FROM weir_jobs WHERE name = 'counts'")
-            return f"{total} bids, {len(expected)} windows exact after {kills} SIGKILLs; job {restarts}"
-        finally:
-            weir.kill()
+    with bids_pipeline(weir_binary, work, "crashes", counts_job=True) as (broker, weir):
+        produce_with_kills(broker, weir, records, rng, kills)
+        flush_windows(broker.bootstrap, "bids", BASE_MS + total * 5)
+        expected = expected_windows(records)
+        wait_for(weir, expected, 120, "after 3 crashes")
+        restarts = weir.sql("SELECT status, restarts FROM weir_jobs WHERE name = 'counts'")
+        return f"{total} bids, {len(expected)} windows exact after {kills} SIGKILLs; job {restarts}"
 
 
 def check_savepoint_rescale(weir_binary, work, seed=5, total=60_000):
     records = bids(total, seed)
     half = total // 2
-    with kafka_broker.Broker() as broker:
-        kafka_broker.create_topic(broker.bootstrap, "bids", PARTITIONS)
-        weir = Weir(weir_binary, os.path.join(work, "savepoint")).start()
-        try:
-            declare(weir, broker.bootstrap, "bids")
-            produce_bids(broker.bootstrap, "bids", records[:half])
-            time.sleep(2)
-            weir.sql("STOP JOB counts WITH SAVEPOINT")
-            saved = weir.sql("SELECT name FROM weir_savepoints")
-            if not saved:
-                raise Failure("no savepoint after STOP JOB WITH SAVEPOINT")
-            produce_bids(broker.bootstrap, "bids", records[half:])
-            weir.sql(f"RESTORE JOB counts FROM SAVEPOINT {saved[-1][0]} WITH ('parallelism' = '3')")
-            flush_windows(broker.bootstrap, "bids", BASE_MS + total * 5)
-            expected = expected_windows(records)
-            wait_for(weir, expected, 90, "after a savepoint and a restore at parallelism 3")
-            return f"{total} bids, {len(expected)} windows exact across STOP WITH SAVEPOINT and RESTORE 2 -> 3"
-        finally:
-            weir.kill()
+    with bids_pipeline(weir_binary, work, "savepoint", counts_job=True) as (broker, weir):
+        produce_bids(broker.bootstrap, "bids", records[:half])
+        time.sleep(2)
+        weir.sql("STOP JOB counts WITH SAVEPOINT")
+        saved = weir.sql("SELECT name FROM weir_savepoints")
+        if not saved:
+            raise Failure("no savepoint after STOP JOB WITH SAVEPOINT")
+        produce_bids(broker.bootstrap, "bids", records[half:])
+        weir.sql(f"RESTORE JOB counts FROM SAVEPOINT {saved[-1][0]} WITH ('parallelism' = '3')")
+        flush_windows(broker.bootstrap, "bids", BASE_MS + total * 5)
+        expected = expected_windows(records)
+        wait_for(weir, expected, 90, "after a savepoint and a restore at parallelism 3")
+        return f"{total} bids, {len(expected)} windows exact across STOP WITH SAVEPOINT and RESTORE 2 -> 3"
 
 
 def check_broker_restart(weir_binary, work, seed=9, total=40_000):
     records = bids(total, seed)
     half = total // 2
-    with kafka_broker.Broker() as broker:
-        kafka_broker.create_topic(broker.bootstrap, "bids", PARTITIONS)
-        weir = Weir(weir_binary, os.path.join(work, "broker-restart")).start()
-        try:
-            declare(weir, broker.bootstrap, "bids")
-            produce_bids(broker.bootstrap, "bids", records[:half])
-            time.sleep(1.5)
-            broker.wait_saved()
-            broker.kill()
-            time.sleep(3)
-            broker.restart()
-            produce_bids(broker.bootstrap, "bids", records[half:])
-            flush_windows(broker.bootstrap, "bids", BASE_MS + total * 5)
-            expected = expected_windows(records)
-            wait_for(weir, expected, 120, "after the broker went down and came back")
-            return f"{total} bids, {len(expected)} windows exact with the broker killed for 3 s mid-job"
-        finally:
-            weir.kill()
+    with bids_pipeline(weir_binary, work, "broker-restart", counts_job=True) as (broker, weir):
+        produce_bids(broker.bootstrap, "bids", records[:half])
+        time.sleep(1.5)
+        broker.wait_saved()
+        broker.kill()
+        time.sleep(3)
+        broker.restart()
+        produce_bids(broker.bootstrap, "bids", records[half:])
+        flush_windows(broker.bootstrap, "bids", BASE_MS + total * 5)
+        expected = expected_windows(records)
+        wait_for(weir, expected, 120, "after the broker went down and came back")
+        return f"{total} bids, {len(expected)} windows exact with the broker killed for 3 s mid-job"
 
 
 def check_idle_topic(weir_binary, work):
@@ -393,16 +375,20 @@ def topic_rows(bootstrap, topic, isolation):
 
 
 @contextlib.contextmanager
-def bids_pipeline(weir_binary, work, name, outputs):
+def bids_pipeline(weir_binary, work, name, outputs=None, counts_job=False):
     """A broker with the 4-partition "bids" topic and `outputs` (topic -> partitions), and Weir
-    (data dir `name`) with the bids source declared; Weir is killed at the end."""
+    (data dir `name`) with the bids source declared, and with `counts_job` also the per_window
+    table and the counting job (`declare`); Weir is killed at the end."""
     with kafka_broker.Broker() as broker:
         kafka_broker.create_topic(broker.bootstrap, "bids", PARTITIONS)
-        for topic, partitions in outputs.items():
+        for topic, partitions in (outputs or {}).items():
             kafka_broker.create_topic(broker.bootstrap, topic, partitions)
         weir = Weir(weir_binary, os.path.join(work, name)).start()
         try:
-            weir.sql(SOURCE.format(delay=WATERMARK_DELAY_S, topic="bids", bootstrap=broker.bootstrap, extra=""))
+            if counts_job:
+                declare(weir, broker.bootstrap, "bids")
+            else:
+                weir.sql(SOURCE.format(delay=WATERMARK_DELAY_S, topic="bids", bootstrap=broker.bootstrap, extra=""))
             yield broker, weir
         finally:
             weir.kill()
