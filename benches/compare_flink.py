@@ -45,8 +45,10 @@
    to --results if given).
 
 Queries: q5 (alias hop; bids per auction, HOP 2 s / 10 s), q7 (tumble; MAX(price) and COUNT(*) per
-10 s window, no key), q11 (session; bids per bidder, session gap 10 s). The Weir side runs
-sql/nexmark/<q>.sql; the Flink side runs the same aggregation in Flink's window TVF syntax.
+10 s window, no key), q11 (session; bids per bidder, session gap 10 s), tumble-keyed (COUNT(*),
+SUM(price), MAX(price) per auction and 10 s window). The Weir side runs sql/nexmark/<q>.sql
+(tumble-keyed: benches/queries/tumble_keyed.sql); the Flink side runs the same aggregation in
+Flink's window TVF syntax.
 
 Before measuring, the script waits (up to --wait-minutes, polling every minute) while the weir
 binary is missing, rejects the `pace` option, or a cargo build holds its target directory's lock,
@@ -79,7 +81,10 @@ DEFAULT_CACHE = os.path.join(HOME, ".cache", "weir-compare")
 HEADER = ["auction", "bidder", "price", "channel", "url", "date_time", "extra"]
 POLL_SECONDS = 60
 
-QUERY_ALIASES = {"q5": "q5", "hop": "q5", "q7": "q7", "tumble": "q7", "q11": "q11", "session": "q11"}
+QUERY_ALIASES = {"q5": "q5", "hop": "q5", "q7": "q7", "tumble": "q7", "q11": "q11", "session": "q11",
+                 "tumble-keyed": "tumble-keyed"}
+# Weir's side of queries that are not in sql/nexmark/ (paths from the repository root).
+WEIR_QUERY_FILES = {"tumble-keyed": "benches/queries/tumble_keyed.sql"}
 
 # Flink's side of each query: the sink's columns and the INSERT (Flink window TVF syntax).
 FLINK_QUERIES = {
@@ -94,6 +99,13 @@ FLINK_QUERIES = {
         "INSERT INTO sink SELECT window_start, window_end, MAX(price), COUNT(*) "
         "FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) "
         "GROUP BY window_start, window_end",
+    ),
+    "tumble-keyed": (
+        "auction BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), bids BIGINT, total_price BIGINT, "
+        "max_price BIGINT",
+        "INSERT INTO sink SELECT auction, window_start, window_end, COUNT(*), SUM(price), MAX(price) "
+        "FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) "
+        "GROUP BY auction, window_start, window_end",
     ),
     "q11": (
         "bidder BIGINT, bid_count BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3)",
@@ -358,7 +370,8 @@ def children_cpu():
 
 
 def run_weir(args, csv_path):
-    cmd = [args.weir, "bench", "query", "--query", args.query, "--csv", csv_path,
+    query = WEIR_QUERY_FILES.get(args.query, args.query)
+    cmd = [args.weir, "bench", "query", "--query", query, "--csv", csv_path,
            "--parallelism", str(args.parallelism), "--checkpoint-interval", args.checkpoint_interval,
            "--no-results"]
     log(f"compare: {' '.join(cmd)}")
@@ -670,7 +683,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--query", default="q5", choices=sorted(QUERY_ALIASES),
-                   help="q5|hop, q7|tumble, q11|session (default q5)")
+                   help="q5|hop, q7|tumble, q11|session, tumble-keyed (default q5)")
     p.add_argument("--events", type=int, default=5_000_000, help="Nexmark events to generate (default 5,000,000)")
     p.add_argument("--event-rate", type=int, default=1_000_000, help="events per second of event time")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE, help=f"for the CSV, the logs and the venv (default {DEFAULT_CACHE})")

@@ -193,6 +193,32 @@ pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
 /// The longest duration any setting or option takes.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 
+/// A byte size as Flink's MemorySize writes it: `512kb`, `16mb`, `1 gb`, `64m`, `2MiB`; a bare
+/// number is bytes. Units are powers of 1024.
+pub fn parse_memory_size(key: &str, value: &str) -> Result<u64> {
+    let text = value.trim().to_ascii_lowercase();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let amount: u64 = number
+        .parse()
+        .map_err(|_| Error::invalid(format!("'{key}' must be a size like '16mb', not '{value}'")))?;
+    let shift = match unit.trim() {
+        "" | "b" | "bytes" => 0,
+        "k" | "kb" | "kib" | "kibibytes" => 10,
+        "m" | "mb" | "mib" | "mebibytes" => 20,
+        "g" | "gb" | "gib" | "gibibytes" => 30,
+        "t" | "tb" | "tib" | "tebibytes" => 40,
+        other => {
+            return Err(Error::invalid(format!(
+                "'{key}': unknown size unit '{other}' in '{value}'; use b, kb, mb, gb or tb"
+            )));
+        }
+    };
+    amount
+        .checked_mul(1 << shift)
+        .ok_or_else(|| Error::invalid(format!("'{key}' is too large: '{value}'")))
+}
+
 fn parse_int<T: std::str::FromStr + PartialOrd>(key: &str, value: &str, min: T) -> Result<T> {
     value
         .trim()

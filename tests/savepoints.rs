@@ -19,6 +19,21 @@ fn tumble_job(name: &str, table: &str, with: &str) -> String {
     )
 }
 
+/// Opens a session with the `ev` source and runs the TUMBLE job to its end at `parallelism`:
+/// the rows every interrupted run must reproduce.
+async fn session_with_uninterrupted_rows(dir: &std::path::Path, parallelism: u32) -> (Session, Vec<Vec<String>>) {
+    let session = Session::open(dir).await.expect("open");
+    session.execute(SOURCE).await.expect("source");
+    session
+        .execute(&tumble_job("whole", "expected", &format!("'parallelism' = '{parallelism}'")))
+        .await
+        .expect("job");
+    session.execute("WAIT JOB whole").await.expect("wait");
+    let expected = rows(&session, "SELECT k, window_start, cnt, total FROM expected ORDER BY 1, 2").await;
+    assert_eq!(expected.len(), 20);
+    (session, expected)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_restore_reports_matched_dropped_and_new_state() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -55,16 +70,7 @@ async fn explain_restore_reports_matched_dropped_and_new_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn savepoints_move_and_cross_backends() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let session = Session::open(dir.path()).await.expect("open");
-    session.execute(SOURCE).await.expect("source");
-    // The uninterrupted result.
-    session
-        .execute(&tumble_job("whole", "expected", "'parallelism' = '2'"))
-        .await
-        .expect("job");
-    session.execute("WAIT JOB whole").await.expect("wait");
-    let expected = rows(&session, "SELECT k, window_start, cnt, total FROM expected ORDER BY 1, 2").await;
-    assert_eq!(expected.len(), 20);
+    let (session, expected) = session_with_uninterrupted_rows(dir.path(), 2).await;
 
     // Native savepoint, directory moved elsewhere, restored from the new path.
     session
@@ -208,14 +214,7 @@ async fn datagen_updating_aggregate_rescales_from_3_to_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pinned_uid_carries_state_to_a_changed_query() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let session = Session::open(dir.path()).await.expect("open");
-    session.execute(SOURCE).await.expect("source");
-    session
-        .execute(&tumble_job("whole", "expected", "'parallelism' = '2'"))
-        .await
-        .expect("job");
-    session.execute("WAIT JOB whole").await.expect("wait");
-    let expected = rows(&session, "SELECT k, window_start, cnt, total FROM expected ORDER BY 1, 2").await;
+    let (session, expected) = session_with_uninterrupted_rows(dir.path(), 2).await;
 
     session.execute(&tumble_job("j", "t", "'parallelism' = '2'")).await.expect("job");
     session.execute("STOP JOB j WITH SAVEPOINT").await.expect("stop");
@@ -243,4 +242,43 @@ async fn a_pinned_uid_carries_state_to_a_changed_query() {
     );
     let error = session.execute("EXPLAIN CREATE JOB x WITH ('uid.nosuch' = 'a') AS INSERT INTO t SELECT k, window_start, window_end, COUNT(*), SUM(v) FROM TUMBLE(ev, ts, INTERVAL '20' SECOND) GROUP BY k, window_start, window_end").await;
     assert!(error.expect_err("unknown uid").to_string().contains("names no operator"));
+}
+
+/// A file cut into byte-range splits (`source.split-size`), read by 2 subtasks, stopped with a
+/// savepoint part way and restored at parallelism 3: each split resumes at its saved byte offset,
+/// so the windows count every row once, as a run that reads the file whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_splits_resume_at_their_offsets_at_another_parallelism() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (session, expected) = session_with_uninterrupted_rows(dir.path(), 1).await;
+
+    session
+        .execute(
+            "CREATE SOURCE split_ev (k VARCHAR, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+             WITH (connector = 'file', path = 'sql/data/par.csv', format = 'csv', 'rows-per-second' = '20',
+                   'source.split-size' = '200b')",
+        )
+        .await
+        .expect("split source");
+    session
+        .execute(
+            "CREATE TABLE t_split (k VARCHAR, window_start TIMESTAMP, window_end TIMESTAMP, cnt BIGINT, total BIGINT, PRIMARY KEY (k, window_start));
+             CREATE JOB split WITH ('parallelism' = '2') AS INSERT INTO t_split SELECT k, window_start, window_end, COUNT(*), SUM(v)
+             FROM TUMBLE(split_ev, ts, INTERVAL '20' SECOND) GROUP BY k, window_start, window_end;",
+        )
+        .await
+        .expect("job");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    session.execute("STOP JOB split WITH SAVEPOINT").await.expect("stop");
+    let position = rows(&session, "SELECT rows_in FROM weir_jobs WHERE name = 'split'").await;
+    session
+        .execute("RESTORE JOB split FROM SAVEPOINT sp_split_1 WITH ('parallelism' = '3')")
+        .await
+        .expect("restore at 3");
+    session.execute("WAIT JOB split").await.expect("wait");
+    assert_eq!(
+        rows(&session, "SELECT k, window_start, cnt, total FROM t_split ORDER BY 1, 2").await,
+        expected,
+        "stopped after {position:?} rows"
+    );
 }

@@ -14,6 +14,7 @@ use crate::checkpoint::manifest::{CheckpointManifest, OperatorState};
 use crate::checkpoint::savepoint;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::SourceConnector;
+use crate::connectors::file_split::FilePosition;
 use crate::connectors::kafka::KafkaPosition;
 use crate::connectors::rescale::GeneratorPosition;
 use crate::error::{Error, Result};
@@ -50,9 +51,9 @@ pub fn choose_restore_point(
     Ok((point, warnings))
 }
 
-/// Where a source subtask resumes. At the checkpoint's parallelism, its own position; at another,
-/// generators combine every old subtask's position (see `connectors::rescale`), and a file (read by
-/// subtask 0 only) keeps subtask 0's.
+/// Where a source subtask resumes. Kafka and file sources get every old subtask's partitions or
+/// splits and keep their own. Generators take their own position at the checkpoint's parallelism
+/// and combine every old subtask's at another (see `connectors::rescale`).
 pub fn restored_position(
     manifest: &CheckpointManifest,
     uid: &str,
@@ -69,22 +70,19 @@ pub fn restored_position(
     old.sort_by_key(|(s, _)| *s);
     let own = old.iter().find(|(s, _)| *s == subtask).map(|(_, p)| (*p).clone());
     let connector = SourceConnector::parse(connector)?;
-    if connector == SourceConnector::Kafka && !old.is_empty() {
-        // Every subtask gets every old partition's offset and keeps those it owns now.
-        let positions: Vec<SourcePosition> = old.into_iter().map(|(_, p)| p.clone()).collect();
-        return Ok(Some(KafkaPosition::merged(&positions)?));
-    }
-    if manifest.parallelism == parallelism || old.is_empty() {
+    if old.is_empty() {
         return Ok(own);
     }
+    let positions: Vec<SourcePosition> = old.into_iter().map(|(_, p)| p.clone()).collect();
     match connector {
-        SourceConnector::Kafka => Ok(own),
-        SourceConnector::File => Ok(own),
+        // Every subtask gets every old partition's (split's) position and keeps those it owns now.
+        SourceConnector::Kafka => Ok(Some(KafkaPosition::merged(&positions)?)),
+        SourceConnector::File => Ok(Some(FilePosition::merged(&positions)?)),
+        SourceConnector::Nexmark | SourceConnector::Datagen if manifest.parallelism == parallelism => Ok(own),
         SourceConnector::Nexmark | SourceConnector::Datagen => {
-            if old.len() != manifest.parallelism {
+            if positions.len() != manifest.parallelism {
                 return Err(Error::internal(format!("the checkpoint lacks positions of some subtasks of {uid}")));
             }
-            let positions: Vec<SourcePosition> = old.into_iter().map(|(_, p)| p.clone()).collect();
             Ok(Some(GeneratorPosition::rescaled(&positions)?))
         }
     }

@@ -4,6 +4,8 @@
 
 pub mod datagen;
 pub mod file;
+pub mod file_reader;
+pub mod file_split;
 pub mod kafka;
 pub mod kafka_sink;
 pub mod kafka_source;
@@ -294,8 +296,7 @@ impl SourceConfig {
                 paced,
                 linger,
             )),
-            // One reader: subtask 0 reads the file; the others end at once (or, monitoring, idle).
-            ConnectorConfig::File(config) => Box::new(file::FileSource::open(config.clone(), full, columns, subtask == 0, linger)?),
+            ConnectorConfig::File(config) => Box::new(file::FileSource::open(config.clone(), full, columns, subtask, parallelism, linger)?),
             ConnectorConfig::Kafka(config) => Box::new(kafka_source::KafkaSource::open(
                 config.clone(),
                 full,

@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::json;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::connectors::file::{JsonNesting, MAX_JSON_DEPTH};
+use crate::connectors::file_reader::{JsonNesting, MAX_JSON_DEPTH};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

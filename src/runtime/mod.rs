@@ -130,13 +130,6 @@ pub trait Source: Send {
 /// One split of a source subtask's input, numbered by the source (a Kafka topic partition).
 pub type SplitId = u32;
 
-/// Reads a `u64` position, with a clear error for a checkpoint written by something else.
-pub fn position_u64(position: &SourcePosition) -> Result<u64> {
-    position
-        .as_u64()
-        .ok_or_else(|| crate::error::Error::internal(format!("source position {position} is not a row number")))
-}
-
 /// Where rows leave a job. One instance per sink subtask.
 pub trait Sink: Send {
     fn write(&mut self, batch: RecordBatch) -> Result<()>;
