@@ -1,6 +1,8 @@
 //! Rendering query results for people and scripts: aligned tables (REPL, `weir run`), CSV and JSON
 //! lines (`weir run --format`), and the cell text the sqllogictest runner compares.
 
+use std::io::Write;
+
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -48,9 +50,17 @@ pub fn rows_text(batches: &[RecordBatch]) -> Result<Vec<Vec<Option<String>>>> {
 
 /// Renders one statement's output. Statements without rows print their tag in table format only.
 pub fn render(output: &Output, format: OutputFormat) -> Result<String> {
+    let mut text = Vec::new();
+    write_output(output, format, &mut text)?;
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// Writes one statement's output as `render` does, CSV and JSON a batch at a time: `weir run`
+/// prints millions of rows without holding their text.
+pub fn write_output(output: &Output, format: OutputFormat, out: &mut impl Write) -> Result<()> {
     match (output, format) {
-        (Output::Done { tag }, OutputFormat::Table) => Ok(format!("{tag}\n")),
-        (Output::Done { .. }, _) => Ok(String::new()),
+        (Output::Done { tag }, OutputFormat::Table) => writeln!(out, "{tag}")?,
+        (Output::Done { .. }, _) => {}
         (Output::Rows { schema, batches }, OutputFormat::Table) => {
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             let table = if rows == 0 {
@@ -58,21 +68,21 @@ pub fn render(output: &Output, format: OutputFormat) -> Result<String> {
             } else {
                 pretty_format_batches(batches)?
             };
-            Ok(format!("{table}\n({rows} row{})\n", if rows == 1 { "" } else { "s" }))
+            write!(out, "{table}\n({rows} row{})\n", if rows == 1 { "" } else { "s" })?;
         }
-        (Output::Rows { schema, batches }, OutputFormat::Csv) => render_csv(schema, batches),
+        (Output::Rows { schema, batches }, OutputFormat::Csv) => write_csv(schema, batches, out)?,
         (Output::Rows { batches, .. }, OutputFormat::Json) => {
-            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
+            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(out);
             for batch in batches {
                 writer.write(batch)?;
             }
             writer.finish()?;
-            Ok(String::from_utf8_lossy(&writer.into_inner()).into_owned())
         }
     }
+    Ok(())
 }
 
-fn render_csv(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
+fn write_csv(schema: &SchemaRef, batches: &[RecordBatch], out: &mut impl Write) -> Result<()> {
     let quote = |s: &str| {
         if s.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", s.replace('"', "\"\""))
@@ -80,16 +90,20 @@ fn render_csv(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
             s.to_string()
         }
     };
-    let mut out = schema.fields().iter().map(|f| quote(f.name())).collect::<Vec<_>>().join(",");
-    out.push('\n');
-    for row in rows_text(batches)? {
-        out.push_str(
-            &row.iter()
-                .map(|c| c.as_deref().map(quote).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        out.push('\n');
+    let header = schema.fields().iter().map(|f| quote(f.name())).collect::<Vec<_>>().join(",");
+    writeln!(out, "{header}")?;
+    for batch in batches {
+        let mut text = String::new();
+        for row in rows_text(std::slice::from_ref(batch))? {
+            text.push_str(
+                &row.iter()
+                    .map(|c| c.as_deref().map(quote).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            text.push('\n');
+        }
+        out.write_all(text.as_bytes())?;
     }
-    Ok(out)
+    Ok(())
 }

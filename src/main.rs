@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use weir::engine::database::DatabaseOptions;
-use weir::format::{OutputFormat, render};
+use weir::format::{OutputFormat, write_output};
 use weir::{Database, Session};
 
 #[derive(Parser)]
@@ -204,6 +204,7 @@ fn main() -> ExitCode {
                     kafka,
                     results: (!no_results).then_some(results),
                     plot,
+                    file_roots: cli.file_roots.clone(),
                 }
                 .run()
                 .await
@@ -269,13 +270,13 @@ fn main() -> ExitCode {
                     std::fs::read_to_string(&file).map_err(|e| weir::Error::invalid(format!("cannot read {}: {e}", file.display())))?;
                 let db = Database::open_with(&cli.data_dir, DatabaseOptions::local(cli.file_roots.clone())?).await?;
                 let result = Session::new(db.clone())
-                    .execute_script(&sql, |output| match render(&output, format) {
+                    .execute_script(&sql, |output| {
                         // Not print!, which panics when stdout is a closed pipe (`weir run ... | head`).
-                        Ok(text) => {
-                            use std::io::Write;
-                            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                        let mut stdout = std::io::BufWriter::with_capacity(1 << 20, ClosedPipeIsFine(std::io::stdout().lock()));
+                        let written = write_output(&output, format, &mut stdout).and_then(|()| Ok(std::io::Write::flush(&mut stdout)?));
+                        if let Err(e) = written {
+                            eprintln!("ERROR: {e}");
                         }
-                        Err(e) => eprintln!("ERROR: {e}"),
                     })
                     .await;
                 db.release_resume_markers();
@@ -290,6 +291,26 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("ERROR: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Stdout for `weir run`: once the reader went away (`weir run ... | head`), output is dropped
+/// quietly, as the statements still run to their end.
+struct ClosedPipeIsFine<W>(W);
+
+impl<W: std::io::Write> std::io::Write for ClosedPipeIsFine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(buf.len()),
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.0.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
         }
     }
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::kafka::{BenchTopics, INPUT_PARTITIONS};
 use super::plot::{Series, TimeChart};
 use super::{CheckpointFigures, CheckpointRow, ProcessUsage, append_line, completed_checkpoints, git_commit, mib, query_rows, round};
+use crate::engine::database::{Database, DatabaseOptions};
 use crate::engine::session::Session;
 use crate::error::{Error, Result};
 use crate::planner::statement::{Statement, parse_statements};
@@ -48,6 +49,9 @@ pub struct QueryBench {
     /// JSON lines are appended here.
     pub results: Option<PathBuf>,
     pub plot: Option<PathBuf>,
+    /// Directories SQL may name paths in (`--file-root`), besides the data directory, the
+    /// current one and the `--csv` file's.
+    pub file_roots: Vec<PathBuf>,
 }
 
 /// The JSON line.
@@ -119,7 +123,7 @@ impl QueryBench {
         let dir = std::env::temp_dir().join(format!("weir-bench-load-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let loaded = async {
-            let session = Session::open(&dir).await?;
+            let session = self.open_session(&dir).await?;
             topics.load(&session, &self.input.sources_sql()).await
         }
         .await;
@@ -152,8 +156,19 @@ impl QueryBench {
         Ok(result)
     }
 
+    /// A session on a fresh data dir that may read the input CSV wherever it lies: the user
+    /// named it on the command line.
+    async fn open_session(&self, dir: &Path) -> Result<Session> {
+        let mut roots = self.file_roots.clone();
+        if let BenchInput::Csv(path) = &self.input {
+            let path = std::path::absolute(path)?;
+            roots.extend(path.parent().map(Path::to_path_buf));
+        }
+        Ok(Session::new(Database::open_with(dir, DatabaseOptions::local(roots)?).await?))
+    }
+
     async fn run_in(&self, dir: &Path, file: &Path, sql: &str, input: &BenchInput, sink: BenchSink<'_>) -> Result<QueryBenchResult> {
-        let session = Session::open(dir).await?;
+        let session = self.open_session(dir).await?;
         let mut setup = format!(
             "SET 'parallelism' = '{}'; SET 'state.backend' = '{}'; SET 'execution.checkpointing.interval' = '{}';
              SET 'state.backend.incremental' = '{}';",

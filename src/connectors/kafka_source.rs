@@ -118,8 +118,9 @@ pub struct KafkaSource {
     next_discovery: Option<Instant>,
     ready: VecDeque<Ready>,
     last_split: Option<SplitId>,
-    /// Records skipped as malformed (`*.ignore-parse-errors`).
+    /// Records skipped as malformed (`*.ignore-parse-errors`), and those not yet counted by the task.
     skipped: u64,
+    skipped_untaken: u64,
 }
 
 /// Creates the librdkafka consumer: the user's `properties.*` as they are, plus what Weir owns
@@ -179,6 +180,7 @@ impl KafkaSource {
             ready: VecDeque::new(),
             last_split: None,
             skipped: 0,
+            skipped_untaken: 0,
         })
     }
 
@@ -435,6 +437,7 @@ impl KafkaSource {
         let skipped = records.offsets.len() - kept.len();
         if skipped > 0 {
             self.skipped += skipped as u64;
+            self.skipped_untaken += skipped as u64;
             tracing::warn!(
                 "Kafka source '{}': skipped {skipped} malformed record(s) in topic '{topic}' partition {partition} ({} so far)",
                 config.source,
@@ -652,6 +655,10 @@ impl Source for KafkaSource {
 
     fn has_no_input(&self) -> bool {
         self.assigned && self.splits.is_empty()
+    }
+
+    fn take_skipped_records(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped_untaken)
     }
 
     fn checkpoint_completed(&mut self, position: &SourcePosition) {

@@ -79,6 +79,15 @@ enum ConnectorConfig {
 /// The most rows a source's `batch.size` asks for in one batch.
 pub const MAX_BATCH_ROWS: usize = 1 << 20;
 
+/// What a source that `generates_watermarks` needs to generate them per split.
+#[derive(Debug, Clone, Copy)]
+pub struct SplitWatermarkSpec<'a> {
+    /// The event-time column (among the produced columns) and the delay.
+    pub spec: &'a WatermarkSpec,
+    /// How long a split may go without records before it stops holding the watermark back.
+    pub split_idle_timeout: Option<Duration>,
+}
+
 /// A source's definition with its options parsed and checked: the one place a source's WITH
 /// options are read (at CREATE SOURCE, once per job attempt, and for a batch read).
 #[derive(Debug, Clone)]
@@ -199,7 +208,9 @@ impl SourceConfig {
     }
 
     /// How long a split may go without records before it stops holding the watermark back
-    /// (`scan.watermark.idle-timeout`); also when the whole subtask counts as idle.
+    /// (`scan.watermark.idle-timeout`); also when the whole subtask counts as idle. Unset, the
+    /// job's `table.exec.source.idle-timeout` serves for both, as Flink pushes it into the
+    /// source's watermark strategy.
     pub fn idle_timeout(&self) -> Option<Duration> {
         match &self.connector {
             ConnectorConfig::Kafka(config) => config.idle_timeout,
@@ -219,7 +230,7 @@ impl SourceConfig {
         parallelism: usize,
         paced: bool,
         failure_marker: Option<PathBuf>,
-        watermark: Option<&WatermarkSpec>,
+        watermark: Option<SplitWatermarkSpec<'_>>,
     ) -> Result<Box<dyn Source>> {
         let computed = columns
             .iter()
@@ -252,12 +263,12 @@ impl SourceConfig {
                 .collect::<Result<Vec<_>>>()?;
             self.open_connector(&records, subtask, parallelism, paced)?
         };
-        if let (Some(spec), true) = (watermark, self.generates_watermarks()) {
+        if let (Some(watermark), true) = (watermark, self.generates_watermarks()) {
             source = Box::new(split_watermarks::SplitWatermarks::new(
                 source,
-                spec.time_column,
-                spec.delay_nanos,
-                self.idle_timeout(),
+                watermark.spec.time_column,
+                watermark.spec.delay_nanos,
+                watermark.split_idle_timeout,
             ));
         }
         Ok(match (self.fail_at_row, failure_marker) {
@@ -368,6 +379,10 @@ macro_rules! forward_source_to_inner {
 
         fn checkpoint_completed(&mut self, position: &SourcePosition) {
             self.inner.checkpoint_completed(position)
+        }
+
+        fn take_skipped_records(&mut self) -> u64 {
+            self.inner.take_skipped_records()
         }
     };
 }

@@ -108,6 +108,7 @@ pub fn jobs_batch(db: &Database) -> Result<RecordBatch> {
         Field::new("rows_in", DataType::UInt64, false),
         Field::new("rows_out", DataType::UInt64, false),
         Field::new("late_rows_dropped", DataType::UInt64, false),
+        Field::new("records_skipped", DataType::UInt64, false),
         Field::new("rows_in_per_second", DataType::Float64, false),
         Field::new("rows_out_per_second", DataType::Float64, false),
         Field::new("uptime_seconds", DataType::Float64, false),
@@ -130,6 +131,9 @@ pub fn jobs_batch(db: &Database) -> Result<RecordBatch> {
         Arc::new(UInt64Array::from_iter_values(defs.iter().map(|d| get(d).map_or(0, |s| s.rows_out)))),
         Arc::new(UInt64Array::from_iter_values(
             defs.iter().map(|d| get(d).map_or(0, |s| s.late_rows_dropped)),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            defs.iter().map(|d| get(d).map_or(0, |s| s.records_skipped)),
         )),
         Arc::new(Float64Array::from_iter_values(
             defs.iter().map(|d| get(d).map_or(0.0, |s| s.rows_per_second.round())),

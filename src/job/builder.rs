@@ -13,7 +13,7 @@ use crate::checkpoint::manifest::CheckpointManifest;
 use crate::checkpoint::restore::{open_backend, restored_position};
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::table_store::{Delivery, TableStore};
-use crate::connectors::{SourceConfig, open_sink};
+use crate::connectors::{SourceConfig, SplitWatermarkSpec, open_sink};
 use crate::data_dir::{FileRoots, JobDir};
 use crate::error::{Error, Result};
 use crate::graph::{EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowKind};
@@ -100,8 +100,15 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
         };
         // A source that keeps watermarks per split (Kafka partitions) takes over the watermark
         // assigner chained after it, which then only forwards them (its uid and snapshot stay).
+        let idle_timeout = source_config
+            .as_ref()
+            .and_then(|c| c.idle_timeout())
+            .or(cx.settings.source_idle_timeout);
         let source_watermark = match (&source_config, stage.get(1).map(|i| &graph.operators[*i].spec)) {
-            (Some(config), Some(OperatorSpec::WatermarkAssigner(spec))) if config.generates_watermarks() => Some(spec),
+            (Some(config), Some(OperatorSpec::WatermarkAssigner(spec))) if config.generates_watermarks() => Some(SplitWatermarkSpec {
+                spec,
+                split_idle_timeout: idle_timeout,
+            }),
             _ => None,
         };
         for subtask in 0..parallelism {
@@ -125,7 +132,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                     let input = TaskInput::Source {
                         source,
                         triggers: trigger,
-                        idle_timeout: config.idle_timeout().or(cx.settings.source_idle_timeout),
+                        idle_timeout,
                     };
                     (input, 1, Some(first.uid.clone()))
                 }

@@ -70,6 +70,7 @@ pub struct JobSnapshot {
     pub rows_in: u64,
     pub rows_out: u64,
     pub late_rows_dropped: u64,
+    pub records_skipped: u64,
     /// Source rows per second since the job started (until it finished).
     pub rows_per_second: f64,
     pub rows_out_per_second: f64,
@@ -98,6 +99,7 @@ impl RunningJob {
             rows_in,
             rows_out: self.metrics.rows_out(),
             late_rows_dropped: self.metrics.late_rows_dropped(),
+            records_skipped: self.metrics.records_skipped(),
             window_latency_p50: self.metrics.window_latency.quantile(0.5),
             window_latency_p99: self.metrics.window_latency.quantile(0.99),
             rows_per_second: if elapsed > 0.0 { rows_in as f64 / elapsed } else { 0.0 },

@@ -25,8 +25,18 @@ pub struct Admission {
     max_startup: usize,
     startup_timeout: Duration,
     /// Connections in their startup, oldest first, with what drops them.
-    starting: Mutex<VecDeque<(u64, oneshot::Sender<()>)>>,
+    starting: Mutex<VecDeque<Starting>>,
     next_id: AtomicU64,
+}
+
+/// A connection in its startup.
+struct Starting {
+    id: u64,
+    evict: oneshot::Sender<()>,
+    /// Set by the connection's startup handler before it answers the client: from then on the
+    /// connection is past its startup even if its task has not run since (a client that
+    /// connects again at once must not find its first connection evictable).
+    authenticated: watch::Receiver<bool>,
 }
 
 /// A connection that was let in: holds its slot until dropped.
@@ -50,7 +60,8 @@ impl Admission {
 
     /// Lets a new connection in, dropping the oldest connection in its startup if that makes room;
     /// `None` when every slot is held by a connection past its startup (the caller answers 53300).
-    pub async fn admit(self: &Arc<Self>) -> Option<Ticket> {
+    /// `authenticated`: turns true when the connection's startup is done.
+    pub async fn admit(self: &Arc<Self>, authenticated: watch::Receiver<bool>) -> Option<Ticket> {
         if self.starting_count() >= self.max_startup {
             self.evict_oldest();
         }
@@ -69,7 +80,7 @@ impl Admission {
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (evict, evicted) = oneshot::channel();
-        self.with_starting(|starting| starting.push_back((id, evict)));
+        self.with_starting(|starting| starting.push_back(Starting { id, evict, authenticated }));
         Some(Ticket {
             admission: self.clone(),
             id,
@@ -78,8 +89,10 @@ impl Admission {
         })
     }
 
-    fn with_starting<T>(&self, f: impl FnOnce(&mut VecDeque<(u64, oneshot::Sender<()>)>) -> T) -> T {
+    /// Runs `f` on the connections still in their startup (those authenticated meanwhile left out).
+    fn with_starting<T>(&self, f: impl FnOnce(&mut VecDeque<Starting>) -> T) -> T {
         let mut starting = self.starting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        starting.retain(|s| !*s.authenticated.borrow());
         f(&mut starting)
     }
 
@@ -90,8 +103,8 @@ impl Admission {
     /// Drops the oldest connection in its startup; whether there was one.
     fn evict_oldest(&self) -> bool {
         match self.with_starting(|starting| starting.pop_front()) {
-            Some((_, evict)) => {
-                let _ = evict.send(());
+            Some(oldest) => {
+                let _ = oldest.evict.send(());
                 true
             }
             None => false,
@@ -99,7 +112,7 @@ impl Admission {
     }
 
     fn started(&self, id: u64) {
-        self.with_starting(|starting| starting.retain(|(other, _)| *other != id));
+        self.with_starting(|starting| starting.retain(|s| s.id != id));
     }
 }
 
@@ -144,7 +157,7 @@ mod tests {
                 let admission = admission.clone();
                 let rx = never_rx.clone();
                 tokio::spawn(async move {
-                    let ticket = admission.admit().await.expect("admitted");
+                    let ticket = admission.admit(rx.clone()).await.expect("admitted");
                     ticket.serve(std::future::pending::<()>(), rx).await
                 })
             })
@@ -155,7 +168,7 @@ mod tests {
         }
         // A third one gets in: the oldest idle one is dropped.
         let (done_tx, done_rx) = watch::channel(false);
-        let ticket = admission.admit().await.expect("room made");
+        let ticket = admission.admit(done_rx.clone()).await.expect("room made");
         done_tx.send(true).expect("send");
         let served = tokio::spawn(ticket.serve(async { 42 }, done_rx));
         assert_eq!(served.await.expect("join"), Some(42));
@@ -172,22 +185,37 @@ mod tests {
     async fn authenticated_connections_are_never_evicted() {
         let admission = Admission::new(1, 8, Duration::from_millis(50));
         let (tx, rx) = watch::channel(false);
-        let ticket = admission.admit().await.expect("admitted");
+        let ticket = admission.admit(rx.clone()).await.expect("admitted");
         tx.send(true).expect("send");
         let (release_tx, release_rx) = oneshot::channel::<()>();
         let held = tokio::spawn(ticket.serve(release_rx, rx));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(admission.admit().await.is_none(), "the one slot is held past the startup timeout");
+        let (_tx, never) = watch::channel(false);
+        assert!(
+            admission.admit(never.clone()).await.is_none(),
+            "the one slot is held past the startup timeout"
+        );
         release_tx.send(()).expect("release");
         assert!(held.await.expect("join").is_some());
-        assert!(admission.admit().await.is_some());
+        assert!(admission.admit(never).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_past_its_startup_once_authenticated_even_before_its_task_runs() {
+        let admission = Admission::new(1, 8, Duration::from_secs(60));
+        let (tx, rx) = watch::channel(false);
+        // Admitted and authenticated, but its `serve` has not been polled yet.
+        let _ticket = admission.admit(rx).await.expect("admitted");
+        tx.send(true).expect("send");
+        let (_tx, never) = watch::channel(false);
+        assert!(admission.admit(never).await.is_none(), "the authenticated connection was evicted");
     }
 
     #[tokio::test]
     async fn a_startup_that_takes_too_long_is_dropped() {
         let admission = Admission::new(4, 4, Duration::from_millis(50));
         let (_tx, rx) = watch::channel(false);
-        let ticket = admission.admit().await.expect("admitted");
+        let ticket = admission.admit(rx.clone()).await.expect("admitted");
         assert_eq!(ticket.serve(std::future::pending::<()>(), rx).await, None);
         assert_eq!(admission.starting_count(), 0);
     }

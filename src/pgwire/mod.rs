@@ -633,7 +633,7 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
                 let tls = tls.clone();
                 let admission = admission.clone();
                 tokio::spawn(async move {
-                    let Some(ticket) = admission.admit().await else {
+                    let Some(ticket) = admission.admit(authenticated_rx.clone()).await else {
                         use tokio::io::AsyncWriteExt;
                         let mut socket = socket;
                         let _ = socket.write_all(&fatal_message("53300", "sorry, too many clients already (weir serve --max-connections)")).await;

@@ -8,6 +8,8 @@ pub struct JobMetrics {
     pub rows_in: AtomicU64,
     pub rows_out: AtomicU64,
     pub late_rows_dropped: AtomicU64,
+    /// Source records dropped as malformed (`json.ignore-parse-errors`).
+    pub records_skipped: AtomicU64,
     /// From a watermark closing windows to their rows reaching the sink.
     pub window_latency: LatencyHistogram,
 }
@@ -22,6 +24,9 @@ impl JobMetrics {
     pub fn add_late_rows(&self, n: usize) {
         self.late_rows_dropped.fetch_add(n as u64, Ordering::Relaxed);
     }
+    pub fn add_records_skipped(&self, n: u64) {
+        self.records_skipped.fetch_add(n, Ordering::Relaxed);
+    }
     pub fn rows_in(&self) -> u64 {
         self.rows_in.load(Ordering::Relaxed)
     }
@@ -30,6 +35,9 @@ impl JobMetrics {
     }
     pub fn late_rows_dropped(&self) -> u64 {
         self.late_rows_dropped.load(Ordering::Relaxed)
+    }
+    pub fn records_skipped(&self) -> u64 {
+        self.records_skipped.load(Ordering::Relaxed)
     }
 }
 

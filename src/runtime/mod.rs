@@ -121,6 +121,13 @@ pub trait Source: Send {
         Vec::new()
     }
 
+    /// Records dropped as malformed since the last call (`json.ignore-parse-errors`). The task
+    /// asks after every batch and at every barrier (a source skipping only bad records hands out
+    /// no batch) and counts them in the job's `records_skipped`.
+    fn take_skipped_records(&mut self) -> u64 {
+        0
+    }
+
     /// The checkpoint in which the source was at `position` completed (Flink's
     /// notifyCheckpointComplete). Kafka commits the offsets to its consumer group then, for lag
     /// monitoring only; nothing may depend on it for correctness.

@@ -129,6 +129,7 @@ impl Task {
                             SourceControl::Trigger(barrier) => {
                                 self.stopped_at_savepoint = barrier.kind == BarrierKind::StopSavepoint;
                                 let position = source.position();
+                                self.metrics.add_records_skipped(source.take_skipped_records());
                                 // Bounded while checkpoints keep failing: only the newest matter.
                                 if self.positions_at_barriers.len() >= MAX_PENDING_POSITIONS {
                                     self.positions_at_barriers.remove(0);
@@ -153,6 +154,7 @@ impl Task {
                             Some(batch) if batch.num_rows() == 0 => {}
                             Some(batch) => {
                                 self.metrics.add_rows_in(batch.num_rows());
+                                self.metrics.add_records_skipped(source.take_skipped_records());
                                 inputs.extend(with_watermarks(batch, source.take_watermarks()));
                                 last_batch = tokio::time::Instant::now();
                                 idle = false;

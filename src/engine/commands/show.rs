@@ -127,6 +127,7 @@ impl Session {
                 rows.push(("rows_in".into(), s.rows_in.to_string()));
                 rows.push(("rows_out".into(), s.rows_out.to_string()));
                 rows.push(("late_rows_dropped".into(), s.late_rows_dropped.to_string()));
+                rows.push(("records_skipped".into(), s.records_skipped.to_string()));
                 rows.push(("rows_per_second".into(), format!("{:.0}", s.rows_per_second)));
                 rows.push(("error".into(), s.error.clone().unwrap_or_default()));
                 rows.push(("restarts".into(), s.restarts.to_string()));
