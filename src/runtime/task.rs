@@ -150,8 +150,11 @@ impl Task {
                             }
                         },
                         batch = source.next_batch() => match batch? {
-                            // An empty batch only wakes the task (a source with nothing to read).
-                            Some(batch) if batch.num_rows() == 0 => {}
+                            // An empty batch only wakes the task (a source with nothing to read), or
+                            // carries a watermark (a split of the source turned idle).
+                            Some(batch) if batch.num_rows() == 0 => {
+                                inputs.extend(source.take_watermarks().into_iter().map(|(_, w)| Message::Watermark(w)));
+                            }
                             Some(batch) => {
                                 self.metrics.add_rows_in(batch.num_rows());
                                 self.metrics.add_records_skipped(source.take_skipped_records());
