@@ -124,7 +124,9 @@ impl Ticket {
         let deadline = tokio::time::sleep(self.admission.startup_timeout);
         tokio::select! {
             output = &mut connection => return Some(output),
-            _ = &mut self.evicted => return None,
+            // Only a sent eviction: the sender is also dropped (without sending) when another
+            // connection's admission finds this one authenticated and forgets it.
+            Ok(()) = &mut self.evicted => return None,
             _ = deadline => return None,
             started = authenticated.wait_for(|done| *done) => {
                 // The sender lives as long as the connection; without it, wait for the end.
@@ -209,6 +211,25 @@ mod tests {
         tx.send(true).expect("send");
         let (_tx, never) = watch::channel(false);
         assert!(admission.admit(never).await.is_none(), "the authenticated connection was evicted");
+    }
+
+    #[tokio::test]
+    async fn a_connection_forgotten_as_authenticated_keeps_running() {
+        let admission = Admission::new(4, 8, Duration::from_secs(60));
+        let (tx, rx) = watch::channel(false);
+        let ticket = admission.admit(rx.clone()).await.expect("admitted");
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+        let served = tokio::spawn(ticket.serve(release_rx, rx));
+        tokio::task::yield_now().await;
+        tx.send(true).expect("send");
+        // Another admission forgets the authenticated one (dropping its eviction sender) before
+        // its own task saw the flag.
+        let (_tx, never) = watch::channel(false);
+        let _other = admission.admit(never).await.expect("admitted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!served.is_finished(), "the connection was dropped");
+        release_tx.send(()).expect("release");
+        assert_eq!(served.await.expect("join"), Some(Ok(())));
     }
 
     #[tokio::test]
