@@ -7,6 +7,7 @@ pub mod file;
 pub mod file_reader;
 pub mod file_split;
 pub mod kafka;
+pub mod kafka_offsets;
 pub mod kafka_sink;
 pub mod kafka_source;
 pub mod nexmark;
