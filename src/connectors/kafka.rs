@@ -152,12 +152,49 @@ pub struct KafkaSourceConfig {
 /// Flink's default discovery interval.
 const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
+/// The options the Kafka source and sinks share: librdkafka's `properties.*` and the record
+/// layout (`format`, `key.format`, `value.fields-include`), with Flink's keys.
+#[derive(Debug, Default)]
+pub struct SharedOptions {
+    pub properties: BTreeMap<String, String>,
+    pub value_format: Option<RecordFormat>,
+    pub key_format: Option<RecordFormat>,
+    /// `value.fields-include` = `EXCEPT_KEY`.
+    pub except_key: bool,
+}
+
+impl SharedOptions {
+    /// Takes the option if it is one of these; false if not.
+    pub fn take(&mut self, key: &str, value: &str) -> Result<bool> {
+        match key {
+            k if k.starts_with("properties.") => {
+                self.properties.insert(k["properties.".len()..].to_string(), value.to_string());
+            }
+            "format" | "value.format" => self.value_format = Some(RecordFormat::parse(key, value)?),
+            "key.format" => self.key_format = Some(RecordFormat::parse(key, value)?),
+            "value.fields-include" => {
+                self.except_key = match value.to_ascii_uppercase().as_str() {
+                    "ALL" => false,
+                    "EXCEPT_KEY" => true,
+                    _ => {
+                        return Err(Error::invalid(format!(
+                            "'value.fields-include' is 'ALL' or 'EXCEPT_KEY', not '{value}'"
+                        )));
+                    }
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
 impl KafkaSourceConfig {
     /// `columns`: the source's columns but computed ones.
     pub fn from_options(source: &str, options: &BTreeMap<String, String>, columns: &[ColumnDef]) -> Result<Self> {
         let mut topic = None;
         let mut pattern = None;
-        let mut properties = BTreeMap::new();
+        let mut shared = SharedOptions::default();
         let mut mode = None;
         let mut timestamp = None;
         let mut specific = None;
@@ -166,13 +203,13 @@ impl KafkaSourceConfig {
         let mut bounded_specific = None;
         let mut discovery_interval = Some(DEFAULT_DISCOVERY_INTERVAL);
         let mut idle_timeout = None;
-        let mut value_format = None;
-        let mut key_format = None;
         let mut key_fields: Vec<String> = Vec::new();
-        let mut except_key = false;
         let mut ignore_parse_errors = false;
         let mut batch_size = 8192;
         for (key, value) in options {
+            if shared.take(key, value)? {
+                continue;
+            }
             match key.as_str() {
                 "topic" => topic = Some(list(value)),
                 "topic-pattern" => {
@@ -180,9 +217,6 @@ impl KafkaSourceConfig {
                         Regex::new(&format!("^(?:{value})$"))
                             .map_err(|e| Error::invalid(format!("'topic-pattern' is not a valid regular expression: {e}")))?,
                     )
-                }
-                k if k.starts_with("properties.") => {
-                    properties.insert(k["properties.".len()..].to_string(), value.clone());
                 }
                 "scan.startup.mode" => mode = Some(value.to_ascii_lowercase()),
                 "scan.startup.timestamp-millis" => timestamp = Some(epoch_millis(key, value)?),
@@ -198,20 +232,7 @@ impl KafkaSourceConfig {
                     let timeout = parse_duration(key, value)?;
                     idle_timeout = (!timeout.is_zero()).then_some(timeout);
                 }
-                "format" | "value.format" => value_format = Some(RecordFormat::parse(key, value)?),
-                "key.format" => key_format = Some(RecordFormat::parse(key, value)?),
                 "key.fields" => key_fields = list(value),
-                "value.fields-include" => {
-                    except_key = match value.to_ascii_uppercase().as_str() {
-                        "ALL" => false,
-                        "EXCEPT_KEY" => true,
-                        _ => {
-                            return Err(Error::invalid(format!(
-                                "'value.fields-include' is 'ALL' or 'EXCEPT_KEY', not '{value}'"
-                            )));
-                        }
-                    }
-                }
                 "json.ignore-parse-errors"
                 | "value.json.ignore-parse-errors"
                 | "csv.ignore-parse-errors"
@@ -230,6 +251,12 @@ impl KafkaSourceConfig {
                 }
             }
         }
+        let SharedOptions {
+            properties,
+            value_format,
+            key_format,
+            except_key,
+        } = shared;
         let topics = match (topic, pattern) {
             (Some(names), None) if !names.is_empty() => Topics::Named(names),
             (None, Some(pattern)) => Topics::Pattern(pattern),

@@ -29,6 +29,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::catalog::{ColumnDef, TableConnector, TableDef, schema_of};
+use crate::connectors::kafka::SharedOptions;
 use crate::connectors::record_format::{self, RecordFormat};
 use crate::error::{Error, Result, UserErrorKind};
 use crate::runtime::Sink;
@@ -81,34 +82,18 @@ impl KafkaSinkConfig {
     ) -> Result<Self> {
         let upsert = connector == TableConnector::UpsertKafka;
         let mut topic = None;
-        let mut properties = BTreeMap::new();
-        let mut value_format = None;
-        let mut key_format = None;
+        let mut shared = SharedOptions::default();
         let mut key_fields: Option<Vec<String>> = None;
-        let mut except_key = false;
         let mut delivery = DeliveryGuarantee::AtLeastOnce;
         let mut prefix = None;
         for (key, value) in options {
+            if shared.take(key, value)? {
+                continue;
+            }
             match key.as_str() {
                 "topic" => topic = Some(value.clone()),
-                k if k.starts_with("properties.") => {
-                    properties.insert(k["properties.".len()..].to_string(), value.clone());
-                }
-                "format" | "value.format" => value_format = Some(RecordFormat::parse(key, value)?),
-                "key.format" => key_format = Some(RecordFormat::parse(key, value)?),
                 "key.fields" if !upsert => {
                     key_fields = Some(value.split(';').map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect())
-                }
-                "value.fields-include" => {
-                    except_key = match value.to_ascii_uppercase().as_str() {
-                        "ALL" => false,
-                        "EXCEPT_KEY" => true,
-                        _ => {
-                            return Err(Error::invalid(format!(
-                                "'value.fields-include' is 'ALL' or 'EXCEPT_KEY', not '{value}'"
-                            )));
-                        }
-                    }
                 }
                 "sink.delivery-guarantee" if !upsert => {
                     delivery = match value.to_ascii_lowercase().as_str() {
@@ -137,6 +122,7 @@ impl KafkaSinkConfig {
                 }
             }
         }
+        let (properties, key_format, except_key) = (shared.properties, shared.key_format, shared.except_key);
         let topic = topic.ok_or_else(|| Error::invalid(format!("the {} connector needs 'topic'", connector.name())))?;
         if topic.contains(';') {
             return Err(Error::invalid("a Kafka table writes one topic"));
@@ -152,7 +138,7 @@ impl KafkaSinkConfig {
                 "'properties.transactional.id' is set by Weir; use 'sink.transactional-id-prefix'",
             ));
         }
-        let value_format = value_format.ok_or_else(|| {
+        let value_format = shared.value_format.ok_or_else(|| {
             Error::invalid(format!(
                 "the {} connector needs 'format' ('json', 'csv' or 'raw')",
                 connector.name()
