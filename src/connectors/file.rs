@@ -443,6 +443,21 @@ mod tests {
         out
     }
 
+    /// Every subtask of `parallelism` reads to its end, after seeking to `from` if given; the ids
+    /// of all of them, sorted.
+    async fn read_all_subtasks(config: &FileConfig, parallelism: usize, from: Option<&SourcePosition>) -> Vec<i64> {
+        let mut all = Vec::new();
+        for subtask in 0..parallelism {
+            let mut source = open(config, subtask, parallelism);
+            if let Some(position) = from {
+                source.seek(position).unwrap();
+            }
+            all.extend(read(&mut source, None).await);
+        }
+        all.sort();
+        all
+    }
+
     #[tokio::test]
     async fn subtasks_read_disjoint_splits_that_cover_the_file_in_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -473,12 +488,7 @@ mod tests {
             positions.push(source.position());
         }
         let merged = FilePosition::merged(&positions).unwrap();
-        let mut after = Vec::new();
-        for subtask in 0..3 {
-            let mut source = open(&config, subtask, 3);
-            source.seek(&merged).unwrap();
-            after.extend(read(&mut source, None).await);
-        }
+        let after = read_all_subtasks(&config, 3, Some(&merged)).await;
         let before_set: BTreeSet<i64> = before.iter().copied().collect();
         assert!(after.iter().all(|id| !before_set.contains(id)), "a row was read twice");
         let mut all: Vec<i64> = before.into_iter().chain(after).collect();
@@ -511,14 +521,7 @@ mod tests {
         let path = csv_file(dir.path(), 5_000);
         let config = config(&path, FileFormat::Csv, 2048, 256);
         let old = FilePosition::merged(&[SourcePosition::from(1234u64), SourcePosition::from(0u64)]).unwrap();
-        let mut rows = Vec::new();
-        for subtask in 0..2 {
-            let mut source = open(&config, subtask, 2);
-            source.seek(&old).unwrap();
-            rows.extend(read(&mut source, None).await);
-        }
-        rows.sort();
-        assert_eq!(rows, (1234..5_000).collect::<Vec<i64>>());
+        assert_eq!(read_all_subtasks(&config, 2, Some(&old)).await, (1234..5_000).collect::<Vec<i64>>());
     }
 
     #[tokio::test]
@@ -530,12 +533,7 @@ mod tests {
             .collect();
         std::fs::write(&path, text.join("\n")).unwrap();
         let config = config(&path, FileFormat::Json, 1000, 128);
-        let mut all = Vec::new();
-        for subtask in 0..2 {
-            all.extend(read(&mut open(&config, subtask, 2), None).await);
-        }
-        all.sort();
-        assert_eq!(all, (0..2_000).collect::<Vec<i64>>());
+        assert_eq!(read_all_subtasks(&config, 2, None).await, (0..2_000).collect::<Vec<i64>>());
     }
 
     #[tokio::test]
