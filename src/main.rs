@@ -166,7 +166,7 @@ fn main() -> ExitCode {
             Command::Repl => {
                 let db = Database::open_with(&cli.data_dir, DatabaseOptions::local(cli.file_roots.clone())?).await?;
                 let result = weir::repl::run(Session::new(db.clone()), weir::data_dir::DataDir::new(&cli.data_dir).repl_history()).await;
-                db.release_resume_markers();
+                db.prepare_exit();
                 result
             }
             Command::Bench(Bench::Query {
@@ -279,7 +279,7 @@ fn main() -> ExitCode {
                         }
                     })
                     .await;
-                db.release_resume_markers();
+                db.prepare_exit();
                 result
             }
         }

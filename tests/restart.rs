@@ -238,6 +238,7 @@ async fn clean_exits_do_not_count_against_a_job() {
     };
     run(&script);
     for _ in 0..4 {
-        assert!(run(&show).contains("RUNNING"), "the job was not resumed");
+        let out = run(&show);
+        assert!(out.contains("RUNNING"), "the job was not resumed: {out}");
     }
 }

@@ -91,8 +91,10 @@ impl Database {
         resume_guard::before_resume(&self.paths().job(name), &storage)?.map_err(Error::invalid_state)
     }
 
-    /// A clean exit: no job took the process down (see `resume_guard`).
-    pub fn release_resume_markers(&self) {
+    /// A clean exit follows: no job took the process down (see `resume_guard`), and the jobs torn
+    /// down with the runtime keep their catalog status, so the next start resumes them.
+    pub fn prepare_exit(&self) {
+        self.jobs.prepare_exit();
         if let Ok(catalog) = self.catalog() {
             for name in catalog.jobs.keys() {
                 resume_guard::clean_exit(&self.paths().job(name));
@@ -150,8 +152,7 @@ impl Database {
     /// On shutdown, every running job with checkpointing takes a last checkpoint, so a restart resumes
     /// from where it stopped instead of from the last periodic one.
     pub async fn shutdown(&self) {
-        self.release_resume_markers();
-        let Ok(snapshots) = self.jobs().snapshots() else { return };
+        let snapshots = self.jobs().snapshots().unwrap_or_default();
         for snapshot in snapshots.into_iter().filter(|s| s.status == crate::catalog::JobStatus::Running) {
             let Ok(Some(job)) = self.jobs().get(&snapshot.name) else { continue };
             if job.settings.checkpoints.is_none() {
@@ -165,6 +166,7 @@ impl Database {
                 Err(_) => tracing::error!("job {}: final checkpoint timed out", snapshot.name),
             }
         }
+        self.prepare_exit();
     }
 
     /// Loads the catalog and registers everything; returns the jobs to resume.

@@ -7,7 +7,7 @@ pub mod builder;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -174,6 +174,9 @@ enum AttemptEnd {
     /// Stopped on request, ending in this status.
     Canceled(JobStatus),
     Failed(Error),
+    /// The runtime cancelled a task: the process is shutting down. The job keeps the status it has
+    /// in the catalog (RUNNING), so the next start resumes it.
+    Abandoned,
 }
 
 pub struct JobManager {
@@ -183,6 +186,9 @@ pub struct JobManager {
     table_store: Arc<TableStore>,
     jobs: Mutex<HashMap<String, Arc<RunningJob>>>,
     listener: StatusListener,
+    /// Set when the process is about to exit: jobs ending from then on are being torn down with the
+    /// runtime, and must not record an end in the catalog (the next start resumes them).
+    exiting: Arc<AtomicBool>,
 }
 
 impl JobManager {
@@ -193,7 +199,13 @@ impl JobManager {
             table_store,
             jobs: Mutex::new(HashMap::new()),
             listener,
+            exiting: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The process is about to exit: the jobs it tears down keep their catalog status.
+    pub fn prepare_exit(&self) {
+        self.exiting.store(true, Ordering::SeqCst);
     }
 
     fn jobs(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<RunningJob>>>> {
@@ -261,8 +273,14 @@ impl JobManager {
         let first = runner.prepare()?;
         self.jobs()?.insert(name.to_string(), job.clone());
         let listener = self.listener.clone();
+        let exiting = self.exiting.clone();
         tokio::spawn(async move {
-            let (status, error) = match runner.supervise(first, cancel_rx).await {
+            let end = runner.supervise(first, cancel_rx).await;
+            if exiting.load(Ordering::SeqCst) {
+                return;
+            }
+            let (status, error) = match end {
+                AttemptEnd::Abandoned => return,
                 AttemptEnd::Finished => (JobStatus::Finished, None),
                 AttemptEnd::Canceled(status) => (status, None),
                 AttemptEnd::Failed(e) => (JobStatus::Failed, Some(e.to_string())),
@@ -498,7 +516,9 @@ impl JobRunner {
                     Some(Ok(Ok(()))) => continue,
                     Some(Ok(Err(e))) => break AttemptEnd::Failed(e),
                     Some(Err(e)) if e.is_panic() => break AttemptEnd::Failed(Error::internal(format!("a task panicked: {e}"))),
-                    Some(Err(_)) => continue,
+                    // Only the runtime cancels a task before the loop ends; taking the remaining
+                    // tasks' end for the job's would record FINISHED for a job that is not.
+                    Some(Err(_)) => break AttemptEnd::Abandoned,
                 },
                                 changed = cancel.changed() => {
                     let requested = *cancel.borrow();
