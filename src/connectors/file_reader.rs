@@ -17,6 +17,7 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::json;
 use datafusion::arrow::record_batch::RecordBatch;
 
+use crate::connectors::csv_lines::CsvLineDecoder;
 use crate::connectors::file::FileFormat;
 use crate::error::{Error, Result};
 
@@ -90,9 +91,11 @@ pub struct RecordLayout {
     pub batch_size: usize,
 }
 
-/// Arrow's push decoder of the file's format.
+/// The push decoder of the file's format: for CSV Weir's line decoder when it builds every
+/// projected column's type, else arrow's.
 enum RecordDecoder {
-    // Boxed: the CSV decoder is several times the JSON one's size.
+    // Boxed: the CSV decoders are several times the JSON one's size.
+    CsvLines(Box<CsvLineDecoder>),
     Csv(Box<csv::reader::Decoder>),
     Json(json::reader::Decoder),
 }
@@ -101,6 +104,9 @@ impl RecordDecoder {
     /// A CSV decoder skips the header line when it starts at the file's first byte.
     fn new(layout: &RecordLayout, batch_size: usize, at_file_start: bool) -> Result<Self> {
         Ok(match layout.format {
+            FileFormat::Csv if CsvLineDecoder::supports(&layout.declared, &layout.columns) => RecordDecoder::CsvLines(Box::new(
+                CsvLineDecoder::new(&layout.declared, &layout.columns, batch_size, at_file_start)?,
+            )),
             FileFormat::Csv => RecordDecoder::Csv(Box::new(
                 csv::ReaderBuilder::new(layout.declared.clone())
                     .with_header(at_file_start)
@@ -118,6 +124,7 @@ impl RecordDecoder {
 
     fn decode(&mut self, bytes: &[u8]) -> std::result::Result<usize, ArrowError> {
         match self {
+            RecordDecoder::CsvLines(d) => d.decode(bytes),
             RecordDecoder::Csv(d) => d.decode(bytes),
             RecordDecoder::Json(d) => d.decode(bytes),
         }
@@ -125,6 +132,7 @@ impl RecordDecoder {
 
     fn flush(&mut self) -> std::result::Result<Option<RecordBatch>, ArrowError> {
         match self {
+            RecordDecoder::CsvLines(d) => d.flush(),
             RecordDecoder::Csv(d) => d.flush(),
             RecordDecoder::Json(d) => d.flush(),
         }
@@ -284,6 +292,10 @@ impl SplitReader {
 
     /// Checks the lines in `buf[from..to]` (`from` starts a line).
     fn check_lines(&self, from: usize, to: usize) -> Result<()> {
+        if !self.json && to - from <= MAX_LINE_BYTES {
+            // No line in there can be too long, and CSV has no nesting to check.
+            return Ok(());
+        }
         let mut start = from;
         for newline in memchr::memchr_iter(b'\n', &self.buf[from..to])
             .map(|i| from + i)

@@ -2,6 +2,7 @@
 //! stored in Weir, and the blackhole and print sinks. `open_source` and `open_sink` build a subtask's
 //! instance from catalog definitions; the `*_table` modules make them visible to batch SQL.
 
+pub mod csv_lines;
 pub mod datagen;
 pub mod file;
 pub mod file_reader;
