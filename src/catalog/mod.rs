@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 use sqlparser::ast::{DataType as SqlType, ExactNumberInfo, TimezoneInfo};
 use sqlparser::dialect::GenericDialect;
@@ -320,8 +320,10 @@ pub fn arrow_type(sql_type: &SqlType) -> Result<DataType> {
         | SqlType::Character(_)
         | SqlType::Text
         | SqlType::String(_) => DataType::Utf8,
-        SqlType::Bytea | SqlType::Varbinary(_) | SqlType::Binary(_) => DataType::Binary,
+        SqlType::Bytea | SqlType::Varbinary(_) | SqlType::Binary(_) | SqlType::Bytes(_) => DataType::Binary,
         SqlType::Date => DataType::Date32,
+        // Flink's MAP<K, V>; Weir reads it only as Kafka's `headers` metadata (checked by the planner).
+        SqlType::Map(key, value) => map_type(arrow_type(key)?, arrow_type(value)?),
         SqlType::Timestamp(precision, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
             DataType::Timestamp(timestamp_unit(sql_type, *precision)?, None)
         }
@@ -363,6 +365,12 @@ fn timestamp_unit(sql_type: &SqlType, precision: Option<u64>) -> Result<TimeUnit
         Some(4..=6) => TimeUnit::Microsecond,
         Some(_) => return Err(Error::invalid(format!("{sql_type}: TIMESTAMP precision is at most 9"))),
     })
+}
+
+/// The Arrow type of `MAP<key, value>`, with the field names arrow's `MapBuilder` gives it.
+pub fn map_type(key: DataType, value: DataType) -> DataType {
+    let entries = Fields::from(vec![Field::new("keys", key, false), Field::new("values", value, true)]);
+    DataType::Map(Arc::new(Field::new("entries", DataType::Struct(entries), false)), false)
 }
 
 /// The SQL spelling of an Arrow type Weir's columns can have (the inverse of [`arrow_type`]), for

@@ -15,7 +15,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{ColumnDef, ColumnKind, schema_of};
+use crate::catalog::{ColumnDef, ColumnKind, map_type, schema_of};
 use crate::connectors::MAX_BATCH_ROWS;
 use crate::connectors::record_format::RecordFormat;
 use crate::error::{Error, Result};
@@ -79,6 +79,8 @@ pub enum RecordMeta {
     Timestamp,
     /// `CreateTime`, `LogAppendTime` or `NoTimestampType`.
     TimestampType,
+    /// The record's headers, key to value (a header without a value maps to NULL).
+    Headers,
 }
 
 impl RecordMeta {
@@ -89,12 +91,13 @@ impl RecordMeta {
             "offset" => RecordMeta::Offset,
             "timestamp" => RecordMeta::Timestamp,
             "timestamp-type" => RecordMeta::TimestampType,
-            "headers" | "leader-epoch" => {
+            "headers" => RecordMeta::Headers,
+            "leader-epoch" => {
                 return Err(Error::unsupported(format!("the Kafka metadata key '{key}' is not supported yet")));
             }
             other => {
                 return Err(Error::invalid(format!(
-                    "unknown Kafka metadata key '{other}'; use 'timestamp', 'partition', 'offset', 'topic' or 'timestamp-type'"
+                    "unknown Kafka metadata key '{other}'; use 'timestamp', 'partition', 'offset', 'topic', 'timestamp-type' or 'headers'"
                 )));
             }
         })
@@ -107,6 +110,7 @@ impl RecordMeta {
             RecordMeta::Partition => DataType::Int32,
             RecordMeta::Offset => DataType::Int64,
             RecordMeta::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+            RecordMeta::Headers => map_type(DataType::Utf8, DataType::Binary),
         }
     }
 }

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMillisecondArray, UInt32Array};
+use datafusion::arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Array, Int64Array, MapArray, MapBuilder, StringArray, StringBuilder, TimestampMillisecondArray,
+    UInt32Array,
+};
 use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -17,7 +20,7 @@ use futures::FutureExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message, Timestamp};
+use rdkafka::message::{BorrowedMessage, Headers, Message, Timestamp};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -83,8 +86,31 @@ struct Fetched {
     keys: Vec<Option<Vec<u8>>>,
     timestamps: Vec<Option<i64>>,
     timestamp_types: Vec<&'static str>,
+    /// Only when a `headers` column is read: every record's headers one after the other, and where
+    /// each record's end.
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    header_ends: Vec<usize>,
     /// After the last record, tombstones (records without a value, skipped) included.
     next: i64,
+}
+
+/// The `headers` column of the `kept` records. A key a record repeats maps to its last value, as
+/// in Flink (which puts the headers into a map one after the other).
+fn headers_map(records: &Fetched, kept: &[usize]) -> Result<MapArray> {
+    let mut map = MapBuilder::new(None, StringBuilder::new(), BinaryBuilder::new());
+    for &record in kept {
+        let start = if record == 0 { 0 } else { records.header_ends[record - 1] };
+        let headers = &records.headers[start..records.header_ends[record]];
+        for (index, (key, value)) in headers.iter().enumerate() {
+            if headers[index + 1..].iter().any(|(later, _)| later == key) {
+                continue;
+            }
+            map.keys().append_value(key);
+            map.values().append_option(value.as_deref());
+        }
+        map.append(true)?;
+    }
+    Ok(map.finish())
 }
 
 /// A decoded batch of one partition, waiting to be handed out.
@@ -294,6 +320,10 @@ impl KafkaSource {
     fn take_fetched(&mut self, consumer: &StreamConsumer, first: BorrowedMessage<'_>) -> Result<()> {
         let mut fetched: BTreeMap<SplitId, Fetched> = BTreeMap::new();
         let mut cached: Option<(SplitId, i32)> = None;
+        let wants_headers = self
+            .columns
+            .iter()
+            .any(|c| self.config.columns[*c] == RecordColumn::Meta(RecordMeta::Headers));
         let mut add = |source: &mut KafkaSource, message: &BorrowedMessage<'_>| {
             let split = match cached {
                 Some((split, partition)) if partition == message.partition() && source.splits[split as usize].topic == message.topic() => {
@@ -323,6 +353,14 @@ impl KafkaSource {
             };
             records.timestamps.push(millis.filter(|t| *t >= 0));
             records.timestamp_types.push(kind);
+            if wants_headers {
+                if let Some(headers) = message.headers() {
+                    records
+                        .headers
+                        .extend(headers.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))));
+                }
+                records.header_ends.push(records.headers.len());
+            }
         };
         add(self, &first);
         drop(first);
@@ -477,6 +515,7 @@ impl KafkaSource {
                         RecordMeta::TimestampType => Arc::new(StringArray::from(
                             kept.iter().map(|i| records.timestamp_types[*i]).collect::<Vec<_>>(),
                         )),
+                        RecordMeta::Headers => Arc::new(headers_map(records, &kept)?),
                     };
                     cast(&meta, self.schema.field(out).data_type())?
                 }

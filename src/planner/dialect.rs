@@ -123,6 +123,11 @@ impl Dialect for WeirDialect {
         self.inner.dialect()
     }
 
+    /// Flink's spelling of a map type, `MAP<STRING, BYTES>` (Kafka's `headers` metadata).
+    fn supports_map_literal_with_angle_brackets(&self) -> bool {
+        true
+    }
+
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
         // One position parsed again and again is backtracking gone exponential; a real statement
         // starts an atom at one position a few times at most.

@@ -500,6 +500,11 @@ fn parse_column_list(parser: &mut Parser) -> Result<ColumnList> {
                     break;
                 }
             }
+            if matches!(data_type, sqlparser::ast::DataType::Map(..)) && !matches!(kind, ColumnKind::Metadata { .. }) {
+                return Err(Error::unsupported(format!(
+                    "column '{name}': MAP columns are read only as metadata (`headers MAP<STRING, BYTES> METADATA` of a Kafka source)"
+                )));
+            }
             list.columns.push(ColumnDef {
                 name,
                 sql_type: data_type.to_string(),
