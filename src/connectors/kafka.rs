@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{ColumnDef, ColumnKind, map_type, schema_of};
 use crate::connectors::MAX_BATCH_ROWS;
 use crate::connectors::record_format::RecordFormat;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UserErrorKind};
 use crate::runtime::SourcePosition;
 use crate::settings::parse_duration;
 
@@ -67,6 +67,17 @@ pub enum BoundedMode {
     Timestamp(i64),
     /// `partition:0,offset:42;...`; partitions not listed stop at their end.
     SpecificOffsets(BTreeMap<i32, i64>),
+}
+
+/// An error of librdkafka for the client `client` (a source or a table) while doing `what`: a bad
+/// option is the user's to fix, the rest is the broker's side.
+pub(crate) fn client_error(client: &str, what: &str, error: rdkafka::error::KafkaError) -> Error {
+    use rdkafka::error::KafkaError;
+    let kind = match &error {
+        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) => UserErrorKind::InvalidParameter,
+        _ => UserErrorKind::ExternalSystem,
+    };
+    Error::user(kind, format!("{client}: {what}: {error}"))
 }
 
 /// A fact about each record, declared as a METADATA column.

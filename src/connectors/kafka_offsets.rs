@@ -9,7 +9,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::connectors::kafka::{BoundedMode, KafkaPosition, KafkaSourceConfig, StartupMode, Topics};
+use crate::connectors::kafka::{BoundedMode, KafkaPosition, KafkaSourceConfig, StartupMode, Topics, client_error};
 use crate::error::{Error, Result, UserErrorKind};
 
 /// How long a metadata or offset request to the brokers may take before the attempt fails (and
@@ -18,11 +18,7 @@ const BROKER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A librdkafka error of the source, as a user error (a bad property, or the brokers).
 pub(crate) fn kafka_error(config: &KafkaSourceConfig, what: &str, error: KafkaError) -> Error {
-    let kind = match &error {
-        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) => UserErrorKind::InvalidParameter,
-        _ => UserErrorKind::ExternalSystem,
-    };
-    Error::user(kind, format!("Kafka source '{}': {what}: {error}", config.source))
+    client_error(&format!("Kafka source '{}'", config.source), what, error)
 }
 
 /// Every partition of the source's topics (blocking). `initial`: a named topic that does not

@@ -29,7 +29,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::catalog::{ColumnDef, TableConnector, TableDef, schema_of};
-use crate::connectors::kafka::SharedOptions;
+use crate::connectors::kafka::{SharedOptions, client_error};
 use crate::connectors::record_format::{self, RecordFormat};
 use crate::error::{Error, Result, UserErrorKind};
 use crate::runtime::Sink;
@@ -240,14 +240,7 @@ impl KafkaSinkConfig {
     }
 
     fn error(&self, what: &str, error: KafkaError) -> Error {
-        let kind = match &error {
-            KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) => UserErrorKind::InvalidParameter,
-            _ => UserErrorKind::ExternalSystem,
-        };
-        Error::user(
-            kind,
-            format!("Kafka table '{}' (topic '{}'): {what}: {error}", self.table, self.topic),
-        )
+        client_error(&format!("Kafka table '{}' (topic '{}')", self.table, self.topic), what, error)
     }
 }
 
