@@ -1,6 +1,7 @@
 //! From SQL to plans: statement parsing, the window table functions, and the lowering of a job's
 //! SELECT to a `JobGraph`. Knows nothing of the runtime.
 
+pub mod column_list;
 pub mod computed_column;
 pub mod dialect;
 pub mod flink_functions;
