@@ -47,6 +47,12 @@ pub enum UserErrorKind {
     Canceled,
     /// A scalar subquery returned more than one row (21000).
     CardinalityViolation,
+    /// Division (or modulo) by zero (22012).
+    DivisionByZero,
+    /// A value that does not read as its type, e.g. a failed cast of text (22P02).
+    InvalidTextRepresentation,
+    /// A result beyond its type's range (22003).
+    NumericValueOutOfRange,
     /// A record of an external system (a Kafka message) that its format cannot decode (22P02,
     /// Postgres' invalid input syntax).
     MalformedRecord,
@@ -79,6 +85,9 @@ impl UserErrorKind {
             UserErrorKind::JobFailed => "57000",
             UserErrorKind::Canceled => "57014",
             UserErrorKind::CardinalityViolation => "21000",
+            UserErrorKind::DivisionByZero => "22012",
+            UserErrorKind::InvalidTextRepresentation => "22P02",
+            UserErrorKind::NumericValueOutOfRange => "22003",
             UserErrorKind::MalformedRecord => "22P02",
             UserErrorKind::ExternalSystem => "08001",
             UserErrorKind::Other => "42000",
@@ -211,12 +220,12 @@ impl From<datafusion::arrow::error::ArrowError> for Error {
     fn from(e: datafusion::arrow::error::ArrowError) -> Self {
         use datafusion::arrow::error::ArrowError as A;
         match e {
-            A::CastError(m) | A::ParseError(m) | A::CsvError(m) | A::JsonError(m) | A::InvalidArgumentError(m) => {
-                Error::user(UserErrorKind::ExternalData, m)
-            }
+            // A cast in a query; the file and Kafka readers report theirs with ParseError / CsvError.
+            A::CastError(m) => Error::user(UserErrorKind::InvalidTextRepresentation, m),
+            A::ParseError(m) | A::CsvError(m) | A::JsonError(m) | A::InvalidArgumentError(m) => Error::user(UserErrorKind::ExternalData, m),
             A::ComputeError(m) => Error::user(UserErrorKind::Other, m),
-            A::DivideByZero => Error::user(UserErrorKind::Other, "division by zero"),
-            A::ArithmeticOverflow(m) => Error::user(UserErrorKind::Other, format!("arithmetic overflow: {m}")),
+            A::DivideByZero => Error::user(UserErrorKind::DivisionByZero, "division by zero"),
+            A::ArithmeticOverflow(m) => Error::user(UserErrorKind::NumericValueOutOfRange, format!("value out of range: {m}")),
             A::IoError(_, e) => Error::from(e),
             A::ExternalError(e) => match e.downcast::<Error>() {
                 Ok(weir) => *weir,

@@ -14,6 +14,8 @@
 //!   difference remains: no rows give NULL rather than an empty array.
 //! - `FROM generate_series(...) s`: a set-returning function of a base type names its one column
 //!   after the alias, so `s` is also the column.
+//! - `FROM pg_type`: `pg_catalog` is searched before the user's schema, so an unqualified name of
+//!   one of its relations is that relation (drivers look up `pg_type` unqualified).
 //! - `SELECT a, NULL, NULL`: Postgres allows one expression twice in a select list, DataFusion
 //!   wants distinct names, so a repeat gets the name with `_2`, `_3`, ... appended.
 
@@ -43,6 +45,12 @@ impl VisitorMut for PostgresSyntax {
     type Break = Error;
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<Error> {
+        if let TableFactor::Table { name, args: None, .. } = factor
+            && let [ObjectNamePart::Identifier(relation)] = name.0.as_slice()
+            && PG_CATALOG_RELATIONS.contains(&relation.value.to_ascii_lowercase().as_str())
+        {
+            name.0.insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
+        }
         if let TableFactor::Table {
             name,
             alias,
@@ -130,6 +138,36 @@ impl VisitorMut for PostgresSyntax {
         ControlFlow::Continue(())
     }
 }
+
+/// The relations of Weir's `pg_catalog` (engine::system_tables::pg_catalog registers them; a test
+/// there checks the two lists agree).
+pub const PG_CATALOG_RELATIONS: [&str; 25] = [
+    "pg_am",
+    "pg_attrdef",
+    "pg_attribute",
+    "pg_auth_members",
+    "pg_class",
+    "pg_collation",
+    "pg_constraint",
+    "pg_database",
+    "pg_depend",
+    "pg_description",
+    "pg_foreign_data_wrapper",
+    "pg_foreign_server",
+    "pg_foreign_table",
+    "pg_index",
+    "pg_inherits",
+    "pg_namespace",
+    "pg_policy",
+    "pg_publication",
+    "pg_publication_namespace",
+    "pg_publication_rel",
+    "pg_rewrite",
+    "pg_roles",
+    "pg_statistic_ext",
+    "pg_trigger",
+    "pg_type",
+];
 
 /// Set-returning functions of a base type: in `FROM f(...) AS s`, Postgres names their column `s`.
 const SINGLE_COLUMN_SET_FUNCTIONS: [&str; 5] = [
@@ -365,7 +403,12 @@ mod tests {
     fn psql_catalog_spellings_become_plain_sql() {
         assert_eq!(
             rewritten("SELECT c.oid FROM pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default").unwrap(),
-            "SELECT c.oid FROM pg_class c WHERE c.relname ~ '^(t)$'"
+            "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname ~ '^(t)$'"
+        );
+        // pg_catalog comes first on the search path; other names stay as written.
+        assert_eq!(
+            rewritten("SELECT t.oid FROM PG_TYPE t JOIN public.pg_type p ON true JOIN my_pg_type m ON true").unwrap(),
+            "SELECT t.oid FROM pg_catalog.PG_TYPE t JOIN public.pg_type p ON true JOIN my_pg_type m ON true"
         );
         assert_eq!(
             rewritten("SELECT x::pg_catalog.regtype::pg_catalog.text, '1'::oid, y COLLATE \"C\", z::pg_catalog.int2[]").unwrap(),

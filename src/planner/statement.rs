@@ -139,6 +139,10 @@ impl ObjectKind {
     }
 }
 
+/// The Postgres version Weir answers as (clients choose their SQL by it), in `server_version` and
+/// `version()`.
+pub const POSTGRES_VERSION: &str = "16.0";
+
 /// Run-time parameters a Postgres client may SHOW, with Weir's values.
 pub const POSTGRES_VARIABLES: [(&str, &str); 9] = [
     ("server_version", "16.0 (Weir)"),
@@ -236,6 +240,17 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
             parser.next_token();
             parser.next_token();
             Ok(Statement::Show(target))
+        }
+        // The SQL standard's spelling of `SHOW transaction_isolation` (SQLAlchemy asks it on connect).
+        (Some("SHOW"), Some("TRANSACTION"))
+            if peek_word(parser, 2).as_deref() == Some("ISOLATION") && peek_word(parser, 3).as_deref() == Some("LEVEL") =>
+        {
+            for _ in 0..4 {
+                parser.next_token();
+            }
+            Ok(Statement::ShowVariable {
+                name: "transaction_isolation".to_string(),
+            })
         }
         (Some("SHOW"), Some(name)) if POSTGRES_VARIABLES.iter().any(|(v, _)| v.eq_ignore_ascii_case(name)) => {
             parser.next_token();

@@ -33,6 +33,15 @@ def ensure_psycopg():
 CLIENT = r'''
 import sys, psycopg
 port, data = int(sys.argv[1]), sys.argv[2]
+
+
+def _last_error(conn, sql):
+    try:
+        conn.execute(sql)
+    except psycopg.Error as e:
+        return e
+    raise AssertionError(f"no error for {sql}")
+
 with psycopg.connect(f"host=127.0.0.1 port={port} user=weir dbname=weir", autocommit=True) as conn:
     conn.execute(f"CREATE SOURCE ev (k VARCHAR, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) "
                  f"WITH (connector = 'file', path = '{data}', format = 'csv')")
@@ -68,6 +77,27 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=weir dbname=weir", autoco
         raise AssertionError("two statements were prepared")
     except psycopg.errors.SyntaxError as e:
         assert "multiple commands" in str(e), e
+    # The error classes drivers and ORMs branch on, as Postgres gives them.
+    for sql, error, sqlstate in [
+        ("SELECT * FROM no_such_table", psycopg.errors.UndefinedTable, "42P01"),
+        ("SELECT no_such_column FROM t", psycopg.errors.UndefinedColumn, "42703"),
+        ("SELECT cnt / 0 FROM t", psycopg.errors.DivisionByZero, "22012"),
+        ("SELECT CAST('x1' AS BIGINT)", psycopg.errors.InvalidTextRepresentation, "22P02"),
+    ]:
+        try:
+            conn.execute(sql).fetchall()
+            raise AssertionError(f"no error for {sql}")
+        except error as e:
+            assert e.sqlstate == sqlstate, (sql, e.sqlstate, str(e))
+    assert 'relation "no_such_table" does not exist' in str(_last_error(conn, "SELECT * FROM no_such_table"))
+    # version() in Postgres' form (SQLAlchemy and psycopg read the major version from it), and
+    # pg_catalog searched before the user's schema, as drivers expect (psycopg2's hstore lookup).
+    version = conn.execute("SELECT version()").fetchone()[0]
+    assert version.startswith("PostgreSQL 16.0 (Weir "), version
+    assert conn.execute("SELECT pg_catalog.version()").fetchone()[0] == version
+    oids = conn.execute("SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid WHERE typname = 'hstore'").fetchall()
+    assert oids == [], oids
+    assert conn.execute("SELECT typname FROM pg_type WHERE oid = 20").fetchone() == ("int8",)
 print("psycopg: ok")
 '''
 

@@ -726,6 +726,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_planner_knows_every_relation_for_the_implicit_search() {
+        let mut registered: Vec<&str> = tables(&[]).expect("tables").into_iter().map(|(name, _)| name).collect();
+        registered.sort_unstable();
+        let mut known = crate::planner::postgres_syntax::PG_CATALOG_RELATIONS.to_vec();
+        known.sort_unstable();
+        assert_eq!(registered, known);
+    }
+
+    #[test]
     fn source_oids_are_stable_and_distinct() {
         let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let all = source_oids(names.iter());

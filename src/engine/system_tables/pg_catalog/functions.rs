@@ -15,8 +15,9 @@ use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
 use pgwire::api::Type;
 
-use super::{Relation, int64, nulls, repeat_bool, repeat_text, table, text};
+use super::{Relation, TYPES, int64, nulls, repeat_bool, repeat_text, table, text, text_array_type, text_lists};
 use crate::error::{Error, Result};
+use crate::planner::statement::POSTGRES_VERSION;
 use crate::planner::subquery_apply::LateralFunction;
 
 /// `format_type(oid, typmod)`: the SQL name of a type, as Postgres prints it.
@@ -136,6 +137,21 @@ fn register_function(
     }));
 }
 
+/// Registers function `name()`, without arguments.
+fn register_nullary(
+    ctx: &SessionContext,
+    name: &str,
+    output: DataType,
+    body: impl Fn(&[ArrayRef]) -> Result<ArrayRef> + Send + Sync + 'static,
+) {
+    ctx.register_udf(ScalarUDF::new_from_impl(PgFunction {
+        name: name.to_string(),
+        signature: Signature::nullary(Volatility::Stable),
+        output,
+        body: Arc::new(body),
+    }));
+}
+
 /// Argument `i` as BIGINTs (oids, numbers), or all NULL when the call left it out.
 fn int_arg(args: &[ArrayRef], i: usize, rows: usize) -> Result<Int64Array> {
     match args.get(i) {
@@ -222,8 +238,48 @@ fn array_upper(args: &[ArrayRef]) -> Result<ArrayRef> {
     Ok(Arc::new(values))
 }
 
+/// The oid of the type `name` names (its `pg_type` name or SQL name, optionally qualified with
+/// `pg_catalog`), if Weir's `pg_type` has it: `to_regtype`.
+fn type_oid(name: &str) -> Option<i64> {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name).trim_matches('"');
+    TYPES
+        .iter()
+        .map(|(pg, _, _)| i64::from(pg.oid()))
+        .find(|oid| Type::from_oid(*oid as u32).is_some_and(|pg| pg.name() == name) || format_type(*oid, None) == name)
+}
+
+/// `version()` as Postgres spells it, which drivers parse for the server's major version
+/// (SQLAlchemy, psycopg 3), with Weir and its version after it.
+fn version_text() -> String {
+    format!(
+        "PostgreSQL {POSTGRES_VERSION} (Weir {}) on {}-{}, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    )
+}
+
 pub(super) fn register_functions(ctx: &SessionContext, relations: &[Relation]) {
     use DataType::{Boolean, Int64, Utf8};
+    // Replaces DataFusion's own `version()` ("Apache DataFusion ...").
+    register_nullary(ctx, "version", Utf8, |_| Ok(repeat_text(&version_text(), 1)));
+    // One schema for the user's objects, after pg_catalog (which Postgres searches first).
+    register_nullary(ctx, "current_schema", Utf8, |_| Ok(repeat_text("public", 1)));
+    register_function(ctx, "to_regtype", &[1], Int64, |args| {
+        let names = text_arg(args, 0, rows_of(args))?;
+        Ok(Arc::new(names.iter().map(|name| name.and_then(type_oid)).collect::<Int64Array>()) as ArrayRef)
+    });
+    // `current_schemas(include_implicit)`: the search path, with pg_catalog when asked.
+    register_function(ctx, "current_schemas", &[1], text_array_type(), |args| {
+        let include_implicit = cast(&args[0], &Boolean)?;
+        let paths = [vec!["pg_catalog".to_string(), "public".to_string()], vec!["public".to_string()]];
+        let chosen = include_implicit
+            .as_boolean()
+            .iter()
+            .map(|implicit| paths[usize::from(implicit != Some(true))].as_slice());
+        text_lists(chosen)
+    });
     // Weir has one owner, one encoding and every table visible (one schema on the search path).
     register_function(ctx, "pg_get_userbyid", &[1], Utf8, |args| Ok(repeat_text("weir", rows_of(args))));
     register_function(ctx, "pg_table_is_visible", &[1], Boolean, |args| {
@@ -419,6 +475,21 @@ mod tests {
         assert_eq!(format_type(i64::from(Type::INT8.oid()), Some(-1)), "bigint");
         assert_eq!(format_type(i64::from(Type::TEXT.oid()), Some(-1)), "text");
         assert_eq!(format_type(123_456_789, None), "???");
+    }
+
+    #[test]
+    fn to_regtype_knows_type_names_and_sql_names() {
+        assert_eq!(type_oid("int8"), Some(20));
+        assert_eq!(type_oid("pg_catalog.bigint"), Some(20));
+        assert_eq!(type_oid("Character Varying"), Some(1043));
+        assert_eq!(type_oid("hstore"), None);
+    }
+
+    #[test]
+    fn version_reads_as_postgres_for_drivers() {
+        // SQLAlchemy's pattern: r".*(?:PostgreSQL|EnterpriseDB) (\d+)\.?(\d+)?"
+        let text = version_text();
+        assert!(text.starts_with("PostgreSQL 16.0 (Weir "), "{text}");
     }
 
     #[test]
