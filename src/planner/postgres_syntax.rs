@@ -6,8 +6,9 @@
 //! - `a OPERATOR(pg_catalog.~) b`: the schema-qualified spelling of a built-in operator becomes the
 //!   operator itself.
 //! - `::pg_catalog.text`, `::pg_catalog.int8`: a type qualified with `pg_catalog` is the built-in type.
-//! - `::oid`, `::regclass`, `::regtype` ...: object identifiers are BIGINT in Weir's `pg_catalog`,
-//!   and the `reg*` types are oids that Postgres prints by name; here they stay numbers.
+//! - `::oid`, `::regtype` ...: object identifiers are BIGINT in Weir's `pg_catalog`, and the `reg*`
+//!   types are oids that Postgres prints by name; here they stay numbers. `x::regclass` becomes
+//!   `regclass_of(x)`, which looks a relation's name up (a number stays itself).
 //! - `pg_catalog.f(...)`: `pg_catalog` is always first on Postgres' search path, so a function
 //!   qualified with it is the function itself (Weir registers Postgres' functions unqualified).
 //! - `ARRAY(SELECT e FROM ... ORDER BY o)` → `(SELECT array_agg(e ORDER BY o) FROM ...)`. One
@@ -124,6 +125,14 @@ impl VisitorMut for PostgresSyntax {
                 }
                 None
             }
+            // A name becomes an oid by lookup (the engine registers the function).
+            Expr::Cast {
+                data_type, expr: inner, ..
+            } if is_regclass(data_type) => Some(function_call(
+                REGCLASS_CAST,
+                vec![std::mem::replace(inner.as_mut(), Expr::value(Value::Null))],
+                vec![],
+            )),
             Expr::Cast { data_type, .. } => {
                 if let Some(builtin) = builtin_type(data_type) {
                     *data_type = builtin;
@@ -141,7 +150,7 @@ impl VisitorMut for PostgresSyntax {
 
 /// The relations of Weir's `pg_catalog` (engine::system_tables::pg_catalog registers them; a test
 /// there checks the two lists agree).
-pub const PG_CATALOG_RELATIONS: [&str; 25] = [
+pub const PG_CATALOG_RELATIONS: [&str; 27] = [
     "pg_am",
     "pg_attrdef",
     "pg_attribute",
@@ -158,12 +167,14 @@ pub const PG_CATALOG_RELATIONS: [&str; 25] = [
     "pg_index",
     "pg_inherits",
     "pg_namespace",
+    "pg_opclass",
     "pg_policy",
     "pg_publication",
     "pg_publication_namespace",
     "pg_publication_rel",
     "pg_rewrite",
     "pg_roles",
+    "pg_sequence",
     "pg_statistic_ext",
     "pg_trigger",
     "pg_type",
@@ -340,6 +351,17 @@ fn builtin_operator(path: &[String]) -> Option<BinaryOperator> {
         "!~~*" => BinaryOperator::PGNotILikeMatch,
         _ => return None,
     })
+}
+
+/// The function a `::regclass` cast becomes: a relation's oid from its name (or the oid given).
+pub const REGCLASS_CAST: &str = "regclass_of";
+
+fn is_regclass(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Regclass => true,
+        DataType::Custom(name, modifiers) if modifiers.is_empty() => object_name(name).is_some_and(|n| n.eq_ignore_ascii_case("regclass")),
+        _ => false,
+    }
 }
 
 /// Object identifier types: Weir's `pg_catalog` stores oids as BIGINT.

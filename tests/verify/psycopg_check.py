@@ -98,6 +98,15 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=weir dbname=weir", autoco
     oids = conn.execute("SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid WHERE typname = 'hstore'").fetchall()
     assert oids == [], oids
     assert conn.execute("SELECT typname FROM pg_type WHERE oid = 20").fetchone() == ("int8",)
+    # regclass: a name is looked up (a missing one is 42P01, as in Postgres), an oid stays itself.
+    oid = conn.execute("SELECT oid FROM pg_class WHERE relname = 't'").fetchone()[0]
+    assert conn.execute("SELECT 't'::regclass, 'public.t'::regclass, %s::regclass", (oid,)).fetchone() == (oid, oid, oid)
+    assert conn.execute("SELECT to_regclass('nope')").fetchone() == (None,)
+    try:
+        conn.execute("SELECT 'nope'::regclass")
+        raise AssertionError("no error for a missing relation")
+    except psycopg.errors.UndefinedTable as e:
+        assert 'relation "nope" does not exist' in str(e), e
 print("psycopg: ok")
 '''
 

@@ -2,8 +2,9 @@
 """SQLAlchemy 2 (over psycopg2 and psycopg 3) and pandas against `weir serve`: what a notebook does
 first. Connect (the dialects read the server version, schema, isolation level and type oids), list
 the tables, read a result table with `pandas.read_sql` (with a parameter), and a missing table's
-error class. Column and key reflection (`get_columns`, `read_sql_table`) is not there yet
-(issue 14: regclass casts, pg_sequence, generate_subscripts). Installs SQLAlchemy, psycopg2 and
+error class, and its (empty) foreign keys. Column and key reflection (`get_columns`,
+`get_pk_constraint`, `read_sql_table`) is not there yet (issue 14: json_build_object,
+generate_subscripts). Installs SQLAlchemy, psycopg2 and
 pandas into the venv under ~/.cache/weir-venv on first use; says so loudly and exits 0 when PyPI
 cannot be reached."""
 
@@ -55,6 +56,7 @@ for driver in ["psycopg", "psycopg2"]:
     inspector = sa.inspect(engine)
     assert inspector.get_table_names() == ["t"], (driver, inspector.get_table_names())
     assert inspector.has_table("t") and not inspector.has_table("nope"), driver
+    assert inspector.get_foreign_keys("t") == [], driver
     # sql/parallelism.slt, worked out by hand: p1 has (1, 2), (2, 16), (4, 120).
     frame = pd.read_sql(sa.text("SELECT cnt, total FROM t WHERE k = :k ORDER BY window_start"), engine, params={"k": "p1"})
     assert frame.values.tolist() == [[1, 2], [2, 16], [4, 120]], (driver, frame)

@@ -715,6 +715,34 @@ fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> 
                 ("description", Utf8),
             ],
         ),
+        // Weir has no sequences (identity columns) and no operator classes of its own.
+        (
+            "pg_sequence",
+            vec![
+                ("seqrelid", oid.clone()),
+                ("seqtypid", oid.clone()),
+                ("seqstart", Int64),
+                ("seqincrement", Int64),
+                ("seqmax", Int64),
+                ("seqmin", Int64),
+                ("seqcache", Int64),
+                ("seqcycle", Boolean),
+            ],
+        ),
+        (
+            "pg_opclass",
+            vec![
+                ("oid", oid.clone()),
+                ("opcmethod", oid.clone()),
+                ("opcname", Utf8),
+                ("opcnamespace", oid.clone()),
+                ("opcowner", oid.clone()),
+                ("opcfamily", oid.clone()),
+                ("opcintype", oid.clone()),
+                ("opcdefault", Boolean),
+                ("opckeytype", oid.clone()),
+            ],
+        ),
     ] {
         all.push((name, empty_table(&columns)?));
     }

@@ -16,7 +16,8 @@ use datafusion::logical_expr::{ColumnarValue, Expr, ScalarFunctionArgs, ScalarUD
 use pgwire::api::Type;
 
 use super::{Relation, TYPES, int64, nulls, repeat_bool, repeat_text, table, text, text_array_type, text_lists};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UserErrorKind};
+use crate::planner::postgres_syntax::{PG_CATALOG_RELATIONS, REGCLASS_CAST};
 use crate::planner::statement::POSTGRES_VERSION;
 use crate::planner::subquery_apply::LateralFunction;
 
@@ -249,6 +250,48 @@ fn type_oid(name: &str) -> Option<i64> {
         .find(|oid| Type::from_oid(*oid as u32).is_some_and(|pg| pg.name() == name) || format_type(*oid, None) == name)
 }
 
+/// The relations of `pg_catalog` itself, which Weir's `pg_class` does not list: fixed oids below the
+/// first user oid, so that `'pg_catalog.pg_constraint'::regclass` has a value as in Postgres.
+fn catalog_relation_oids() -> impl Iterator<Item = (String, i64)> {
+    PG_CATALOG_RELATIONS
+        .iter()
+        .zip(12_000..)
+        .map(|(name, oid)| (format!("pg_catalog.{name}"), oid))
+}
+
+/// A relation name as `regclass` reads it: `public.` dropped, unquoted parts lower-cased, quoted
+/// ones as written; `pg_catalog.` kept (and added for a bare name of a catalog relation, which
+/// Postgres finds first on the search path).
+fn relation_name(text: &str) -> String {
+    let parts: Vec<String> = text
+        .trim()
+        .split('.')
+        .map(|part| match part.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+            Some(quoted) => quoted.replace("\"\"", "\""),
+            None => part.to_ascii_lowercase(),
+        })
+        .collect();
+    match parts.as_slice() {
+        [schema, name] if schema == "public" => name.clone(),
+        [name] if PG_CATALOG_RELATIONS.contains(&name.as_str()) => format!("pg_catalog.{name}"),
+        _ => parts.join("."),
+    }
+}
+
+/// Oids for a `regclass` argument: numbers are oids already, text is looked up.
+fn regclass_oids(argument: &ArrayRef, lookup: impl Fn(&str) -> Result<Option<i64>>) -> Result<ArrayRef> {
+    if argument.data_type().is_numeric() {
+        return Ok(cast(argument, &DataType::Int64)?);
+    }
+    let names = cast(argument, &DataType::Utf8)?;
+    let oids = names
+        .as_string::<i32>()
+        .iter()
+        .map(|name| name.map(&lookup).transpose().map(Option::flatten))
+        .collect::<Result<Int64Array>>()?;
+    Ok(Arc::new(oids))
+}
+
 /// `version()` as Postgres spells it, which drivers parse for the server's major version
 /// (SQLAlchemy, psycopg 3), with Weir and its version after it.
 fn version_text() -> String {
@@ -324,6 +367,27 @@ pub(super) fn register_functions(ctx: &SessionContext, relations: &[Relation]) {
     register_function(ctx, "pg_size_pretty", &[1], Utf8, |args| {
         let sizes = int_arg(args, 0, rows_of(args))?;
         Ok(Arc::new(sizes.iter().map(|s| s.map(size_pretty)).collect::<StringArray>()))
+    });
+    // `x::regclass` (rewritten to `regclass_of(x)` by the planner, see `postgres_syntax.rs`) and
+    // `to_regclass(text)`: a relation's oid from its name; a number is an oid already.
+    let by_name: BTreeMap<String, i64> = relations
+        .iter()
+        .map(|r| (r.name.clone(), r.oid))
+        .chain(catalog_relation_oids())
+        .collect();
+    let by_name = Arc::new(by_name);
+    let lookup = by_name.clone();
+    register_function(ctx, REGCLASS_CAST, &[1], Int64, move |args| {
+        regclass_oids(&args[0], |name| {
+            lookup
+                .get(&relation_name(name))
+                .copied()
+                .map(Some)
+                .ok_or_else(|| Error::user(UserErrorKind::UndefinedObject, format!("relation \"{name}\" does not exist")))
+        })
+    });
+    register_function(ctx, "to_regclass", &[1], Int64, move |args| {
+        regclass_oids(&args[0], |name| Ok(by_name.get(&relation_name(name)).copied()))
     });
     // Only tables could be published (Weir has no publications).
     let tables: HashSet<i64> = relations.iter().filter(|r| r.kind == "r").map(|r| r.oid).collect();
@@ -475,6 +539,14 @@ mod tests {
         assert_eq!(format_type(i64::from(Type::INT8.oid()), Some(-1)), "bigint");
         assert_eq!(format_type(i64::from(Type::TEXT.oid()), Some(-1)), "text");
         assert_eq!(format_type(123_456_789, None), "???");
+    }
+
+    #[test]
+    fn regclass_reads_names_as_postgres_does() {
+        assert_eq!(relation_name("public.Totals"), "totals");
+        assert_eq!(relation_name("\"Totals\""), "Totals");
+        assert_eq!(relation_name("pg_constraint"), "pg_catalog.pg_constraint");
+        assert_eq!(relation_name("PG_CATALOG.pg_constraint"), "pg_catalog.pg_constraint");
     }
 
     #[test]
