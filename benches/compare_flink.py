@@ -14,10 +14,10 @@
    date_time,extra` with date_time as `YYYY-MM-DD HH:MM:SS.mmm`. Weir's file source needs the
    header line and Flink's csv format cannot skip one, so a header-less copy
    `bids-N.noheader.csv` is written beside it for Flink. `bids-N.csv.json` records the row count
-   and the disorder: Weir's SELECT interleaves its partitions, so rows are not in event-time order
-   (about half of them trail the latest timestamp, by up to ~2.5 s at the default rate, under the
-   4 s watermark delay: no row is late); the order differs between generations, which is why the
-   file is generated once and both engines read the same one.
+   and the disorder (rows behind the latest timestamp so far and by how much; a SELECT over a
+   source streams in the source's order since stop 16, so a fresh file has none; files generated
+   before then interleaved two partitions). The file is generated once and both engines read the
+   same one.
 2. Weir: `weir bench query --query Q --csv FILE --parallelism P --checkpoint-interval I
    --no-results`, run from the repository root; its JSON line (the last stdout line starting with
    `{`) gives events, wall and CPU seconds (of the job, measured inside the process). The CPU of
@@ -269,7 +269,7 @@ def run_generation(weir, events, rate, out_path, flink_path):
                             latest = ts
                         elif ts < latest:
                             # Rows behind the latest timestamp so far: late for the watermark if the
-                            # lag reaches its 4 s delay. (Weir's SELECT interleaves partitions.)
+                            # lag reaches its 4 s delay.
                             disorder["rows_behind_max"] += 1
                             lag = max(lag, (datetime.fromisoformat(latest) - datetime.fromisoformat(ts)).total_seconds())
                         writer.writerow(line)
