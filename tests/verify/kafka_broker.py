@@ -48,8 +48,8 @@ import tempfile
 import time
 import uuid
 
-# One venv for every Python client the checks use: the path is the psycopg check's.
-from psycopg_check import VENV
+# One venv for every Python client the checks use (weir_server.VENV).
+from weir_server import VENV
 
 NOIDA_REQUIREMENT = "noida-db==0.2.3"
 NOIDA_VERSION = "0.2.3"

@@ -4,30 +4,14 @@ parameter, SHOW JOBS, and an error with its SQLSTATE. Installs psycopg into a ve
 ~/.cache/weir-venv on first use; says so loudly and exits 0 when PyPI cannot be reached."""
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 
-from weir_server import PAR_CSV, run_client
-
-VENV = os.path.join(os.path.expanduser("~"), ".cache", "weir-venv")
+from weir_server import PAR_CSV, ensure_venv, run_client
 
 
 def ensure_psycopg():
-    python = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(python):
-        made = subprocess.run([sys.executable, "-m", "venv", VENV], capture_output=True, text=True)
-        if made.returncode != 0:
-            print("*** SKIPPING psycopg check: cannot create a venv (install python3-venv) ***\n" + made.stderr[-2000:])
-            return None
-    probe = subprocess.run([python, "-c", "import psycopg"], capture_output=True)
-    if probe.returncode != 0:
-        install = subprocess.run([python, "-m", "pip", "install", "--quiet", "psycopg[binary]>=3.1"], capture_output=True, text=True)
-        if install.returncode != 0:
-            print("*** SKIPPING psycopg check: cannot install psycopg from PyPI ***\n" + install.stderr[-2000:])
-            return None
-    return python
+    return ensure_venv("psycopg", ["psycopg"], ["psycopg[binary]>=3.1"])
 
 
 CLIENT = r'''

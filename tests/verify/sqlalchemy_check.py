@@ -9,31 +9,12 @@ pandas into the venv under ~/.cache/weir-venv on first use; says so loudly and e
 cannot be reached."""
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 
-from weir_server import PAR_CSV, run_client
+from weir_server import PAR_CSV, ensure_venv, run_client
 
-VENV = os.path.join(os.path.expanduser("~"), ".cache", "weir-venv")
 REQUIREMENTS = ["sqlalchemy>=2.0", "psycopg2-binary>=2.9", "psycopg[binary]>=3.1", "pandas>=2.0"]
-
-
-def ensure_packages():
-    python = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(python):
-        made = subprocess.run([sys.executable, "-m", "venv", VENV], capture_output=True, text=True)
-        if made.returncode != 0:
-            print("*** SKIPPING SQLAlchemy check: cannot create a venv (install python3-venv) ***\n" + made.stderr[-2000:])
-            return None
-    probe = subprocess.run([python, "-c", "import sqlalchemy, psycopg2, psycopg, pandas"], capture_output=True)
-    if probe.returncode != 0:
-        install = subprocess.run([python, "-m", "pip", "install", "--quiet", *REQUIREMENTS], capture_output=True, text=True)
-        if install.returncode != 0:
-            print("*** SKIPPING SQLAlchemy check: cannot install its packages from PyPI ***\n" + install.stderr[-2000:])
-            return None
-    return python
 
 
 CLIENT = r'''
@@ -77,7 +58,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weir", required=True)
     args = ap.parse_args()
-    python = ensure_packages()
+    python = ensure_venv("SQLAlchemy", ["sqlalchemy", "psycopg2", "psycopg", "pandas"], REQUIREMENTS)
     if python is None:
         return 0
     with tempfile.TemporaryDirectory() as data_dir:
