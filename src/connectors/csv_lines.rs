@@ -1,5 +1,6 @@
 //! A CSV push decoder for the common file: most lines hold no quote, so they are split at their
-//! commas with memchr and only the projected fields are parsed, into builders of the column types.
+//! commas eight bytes at a time and only the projected fields are parsed, into builders of the
+//! column types.
 //! A line with a quote or a lone carriage return goes through `csv_core`, the tokenizer arrow's
 //! CSV reader uses, so quoted fields (line breaks inside them included) read as they do there.
 //!
@@ -285,8 +286,8 @@ struct QuotedRecord {
     open: bool,
 }
 
-/// See the module documentation.
-pub struct CsvLineDecoder {
+/// The projected columns being built, a record at a time.
+struct ProjectedRows {
     /// The projected columns' schema.
     schema: SchemaRef,
     /// Fields per record.
@@ -296,142 +297,17 @@ pub struct CsvLineDecoder {
     builders: Vec<Box<dyn ColumnBuilder>>,
     /// The declared field index of each builder, for errors.
     field_of_builder: Vec<usize>,
-    batch_size: usize,
+    /// Rows in the builders.
     rows: usize,
     /// The next record is the header line: dropped.
     skip_header: bool,
     /// Records seen, the header included (arrow numbers lines the same way in errors).
     records: u64,
-    tokenizer: Reader,
-    quoted: QuotedRecord,
-    /// Scratch: the start and end of each field of the line at hand.
-    spans: Vec<(usize, usize)>,
 }
 
-impl CsvLineDecoder {
-    /// Whether every projected column has a type this decoder builds.
-    pub fn supports(declared: &SchemaRef, columns: &[usize]) -> bool {
-        columns.iter().all(|&i| column_builder(declared.field(i).data_type(), 0).is_some())
-    }
-
-    pub fn new(declared: &SchemaRef, columns: &[usize], batch_size: usize, skip_header: bool) -> Result<Self, ArrowError> {
-        let mut builder_of_field = vec![None; declared.fields().len()];
-        let mut builders = Vec::with_capacity(columns.len());
-        for (builder, &field) in columns.iter().enumerate() {
-            let data_type = declared.field(field).data_type();
-            builders.push(
-                column_builder(data_type, batch_size)
-                    .ok_or_else(|| ArrowError::NotYetImplemented(format!("the line decoder does not build {data_type} columns")))?,
-            );
-            builder_of_field[field] = Some(builder);
-        }
-        Ok(CsvLineDecoder {
-            schema: Arc::new(declared.project(columns)?),
-            num_fields: declared.fields().len(),
-            builder_of_field,
-            builders,
-            field_of_builder: columns.to_vec(),
-            batch_size,
-            rows: 0,
-            skip_header,
-            records: 0,
-            tokenizer: Reader::new(),
-            quoted: QuotedRecord::default(),
-            spans: Vec::new(),
-        })
-    }
-
-    /// Decodes whole records from `input` until the batch is full; returns the bytes taken. The
-    /// bytes of a record cut by the end of `input` are taken and kept. An empty `input` means the
-    /// input ended: a record still open is completed.
-    pub fn decode(&mut self, input: &[u8]) -> Result<usize, ArrowError> {
-        if input.is_empty() {
-            if self.quoted.open {
-                self.read_quoted(input)?;
-            }
-            return Ok(0);
-        }
-        let mut at = 0;
-        while at < input.len() && self.rows < self.batch_size {
-            if self.quoted.open {
-                at += self.read_quoted(&input[at..])?;
-                continue;
-            }
-            let Some(newline) = memchr::memchr(b'\n', &input[at..]) else {
-                // The last line, without its newline: the tokenizer keeps it until the input ends.
-                at += self.read_quoted(&input[at..])?;
-                continue;
-            };
-            let mut line = &input[at..at + newline];
-            if let [rest @ .., b'\r'] = line {
-                line = rest;
-            }
-            if line.is_empty() {
-                at += newline + 1;
-                continue;
-            }
-            let mut spans = std::mem::take(&mut self.spans);
-            let plain = split_plain_line(line, &mut spans);
-            let result = if plain { self.record(line, &spans) } else { Ok(()) };
-            self.spans = spans;
-            result?;
-            at += if plain { newline + 1 } else { self.read_quoted(&input[at..])? };
-        }
-        Ok(at)
-    }
-
-    /// Runs the tokenizer over `input` for at most one record; returns the bytes it took.
-    fn read_quoted(&mut self, input: &[u8]) -> Result<usize, ArrowError> {
-        let record = &mut self.quoted;
-        if !record.open {
-            record.len = 0;
-            record.fields = 0;
-            record.open = true;
-        }
-        let mut taken = 0;
-        loop {
-            if record.bytes.len() - record.len < 1024 {
-                record.bytes.resize(record.bytes.len() * 2 + 1024, 0);
-            }
-            if record.ends.len() <= record.fields {
-                record.ends.resize(record.ends.len() * 2 + self.num_fields + 1, 0);
-            }
-            let (result, read, written, ends) =
-                self.tokenizer
-                    .read_record(&input[taken..], &mut record.bytes[record.len..], &mut record.ends[record.fields..]);
-            taken += read;
-            record.len += written;
-            record.fields += ends;
-            match result {
-                ReadRecordResult::InputEmpty | ReadRecordResult::End => {
-                    if input.is_empty() {
-                        // The input ended with no record open (blank lines only).
-                        record.open = false;
-                    }
-                    return Ok(taken);
-                }
-                ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => continue,
-                ReadRecordResult::Record => {
-                    record.open = false;
-                    let bytes = std::mem::take(&mut record.bytes);
-                    let mut spans = std::mem::take(&mut self.spans);
-                    spans.clear();
-                    let mut start = 0;
-                    for &end in &self.quoted.ends[..self.quoted.fields] {
-                        spans.push((start, end));
-                        start = end;
-                    }
-                    let result = self.record(&bytes[..self.quoted.len], &spans);
-                    self.quoted.bytes = bytes;
-                    self.spans = spans;
-                    result?;
-                    return Ok(taken);
-                }
-            }
-        }
-    }
-
-    /// One record, its fields at `spans` of `bytes`.
+impl ProjectedRows {
+    /// One record, its fields at `spans` of `bytes`. After an error the decoder is not used again
+    /// (the read fails), so a row left half pushed does not matter.
     fn record(&mut self, bytes: &[u8], spans: &[(usize, usize)]) -> Result<(), ArrowError> {
         self.records += 1;
         if self.skip_header {
@@ -459,7 +335,6 @@ impl CsvLineDecoder {
             let text = &record[start..end];
             let value = (!text.is_empty()).then_some(text);
             if let Err(what) = self.builders[builder].push(value) {
-                // The rows pushed to the builders before this one are dropped with the batch.
                 return Err(ArrowError::ParseError(format!(
                     "{what} for column {} ({}) at line {}",
                     self.field_of_builder[builder],
@@ -472,11 +347,8 @@ impl CsvLineDecoder {
         Ok(())
     }
 
-    /// The rows decoded since the last flush; `None` when there are none.
-    pub fn flush(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
-        if self.quoted.open && self.quoted.len + self.quoted.fields > 0 {
-            return Err(ArrowError::CsvError("Cannot flush part way through record".to_string()));
-        }
+    /// The rows built since the last call; `None` when there are none.
+    fn finish(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
         if self.rows == 0 {
             return Ok(None);
         }
@@ -484,6 +356,143 @@ impl CsvLineDecoder {
         let rows = std::mem::take(&mut self.rows);
         let options = datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
         Ok(Some(RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)?))
+    }
+}
+
+/// See the module documentation.
+pub struct CsvLineDecoder {
+    rows: ProjectedRows,
+    batch_size: usize,
+    tokenizer: Reader,
+    quoted: QuotedRecord,
+    /// Scratch: the start and end of each field of the record at hand.
+    spans: Vec<(usize, usize)>,
+}
+
+impl CsvLineDecoder {
+    /// Whether every projected column has a type this decoder builds.
+    pub fn supports(declared: &SchemaRef, columns: &[usize]) -> bool {
+        columns.iter().all(|&i| column_builder(declared.field(i).data_type(), 0).is_some())
+    }
+
+    pub fn new(declared: &SchemaRef, columns: &[usize], batch_size: usize, skip_header: bool) -> Result<Self, ArrowError> {
+        let mut builder_of_field = vec![None; declared.fields().len()];
+        let mut builders = Vec::with_capacity(columns.len());
+        for (builder, &field) in columns.iter().enumerate() {
+            let data_type = declared.field(field).data_type();
+            builders.push(
+                column_builder(data_type, batch_size)
+                    .ok_or_else(|| ArrowError::NotYetImplemented(format!("the line decoder does not build {data_type} columns")))?,
+            );
+            builder_of_field[field] = Some(builder);
+        }
+        Ok(CsvLineDecoder {
+            rows: ProjectedRows {
+                schema: Arc::new(declared.project(columns)?),
+                num_fields: declared.fields().len(),
+                builder_of_field,
+                builders,
+                field_of_builder: columns.to_vec(),
+                rows: 0,
+                skip_header,
+                records: 0,
+            },
+            batch_size,
+            tokenizer: Reader::new(),
+            quoted: QuotedRecord::default(),
+            spans: Vec::new(),
+        })
+    }
+
+    /// Decodes whole records from `input` until the batch is full; returns the bytes taken. The
+    /// bytes of a record cut by the end of `input` are taken and kept. An empty `input` means the
+    /// input ended: a record still open is completed.
+    pub fn decode(&mut self, input: &[u8]) -> Result<usize, ArrowError> {
+        if input.is_empty() {
+            if self.quoted.open {
+                self.read_quoted(input)?;
+            }
+            return Ok(0);
+        }
+        let mut at = 0;
+        while at < input.len() && self.rows.rows < self.batch_size {
+            if self.quoted.open {
+                at += self.read_quoted(&input[at..])?;
+                continue;
+            }
+            let Some(newline) = memchr::memchr(b'\n', &input[at..]) else {
+                // The last line, without its newline: the tokenizer keeps it until the input ends.
+                at += self.read_quoted(&input[at..])?;
+                continue;
+            };
+            let mut line = &input[at..at + newline];
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
+            }
+            if line.is_empty() {
+                at += newline + 1;
+            } else if split_plain_line(line, &mut self.spans) {
+                self.rows.record(line, &self.spans)?;
+                at += newline + 1;
+            } else {
+                at += self.read_quoted(&input[at..])?;
+            }
+        }
+        Ok(at)
+    }
+
+    /// Runs the tokenizer over `input` for at most one record; returns the bytes it took.
+    fn read_quoted(&mut self, input: &[u8]) -> Result<usize, ArrowError> {
+        let record = &mut self.quoted;
+        if !record.open {
+            record.len = 0;
+            record.fields = 0;
+            record.open = true;
+        }
+        let mut taken = 0;
+        loop {
+            if record.bytes.len() - record.len < 1024 {
+                record.bytes.resize(record.bytes.len() * 2 + 1024, 0);
+            }
+            if record.ends.len() <= record.fields {
+                record.ends.resize(record.ends.len() * 2 + self.rows.num_fields + 1, 0);
+            }
+            let (result, read, written, ends) =
+                self.tokenizer
+                    .read_record(&input[taken..], &mut record.bytes[record.len..], &mut record.ends[record.fields..]);
+            taken += read;
+            record.len += written;
+            record.fields += ends;
+            match result {
+                ReadRecordResult::InputEmpty | ReadRecordResult::End => {
+                    if input.is_empty() {
+                        // The input ended with no record open (blank lines only).
+                        record.open = false;
+                    }
+                    return Ok(taken);
+                }
+                ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => continue,
+                ReadRecordResult::Record => {
+                    record.open = false;
+                    self.spans.clear();
+                    let mut start = 0;
+                    for &end in &record.ends[..record.fields] {
+                        self.spans.push((start, end));
+                        start = end;
+                    }
+                    self.rows.record(&record.bytes[..record.len], &self.spans)?;
+                    return Ok(taken);
+                }
+            }
+        }
+    }
+
+    /// The rows decoded since the last flush; `None` when there are none.
+    pub fn flush(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
+        if self.quoted.open && self.quoted.len + self.quoted.fields > 0 {
+            return Err(ArrowError::CsvError("Cannot flush part way through record".to_string()));
+        }
+        self.rows.finish()
     }
 }
 

@@ -246,8 +246,9 @@ fn type_oid(name: &str) -> Option<i64> {
     let name = name.strip_prefix("pg_catalog.").unwrap_or(&name).trim_matches('"');
     TYPES
         .iter()
-        .map(|(pg, _, _)| i64::from(pg.oid()))
-        .find(|oid| Type::from_oid(*oid as u32).is_some_and(|pg| pg.name() == name) || format_type(*oid, None) == name)
+        .map(|(pg, _, _)| (pg.name(), i64::from(pg.oid())))
+        .find(|(type_name, oid)| *type_name == name || format_type(*oid, None) == name)
+        .map(|(_, oid)| oid)
 }
 
 /// The relations of `pg_catalog` itself, which Weir's `pg_class` does not list: fixed oids below the
