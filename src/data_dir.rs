@@ -4,7 +4,7 @@
 //! <data>/catalog.json                     the catalog (sources, tables, jobs, savepoints)
 //! <data>/tables/                          the table store (RocksDB) of every result table
 //! <data>/jobs/<job>/state/<uid>-<n>/      live state of operator subtask n
-//! <data>/jobs/<job>/snapshots/attempt-<a>/ local snapshots of an attempt before upload
+//! <data>/jobs/<job>/snapshots/attempt-<a>/ local snapshots of an attempt before upload, and its sinks' staged rows
 //! <data>/checkpoints/<job>/               checkpoints (or under `state.checkpoints.dir`)
 //! <data>/savepoints/                      savepoints taken without a target directory
 //! <data>/history.txt                      the REPL's history
@@ -181,6 +181,11 @@ impl JobDir {
 /// A checkpoint's local snapshot directory of one operator subtask, under an attempt's snapshots.
 pub fn operator_snapshot_dir(snapshots: &Path, checkpoint_id: u64, uid: &str, subtask: usize) -> PathBuf {
     snapshots.join(format!("chk-{checkpoint_id}")).join(format!("{uid}-{subtask}"))
+}
+
+/// Where a sink subtask of an attempt stages the rows of its epochs (`<prefix>-<n>.arrow`).
+pub fn sink_staging_prefix(snapshots: &Path, uid: &str, subtask: usize) -> PathBuf {
+    snapshots.join("staging").join(format!("{uid}-{subtask}"))
 }
 
 /// `name` as one file-name component: ASCII letters, digits, `_`, `$` and `-` stay, every other

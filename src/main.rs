@@ -89,6 +89,9 @@ enum Bench {
         /// 4-partition topic and run it from there; both write to topics with an exactly-once sink.
         #[arg(long, conflicts_with = "csv")]
         kafka: Option<String>,
+        /// Where results go: the query file's table, a result table stored in Weir, or blackhole.
+        #[arg(long, value_enum, default_value = "as-written", conflicts_with = "kafka")]
+        sink: weir::bench::query::SinkChoice,
         /// State backend: rocksdb or hashmap.
         #[arg(long, default_value = "rocksdb")]
         backend: String,
@@ -176,6 +179,7 @@ fn main() -> ExitCode {
                 paced,
                 csv,
                 kafka,
+                sink,
                 backend,
                 parallelism,
                 checkpoint_interval,
@@ -202,6 +206,7 @@ fn main() -> ExitCode {
                     incremental: !full_checkpoints,
                     cache_entries,
                     kafka,
+                    sink,
                     results: (!no_results).then_some(results),
                     plot,
                     file_roots: cli.file_roots.clone(),

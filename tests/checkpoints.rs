@@ -122,6 +122,38 @@ async fn full_checkpoints_copy_everything() {
     assert!(!manifest.incremental);
 }
 
+/// The rows a sink staged for a checkpoint that failed are committed with the next one (as Flink's
+/// two-phase-commit sinks commit every pending transaction up to the completed checkpoint).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_of_failed_checkpoints_are_committed_with_the_next() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let session = Session::open(dir.path()).await.expect("open");
+    session
+        .execute(
+            "CREATE SOURCE seq (id BIGINT) WITH (connector = 'datagen', 'number-of-rows' = '30000',
+                 'rows-per-second' = '30000', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1',
+                 'fields.id.end' = '30000');
+             CREATE TABLE ids (id BIGINT);
+             CREATE JOB copy WITH ('execution.checkpointing.interval' = '100ms', 'debug.checkpoint.fail-uploads' = '3',
+                 'execution.checkpointing.tolerable-failed-checkpoints' = '3')
+             AS INSERT INTO ids SELECT id FROM seq;
+             WAIT JOB copy",
+        )
+        .await
+        .expect("job");
+    let statuses: Vec<String> = rows(&session, "SHOW CHECKPOINTS FOR JOB copy")
+        .await
+        .into_iter()
+        .map(|r| r[1].clone())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| *s == "FAILED").count(), 3, "{statuses:?}");
+    assert!(statuses.iter().any(|s| s == "COMPLETED"), "{statuses:?}");
+    assert_eq!(
+        rows(&session, "SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) FROM ids").await,
+        vec![vec!["30000", "30000", "1", "30000"]]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_uploads_are_tolerated_then_fail_the_job() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -31,6 +31,17 @@ pub enum BenchInput {
     Kafka { topic: String, source_sql: String },
 }
 
+/// Where the query's results go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SinkChoice {
+    /// The table the query file declares.
+    AsWritten,
+    /// A result table stored in Weir (the same columns and key, no connector).
+    Table,
+    /// Rows are dropped (`connector = 'blackhole'`).
+    Blackhole,
+}
+
 #[derive(Debug, Clone)]
 pub struct QueryBench {
     /// A SQL file, or the name of a query in `sql/nexmark/` (`q5`).
@@ -46,6 +57,8 @@ pub struct QueryBench {
     /// Kafka bootstrap servers: run the query from the generator and from a topic, both into a
     /// topic with an exactly-once sink (`kafka.rs`).
     pub kafka: Option<String>,
+    /// Where results go (without `kafka`).
+    pub sink: SinkChoice,
     /// JSON lines are appended here.
     pub results: Option<PathBuf>,
     pub plot: Option<PathBuf>,
@@ -92,11 +105,11 @@ struct Sample {
 }
 
 /// Where the query's results go.
-enum BenchSink<'a> {
+enum BenchSink {
     /// The table the query file declares.
     AsWritten,
-    /// Its CREATE TABLE gets these options instead (a Kafka topic).
-    Replaced { topic: &'a str, options: Vec<(String, String)> },
+    /// Its CREATE TABLE gets these options instead (a stored table, blackhole, a Kafka topic).
+    Replaced { described: String, options: Vec<(String, String)> },
 }
 
 impl QueryBench {
@@ -106,7 +119,18 @@ impl QueryBench {
         let file = resolve_query(&self.query)?;
         let sql = std::fs::read_to_string(&file).map_err(|e| Error::invalid(format!("cannot read {}: {e}", file.display())))?;
         let Some(bootstrap) = &self.kafka else {
-            return Ok(vec![self.measure(&file, &sql, &self.input, BenchSink::AsWritten).await?]);
+            let sink = match self.sink {
+                SinkChoice::AsWritten => BenchSink::AsWritten,
+                SinkChoice::Table => BenchSink::Replaced {
+                    described: "result table".into(),
+                    options: Vec::new(),
+                },
+                SinkChoice::Blackhole => BenchSink::Replaced {
+                    described: "blackhole".into(),
+                    options: vec![("connector".into(), "blackhole".into())],
+                },
+            };
+            return Ok(vec![self.measure(&file, &sql, &self.input, sink).await?]);
         };
         let topics = BenchTopics::create(bootstrap).await?;
         let result = self.run_kafka(&file, &sql, &topics).await;
@@ -116,7 +140,7 @@ impl QueryBench {
 
     async fn run_kafka(&self, file: &Path, sql: &str, topics: &BenchTopics) -> Result<Vec<QueryBenchResult>> {
         let into = |topic| BenchSink::Replaced {
-            topic,
+            described: format!("kafka exactly-once topic {topic}"),
             options: topics.sink_options(topic),
         };
         let baseline = self.measure(file, sql, &self.input, into(&topics.baseline_output)).await?;
@@ -141,7 +165,7 @@ impl QueryBench {
         Ok(vec![baseline, from_kafka])
     }
 
-    async fn measure(&self, file: &Path, sql: &str, input: &BenchInput, sink: BenchSink<'_>) -> Result<QueryBenchResult> {
+    async fn measure(&self, file: &Path, sql: &str, input: &BenchInput, sink: BenchSink) -> Result<QueryBenchResult> {
         let dir = std::env::temp_dir().join(format!("weir-bench-query-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let result = self.run_in(&dir, file, sql, input, sink).await;
@@ -167,7 +191,7 @@ impl QueryBench {
         Ok(Session::new(Database::open_with(dir, DatabaseOptions::local(roots)?).await?))
     }
 
-    async fn run_in(&self, dir: &Path, file: &Path, sql: &str, input: &BenchInput, sink: BenchSink<'_>) -> Result<QueryBenchResult> {
+    async fn run_in(&self, dir: &Path, file: &Path, sql: &str, input: &BenchInput, sink: BenchSink) -> Result<QueryBenchResult> {
         let session = self.open_session(dir).await?;
         let mut setup = format!(
             "SET 'parallelism' = '{}'; SET 'state.backend' = '{}'; SET 'execution.checkpointing.interval' = '{}';
@@ -255,7 +279,7 @@ impl QueryBench {
             input: input.describe(),
             sink: match &sink {
                 BenchSink::AsWritten => "as written".into(),
-                BenchSink::Replaced { topic, .. } => format!("kafka exactly-once topic {topic}"),
+                BenchSink::Replaced { described, .. } => described.clone(),
             },
             backend: self.backend.clone(),
             parallelism: self.parallelism,

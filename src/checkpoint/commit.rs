@@ -8,19 +8,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::record_batch::RecordBatch;
-
 use crate::catalog::{TableConnector, TableDef};
 use crate::connectors::kafka_sink::{DeliveryGuarantee, KafkaSinkConfig, KafkaTransactions};
 use crate::connectors::table_store::{StagedRows, TableStore, TableWriter};
 use crate::error::Result;
 use crate::graph::{JobGraph, OperatorSpec, SubtaskId};
+use crate::runtime::staging::StagedFile;
 
 /// Epoch number of the rows a sink staged after the last checkpoint, committed when input ends.
 pub const FINAL_EPOCH: u64 = u64::MAX;
 
-/// Rows one sink subtask staged in an epoch.
-pub type StagedSinkRows = (SubtaskId, Vec<RecordBatch>);
+/// The file of the rows one sink subtask staged in an epoch (`None`: it staged none).
+pub type StagedSinkRows = (SubtaskId, Option<StagedFile>);
 
 /// Commits a job's staged rows into its result tables and exactly-once Kafka tables.
 pub struct SinkCommitter {
@@ -72,10 +71,18 @@ impl SinkCommitter {
     /// Makes the rows staged in `epoch` visible (idempotent: subtasks that committed it skip).
     /// Blocking: Kafka transactions wait for the brokers.
     pub fn commit(&self, epoch: u64, staged: Vec<StagedSinkRows>) -> Result<()> {
-        let (kafka, staged): (Vec<_>, Vec<_>) = staged.into_iter().partition(|(id, _)| self.kafka.contains_key(&id.uid));
-        for (id, rows) in kafka {
+        // A subtask's files in order (those of failed checkpoints' epochs first), committed as one.
+        let mut by_subtask: Vec<(SubtaskId, Vec<StagedFile>)> = Vec::new();
+        for (id, file) in staged {
+            match by_subtask.iter_mut().find(|(known, _)| *known == id) {
+                Some((_, files)) => files.extend(file),
+                None => by_subtask.push((id, file.into_iter().collect())),
+            }
+        }
+        let (kafka, staged): (Vec<_>, Vec<_>) = by_subtask.into_iter().partition(|(id, _)| self.kafka.contains_key(&id.uid));
+        for (id, files) in kafka {
             if let Some(transactions) = self.kafka.get(&id.uid) {
-                transactions.commit(id.subtask, epoch, &rows)?;
+                transactions.commit(id.subtask, epoch, &files)?;
             }
         }
         let writers = self
@@ -85,12 +92,12 @@ impl SinkCommitter {
             .collect::<Result<HashMap<_, _>>>()?;
         let parts: Vec<StagedRows> = staged
             .into_iter()
-            .filter_map(|(id, rows)| {
+            .filter_map(|(id, files)| {
                 writers.get(&id.uid).map(|writer| StagedRows {
                     writer,
                     sink_uid: id.uid,
                     subtask: id.subtask,
-                    rows,
+                    files,
                 })
             })
             .collect();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::checkpoint::commit::SinkCommitter;
+use crate::checkpoint::commit::{SinkCommitter, StagedSinkRows};
 use crate::checkpoint::coordinator::{CompletedCheckpoint, RequestKind};
 use crate::checkpoint::history::{CheckpointHistory, CheckpointRecord, CheckpointStatus, UploadFault};
 use crate::checkpoint::manifest::{CheckpointManifest, OperatorState, SinkState, SourceState};
@@ -87,6 +87,8 @@ pub struct CompletionOutcome {
     /// The checkpoint completed but its sinks did not commit: the job must fail over (and a
     /// restore commit again) before a later epoch commits.
     pub commit_failed: bool,
+    /// The staged rows of a checkpoint that failed before its commit: the next checkpoint commits them.
+    pub carry: Vec<StagedSinkRows>,
 }
 
 impl CheckpointCompleter {
@@ -128,8 +130,11 @@ impl CheckpointCompleter {
         mut retained: Vec<CheckpointManifest>,
     ) -> CompletionOutcome {
         let id = checkpoint.id;
-        let acks = std::mem::take(&mut checkpoint.acks).into_values().collect();
-        let (manifest, path) = match self.persist(&checkpoint, acks, finished_sources).await {
+        let mut acks: Vec<TaskAck> = std::mem::take(&mut checkpoint.acks).into_values().collect();
+        // Rows of earlier failed checkpoints first, so that a later row of a key wins.
+        let mut staged = std::mem::take(&mut checkpoint.carried);
+        staged.extend(acks.iter_mut().filter_map(|ack| ack.sink.take()));
+        let (manifest, path) = match self.persist(&checkpoint, acks, &staged, finished_sources).await {
             Ok(done) => done,
             Err(e) => {
                 self.fail(checkpoint, &e.to_string());
@@ -138,6 +143,7 @@ impl CheckpointCompleter {
                     result: Err(e),
                     retained,
                     commit_failed: false,
+                    carry: staged,
                 };
             }
         };
@@ -156,7 +162,12 @@ impl CheckpointCompleter {
                 result: Err(e.context(format!("checkpoint {id} is complete but its sinks could not commit"))),
                 retained,
                 commit_failed: true,
+                carry: Vec::new(),
             };
+        }
+        // The checkpoint holds the staged rows now, and they are committed.
+        for file in staged.iter().filter_map(|(_, file)| file.as_ref()) {
+            let _ = std::fs::remove_file(&file.path);
         }
         retained.push(manifest.clone());
         while retained.len() > self.num_retained {
@@ -200,6 +211,7 @@ impl CheckpointCompleter {
             result,
             retained,
             commit_failed: false,
+            carry: Vec::new(),
         }
     }
 
@@ -209,12 +221,13 @@ impl CheckpointCompleter {
         &self,
         checkpoint: &PendingCheckpoint,
         acks: Vec<TaskAck>,
+        staged: &[StagedSinkRows],
         mut sources: Vec<SourceState>,
     ) -> Result<(CheckpointManifest, PathBuf)> {
         let checkpoint_id = checkpoint.id;
         let sync = acks.iter().map(|a| a.sync_duration).max().unwrap_or_default();
         let async_started = Instant::now();
-        let mut staged_rows = Vec::new();
+        let staged_rows = staged.to_vec();
         let mut to_upload = Vec::new();
         for ack in acks {
             if let Some((id, position)) = ack.source {
@@ -224,7 +237,6 @@ impl CheckpointCompleter {
                     position,
                 });
             }
-            staged_rows.extend(ack.sink);
             to_upload.extend(ack.operators);
         }
         let fault = self.history.lock().ok().and_then(|mut h| h.take_upload_fault());
@@ -275,9 +287,12 @@ impl CheckpointCompleter {
                     let _ = std::fs::remove_dir_all(&snapshot.dir);
                 }
                 let mut sinks = Vec::new();
-                for (id, rows) in &staged_rows {
+                for (n, (id, file)) in staged_rows.iter().enumerate() {
                     check_aborted()?;
-                    let staged = storage.write_staged(checkpoint_id, &format!("sink-{id}"), rows)?;
+                    let staged = match file {
+                        Some(file) => Some(storage.keep_staged(checkpoint_id, &format!("sink-{id}-{n}"), file)?),
+                        None => None,
+                    };
                     uploaded += staged.as_ref().map_or(0, |f| f.size);
                     sinks.push(SinkState {
                         uid: id.uid.clone(),

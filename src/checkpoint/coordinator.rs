@@ -129,6 +129,7 @@ impl CheckpointCoordinator {
                         }
                         Err(e) if outcome.commit_failed => return Err(e),
                         Err(e) => {
+                            pending.carry(outcome.carry);
                             consecutive_failures += 1;
                             tracing::warn!("checkpoint {} of job {} failed: {e}", outcome.id, self.completer.job);
                             if consecutive_failures > self.settings.tolerable_failed {
@@ -151,7 +152,15 @@ impl CheckpointCoordinator {
             }
             if completing.is_none() && pending.is_empty() && pending.all_finished() {
                 // End of input: the rows staged after the last checkpoint become visible.
-                self.completer.committer.commit(FINAL_EPOCH, pending.take_final_rows())?;
+                let final_rows = pending.take_final_rows();
+                let files: Vec<_> = final_rows
+                    .iter()
+                    .filter_map(|(_, file)| file.as_ref().map(|f| f.path.clone()))
+                    .collect();
+                self.completer.committer.commit(FINAL_EPOCH, final_rows)?;
+                for file in files {
+                    let _ = std::fs::remove_file(file);
+                }
                 return Ok(());
             }
         }

@@ -36,6 +36,8 @@ pub struct SourceState {
 }
 
 /// Rows a sink subtask staged in the checkpoint's epoch; committed when the checkpoint completes.
+/// A subtask has several entries when the checkpoint also commits the epochs of checkpoints that
+/// failed before it: those come first, oldest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SinkState {
     pub uid: String,

@@ -23,6 +23,9 @@ pub struct PendingCheckpoint {
     pub acks: HashMap<usize, TaskAck>,
     /// Who asked for this checkpoint, if it was not periodic.
     pub request: Option<CheckpointRequest>,
+    /// Staged rows of earlier epochs whose checkpoints failed, oldest first: committed with this
+    /// checkpoint, before its own (set when every task has acked it).
+    pub carried: Vec<StagedSinkRows>,
 }
 
 pub struct PendingCheckpoints {
@@ -32,6 +35,10 @@ pub struct PendingCheckpoints {
     finished: HashMap<usize, Option<(SubtaskId, SourcePosition)>>,
     /// Rows the sinks staged after their last barrier: committed when the whole job has finished.
     final_rows: Vec<StagedSinkRows>,
+    /// Rows staged for checkpoints that failed or expired, oldest first. They are committed with the
+    /// next checkpoint that completes (as Flink's two-phase-commit sinks commit every pending
+    /// transaction up to the completed checkpoint); dropping them would lose the epoch's rows.
+    carried: Vec<StagedSinkRows>,
 }
 
 impl PendingCheckpoints {
@@ -41,6 +48,7 @@ impl PendingCheckpoints {
             pending: BTreeMap::new(),
             finished: HashMap::new(),
             final_rows: Vec::new(),
+            carried: Vec::new(),
         }
     }
 
@@ -53,15 +61,25 @@ impl PendingCheckpoints {
                 started: Instant::now(),
                 acks: HashMap::new(),
                 request,
+                carried: Vec::new(),
             },
         );
     }
 
-    /// Records a task's part; an ack of a checkpoint no longer pending (aborted) is dropped.
+    /// Records a task's part. Of an ack of a checkpoint no longer pending (aborted), only the
+    /// sink's staged rows are kept, for the next checkpoint.
     pub fn ack(&mut self, ack: TaskAck) {
-        if let Some(p) = self.pending.get_mut(&ack.checkpoint_id) {
-            p.acks.insert(ack.task, ack);
+        match self.pending.get_mut(&ack.checkpoint_id) {
+            Some(p) => {
+                p.acks.insert(ack.task, ack);
+            }
+            None => self.carry(ack.sink),
         }
+    }
+
+    /// Staged rows of a checkpoint that failed: committed with the next one that completes.
+    pub fn carry(&mut self, staged: impl IntoIterator<Item = StagedSinkRows>) {
+        self.carried.extend(staged.into_iter().filter(|(_, file)| file.is_some()));
     }
 
     /// A task ended: its final source position and the rows its sink staged after the last barrier.
@@ -75,7 +93,12 @@ impl PendingCheckpoints {
     pub fn take_acked(&mut self) -> Option<PendingCheckpoint> {
         let (&id, oldest) = self.pending.iter().next()?;
         let acked = (0..self.task_count).all(|t| oldest.acks.contains_key(&t) || self.finished.contains_key(&t));
-        if acked { self.pending.remove(&id) } else { None }
+        if !acked {
+            return None;
+        }
+        let mut checkpoint = self.pending.remove(&id)?;
+        checkpoint.carried = std::mem::take(&mut self.carried);
+        Some(checkpoint)
     }
 
     /// Removes and returns the checkpoints triggered more than `timeout` ago.
@@ -86,7 +109,12 @@ impl PendingCheckpoints {
             .filter(|p| p.started.elapsed() > timeout)
             .map(|p| p.id)
             .collect();
-        expired.iter().filter_map(|id| self.pending.remove(id)).collect()
+        let mut expired: Vec<PendingCheckpoint> = expired.iter().filter_map(|id| self.pending.remove(id)).collect();
+        for checkpoint in &mut expired {
+            let staged: Vec<_> = checkpoint.acks.values_mut().filter_map(|ack| ack.sink.take()).collect();
+            self.carry(staged);
+        }
+        expired
     }
 
     pub fn len(&self) -> usize {
@@ -121,14 +149,18 @@ impl PendingCheckpoints {
             .collect()
     }
 
+    /// The rows staged after the last barrier, after those carried from failed checkpoints.
     pub fn take_final_rows(&mut self) -> Vec<StagedSinkRows> {
-        std::mem::take(&mut self.final_rows)
+        let mut rows = std::mem::take(&mut self.carried);
+        rows.append(&mut self.final_rows);
+        rows
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::staging::StagedFile;
 
     fn ack(checkpoint_id: u64, task: usize) -> TaskAck {
         TaskAck {
@@ -183,5 +215,51 @@ mod tests {
         let expired = p.take_expired(Duration::from_millis(1));
         assert_eq!(expired.iter().map(|c| c.id).collect::<Vec<_>>(), vec![1]);
         assert!(p.is_empty());
+    }
+
+    fn sink_ack(checkpoint_id: u64, task: usize, file: &str) -> TaskAck {
+        TaskAck {
+            sink: Some((SubtaskId::new("sink", task), Some(StagedFile { path: file.into() }))),
+            ..ack(checkpoint_id, task)
+        }
+    }
+
+    fn files(staged: &[StagedSinkRows]) -> Vec<String> {
+        staged
+            .iter()
+            .filter_map(|(_, f)| f.as_ref().map(|f| f.path.display().to_string()))
+            .collect()
+    }
+
+    /// The staged rows of an expired checkpoint, of a late ack and of a checkpoint whose
+    /// completion failed go to the next checkpoint that every task acks, oldest first.
+    #[test]
+    fn staged_rows_of_failed_checkpoints_are_carried_to_the_next() {
+        let mut p = PendingCheckpoints::new(2);
+        p.trigger(1, None);
+        p.ack(sink_ack(1, 0, "e1-t0"));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(p.take_expired(Duration::from_millis(1)).len(), 1);
+        p.ack(sink_ack(1, 1, "e1-t1"));
+        p.trigger(2, None);
+        p.ack(sink_ack(2, 0, "e2-t0"));
+        p.ack(sink_ack(2, 1, "e2-t1"));
+        let second = p.take_acked().expect("acked");
+        assert_eq!(files(&second.carried), ["e1-t0", "e1-t1"]);
+        // Its completion failed: the completer hands everything back.
+        let mut returned = second.carried;
+        returned.extend(second.acks.into_values().filter_map(|a| a.sink));
+        p.carry(returned);
+        p.trigger(3, None);
+        p.ack(ack(3, 0));
+        p.finish(
+            1,
+            None,
+            Some((SubtaskId::new("sink", 1), Some(StagedFile { path: "final-t1".into() }))),
+        );
+        let third = p.take_acked().expect("acked");
+        assert_eq!(files(&third.carried).len(), 4);
+        assert_eq!(files(&third.carried)[..2], ["e1-t0", "e1-t1"]);
+        assert!(p.take_final_rows().len() == 1);
     }
 }

@@ -5,20 +5,15 @@
 //! `shared/` is referenced, not uploaded again: that is what makes checkpoints incremental.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
-use datafusion::arrow::ipc::reader::FileReader;
-use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::checkpoint::commit::StagedSinkRows;
 use crate::checkpoint::manifest::{CheckpointManifest, FileRef};
 use crate::error::{Error, Result};
 use crate::fs::{create_dirs, file_crc, transfer_with_crc, write_atomically};
 use crate::graph::SubtaskId;
-use crate::state::canonical::write_ipc_file;
+use crate::runtime::staging::StagedFile;
 
 const METADATA: &str = "_metadata";
 
@@ -107,43 +102,36 @@ impl CheckpointStorage {
         Ok((refs, uploaded))
     }
 
-    /// Writes a sink subtask's staged rows for checkpoint `id` as an Arrow IPC file.
-    pub fn write_staged(&self, id: u64, owner: &str, batches: &[RecordBatch]) -> Result<Option<FileRef>> {
-        let Some(first) = batches.first() else { return Ok(None) };
+    /// Moves a sink subtask's staged rows of checkpoint `id` (an Arrow IPC file the sink wrote)
+    /// into the checkpoint, fsynced.
+    pub fn keep_staged(&self, id: u64, owner: &str, staged: &StagedFile) -> Result<FileRef> {
         let dir = self.checkpoint_dir(id);
         create_dirs(&dir)?;
-        let path = dir.join(format!("{owner}.arrow"));
-        write_ipc_file(&path, &first.schema(), batches.iter().cloned().map(Ok))?;
-        let (size, crc32) = file_crc(&path)?;
-        Ok(Some(FileRef {
-            path: format!("chk-{id}/{owner}.arrow"),
-            name: format!("{owner}.arrow"),
+        let name = format!("{owner}.arrow");
+        // A hard link, or a copy on another file system. The sink's file stays until the rows are
+        // committed: if this checkpoint fails, the next one takes them.
+        let (size, crc32) = transfer_with_crc(&staged.path, &dir.join(&name))?;
+        Ok(FileRef {
+            path: format!("chk-{id}/{name}"),
+            name,
             size,
             crc32,
-        }))
+        })
     }
 
-    /// The rows every sink subtask staged in a checkpoint.
+    /// The rows every sink subtask staged in a checkpoint, after checking their files.
     pub fn staged_rows(&self, manifest: &CheckpointManifest) -> Result<Vec<StagedSinkRows>> {
         manifest
             .sinks
             .iter()
             .map(|s| {
-                Ok((
-                    SubtaskId::new(s.uid.clone(), s.subtask),
-                    match &s.staged {
-                        Some(f) => self.read_staged(f)?,
-                        None => Vec::new(),
-                    },
-                ))
+                let file = match &s.staged {
+                    Some(f) => Some(StagedFile { path: self.verified(f)? }),
+                    None => None,
+                };
+                Ok((SubtaskId::new(s.uid.clone(), s.subtask), file))
             })
             .collect()
-    }
-
-    pub fn read_staged(&self, file: &FileRef) -> Result<Vec<RecordBatch>> {
-        let path = self.verified(file)?;
-        let reader = FileReader::try_new(BufReader::new(File::open(&path)?), None)?;
-        Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
     /// The local path of a checkpoint file after checking its size and checksum.

@@ -33,6 +33,7 @@ use crate::connectors::kafka::{SharedOptions, client_error};
 use crate::connectors::record_format::{self, RecordFormat};
 use crate::error::{Error, Result, UserErrorKind};
 use crate::runtime::Sink;
+use crate::runtime::staging::{SinkStaging, StagedFile};
 
 /// A sink record's (key, value) bytes.
 type EncodedRecord = (Option<Vec<u8>>, Vec<u8>);
@@ -326,11 +327,11 @@ impl Sink for KafkaSink {
             .send_batch(&self.producer, &batch, || blocking(|| std::thread::sleep(QUEUE_FULL_WAIT)))
     }
 
-    fn prepare_commit(&mut self) -> Result<Vec<RecordBatch>> {
+    fn prepare_commit(&mut self) -> Result<Option<StagedFile>> {
         if self.config.delivery == DeliveryGuarantee::AtLeastOnce {
             self.flush()?;
         }
-        Ok(Vec::new())
+        Ok(None)
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -340,19 +341,23 @@ impl Sink for KafkaSink {
 
 /// An `exactly-once` sink subtask: rows are staged until their checkpoint completes and then
 /// committed by [`KafkaTransactions`].
-#[derive(Default)]
 pub struct StagedKafkaSink {
-    staged: Vec<RecordBatch>,
+    staging: SinkStaging,
+}
+
+impl StagedKafkaSink {
+    pub fn new(staging: SinkStaging) -> Self {
+        StagedKafkaSink { staging }
+    }
 }
 
 impl Sink for StagedKafkaSink {
     fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        self.staged.push(batch);
-        Ok(())
+        self.staging.push(&batch)
     }
 
-    fn prepare_commit(&mut self) -> Result<Vec<RecordBatch>> {
-        Ok(std::mem::take(&mut self.staged))
+    fn prepare_commit(&mut self) -> Result<Option<StagedFile>> {
+        self.staging.take()
     }
 }
 
@@ -449,7 +454,7 @@ impl KafkaTransactions {
     }
 
     /// Commits the rows sink subtask `subtask` staged in `epoch`, unless it already did (blocking).
-    pub fn commit(&self, subtask: usize, epoch: u64, rows: &[RecordBatch]) -> Result<()> {
+    pub fn commit(&self, subtask: usize, epoch: u64, rows: &[StagedFile]) -> Result<()> {
         let mut subtasks = self
             .subtasks
             .lock()
@@ -469,14 +474,16 @@ impl KafkaTransactions {
         result
     }
 
-    fn produce_in_transaction(&self, parts: &SubtaskTransactions, epoch: u64, rows: &[RecordBatch]) -> Result<()> {
+    fn produce_in_transaction(&self, parts: &SubtaskTransactions, epoch: u64, rows: &[StagedFile]) -> Result<()> {
         let producer = &parts.producer;
         producer
             .begin_transaction()
             .map_err(|e| self.config.error("cannot begin a transaction", e))?;
-        for batch in rows {
-            // On the blocking pool already: a plain sleep.
-            self.config.send_batch(producer, batch, || std::thread::sleep(QUEUE_FULL_WAIT))?;
+        for file in rows {
+            for batch in file.batches()? {
+                // On the blocking pool already: a plain sleep.
+                self.config.send_batch(producer, &batch?, || std::thread::sleep(QUEUE_FULL_WAIT))?;
+            }
         }
         let group = parts
             .marker

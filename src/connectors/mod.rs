@@ -487,8 +487,8 @@ pub fn open_sink(
         TableConnector::Kafka | TableConnector::UpsertKafka => {
             let config = kafka_sink::KafkaSinkConfig::parse(table)?;
             match (config.delivery, delivery) {
-                (kafka_sink::DeliveryGuarantee::ExactlyOnce, table_store::Delivery::Staged { .. }) => {
-                    Box::new(kafka_sink::StagedKafkaSink::default())
+                (kafka_sink::DeliveryGuarantee::ExactlyOnce, table_store::Delivery::Staged(staging)) => {
+                    Box::new(kafka_sink::StagedKafkaSink::new(staging))
                 }
                 (kafka_sink::DeliveryGuarantee::ExactlyOnce, _) => {
                     return Err(Error::invalid(format!(

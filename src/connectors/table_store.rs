@@ -2,37 +2,69 @@
 //! stored table. A row's key is the table id then its primary key (Arrow row encoding, so keys sort
 //! like SQL values), or a generated row id for tables without a primary key; the value is the whole
 //! row, row-encoded. `StoredTableSink` writes it (`engine::providers::stored_table` reads it for DataFusion).
+//!
+//! An epoch commit of many rows does not go through the memtable: one write batch of millions of
+//! rows is one huge skiplist insert (most of the CPU of a job writing a table, and memory beyond the
+//! staged rows). Its rows are sorted into runs of bounded size, written as SST files, and ingested
+//! together with the commit markers in one ingestion, which RocksDB applies atomically (a later file
+//! overrides an earlier one for the same key, as a later row of the stream must).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
-use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch};
+use datafusion::common::ScalarValue;
+use rocksdb::{DB, Direction, IngestExternalFileOptions, IteratorMode, Options, ReadOptions, SstFileWriter, WriteBatch};
 
 use crate::catalog::{TableDef, schema_of};
 use crate::error::{Error, Result};
 use crate::graph::SinkMode;
 use crate::runtime::Sink;
+use crate::runtime::staging::{SinkStaging, StagedFile};
 
 pub struct TableStore {
     db: DB,
+    /// The DB's options: SST files written for ingestion must be readable with them.
+    options: Options,
+    /// Where SST files of epoch commits are written before RocksDB takes them over.
+    staging: PathBuf,
+    /// Names the next staging file (commits of several jobs may run at once).
+    staging_files: AtomicU64,
     /// Next generated row id per append-only table, found on first use by seeking the table's last key.
     row_ids: Mutex<HashMap<u32, u64>>,
 }
 
 const SCAN_BATCH_ROWS: usize = 8192;
 
+/// Encoded rows an epoch commit sorts in memory before writing them out as one SST file.
+const RUN_BYTES: usize = 64 << 20;
+
+/// An epoch commit smaller than this goes through one write batch: below it, writing, syncing and
+/// ingesting a file costs more than the memtable insert.
+const SMALL_COMMIT_BYTES: usize = 1 << 20;
+
 impl TableStore {
     pub fn open(dir: &Path) -> Result<Arc<Self>> {
         std::fs::create_dir_all(dir)?;
         let mut options = Options::default();
         options.create_if_missing(true);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let db = DB::open(&options, dir).map_err(|e| Error::internal(format!("cannot open the table store in {}: {e}", dir.display())))?;
+        // Files left by a commit that did not finish were never ingested.
+        let staging = dir.join("staging");
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| Error::internal(format!("cannot clear {}: {e}", staging.display())))?;
+        }
+        std::fs::create_dir_all(&staging)?;
         Ok(Arc::new(TableStore {
             db,
+            options,
+            staging,
+            staging_files: AtomicU64::new(0),
             row_ids: Mutex::new(HashMap::new()),
         }))
     }
@@ -61,38 +93,62 @@ impl TableStore {
         Ok(next)
     }
 
+    /// A new path for an SST file of an epoch commit.
+    fn staging_path(&self) -> PathBuf {
+        let n = self.staging_files.fetch_add(1, Ordering::Relaxed);
+        self.staging.join(format!("commit-{n}.sst"))
+    }
+
     pub fn write(&self, batch: WriteBatch) -> Result<()> {
         Ok(self.db.write(batch)?)
     }
 
     /// Every row of a table, in key order.
     pub fn scan(&self, table: &TableDef) -> Result<Vec<RecordBatch>> {
+        let mut batches = Vec::new();
+        self.scan_range(table, &KeyRange::default(), |batch| {
+            batches.push(batch);
+            true
+        })?;
+        Ok(batches)
+    }
+
+    /// The rows of a table whose keys lie in `range`, in key order, a batch at a time, until
+    /// `emit` returns false. One iterator reads them all, and an iterator sees the store as it was
+    /// when it was created: a read sees whole epochs, never part of a commit.
+    pub fn scan_range(&self, table: &TableDef, range: &KeyRange, mut emit: impl FnMut(RecordBatch) -> bool) -> Result<()> {
         let schema = schema_of(&table.columns)?;
         let converter = row_converter(&schema)?;
         let parser = converter.parser();
         let prefix = Self::prefix(table.id);
-        let mut batches = Vec::new();
-        let mut values: Vec<Box<[u8]>> = Vec::new();
-        let mut flush = |values: &mut Vec<Box<[u8]>>| -> Result<()> {
-            if !values.is_empty() {
-                let columns = converter.convert_rows(values.iter().map(|v| parser.parse(v)))?;
-                batches.push(RecordBatch::try_new(schema.clone(), columns)?);
-                values.clear();
-            }
-            Ok(())
+        let with_prefix = |key: &[u8]| [prefix.as_slice(), key].concat();
+        let start = range.start.as_deref().map_or_else(|| prefix.to_vec(), with_prefix);
+        let end = match &range.end {
+            Some(end) => with_prefix(end),
+            None => (table.id + 1).to_be_bytes().to_vec(),
         };
-        for item in self.db.iterator(IteratorMode::From(&prefix, Direction::Forward)) {
-            let (key, value) = item?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
+        if start >= end {
+            return Ok(());
+        }
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(end);
+        let mut values: Vec<Box<[u8]>> = Vec::with_capacity(SCAN_BATCH_ROWS);
+        let decode = |values: &mut Vec<Box<[u8]>>| -> Result<RecordBatch> {
+            let columns = converter.convert_rows(values.iter().map(|v| parser.parse(v)))?;
+            values.clear();
+            Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        };
+        for item in self.db.iterator_opt(IteratorMode::From(&start, Direction::Forward), options) {
+            let (_, value) = item?;
             values.push(value);
-            if values.len() == SCAN_BATCH_ROWS {
-                flush(&mut values)?;
+            if values.len() == SCAN_BATCH_ROWS && !emit(decode(&mut values)?) {
+                return Ok(());
             }
         }
-        flush(&mut values)?;
-        Ok(batches)
+        if !values.is_empty() {
+            emit(decode(&mut values)?);
+        }
+        Ok(())
     }
 
     pub fn drop_table(&self, table_id: u32) -> Result<()> {
@@ -104,6 +160,58 @@ impl TableStore {
         }
         Ok(())
     }
+}
+
+/// A span of a table's primary keys (encoded as stored, without the table prefix): from `start`
+/// (inclusive) to `end` (exclusive); `None` is unbounded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyRange {
+    pub start: Option<Vec<u8>>,
+    pub end: Option<Vec<u8>>,
+}
+
+impl KeyRange {
+    /// Every key that starts with `prefix`.
+    pub fn with_prefix(prefix: Vec<u8>) -> Self {
+        KeyRange {
+            end: prefix_successor(&prefix),
+            start: Some(prefix),
+        }
+    }
+}
+
+/// The smallest byte string greater than every string starting with `prefix`; `None` when there
+/// is none (all bytes 0xff).
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|b| *b != 0xff)?;
+    let mut next = prefix[..=last].to_vec();
+    next[last] += 1;
+    Some(next)
+}
+
+/// The stored encoding of the first `values.len()` primary key columns of `table` holding `values`
+/// (each already of its column's type). Keys are encoded column by column, so this is a prefix of
+/// the key of every row with these values.
+pub fn encode_key_prefix(table: &TableDef, values: &[ScalarValue]) -> Result<Vec<u8>> {
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    let schema = schema_of(&table.columns)?;
+    let mut fields = Vec::with_capacity(values.len());
+    let mut arrays = Vec::with_capacity(values.len());
+    for (name, value) in table.primary_key.iter().zip(values) {
+        let field = schema.field_with_name(name)?;
+        if value.data_type() != *field.data_type() {
+            return Err(Error::internal(format!("key value {value} is not of column {name}'s type")));
+        }
+        fields.push(SortField::new(field.data_type().clone()));
+        arrays.push(value.to_array()?);
+    }
+    if values.len() > table.primary_key.len() {
+        return Err(Error::internal("more key values than key columns"));
+    }
+    let rows = RowConverter::new(fields)?.convert_columns(&arrays)?;
+    Ok(rows.row(0).as_ref().to_vec())
 }
 
 fn row_converter(schema: &Schema) -> Result<RowConverter> {
@@ -150,7 +258,7 @@ impl TableWriter {
     }
 
     /// Adds the rows of `batch` to `write`: upserts by primary key, or appends under new row ids.
-    fn add(&self, store: &TableStore, batch: &RecordBatch, write: &mut WriteBatch) -> Result<()> {
+    fn add(&self, store: &TableStore, batch: &RecordBatch, write: &mut impl KeyValueWrite) -> Result<()> {
         let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
             .map_err(|e| Error::internal(format!("sink batch does not match the table: {e}")))?;
         let rows = self.row_converter.convert_columns(batch.columns())?;
@@ -160,7 +268,7 @@ impl TableWriter {
             for (i, row) in rows.iter().enumerate() {
                 let mut key = prefix.to_vec();
                 key.extend_from_slice(&(first + i as u64).to_be_bytes());
-                write.put(key, row.as_ref());
+                write.put(&key, row.as_ref())?;
             }
         } else {
             let key_arrays: Vec<_> = self.key_columns.iter().map(|i| batch.column(*i).clone()).collect();
@@ -168,10 +276,153 @@ impl TableWriter {
             for (key_row, row) in keys.iter().zip(rows.iter()) {
                 let mut key = prefix.to_vec();
                 key.extend_from_slice(key_row.as_ref());
-                write.put(key, row.as_ref());
+                write.put(&key, row.as_ref())?;
             }
         }
         Ok(())
+    }
+}
+
+/// Where encoded rows go: a write batch (rows written as they arrive) or an epoch's sorted runs.
+trait KeyValueWrite {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
+}
+
+impl KeyValueWrite for WriteBatch {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        WriteBatch::put(self, key, value);
+        Ok(())
+    }
+}
+
+/// The puts of one epoch commit, in arrival order. They are kept in memory up to `RUN_BYTES`, then
+/// sorted by key and written as an SST file (a run); `apply` ingests every run at once.
+struct SortedRuns<'a> {
+    store: &'a TableStore,
+    /// Keys and values of the current run, back to back.
+    bytes: Vec<u8>,
+    /// One per put, in arrival order.
+    entries: Vec<RunEntry>,
+    /// SST files written so far, oldest first.
+    files: Vec<PathBuf>,
+    /// A run is written out when its keys and values reach this size.
+    run_bytes: usize,
+}
+
+impl<'a> SortedRuns<'a> {
+    fn new(store: &'a TableStore, run_bytes: usize) -> Self {
+        SortedRuns {
+            store,
+            run_bytes,
+            bytes: Vec::new(),
+            entries: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
+    fn key(&self, entry: &RunEntry) -> &[u8] {
+        &self.bytes[entry.start..entry.start + entry.key_len as usize]
+    }
+
+    fn value(&self, entry: &RunEntry) -> &[u8] {
+        let from = entry.start + entry.key_len as usize;
+        &self.bytes[from..from + entry.value_len as usize]
+    }
+
+    /// Writes the current run as an SST file: keys in order, and of a key put twice only the later
+    /// value (an SST file holds each key once).
+    fn write_run(&mut self) -> Result<()> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        // Stable: equal keys stay in arrival order, so the last of them is the one to keep.
+        let mut order = std::mem::take(&mut self.entries);
+        order.sort_by(|a, b| a.prefix.cmp(&b.prefix).then_with(|| self.key(a).cmp(self.key(b))));
+        let path = self.store.staging_path();
+        let mut writer = SstFileWriter::create(&self.store.options);
+        writer.open(&path)?;
+        self.files.push(path);
+        for (i, entry) in order.iter().enumerate() {
+            let superseded = order.get(i + 1).is_some_and(|next| self.key(next) == self.key(entry));
+            if !superseded {
+                writer.put(self.key(entry), self.value(entry))?;
+            }
+        }
+        writer.finish()?;
+        self.bytes.clear();
+        Ok(())
+    }
+
+    /// Makes every put visible at once.
+    fn apply(mut self) -> Result<()> {
+        if self.files.is_empty() && self.bytes.len() < SMALL_COMMIT_BYTES {
+            let mut write = WriteBatch::default();
+            for entry in &self.entries {
+                write.put(self.key(entry), self.value(entry));
+            }
+            return self.store.write(write);
+        }
+        self.write_run()?;
+        let mut ingest = IngestExternalFileOptions::default();
+        // The files are ours: RocksDB takes them over by hard links instead of copies.
+        ingest.set_move_files(true);
+        self.store.db.ingest_external_file_opts(&ingest, self.files.clone())?;
+        Ok(())
+    }
+}
+
+impl KeyValueWrite for SortedRuns<'_> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let (key_len, value_len) = (u32::try_from(key.len()), u32::try_from(value.len()));
+        let (Ok(key_len), Ok(value_len)) = (key_len, value_len) else {
+            return Err(Error::invalid("a result table row is larger than 4 GiB"));
+        };
+        self.entries.push(RunEntry {
+            prefix: key_prefix(key),
+            start: self.bytes.len(),
+            key_len,
+            value_len,
+        });
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(value);
+        if self.bytes.len() >= self.run_bytes {
+            self.write_run()?;
+        }
+        Ok(())
+    }
+}
+
+/// Where one put of a run lies in its bytes.
+struct RunEntry {
+    /// The key's first 24 bytes as numbers that order like them: a run's keys share their table
+    /// prefix and often much of their first column, so comparing only the bytes leaves most of a
+    /// sort in memcmp calls.
+    prefix: (u64, u64, u64),
+    start: usize,
+    key_len: u32,
+    value_len: u32,
+}
+
+/// The first 24 bytes of `key`, zero-padded, as big-endian numbers. Keys with equal prefixes
+/// must still be compared whole (a shorter key padded with zeros ties with a longer one).
+fn key_prefix(key: &[u8]) -> (u64, u64, u64) {
+    let mut bytes = [0u8; 24];
+    let n = key.len().min(24);
+    bytes[..n].copy_from_slice(&key[..n]);
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+        u64::from_be_bytes(w)
+    };
+    (word(0), word(1), word(2))
+}
+
+impl Drop for SortedRuns<'_> {
+    /// Files of a commit that failed; after a successful ingestion RocksDB has its own links.
+    fn drop(&mut self) {
+        for file in &self.files {
+            let _ = std::fs::remove_file(file);
+        }
     }
 }
 
@@ -190,7 +441,9 @@ pub struct StagedRows<'a> {
     pub writer: &'a TableWriter,
     pub sink_uid: String,
     pub subtask: usize,
-    pub rows: Vec<RecordBatch>,
+    /// In order (the epochs of failed checkpoints first); empty: the subtask staged no row (its
+    /// marker still advances).
+    pub files: Vec<StagedFile>,
 }
 
 impl TableStore {
@@ -204,9 +457,14 @@ impl TableStore {
     }
 
     /// Two-phase commit, phase two: writes the rows of epoch `epoch` of every sink subtask that has
-    /// not committed it yet, together with the new commit markers, in one atomic write.
+    /// not committed it yet, together with the new commit markers, atomically.
     pub fn commit(&self, job: &str, epoch: u64, staged: &[StagedRows]) -> Result<()> {
-        let mut write = WriteBatch::default();
+        self.commit_in_runs(job, epoch, staged, RUN_BYTES)
+    }
+
+    fn commit_in_runs(&self, job: &str, epoch: u64, staged: &[StagedRows], run_bytes: usize) -> Result<()> {
+        let mut runs = SortedRuns::new(self, run_bytes);
+        let mut markers = Vec::new();
         for part in staged {
             let committed = self.committed_epoch(job, &part.sink_uid, part.subtask)?;
             let already = committed.is_some_and(|done| done >= epoch);
@@ -215,15 +473,20 @@ impl TableStore {
             if already && !part.writer.upserts() {
                 continue;
             }
-            for batch in &part.rows {
-                part.writer.add(self, batch, &mut write)?;
+            for file in &part.files {
+                for batch in file.batches()? {
+                    part.writer.add(self, &batch?, &mut runs)?;
+                }
             }
-            write.put(
+            markers.push((
                 commit_marker(job, &part.sink_uid, part.subtask),
                 epoch.max(committed.unwrap_or(0)).to_be_bytes(),
-            );
+            ));
         }
-        self.write(write)
+        for (key, value) in &markers {
+            runs.put(key, value)?;
+        }
+        runs.apply()
     }
 
     /// A job restored from checkpoint `epoch` commits its epochs after `epoch` again: markers
@@ -262,7 +525,7 @@ pub enum Delivery {
     /// Rows are written as they arrive (no checkpoints: at-most-once across failures).
     Direct,
     /// Rows are staged and handed to the checkpoint that follows them (two-phase commit).
-    Staged { staged: Vec<RecordBatch> },
+    Staged(SinkStaging),
     /// The subtask already committed all its output in an earlier run (its final epoch): drop rows.
     Done,
 }
@@ -294,24 +557,129 @@ impl Sink for StoredTableSink {
                 self.writer.add(&self.store, &batch, &mut write)?;
                 self.store.write(write)
             }
-            Delivery::Staged { staged } => {
-                staged.push(batch);
-                Ok(())
-            }
+            Delivery::Staged(staging) => staging.push(&batch),
             Delivery::Done => Ok(()),
         }
     }
 
-    fn prepare_commit(&mut self) -> Result<Vec<RecordBatch>> {
-        Ok(match &mut self.delivery {
-            Delivery::Staged { staged } => std::mem::take(staged),
-            Delivery::Direct | Delivery::Done => Vec::new(),
-        })
+    fn prepare_commit(&mut self) -> Result<Option<StagedFile>> {
+        match &mut self.delivery {
+            Delivery::Staged(staging) => staging.take(),
+            Delivery::Direct | Delivery::Done => Ok(None),
+        }
     }
 }
 
 impl std::fmt::Debug for TableStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TableStore")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ColumnDef, ColumnKind};
+    use datafusion::arrow::array::{Array, Int64Array, StringArray};
+
+    fn table(id: u32, primary_key: &[&str]) -> TableDef {
+        let column = |name: &str, sql_type: &str| ColumnDef {
+            name: name.into(),
+            sql_type: sql_type.into(),
+            nullable: true,
+            kind: ColumnKind::default(),
+        };
+        TableDef {
+            name: format!("t{id}"),
+            id,
+            columns: vec![column("k", "BIGINT"), column("v", "VARCHAR")],
+            primary_key: primary_key.iter().map(|k| k.to_string()).collect(),
+            connector: crate::catalog::TableConnector::Stored,
+            options: Default::default(),
+        }
+    }
+
+    fn batch(table: &TableDef, rows: impl IntoIterator<Item = (i64, String)>) -> RecordBatch {
+        let (keys, values): (Vec<i64>, Vec<String>) = rows.into_iter().unzip();
+        RecordBatch::try_new(
+            schema_of(&table.columns).unwrap(),
+            vec![Arc::new(Int64Array::from(keys)), Arc::new(StringArray::from(values))],
+        )
+        .unwrap()
+    }
+
+    fn contents(store: &TableStore, table: &TableDef) -> Vec<(i64, String)> {
+        let mut rows = Vec::new();
+        for batch in store.scan(table).unwrap() {
+            let keys = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let values = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+            rows.extend((0..batch.num_rows()).map(|i| (keys.value(i), values.value(i).to_string())));
+        }
+        rows
+    }
+
+    fn commit(store: &TableStore, writer: &TableWriter, epoch: u64, rows: Vec<RecordBatch>, run_bytes: usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut staging = SinkStaging::new(dir.path().join("sink-0"));
+        for batch in &rows {
+            staging.push(batch).unwrap();
+        }
+        let staged = [StagedRows {
+            writer,
+            sink_uid: "sink".into(),
+            subtask: 0,
+            files: staging.take().unwrap().into_iter().collect(),
+        }];
+        store.commit_in_runs("job", epoch, &staged, run_bytes).unwrap();
+    }
+
+    /// An epoch sorted into many runs: a key upserted again in a later run, or twice in one run,
+    /// keeps its last value; the rows and the marker appear together.
+    #[test]
+    fn large_upsert_epochs_keep_the_last_row_per_key_across_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TableStore::open(dir.path()).unwrap();
+        let table = table(7, &["k"]);
+        let writer = TableWriter::new(&table).unwrap();
+        // 3 batches of 40_000 rows over 50_000 keys, ~1 MiB per batch: several 256 KiB runs.
+        let batches = (0..3)
+            .map(|b| batch(&table, (0..40_000).map(|i| ((i * 7 + b * 13_000) % 50_000, format!("b{b}-{i}")))))
+            .collect::<Vec<_>>();
+        let mut expected = std::collections::BTreeMap::new();
+        for (b, batch) in batches.iter().enumerate() {
+            let keys = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..batch.num_rows() {
+                expected.insert(keys.value(i), format!("b{b}-{i}"));
+            }
+        }
+        commit(&store, &writer, 1, batches, 256 << 10);
+        assert_eq!(contents(&store, &table), expected.into_iter().collect::<Vec<_>>());
+        assert_eq!(store.committed_epoch("job", "sink", 0).unwrap(), Some(1));
+        // A small epoch (one write batch) over the ingested files still wins.
+        commit(&store, &writer, 2, vec![batch(&table, [(3, "new".to_string())])], 256 << 10);
+        assert_eq!(contents(&store, &table).iter().find(|(k, _)| *k == 3).unwrap().1, "new");
+        assert_eq!(store.committed_epoch("job", "sink", 0).unwrap(), Some(2));
+        assert_eq!(std::fs::read_dir(dir.path().join("staging")).unwrap().count(), 0);
+    }
+
+    /// Appends of large and small epochs get increasing row ids; an epoch committed again is skipped.
+    #[test]
+    fn append_epochs_keep_their_order_and_are_applied_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TableStore::open(dir.path()).unwrap();
+        let table = table(3, &[]);
+        let writer = TableWriter::new(&table).unwrap();
+        let rows = |from: i64, n: i64| batch(&table, (from..from + n).map(|i| (i, format!("row {i}"))));
+        commit(&store, &writer, 1, vec![rows(0, 30_000), rows(30_000, 30_000)], 128 << 10);
+        commit(&store, &writer, 2, vec![rows(60_000, 5)], 128 << 10);
+        commit(&store, &writer, 2, vec![rows(60_000, 5)], 128 << 10);
+        let expected = (0..60_005).map(|i| (i, format!("row {i}"))).collect::<Vec<_>>();
+        assert_eq!(contents(&store, &table), expected);
+        drop(store);
+        // Reopened: row ids continue after the last one.
+        let store = TableStore::open(dir.path()).unwrap();
+        commit(&store, &writer, 3, vec![rows(60_005, 40_000)], 128 << 10);
+        assert_eq!(contents(&store, &table).len(), 100_005);
+        assert_eq!(contents(&store, &table).last().unwrap().0, 100_004);
     }
 }

@@ -14,7 +14,7 @@ use crate::checkpoint::restore::{open_backend, restored_position};
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::table_store::{Delivery, TableStore};
 use crate::connectors::{SourceConfig, SplitWatermarkSpec, open_sink};
-use crate::data_dir::{FileRoots, JobDir};
+use crate::data_dir::{FileRoots, JobDir, sink_staging_prefix};
 use crate::error::{Error, Result};
 use crate::graph::{EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowKind};
 use crate::job::JobSettings;
@@ -27,6 +27,7 @@ use crate::operators::window_aggregate::WindowAggregate;
 use crate::runtime::exchange::{ChannelOutput, Routing};
 use crate::runtime::gate::{Alignment, InputGate};
 use crate::runtime::metrics::JobMetrics;
+use crate::runtime::staging::SinkStaging;
 use crate::runtime::task::{Task, TaskCheckpointing, TaskEvent, TaskInput, TaskOutput};
 use crate::runtime::{Operator, Source};
 use crate::settings::CheckpointMode;
@@ -165,7 +166,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                     OperatorSpec::Sink(spec) => {
                         let delivery = match (cx.transactional_sinks, cx.store.committed_epoch(cx.job, &node.uid, subtask)?) {
                             (_, Some(FINAL_EPOCH)) => Delivery::Done,
-                            (true, _) => Delivery::Staged { staged: Vec::new() },
+                            (true, _) => Delivery::Staged(SinkStaging::new(sink_staging_prefix(cx.snapshot_dir, &node.uid, subtask))),
                             (false, _) => Delivery::Direct,
                         };
                         output = Some(TaskOutput::Sink(open_sink(&spec.table, spec.mode, cx.store, delivery)?));

@@ -5,6 +5,7 @@
 pub mod exchange;
 pub mod gate;
 pub mod metrics;
+pub mod staging;
 pub mod task;
 
 use async_trait::async_trait;
@@ -140,11 +141,11 @@ pub type SplitId = u32;
 /// Where rows leave a job. One instance per sink subtask.
 pub trait Sink: Send {
     fn write(&mut self, batch: RecordBatch) -> Result<()>;
-    /// Checkpoint cut (two-phase commit, phase one): hands over the rows staged since the last
-    /// barrier; they become visible when the checkpoint completes. Sinks that are not
+    /// Checkpoint cut (two-phase commit, phase one): hands over the file of the rows staged since
+    /// the last barrier; they become visible when the checkpoint completes. Sinks that are not
     /// transactional return nothing.
-    fn prepare_commit(&mut self) -> Result<Vec<RecordBatch>> {
-        Ok(Vec::new())
+    fn prepare_commit(&mut self) -> Result<Option<staging::StagedFile>> {
+        Ok(None)
     }
     /// End of input: make everything still staged visible.
     fn finish(&mut self) -> Result<()> {

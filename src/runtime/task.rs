@@ -17,6 +17,7 @@ use crate::message::{Barrier, BarrierKind, EventTime, FINAL_WATERMARK, Message, 
 use crate::runtime::exchange::ChannelOutput;
 use crate::runtime::gate::InputGate;
 use crate::runtime::metrics::JobMetrics;
+use crate::runtime::staging::StagedFile;
 use crate::runtime::{Operator, OperatorSnapshot, Sink, Source, SourcePosition, dispatch};
 
 /// Source positions kept for checkpoints that have not completed yet.
@@ -49,8 +50,8 @@ pub struct TaskAck {
     pub operators: Vec<(SubtaskId, OperatorSnapshot)>,
     /// Where the source was when it emitted the barrier.
     pub source: Option<(SubtaskId, SourcePosition)>,
-    /// Rows the sink staged since the previous barrier.
-    pub sink: Option<(SubtaskId, Vec<RecordBatch>)>,
+    /// The file of the rows the sink staged since the previous barrier.
+    pub sink: Option<(SubtaskId, Option<StagedFile>)>,
     /// Time spent in the task taking the snapshot (the synchronous part).
     pub sync_duration: Duration,
 }
@@ -65,7 +66,7 @@ pub enum TaskEvent {
     Finished {
         task: usize,
         source: Option<(SubtaskId, SourcePosition)>,
-        sink: Option<(SubtaskId, Vec<RecordBatch>)>,
+        sink: Option<(SubtaskId, Option<StagedFile>)>,
     },
 }
 
