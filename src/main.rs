@@ -116,6 +116,25 @@ enum Bench {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Reads of a result table while a job writes it: primary-key point lookups and 100-row range
+    /// scans (p50/p99), and the rate of the job that filled it; one JSON line.
+    Serve {
+        /// Rows of the result table.
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: u64,
+        /// Point lookups, and as many range scans.
+        #[arg(long, default_value_t = 2000)]
+        reads: usize,
+        /// Rows per second a job upserts into the table while the reads run.
+        #[arg(long, default_value_t = 100_000)]
+        write_rate: u64,
+        /// Append the JSON line to this file.
+        #[arg(long, default_value = "benches/results.jsonl")]
+        results: PathBuf,
+        /// Do not append to the results file.
+        #[arg(long)]
+        no_results: bool,
+    },
     /// Checkpoint duration and bytes on a steady keyed workload with a large RocksDB state,
     /// incremental vs full; one JSON line per mode
     Checkpoint {
@@ -215,6 +234,21 @@ fn main() -> ExitCode {
                 .await
                 .map(|_| ())
             }
+            Command::Bench(Bench::Serve {
+                rows,
+                reads,
+                write_rate,
+                results,
+                no_results,
+            }) => weir::bench::ServeBench {
+                rows,
+                reads,
+                write_rate,
+                results: (!no_results).then_some(results),
+            }
+            .run()
+            .await
+            .map(|_| ()),
             Command::Bench(Bench::Checkpoint {
                 state_mib,
                 touched_percent,

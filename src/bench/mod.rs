@@ -1,14 +1,17 @@
 //! `weir bench`: measurements of a running Weir, printed for people and appended as JSON lines for
 //! regression tracking. `query` runs a SQL job (the Nexmark queries in `sql/nexmark/`) over a
-//! bounded input; `checkpoint` measures checkpoints of a large RocksDB state.
+//! bounded input; `checkpoint` measures checkpoints of a large RocksDB state; `serve` measures
+//! reads of a result table while a job writes it.
 
 pub mod checkpoint;
 pub mod kafka;
 pub mod plot;
 pub mod query;
+pub mod serve;
 
 pub use checkpoint::CheckpointBench;
 pub use query::QueryBench;
+pub use serve::ServeBench;
 
 use std::io::Write as _;
 use std::path::Path;

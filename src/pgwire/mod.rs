@@ -10,17 +10,20 @@ mod socket;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ::pgwire::api::auth::noop::NoopStartupHandler;
 use ::pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use ::pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
-use ::pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler};
+use ::pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
 use ::pgwire::api::portal::{Format, Portal};
 use ::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use ::pgwire::api::results::{DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag};
 use ::pgwire::api::stmt::{QueryParser, StoredStatement};
 use ::pgwire::api::store::PortalStore;
 use ::pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager, PgWireConnectionState, PgWireServerHandlers, Type,
+    ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager, PgWireConnectionState, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use ::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use ::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -45,7 +48,7 @@ use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
 use crate::format::cell_text;
 use crate::pgwire::admission::Admission;
-use crate::planner::statement::parse_statements;
+use crate::planner::statement::{POSTGRES_VARIABLES, parse_statements};
 
 /// One connection: its own session over the shared database.
 pub struct Connection {
@@ -85,7 +88,15 @@ impl Connection {
     }
 }
 
-impl NoopStartupHandler for Connection {}
+/// The parameters a client is told at startup (ParameterStatus), with `server_version` as `SHOW`
+/// gives it: drivers read the Postgres version from it (libpq's PQserverVersion).
+fn server_parameters() -> DefaultServerParameterProvider {
+    let mut parameters = DefaultServerParameterProvider::default();
+    if let Some((_, version)) = POSTGRES_VARIABLES.iter().find(|(name, _)| *name == "server_version") {
+        parameters.server_version = version.to_string();
+    }
+    parameters
+}
 
 /// Encodes result rows for the client, in text or binary per column as it asked.
 fn encode_rows(schema: &SchemaRef, batches: &[RecordBatch], format: &Format) -> PgWireResult<Response> {
@@ -464,7 +475,8 @@ impl AuthSource for PasswordFile {
 
 /// How connections authenticate: every client trusted, or SCRAM-SHA-256 against a password file.
 enum AuthMethod {
-    Trust(Arc<Connection>),
+    /// Connection ids and cancel keys of the server's trusted connections.
+    Trust(Arc<RandomPidSecretKeyGenerator>),
     Scram(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
 }
 
@@ -484,15 +496,19 @@ impl StartupHandler for Startup {
         PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
     {
         match &self.method {
-            AuthMethod::Trust(connection) => {
+            AuthMethod::Trust(pids) => {
                 // Under trust the startup packet is the whole authentication. Counting the
                 // connection as started before pgwire answers it means a client that connects
                 // again at once does not find its first connection still starting, and evictable
                 // (seen with --max-connections 2 on a loaded machine).
-                if matches!(message, PgWireFrontendMessage::Startup(_)) {
+                if let PgWireFrontendMessage::Startup(startup) = &message {
                     self.authenticated.send_replace(true);
+                    protocol_negotiation(client, startup).await?;
+                    save_startup_parameters_to_metadata(client, startup);
+                    let (pid, secret) = pids.generate(client);
+                    client.set_pid_and_secret_key(pid, secret);
+                    finish_authentication(client, &server_parameters()).await?;
                 }
-                connection.on_startup(client, message).await?
             }
             AuthMethod::Scram(scram) => scram.on_startup(client, message).await?,
         }
@@ -508,6 +524,7 @@ struct Handlers {
     authenticated: watch::Sender<bool>,
     passwords: Option<Arc<PasswordFile>>,
     cancels: Arc<ConnectionManager>,
+    pids: Arc<RandomPidSecretKeyGenerator>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -525,12 +542,12 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         let method = match &self.passwords {
-            None => AuthMethod::Trust(self.connection.clone()),
+            None => AuthMethod::Trust(self.pids.clone()),
             Some(passwords) => {
                 let mut scram = ScramAuth::new(passwords.clone());
                 scram.set_iterations(SCRAM_ITERATIONS);
                 AuthMethod::Scram(Box::new(
-                    SASLAuthStartupHandler::new(Arc::new(DefaultServerParameterProvider::default())).with_scram(scram),
+                    SASLAuthStartupHandler::new(Arc::new(server_parameters())).with_scram(scram),
                 ))
             }
         };
@@ -600,6 +617,8 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
     let admission = Admission::new(options.max_connections, options.max_startup_connections, admission::STARTUP_TIMEOUT);
     let passwords = options.passwords.map(Arc::new);
     let cancels = Arc::new(ConnectionManager::new());
+    // One generator for the server, so connection ids are unique.
+    let pids = Arc::new(RandomPidSecretKeyGenerator::default());
     let tls = match &options.tls {
         Some((cert, key)) => Some(tls_acceptor(cert, key)?),
         None => None,
@@ -629,6 +648,7 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
                     authenticated,
                     passwords: passwords.clone(),
                     cancels: cancels.clone(),
+                    pids: pids.clone(),
                 };
                 let tls = tls.clone();
                 let admission = admission.clone();

@@ -79,6 +79,9 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=weir dbname=weir", autoco
     version = conn.execute("SELECT version()").fetchone()[0]
     assert version.startswith("PostgreSQL 16.0 (Weir "), version
     assert conn.execute("SELECT pg_catalog.version()").fetchone()[0] == version
+    # The server_version reported at startup is SHOW's; libpq reads the version number from it.
+    assert conn.info.parameter_status("server_version") == conn.execute("SHOW server_version").fetchone()[0]
+    assert conn.info.server_version == 160000, conn.info.server_version
     oids = conn.execute("SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid WHERE typname = 'hstore'").fetchall()
     assert oids == [], oids
     assert conn.execute("SELECT typname FROM pg_type WHERE oid = 20").fetchone() == ("int8",)
