@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{CheckpointFigures, CheckpointRow, append_line, completed_checkpoints, git_commit, query_rows, round};
+use super::{CheckpointFigures, CheckpointRow, completed_checkpoints, git_commit, query_rows, report, round};
 use crate::engine::session::Session;
 use crate::error::{Error, Result};
 use crate::settings::parse_duration;
@@ -73,14 +73,7 @@ impl CheckpointBench {
         }
         println!();
         for result in &results {
-            let line = serde_json::to_string(result).map_err(|e| Error::internal(e.to_string()))?;
-            println!("{line}");
-            if let Some(path) = &self.results {
-                append_line(path, &line)?;
-            }
-        }
-        if let Some(path) = &self.results {
-            eprintln!("appended to {}", path.display());
+            report(result, self.results.as_deref())?;
         }
         Ok(results)
     }

@@ -163,6 +163,17 @@ impl ProcessUsage {
     }
 }
 
+/// Prints a benchmark's result as one JSON line, and appends it to `results` when given.
+fn report(result: &impl serde::Serialize, results: Option<&Path>) -> Result<()> {
+    let line = serde_json::to_string(result).map_err(|e| Error::internal(e.to_string()))?;
+    println!("{line}");
+    if let Some(path) = results {
+        append_line(path, &line)?;
+        eprintln!("appended to {}", path.display());
+    }
+    Ok(())
+}
+
 /// Appends one JSON line to the results file (created with its directory if missing).
 pub(super) fn append_line(path: &Path, line: &str) -> Result<()> {
     let io = |e: std::io::Error| Error::invalid(format!("cannot append to {}: {e}", path.display()));

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::kafka::{BenchTopics, INPUT_PARTITIONS};
 use super::plot::{Series, TimeChart};
-use super::{CheckpointFigures, CheckpointRow, ProcessUsage, append_line, completed_checkpoints, git_commit, mib, query_rows, round};
+use super::{CheckpointFigures, CheckpointRow, ProcessUsage, completed_checkpoints, git_commit, mib, query_rows, report, round};
 use crate::engine::database::{Database, DatabaseOptions};
 use crate::engine::session::Session;
 use crate::error::{Error, Result};
@@ -171,12 +171,7 @@ impl QueryBench {
         let result = self.run_in(&dir, file, sql, input, sink).await;
         let _ = std::fs::remove_dir_all(&dir);
         let result = result?;
-        let line = serde_json::to_string(&result).map_err(|e| Error::internal(e.to_string()))?;
-        println!("{line}");
-        if let Some(path) = &self.results {
-            append_line(path, &line)?;
-            eprintln!("appended to {}", path.display());
-        }
+        report(&result, self.results.as_deref())?;
         Ok(result)
     }
 

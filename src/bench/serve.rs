@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::{append_line, completed_checkpoints, git_commit, quantile, query_rows, round};
+use super::{completed_checkpoints, git_commit, quantile, query_rows, report, round};
 use crate::engine::database::{Database, DatabaseOptions};
 use crate::engine::session::Session;
 use crate::error::{Error, Result};
@@ -67,12 +67,7 @@ impl ServeBench {
         let result = self.run_in(&dir).await;
         let _ = std::fs::remove_dir_all(&dir);
         let result = result?;
-        let line = serde_json::to_string(&result).map_err(|e| Error::internal(e.to_string()))?;
-        println!("{line}");
-        if let Some(path) = &self.results {
-            append_line(path, &line)?;
-            eprintln!("appended to {}", path.display());
-        }
+        report(&result, self.results.as_deref())?;
         Ok(result)
     }
 
