@@ -21,6 +21,14 @@ pub const FINAL_EPOCH: u64 = u64::MAX;
 /// The file of the rows one sink subtask staged in an epoch (`None`: it staged none).
 pub type StagedSinkRows = (SubtaskId, Option<StagedFile>);
 
+/// Removes the sinks' own links to staged files once their rows are committed (a checkpoint that
+/// holds the rows has its own links).
+pub fn remove_staging(staged: &[StagedSinkRows]) {
+    for file in staged.iter().filter_map(|(_, file)| file.as_ref()) {
+        let _ = std::fs::remove_file(&file.path);
+    }
+}
+
 /// Commits a job's staged rows into its result tables and exactly-once Kafka tables.
 pub struct SinkCommitter {
     job: String,

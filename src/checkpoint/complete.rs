@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::checkpoint::commit::{SinkCommitter, StagedSinkRows};
+use crate::checkpoint::commit::{SinkCommitter, StagedSinkRows, remove_staging};
 use crate::checkpoint::coordinator::{CompletedCheckpoint, RequestKind};
 use crate::checkpoint::history::{CheckpointHistory, CheckpointRecord, CheckpointStatus, UploadFault};
 use crate::checkpoint::manifest::{CheckpointManifest, OperatorState, SinkState, SourceState};
@@ -166,9 +166,7 @@ impl CheckpointCompleter {
             };
         }
         // The checkpoint holds the staged rows now, and they are committed.
-        for file in staged.iter().filter_map(|(_, file)| file.as_ref()) {
-            let _ = std::fs::remove_file(&file.path);
-        }
+        remove_staging(&staged);
         retained.push(manifest.clone());
         while retained.len() > self.num_retained {
             retained.remove(0);

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 use crate::catalog::SavepointFormat;
-use crate::checkpoint::commit::FINAL_EPOCH;
+use crate::checkpoint::commit::{FINAL_EPOCH, remove_staging};
 use crate::checkpoint::complete::{CheckpointCompleter, CompletionOutcome};
 use crate::checkpoint::history::CheckpointRecord;
 use crate::checkpoint::manifest::CheckpointManifest;
@@ -153,14 +153,8 @@ impl CheckpointCoordinator {
             if completing.is_none() && pending.is_empty() && pending.all_finished() {
                 // End of input: the rows staged after the last checkpoint become visible.
                 let final_rows = pending.take_final_rows();
-                let files: Vec<_> = final_rows
-                    .iter()
-                    .filter_map(|(_, file)| file.as_ref().map(|f| f.path.clone()))
-                    .collect();
-                self.completer.committer.commit(FINAL_EPOCH, final_rows)?;
-                for file in files {
-                    let _ = std::fs::remove_file(file);
-                }
+                self.completer.committer.commit(FINAL_EPOCH, final_rows.clone())?;
+                remove_staging(&final_rows);
                 return Ok(());
             }
         }

@@ -52,19 +52,15 @@ impl StoredTable {
                 None => break,
             }
         }
-        let prefix = encode_key_prefix(&self.def, &equal)?;
+        // An empty prefix spans the whole table.
+        let mut range = KeyRange::with_prefix(encode_key_prefix(&self.def, &equal)?);
         let Some(next) = self.def.primary_key.get(equal.len()) else {
-            return Ok(KeyRange::with_prefix(prefix));
+            return Ok(range);
         };
         let with = |value: &ScalarValue| -> Result<Vec<u8>> {
             let mut values = equal.clone();
             values.push(value.clone());
             encode_key_prefix(&self.def, &values)
-        };
-        let mut range = if prefix.is_empty() {
-            KeyRange::default()
-        } else {
-            KeyRange::with_prefix(prefix)
         };
         for bound in bounds.iter().filter(|b| &b.column == next) {
             match bound.op {
