@@ -132,6 +132,89 @@ async fn many_concurrent_clients() {
     assert_eq!(total, 100_000);
 }
 
+/// A lookup by the whole primary key is answered without DataFusion (engine/commands/point_get.rs);
+/// it must describe and answer exactly as the same query planned by DataFusion does (`g + 0`
+/// keeps a query off the fast path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primary_key_lookups_answer_as_planned_queries_do() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path());
+    let client = connect(server.port).await;
+    client
+        .batch_execute(
+            "CREATE SOURCE gen (id BIGINT) WITH (connector = 'datagen', 'number-of-rows' = '1000',
+               'fields.id.kind' = 'sequence', 'fields.id.start' = '-500', 'fields.id.end' = '499');
+             CREATE TABLE t (g BIGINT, name VARCHAR, n INT, PRIMARY KEY (g, name));
+             CREATE JOB fill AS INSERT INTO t SELECT id, CAST(id % 7 AS VARCHAR), CAST(id * 2 AS INT) FROM gen;
+             WAIT JOB fill;",
+        )
+        .await
+        .expect("setup");
+    let pairs = [
+        (
+            "SELECT n AS total, t.g FROM t WHERE g = $1 AND name = $2",
+            "SELECT n AS total, t.g FROM t WHERE g + 0 = $1 AND name = $2",
+        ),
+        (
+            "SELECT * FROM public.t x WHERE x.name = $2 AND $1 = g",
+            "SELECT * FROM public.t x WHERE x.name = $2 AND $1 = g + 0",
+        ),
+    ];
+    for (fast, planned) in pairs {
+        let (fast_statement, planned_statement) = (
+            client.prepare(fast).await.expect(fast),
+            client.prepare(planned).await.expect(planned),
+        );
+        assert_eq!(fast_statement.params(), planned_statement.params(), "{fast}");
+        let columns = |s: &tokio_postgres::Statement| {
+            s.columns()
+                .iter()
+                .map(|c| (c.name().to_string(), c.type_().clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(columns(&fast_statement), columns(&planned_statement), "{fast}");
+        for (g, name) in [(-500i64, "-3"), (13, "6"), (499, "2"), (13, "5"), (1000, "0")] {
+            let render = |rows: Vec<tokio_postgres::Row>| -> Vec<String> {
+                rows.iter()
+                    .flat_map(|row| {
+                        row.columns().iter().enumerate().map(move |(i, c)| match *c.type_() {
+                            tokio_postgres::types::Type::INT8 => format!("{:?}", row.get::<_, Option<i64>>(i)),
+                            tokio_postgres::types::Type::INT4 => format!("{:?}", row.get::<_, Option<i32>>(i)),
+                            _ => format!("{:?}", row.get::<_, Option<String>>(i)),
+                        })
+                    })
+                    .collect()
+            };
+            let got = render(client.query(&fast_statement, &[&g, &name]).await.expect(fast));
+            let want = render(client.query(&planned_statement, &[&g, &name]).await.expect(planned));
+            assert_eq!(got, want, "{fast} with {g}, {name}");
+        }
+    }
+    let row = client
+        .query_one("SELECT n FROM t WHERE g = 13 AND name = '6'", &[])
+        .await
+        .expect("literal lookup");
+    assert_eq!(row.get::<_, i32>("n"), 26);
+    let negative = client
+        .simple_query("SELECT name, n FROM t WHERE name = '-3' AND g = -500")
+        .await
+        .expect("negative key");
+    let texts: Vec<String> = negative
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(format!("{}|{}", r.get(0).unwrap_or(""), r.get(1).unwrap_or(""))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, vec!["-3|-1000"]);
+    // Errors stay DataFusion's (42703 for a missing column).
+    let error = client
+        .query("SELECT nosuch FROM t WHERE g = 1 AND name = '1'", &[])
+        .await
+        .expect_err("no column");
+    assert_eq!(error.code().map(|c| c.code()), Some("42703"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bytes_close_only_that_connection() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

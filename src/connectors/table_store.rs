@@ -151,6 +151,18 @@ impl TableStore {
         Ok(())
     }
 
+    /// The row of a table with primary key `key` (encoded as stored, without the table prefix),
+    /// as a batch of one row.
+    pub fn get(&self, table: &TableDef, key: &[u8]) -> Result<Option<RecordBatch>> {
+        let Some(value) = self.db.get_pinned([Self::prefix(table.id).as_slice(), key].concat())? else {
+            return Ok(None);
+        };
+        let schema = schema_of(&table.columns)?;
+        let converter = row_converter(&schema)?;
+        let columns = converter.convert_rows([converter.parser().parse(&value)])?;
+        Ok(Some(RecordBatch::try_new(schema, columns)?))
+    }
+
     pub fn drop_table(&self, table_id: u32) -> Result<()> {
         let mut batch = WriteBatch::default();
         batch.delete_range(Self::prefix(table_id), (table_id + 1).to_be_bytes());

@@ -11,6 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::LogicalPlan;
 
+use crate::engine::commands::point_get::PointGet;
 use crate::engine::commands::show::show_variable;
 use crate::engine::database::Database;
 use crate::error::{Error, Result};
@@ -84,6 +85,11 @@ impl Session {
         }
         match statements.remove(0) {
             Statement::Query(statement) => {
+                if let Some(get) = PointGet::recognize(self, &statement)?
+                    && let Some(types) = get.parameter_types()?
+                {
+                    return Ok((types, Some(get.schema()?)));
+                }
                 let plan = self.plan_query(statement).await?;
                 let types = plan.get_parameter_types()?;
                 let mut params: Vec<(usize, DataType)> = types
@@ -132,6 +138,11 @@ impl Session {
             (1, Some(Statement::Query(statement))) => statement,
             _ => return Err(Error::unsupported("parameters ($1, ...) are supported in a single SELECT only")),
         };
+        if let Some(get) = PointGet::recognize(self, &statement)?
+            && let Some(output) = get.run(self, &params)?
+        {
+            return Ok(vec![output]);
+        }
         let plan = self.plan_query(statement).await?;
         let plan = plan.with_param_values(datafusion::common::ParamValues::List(params.into_iter().map(Into::into).collect()))?;
         Ok(vec![self.run_query(plan).await?])

@@ -1,9 +1,11 @@
 //! What each kind of statement does, as `Session` methods: `ddl` (CREATE/DROP of sources, tables,
 //! jobs), `jobs` (WAIT, STOP, CANCEL), `savepoints` (SAVEPOINT, RESTORE, savepoint listing),
-//! `show` (SHOW, DESCRIBE), `query` (SELECT and other plain SQL through DataFusion).
+//! `show` (SHOW, DESCRIBE), `query` (SELECT and other plain SQL through DataFusion), `point_get`
+//! (primary-key lookups on result tables without DataFusion).
 
 pub mod ddl;
 pub mod jobs;
+pub mod point_get;
 pub mod query;
 pub mod savepoints;
 pub mod show;

@@ -9,6 +9,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::engine::commands::point_get::PointGet;
 use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
 use crate::planner::subquery_apply;
@@ -25,6 +26,11 @@ impl Session {
     }
 
     pub(crate) async fn query(&self, statement: sqlparser::ast::Statement) -> Result<Output> {
+        if let Some(get) = PointGet::recognize(self, &statement)?
+            && let Some(output) = get.run(self, &[])?
+        {
+            return Ok(output);
+        }
         let state = self.db.context().state();
         let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
         self.run_query(plan).await
