@@ -59,6 +59,16 @@ pub enum UserErrorKind {
     /// An external system (a Kafka broker) that cannot be reached or refuses the request (08001, as
     /// postgres_fdw reports a server it cannot connect to).
     ExternalSystem,
+    /// A run-time parameter (SET, SHOW) that does not exist (42704).
+    UndefinedSetting,
+    /// A run-time parameter that cannot be changed, such as server_version (55P02).
+    ReadOnlySetting,
+    /// A cursor that does not exist (34000).
+    UndefinedCursor,
+    /// A cursor name already in use (42P03).
+    DuplicateCursor,
+    /// A statement that must run in a transaction block (25P01).
+    NoActiveTransaction,
     /// Any other error in a query (42000).
     Other,
 }
@@ -90,6 +100,11 @@ impl UserErrorKind {
             UserErrorKind::NumericValueOutOfRange => "22003",
             UserErrorKind::MalformedRecord => "22P02",
             UserErrorKind::ExternalSystem => "08001",
+            UserErrorKind::UndefinedSetting => "42704",
+            UserErrorKind::ReadOnlySetting => "55P02",
+            UserErrorKind::UndefinedCursor => "34000",
+            UserErrorKind::DuplicateCursor => "42P03",
+            UserErrorKind::NoActiveTransaction => "25P01",
             UserErrorKind::Other => "42000",
         }
     }

@@ -61,7 +61,8 @@ pub fn write_output(output: &Output, format: OutputFormat, out: &mut impl Write)
     match (output, format) {
         (Output::Done { tag }, OutputFormat::Table) => writeln!(out, "{tag}")?,
         (Output::Done { .. }, _) => {}
-        (Output::Rows { schema, batches }, OutputFormat::Table) => {
+        // COPY TO STDOUT is for Postgres clients; the REPL and scripts show its rows as a query's.
+        (Output::Rows { schema, batches } | Output::Copy { schema, batches, .. }, OutputFormat::Table) => {
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             let table = if rows == 0 {
                 pretty_format_batches(&[RecordBatch::new_empty(schema.clone())])?
@@ -70,8 +71,8 @@ pub fn write_output(output: &Output, format: OutputFormat, out: &mut impl Write)
             };
             write!(out, "{table}\n({rows} row{})\n", if rows == 1 { "" } else { "s" })?;
         }
-        (Output::Rows { schema, batches }, OutputFormat::Csv) => write_csv(schema, batches, out)?,
-        (Output::Rows { batches, .. }, OutputFormat::Json) => {
+        (Output::Rows { schema, batches } | Output::Copy { schema, batches, .. }, OutputFormat::Csv) => write_csv(schema, batches, out)?,
+        (Output::Rows { batches, .. } | Output::Copy { batches, .. }, OutputFormat::Json) => {
             let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(out);
             for batch in batches {
                 writer.write(batch)?;

@@ -12,10 +12,11 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::LogicalPlan;
 
 use crate::engine::commands::point_get::PointGet;
-use crate::engine::commands::show::show_variable;
+use crate::engine::commands::postgres_session::PostgresSession;
 use crate::engine::database::Database;
 use crate::error::{Error, Result};
 use crate::job::JobSettings;
+use crate::planner::postgres_commands::CopyOptions;
 use crate::planner::statement::{Statement, parse_statements};
 
 /// The result of one statement.
@@ -28,6 +29,12 @@ pub enum Output {
     /// A statement without rows; `tag` names it (`CREATE SOURCE`), as a Postgres command tag.
     Done {
         tag: String,
+    },
+    /// The rows of `COPY ... TO STDOUT`, to be sent in COPY's format.
+    Copy {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        options: CopyOptions,
     },
 }
 
@@ -46,7 +53,10 @@ impl Output {
 
 pub struct Session {
     pub(crate) db: Arc<Database>,
+    /// Weir's job settings (`SET 'parallelism' = '2'`) for the session's next jobs.
     settings: Mutex<BTreeMap<String, String>>,
+    /// Postgres parameters, cursors and transaction block.
+    pub(crate) postgres: PostgresSession,
 }
 
 impl Session {
@@ -54,6 +64,7 @@ impl Session {
         Session {
             db,
             settings: Mutex::new(BTreeMap::new()),
+            postgres: PostgresSession::default(),
         }
     }
 
@@ -91,21 +102,25 @@ impl Session {
                     return Ok((types, Some(get.schema()?)));
                 }
                 let plan = self.plan_query(statement).await?;
-                let types = plan.get_parameter_types()?;
-                let mut params: Vec<(usize, DataType)> = types
-                    .into_iter()
-                    .filter_map(|(name, t)| Some((name.trim_start_matches('$').parse::<usize>().ok()?, t.unwrap_or(DataType::Utf8))))
-                    .collect();
-                params.sort_by_key(|(i, _)| *i);
+                let params = parameter_types(&plan)?;
                 let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
                 let returns_rows = !matches!(
                     plan,
                     LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Copy(_)
                 );
-                Ok((params.into_iter().map(|(_, t)| t).collect(), returns_rows.then_some(schema)))
+                Ok((params, returns_rows.then_some(schema)))
             }
+            Statement::DeclareCursor(declare) => match *declare.query {
+                sqlparser::ast::Statement::Query(query) => {
+                    let plan = self.plan_query(Box::new(sqlparser::ast::Statement::Query(query))).await?;
+                    Ok((parameter_types(&plan)?, None))
+                }
+                _ => Ok((Vec::new(), None)),
+            },
+            Statement::FetchCursor(fetch) if !fetch.skip => Ok((Vec::new(), Some(self.cursor_schema(&fetch.name).await?))),
             // Commands that only read: run them to learn their columns.
             statement @ (Statement::Show(_)
+            | Statement::ShowVariable { .. }
             | Statement::ShowCheckpoints { .. }
             | Statement::ShowSavepoints
             | Statement::Describe { .. }
@@ -114,7 +129,7 @@ impl Session {
             | Statement::ExplainCreateJob(_)
             | Statement::ExplainRestoreJob(_)) => match self.execute_statement(statement).await? {
                 Output::Rows { schema, .. } => Ok((Vec::new(), Some(schema))),
-                Output::Done { .. } => Ok((Vec::new(), None)),
+                Output::Done { .. } | Output::Copy { .. } => Ok((Vec::new(), None)),
             },
             Statement::SavepointJob { .. } | Statement::StopJob { savepoint: true, .. } => Ok((
                 Vec::new(),
@@ -136,6 +151,9 @@ impl Session {
         let mut statements = parse_statements(sql)?;
         let statement = match (statements.len(), statements.pop()) {
             (1, Some(Statement::Query(statement))) => statement,
+            (1, Some(Statement::DeclareCursor(declare))) => {
+                return Ok(vec![self.with_statement_timeout(self.declare_cursor(declare, params)).await?]);
+            }
             _ => return Err(Error::unsupported("parameters ($1, ...) are supported in a single SELECT only")),
         };
         if let Some(get) = PointGet::recognize(self, &statement)?
@@ -143,9 +161,12 @@ impl Session {
         {
             return Ok(vec![output]);
         }
-        let plan = self.plan_query(statement).await?;
-        let plan = plan.with_param_values(datafusion::common::ParamValues::List(params.into_iter().map(Into::into).collect()))?;
-        Ok(vec![self.run_query(plan).await?])
+        let run = async {
+            let plan = self.plan_query(statement).await?;
+            let plan = plan.with_param_values(datafusion::common::ParamValues::List(params.into_iter().map(Into::into).collect()))?;
+            self.run_query(plan).await
+        };
+        Ok(vec![self.with_statement_timeout(run).await?])
     }
 
     /// Runs the statements of a script one by one, handing each output over as soon as it is ready.
@@ -157,8 +178,25 @@ impl Session {
     }
 
     /// Runs one parsed statement (for front ends that adjust statements, as the benchmark does
-    /// with its sink).
+    /// with its sink), within the session's `statement_timeout`.
     pub async fn execute_statement(&self, statement: Statement) -> Result<Output> {
+        self.with_statement_timeout(self.run_statement(statement)).await
+    }
+
+    /// Runs `work` within the session's `statement_timeout`; Postgres' error when it takes longer.
+    async fn with_statement_timeout<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        match self.postgres.statement_timeout()? {
+            Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+                Err(Error::user(
+                    crate::error::UserErrorKind::Canceled,
+                    "canceling statement due to statement timeout",
+                ))
+            }),
+            None => work.await,
+        }
+    }
+
+    async fn run_statement(&self, statement: Statement) -> Result<Output> {
         match statement {
             Statement::CreateSource {
                 name,
@@ -178,7 +216,14 @@ impl Session {
             Statement::ExplainCreateJob(job) => self.explain_create_job(&job).await,
             Statement::Show(target) => self.show(target),
             Statement::ShowCheckpoints { job } => self.show_checkpoints(&job),
-            Statement::ShowVariable { name } => show_variable(&name),
+            Statement::ShowVariable { name } => self.show_variable(&name),
+            Statement::SetVariable { name, value } => self.set_variable(&name, value),
+            Statement::ResetVariable { name } => self.reset_variable(name.as_deref()),
+            Statement::DiscardAll => self.discard_all().await,
+            Statement::DeclareCursor(declare) => self.declare_cursor(declare, Vec::new()).await,
+            Statement::FetchCursor(fetch) => self.fetch_cursor(fetch).await,
+            Statement::CloseCursor { name } => self.close_cursor(name.as_deref()).await,
+            Statement::CopyTo(copy) => self.copy_to(copy).await,
             Statement::Describe { name } => self.describe(&name),
             Statement::DescribeJob { name } => self.describe_job(&name),
             Statement::Drop { kind, name, if_exists } => self.drop(kind, &name, if_exists).await,
@@ -193,7 +238,7 @@ impl Session {
             Statement::ShowSavepoints => self.show_savepoints(),
             Statement::DescribeSavepoint { name } => self.describe_savepoint(&name),
             Statement::DropSavepoint { name, if_exists } => self.drop_savepoint(&name, if_exists),
-            Statement::TransactionNoop { tag } => Ok(Output::Done { tag }),
+            Statement::TransactionNoop { tag } => self.transaction_control(tag).await,
         }
     }
 
@@ -227,4 +272,15 @@ impl Session {
     ) -> Result<(crate::graph::JobGraph, JobSettings)> {
         self.db.plan_insert_sql(insert_sql, options).await
     }
+}
+
+/// The types of a plan's `$n` parameters, in order; text where the plan does not decide one.
+fn parameter_types(plan: &LogicalPlan) -> Result<Vec<DataType>> {
+    let mut params: Vec<(usize, DataType)> = plan
+        .get_parameter_types()?
+        .into_iter()
+        .filter_map(|(name, t)| Some((name.trim_start_matches('$').parse::<usize>().ok()?, t.unwrap_or(DataType::Utf8))))
+        .collect();
+    params.sort_by_key(|(i, _)| *i);
+    Ok(params.into_iter().map(|(_, t)| t).collect())
 }

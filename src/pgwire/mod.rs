@@ -4,6 +4,7 @@
 //! `system_tables/pg_catalog.rs`.
 
 pub mod admission;
+mod copy_out;
 pub mod frames;
 mod socket;
 
@@ -17,7 +18,7 @@ use ::pgwire::api::auth::{
     save_startup_parameters_to_metadata,
 };
 use ::pgwire::api::portal::{Format, Portal};
-use ::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use ::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_describe_response};
 use ::pgwire::api::results::{DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag};
 use ::pgwire::api::stmt::{QueryParser, StoredStatement};
 use ::pgwire::api::store::PortalStore;
@@ -26,6 +27,7 @@ use ::pgwire::api::{
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use ::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use ::pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_PORTAL};
 use ::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use async_trait::async_trait;
 use datafusion::arrow::array::{
@@ -38,6 +40,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use futures::Sink;
 use futures::stream;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -48,7 +51,8 @@ use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
 use crate::format::cell_text;
 use crate::pgwire::admission::Admission;
-use crate::planner::statement::{POSTGRES_VARIABLES, parse_statements};
+use crate::planner::postgres_settings::postgres_setting;
+use crate::planner::statement::parse_statements;
 
 /// One connection: its own session over the shared database.
 pub struct Connection {
@@ -92,8 +96,8 @@ impl Connection {
 /// gives it: drivers read the Postgres version from it (libpq's PQserverVersion).
 fn server_parameters() -> DefaultServerParameterProvider {
     let mut parameters = DefaultServerParameterProvider::default();
-    if let Some((_, version)) = POSTGRES_VARIABLES.iter().find(|(name, _)| *name == "server_version") {
-        parameters.server_version = version.to_string();
+    if let Some(version) = postgres_setting("server_version") {
+        parameters.server_version = version.default.to_string();
     }
     parameters
 }
@@ -142,6 +146,23 @@ fn pg_error(e: Error) -> PgWireError {
     )))
 }
 
+/// Where a row's fields are encoded: a DataRow, or a line of COPY's output.
+trait FieldEncoder {
+    fn field<T: ::pgwire::types::ToSqlText + postgres_types::ToSql>(&mut self, value: &T) -> PgWireResult<()>;
+}
+
+impl FieldEncoder for DataRowEncoder {
+    fn field<T: ::pgwire::types::ToSqlText + postgres_types::ToSql>(&mut self, value: &T) -> PgWireResult<()> {
+        self.encode_field(value)
+    }
+}
+
+impl FieldEncoder for ::pgwire::api::results::CopyEncoder {
+    fn field<T: ::pgwire::types::ToSqlText + postgres_types::ToSql>(&mut self, value: &T) -> PgWireResult<()> {
+        self.encode_field(value)
+    }
+}
+
 /// A column cast once per batch to the Rust type its Postgres type is encoded from.
 enum PgColumn {
     Bool(BooleanArray),
@@ -177,26 +198,26 @@ impl PgColumn {
         })
     }
 
-    fn encode(&self, row: usize, encoder: &mut DataRowEncoder) -> PgWireResult<()> {
+    fn encode(&self, row: usize, encoder: &mut impl FieldEncoder) -> PgWireResult<()> {
         fn value<T>(array: &dyn Array, row: usize, get: impl Fn(usize) -> T) -> Option<T> {
             array.is_valid(row).then(|| get(row))
         }
         match self {
-            PgColumn::Bool(a) => encoder.encode_field(&value(a, row, |r| a.value(r))),
-            PgColumn::Int2(a) => encoder.encode_field(&value(a, row, |r| a.value(r))),
-            PgColumn::Int4(a) => encoder.encode_field(&value(a, row, |r| a.value(r))),
-            PgColumn::Int8(a) => encoder.encode_field(&value(a, row, |r| a.value(r))),
-            PgColumn::Float4(a) => encoder.encode_field(&value(a, row, |r| a.value(r))),
-            PgColumn::Float8(a) => encoder.encode_field(&value(a, row, |r| a.value(r))),
-            PgColumn::Timestamp(a) => encoder.encode_field(
+            PgColumn::Bool(a) => encoder.field(&value(a, row, |r| a.value(r))),
+            PgColumn::Int2(a) => encoder.field(&value(a, row, |r| a.value(r))),
+            PgColumn::Int4(a) => encoder.field(&value(a, row, |r| a.value(r))),
+            PgColumn::Int8(a) => encoder.field(&value(a, row, |r| a.value(r))),
+            PgColumn::Float4(a) => encoder.field(&value(a, row, |r| a.value(r))),
+            PgColumn::Float8(a) => encoder.field(&value(a, row, |r| a.value(r))),
+            PgColumn::Timestamp(a) => encoder.field(
                 &value(a, row, |r| a.value(r)).and_then(|micros| chrono::DateTime::from_timestamp_micros(micros).map(|t| t.naive_utc())),
             ),
-            PgColumn::Date(a) => encoder.encode_field(&value(a, row, |r| a.value(r)).and_then(|days| {
+            PgColumn::Date(a) => encoder.field(&value(a, row, |r| a.value(r)).and_then(|days| {
                 chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
                     .and_then(|epoch| epoch.checked_add_signed(chrono::TimeDelta::days(i64::from(days))))
             })),
-            PgColumn::Bytes(a) => encoder.encode_field(&value(a, row, |r| a.value(r).to_vec())),
-            PgColumn::Text(a) => encoder.encode_field(&cell_text(a.as_ref(), row).map_err(api_error)?),
+            PgColumn::Bytes(a) => encoder.field(&value(a, row, |r| a.value(r).to_vec())),
+            PgColumn::Text(a) => encoder.field(&cell_text(a.as_ref(), row).map_err(api_error)?),
         }
     }
 }
@@ -269,6 +290,7 @@ impl SimpleQueryHandler for Connection {
         for output in outputs {
             responses.push(match output {
                 Output::Rows { schema, batches } => encode_rows(&schema, &batches, &Format::UnifiedText)?,
+                Output::Copy { schema, batches, options } => copy_out::encode_copy(&schema, &batches, &options)?,
                 Output::Done { tag } => match tag.as_str() {
                     "BEGIN" => Response::TransactionStart(Tag::new("BEGIN")),
                     "COMMIT" | "ROLLBACK" => Response::TransactionEnd(Tag::new(&tag)),
@@ -276,8 +298,11 @@ impl SimpleQueryHandler for Connection {
                 },
             });
         }
-        if let Err(error) = result {
-            responses.push(error_response(&error, query));
+        match result {
+            Err(error) => responses.push(error_response(&error, query)),
+            // Only comments: Postgres answers EmptyQueryResponse (a health check sends `-- ping`).
+            Ok(()) if responses.is_empty() => responses.push(Response::EmptyQuery),
+            Ok(()) => {}
         }
         Ok(responses)
     }
@@ -290,6 +315,26 @@ impl ExtendedQueryHandler for Connection {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         Arc::new(OneStatement)
+    }
+
+    /// Describe of a portal that is an SQL cursor (DECLARE): in Postgres a cursor is a portal, and
+    /// psycopg's named cursors describe it by name to learn its columns.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL
+            && let Some(name) = message.name.as_deref().filter(|n| !n.is_empty())
+            && client.portal_store().get_portal(name).is_none()
+        {
+            let schema = self.session.cursor_schema(name).await.map_err(pg_error)?;
+            let response = DescribePortalResponse::new(field_infos(&schema, &Format::UnifiedText));
+            return send_describe_response(client, &response).await;
+        }
+        self._on_describe(client, message).await
     }
 
     async fn do_describe_statement<C>(
@@ -343,6 +388,7 @@ impl ExtendedQueryHandler for Connection {
         {
             Ok(mut outputs) => match outputs.pop() {
                 Some(Output::Rows { schema, batches }) => encode_rows(&schema, &batches, &portal.result_column_format),
+                Some(Output::Copy { schema, batches, options }) => copy_out::encode_copy(&schema, &batches, &options),
                 Some(Output::Done { tag }) => Ok(Response::Execution(Tag::new(&tag))),
                 None => Ok(Response::EmptyQuery),
             },

@@ -8,6 +8,8 @@ pub mod flink_functions;
 pub mod flink_syntax;
 pub mod lowering;
 pub mod postgres_arrays;
+pub mod postgres_commands;
+pub mod postgres_settings;
 pub mod postgres_syntax;
 pub mod statement;
 pub mod subquery_apply;

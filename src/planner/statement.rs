@@ -13,6 +13,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::column_list::parse_column_list;
 use super::dialect::{WeirDialect, check_set_operations};
+use super::postgres_commands::{CopyTo, DeclareCursor, FetchCursor};
 use crate::catalog::name::check_name;
 use crate::catalog::{ColumnDef, WatermarkDef};
 use crate::error::{Error, Result};
@@ -39,10 +40,29 @@ pub enum Statement {
     ShowCheckpoints {
         job: String,
     },
-    /// `SHOW server_version` and the other run-time parameters Postgres clients ask for.
+    /// `SHOW` of a Postgres run-time parameter (`name` as Postgres spells it).
     ShowVariable {
         name: String,
     },
+    /// `SET` of a Postgres run-time parameter; `None` is DEFAULT.
+    SetVariable {
+        name: String,
+        value: Option<String>,
+    },
+    /// `RESET name`; `None` is RESET ALL.
+    ResetVariable {
+        name: Option<String>,
+    },
+    /// DISCARD ALL (a pool's reset): parameters back to their defaults, cursors closed.
+    DiscardAll,
+    DeclareCursor(DeclareCursor),
+    /// FETCH or MOVE.
+    FetchCursor(FetchCursor),
+    /// `CLOSE name`; `None` is CLOSE ALL.
+    CloseCursor {
+        name: Option<String>,
+    },
+    CopyTo(CopyTo),
     Describe {
         name: String,
     },
@@ -85,8 +105,9 @@ pub enum Statement {
         name: String,
         if_exists: bool,
     },
-    /// Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT x, RELEASE x): Weir has no
-    /// transactions; Postgres clients send these on their own, so they succeed and do nothing.
+    /// Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT x, RELEASE x), LISTEN and UNLISTEN:
+    /// Postgres clients send these on their own; they succeed and change no data (`tag` names
+    /// the command; COMMIT and ROLLBACK close a session's cursors declared without HOLD).
     TransactionNoop {
         tag: String,
     },
@@ -139,43 +160,6 @@ impl ObjectKind {
     }
 }
 
-/// The Postgres version Weir answers as (clients choose their SQL by it), in `server_version` and
-/// `version()`.
-pub const POSTGRES_VERSION: &str = "16.0";
-
-/// Run-time parameters a Postgres client may SHOW, with Weir's values.
-pub const POSTGRES_VARIABLES: [(&str, &str); 9] = [
-    ("server_version", "16.0 (Weir)"),
-    ("server_version_num", "160000"),
-    ("server_encoding", "UTF8"),
-    ("client_encoding", "UTF8"),
-    ("standard_conforming_strings", "on"),
-    ("datestyle", "ISO, MDY"),
-    ("timezone", "UTC"),
-    ("transaction_isolation", "read committed"),
-    ("integer_datetimes", "on"),
-];
-
-/// Postgres session settings clients set on their own; Weir accepts and ignores them.
-const POSTGRES_SESSION_SETTINGS: [&str; 16] = [
-    "application_name",
-    "extra_float_digits",
-    "client_encoding",
-    "datestyle",
-    "timezone",
-    "search_path",
-    "statement_timeout",
-    "lock_timeout",
-    "idle_in_transaction_session_timeout",
-    "client_min_messages",
-    "standard_conforming_strings",
-    "intervalstyle",
-    "bytea_output",
-    "default_transaction_isolation",
-    "default_transaction_read_only",
-    "names",
-];
-
 /// Parses every statement in `sql` (separated by `;`).
 pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     let rewritten = super::flink_syntax::rewrite_flink_window_syntax(sql)?;
@@ -207,6 +191,9 @@ pub(super) fn peek_word(parser: &Parser, n: usize) -> Option<String> {
 }
 
 fn parse_statement(parser: &mut Parser) -> Result<Statement> {
+    if let Some(statement) = super::postgres_commands::parse_postgres_command(parser)? {
+        return Ok(statement);
+    }
     let first = peek_word(parser, 0);
     let second = peek_word(parser, 1);
     match (first.as_deref(), second.as_deref()) {
@@ -240,22 +227,6 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
             parser.next_token();
             parser.next_token();
             Ok(Statement::Show(target))
-        }
-        // The SQL standard's spelling of `SHOW transaction_isolation` (SQLAlchemy asks it on connect).
-        (Some("SHOW"), Some("TRANSACTION"))
-            if peek_word(parser, 2).as_deref() == Some("ISOLATION") && peek_word(parser, 3).as_deref() == Some("LEVEL") =>
-        {
-            for _ in 0..4 {
-                parser.next_token();
-            }
-            Ok(Statement::ShowVariable {
-                name: "transaction_isolation".to_string(),
-            })
-        }
-        (Some("SHOW"), Some(name)) if POSTGRES_VARIABLES.iter().any(|(v, _)| v.eq_ignore_ascii_case(name)) => {
-            parser.next_token();
-            let name = parser.next_token().to_string().to_ascii_lowercase();
-            Ok(Statement::ShowVariable { name })
         }
         (Some("SHOW"), Some("CHECKPOINTS")) => {
             parser.next_token();
@@ -291,17 +262,6 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
                 name: parse_name(parser)?,
                 if_exists,
             })
-        }
-        // Postgres session settings drivers send on connect (SET extra_float_digits = 3, SET SESSION
-        // CHARACTERISTICS ..., SET application_name = ...): accepted, and nothing changes.
-        (Some("SET"), Some(second))
-            if matches!(second, "SESSION" | "LOCAL" | "TRANSACTION" | "TIME")
-                || POSTGRES_SESSION_SETTINGS.iter().any(|s| s.eq_ignore_ascii_case(second)) =>
-        {
-            while !matches!(parser.peek_token().token, Token::SemiColon | Token::EOF) {
-                parser.next_token();
-            }
-            Ok(Statement::TransactionNoop { tag: "SET".into() })
         }
         (Some("SET"), _) => {
             parser.next_token();

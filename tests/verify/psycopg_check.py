@@ -94,6 +94,74 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=weir dbname=weir", autoco
         raise AssertionError("no error for a missing relation")
     except psycopg.errors.UndefinedTable as e:
         assert 'relation "nope" does not exist' in str(e), e
+    # Run-time parameters: SET / SHOW / RESET as Postgres, SHOW also when prepared (described),
+    # and statement_timeout honoured.
+    conn.execute("SET statement_timeout = 1500")
+    assert conn.execute("SHOW statement_timeout").fetchone() == ("1500ms",)
+    assert conn.execute("SHOW TimeZone", prepare=True).fetchone() == ("UTC",)
+    assert conn.execute("SHOW transaction_isolation", prepare=True).fetchone() == ("read committed",)
+    conn.execute("SET statement_timeout = '1s'")
+    try:
+        conn.execute("SELECT count(*) FROM generate_series(1, 100000000000)")
+        raise AssertionError("statement_timeout was not honoured")
+    except psycopg.errors.QueryCanceled as e:
+        assert str(e).startswith("canceling statement due to statement timeout"), e
+    conn.execute("RESET ALL")
+    assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
+    try:
+        conn.execute("SET server_version = '17'")
+        raise AssertionError("server_version was changed")
+    except psycopg.errors.CantChangeRuntimeParam as e:
+        assert e.sqlstate == "55P02", e
+    try:
+        conn.execute("RESET no_such_parameter")
+        raise AssertionError("an unknown parameter was reset")
+    except psycopg.errors.UndefinedObject as e:
+        assert 'unrecognized configuration parameter "no_such_parameter"' in str(e), e
+    # LISTEN / UNLISTEN are accepted (Weir sends no notifications).
+    conn.execute("LISTEN weir_events")
+    conn.execute("UNLISTEN *")
+    # COPY ... TO STDOUT in text, CSV (with a header, quoting) and binary.
+    cur = conn.cursor()
+    query = "SELECT k, cnt, CASE WHEN cnt = 2 THEN 'a,b' END AS note FROM t WHERE k = 'p1' ORDER BY window_start"
+    with cur.copy(f"COPY ({query}) TO STDOUT") as copy:
+        assert b"".join(bytes(b) for b in copy) == b"p1\t1\t\\N\np1\t2\ta,b\np1\t4\t\\N\n"
+    with cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+        assert b"".join(bytes(b) for b in copy) == b'k,cnt,note\np1,1,\np1,2,"a,b"\np1,4,\n'
+    with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)") as copy:
+        copy.set_types(["text", "int8", "text"])
+        assert list(copy.rows()) == [("p1", 1, None), ("p1", 2, "a,b"), ("p1", 4, None)]
+    with cur.copy("COPY t (k, cnt) TO STDOUT") as copy:
+        assert len(b"".join(bytes(b) for b in copy).splitlines()) == 20
+    try:
+        with cur.copy("COPY t FROM STDIN") as copy:
+            pass
+        raise AssertionError("COPY FROM was accepted")
+    except psycopg.errors.FeatureNotSupported as e:
+        assert "written by jobs" in str(e), e
+
+# Server-side cursors: a named cursor DECLAREs in a transaction and FETCHes in pieces.
+with psycopg.connect(f"host=127.0.0.1 port={port} user=weir dbname=weir") as conn:
+    every = conn.execute("SELECT k, cnt FROM t WHERE cnt > %s ORDER BY k, window_start", (1,)).fetchall()
+    assert len(every) > 5, every
+    with conn.cursor(name="windows") as cur:
+        cur.itersize = 2
+        cur.execute("SELECT k, cnt FROM t WHERE cnt > %s ORDER BY k, window_start", (1,))
+        assert cur.fetchmany(3) == every[:3]
+        cur.scroll(1)
+        assert cur.fetchone() == every[4]
+        assert cur.fetchall() == every[5:]
+    try:
+        conn.execute("FETCH 1 FROM windows")
+        raise AssertionError("a closed cursor fetched")
+    except psycopg.errors.InvalidCursorName as e:
+        assert 'cursor "windows" does not exist' in str(e), e
+    conn.rollback()
+    with conn.cursor(name="held", withhold=True) as cur:
+        cur.execute("SELECT k FROM t ORDER BY k, window_start")
+        conn.commit()
+        assert cur.fetchmany(2) == [r[:1] for r in conn.execute("SELECT k FROM t ORDER BY k, window_start LIMIT 2").fetchall()]
+    conn.commit()
 print("psycopg: ok")
 '''
 

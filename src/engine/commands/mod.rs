@@ -1,11 +1,13 @@
 //! What each kind of statement does, as `Session` methods: `ddl` (CREATE/DROP of sources, tables,
 //! jobs), `jobs` (WAIT, STOP, CANCEL), `savepoints` (SAVEPOINT, RESTORE, savepoint listing),
 //! `show` (SHOW, DESCRIBE), `query` (SELECT and other plain SQL through DataFusion), `point_get`
-//! (primary-key lookups on result tables without DataFusion).
+//! (primary-key lookups on result tables without DataFusion), `postgres_session` (Postgres
+//! parameters, cursors, COPY TO STDOUT).
 
 pub mod ddl;
 pub mod jobs;
 pub mod point_get;
+pub mod postgres_session;
 pub mod query;
 pub mod savepoints;
 pub mod show;

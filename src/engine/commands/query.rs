@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::collect;
+use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use datafusion::sql::parser::Statement as DfStatement;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::engine::commands::point_get::PointGet;
+use crate::engine::commands::postgres_session::Cursor;
 use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
 use crate::planner::subquery_apply;
@@ -41,6 +42,25 @@ impl Session {
     /// the worker thread it runs on (`planner::subquery_apply`). Dropping the returned future (a
     /// cancel, a client gone) stops the task and the subqueries' threads.
     pub(crate) async fn run_query(&self, plan: LogicalPlan) -> Result<Output> {
+        let (schema, physical, _stop_subqueries) = self.physical_plan(plan).await?;
+        let mut task = AbortOnDrop(tokio::spawn(collect(physical, self.db.context().state().task_ctx())));
+        let batches = match (&mut task.0).await {
+            Ok(batches) => batches?,
+            Err(e) => return Err(Error::internal(format!("a query task ended: {e}"))),
+        };
+        Ok(Output::Rows { schema, batches })
+    }
+
+    /// Starts a query plan whose rows are read as they are needed (a cursor).
+    pub(crate) async fn stream_query(&self, plan: LogicalPlan) -> Result<Cursor> {
+        let (schema, physical, stop_subqueries) = self.physical_plan(plan).await?;
+        let stream = execute_stream(physical, self.db.context().state().task_ctx())?;
+        Ok(Cursor::new(schema, stream, stop_subqueries))
+    }
+
+    /// The physical plan of a query, its result columns, and the guards that stop its correlated
+    /// subqueries when dropped.
+    async fn physical_plan(&self, plan: LogicalPlan) -> Result<(SchemaRef, Arc<dyn ExecutionPlan>, Vec<DropGuard>)> {
         match &plan {
             LogicalPlan::Dml(_) => {
                 return Err(Error::unsupported(
@@ -60,17 +80,12 @@ impl Session {
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let state = self.db.context().state();
         let plan = state.optimize(&plan)?;
-        let _stop_subqueries: Vec<DropGuard> = subquery_apply::applied_subquery_cancellations(&plan)
+        let stop_subqueries: Vec<DropGuard> = subquery_apply::applied_subquery_cancellations(&plan)
             .into_iter()
             .map(CancellationToken::drop_guard)
             .collect();
         let physical = state.query_planner().create_physical_plan(&plan, &state).await?;
-        let mut task = AbortOnDrop(tokio::spawn(collect(physical, state.task_ctx())));
-        let batches = match (&mut task.0).await {
-            Ok(batches) => batches?,
-            Err(e) => return Err(Error::internal(format!("a query task ended: {e}"))),
-        };
-        Ok(Output::Rows { schema, batches })
+        Ok((schema, physical, stop_subqueries))
     }
 }
 

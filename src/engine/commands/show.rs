@@ -147,12 +147,3 @@ impl Session {
         string_table(&["property", "value"], vec![keys, values])
     }
 }
-
-/// `SHOW <variable>`: the Postgres server variables clients ask for.
-pub(crate) fn show_variable(name: &str) -> Result<Output> {
-    let value = crate::planner::statement::POSTGRES_VARIABLES
-        .iter()
-        .find(|(v, _)| *v == name)
-        .map_or("", |(_, value)| value);
-    string_table(&[name], vec![vec![value]])
-}

@@ -17,8 +17,8 @@ use pgwire::api::Type;
 
 use super::{Relation, TYPES, int64, nulls, repeat_bool, repeat_text, table, text, text_array_type, text_lists};
 use crate::error::{Error, Result, UserErrorKind};
+use crate::planner::postgres_settings::POSTGRES_VERSION;
 use crate::planner::postgres_syntax::{PG_CATALOG_RELATIONS, REGCLASS_CAST};
-use crate::planner::statement::POSTGRES_VERSION;
 use crate::planner::subquery_apply::LateralFunction;
 
 /// `format_type(oid, typmod)`: the SQL name of a type, as Postgres prints it.
