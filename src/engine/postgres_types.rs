@@ -22,3 +22,21 @@ pub fn pg_type(data_type: &DataType) -> Type {
         _ => Type::VARCHAR,
     }
 }
+
+/// The Postgres type a `$n` parameter is announced as: as a column, and an array of its element's
+/// type for a list (`x = ANY($1)`).
+pub fn pg_parameter_type(data_type: &DataType) -> Type {
+    match data_type {
+        DataType::List(element) | DataType::LargeList(element) => match pg_type(element.data_type()) {
+            Type::BOOL => Type::BOOL_ARRAY,
+            Type::INT2 => Type::INT2_ARRAY,
+            Type::INT4 => Type::INT4_ARRAY,
+            Type::INT8 => Type::INT8_ARRAY,
+            Type::FLOAT4 => Type::FLOAT4_ARRAY,
+            Type::FLOAT8 => Type::FLOAT8_ARRAY,
+            Type::TIMESTAMP => Type::TIMESTAMP_ARRAY,
+            _ => Type::TEXT_ARRAY,
+        },
+        other => pg_type(other),
+    }
+}

@@ -101,19 +101,19 @@ impl Session {
                 {
                     return Ok((types, Some(get.schema()?)));
                 }
-                let plan = self.plan_query(statement).await?;
-                let params = parameter_types(&plan)?;
-                let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+                let planned = self.plan_query(statement).await?;
+                let params = parameter_types(&planned.plan)?;
+                let schema = planned.result_schema();
                 let returns_rows = !matches!(
-                    plan,
+                    planned.plan,
                     LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Copy(_)
                 );
                 Ok((params, returns_rows.then_some(schema)))
             }
             Statement::DeclareCursor(declare) => match *declare.query {
                 sqlparser::ast::Statement::Query(query) => {
-                    let plan = self.plan_query(Box::new(sqlparser::ast::Statement::Query(query))).await?;
-                    Ok((parameter_types(&plan)?, None))
+                    let planned = self.plan_query(Box::new(sqlparser::ast::Statement::Query(query))).await?;
+                    Ok((parameter_types(&planned.plan)?, None))
                 }
                 _ => Ok((Vec::new(), None)),
             },
@@ -162,9 +162,8 @@ impl Session {
             return Ok(vec![output]);
         }
         let run = async {
-            let plan = self.plan_query(statement).await?;
-            let plan = plan.with_param_values(datafusion::common::ParamValues::List(params.into_iter().map(Into::into).collect()))?;
-            self.run_query(plan).await
+            let planned = self.plan_query(statement).await?.with_param_values(params)?;
+            self.run_query(planned).await
         };
         Ok(vec![self.with_statement_timeout(run).await?])
     }
@@ -274,12 +273,57 @@ impl Session {
     }
 }
 
-/// The types of a plan's `$n` parameters, in order; text where the plan does not decide one.
+/// The types of a plan's `$n` parameters, in order. Where DataFusion leaves one open, it is taken
+/// from where the parameter stands, as Postgres does: the target of a cast (`$1::bigint`), a row
+/// count (`LIMIT $1`), an array of the other side's type (`x = ANY($1)`); else text.
 fn parameter_types(plan: &LogicalPlan) -> Result<Vec<DataType>> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Cast, Expr, ExprSchemable, TryCast};
+
+    let mut from_context: std::collections::HashMap<String, DataType> = std::collections::HashMap::new();
+    plan.apply_with_subqueries(|node| {
+        let input_schema = node
+            .inputs()
+            .first()
+            .map_or_else(|| node.schema().clone(), |input| input.schema().clone());
+        if let LogicalPlan::Limit(limit) = node {
+            for count in [&limit.skip, &limit.fetch].into_iter().flatten() {
+                if let Expr::Placeholder(p) = count.as_ref() {
+                    from_context.entry(p.id.clone()).or_insert(DataType::Int64);
+                }
+            }
+        }
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                match e {
+                    Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
+                        if let Expr::Placeholder(p) = expr.as_ref() {
+                            from_context.entry(p.id.clone()).or_insert_with(|| field.data_type().clone());
+                        }
+                    }
+                    Expr::ScalarFunction(f) if f.name() == "array_has" => {
+                        if let [Expr::Placeholder(p), element] = f.args.as_slice()
+                            && let Ok(element_type) = element.get_type(&input_schema)
+                        {
+                            from_context
+                                .entry(p.id.clone())
+                                .or_insert_with(|| DataType::new_list(element_type, true));
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(TreeNodeRecursion::Continue)
+    })?;
     let mut params: Vec<(usize, DataType)> = plan
         .get_parameter_types()?
         .into_iter()
-        .filter_map(|(name, t)| Some((name.trim_start_matches('$').parse::<usize>().ok()?, t.unwrap_or(DataType::Utf8))))
+        .filter_map(|(name, t)| {
+            let t = t.or_else(|| from_context.get(&name).cloned()).unwrap_or(DataType::Utf8);
+            Some((name.trim_start_matches('$').parse::<usize>().ok()?, t))
+        })
         .collect();
     params.sort_by_key(|(i, _)| *i);
     Ok(params.into_iter().map(|(_, t)| t).collect())

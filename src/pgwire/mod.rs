@@ -46,7 +46,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::engine::database::Database;
-use crate::engine::postgres_types::pg_type;
+use crate::engine::postgres_types::{pg_parameter_type, pg_type};
 use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
 use crate::format::cell_text;
@@ -244,10 +244,29 @@ fn parameter_values(portal: &Portal<String>, inferred: &[Type]) -> PgWireResult<
                         .map(|t| t.and_utc().timestamp_micros()),
                     None,
                 ),
+                Type::BOOL_ARRAY => list(portal.parameter::<Vec<Option<bool>>>(i, &pg)?, DataType::Boolean)?,
+                Type::INT2_ARRAY => list(portal.parameter::<Vec<Option<i16>>>(i, &pg)?, DataType::Int16)?,
+                Type::INT4_ARRAY => list(portal.parameter::<Vec<Option<i32>>>(i, &pg)?, DataType::Int32)?,
+                Type::INT8_ARRAY => list(portal.parameter::<Vec<Option<i64>>>(i, &pg)?, DataType::Int64)?,
+                Type::FLOAT4_ARRAY => list(portal.parameter::<Vec<Option<f32>>>(i, &pg)?, DataType::Float32)?,
+                Type::FLOAT8_ARRAY => list(portal.parameter::<Vec<Option<f64>>>(i, &pg)?, DataType::Float64)?,
+                Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => list(portal.parameter::<Vec<Option<String>>>(i, &pg)?, DataType::Utf8)?,
                 _ => ScalarValue::Utf8(portal.parameter::<String>(i, &Type::VARCHAR)?),
             })
         })
         .collect()
+}
+
+/// An array parameter as a list value (NULL stays NULL).
+fn list<T>(values: Option<Vec<Option<T>>>, element: DataType) -> PgWireResult<ScalarValue>
+where
+    ScalarValue: From<Option<T>>,
+{
+    let Some(values) = values else {
+        return ScalarValue::try_from(DataType::new_list(element, true)).map_err(|e| api_error(e.into()));
+    };
+    let values: Vec<ScalarValue> = values.into_iter().map(ScalarValue::from).collect();
+    Ok(ScalarValue::List(ScalarValue::new_list(&values, &element, true)))
 }
 
 /// Weir's error as an ErrorResponse: SQLSTATE, message, and for syntax errors the position.
@@ -347,7 +366,10 @@ impl ExtendedQueryHandler for Connection {
     {
         let (params, schema) = self.session.describe_sql(&statement.statement).await.map_err(pg_error)?;
         let fields = schema.map_or(Vec::new(), |s| field_infos(&s, &Format::UnifiedBinary));
-        Ok(DescribeStatementResponse::new(params.iter().map(pg_type).collect(), fields))
+        Ok(DescribeStatementResponse::new(
+            params.iter().map(pg_parameter_type).collect(),
+            fields,
+        ))
     }
 
     async fn do_describe_portal<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>) -> PgWireResult<DescribePortalResponse>
@@ -375,7 +397,7 @@ impl ExtendedQueryHandler for Connection {
                 .map_err(pg_error)?
                 .0
                 .iter()
-                .map(pg_type)
+                .map(pg_parameter_type)
                 .collect()
         } else {
             Vec::new()

@@ -8,6 +8,7 @@ pub mod flink_functions;
 pub mod flink_syntax;
 pub mod lowering;
 pub mod postgres_arrays;
+pub mod postgres_column_names;
 pub mod postgres_commands;
 pub mod postgres_settings;
 pub mod postgres_syntax;

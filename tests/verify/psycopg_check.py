@@ -94,6 +94,12 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=weir dbname=weir", autoco
         raise AssertionError("no error for a missing relation")
     except psycopg.errors.UndefinedTable as e:
         assert 'relation "nope" does not exist' in str(e), e
+    # Result columns are named as Postgres names them; two of one name are allowed.
+    cur = conn.execute("SELECT 1, count(*), count(k), CAST(cnt AS VARCHAR), cnt, max(total) AS hi FROM t GROUP BY cnt ORDER BY cnt LIMIT 1")
+    assert [c.name for c in cur.description] == ["?column?", "count", "count", "cnt", "cnt", "hi"], cur.description
+    named = conn.execute("SELECT 1 AS a, count(*) AS b, count(k) AS c, CAST(cnt AS VARCHAR) AS d, cnt, max(total) AS hi "
+                         "FROM t GROUP BY cnt ORDER BY cnt LIMIT 1").fetchone()
+    assert cur.fetchone() == named and named[:4] == (1, named[1], named[1], "1"), named
     # Run-time parameters: SET / SHOW / RESET as Postgres, SHOW also when prepared (described),
     # and statement_timeout honoured.
     conn.execute("SET statement_timeout = 1500")

@@ -172,13 +172,11 @@ impl Session {
         let sqlparser::ast::Statement::Query(query) = *declare.query else {
             return Err(Error::syntax("DECLARE ... CURSOR FOR needs a SELECT"));
         };
-        let plan = self.plan_query(Box::new(sqlparser::ast::Statement::Query(query))).await?;
-        let plan = if params.is_empty() {
-            plan
-        } else {
-            plan.with_param_values(datafusion::common::ParamValues::List(params.into_iter().map(Into::into).collect()))?
-        };
-        let mut cursor = self.stream_query(plan).await?;
+        let planned = self
+            .plan_query(Box::new(sqlparser::ast::Statement::Query(query)))
+            .await?
+            .with_param_values(params)?;
+        let mut cursor = self.stream_query(planned).await?;
         cursor.hold = declare.hold;
         self.postgres.cursors.lock().await.insert(declare.name, cursor);
         Ok(Output::done("DECLARE CURSOR"))
@@ -194,6 +192,10 @@ impl Session {
                 tag: format!("MOVE {rows}"),
             });
         }
+        let batches = batches
+            .into_iter()
+            .map(|batch| RecordBatch::try_new(cursor.schema.clone(), batch.columns().to_vec()))
+            .collect::<std::result::Result<_, _>>()?;
         Ok(Output::Rows {
             schema: cursor.schema.clone(),
             batches,
@@ -224,8 +226,8 @@ impl Session {
         let sqlparser::ast::Statement::Query(query) = *copy.query else {
             return Err(Error::syntax("COPY (...) TO STDOUT needs a SELECT"));
         };
-        let plan = self.plan_query(Box::new(sqlparser::ast::Statement::Query(query))).await?;
-        match self.run_query(plan).await? {
+        let planned = self.plan_query(Box::new(sqlparser::ast::Statement::Query(query))).await?;
+        match self.run_query(planned).await? {
             Output::Rows { schema, batches } => Ok(Output::Copy {
                 schema,
                 batches,
