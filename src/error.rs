@@ -13,6 +13,8 @@ pub enum UserErrorKind {
     Syntax,
     /// A name that does not exist (42P01).
     UndefinedObject,
+    /// A type, setting or other named thing that is not a relation and does not exist (42704).
+    UndefinedName,
     /// A name that is taken (42P07).
     DuplicateObject,
     /// A column that does not exist (42703).
@@ -68,6 +70,7 @@ impl UserErrorKind {
         match self {
             UserErrorKind::Syntax => "42601",
             UserErrorKind::UndefinedObject => "42P01",
+            UserErrorKind::UndefinedName => "42704",
             UserErrorKind::DuplicateObject => "42P07",
             UserErrorKind::UndefinedColumn => "42703",
             UserErrorKind::InvalidName => "42602",
