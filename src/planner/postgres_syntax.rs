@@ -34,9 +34,9 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AccessExpr, ArrayElemTypeDef, BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, OrderByKind, Query, Select, SelectItem, SetExpr, Statement,
-    TableAliasColumnDef, TableFactor, Value, VisitMut, VisitorMut,
+    AccessExpr, ArrayElemTypeDef, BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, OrderByKind, Query, Select, SelectItem,
+    SetExpr, Statement, TableAliasColumnDef, TableFactor, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -161,16 +161,12 @@ impl VisitorMut for PostgresSyntax {
                             Err(e) => return ControlFlow::Break(e),
                         }
                     }
-                    FunctionArguments::List(list) if is_named(&function.name, "generate_subscripts") => {
-                        match generate_subscripts(list) {
-                            Some(subscripts) => Some(subscripts),
-                            None => {
-                                return ControlFlow::Break(Error::unsupported(
-                                    "generate_subscripts takes an array and a dimension",
-                                ));
-                            }
+                    FunctionArguments::List(list) if is_named(&function.name, "generate_subscripts") => match generate_subscripts(list) {
+                        Some(subscripts) => Some(subscripts),
+                        None => {
+                            return ControlFlow::Break(Error::unsupported("generate_subscripts takes an array and a dimension"));
                         }
-                    }
+                    },
                     _ => None,
                 }
             }
@@ -210,12 +206,7 @@ impl VisitorMut for PostgresSyntax {
                     },
                 })
             }
-            Expr::Like {
-                pattern, escape_char, ..
-            }
-            | Expr::ILike {
-                pattern, escape_char, ..
-            } => {
+            Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. } => {
                 if let Some(escape) = escape_char.take() {
                     match &escape.value {
                         Value::SingleQuotedString(c) if c == "\\" => {}
@@ -554,7 +545,11 @@ fn is_expandarray(name: &ObjectName) -> bool {
 /// Weir's arrays start at 1, so the subscripts of dimension `d` are 1 up to its length (none for
 /// an empty or NULL array, or a dimension the array does not have).
 fn generate_subscripts(list: &FunctionArgumentList) -> Option<Expr> {
-    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(array)), FunctionArg::Unnamed(FunctionArgExpr::Expr(dimension))] = list.args.as_slice() else {
+    let [
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(array)),
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(dimension)),
+    ] = list.args.as_slice()
+    else {
         return None;
     };
     let length = Expr::Cast {
@@ -564,7 +559,11 @@ fn generate_subscripts(list: &FunctionArgumentList) -> Option<Expr> {
         array: false,
         format: None,
     };
-    let subscripts = function_call("generate_series", vec![Expr::value(Value::Number("1".into(), false)), length], vec![]);
+    let subscripts = function_call(
+        "generate_series",
+        vec![Expr::value(Value::Number("1".into(), false)), length],
+        vec![],
+    );
     Some(function_call("unnest", vec![subscripts], vec![]))
 }
 

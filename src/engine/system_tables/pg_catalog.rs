@@ -371,6 +371,7 @@ mod array_functions;
 #[cfg(test)]
 mod client_queries;
 mod functions;
+mod keywords;
 mod names;
 mod procs;
 mod session_functions;
@@ -388,6 +389,7 @@ pub fn refresh(ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
         text_functions::register(ctx);
         settings::register(ctx);
         system_views::register(ctx);
+        keywords::register(ctx);
     }
     let relations = relations(catalog)?;
     functions::register_functions(ctx, &relations);
@@ -536,10 +538,7 @@ fn tables(relations: &[Relation], procs: &[procs::Proc]) -> Result<Vec<(&'static
                 _ => "d",
             })),
         ),
-        (
-            "typstorage",
-            text(types.iter().map(|row| if row.length < 0 { "x" } else { "p" })),
-        ),
+        ("typstorage", text(types.iter().map(|row| if row.length < 0 { "x" } else { "p" }))),
         ("typnotnull", repeat_bool(false, t)),
         ("typbasetype", repeat_int64(0, t)),
         ("typtypmod", repeat_int32(-1, t)),

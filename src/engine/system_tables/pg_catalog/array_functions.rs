@@ -37,7 +37,11 @@ fn array_lower(args: &[ArrayRef]) -> Result<ArrayRef> {
     let values: Int64Array = lengths
         .into_iter()
         .enumerate()
-        .map(|(r, length)| length.filter(|n| *n > 0 && dimensions.is_valid(r) && dimensions.value(r) == 1).map(|_| 1))
+        .map(|(r, length)| {
+            length
+                .filter(|n| *n > 0 && dimensions.is_valid(r) && dimensions.value(r) == 1)
+                .map(|_| 1)
+        })
         .collect();
     Ok(Arc::new(values))
 }
@@ -111,7 +115,10 @@ struct ExpandArray {
 }
 
 fn expanded_fields(element: &DataType) -> Fields {
-    Fields::from(vec![Field::new("x", element.clone(), true), Field::new("n", DataType::Int64, false)])
+    Fields::from(vec![
+        Field::new("x", element.clone(), true),
+        Field::new("n", DataType::Int64, false),
+    ])
 }
 
 impl ScalarUDFImpl for ExpandArray {
@@ -123,10 +130,9 @@ impl ScalarUDFImpl for ExpandArray {
     }
     fn return_type(&self, arg_types: &[DataType]) -> datafusion::error::Result<DataType> {
         match arg_types.first() {
-            Some(DataType::List(field) | DataType::LargeList(field)) => Ok(DataType::new_list(
-                DataType::Struct(expanded_fields(field.data_type())),
-                true,
-            )),
+            Some(DataType::List(field) | DataType::LargeList(field)) => {
+                Ok(DataType::new_list(DataType::Struct(expanded_fields(field.data_type())), true))
+            }
             other => plan_err!("_pg_expandarray takes an array, not {other:?}"),
         }
     }
@@ -170,13 +176,7 @@ impl ScalarUDFImpl for ExpandArray {
 
 pub(super) fn register(ctx: &SessionContext) {
     register_function(ctx, "array_lower", &[2], DataType::Int64, array_lower);
-    register_function(
-        ctx,
-        "parse_ident",
-        &[1, 2],
-        DataType::new_list(DataType::Utf8, true),
-        parse_ident,
-    );
+    register_function(ctx, "parse_ident", &[1, 2], DataType::new_list(DataType::Utf8, true), parse_ident);
     ctx.register_udf(ScalarUDF::new_from_impl(ExpandArray {
         signature: Signature::any(1, Volatility::Immutable),
     }));

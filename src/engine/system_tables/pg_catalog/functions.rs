@@ -318,7 +318,12 @@ pub(super) fn register_functions(ctx: &SessionContext, relations: &[Relation]) {
     register_nullary(ctx, "current_schema", Utf8, |_| Ok(repeat_text("public", 1)));
     register_function(ctx, "to_regtype", &[1], Int64, |args| {
         let names = text_arg(args, 0, rows_of(args))?;
-        Ok(Arc::new(names.iter().map(|name| name.and_then(super::names::type_oid)).collect::<Int64Array>()) as ArrayRef)
+        Ok(Arc::new(
+            names
+                .iter()
+                .map(|name| name.and_then(super::names::type_oid))
+                .collect::<Int64Array>(),
+        ) as ArrayRef)
     });
     // `current_schemas(include_implicit)`: the search path, with pg_catalog when asked.
     register_function(ctx, "current_schemas", &[1], text_array_type(), |args| {

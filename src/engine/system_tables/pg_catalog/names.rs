@@ -97,7 +97,10 @@ fn register_reg_type(
     }
     register_function(ctx, &format!("{kind}{REG_NAME_SUFFIX}"), &[1], DataType::Utf8, move |args| {
         let oids = int_arg(args, 0, rows_of(args))?;
-        let names: StringArray = oids.iter().map(|oid| oid.map(|o| name_of(o).unwrap_or_else(|| o.to_string()))).collect();
+        let names: StringArray = oids
+            .iter()
+            .map(|oid| oid.map(|o| name_of(o).unwrap_or_else(|| o.to_string())))
+            .collect();
         Ok(Arc::new(names) as ArrayRef)
     });
 }

@@ -96,7 +96,11 @@ fn argument_lists(signature: &TypeSignature) -> Vec<(Vec<Option<DataType>>, bool
     match signature {
         TypeSignature::Nullary => vec![(Vec::new(), false)],
         TypeSignature::Exact(types) => vec![(types.iter().cloned().map(Some).collect(), false)],
-        TypeSignature::Any(n) | TypeSignature::Uniform(n, _) | TypeSignature::Comparable(n) | TypeSignature::Numeric(n) | TypeSignature::String(n) => {
+        TypeSignature::Any(n)
+        | TypeSignature::Uniform(n, _)
+        | TypeSignature::Comparable(n)
+        | TypeSignature::Numeric(n)
+        | TypeSignature::String(n) => {
             vec![(vec![None; *n], false)]
         }
         TypeSignature::Coercible(coercions) => vec![(vec![None; coercions.len()], false)],
@@ -308,7 +312,10 @@ pub(super) fn register_functions(ctx: &SessionContext, procs: &[Proc]) {
         let by_oid = by_oid.clone();
         move |args: &[ArrayRef]| -> Result<ArrayRef> {
             let oids = int_arg(args, 0, rows_of(args))?;
-            let values: StringArray = oids.iter().map(|oid| oid.and_then(|o| by_oid.get(&o)).map(|t| pick(t).clone())).collect();
+            let values: StringArray = oids
+                .iter()
+                .map(|oid| oid.and_then(|o| by_oid.get(&o)).map(|t| pick(t).clone()))
+                .collect();
             Ok(Arc::new(values) as ArrayRef)
         }
     };

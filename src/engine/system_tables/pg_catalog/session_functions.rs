@@ -16,7 +16,9 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::execution::context::SessionContext;
 
 use super::functions::{catalog_relation_oids, register_function, register_nullary, relation_name, rows_of, text_arg};
-use super::{DATABASE_OID, INFORMATION_SCHEMA_NAMESPACE, PG_CATALOG_NAMESPACE, PUBLIC_NAMESPACE, Relation, nulls, repeat_bool, repeat_text};
+use super::{
+    DATABASE_OID, INFORMATION_SCHEMA_NAMESPACE, PG_CATALOG_NAMESPACE, PUBLIC_NAMESPACE, Relation, nulls, repeat_bool, repeat_text,
+};
 use crate::engine::postgres_types::pg_type;
 use crate::error::{Error, Result, UserErrorKind};
 
@@ -76,13 +78,7 @@ fn granted(object: Object, privileges: &str) -> Result<bool> {
 
 /// A `has_*_privilege([user,] object, privilege)` function: the object by name (an unknown one is
 /// an error, as in Postgres) or oid (an unknown one is NULL).
-fn register_privilege(
-    ctx: &SessionContext,
-    name: &str,
-    object: Object,
-    by_name: NameCheck,
-    by_oid: OidCheck,
-) {
+fn register_privilege(ctx: &SessionContext, name: &str, object: Object, by_name: NameCheck, by_oid: OidCheck) {
     register_function(ctx, name, &[2, 3], DataType::Boolean, move |args| {
         let rows = rows_of(args);
         let object_index = args.len() - 2;
@@ -163,11 +159,12 @@ pub(super) fn register(ctx: &SessionContext, relations: &[Relation]) {
         .chain(catalog_relation_oids())
         .collect();
     let known_oids: HashSet<i64> = relation_oids.values().copied().collect();
-    let table_by_name: NameCheck = Arc::new(move |name| {
-        match relation_oids.contains_key(&relation_name(name)) {
-            true => Ok(()),
-            false => Err(Error::user(UserErrorKind::UndefinedObject, format!("relation \"{name}\" does not exist"))),
-        }
+    let table_by_name: NameCheck = Arc::new(move |name| match relation_oids.contains_key(&relation_name(name)) {
+        true => Ok(()),
+        false => Err(Error::user(
+            UserErrorKind::UndefinedObject,
+            format!("relation \"{name}\" does not exist"),
+        )),
     });
     let table_by_oid: OidCheck = Arc::new(move |oid| known_oids.contains(&oid));
     for name in ["has_table_privilege", "has_any_column_privilege"] {
@@ -179,7 +176,10 @@ pub(super) fn register(ctx: &SessionContext, relations: &[Relation]) {
         Object::Schema,
         Arc::new(|name| match name.trim().trim_matches('"') {
             "pg_catalog" | "public" | "information_schema" => Ok(()),
-            _ => Err(Error::user(UserErrorKind::UndefinedName, format!("schema \"{name}\" does not exist"))),
+            _ => Err(Error::user(
+                UserErrorKind::UndefinedName,
+                format!("schema \"{name}\" does not exist"),
+            )),
         }),
         Arc::new(|oid| [PG_CATALOG_NAMESPACE, PUBLIC_NAMESPACE, INFORMATION_SCHEMA_NAMESPACE].contains(&oid)),
     );
@@ -189,7 +189,10 @@ pub(super) fn register(ctx: &SessionContext, relations: &[Relation]) {
         Object::Database,
         Arc::new(|name| match name.trim().trim_matches('"') == DATABASE {
             true => Ok(()),
-            false => Err(Error::user(UserErrorKind::UndefinedName, format!("database \"{name}\" does not exist"))),
+            false => Err(Error::user(
+                UserErrorKind::UndefinedName,
+                format!("database \"{name}\" does not exist"),
+            )),
         }),
         Arc::new(|oid| oid == DATABASE_OID),
     );

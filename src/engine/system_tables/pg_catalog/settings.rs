@@ -46,7 +46,12 @@ fn setting(name: &str) -> Result<&'static str> {
         .into_iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
         .map(|(_, value)| value)
-        .ok_or_else(|| Error::user(UserErrorKind::UndefinedName, format!("unrecognized configuration parameter \"{name}\"")))
+        .ok_or_else(|| {
+            Error::user(
+                UserErrorKind::UndefinedName,
+                format!("unrecognized configuration parameter \"{name}\""),
+            )
+        })
 }
 
 fn vartype(value: &str) -> &'static str {

@@ -15,8 +15,7 @@ use super::functions::{register_function, rows_of};
 use super::procs::INTERNAL_LANGUAGE;
 use super::session_functions::{DATABASE, USER};
 use super::{
-    OWNER, PrimaryKey, Relation, empty_table, int32, int64, nulls, repeat_bool, repeat_int64, repeat_text, table, text,
-    text_array_type,
+    OWNER, PrimaryKey, Relation, empty_table, int32, int64, nulls, repeat_bool, repeat_int64, repeat_text, table, text, text_array_type,
 };
 use crate::error::Result;
 use crate::planner::postgres_syntax::INFORMATION_SCHEMA_PREFIX;
@@ -195,10 +194,7 @@ pub(super) fn information_schema_tables(relations: &[Relation]) -> Result<Vec<(S
         ("position_in_unique_constraint", nulls(&DataType::Int32, c)),
     ])?;
     Ok(vec![
-        (
-            format!("{INFORMATION_SCHEMA_PREFIX}table_constraints"),
-            table_constraints,
-        ),
+        (format!("{INFORMATION_SCHEMA_PREFIX}table_constraints"), table_constraints),
         (format!("{INFORMATION_SCHEMA_PREFIX}key_column_usage"), key_column_usage),
     ])
 }

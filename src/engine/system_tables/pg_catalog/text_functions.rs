@@ -48,7 +48,9 @@ fn json_build_object(args: &[ArrayRef]) -> Result<ArrayRef> {
         ));
     }
     let rows = rows_of(args);
-    let keys = (0..args.len() / 2).map(|i| text_arg(args, 2 * i, rows)).collect::<Result<Vec<_>>>()?;
+    let keys = (0..args.len() / 2)
+        .map(|i| text_arg(args, 2 * i, rows))
+        .collect::<Result<Vec<_>>>()?;
     let objects = (0..rows)
         .map(|r| {
             let members = keys
@@ -56,7 +58,10 @@ fn json_build_object(args: &[ArrayRef]) -> Result<ArrayRef> {
                 .enumerate()
                 .map(|(i, key)| {
                     if key.is_null(r) {
-                        return Err(Error::user(UserErrorKind::InvalidParameter, "null value not allowed for object key"));
+                        return Err(Error::user(
+                            UserErrorKind::InvalidParameter,
+                            "null value not allowed for object key",
+                        ));
                     }
                     let value = json_value(&ScalarValue::try_from_array(&args[2 * i + 1], r)?)?;
                     let key = serde_json::to_string(key.value(r)).map_err(|e| Error::internal(format!("JSON key: {e}")))?;
