@@ -158,13 +158,15 @@ case "${1:-weir}" in
         python3 tests/verify/psycopg_check.py --weir "$weir"
         # SQLAlchemy 2 (psycopg 3 and psycopg2) and pandas, from PyPI into the same venv.
         python3 tests/verify/sqlalchemy_check.py --weir "$weir"
+        # asyncpg (PyPI, same venv): a pool with its connection reset, typed binary parameters, COPY.
+        python3 tests/verify/asyncpg_check.py --weir "$weir"
         # JDBC (Debian's driver; Java is on the machine) against weir serve.
         python3 tests/verify/jdbc_check.py --weir "$weir"
         # Kafka source and sink against a real broker (noida-db and confluent-kafka from PyPI, in
         # the same venv): crashes, savepoints, a broker restart, an idle topic, bad input.
         python3 tests/verify/kafka_pipeline.py --weir "$weir"
         # set -e: reaching this line means every check above passed.
-        echo "verify: 10 passed, 0 failed"
+        echo "verify: 11 passed, 0 failed"
         ;;
     *)
         echo "usage: ./dev.sh weir [ARGS...] | ./dev.sh test" >&2

@@ -13,6 +13,8 @@ pub enum UserErrorKind {
     Syntax,
     /// A name that does not exist (42P01).
     UndefinedObject,
+    /// A type, setting or other named thing that is not a relation and does not exist (42704).
+    UndefinedName,
     /// A name that is taken (42P07).
     DuplicateObject,
     /// A column that does not exist (42703).
@@ -59,8 +61,6 @@ pub enum UserErrorKind {
     /// An external system (a Kafka broker) that cannot be reached or refuses the request (08001, as
     /// postgres_fdw reports a server it cannot connect to).
     ExternalSystem,
-    /// A run-time parameter (SET, SHOW) that does not exist (42704).
-    UndefinedSetting,
     /// A run-time parameter that cannot be changed, such as server_version (55P02).
     ReadOnlySetting,
     /// A cursor that does not exist (34000).
@@ -78,6 +78,7 @@ impl UserErrorKind {
         match self {
             UserErrorKind::Syntax => "42601",
             UserErrorKind::UndefinedObject => "42P01",
+            UserErrorKind::UndefinedName => "42704",
             UserErrorKind::DuplicateObject => "42P07",
             UserErrorKind::UndefinedColumn => "42703",
             UserErrorKind::InvalidName => "42602",
@@ -100,7 +101,6 @@ impl UserErrorKind {
             UserErrorKind::NumericValueOutOfRange => "22003",
             UserErrorKind::MalformedRecord => "22P02",
             UserErrorKind::ExternalSystem => "08001",
-            UserErrorKind::UndefinedSetting => "42704",
             UserErrorKind::ReadOnlySetting => "55P02",
             UserErrorKind::UndefinedCursor => "34000",
             UserErrorKind::DuplicateCursor => "42P03",

@@ -43,6 +43,7 @@ pub const POSTGRES_SETTINGS: &[PostgresSetting] = &[
     fixed("server_encoding", "UTF8"),
     fixed("integer_datetimes", "on"),
     fixed("max_identifier_length", "63"),
+    fixed("max_index_keys", "32"),
     // Weir compares text byte by byte.
     fixed("lc_collate", "C"),
     fixed("lc_ctype", "C"),
@@ -83,7 +84,7 @@ pub fn postgres_setting(name: &str) -> Option<&'static PostgresSetting> {
 pub fn known_setting(name: &str) -> Result<&'static PostgresSetting> {
     postgres_setting(name).ok_or_else(|| {
         Error::user(
-            UserErrorKind::UndefinedSetting,
+            UserErrorKind::UndefinedName,
             format!("unrecognized configuration parameter \"{name}\""),
         )
     })

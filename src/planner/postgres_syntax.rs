@@ -7,8 +7,19 @@
 //!   operator itself.
 //! - `::pg_catalog.text`, `::pg_catalog.int8`: a type qualified with `pg_catalog` is the built-in type.
 //! - `::oid`, `::regtype` ...: object identifiers are BIGINT in Weir's `pg_catalog`, and the `reg*`
-//!   types are oids that Postgres prints by name; here they stay numbers. `x::regclass` becomes
-//!   `regclass_of(x)`, which looks a relation's name up (a number stays itself).
+//!   types are oids that Postgres prints by name; here they stay numbers. `x::regclass`,
+//!   `::regtype`, `::regproc`, `::regnamespace` and `::regrole` become `regclass_of(x)` and so on,
+//!   which look a name up (a number stays itself); `x::regclass::text` (any reg* type cast to a
+//!   text type) becomes `regclass_name(regclass_of(x))`, the object's name as Postgres prints it.
+//! - `information_schema._pg_expandarray(a)` (a set of `(x, n)` records: element and subscript)
+//!   becomes `unnest(pg_expandarray(a))`, a struct per element, and `(expr).field` becomes
+//!   `get_field(expr, 'field')`; `generate_subscripts(a, d)` in a select list becomes
+//!   `unnest(generate_series(1, array_length(a, d)))`. Several `unnest`s in one select list run in
+//!   step, as set-returning functions there do in Postgres.
+//! - `x LIKE p ESCAPE '/'`: DataFusion escapes with a backslash only, so `p` becomes
+//!   `like_escape(p, '/')`, the same pattern written with backslashes.
+//! - `current_schema`, `current_role` without parentheses are the functions, as `current_user`,
+//!   `session_user`, `user` and `current_catalog` already are to the parser.
 //! - `pg_catalog.f(...)`: `pg_catalog` is always first on Postgres' search path, so a function
 //!   qualified with it is the function itself (Weir registers Postgres' functions unqualified).
 //! - `ARRAY(SELECT e FROM ... ORDER BY o)` → `(SELECT array_agg(e ORDER BY o) FROM ...)`. One
@@ -23,9 +34,9 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    ArrayElemTypeDef, BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, OrderByKind, Query, Select, SelectItem, SetExpr, Statement,
-    TableAliasColumnDef, TableFactor, Value, VisitMut, VisitorMut,
+    AccessExpr, ArrayElemTypeDef, BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, OrderByKind, Query, Select, SelectItem,
+    SetExpr, Statement, TableAliasColumnDef, TableFactor, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -46,6 +57,27 @@ impl VisitorMut for PostgresSyntax {
     type Break = Error;
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<Error> {
+        if let TableFactor::Table {
+            name, args: None, alias, ..
+        } = factor
+            && let [ObjectNamePart::Identifier(schema), ObjectNamePart::Identifier(view)] = name.0.as_slice()
+            && schema.value.eq_ignore_ascii_case("information_schema")
+            && let Some(view) = INFORMATION_SCHEMA_VIEWS.iter().find(|v| view.value.eq_ignore_ascii_case(v))
+        {
+            *name = ObjectName::from(vec![
+                Ident::new("pg_catalog"),
+                Ident::new(format!("{INFORMATION_SCHEMA_PREFIX}{view}")),
+            ]);
+            // Columns qualified with the view's name still name its columns.
+            if alias.is_none() {
+                *alias = Some(sqlparser::ast::TableAlias {
+                    explicit: true,
+                    name: Ident::new(*view),
+                    columns: Vec::new(),
+                    at: None,
+                });
+            }
+        }
         if let TableFactor::Table { name, args: None, .. } = factor
             && let [ObjectNamePart::Identifier(relation)] = name.0.as_slice()
             && PG_CATALOG_RELATIONS.contains(&relation.value.to_ascii_lowercase().as_str())
@@ -92,9 +124,35 @@ impl VisitorMut for PostgresSyntax {
         ControlFlow::Continue(())
     }
 
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
+        // `x::regclass::text`: the name, decided before the inner cast becomes an oid lookup.
+        if let Expr::Cast {
+            data_type, expr: inner, ..
+        } = expr
+            && is_text_type(data_type)
+            && let Expr::Cast {
+                data_type: reg_type,
+                expr: object,
+                ..
+            } = unnested(inner)
+            && let Some(kind) = reg_kind(reg_type)
+        {
+            let object = std::mem::replace(object.as_mut(), Expr::value(Value::Null));
+            let oid = function_call(&format!("{kind}{REG_LOOKUP_SUFFIX}"), vec![object], vec![]);
+            *expr = function_call(&format!("{kind}{REG_NAME_SUFFIX}"), vec![oid], vec![]);
+        }
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
         let rewritten = match expr {
             Expr::Function(function) => {
+                if is_expandarray(&function.name) {
+                    function.name = ObjectName::from(vec![Ident::new(EXPANDARRAY)]);
+                    let elements = std::mem::replace(expr, Expr::value(Value::Null));
+                    *expr = function_call("unnest", vec![elements], vec![]);
+                    return ControlFlow::Continue(());
+                }
                 strip_pg_catalog(&mut function.name);
                 match &mut function.args {
                     FunctionArguments::Subquery(query) if is_named(&function.name, "array") => {
@@ -103,8 +161,69 @@ impl VisitorMut for PostgresSyntax {
                             Err(e) => return ControlFlow::Break(e),
                         }
                     }
+                    FunctionArguments::List(list) if is_named(&function.name, "generate_subscripts") => match generate_subscripts(list) {
+                        Some(subscripts) => Some(subscripts),
+                        None => {
+                            return ControlFlow::Break(Error::unsupported("generate_subscripts takes an array and a dimension"));
+                        }
+                    },
                     _ => None,
                 }
+            }
+            Expr::Identifier(ident)
+                if ident.quote_style.is_none()
+                    && ["current_schema", "current_role"].contains(&ident.value.to_ascii_lowercase().as_str()) =>
+            {
+                Some(Expr::Function(Function {
+                    name: ObjectName::from(vec![Ident::new(ident.value.to_ascii_lowercase())]),
+                    uses_odbc_syntax: false,
+                    parameters: FunctionArguments::None,
+                    args: FunctionArguments::None,
+                    filter: None,
+                    null_treatment: None,
+                    over: None,
+                    within_group: Vec::new(),
+                }))
+            }
+            Expr::CompoundFieldAccess { root, access_chain } if matches!(root.as_ref(), Expr::Nested(_)) => {
+                // `(record).field`: the leading field accesses become `get_field` calls.
+                let mut value = std::mem::replace(root.as_mut(), Expr::value(Value::Null));
+                let mut rest = std::mem::take(access_chain).into_iter().peekable();
+                while let Some(AccessExpr::Dot(Expr::Identifier(field))) = rest.peek() {
+                    let name = match field.quote_style {
+                        Some(_) => field.value.clone(),
+                        None => field.value.to_ascii_lowercase(),
+                    };
+                    value = function_call("get_field", vec![value, Expr::value(Value::SingleQuotedString(name))], vec![]);
+                    rest.next();
+                }
+                let rest: Vec<AccessExpr> = rest.collect();
+                Some(match rest.is_empty() {
+                    true => value,
+                    false => Expr::CompoundFieldAccess {
+                        root: Box::new(Expr::Nested(Box::new(value))),
+                        access_chain: rest,
+                    },
+                })
+            }
+            Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. } => {
+                if let Some(escape) = escape_char.take() {
+                    match &escape.value {
+                        Value::SingleQuotedString(c) if c == "\\" => {}
+                        Value::SingleQuotedString(c) => {
+                            let original = std::mem::replace(pattern.as_mut(), Expr::value(Value::Null));
+                            **pattern = function_call(
+                                LIKE_ESCAPE,
+                                vec![original, Expr::value(Value::SingleQuotedString(c.clone()))],
+                                vec![],
+                            );
+                        }
+                        other => {
+                            return ControlFlow::Break(Error::unsupported(format!("LIKE ... ESCAPE {other} is not supported")));
+                        }
+                    }
+                }
+                None
             }
             Expr::Collate { expr: inner, collation } => match is_bytewise_collation(collation) {
                 true => Some(std::mem::replace(inner.as_mut(), Expr::value(Value::Null))),
@@ -125,14 +244,17 @@ impl VisitorMut for PostgresSyntax {
                 }
                 None
             }
-            // A name becomes an oid by lookup (the engine registers the function).
+            // A name becomes an oid by lookup (the engine registers the functions).
             Expr::Cast {
                 data_type, expr: inner, ..
-            } if is_regclass(data_type) => Some(function_call(
-                REGCLASS_CAST,
-                vec![std::mem::replace(inner.as_mut(), Expr::value(Value::Null))],
-                vec![],
-            )),
+            } if reg_kind(data_type).is_some() => {
+                let kind = reg_kind(data_type).unwrap_or("regclass");
+                Some(function_call(
+                    &format!("{kind}{REG_LOOKUP_SUFFIX}"),
+                    vec![std::mem::replace(inner.as_mut(), Expr::value(Value::Null))],
+                    vec![],
+                ))
+            }
             Expr::Cast { data_type, .. } => {
                 if let Some(builtin) = builtin_type(data_type) {
                     *data_type = builtin;
@@ -150,7 +272,7 @@ impl VisitorMut for PostgresSyntax {
 
 /// The relations of Weir's `pg_catalog` (engine::system_tables::pg_catalog registers them; a test
 /// there checks the two lists agree).
-pub const PG_CATALOG_RELATIONS: [&str; 27] = [
+pub const PG_CATALOG_RELATIONS: [&str; 38] = [
     "pg_am",
     "pg_attrdef",
     "pg_attribute",
@@ -161,24 +283,40 @@ pub const PG_CATALOG_RELATIONS: [&str; 27] = [
     "pg_database",
     "pg_depend",
     "pg_description",
+    "pg_enum",
+    "pg_extension",
     "pg_foreign_data_wrapper",
     "pg_foreign_server",
     "pg_foreign_table",
     "pg_index",
     "pg_inherits",
+    "pg_language",
+    "pg_matviews",
     "pg_namespace",
     "pg_opclass",
     "pg_policy",
+    "pg_proc",
     "pg_publication",
     "pg_publication_namespace",
     "pg_publication_rel",
+    "pg_range",
     "pg_rewrite",
     "pg_roles",
     "pg_sequence",
+    "pg_settings",
+    "pg_stat_user_tables",
     "pg_statistic_ext",
+    "pg_tables",
+    "pg_tablespace",
     "pg_trigger",
     "pg_type",
+    "pg_views",
 ];
+
+/// The views of `information_schema` Weir adds to DataFusion's: `information_schema.<name>` is
+/// `pg_catalog.information_schema_<name>` (DataFusion keeps the `information_schema` schema to itself).
+pub const INFORMATION_SCHEMA_VIEWS: [&str; 2] = ["key_column_usage", "table_constraints"];
+pub const INFORMATION_SCHEMA_PREFIX: &str = "information_schema_";
 
 /// Set-returning functions of a base type: in `FROM f(...) AS s`, Postgres names their column `s`.
 const SINGLE_COLUMN_SET_FUNCTIONS: [&str; 5] = [
@@ -355,13 +493,78 @@ fn builtin_operator(path: &[String]) -> Option<BinaryOperator> {
 
 /// The function a `::regclass` cast becomes: a relation's oid from its name (or the oid given).
 pub const REGCLASS_CAST: &str = "regclass_of";
+/// `x::regtype` becomes `regtype_of(x)` (`REG_LOOKUP_SUFFIX`), `x::regtype::text` becomes
+/// `regtype_name(regtype_of(x))` (`REG_NAME_SUFFIX`); likewise for the other `REG_TYPES`.
+pub const REG_LOOKUP_SUFFIX: &str = "_of";
+pub const REG_NAME_SUFFIX: &str = "_name";
+/// The `reg*` types whose names are looked up (`regprocedure` reads as `regproc`: Weir's
+/// functions are not overloaded in `pg_proc`).
+pub const REG_TYPES: [&str; 5] = ["regclass", "regtype", "regproc", "regnamespace", "regrole"];
+/// `information_schema._pg_expandarray(a)` becomes `unnest(pg_expandarray(a))`.
+pub const EXPANDARRAY: &str = "pg_expandarray";
+/// `p ESCAPE 'c'` becomes `like_escape(p, 'c')`: the pattern with backslash escapes.
+pub const LIKE_ESCAPE: &str = "like_escape";
 
-fn is_regclass(data_type: &DataType) -> bool {
+/// Which lookup a `reg*` type is, if it is one (`regclass`, `regtype`, ...).
+fn reg_kind(data_type: &DataType) -> Option<&'static str> {
+    let name = match data_type {
+        DataType::Regclass => return Some("regclass"),
+        DataType::Custom(name, modifiers) if modifiers.is_empty() => object_name(name)?.to_ascii_lowercase(),
+        _ => return None,
+    };
+    let name = if name == "regprocedure" { "regproc".to_string() } else { name };
+    REG_TYPES.iter().find(|t| **t == name).copied()
+}
+
+/// Types whose value is a reg* object's name when cast from it: `text`, `varchar`, `name`.
+fn is_text_type(data_type: &DataType) -> bool {
     match data_type {
-        DataType::Regclass => true,
-        DataType::Custom(name, modifiers) if modifiers.is_empty() => object_name(name).is_some_and(|n| n.eq_ignore_ascii_case("regclass")),
+        DataType::Text | DataType::Varchar(None) | DataType::CharacterVarying(None) | DataType::String(None) => true,
+        DataType::Custom(name, modifiers) if modifiers.is_empty() => {
+            object_name(name).is_some_and(|n| ["text", "name", "varchar"].contains(&n.to_ascii_lowercase().as_str()))
+        }
         _ => false,
     }
+}
+
+/// `expr` without the parentheses around it.
+fn unnested(expr: &mut Expr) -> &mut Expr {
+    match expr {
+        Expr::Nested(inner) => unnested(inner),
+        other => other,
+    }
+}
+
+/// `information_schema._pg_expandarray`, as pgjdbc and Metabase spell it.
+fn is_expandarray(name: &ObjectName) -> bool {
+    matches!(name.0.as_slice(), [ObjectNamePart::Identifier(schema), ObjectNamePart::Identifier(f)]
+        if schema.value.eq_ignore_ascii_case("information_schema") && f.value.eq_ignore_ascii_case("_pg_expandarray"))
+}
+
+/// `generate_subscripts(a, d)` → `unnest(generate_series(1, CAST(array_length(a, d) AS BIGINT)))`:
+/// Weir's arrays start at 1, so the subscripts of dimension `d` are 1 up to its length (none for
+/// an empty or NULL array, or a dimension the array does not have).
+fn generate_subscripts(list: &FunctionArgumentList) -> Option<Expr> {
+    let [
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(array)),
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(dimension)),
+    ] = list.args.as_slice()
+    else {
+        return None;
+    };
+    let length = Expr::Cast {
+        kind: sqlparser::ast::CastKind::Cast,
+        expr: Box::new(function_call("array_length", vec![array.clone(), dimension.clone()], vec![])),
+        data_type: DataType::BigInt(None),
+        array: false,
+        format: None,
+    };
+    let subscripts = function_call(
+        "generate_series",
+        vec![Expr::value(Value::Number("1".into(), false)), length],
+        vec![],
+    );
+    Some(function_call("unnest", vec![subscripts], vec![]))
 }
 
 /// Object identifier types: Weir's `pg_catalog` stores oids as BIGINT.

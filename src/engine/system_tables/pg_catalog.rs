@@ -21,7 +21,7 @@ use datafusion::arrow::array::{
     new_null_array,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, Int16Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Int16Type, Int64Type, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::datasource::MemTable;
@@ -213,6 +213,12 @@ fn int16_lists(values: impl IntoIterator<Item = Vec<i16>>) -> ArrayRef {
         values.into_iter().map(|v| Some(v.into_iter().map(Some).collect::<Vec<_>>())),
     ))
 }
+/// `oid[]` / `oidvector` columns.
+fn int64_lists(values: impl IntoIterator<Item = Vec<i64>>) -> ArrayRef {
+    Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(
+        values.into_iter().map(|v| Some(v.into_iter().map(Some).collect::<Vec<_>>())),
+    ))
+}
 /// `text[]` columns with values.
 fn text_lists<'a>(values: impl Iterator<Item = &'a [String]>) -> Result<ArrayRef> {
     let lists: Vec<&[String]> = values.collect();
@@ -263,9 +269,10 @@ fn empty_table(columns: &[(&str, DataType)]) -> Result<Arc<MemTable>> {
     table(columns.iter().map(|(name, t)| (*name, new_empty_array(t))).collect())
 }
 
-/// The types `pg_type` lists: those Weir sends (`pgserver::pg_type`) and those of the catalog's own
-/// columns, with Postgres' length (-1: variable) and category.
-const TYPES: [(Type, i16, &str); 20] = [
+/// The types `pg_type` lists: those Weir sends (`pgserver::pg_type`), those of the catalog's own
+/// columns and the pseudo-types its functions take and return (category 'P'), with Postgres'
+/// length (-1: variable, -2: C string) and category.
+const TYPES: [(Type, i16, &str); 27] = [
     (Type::BOOL, 1, "B"),
     (Type::BYTEA, -1, "U"),
     (Type::CHAR, 1, "Z"),
@@ -286,7 +293,67 @@ const TYPES: [(Type, i16, &str); 20] = [
     (Type::TIMESTAMPTZ, 8, "D"),
     (Type::INTERVAL, 16, "T"),
     (Type::NUMERIC, -1, "N"),
+    (Type::UNKNOWN, -2, "X"),
+    (Type::ANY, 4, "P"),
+    (Type::ANYELEMENT, 4, "P"),
+    (Type::ANYARRAY, -1, "P"),
+    (Type::RECORD, -1, "P"),
+    (Type::VOID, 4, "P"),
+    (Type::TRIGGER, 4, "P"),
 ];
+
+/// The array types of the base types (`_int8` is `bigint[]`): Weir's SQL has arrays of each.
+const ARRAY_TYPES: [(Type, Type); 20] = [
+    (Type::BOOL_ARRAY, Type::BOOL),
+    (Type::BYTEA_ARRAY, Type::BYTEA),
+    (Type::CHAR_ARRAY, Type::CHAR),
+    (Type::NAME_ARRAY, Type::NAME),
+    (Type::INT8_ARRAY, Type::INT8),
+    (Type::INT2_ARRAY, Type::INT2),
+    (Type::INT2_VECTOR_ARRAY, Type::INT2_VECTOR),
+    (Type::INT4_ARRAY, Type::INT4),
+    (Type::TEXT_ARRAY, Type::TEXT),
+    (Type::OID_ARRAY, Type::OID),
+    (Type::FLOAT4_ARRAY, Type::FLOAT4),
+    (Type::FLOAT8_ARRAY, Type::FLOAT8),
+    (Type::BPCHAR_ARRAY, Type::BPCHAR),
+    (Type::VARCHAR_ARRAY, Type::VARCHAR),
+    (Type::DATE_ARRAY, Type::DATE),
+    (Type::TIME_ARRAY, Type::TIME),
+    (Type::TIMESTAMP_ARRAY, Type::TIMESTAMP),
+    (Type::TIMESTAMPTZ_ARRAY, Type::TIMESTAMPTZ),
+    (Type::INTERVAL_ARRAY, Type::INTERVAL),
+    (Type::NUMERIC_ARRAY, Type::NUMERIC),
+];
+
+/// One row of `pg_type`: a type of `TYPES` or an array type of `ARRAY_TYPES`.
+struct TypeRow {
+    pg: Type,
+    length: i16,
+    category: &'static str,
+    /// For an array type: its element type.
+    element: Option<Type>,
+    /// For a base type: its array type.
+    array: Option<Type>,
+}
+
+fn type_rows() -> Vec<TypeRow> {
+    let base = TYPES.iter().map(|(pg, length, category)| TypeRow {
+        pg: pg.clone(),
+        length: *length,
+        category,
+        element: None,
+        array: ARRAY_TYPES.iter().find(|(_, e)| e == pg).map(|(a, _)| a.clone()),
+    });
+    let arrays = ARRAY_TYPES.iter().map(|(array, element)| TypeRow {
+        pg: array.clone(),
+        length: -1,
+        category: "A",
+        element: Some(element.clone()),
+        array: None,
+    });
+    base.chain(arrays).collect()
+}
 
 /// The collation of a column of this type: text types collate (by bytes, see `postgres_syntax.rs`).
 fn collation_of(pg: &Type) -> i64 {
@@ -300,7 +367,17 @@ fn type_length(pg: &Type) -> i16 {
     TYPES.iter().find(|(t, _, _)| t == pg).map_or(-1, |(_, length, _)| *length)
 }
 
+mod array_functions;
+#[cfg(test)]
+mod client_queries;
 mod functions;
+mod keywords;
+mod names;
+mod procs;
+mod session_functions;
+mod settings;
+mod system_views;
+mod text_functions;
 
 /// (Re)builds the tables and functions from the catalog; called whenever sources or tables change.
 pub fn refresh(ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
@@ -308,10 +385,25 @@ pub fn refresh(ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
     if datafusion_catalog.schema("pg_catalog").is_none() {
         datafusion_catalog.register_schema("pg_catalog", Arc::new(MemorySchemaProvider::new()))?;
         functions::register_table_functions(ctx);
+        array_functions::register(ctx);
+        text_functions::register(ctx);
+        settings::register(ctx);
+        system_views::register(ctx);
+        keywords::register(ctx);
     }
     let relations = relations(catalog)?;
     functions::register_functions(ctx, &relations);
-    for (name, provider) in tables(&relations)? {
+    session_functions::register(ctx, &relations);
+    // Last: pg_proc lists every function registered so far.
+    let procs = procs::procs(ctx);
+    names::register(ctx, &relations, &procs);
+    procs::register_functions(ctx, &procs);
+    for (name, provider) in tables(&relations, &procs)? {
+        let reference = format!("pg_catalog.{name}");
+        ctx.deregister_table(reference.as_str())?;
+        ctx.register_table(reference.as_str(), provider)?;
+    }
+    for (name, provider) in system_views::information_schema_tables(&relations)? {
         let reference = format!("pg_catalog.{name}");
         ctx.deregister_table(reference.as_str())?;
         ctx.register_table(reference.as_str(), provider)?;
@@ -319,7 +411,7 @@ pub fn refresh(ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
     Ok(())
 }
 
-fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> {
+fn tables(relations: &[Relation], procs: &[procs::Proc]) -> Result<Vec<(&'static str, Arc<MemTable>)>> {
     use DataType::{Boolean, Int16, Int32, Int64, Utf8};
     let n = relations.len();
     let namespaces = table(vec![
@@ -405,27 +497,54 @@ fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> 
         ("attfdwoptions", nulls(&text_array_type(), a)),
     ])?;
 
-    let t = TYPES.len();
+    let types = type_rows();
+    let t = types.len();
+    let io = |row: &TypeRow, which: usize| procs::io_function_oid(procs, &row.pg, row.element.is_some(), which);
     let pg_type_table = table(vec![
-        ("oid", int64(TYPES.iter().map(|(pg, _, _)| i64::from(pg.oid())))),
-        ("typname", text(TYPES.iter().map(|(pg, _, _)| pg.name()))),
+        ("oid", int64(types.iter().map(|row| i64::from(row.pg.oid())))),
+        ("typname", text(types.iter().map(|row| row.pg.name()))),
         ("typnamespace", repeat_int64(PG_CATALOG_NAMESPACE, t)),
         ("typowner", repeat_int64(OWNER, t)),
-        ("typlen", int16(TYPES.iter().map(|(_, length, _)| *length))),
-        ("typbyval", boolean(TYPES.iter().map(|(_, length, _)| (1..=8).contains(length)))),
-        ("typtype", repeat_text("b", t)),
-        ("typcategory", text(TYPES.iter().map(|(_, _, category)| *category))),
+        ("typlen", int16(types.iter().map(|row| row.length))),
+        ("typbyval", boolean(types.iter().map(|row| (1..=8).contains(&row.length)))),
+        ("typtype", text(types.iter().map(|row| if row.category == "P" { "p" } else { "b" }))),
+        ("typcategory", text(types.iter().map(|row| row.category))),
         ("typispreferred", repeat_bool(false, t)),
         ("typisdefined", repeat_bool(true, t)),
         ("typdelim", repeat_text(",", t)),
         ("typrelid", repeat_int64(0, t)),
-        ("typelem", repeat_int64(0, t)),
-        ("typarray", repeat_int64(0, t)),
+        ("typsubscript", repeat_int64(0, t)),
+        (
+            "typelem",
+            int64(types.iter().map(|row| row.element.as_ref().map_or(0, |e| i64::from(e.oid())))),
+        ),
+        (
+            "typarray",
+            int64(types.iter().map(|row| row.array.as_ref().map_or(0, |a| i64::from(a.oid())))),
+        ),
+        ("typinput", int64(types.iter().map(|row| io(row, 0)))),
+        ("typoutput", int64(types.iter().map(|row| io(row, 1)))),
+        ("typreceive", int64(types.iter().map(|row| io(row, 2)))),
+        ("typsend", int64(types.iter().map(|row| io(row, 3)))),
+        ("typmodin", repeat_int64(0, t)),
+        ("typmodout", repeat_int64(0, t)),
+        ("typanalyze", repeat_int64(0, t)),
+        (
+            "typalign",
+            text(types.iter().map(|row| match row.length {
+                1 => "c",
+                2 => "s",
+                4 => "i",
+                _ => "d",
+            })),
+        ),
+        ("typstorage", text(types.iter().map(|row| if row.length < 0 { "x" } else { "p" }))),
         ("typnotnull", repeat_bool(false, t)),
         ("typbasetype", repeat_int64(0, t)),
         ("typtypmod", repeat_int32(-1, t)),
         ("typndims", repeat_int32(0, t)),
-        ("typcollation", int64(TYPES.iter().map(|(pg, _, _)| collation_of(pg)))),
+        ("typcollation", int64(types.iter().map(|row| collation_of(&row.pg)))),
+        ("typdefaultbin", nulls(&Utf8, t)),
         ("typdefault", nulls(&Utf8, t)),
         ("typacl", nulls(&text_array_type(), t)),
     ])?;
@@ -449,6 +568,24 @@ fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> 
         ("indislive", repeat_bool(true, k)),
         ("indisreplident", repeat_bool(false, k)),
         ("indkey", int16_lists(keyed.iter().map(|(_, key)| key.columns.clone()))),
+        // Key columns collate as their type does, with the type's default btree operator class
+        // (Weir has none of its own: `pg_opclass` is empty, so 0) and ascending, NULLS LAST (0).
+        (
+            "indcollation",
+            int64_lists(keyed.iter().map(|(r, key)| {
+                key.columns
+                    .iter()
+                    .map(|n| {
+                        usize::try_from(*n)
+                            .ok()
+                            .and_then(|n| r.attributes.get(n.checked_sub(1)?))
+                            .map_or(0, |a| collation_of(&a.pg))
+                    })
+                    .collect()
+            })),
+        ),
+        ("indclass", int64_lists(keyed.iter().map(|(_, key)| vec![0; key.columns.len()]))),
+        ("indoption", int16_lists(keyed.iter().map(|(_, key)| vec![0; key.columns.len()]))),
         ("indexprs", nulls(&Utf8, k)),
         ("indpred", nulls(&Utf8, k)),
     ])?;
@@ -504,6 +641,7 @@ fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> 
         ("daticurules", nulls(&Utf8, 1)),
         ("datlocprovider", text(["c"])),
         ("datacl", nulls(&text_array_type(), 1)),
+        ("dattablespace", int64([system_views::DEFAULT_TABLESPACE])),
     ])?;
 
     // The one role (see OWNER): a superuser that can log in.
@@ -575,7 +713,10 @@ fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> 
         ("pg_foreign_data_wrapper", wrappers),
         ("pg_foreign_server", servers),
         ("pg_foreign_table", foreign_tables),
+        ("pg_proc", procs::proc_table(procs)?),
+        ("pg_settings", settings::settings_table()?),
     ];
+    all.extend(system_views::tables(relations)?);
     let oid = Int64;
     let list = DataType::new_list(Int16, true);
     for (name, columns) in [
@@ -755,7 +896,7 @@ mod tests {
 
     #[test]
     fn the_planner_knows_every_relation_for_the_implicit_search() {
-        let mut registered: Vec<&str> = tables(&[]).expect("tables").into_iter().map(|(name, _)| name).collect();
+        let mut registered: Vec<&str> = tables(&[], &[]).expect("tables").into_iter().map(|(name, _)| name).collect();
         registered.sort_unstable();
         let mut known = crate::planner::postgres_syntax::PG_CATALOG_RELATIONS.to_vec();
         known.sort_unstable();

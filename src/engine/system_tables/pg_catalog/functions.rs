@@ -15,17 +15,20 @@ use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
 use pgwire::api::Type;
 
-use super::{Relation, TYPES, int64, nulls, repeat_bool, repeat_text, table, text, text_array_type, text_lists};
+use super::{Relation, int64, nulls, repeat_bool, repeat_text, table, text, text_array_type, text_lists};
 use crate::error::{Error, Result, UserErrorKind};
 use crate::planner::postgres_settings::POSTGRES_VERSION;
 use crate::planner::postgres_syntax::{PG_CATALOG_RELATIONS, REGCLASS_CAST};
 use crate::planner::subquery_apply::LateralFunction;
 
 /// `format_type(oid, typmod)`: the SQL name of a type, as Postgres prints it.
-fn format_type(oid: i64, typmod: Option<i64>) -> String {
+pub(super) fn format_type(oid: i64, typmod: Option<i64>) -> String {
     let Some(pg) = u32::try_from(oid).ok().and_then(Type::from_oid) else {
         return "???".to_string();
     };
+    if let Some((_, element)) = super::ARRAY_TYPES.iter().find(|(array, _)| *array == pg) {
+        return format!("{}[]", format_type(i64::from(element.oid()), typmod));
+    }
     let modifier = typmod.filter(|m| *m >= 0);
     let name = match pg {
         Type::BOOL => "boolean",
@@ -58,7 +61,7 @@ fn format_type(oid: i64, typmod: Option<i64>) -> String {
 }
 
 /// An identifier as Postgres prints it: quoted unless it is a plain lower-case name.
-fn quote_ident(name: &str) -> String {
+pub(super) fn quote_ident(name: &str) -> String {
     let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if plain {
@@ -122,7 +125,7 @@ impl ScalarUDFImpl for PgFunction {
 /// Registers function `name` taking any of `arities` arguments and returning `output`. Arguments
 /// are not type-checked: the body casts them as Postgres would (`'16400'` is an oid too).
 /// Unqualified: `pg_catalog.f(...)` is rewritten to `f(...)` before planning (`postgres_syntax.rs`).
-fn register_function(
+pub(super) fn register_function(
     ctx: &SessionContext,
     name: &str,
     arities: &[usize],
@@ -138,8 +141,23 @@ fn register_function(
     }));
 }
 
+/// Registers function `name` taking one or more arguments of any types.
+pub(super) fn register_variadic(
+    ctx: &SessionContext,
+    name: &str,
+    output: DataType,
+    body: impl Fn(&[ArrayRef]) -> Result<ArrayRef> + Send + Sync + 'static,
+) {
+    ctx.register_udf(ScalarUDF::new_from_impl(PgFunction {
+        name: name.to_string(),
+        signature: Signature::variadic_any(Volatility::Stable),
+        output,
+        body: Arc::new(body),
+    }));
+}
+
 /// Registers function `name()`, without arguments.
-fn register_nullary(
+pub(super) fn register_nullary(
     ctx: &SessionContext,
     name: &str,
     output: DataType,
@@ -154,7 +172,7 @@ fn register_nullary(
 }
 
 /// Argument `i` as BIGINTs (oids, numbers), or all NULL when the call left it out.
-fn int_arg(args: &[ArrayRef], i: usize, rows: usize) -> Result<Int64Array> {
+pub(super) fn int_arg(args: &[ArrayRef], i: usize, rows: usize) -> Result<Int64Array> {
     match args.get(i) {
         Some(array) => Ok(cast(array, &DataType::Int64)?.as_primitive::<Int64Type>().clone()),
         None => Ok(Int64Array::from(vec![None; rows])),
@@ -162,14 +180,14 @@ fn int_arg(args: &[ArrayRef], i: usize, rows: usize) -> Result<Int64Array> {
 }
 
 /// Argument `i` as text.
-fn text_arg(args: &[ArrayRef], i: usize, rows: usize) -> Result<StringArray> {
+pub(super) fn text_arg(args: &[ArrayRef], i: usize, rows: usize) -> Result<StringArray> {
     match args.get(i) {
         Some(array) => Ok(cast(array, &DataType::Utf8)?.as_string::<i32>().clone()),
         None => Ok(StringArray::from(vec![None::<&str>; rows])),
     }
 }
 
-fn rows_of(args: &[ArrayRef]) -> usize {
+pub(super) fn rows_of(args: &[ArrayRef]) -> usize {
     args.first().map_or(1, |a| a.len())
 }
 
@@ -239,21 +257,9 @@ fn array_upper(args: &[ArrayRef]) -> Result<ArrayRef> {
     Ok(Arc::new(values))
 }
 
-/// The oid of the type `name` names (its `pg_type` name or SQL name, optionally qualified with
-/// `pg_catalog`), if Weir's `pg_type` has it: `to_regtype`.
-fn type_oid(name: &str) -> Option<i64> {
-    let name = name.trim().to_ascii_lowercase();
-    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name).trim_matches('"');
-    TYPES
-        .iter()
-        .map(|(pg, _, _)| (pg.name(), i64::from(pg.oid())))
-        .find(|(type_name, oid)| *type_name == name || format_type(*oid, None) == name)
-        .map(|(_, oid)| oid)
-}
-
 /// The relations of `pg_catalog` itself, which Weir's `pg_class` does not list: fixed oids below the
 /// first user oid, so that `'pg_catalog.pg_constraint'::regclass` has a value as in Postgres.
-fn catalog_relation_oids() -> impl Iterator<Item = (String, i64)> {
+pub(super) fn catalog_relation_oids() -> impl Iterator<Item = (String, i64)> {
     PG_CATALOG_RELATIONS
         .iter()
         .zip(12_000..)
@@ -263,7 +269,7 @@ fn catalog_relation_oids() -> impl Iterator<Item = (String, i64)> {
 /// A relation name as `regclass` reads it: `public.` dropped, unquoted parts lower-cased, quoted
 /// ones as written; `pg_catalog.` kept (and added for a bare name of a catalog relation, which
 /// Postgres finds first on the search path).
-fn relation_name(text: &str) -> String {
+pub(super) fn relation_name(text: &str) -> String {
     let parts: Vec<String> = text
         .trim()
         .split('.')
@@ -312,7 +318,12 @@ pub(super) fn register_functions(ctx: &SessionContext, relations: &[Relation]) {
     register_nullary(ctx, "current_schema", Utf8, |_| Ok(repeat_text("public", 1)));
     register_function(ctx, "to_regtype", &[1], Int64, |args| {
         let names = text_arg(args, 0, rows_of(args))?;
-        Ok(Arc::new(names.iter().map(|name| name.and_then(type_oid)).collect::<Int64Array>()) as ArrayRef)
+        Ok(Arc::new(
+            names
+                .iter()
+                .map(|name| name.and_then(super::names::type_oid))
+                .collect::<Int64Array>(),
+        ) as ArrayRef)
     });
     // `current_schemas(include_implicit)`: the search path, with pg_catalog when asked.
     register_function(ctx, "current_schemas", &[1], text_array_type(), |args| {
@@ -548,14 +559,6 @@ mod tests {
         assert_eq!(relation_name("\"Totals\""), "Totals");
         assert_eq!(relation_name("pg_constraint"), "pg_catalog.pg_constraint");
         assert_eq!(relation_name("PG_CATALOG.pg_constraint"), "pg_catalog.pg_constraint");
-    }
-
-    #[test]
-    fn to_regtype_knows_type_names_and_sql_names() {
-        assert_eq!(type_oid("int8"), Some(20));
-        assert_eq!(type_oid("pg_catalog.bigint"), Some(20));
-        assert_eq!(type_oid("Character Varying"), Some(1043));
-        assert_eq!(type_oid("hstore"), None);
     }
 
     #[test]
