@@ -157,7 +157,7 @@ pub const POSTGRES_VARIABLES: [(&str, &str); 9] = [
 ];
 
 /// Postgres session settings clients set on their own; Weir accepts and ignores them.
-const POSTGRES_SESSION_SETTINGS: [&str; 16] = [
+pub const POSTGRES_SESSION_SETTINGS: [&str; 16] = [
     "application_name",
     "extra_float_digits",
     "client_encoding",

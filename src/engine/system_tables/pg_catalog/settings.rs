@@ -16,7 +16,7 @@ use datafusion::execution::context::SessionContext;
 use super::functions::{register_function, rows_of, text_arg};
 use super::{nulls, repeat_bool, repeat_text, table, text, text_array_type};
 use crate::error::{Error, Result, UserErrorKind};
-use crate::planner::statement::POSTGRES_VARIABLES;
+use crate::planner::statement::{POSTGRES_SESSION_SETTINGS, POSTGRES_VARIABLES};
 
 /// Settings SHOW does not answer that clients read with `current_setting` or from `pg_settings`.
 const FIXED_SETTINGS: [(&str, &str); 5] = [
@@ -115,8 +115,11 @@ pub(super) fn register(ctx: &SessionContext) {
     register_function(ctx, "set_config", &[3], DataType::Utf8, |args| {
         let rows = rows_of(args);
         let (names, values) = (text_arg(args, 0, rows)?, text_arg(args, 1, rows)?);
+        // The names SET accepts (and does not keep), or that SHOW knows.
         for name in names.iter().flatten() {
-            setting(name)?;
+            if !POSTGRES_SESSION_SETTINGS.iter().any(|s| s.eq_ignore_ascii_case(name.trim())) {
+                setting(name)?;
+            }
         }
         Ok(Arc::new(values) as ArrayRef)
     });
