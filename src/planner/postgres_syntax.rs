@@ -25,7 +25,8 @@
 //! - `ARRAY(SELECT e FROM ... ORDER BY o)` → `(SELECT array_agg(e ORDER BY o) FROM ...)`. One
 //!   difference remains: no rows give NULL rather than an empty array.
 //! - `FROM generate_series(...) s`: a set-returning function of a base type names its one column
-//!   after the alias, so `s` is also the column.
+//!   after the alias, so `s` is also the column. `FROM string_to_array(...) s` (a function of one
+//!   value, as Grafana uses it) becomes the one-row table `(SELECT string_to_array(...) AS s) s`.
 //! - `FROM pg_type`: `pg_catalog` is searched before the user's schema, so an unqualified name of
 //!   one of its relations is that relation (drivers look up `pg_type` unqualified).
 //! - `SELECT a, NULL, NULL`: Postgres allows one expression twice in a select list, DataFusion
@@ -87,6 +88,39 @@ impl VisitorMut for PostgresSyntax {
         if let TableFactor::Table {
             name,
             alias,
+            args: Some(args),
+            ..
+        } = factor
+            && is_named(name, "string_to_array")
+        {
+            // A function of one value in FROM is a one-row table whose column is named as the table.
+            let column = alias.as_ref().map_or_else(|| Ident::new("string_to_array"), |a| a.name.clone());
+            let arguments: Vec<String> = args.args.iter().map(ToString::to_string).collect();
+            let call = format!("SELECT string_to_array({}) AS {column}", arguments.join(", "));
+            match Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&call)
+                .and_then(|mut p| p.parse_query())
+            {
+                Ok(query) => {
+                    *factor = TableFactor::Derived {
+                        lateral: false,
+                        subquery: query,
+                        alias: Some(alias.clone().unwrap_or_else(|| sqlparser::ast::TableAlias {
+                            explicit: true,
+                            name: column,
+                            columns: Vec::new(),
+                            at: None,
+                        })),
+                        sample: None,
+                    };
+                    return ControlFlow::Continue(());
+                }
+                Err(e) => return ControlFlow::Break(Error::internal(format!("string_to_array in FROM: {e}"))),
+            }
+        }
+        if let TableFactor::Table {
+            name,
+            alias,
             args: Some(_),
             ..
         } = factor
@@ -140,6 +174,16 @@ impl VisitorMut for PostgresSyntax {
             let object = std::mem::replace(object.as_mut(), Expr::value(Value::Null));
             let oid = function_call(&format!("{kind}{REG_LOOKUP_SUFFIX}"), vec![object], vec![]);
             *expr = function_call(&format!("{kind}{REG_NAME_SUFFIX}"), vec![oid], vec![]);
+        } else if let Expr::Cast {
+            data_type, expr: inner, ..
+        } = expr
+            && is_text_type(data_type)
+            && let Expr::Function(function) = unnested(inner)
+            && (is_named(&function.name, "pg_typeof") || is_named(&function.name, "pg_catalog.pg_typeof"))
+        {
+            // `pg_typeof(x)` is a regtype too.
+            let call = std::mem::replace(unnested(inner), Expr::value(Value::Null));
+            *expr = function_call(&format!("regtype{REG_NAME_SUFFIX}"), vec![call], vec![]);
         }
         ControlFlow::Continue(())
     }
@@ -662,6 +706,27 @@ mod tests {
         assert_eq!(
             rewritten("SELECT ARRAY(SELECT 1 UNION SELECT 2)").unwrap(),
             "SELECT (SELECT array_agg(element) FROM (SELECT 1 UNION SELECT 2) AS array_elements (element))"
+        );
+    }
+
+    #[test]
+    fn client_spellings_of_records_subscripts_and_reg_names() {
+        assert_eq!(
+            rewritten("SELECT (information_schema._pg_expandarray(i.indkey)).n, (r.keys).x, generate_subscripts(a, 1) FROM i").unwrap(),
+            "SELECT get_field((unnest(pg_expandarray(i.indkey))), 'n'), get_field((r.keys), 'x'), unnest(generate_series(1, CAST(array_length(a, 1) AS BIGINT))) FROM i"
+        );
+        assert_eq!(
+            rewritten("SELECT CAST(CAST(attrelid AS REGCLASS) AS TEXT), t::regtype::text, 'int8'::regtype, current_schema, current_role")
+                .unwrap(),
+            "SELECT regclass_name(regclass_of(attrelid)), regtype_name(regtype_of(t)), regtype_of('int8'), current_schema, current_role"
+        );
+        assert_eq!(
+            rewritten("SELECT n FROM x WHERE n NOT LIKE 'pg/_%' ESCAPE '/' AND m LIKE 'a' ESCAPE '\\'").unwrap(),
+            "SELECT n FROM x WHERE n NOT LIKE like_escape('pg/_%', '/') AND m LIKE 'a'"
+        );
+        assert_eq!(
+            rewritten("SELECT c FROM information_schema.table_constraints, string_to_array('a,b', ',') s").unwrap(),
+            "SELECT c FROM pg_catalog.information_schema_table_constraints AS table_constraints, (SELECT string_to_array('a,b', ',') AS s) s"
         );
     }
 

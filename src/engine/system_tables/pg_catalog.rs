@@ -12,6 +12,11 @@
 //!
 //! Catalogs Weir has no use for (inheritance, policies, triggers, publications, ...) exist with
 //! Postgres' columns and no rows, so clients' queries over them plan and return nothing.
+//!
+//! Beside this file: `pg_proc` and the function-describing functions (`procs.rs`), `pg_settings`
+//! and `current_setting` (`settings.rs`), the `reg*` lookups (`names.rs`), session and privilege
+//! functions (`session_functions.rs`), the system views and `information_schema` key views
+//! (`system_views.rs`), and clients' own queries as tests (`client_queries.rs`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

@@ -373,7 +373,13 @@ pub(super) fn register_functions(ctx: &SessionContext, relations: &[Relation]) {
         register_function(ctx, name, arities, Utf8, |args| Ok(nulls(&Utf8, rows_of(args))));
     }
     // Sizes on disk are not tracked per relation (rows share one RocksDB): unknown, so NULL.
-    for name in ["pg_table_size", "pg_relation_size", "pg_total_relation_size", "pg_indexes_size"] {
+    for name in [
+        "pg_table_size",
+        "pg_relation_size",
+        "pg_total_relation_size",
+        "pg_indexes_size",
+        "pg_database_size",
+    ] {
         register_function(ctx, name, &[1], Int64, |args| Ok(nulls(&Int64, rows_of(args))));
     }
     register_function(ctx, "pg_size_pretty", &[1], Utf8, |args| {

@@ -117,6 +117,22 @@ fn argument_lists(signature: &TypeSignature) -> Vec<(Vec<Option<DataType>>, bool
     }
 }
 
+/// The return type of a function over these arguments: asked with the exact types where the
+/// signature names them, else with NULLs; a type that depends on the arguments (NULL back, or an
+/// error) is `None`, Postgres' `anyelement`. A variadic signature says nothing of how many
+/// arguments the function reads, so it is not asked (some index their arguments unchecked).
+fn return_type(
+    arguments: &[Option<DataType>],
+    variadic: bool,
+    ask: impl Fn(&[DataType]) -> datafusion::error::Result<DataType>,
+) -> Option<DataType> {
+    if variadic {
+        return None;
+    }
+    let types: Vec<DataType> = arguments.iter().map(|a| a.clone().unwrap_or(DataType::Null)).collect();
+    ask(&types).ok().filter(|t| *t != DataType::Null)
+}
+
 /// Every function: the types' I/O functions, then Weir's SQL functions by name.
 pub(super) fn procs(ctx: &SessionContext) -> Vec<Proc> {
     // (name, kind, returns_set, arguments, variadic, returns, volatility)
@@ -151,10 +167,7 @@ pub(super) fn procs(ctx: &SessionContext) -> Vec<Proc> {
     for (name, udf) in state.scalar_functions() {
         let signature = udf.signature();
         for (arguments, variadic) in argument_lists(&signature.type_signature) {
-            let exact: Option<Vec<DataType>> = arguments.iter().cloned().collect();
-            let returns = exact
-                .and_then(|types| udf.return_type(&types).ok())
-                .map_or(anyelement, |t| pg_oid(&t));
+            let returns = return_type(&arguments, variadic, |types| udf.return_type(types)).map_or(anyelement, |t| pg_oid(&t));
             let oids = arguments.iter().map(|a| a.as_ref().map_or(any, pg_oid)).collect();
             sql_rows.push((
                 name.clone(),
@@ -170,10 +183,7 @@ pub(super) fn procs(ctx: &SessionContext) -> Vec<Proc> {
     for (name, udaf) in state.aggregate_functions() {
         let signature = udaf.signature();
         for (arguments, variadic) in argument_lists(&signature.type_signature) {
-            let exact: Option<Vec<DataType>> = arguments.iter().cloned().collect();
-            let returns = exact
-                .and_then(|types| udaf.return_type(&types).ok())
-                .map_or(anyelement, |t| pg_oid(&t));
+            let returns = return_type(&arguments, variadic, |types| udaf.return_type(types)).map_or(anyelement, |t| pg_oid(&t));
             let oids = arguments.iter().map(|a| a.as_ref().map_or(any, pg_oid)).collect();
             sql_rows.push((
                 name.clone(),
