@@ -160,13 +160,18 @@ case "${1:-weir}" in
         python3 tests/verify/sqlalchemy_check.py --weir "$weir"
         # asyncpg (PyPI, same venv): a pool with its connection reset, typed binary parameters, COPY.
         python3 tests/verify/asyncpg_check.py --weir "$weir"
+        # pgcli (PyPI, same venv): its start-up catalog reads, completion, \dt / \d, its -c runs.
+        python3 tests/verify/pgcli_check.py --weir "$weir"
+        # node-postgres, pg-cursor and pg-copy-streams (npm, into ~/.cache/weir-npm; Debian's nodejs
+        # and npm when root and node is missing).
+        python3 tests/verify/node_pg_check.py --weir "$weir"
         # JDBC (Debian's driver; Java is on the machine) against weir serve.
         python3 tests/verify/jdbc_check.py --weir "$weir"
         # Kafka source and sink against a real broker (noida-db and confluent-kafka from PyPI, in
         # the same venv): crashes, savepoints, a broker restart, an idle topic, bad input.
         python3 tests/verify/kafka_pipeline.py --weir "$weir"
         # set -e: reaching this line means every check above passed.
-        echo "verify: 11 passed, 0 failed"
+        echo "verify: 13 passed, 0 failed"
         ;;
     *)
         echo "usage: ./dev.sh weir [ARGS...] | ./dev.sh test" >&2

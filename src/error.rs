@@ -19,6 +19,8 @@ pub enum UserErrorKind {
     DuplicateObject,
     /// A column that does not exist (42703).
     UndefinedColumn,
+    /// A function that does not exist (42883).
+    UndefinedFunction,
     /// A name that breaks the naming rule (42602).
     InvalidName,
     /// A name longer than 63 bytes (42622).
@@ -69,6 +71,10 @@ pub enum UserErrorKind {
     DuplicateCursor,
     /// A statement that must run in a transaction block (25P01).
     NoActiveTransaction,
+    /// A statement that cannot run inside a transaction block (25001).
+    ActiveTransaction,
+    /// A statement in a transaction block that an error aborted (25P02).
+    InFailedTransaction,
     /// Any other error in a query (42000).
     Other,
 }
@@ -81,6 +87,7 @@ impl UserErrorKind {
             UserErrorKind::UndefinedName => "42704",
             UserErrorKind::DuplicateObject => "42P07",
             UserErrorKind::UndefinedColumn => "42703",
+            UserErrorKind::UndefinedFunction => "42883",
             UserErrorKind::InvalidName => "42602",
             UserErrorKind::NameTooLong => "42622",
             UserErrorKind::InsufficientPrivilege => "42501",
@@ -105,6 +112,8 @@ impl UserErrorKind {
             UserErrorKind::UndefinedCursor => "34000",
             UserErrorKind::DuplicateCursor => "42P03",
             UserErrorKind::NoActiveTransaction => "25P01",
+            UserErrorKind::ActiveTransaction => "25001",
+            UserErrorKind::InFailedTransaction => "25P02",
             UserErrorKind::Other => "42000",
         }
     }
@@ -191,12 +200,20 @@ impl From<datafusion::error::DataFusionError> for Error {
         use datafusion::error::DataFusionError as D;
         match e {
             D::SQL(e, _) => Error::syntax(e),
-            D::Plan(m) => match missing_table(&m) {
-                Some(table) => Error::user(UserErrorKind::UndefinedObject, format!("relation \"{table}\" does not exist")),
-                None => Error::user(UserErrorKind::Other, m),
+            D::Plan(m) => match (missing_table(&m), missing_function(&m)) {
+                (Some(table), _) => Error::user(UserErrorKind::UndefinedObject, format!("relation \"{table}\" does not exist")),
+                (_, Some(function)) => Error::user(UserErrorKind::UndefinedFunction, format!("function {function} does not exist")),
+                _ => Error::user(UserErrorKind::Other, m),
             },
             D::SchemaError(e, _) => match e.as_ref() {
-                datafusion::common::SchemaError::FieldNotFound { .. } => Error::user(UserErrorKind::UndefinedColumn, e),
+                // Postgres' words: `column "x" does not exist`, `column t.x does not exist`.
+                datafusion::common::SchemaError::FieldNotFound { field, .. } => Error::user(
+                    UserErrorKind::UndefinedColumn,
+                    match &field.relation {
+                        Some(relation) => format!("column {}.{} does not exist", relation.table(), field.name),
+                        None => format!("column \"{}\" does not exist", field.name),
+                    },
+                ),
                 _ => Error::user(UserErrorKind::Other, e),
             },
             D::NotImplemented(m) => Error::unsupported(format!("not supported: {m}")),
@@ -223,6 +240,15 @@ impl From<datafusion::error::DataFusionError> for Error {
             other => Error::internal(other),
         }
     }
+}
+
+/// The function of DataFusion's "Invalid function 'f'.\nDid you mean 'g'?" (or of a table function's
+/// "table function 'f' not found").
+fn missing_function(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("Invalid function '")
+        .or_else(|| message.strip_prefix("table function '"))?;
+    rest.split('\'').next()
 }
 
 /// The table of DataFusion's "table 'datafusion.public.t' not found".

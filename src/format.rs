@@ -60,7 +60,8 @@ pub fn render(output: &Output, format: OutputFormat) -> Result<String> {
 pub fn write_output(output: &Output, format: OutputFormat, out: &mut impl Write) -> Result<()> {
     match (output, format) {
         (Output::Done { tag }, OutputFormat::Table) => writeln!(out, "{tag}")?,
-        (Output::Done { .. }, _) => {}
+        (Output::Transaction { tag, .. }, OutputFormat::Table) => writeln!(out, "{tag}")?,
+        (Output::Done { .. } | Output::Transaction { .. }, _) => {}
         // COPY TO STDOUT is for Postgres clients; the REPL and scripts show its rows as a query's.
         (Output::Rows { schema, batches } | Output::Copy { schema, batches, .. }, OutputFormat::Table) => {
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();

@@ -30,12 +30,28 @@ pub enum Output {
     Done {
         tag: String,
     },
+    /// A transaction-control statement: its tag and what it did to the transaction block (the
+    /// wire protocol reports the block's state with every ReadyForQuery).
+    Transaction {
+        tag: &'static str,
+        block: BlockChange,
+    },
     /// The rows of `COPY ... TO STDOUT`, to be sent in COPY's format.
     Copy {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
         options: CopyOptions,
     },
+}
+
+/// What a transaction-control statement did to the session's transaction block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockChange {
+    Started,
+    Ended,
+    /// Still in it (SAVEPOINT, ROLLBACK TO SAVEPOINT), or still outside one (BEGIN inside a block
+    /// is a warning in Postgres, COMMIT outside one too).
+    Unchanged,
 }
 
 impl Output {
@@ -80,7 +96,7 @@ impl Session {
     /// Runs every statement in `sql`, in order; stops at the first error.
     pub async fn execute(&self, sql: &str) -> Result<Vec<Output>> {
         let mut outputs = Vec::new();
-        for statement in parse_statements(sql)? {
+        for statement in self.parse_in_session(sql)? {
             outputs.push(self.execute_statement(statement).await?);
         }
         Ok(outputs)
@@ -129,7 +145,7 @@ impl Session {
             | Statement::ExplainCreateJob(_)
             | Statement::ExplainRestoreJob(_)) => match self.execute_statement(statement).await? {
                 Output::Rows { schema, .. } => Ok((Vec::new(), Some(schema))),
-                Output::Done { .. } | Output::Copy { .. } => Ok((Vec::new(), None)),
+                Output::Done { .. } | Output::Transaction { .. } | Output::Copy { .. } => Ok((Vec::new(), None)),
             },
             Statement::SavepointJob { .. } | Statement::StopJob { savepoint: true, .. } => Ok((
                 Vec::new(),
@@ -148,7 +164,16 @@ impl Session {
         if params.is_empty() {
             return self.execute(sql).await;
         }
+        let outcome = self.execute_one_with_params(sql, params).await;
+        self.postgres.note_outcome(&outcome)?;
+        outcome
+    }
+
+    async fn execute_one_with_params(&self, sql: &str, params: Vec<datafusion::common::ScalarValue>) -> Result<Vec<Output>> {
         let mut statements = parse_statements(sql)?;
+        if let Some(statement) = statements.first() {
+            self.postgres.admit(statement)?;
+        }
         let statement = match (statements.len(), statements.pop()) {
             (1, Some(Statement::Query(statement))) => statement,
             (1, Some(Statement::DeclareCursor(declare))) => {
@@ -170,16 +195,26 @@ impl Session {
 
     /// Runs the statements of a script one by one, handing each output over as soon as it is ready.
     pub async fn execute_script(&self, sql: &str, mut on_output: impl FnMut(Output)) -> Result<()> {
-        for statement in parse_statements(sql)? {
+        for statement in self.parse_in_session(sql)? {
             on_output(self.execute_statement(statement).await?);
         }
         Ok(())
     }
 
+    /// The statements of `sql`; a syntax error aborts a transaction block as any error does.
+    fn parse_in_session(&self, sql: &str) -> Result<Vec<Statement>> {
+        let statements = parse_statements(sql);
+        self.postgres.note_outcome(&statements)?;
+        statements
+    }
+
     /// Runs one parsed statement (for front ends that adjust statements, as the benchmark does
     /// with its sink), within the session's `statement_timeout`.
     pub async fn execute_statement(&self, statement: Statement) -> Result<Output> {
-        self.with_statement_timeout(self.run_statement(statement)).await
+        self.postgres.admit(&statement)?;
+        let outcome = self.with_statement_timeout(self.run_statement(statement)).await;
+        self.postgres.note_outcome(&outcome)?;
+        outcome
     }
 
     /// Runs `work` within the session's `statement_timeout`; Postgres' error when it takes longer.
@@ -237,7 +272,8 @@ impl Session {
             Statement::ShowSavepoints => self.show_savepoints(),
             Statement::DescribeSavepoint { name } => self.describe_savepoint(&name),
             Statement::DropSavepoint { name, if_exists } => self.drop_savepoint(&name, if_exists),
-            Statement::TransactionNoop { tag } => self.transaction_control(tag).await,
+            Statement::Transaction(command) => self.transaction_control(command).await,
+            Statement::PostgresNoop { tag } => Ok(Output::Done { tag }),
         }
     }
 

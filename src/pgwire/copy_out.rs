@@ -12,8 +12,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::stream;
 
-use super::{PgColumn, api_error, field_infos};
-use crate::error::Result;
+use super::field_infos;
+use super::pg_column::pg_columns;
 use crate::planner::postgres_commands::{CopyFormat, CopyOptions};
 
 /// The CopyOutResponse and data of `batches` in the format `options` give.
@@ -53,12 +53,7 @@ pub(super) fn encode_copy(schema: &SchemaRef, batches: &[RecordBatch], options: 
     let mut header = options.header.then(|| header_line(schema, options));
     let mut messages: Vec<PgWireResult<CopyData>> = Vec::new();
     for batch in batches {
-        let columns = batch
-            .columns()
-            .iter()
-            .map(PgColumn::new)
-            .collect::<Result<Vec<_>>>()
-            .map_err(api_error)?;
+        let columns = pg_columns(batch)?;
         for row in 0..batch.num_rows() {
             for column in &columns {
                 column.encode(row, &mut encoder)?;

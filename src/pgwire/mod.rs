@@ -6,6 +6,9 @@
 pub mod admission;
 mod copy_out;
 pub mod frames;
+mod numeric;
+mod pg_column;
+mod timestamp;
 mod socket;
 
 use std::net::SocketAddr;
@@ -30,14 +33,7 @@ use ::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use ::pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_PORTAL};
 use ::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use async_trait::async_trait;
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array,
-    TimestampMicrosecondArray,
-};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType,
-};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use futures::Sink;
@@ -46,11 +42,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::engine::database::Database;
-use crate::engine::postgres_types::{pg_parameter_type, pg_type};
-use crate::engine::session::{Output, Session};
+use crate::engine::postgres_types::pg_type;
+use crate::engine::session::{BlockChange, Output, Session};
 use crate::error::{Error, Result};
-use crate::format::cell_text;
 use crate::pgwire::admission::Admission;
+use crate::pgwire::pg_column::pg_columns;
 use crate::planner::postgres_settings::postgres_setting;
 use crate::planner::statement::parse_statements;
 
@@ -107,12 +103,7 @@ fn encode_rows(schema: &SchemaRef, batches: &[RecordBatch], format: &Format) -> 
     let fields = Arc::new(field_infos(schema, format));
     let mut rows = Vec::new();
     for batch in batches {
-        let columns = batch
-            .columns()
-            .iter()
-            .map(PgColumn::new)
-            .collect::<Result<Vec<_>>>()
-            .map_err(api_error)?;
+        let columns = pg_columns(batch)?;
         for r in 0..batch.num_rows() {
             let mut encoder = DataRowEncoder::new(fields.clone());
             for column in &columns {
@@ -122,6 +113,21 @@ fn encode_rows(schema: &SchemaRef, batches: &[RecordBatch], format: &Format) -> 
         }
     }
     Ok(Response::Query(QueryResponse::new(fields, stream::iter(rows))))
+}
+
+/// One statement's output as its wire response; transaction control also tells pgwire the
+/// block's state, which every ReadyForQuery reports.
+fn response(output: Output, format: &Format) -> PgWireResult<Response> {
+    Ok(match output {
+        Output::Rows { schema, batches } => encode_rows(&schema, &batches, format)?,
+        Output::Copy { schema, batches, options } => copy_out::encode_copy(&schema, &batches, &options)?,
+        Output::Done { tag } => Response::Execution(Tag::new(&tag)),
+        Output::Transaction { tag, block } => match block {
+            BlockChange::Started => Response::TransactionStart(Tag::new(tag)),
+            BlockChange::Ended => Response::TransactionEnd(Tag::new(tag)),
+            BlockChange::Unchanged => Response::Execution(Tag::new(tag)),
+        },
+    })
 }
 
 fn field_infos(schema: &SchemaRef, format: &Format) -> Vec<FieldInfo> {
@@ -146,82 +152,6 @@ fn pg_error(e: Error) -> PgWireError {
     )))
 }
 
-/// Where a row's fields are encoded: a DataRow, or a line of COPY's output.
-trait FieldEncoder {
-    fn field<T: ::pgwire::types::ToSqlText + postgres_types::ToSql>(&mut self, value: &T) -> PgWireResult<()>;
-}
-
-impl FieldEncoder for DataRowEncoder {
-    fn field<T: ::pgwire::types::ToSqlText + postgres_types::ToSql>(&mut self, value: &T) -> PgWireResult<()> {
-        self.encode_field(value)
-    }
-}
-
-impl FieldEncoder for ::pgwire::api::results::CopyEncoder {
-    fn field<T: ::pgwire::types::ToSqlText + postgres_types::ToSql>(&mut self, value: &T) -> PgWireResult<()> {
-        self.encode_field(value)
-    }
-}
-
-/// A column cast once per batch to the Rust type its Postgres type is encoded from.
-enum PgColumn {
-    Bool(BooleanArray),
-    Int2(Int16Array),
-    Int4(Int32Array),
-    Int8(Int64Array),
-    Float4(Float32Array),
-    Float8(Float64Array),
-    Timestamp(TimestampMicrosecondArray),
-    Date(Date32Array),
-    Bytes(BinaryArray),
-    Text(ArrayRef),
-}
-
-impl PgColumn {
-    fn new(column: &ArrayRef) -> Result<Self> {
-        let to = |t: DataType| -> Result<ArrayRef> { Ok(cast(column, &t)?) };
-        Ok(match pg_type(column.data_type()) {
-            Type::BOOL => PgColumn::Bool(to(DataType::Boolean)?.as_boolean().clone()),
-            Type::INT2 => PgColumn::Int2(to(DataType::Int16)?.as_primitive::<Int16Type>().clone()),
-            Type::INT4 => PgColumn::Int4(to(DataType::Int32)?.as_primitive::<Int32Type>().clone()),
-            Type::INT8 => PgColumn::Int8(to(DataType::Int64)?.as_primitive::<Int64Type>().clone()),
-            Type::FLOAT4 => PgColumn::Float4(to(DataType::Float32)?.as_primitive::<Float32Type>().clone()),
-            Type::FLOAT8 => PgColumn::Float8(to(DataType::Float64)?.as_primitive::<Float64Type>().clone()),
-            Type::TIMESTAMP | Type::TIMESTAMPTZ => PgColumn::Timestamp(
-                to(DataType::Timestamp(TimeUnit::Microsecond, None))?
-                    .as_primitive::<TimestampMicrosecondType>()
-                    .clone(),
-            ),
-            Type::DATE => PgColumn::Date(to(DataType::Date32)?.as_primitive::<Date32Type>().clone()),
-            Type::BYTEA => PgColumn::Bytes(to(DataType::Binary)?.as_binary::<i32>().clone()),
-            _ => PgColumn::Text(column.clone()),
-        })
-    }
-
-    fn encode(&self, row: usize, encoder: &mut impl FieldEncoder) -> PgWireResult<()> {
-        fn value<T>(array: &dyn Array, row: usize, get: impl Fn(usize) -> T) -> Option<T> {
-            array.is_valid(row).then(|| get(row))
-        }
-        match self {
-            PgColumn::Bool(a) => encoder.field(&value(a, row, |r| a.value(r))),
-            PgColumn::Int2(a) => encoder.field(&value(a, row, |r| a.value(r))),
-            PgColumn::Int4(a) => encoder.field(&value(a, row, |r| a.value(r))),
-            PgColumn::Int8(a) => encoder.field(&value(a, row, |r| a.value(r))),
-            PgColumn::Float4(a) => encoder.field(&value(a, row, |r| a.value(r))),
-            PgColumn::Float8(a) => encoder.field(&value(a, row, |r| a.value(r))),
-            PgColumn::Timestamp(a) => encoder.field(
-                &value(a, row, |r| a.value(r)).and_then(|micros| chrono::DateTime::from_timestamp_micros(micros).map(|t| t.naive_utc())),
-            ),
-            PgColumn::Date(a) => encoder.field(&value(a, row, |r| a.value(r)).and_then(|days| {
-                chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-                    .and_then(|epoch| epoch.checked_add_signed(chrono::TimeDelta::days(i64::from(days))))
-            })),
-            PgColumn::Bytes(a) => encoder.field(&value(a, row, |r| a.value(r).to_vec())),
-            PgColumn::Text(a) => encoder.field(&cell_text(a.as_ref(), row).map_err(api_error)?),
-        }
-    }
-}
-
 /// Decodes the portal's parameters into values for the plan's `$n` placeholders.
 fn parameter_values(portal: &Portal<String>, inferred: &[Type]) -> PgWireResult<Vec<ScalarValue>> {
     (0..portal.parameter_len())
@@ -236,6 +166,7 @@ fn parameter_values(portal: &Portal<String>, inferred: &[Type]) -> PgWireResult<
                 Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, &pg)?),
                 Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, &pg)?),
                 Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, &pg)?),
+                Type::OID => ScalarValue::UInt32(portal.parameter::<u32>(i, &pg)?),
                 Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, &pg)?),
                 Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, &pg)?),
                 Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
@@ -244,10 +175,22 @@ fn parameter_values(portal: &Portal<String>, inferred: &[Type]) -> PgWireResult<
                         .map(|t| t.and_utc().timestamp_micros()),
                     None,
                 ),
+                Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
+                    portal
+                        .parameter::<chrono::DateTime<chrono::FixedOffset>>(i, &pg)?
+                        .map(|t| t.timestamp_micros()),
+                    Some("+00:00".into()),
+                ),
+                Type::DATE => ScalarValue::Date32(
+                    portal
+                        .parameter::<chrono::NaiveDate>(i, &pg)?
+                        .and_then(|d| i32::try_from(d.signed_duration_since(chrono::NaiveDate::default()).num_days()).ok()),
+                ),
                 Type::BOOL_ARRAY => list(portal.parameter::<Vec<Option<bool>>>(i, &pg)?, DataType::Boolean)?,
                 Type::INT2_ARRAY => list(portal.parameter::<Vec<Option<i16>>>(i, &pg)?, DataType::Int16)?,
                 Type::INT4_ARRAY => list(portal.parameter::<Vec<Option<i32>>>(i, &pg)?, DataType::Int32)?,
                 Type::INT8_ARRAY => list(portal.parameter::<Vec<Option<i64>>>(i, &pg)?, DataType::Int64)?,
+                Type::OID_ARRAY => list(portal.parameter::<Vec<Option<u32>>>(i, &pg)?, DataType::UInt32)?,
                 Type::FLOAT4_ARRAY => list(portal.parameter::<Vec<Option<f32>>>(i, &pg)?, DataType::Float32)?,
                 Type::FLOAT8_ARRAY => list(portal.parameter::<Vec<Option<f64>>>(i, &pg)?, DataType::Float64)?,
                 Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => list(portal.parameter::<Vec<Option<String>>>(i, &pg)?, DataType::Utf8)?,
@@ -307,15 +250,7 @@ impl SimpleQueryHandler for Connection {
             .unwrap_or_else(|| Err(Error::canceled()));
         let mut responses = Vec::with_capacity(outputs.len() + 1);
         for output in outputs {
-            responses.push(match output {
-                Output::Rows { schema, batches } => encode_rows(&schema, &batches, &Format::UnifiedText)?,
-                Output::Copy { schema, batches, options } => copy_out::encode_copy(&schema, &batches, &options)?,
-                Output::Done { tag } => match tag.as_str() {
-                    "BEGIN" => Response::TransactionStart(Tag::new("BEGIN")),
-                    "COMMIT" | "ROLLBACK" => Response::TransactionEnd(Tag::new(&tag)),
-                    _ => Response::Execution(Tag::new(&tag)),
-                },
-            });
+            responses.push(response(output, &Format::UnifiedText)?);
         }
         match result {
             Err(error) => responses.push(error_response(&error, query)),
@@ -367,7 +302,7 @@ impl ExtendedQueryHandler for Connection {
         let (params, schema) = self.session.describe_sql(&statement.statement).await.map_err(pg_error)?;
         let fields = schema.map_or(Vec::new(), |s| field_infos(&s, &Format::UnifiedBinary));
         Ok(DescribeStatementResponse::new(
-            params.iter().map(pg_parameter_type).collect(),
+            params.iter().map(pg_type).collect(),
             fields,
         ))
     }
@@ -397,7 +332,7 @@ impl ExtendedQueryHandler for Connection {
                 .map_err(pg_error)?
                 .0
                 .iter()
-                .map(pg_parameter_type)
+                .map(pg_type)
                 .collect()
         } else {
             Vec::new()
@@ -409,9 +344,7 @@ impl ExtendedQueryHandler for Connection {
             .unwrap_or_else(|| Err(Error::canceled()))
         {
             Ok(mut outputs) => match outputs.pop() {
-                Some(Output::Rows { schema, batches }) => encode_rows(&schema, &batches, &portal.result_column_format),
-                Some(Output::Copy { schema, batches, options }) => copy_out::encode_copy(&schema, &batches, &options),
-                Some(Output::Done { tag }) => Ok(Response::Execution(Tag::new(&tag))),
+                Some(output) => response(output, &portal.result_column_format),
                 None => Ok(Response::EmptyQuery),
             },
             Err(error) => Ok(error_response(&error, sql)),

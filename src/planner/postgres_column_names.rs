@@ -6,10 +6,15 @@
 //!
 //! Postgres allows two result columns of one name (`SELECT count(*), count(k)`); DataFusion does
 //! not, so such an item is planned under a placeholder name and renamed in the result.
+//!
+//! Subqueries and CTEs are named the same way, so an outer query can refer to their columns by
+//! Postgres' names (`WITH w AS (SELECT k, count(1) FROM t GROUP BY k) SELECT k FROM w ORDER BY
+//! count`); there an item is named only when the name is its own in that select list.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 
-use sqlparser::ast::{CastKind, DataType as SqlType, Expr, Ident, Query, SelectItem, SetExpr, Statement, Value};
+use sqlparser::ast::{CastKind, DataType as SqlType, Expr, Ident, Query, Select, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut};
 
 /// The renames to apply to a planned query's result columns: (placeholder, Postgres name).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +40,7 @@ pub fn name_columns_as_postgres(statement: &mut Statement) -> ColumnRenames {
     let Statement::Query(query) = statement else {
         return ColumnRenames::default();
     };
+    name_select_items(query);
     let Some(items) = result_items(query) else {
         return ColumnRenames::default();
     };
@@ -49,6 +55,11 @@ pub fn name_columns_as_postgres(statement: &mut Statement) -> ColumnRenames {
         })
         .collect();
     let mut renames = Vec::new();
+    for item in items.iter_mut() {
+        if let SelectItem::ExprWithAlias { expr, .. } = item {
+            *expr = as_int4_if_small(expr);
+        }
+    }
     for (position, item) in items.iter_mut().enumerate() {
         let SelectItem::UnnamedExpr(expr) = item else {
             continue;
@@ -57,6 +68,7 @@ pub fn name_columns_as_postgres(statement: &mut Statement) -> ColumnRenames {
             continue;
         }
         let name = column_name(expr).unwrap_or_else(|| "?column?".to_string());
+        let expr = as_int4_if_small(expr);
         let alias = if taken.insert(name.clone()) {
             name
         } else {
@@ -70,6 +82,74 @@ pub fn name_columns_as_postgres(statement: &mut Statement) -> ColumnRenames {
         };
     }
     ColumnRenames(renames)
+}
+
+/// Names each unnamed item of every select list in `node` whose Postgres name no other item there
+/// has. `planner::postgres_syntax` calls it before it rewrites Postgres' spellings, so a rewritten
+/// expression keeps the name of what the client wrote (`prorettype::regtype::text` is `prorettype`).
+pub fn name_select_items<V: VisitMut>(node: &mut V) {
+    let _ = node.visit(&mut NameSelectItems);
+}
+
+struct NameSelectItems;
+
+impl VisitorMut for NameSelectItems {
+    type Break = ();
+
+    fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        let names: Vec<Option<String>> = select
+            .projection
+            .iter()
+            .map(|item| match item {
+                SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+                SelectItem::UnnamedExpr(expr) => column_name(expr),
+                _ => None,
+            })
+            .collect();
+        let mut uses: HashMap<&str, usize> = HashMap::new();
+        for name in names.iter().flatten() {
+            *uses.entry(name.as_str()).or_default() += 1;
+        }
+        for (item, name) in select.projection.iter_mut().zip(&names) {
+            if let (SelectItem::UnnamedExpr(expr), Some(name)) = (&*item, name)
+                && !matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                && uses.get(name.as_str()) == Some(&1)
+            {
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: Ident::with_quote('"', name.clone()),
+                };
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// An integer literal as a result column is `integer` in Postgres when it fits (`SELECT 1`, the
+/// health check every pool sends, reads as int4); DataFusion types every integer literal BIGINT.
+fn as_int4_if_small(expr: &Expr) -> Expr {
+    let digits = match expr {
+        Expr::Value(v) => &v.value,
+        Expr::UnaryOp {
+            op: sqlparser::ast::UnaryOperator::Minus,
+            expr: inner,
+        } => match inner.as_ref() {
+            Expr::Value(v) => &v.value,
+            _ => return expr.clone(),
+        },
+        _ => return expr.clone(),
+    };
+    let fits = matches!(digits, Value::Number(n, _) if n.parse::<i32>().is_ok());
+    match fits {
+        true => Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(expr.clone()),
+            data_type: SqlType::Integer(None),
+            array: false,
+            format: None,
+        },
+        false => expr.clone(),
+    }
 }
 
 /// The select list that names the query's result: the first SELECT of a set operation.
@@ -98,7 +178,7 @@ fn column_name(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Identifier(ident) => Some(ident_name(ident)),
         Expr::CompoundIdentifier(parts) => parts.last().map(ident_name),
-        Expr::Nested(inner) => column_name(inner),
+        Expr::Nested(inner) | Expr::Collate { expr: inner, .. } => column_name(inner),
         Expr::Function(function) => function.name.0.last()?.as_ident().map(ident_name),
         Expr::Cast {
             kind: CastKind::Cast | CastKind::DoubleColon,
@@ -156,13 +236,23 @@ mod tests {
 
     #[test]
     fn unnamed_items_are_named_as_postgres_names_them() {
-        let (sql, renames) = named("SELECT 1, count(*), k, t.v, x::text, 1::int4, CASE WHEN a THEN 1 END, true, 'a' || k AS s FROM t");
+        let (sql, renames) = named("SELECT 1, count(*), k, t.v, x::text, 1::int4, CASE WHEN a THEN 1 END, true, 'a' || k AS s, -2 AS two FROM t");
         assert_eq!(
             sql,
-            "SELECT 1 AS \"?column?\", count(*) AS \"count\", k, t.v, x::TEXT AS \"x\", 1::INT4 AS \"int4\", \
-             CASE WHEN a THEN 1 END AS \"case\", true AS \"bool\", 'a' || k AS s FROM t"
+            "SELECT CAST(1 AS INTEGER) AS \"?column?\", count(*) AS \"count\", k, t.v, x::TEXT AS \"x\", 1::INT4 AS \"int4\", \
+             CASE WHEN a THEN 1 END AS \"case\", true AS \"bool\", 'a' || k AS s, CAST(-2 AS INTEGER) AS two FROM t"
         );
         assert!(renames.is_empty());
+    }
+
+    #[test]
+    fn subqueries_and_ctes_name_their_columns_too() {
+        let (sql, _) = named("WITH w AS (SELECT k, count(1) FROM t GROUP BY k) SELECT x.count FROM (SELECT count(*), sum(v), sum(w) FROM w) x");
+        assert_eq!(
+            sql,
+            "WITH w AS (SELECT k, count(1) AS \"count\" FROM t GROUP BY k) \
+             SELECT x.count FROM (SELECT count(*) AS \"count\", sum(v), sum(w) FROM w) x"
+        );
     }
 
     #[test]

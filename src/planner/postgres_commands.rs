@@ -164,7 +164,7 @@ fn noop(parser: &mut Parser, tag: &str) -> Statement {
     while !matches!(parser.peek_token().token, Token::SemiColon | Token::EOF) {
         parser.next_token();
     }
-    Statement::TransactionNoop { tag: tag.to_string() }
+    Statement::PostgresNoop { tag: tag.to_string() }
 }
 
 fn show(name: &str) -> Result<Statement> {

@@ -45,7 +45,14 @@ use sqlparser::parser::Parser;
 use crate::error::{Error, Result};
 
 /// Rewrites the Postgres-only spellings in `statement` in place.
+/// Select items are named first (`postgres_column_names::name_select_items`), so an item keeps the
+/// name of what the client wrote.
 pub fn rewrite_postgres_syntax(statement: &mut Statement) -> Result<()> {
+    super::postgres_column_names::name_select_items(statement);
+    rewrite_spellings(statement)
+}
+
+fn rewrite_spellings(statement: &mut Statement) -> Result<()> {
     match statement.visit(&mut PostgresSyntax) {
         ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(error) => Err(error),
@@ -184,6 +191,14 @@ impl VisitorMut for PostgresSyntax {
             // `pg_typeof(x)` is a regtype too.
             let call = std::mem::replace(unnested(inner), Expr::value(Value::Null));
             *expr = function_call(&format!("regtype{REG_NAME_SUFFIX}"), vec![call], vec![]);
+        } else if let Expr::Cast {
+            data_type, expr: inner, ..
+        } = expr
+            && array_element(data_type).is_some_and(is_text_type)
+            && reg_arrays_to_names(unnested(inner))
+        {
+            // `x::regtype[]::text[]`: the names already are text.
+            *expr = std::mem::replace(unnested(inner), Expr::value(Value::Null));
         }
         ControlFlow::Continue(())
     }
@@ -288,6 +303,22 @@ impl VisitorMut for PostgresSyntax {
                 }
                 None
             }
+            // `x = ANY('{a,b}')`: an untyped array literal is an array of its elements.
+            Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } => {
+                if let Expr::Value(value) = unnested(right)
+                    && let Value::SingleQuotedString(text) = &value.value
+                    && let Some(elements) = array_literal_elements(text)
+                {
+                    **right = Expr::Array(sqlparser::ast::Array {
+                        elem: elements
+                            .into_iter()
+                            .map(|e| Expr::value(e.map_or(Value::Null, Value::SingleQuotedString)))
+                            .collect(),
+                        named: true,
+                    });
+                }
+                None
+            }
             // A name becomes an oid by lookup (the engine registers the functions).
             Expr::Cast {
                 data_type, expr: inner, ..
@@ -299,9 +330,18 @@ impl VisitorMut for PostgresSyntax {
                     vec![],
                 ))
             }
-            Expr::Cast { data_type, .. } => {
+            Expr::Cast {
+                data_type, expr: inner, ..
+            } => {
+                let parameter = matches!(inner.as_ref(), Expr::Value(v) if matches!(v.value, Value::Placeholder(_)));
                 if let Some(builtin) = builtin_type(data_type) {
-                    *data_type = builtin;
+                    *data_type = match parameter {
+                        // `$1::oid`, `$1::oid[]`: the parameter is announced as oid (an unsigned
+                        // 32-bit number), which drivers know without asking: asyncpg looks a type
+                        // up with `$1::oid[]`, so an int8[] there would send it looking again.
+                        true => oid_to_unsigned(builtin),
+                        false => builtin,
+                    };
                 }
                 None
             }
@@ -357,9 +397,10 @@ pub const PG_CATALOG_RELATIONS: [&str; 38] = [
     "pg_views",
 ];
 
-/// The views of `information_schema` Weir adds to DataFusion's: `information_schema.<name>` is
-/// `pg_catalog.information_schema_<name>` (DataFusion keeps the `information_schema` schema to itself).
-pub const INFORMATION_SCHEMA_VIEWS: [&str; 2] = ["key_column_usage", "table_constraints"];
+/// The views of `information_schema` Weir answers itself, as Postgres does: `information_schema.<name>`
+/// is `pg_catalog.information_schema_<name>` (DataFusion keeps the `information_schema` schema to
+/// itself; its other views stay DataFusion's).
+pub const INFORMATION_SCHEMA_VIEWS: [&str; 6] = ["columns", "key_column_usage", "schemata", "table_constraints", "tables", "views"];
 pub const INFORMATION_SCHEMA_PREFIX: &str = "information_schema_";
 
 /// Set-returning functions of a base type: in `FROM f(...) AS s`, Postgres names their column `s`.
@@ -370,6 +411,48 @@ const SINGLE_COLUMN_SET_FUNCTIONS: [&str; 5] = [
     "regexp_split_to_table",
     "generate_subscripts",
 ];
+
+/// The elements of a one-dimensional array literal in Postgres' text form (`{r,p,""}`, `{"a b",NULL}`):
+/// double quotes around an element, backslash escapes inside them, and an unquoted NULL.
+fn array_literal_elements(text: &str) -> Option<Vec<Option<String>>> {
+    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let mut elements = Vec::new();
+    if inner.trim().is_empty() {
+        return Some(elements);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let element = if chars.next_if_eq(&'"').is_some() {
+            let mut value = String::new();
+            loop {
+                match chars.next()? {
+                    '"' => break,
+                    '\\' => value.push(chars.next()?),
+                    c => value.push(c),
+                }
+            }
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            Some(value)
+        } else {
+            let mut value = String::new();
+            while let Some(c) = chars.next_if(|c| *c != ',') {
+                if matches!(c, '{' | '}' | '"' | '\\') {
+                    return None;
+                }
+                value.push(c);
+            }
+            let value = value.trim().to_string();
+            (!value.eq_ignore_ascii_case("null")).then_some(value)
+        };
+        elements.push(element);
+        match chars.next() {
+            None => return Some(elements),
+            Some(',') => {}
+            Some(_) => return None,
+        }
+    }
+}
 
 /// `pg_catalog.f` → `f`.
 fn strip_pg_catalog(name: &mut ObjectName) {
@@ -541,6 +624,8 @@ pub const REGCLASS_CAST: &str = "regclass_of";
 /// `regtype_name(regtype_of(x))` (`REG_NAME_SUFFIX`); likewise for the other `REG_TYPES`.
 pub const REG_LOOKUP_SUFFIX: &str = "_of";
 pub const REG_NAME_SUFFIX: &str = "_name";
+/// `x::regtype[]::text[]` becomes `regtype_names(x)`: the names of an array of oids.
+pub const REG_NAMES_SUFFIX: &str = "_names";
 /// The `reg*` types whose names are looked up (`regprocedure` reads as `regproc`: Weir's
 /// functions are not overloaded in `pg_proc`).
 pub const REG_TYPES: [&str; 5] = ["regclass", "regtype", "regproc", "regnamespace", "regrole"];
@@ -558,6 +643,51 @@ fn reg_kind(data_type: &DataType) -> Option<&'static str> {
     };
     let name = if name == "regprocedure" { "regproc".to_string() } else { name };
     REG_TYPES.iter().find(|t| **t == name).copied()
+}
+
+/// `x::regtype[]` (or a COALESCE of such casts, as pgcli writes it) as the objects' names,
+/// `regtype_names(x)`; false, with `expr` unchanged, for anything else.
+fn reg_arrays_to_names(expr: &mut Expr) -> bool {
+    match expr {
+        Expr::Cast { data_type, expr: objects, .. } => match array_element(data_type).and_then(reg_kind) {
+            Some(kind) => {
+                let objects = std::mem::replace(objects.as_mut(), Expr::value(Value::Null));
+                *expr = function_call(&format!("{kind}{REG_NAMES_SUFFIX}"), vec![objects], vec![]);
+                true
+            }
+            None => false,
+        },
+        Expr::Function(function) if is_named(&function.name, "coalesce") => {
+            let FunctionArguments::List(list) = &mut function.args else {
+                return false;
+            };
+            let convertible = list.args.iter().all(|arg| {
+                matches!(arg, FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Cast { data_type, .. }))
+                    if array_element(data_type).and_then(reg_kind).is_some())
+            });
+            if !convertible {
+                return false;
+            }
+            for arg in &mut list.args {
+                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg {
+                    reg_arrays_to_names(e);
+                }
+            }
+            true
+        }
+        Expr::Nested(inner) => reg_arrays_to_names(inner),
+        _ => false,
+    }
+}
+
+/// The element type of an array type (`regtype[]`, `text[]`).
+fn array_element(data_type: &DataType) -> Option<&DataType> {
+    match data_type {
+        DataType::Array(
+            ArrayElemTypeDef::SquareBracket(element, _) | ArrayElemTypeDef::AngleBracket(element) | ArrayElemTypeDef::Parenthesis(element),
+        ) => Some(element),
+        _ => None,
+    }
 }
 
 /// Types whose value is a reg* object's name when cast from it: `text`, `varchar`, `name`.
@@ -628,6 +758,18 @@ const OID_TYPES: [&str; 13] = [
     "xid",
 ];
 
+/// An oid type's BIGINT (what `builtin_type` makes of it) as `INT UNSIGNED`, which Weir sends as
+/// Postgres' `oid`; arrays likewise; other types unchanged.
+fn oid_to_unsigned(data_type: DataType) -> DataType {
+    match data_type {
+        DataType::BigInt(None) => DataType::IntUnsigned(None),
+        DataType::Array(ArrayElemTypeDef::SquareBracket(element, size)) => {
+            DataType::Array(ArrayElemTypeDef::SquareBracket(Box::new(oid_to_unsigned(*element)), size))
+        }
+        other => other,
+    }
+}
+
 /// The type a Postgres catalog type name stands for, or `None` when `data_type` needs no change.
 fn builtin_type(data_type: &DataType) -> Option<DataType> {
     let name = match data_type {
@@ -664,7 +806,7 @@ mod tests {
 
     fn rewritten(sql: &str) -> Result<String> {
         let mut statement = Parser::new(&GenericDialect {}).try_with_sql(sql)?.parse_statement()?;
-        rewrite_postgres_syntax(&mut statement)?;
+        rewrite_spellings(&mut statement)?;
         Ok(statement.to_string())
     }
 
@@ -684,9 +826,29 @@ mod tests {
             "SELECT regtype_name(regtype_of(x)), '1'::BIGINT, y, z::INT2[]"
         );
         assert_eq!(
+            rewritten("SELECT COALESCE(proallargtypes::regtype[], proargtypes::regtype[])::text[], a::regtype[]::text[]").unwrap(),
+            "SELECT COALESCE(regtype_names(proallargtypes), regtype_names(proargtypes)), regtype_names(a)"
+        );
+        // A parameter cast to oid is announced as oid; `::bigint` stays itself.
+        assert_eq!(
+            rewritten("SELECT 1 WHERE t.oid = ANY($1::oid[]) AND c = $2::oid AND d = $3::bigint").unwrap(),
+            "SELECT 1 WHERE t.oid = ANY($1::INT UNSIGNED[]) AND c = $2::INT UNSIGNED AND d = $3::BIGINT"
+        );
+        assert_eq!(
             rewritten("SELECT pg_catalog.format_type(t, NULL), x FROM pg_catalog.generate_series(0, 3) s").unwrap(),
             "SELECT format_type(t, NULL), x FROM generate_series(0, 3) s (s)"
         );
+    }
+
+    #[test]
+    fn untyped_array_literals_compared_with_any_are_arrays() {
+        assert_eq!(
+            rewritten(r#"SELECT 1 WHERE c.relkind = ANY ('{r,p,""}') AND x <> ALL('{"a \"b\"", NULL, c d}')"#).unwrap(),
+            r#"SELECT 1 WHERE c.relkind = ANY(ARRAY['r', 'p', '']) AND x <> ALL(ARRAY['a "b"', NULL, 'c d'])"#
+        );
+        // Not an array literal, or a nested one: left as written.
+        assert_eq!(rewritten("SELECT 1 WHERE x = ANY('{{1},{2}}')").unwrap(), "SELECT 1 WHERE x = ANY('{{1},{2}}')");
+        assert_eq!(rewritten("SELECT 1 WHERE x = ANY('{}')").unwrap(), "SELECT 1 WHERE x = ANY(ARRAY[])");
     }
 
     #[test]

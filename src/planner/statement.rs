@@ -105,12 +105,42 @@ pub enum Statement {
         name: String,
         if_exists: bool,
     },
-    /// Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT x, RELEASE x), LISTEN and UNLISTEN:
-    /// Postgres clients send these on their own; they succeed and change no data (`tag` names
-    /// the command; COMMIT and ROLLBACK close a session's cursors declared without HOLD).
-    TransactionNoop {
+    /// Transaction control. Weir's reads see committed epochs only, so a transaction block changes
+    /// no data; it bounds cursors declared without HOLD and, after an error, refuses statements
+    /// until it ends, as Postgres does.
+    Transaction(TransactionCommand),
+    /// LISTEN, UNLISTEN, DEALLOCATE and session characteristics: Postgres clients send these on
+    /// their own; they succeed and change nothing (`tag` names the command).
+    PostgresNoop {
         tag: String,
     },
+}
+
+/// A transaction-control statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionCommand {
+    /// BEGIN, START TRANSACTION.
+    Begin,
+    /// COMMIT, END.
+    Commit,
+    /// ROLLBACK, ABORT.
+    Rollback,
+    Savepoint,
+    Release,
+    RollbackToSavepoint,
+}
+
+impl TransactionCommand {
+    /// The command tag Postgres answers with.
+    pub fn tag(self) -> &'static str {
+        match self {
+            TransactionCommand::Begin => "BEGIN",
+            TransactionCommand::Commit => "COMMIT",
+            TransactionCommand::Rollback | TransactionCommand::RollbackToSavepoint => "ROLLBACK",
+            TransactionCommand::Savepoint => "SAVEPOINT",
+            TransactionCommand::Release => "RELEASE",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -343,21 +373,25 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
             while !matches!(parser.peek_token().token, Token::SemiColon | Token::EOF) {
                 parser.next_token();
             }
-            Ok(Statement::TransactionNoop { tag: tag.into() })
+            Ok(Statement::PostgresNoop { tag: tag.into() })
         }
-        (Some("SAVEPOINT" | "RELEASE" | "BEGIN" | "COMMIT" | "ROLLBACK" | "START" | "END" | "ABORT"), _) => {
-            // Consume the rest of the statement (names, TO SAVEPOINT x, TRANSACTION ...).
-            let tag = match first.as_deref() {
-                Some("START") => "BEGIN".to_string(),
-                Some("END") => "COMMIT".to_string(),
-                Some("ABORT") => "ROLLBACK".to_string(),
-                Some(word) => word.to_string(),
-                None => String::new(),
+        (Some("SAVEPOINT" | "RELEASE" | "BEGIN" | "COMMIT" | "ROLLBACK" | "START" | "END" | "ABORT"), second) => {
+            let command = match first.as_deref() {
+                Some("BEGIN" | "START") => TransactionCommand::Begin,
+                Some("COMMIT" | "END") => TransactionCommand::Commit,
+                Some("SAVEPOINT") => TransactionCommand::Savepoint,
+                Some("RELEASE") => TransactionCommand::Release,
+                // ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] x
+                _ if second == Some("TO") || peek_word(parser, 2).as_deref() == Some("TO") => {
+                    TransactionCommand::RollbackToSavepoint
+                }
+                _ => TransactionCommand::Rollback,
             };
+            // Consume the rest of the statement (names, TRANSACTION, isolation levels ...).
             while !matches!(parser.peek_token().token, Token::SemiColon | Token::EOF) {
                 parser.next_token();
             }
-            Ok(Statement::TransactionNoop { tag })
+            Ok(Statement::Transaction(command))
         }
         (Some("WAIT"), Some("JOB")) => {
             parser.next_token();

@@ -7,8 +7,11 @@
 //! the analyzer rule `ApplyCorrelatedSubqueries` replaces the subquery by a function of the outer
 //! columns it uses, which plans and runs the subquery once per distinct set of outer values with
 //! those values as literals (the "apply" or nested-loop strategy). As in Postgres, a subquery that
-//! returns no row gives NULL and one that returns more than one row is an error. EXISTS outside a
-//! filter's conjuncts (`SELECT x AND EXISTS (...)`), which DataFusion cannot run, is applied too.
+//! returns no row gives NULL and one that returns more than one row is an error. EXISTS and
+//! `x IN (subquery)` outside a filter's conjuncts (`SELECT x AND EXISTS (...)`, Grafana's
+//! `CASE WHEN quote_ident(table_schema) IN (SELECT ...) THEN ...`), which DataFusion cannot run,
+//! are applied too: an IN subquery runs once per set of outer values and each row's value is
+//! looked up in its rows, with SQL's NULL rules.
 //!
 //! It is slow for many outer rows, but it only takes over queries DataFusion refuses outright;
 //! subqueries DataFusion decorrelates keep its join plan.
@@ -30,7 +33,7 @@ use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::{DefaultTableSource, TableType, provider_as_source};
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::logical_expr::expr::{Exists, ScalarFunction};
+use datafusion::logical_expr::expr::{Exists, InSubquery, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction, split_conjunction_owned};
@@ -110,6 +113,9 @@ fn rewrite_subqueries(expr: Expr) -> datafusion::error::Result<Transformed<Expr>
         Expr::ScalarSubquery(subquery) if needs_apply(&subquery) => Ok(Transformed::yes(apply(subquery, Mode::Scalar)?)),
         // Outside a filter's conjuncts DataFusion cannot run EXISTS at all, correlated or not.
         Expr::Exists(Exists { subquery, negated }) => Ok(Transformed::yes(apply(subquery, Mode::Exists { negated })?)),
+        Expr::InSubquery(InSubquery { expr, subquery, negated }) => {
+            Ok(Transformed::yes(apply_in(subquery, *expr, negated)?))
+        }
         other => Ok(Transformed::no(other)),
     })
 }
@@ -210,18 +216,33 @@ fn is_column_equals_outer(expr: &Expr) -> bool {
     }
 }
 
-/// What the subquery's rows make: its one value (NULL for none), or whether there are any.
+/// What the subquery's rows make: its one value (NULL for none), whether there are any, or whether
+/// they hold the value tested (the function's last argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Mode {
     Scalar,
     Exists { negated: bool },
+    In { negated: bool },
 }
 
 /// The subquery as a call of `SubqueryApply` on the outer columns it uses.
 fn apply(subquery: Subquery, mode: Mode) -> datafusion::error::Result<Expr> {
+    apply_with(subquery, mode, None)
+}
+
+/// `tested IN (subquery)` as a call of `SubqueryApply` on the outer columns and `tested`.
+fn apply_in(subquery: Subquery, tested: Expr, negated: bool) -> datafusion::error::Result<Expr> {
+    if subquery.subquery.schema().fields().len() != 1 {
+        return Err(Error::syntax("subquery has too many columns").into());
+    }
+    apply_with(subquery, Mode::In { negated }, Some(tested))
+}
+
+fn apply_with(subquery: Subquery, mode: Mode, tested: Option<Expr>) -> datafusion::error::Result<Expr> {
     let plan = subquery.subquery.as_ref().clone();
     let output = match mode {
         Mode::Exists { .. } => Arc::new(Field::new("exists", DataType::Boolean, false)),
+        Mode::In { .. } => Arc::new(Field::new("in", DataType::Boolean, true)),
         Mode::Scalar => {
             if plan.schema().fields().len() != 1 {
                 return Err(Error::syntax("subquery must return only one column").into());
@@ -234,8 +255,8 @@ fn apply(subquery: Subquery, mode: Mode) -> datafusion::error::Result<Expr> {
         }
     };
     let outer = outer_columns(&plan)?;
-    let args = outer.iter().map(|c| Expr::Column(c.clone())).collect();
-    let signature = match outer.len() {
+    let args: Vec<Expr> = outer.iter().map(|c| Expr::Column(c.clone())).chain(tested).collect();
+    let signature = match args.len() {
         0 => Signature::nullary(Volatility::Volatile),
         n => Signature::any(n, Volatility::Volatile),
     };
@@ -329,11 +350,16 @@ impl ScalarUDFImpl for SubqueryApply {
         Ok(self.output.data_type().clone())
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
-        let arrays: Vec<ArrayRef> = args
+        let mut arrays: Vec<ArrayRef> = args
             .args
             .iter()
             .map(|a| a.to_array(args.number_rows))
             .collect::<datafusion::error::Result<_>>()?;
+        // IN: the value tested is the last argument; the subquery depends on the others only.
+        let tested = match self.mode {
+            Mode::In { .. } => arrays.pop(),
+            _ => None,
+        };
         let mut keys = Vec::with_capacity(args.number_rows);
         for row in 0..args.number_rows {
             keys.push(
@@ -353,6 +379,19 @@ impl ScalarUDFImpl for SubqueryApply {
             });
         }
         let values = self.run(distinct)?;
+        if let (Mode::In { negated }, Some(tested)) = (self.mode, tested) {
+            let sets = values.iter().map(Members::of).collect::<Result<Vec<_>>>()?;
+            let mut column = Vec::with_capacity(keys.len());
+            for (row, key) in keys.iter().enumerate() {
+                let set = index
+                    .get(key)
+                    .and_then(|i| sets.get(*i))
+                    .ok_or_else(|| Error::internal("subquery rows missing"))?;
+                let found = set.contains(ScalarValue::try_from_array(&tested, row)?)?;
+                column.push(found.map(|found| found != negated));
+            }
+            return Ok(ColumnarValue::Array(Arc::new(datafusion::arrow::array::BooleanArray::from(column))));
+        }
         let column = keys
             .iter()
             .map(|k| {
@@ -422,6 +461,17 @@ impl SubqueryApply {
             let any = batches.iter().any(|b| b.num_rows() > 0);
             return Ok(ScalarValue::Boolean(Some(any != negated)));
         }
+        if let Mode::In { .. } = self.mode {
+            // Every row's value, as one list (`Members::of` reads it).
+            let element = self.plan.schema().field(0).data_type().clone();
+            let mut rows = Vec::new();
+            for batch in &batches {
+                for row in 0..batch.num_rows() {
+                    rows.push(ScalarValue::try_from_array(batch.column(0), row)?);
+                }
+            }
+            return Ok(ScalarValue::List(ScalarValue::new_list_nullable(&rows, &element)));
+        }
         let mut found = None;
         for batch in &batches {
             for row in 0..batch.num_rows() {
@@ -438,6 +488,57 @@ impl SubqueryApply {
             Some(value) => Ok(value),
             None => Ok(ScalarValue::try_from(self.output.data_type())?),
         }
+    }
+}
+
+/// The rows of an IN subquery, for looking values up.
+struct Members {
+    values: std::collections::HashSet<ScalarValue>,
+    element: DataType,
+    has_null: bool,
+    empty: bool,
+}
+
+impl Members {
+    fn of(rows: &ScalarValue) -> Result<Members> {
+        let ScalarValue::List(list) = rows else {
+            return Err(Error::internal("an IN subquery's rows are not a list"));
+        };
+        let element = list.value_type();
+        let mut values = std::collections::HashSet::new();
+        let mut has_null = false;
+        let mut empty = true;
+        for row in ScalarValue::convert_array_to_scalar_vec(list.as_ref())?.into_iter().flatten().flatten() {
+            empty = false;
+            if row.is_null() {
+                has_null = true;
+            } else {
+                values.insert(row);
+            }
+        }
+        Ok(Members {
+            values,
+            element,
+            has_null,
+            empty,
+        })
+    }
+
+    /// SQL's `value IN (rows)`: true when a row equals it; otherwise NULL when the value or a row
+    /// is NULL (unknown), else false. Nothing is in no rows, not even NULL.
+    fn contains(&self, value: ScalarValue) -> Result<Option<bool>> {
+        if self.empty {
+            return Ok(Some(false));
+        }
+        if value.is_null() {
+            return Ok(None);
+        }
+        let value = value.cast_to(&self.element)?;
+        Ok(match (self.values.contains(&value), self.has_null) {
+            (true, _) => Some(true),
+            (false, true) => None,
+            (false, false) => Some(false),
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! What a Postgres session keeps besides Weir's job settings: its run-time parameters (SET, SHOW,
 //! RESET, DISCARD ALL; `statement_timeout` is honoured), its cursors (DECLARE, FETCH, MOVE,
-//! CLOSE), whether a transaction block is open, and `COPY ... TO STDOUT`.
+//! CLOSE), whether a transaction block is open or aborted, and `COPY ... TO STDOUT`.
 //!
 //! A cursor is a running query: FETCH pulls the next rows from its stream, so a client reads a
 //! large result in pieces without Weir holding it. As in Postgres, a cursor declared WITHOUT HOLD
@@ -17,10 +17,11 @@ use futures::StreamExt;
 use tokio_util::sync::DropGuard;
 
 use crate::engine::commands::string_table;
-use crate::engine::session::{Output, Session};
+use crate::engine::session::{BlockChange, Output, Session};
 use crate::error::{Error, Result, UserErrorKind};
 use crate::planner::postgres_commands::{CopyTo, DeclareCursor, FetchCursor};
 use crate::planner::postgres_settings::{known_setting, timeout_of};
+use crate::planner::statement::{Statement, TransactionCommand};
 
 /// The Postgres side of a session.
 #[derive(Default)]
@@ -28,7 +29,18 @@ pub(crate) struct PostgresSession {
     /// Parameters SET in this session, by name as Postgres spells it; the rest have their defaults.
     settings: std::sync::Mutex<BTreeMap<&'static str, String>>,
     cursors: tokio::sync::Mutex<HashMap<String, Cursor>>,
-    in_transaction: std::sync::atomic::AtomicBool,
+    transaction: std::sync::Mutex<TransactionState>,
+}
+
+/// Where the session is with respect to a transaction block (Postgres' ReadyForQuery status).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum TransactionState {
+    #[default]
+    Idle,
+    InBlock,
+    /// An error happened in the block: statements are refused until it ends (or rolls back to a
+    /// savepoint).
+    Failed,
 }
 
 /// A declared cursor: the query's remaining rows.
@@ -95,6 +107,39 @@ impl PostgresSession {
             .unwrap_or_else(|| setting.default.to_string()))
     }
 
+    fn transaction(&self) -> Result<std::sync::MutexGuard<'_, TransactionState>> {
+        self.transaction.lock().map_err(|_| Error::internal("session transaction lock poisoned"))
+    }
+
+    fn in_transaction_block(&self) -> Result<bool> {
+        Ok(*self.transaction()? != TransactionState::Idle)
+    }
+
+    /// Refuses `statement` in an aborted transaction block, as Postgres does, unless it ends the
+    /// block or rolls back to a savepoint.
+    pub(crate) fn admit(&self, statement: &Statement) -> Result<()> {
+        let ends_block = matches!(
+            statement,
+            Statement::Transaction(TransactionCommand::Commit | TransactionCommand::Rollback | TransactionCommand::RollbackToSavepoint)
+        );
+        if *self.transaction()? == TransactionState::Failed && !ends_block {
+            return Err(Error::user(
+                UserErrorKind::InFailedTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        Ok(())
+    }
+
+    /// An error inside a transaction block aborts the block.
+    pub(crate) fn note_outcome<T>(&self, outcome: &Result<T>) -> Result<()> {
+        let mut state = self.transaction()?;
+        if outcome.is_err() && *state == TransactionState::InBlock {
+            *state = TransactionState::Failed;
+        }
+        Ok(())
+    }
+
     /// How long a statement may run (`statement_timeout`); `None`: as long as it takes.
     pub(crate) fn statement_timeout(&self) -> Result<Option<Duration>> {
         Ok(timeout_of(&self.value("statement_timeout")?))
@@ -130,9 +175,9 @@ impl Session {
 
     /// DISCARD ALL: what a pool sends before handing the connection to the next user.
     pub(crate) async fn discard_all(&self) -> Result<Output> {
-        if self.postgres.in_transaction.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.postgres.in_transaction_block()? {
             return Err(Error::user(
-                UserErrorKind::InvalidState,
+                UserErrorKind::ActiveTransaction,
                 "DISCARD ALL cannot run inside a transaction block",
             ));
         }
@@ -141,23 +186,40 @@ impl Session {
         Ok(Output::done("DISCARD ALL"))
     }
 
-    /// BEGIN, COMMIT, ROLLBACK and the like: no data changes, but a transaction block's end closes
-    /// its cursors.
-    pub(crate) async fn transaction_control(&self, tag: String) -> Result<Output> {
-        use std::sync::atomic::Ordering;
-        match tag.as_str() {
-            "BEGIN" => self.postgres.in_transaction.store(true, Ordering::SeqCst),
-            "COMMIT" | "ROLLBACK" => {
-                self.postgres.in_transaction.store(false, Ordering::SeqCst);
-                self.postgres.cursors.lock().await.retain(|_, cursor| cursor.hold);
+    /// BEGIN, COMMIT, ROLLBACK and savepoints: no data changes, but a transaction block's end
+    /// closes its cursors, and COMMIT of an aborted block rolls it back (and says so).
+    pub(crate) async fn transaction_control(&self, command: TransactionCommand) -> Result<Output> {
+        let mut tag = command.tag();
+        let (before, after) = {
+            let mut state = self.postgres.transaction()?;
+            let before = *state;
+            match (command, before) {
+                (TransactionCommand::Begin, TransactionState::Idle) => *state = TransactionState::InBlock,
+                (TransactionCommand::Commit | TransactionCommand::Rollback, previous) => {
+                    if previous == TransactionState::Failed {
+                        tag = "ROLLBACK";
+                    }
+                    *state = TransactionState::Idle;
+                }
+                (TransactionCommand::RollbackToSavepoint, TransactionState::Failed) => *state = TransactionState::InBlock,
+                _ => {}
             }
-            _ => {}
+            (before, *state)
+        };
+        let block = match (before, after) {
+            (TransactionState::Idle, TransactionState::Idle) => BlockChange::Unchanged,
+            (TransactionState::Idle, _) => BlockChange::Started,
+            (_, TransactionState::Idle) => BlockChange::Ended,
+            _ => BlockChange::Unchanged,
+        };
+        if block == BlockChange::Ended {
+            self.postgres.cursors.lock().await.retain(|_, cursor| cursor.hold);
         }
-        Ok(Output::Done { tag })
+        Ok(Output::Transaction { tag, block })
     }
 
     pub(crate) async fn declare_cursor(&self, declare: DeclareCursor, params: Vec<ScalarValue>) -> Result<Output> {
-        if !declare.hold && !self.postgres.in_transaction.load(std::sync::atomic::Ordering::SeqCst) {
+        if !declare.hold && !self.postgres.in_transaction_block()? {
             return Err(Error::user(
                 UserErrorKind::NoActiveTransaction,
                 "DECLARE CURSOR can only be used in transaction blocks",

@@ -15,8 +15,8 @@
 //!
 //! Beside this file: `pg_proc` and the function-describing functions (`procs.rs`), `pg_settings`
 //! and `current_setting` (`settings.rs`), the `reg*` lookups (`names.rs`), session and privilege
-//! functions (`session_functions.rs`), the system views and `information_schema` key views
-//! (`system_views.rs`), and clients' own queries as tests (`client_queries.rs`).
+//! functions (`session_functions.rs`), the system views (`system_views.rs`), `information_schema`
+//! (`information_schema.rs`), and clients' own queries as tests (`client_queries.rs`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -277,7 +277,7 @@ fn empty_table(columns: &[(&str, DataType)]) -> Result<Arc<MemTable>> {
 /// The types `pg_type` lists: those Weir sends (`pgserver::pg_type`), those of the catalog's own
 /// columns and the pseudo-types its functions take and return (category 'P'), with Postgres'
 /// length (-1: variable, -2: C string) and category.
-const TYPES: [(Type, i16, &str); 27] = [
+const TYPES: [(Type, i16, &str); 28] = [
     (Type::BOOL, 1, "B"),
     (Type::BYTEA, -1, "U"),
     (Type::CHAR, 1, "Z"),
@@ -305,6 +305,7 @@ const TYPES: [(Type, i16, &str); 27] = [
     (Type::RECORD, -1, "P"),
     (Type::VOID, 4, "P"),
     (Type::TRIGGER, 4, "P"),
+    (Type::CSTRING, -2, "P"),
 ];
 
 /// The array types of the base types (`_int8` is `bigint[]`): Weir's SQL has arrays of each.
@@ -376,6 +377,7 @@ mod array_functions;
 #[cfg(test)]
 mod client_queries;
 mod functions;
+mod information_schema;
 mod keywords;
 mod names;
 mod procs;
@@ -408,7 +410,7 @@ pub fn refresh(ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
         ctx.deregister_table(reference.as_str())?;
         ctx.register_table(reference.as_str(), provider)?;
     }
-    for (name, provider) in system_views::information_schema_tables(&relations)? {
+    for (name, provider) in information_schema::views(&relations)? {
         let reference = format!("pg_catalog.{name}");
         ctx.deregister_table(reference.as_str())?;
         ctx.register_table(reference.as_str(), provider)?;

@@ -254,17 +254,17 @@ async fn session_functions_answer_for_weir() {
         ["weir|weir|weir|weir|weir|public|weir|weir"]
     );
     assert_eq!(
-        rows(&session, "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int/100 as version, set_config('application_name', 'x', false), current_setting('jit', true), pg_advisory_unlock_all()").await,
-        ["false|1600|x|NULL|NULL"]
+        rows(&session, "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int/100 as version, set_config('application_name', 'x', false), current_setting('jit', true), current_setting('no_such.setting', true), pg_advisory_unlock_all()").await,
+        ["false|1600|x|off|NULL|NULL"]
     );
     let unknown = error(
         &session,
-        "SELECT current_setting('jit') AS cur, set_config('jit', 'off', false) AS new",
+        "SELECT current_setting('no_such_setting') AS cur, set_config('no_such_setting', 'off', false) AS new",
     )
     .await;
     assert_eq!(unknown.sqlstate(), "42704");
     assert!(
-        unknown.to_string().contains("unrecognized configuration parameter \"jit\""),
+        unknown.to_string().contains("unrecognized configuration parameter \"no_such_setting\""),
         "{unknown}"
     );
     assert_eq!(

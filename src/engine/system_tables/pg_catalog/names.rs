@@ -8,16 +8,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, ListBuilder, StringArray, StringBuilder};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::execution::context::SessionContext;
 
 use super::functions::{catalog_relation_oids, format_type, int_arg, quote_ident, register_function, rows_of};
 use super::procs::Proc;
 use super::{INFORMATION_SCHEMA_NAMESPACE, OWNER, PG_CATALOG_NAMESPACE, PUBLIC_NAMESPACE, Relation, type_rows};
 use crate::error::{Error, Result, UserErrorKind};
-use crate::planner::postgres_syntax::{REG_LOOKUP_SUFFIX, REG_NAME_SUFFIX};
+use crate::planner::postgres_syntax::{REG_LOOKUP_SUFFIX, REG_NAME_SUFFIX, REG_NAMES_SUFFIX};
 
 /// The oid of the type `name` names: its `pg_type` name (`int8`, `_int8`) or SQL name (`bigint`,
 /// `bigint[]`, `character varying`), optionally qualified with `pg_catalog`.
@@ -95,13 +95,30 @@ fn register_reg_type(
             lookup_oids(&args[0], &lookup)
         });
     }
+    let name_of = Arc::new(move |oid: i64| name_of(oid).unwrap_or_else(|| oid.to_string()));
+    let one = name_of.clone();
     register_function(ctx, &format!("{kind}{REG_NAME_SUFFIX}"), &[1], DataType::Utf8, move |args| {
         let oids = int_arg(args, 0, rows_of(args))?;
-        let names: StringArray = oids
-            .iter()
-            .map(|oid| oid.map(|o| name_of(o).unwrap_or_else(|| o.to_string())))
-            .collect();
+        let names: StringArray = oids.iter().map(|oid| oid.map(|o| one(o))).collect();
         Ok(Arc::new(names) as ArrayRef)
+    });
+    let text_list = DataType::new_list(DataType::Utf8, true);
+    register_function(ctx, &format!("{kind}{REG_NAMES_SUFFIX}"), &[1], text_list, move |args| {
+        let list_type = DataType::new_list(DataType::Int64, true);
+        let lists = cast(&args[0], &list_type)?;
+        let mut names = ListBuilder::new(StringBuilder::new());
+        for oids in lists.as_list::<i32>().iter() {
+            match oids {
+                Some(oids) => {
+                    for oid in oids.as_primitive::<Int64Type>().iter() {
+                        names.values().append_option(oid.map(|o| name_of(o)));
+                    }
+                    names.append(true);
+                }
+                None => names.append(false),
+            }
+        }
+        Ok(Arc::new(names.finish()) as ArrayRef)
     });
 }
 

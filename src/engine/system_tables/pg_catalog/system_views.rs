@@ -1,9 +1,6 @@
 //! The rest of `pg_catalog` clients read: the views over tables (`pg_tables`, `pg_views`,
 //! `pg_matviews`, `pg_stat_user_tables`), storage (`pg_tablespace`), languages and the catalogs of
-//! objects Weir has none of (extensions, enums, ranges), and the two `information_schema` views
-//! of keys DataFusion's `information_schema` lacks (`table_constraints`, `key_column_usage`),
-//! which live in `pg_catalog` under `information_schema_<name>` (`planner/postgres_syntax.rs`
-//! rewrites the `information_schema.<name>` spelling; DataFusion keeps its schema to itself).
+//! objects Weir has none of (extensions, enums, ranges).
 
 use std::sync::Arc;
 
@@ -18,7 +15,6 @@ use super::{
     OWNER, PrimaryKey, Relation, empty_table, int32, int64, nulls, repeat_bool, repeat_int64, repeat_text, table, text, text_array_type,
 };
 use crate::error::Result;
-use crate::planner::postgres_syntax::INFORMATION_SCHEMA_PREFIX;
 
 /// Weir keeps all its data under its data directory: the one tablespace, `pg_default`.
 pub(super) const DEFAULT_TABLESPACE: i64 = 1663;
@@ -152,51 +148,6 @@ pub(super) fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<Me
         all.push((name, empty_table(&columns)?));
     }
     Ok(all)
-}
-
-/// `information_schema.table_constraints` and `key_column_usage`: the primary keys.
-pub(super) fn information_schema_tables(relations: &[Relation]) -> Result<Vec<(String, Arc<MemTable>)>> {
-    let keyed: Vec<(&Relation, &PrimaryKey)> = relations.iter().filter_map(|r| Some((r, r.primary_key.as_ref()?))).collect();
-    let k = keyed.len();
-    let table_constraints = table(vec![
-        ("constraint_catalog", repeat_text(DATABASE, k)),
-        ("constraint_schema", repeat_text("public", k)),
-        ("constraint_name", text(keyed.iter().map(|(_, key)| key.name.as_str()))),
-        ("table_catalog", repeat_text(DATABASE, k)),
-        ("table_schema", repeat_text("public", k)),
-        ("table_name", text(keyed.iter().map(|(r, _)| r.name.as_str()))),
-        ("constraint_type", repeat_text("PRIMARY KEY", k)),
-        ("is_deferrable", repeat_text("NO", k)),
-        ("initially_deferred", repeat_text("NO", k)),
-        ("enforced", repeat_text("YES", k)),
-        ("nulls_distinct", repeat_text("YES", k)),
-    ])?;
-    // One row per key column, in key order.
-    let columns: Vec<(&Relation, &PrimaryKey, &str, i32)> = keyed
-        .iter()
-        .flat_map(|(r, key)| {
-            key.columns.iter().zip(1..).filter_map(move |(number, position)| {
-                let attribute = r.attributes.get(usize::try_from(*number).ok()?.checked_sub(1)?)?;
-                Some((*r, *key, attribute.name.as_str(), position))
-            })
-        })
-        .collect();
-    let c = columns.len();
-    let key_column_usage = table(vec![
-        ("constraint_catalog", repeat_text(DATABASE, c)),
-        ("constraint_schema", repeat_text("public", c)),
-        ("constraint_name", text(columns.iter().map(|(_, key, _, _)| key.name.as_str()))),
-        ("table_catalog", repeat_text(DATABASE, c)),
-        ("table_schema", repeat_text("public", c)),
-        ("table_name", text(columns.iter().map(|(r, _, _, _)| r.name.as_str()))),
-        ("column_name", text(columns.iter().map(|(_, _, column, _)| *column))),
-        ("ordinal_position", int32(columns.iter().map(|(_, _, _, position)| *position))),
-        ("position_in_unique_constraint", nulls(&DataType::Int32, c)),
-    ])?;
-    Ok(vec![
-        (format!("{INFORMATION_SCHEMA_PREFIX}table_constraints"), table_constraints),
-        (format!("{INFORMATION_SCHEMA_PREFIX}key_column_usage"), key_column_usage),
-    ])
 }
 
 /// `pg_tablespace_location(oid)`: the default tablespace is the data directory itself, which
