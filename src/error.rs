@@ -53,6 +53,8 @@ pub enum UserErrorKind {
     CardinalityViolation,
     /// Division (or modulo) by zero (22012).
     DivisionByZero,
+    /// A regular expression that does not compile (2201B).
+    InvalidRegularExpression,
     /// A value that does not read as its type, e.g. a failed cast of text (22P02).
     InvalidTextRepresentation,
     /// A result beyond its type's range (22003).
@@ -104,6 +106,7 @@ impl UserErrorKind {
             UserErrorKind::Canceled => "57014",
             UserErrorKind::CardinalityViolation => "21000",
             UserErrorKind::DivisionByZero => "22012",
+            UserErrorKind::InvalidRegularExpression => "2201B",
             UserErrorKind::InvalidTextRepresentation => "22P02",
             UserErrorKind::NumericValueOutOfRange => "22003",
             UserErrorKind::MalformedRecord => "22P02",

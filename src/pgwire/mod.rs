@@ -5,10 +5,10 @@
 
 pub mod admission;
 mod copy_out;
+mod datetime;
 pub mod frames;
 mod numeric;
 mod pg_column;
-mod timestamp;
 mod socket;
 
 use std::net::SocketAddr;
@@ -301,10 +301,7 @@ impl ExtendedQueryHandler for Connection {
     {
         let (params, schema) = self.session.describe_sql(&statement.statement).await.map_err(pg_error)?;
         let fields = schema.map_or(Vec::new(), |s| field_infos(&s, &Format::UnifiedBinary));
-        Ok(DescribeStatementResponse::new(
-            params.iter().map(pg_type).collect(),
-            fields,
-        ))
+        Ok(DescribeStatementResponse::new(params.iter().map(pg_type).collect(), fields))
     }
 
     async fn do_describe_portal<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>) -> PgWireResult<DescribePortalResponse>

@@ -58,7 +58,12 @@ impl ToSql for PgNumeric {
         let integer = format!("{}{integer}", "0".repeat((4 - integer.len() % 4) % 4));
         let fraction = format!("{fraction}{}", "0".repeat((4 - fraction.len() % 4) % 4));
         let group = |chunk: &[u8]| chunk.iter().fold(0i16, |n, d| n * 10 + i16::from(d - b'0'));
-        let mut groups: Vec<i16> = integer.as_bytes().chunks(4).chain(fraction.as_bytes().chunks(4)).map(group).collect();
+        let mut groups: Vec<i16> = integer
+            .as_bytes()
+            .chunks(4)
+            .chain(fraction.as_bytes().chunks(4))
+            .map(group)
+            .collect();
         let mut weight = i16::try_from(integer.len() / 4)? - 1;
         let leading = groups.iter().take_while(|g| **g == 0).count();
         groups.drain(..leading);

@@ -4,8 +4,8 @@
 
 use std::ops::Range;
 
-use ::pgwire::api::results::{CopyEncoder, DataRowEncoder};
 use ::pgwire::api::Type;
+use ::pgwire::api::results::{CopyEncoder, DataRowEncoder};
 use ::pgwire::error::PgWireResult;
 use ::pgwire::types::ToSqlText;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta};
@@ -17,12 +17,11 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
-use pg_interval::Interval;
 use postgres_types::{Kind, ToSql};
 
 use super::api_error;
+use super::datetime::{PgInterval, PgTime, PgTimestamp};
 use super::numeric::PgNumeric;
-use super::timestamp::{PgTime, PgTimestamp};
 use crate::engine::postgres_types::pg_type;
 use crate::error::{Error, Result};
 use crate::format::cell_text;
@@ -46,7 +45,12 @@ impl FieldEncoder for CopyEncoder {
 
 /// The columns of `batch`, ready to encode row by row.
 pub(super) fn pg_columns(batch: &RecordBatch) -> PgWireResult<Vec<PgColumn>> {
-    batch.columns().iter().map(PgColumn::new).collect::<Result<Vec<_>>>().map_err(api_error)
+    batch
+        .columns()
+        .iter()
+        .map(PgColumn::new)
+        .collect::<Result<Vec<_>>>()
+        .map_err(api_error)
 }
 
 /// A column cast to the Arrow type its Postgres type is encoded from.
@@ -117,7 +121,9 @@ impl PgColumn {
                     DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => f.data_type().clone(),
                     other => return Err(Error::internal(format!("{other} sent as an array"))),
                 };
-                let list = to(DataType::List(Field::new_list_field(element, true).into()))?.as_list::<i32>().clone();
+                let list = to(DataType::List(Field::new_list_field(element, true).into()))?
+                    .as_list::<i32>()
+                    .clone();
                 let elements = PgColumn::new(list.values())?;
                 PgColumn::Array(list, Box::new(elements))
             }
@@ -170,10 +176,20 @@ impl PgColumn {
             PgColumn::Interval(a) => put(encoder, cells, |i| {
                 present(a, i, |i| {
                     let v = a.value(i);
-                    Interval::new(v.months, v.days, v.nanoseconds / 1000)
+                    PgInterval {
+                        months: v.months,
+                        days: v.days,
+                        micros: v.nanoseconds / 1000,
+                    }
                 })
             }),
-            PgColumn::Duration(a) => put(encoder, cells, |i| present(a, i, |i| Interval::new(0, 0, a.value(i)))),
+            PgColumn::Duration(a) => put(encoder, cells, |i| {
+                present(a, i, |i| PgInterval {
+                    months: 0,
+                    days: 0,
+                    micros: a.value(i),
+                })
+            }),
             PgColumn::Bytes(a) => put(encoder, cells, |i| present(a, i, |i| a.value(i).to_vec())),
             PgColumn::Array(list, elements) => match cells {
                 Cells::Value(row) => {

@@ -14,7 +14,9 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{CastKind, DataType as SqlType, Expr, Ident, Query, Select, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut};
+use sqlparser::ast::{
+    CastKind, DataType as SqlType, Expr, Ident, Query, Select, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
+};
 
 /// The renames to apply to a planned query's result columns: (placeholder, Postgres name).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -236,7 +238,8 @@ mod tests {
 
     #[test]
     fn unnamed_items_are_named_as_postgres_names_them() {
-        let (sql, renames) = named("SELECT 1, count(*), k, t.v, x::text, 1::int4, CASE WHEN a THEN 1 END, true, 'a' || k AS s, -2 AS two FROM t");
+        let (sql, renames) =
+            named("SELECT 1, count(*), k, t.v, x::text, 1::int4, CASE WHEN a THEN 1 END, true, 'a' || k AS s, -2 AS two FROM t");
         assert_eq!(
             sql,
             "SELECT CAST(1 AS INTEGER) AS \"?column?\", count(*) AS \"count\", k, t.v, x::TEXT AS \"x\", 1::INT4 AS \"int4\", \
@@ -247,7 +250,8 @@ mod tests {
 
     #[test]
     fn subqueries_and_ctes_name_their_columns_too() {
-        let (sql, _) = named("WITH w AS (SELECT k, count(1) FROM t GROUP BY k) SELECT x.count FROM (SELECT count(*), sum(v), sum(w) FROM w) x");
+        let (sql, _) =
+            named("WITH w AS (SELECT k, count(1) FROM t GROUP BY k) SELECT x.count FROM (SELECT count(*), sum(v), sum(w) FROM w) x");
         assert_eq!(
             sql,
             "WITH w AS (SELECT k, count(1) AS \"count\" FROM t GROUP BY k) \

@@ -213,6 +213,12 @@ impl VisitorMut for PostgresSyntax {
                     return ControlFlow::Continue(());
                 }
                 strip_pg_catalog(&mut function.name);
+                if is_named(&function.name, "regexp_split_to_table") {
+                    function.name = ObjectName::from(vec![Ident::new(REGEXP_SPLIT_TO_ARRAY)]);
+                    let split = std::mem::replace(expr, Expr::value(Value::Null));
+                    *expr = function_call("unnest", vec![split], vec![]);
+                    return ControlFlow::Continue(());
+                }
                 match &mut function.args {
                     FunctionArguments::Subquery(query) if is_named(&function.name, "array") => {
                         match array_subquery(std::mem::replace(query, Box::new(empty_query()))) {
@@ -631,6 +637,8 @@ pub const REG_NAMES_SUFFIX: &str = "_names";
 pub const REG_TYPES: [&str; 5] = ["regclass", "regtype", "regproc", "regnamespace", "regrole"];
 /// `information_schema._pg_expandarray(a)` becomes `unnest(pg_expandarray(a))`.
 pub const EXPANDARRAY: &str = "pg_expandarray";
+/// `regexp_split_to_table(s, p)` in a select list becomes `unnest(regexp_split_to_array(s, p))`.
+pub const REGEXP_SPLIT_TO_ARRAY: &str = "regexp_split_to_array";
 /// `p ESCAPE 'c'` becomes `like_escape(p, 'c')`: the pattern with backslash escapes.
 pub const LIKE_ESCAPE: &str = "like_escape";
 
@@ -649,7 +657,9 @@ fn reg_kind(data_type: &DataType) -> Option<&'static str> {
 /// `regtype_names(x)`; false, with `expr` unchanged, for anything else.
 fn reg_arrays_to_names(expr: &mut Expr) -> bool {
     match expr {
-        Expr::Cast { data_type, expr: objects, .. } => match array_element(data_type).and_then(reg_kind) {
+        Expr::Cast {
+            data_type, expr: objects, ..
+        } => match array_element(data_type).and_then(reg_kind) {
             Some(kind) => {
                 let objects = std::mem::replace(objects.as_mut(), Expr::value(Value::Null));
                 *expr = function_call(&format!("{kind}{REG_NAMES_SUFFIX}"), vec![objects], vec![]);
@@ -829,6 +839,10 @@ mod tests {
             rewritten("SELECT COALESCE(proallargtypes::regtype[], proargtypes::regtype[])::text[], a::regtype[]::text[]").unwrap(),
             "SELECT COALESCE(regtype_names(proallargtypes), regtype_names(proargtypes)), regtype_names(a)"
         );
+        assert_eq!(
+            rewritten("SELECT pg_catalog.regexp_split_to_table(prosrc, '\\W+') AS word FROM p").unwrap(),
+            "SELECT unnest(regexp_split_to_array(prosrc, '\\W+')) AS word FROM p"
+        );
         // A parameter cast to oid is announced as oid; `::bigint` stays itself.
         assert_eq!(
             rewritten("SELECT 1 WHERE t.oid = ANY($1::oid[]) AND c = $2::oid AND d = $3::bigint").unwrap(),
@@ -847,8 +861,14 @@ mod tests {
             r#"SELECT 1 WHERE c.relkind = ANY(ARRAY['r', 'p', '']) AND x <> ALL(ARRAY['a "b"', NULL, 'c d'])"#
         );
         // Not an array literal, or a nested one: left as written.
-        assert_eq!(rewritten("SELECT 1 WHERE x = ANY('{{1},{2}}')").unwrap(), "SELECT 1 WHERE x = ANY('{{1},{2}}')");
-        assert_eq!(rewritten("SELECT 1 WHERE x = ANY('{}')").unwrap(), "SELECT 1 WHERE x = ANY(ARRAY[])");
+        assert_eq!(
+            rewritten("SELECT 1 WHERE x = ANY('{{1},{2}}')").unwrap(),
+            "SELECT 1 WHERE x = ANY('{{1},{2}}')"
+        );
+        assert_eq!(
+            rewritten("SELECT 1 WHERE x = ANY('{}')").unwrap(),
+            "SELECT 1 WHERE x = ANY(ARRAY[])"
+        );
     }
 
     #[test]

@@ -382,9 +382,7 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
                 Some("SAVEPOINT") => TransactionCommand::Savepoint,
                 Some("RELEASE") => TransactionCommand::Release,
                 // ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] x
-                _ if second == Some("TO") || peek_word(parser, 2).as_deref() == Some("TO") => {
-                    TransactionCommand::RollbackToSavepoint
-                }
+                _ if second == Some("TO") || peek_word(parser, 2).as_deref() == Some("TO") => TransactionCommand::RollbackToSavepoint,
                 _ => TransactionCommand::Rollback,
             };
             // Consume the rest of the statement (names, TRANSACTION, isolation levels ...).

@@ -113,9 +113,7 @@ fn rewrite_subqueries(expr: Expr) -> datafusion::error::Result<Transformed<Expr>
         Expr::ScalarSubquery(subquery) if needs_apply(&subquery) => Ok(Transformed::yes(apply(subquery, Mode::Scalar)?)),
         // Outside a filter's conjuncts DataFusion cannot run EXISTS at all, correlated or not.
         Expr::Exists(Exists { subquery, negated }) => Ok(Transformed::yes(apply(subquery, Mode::Exists { negated })?)),
-        Expr::InSubquery(InSubquery { expr, subquery, negated }) => {
-            Ok(Transformed::yes(apply_in(subquery, *expr, negated)?))
-        }
+        Expr::InSubquery(InSubquery { expr, subquery, negated }) => Ok(Transformed::yes(apply_in(subquery, *expr, negated)?)),
         other => Ok(Transformed::no(other)),
     })
 }
@@ -508,7 +506,11 @@ impl Members {
         let mut values = std::collections::HashSet::new();
         let mut has_null = false;
         let mut empty = true;
-        for row in ScalarValue::convert_array_to_scalar_vec(list.as_ref())?.into_iter().flatten().flatten() {
+        for row in ScalarValue::convert_array_to_scalar_vec(list.as_ref())?
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             empty = false;
             if row.is_null() {
                 has_null = true;

@@ -108,7 +108,9 @@ impl PostgresSession {
     }
 
     fn transaction(&self) -> Result<std::sync::MutexGuard<'_, TransactionState>> {
-        self.transaction.lock().map_err(|_| Error::internal("session transaction lock poisoned"))
+        self.transaction
+            .lock()
+            .map_err(|_| Error::internal("session transaction lock poisoned"))
     }
 
     fn in_transaction_block(&self) -> Result<bool> {

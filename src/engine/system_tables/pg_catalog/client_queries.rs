@@ -264,7 +264,9 @@ async fn session_functions_answer_for_weir() {
     .await;
     assert_eq!(unknown.sqlstate(), "42704");
     assert!(
-        unknown.to_string().contains("unrecognized configuration parameter \"no_such_setting\""),
+        unknown
+            .to_string()
+            .contains("unrecognized configuration parameter \"no_such_setting\""),
         "{unknown}"
     );
     assert_eq!(
@@ -293,8 +295,15 @@ async fn grafana_and_metabase_data_source_queries() {
             .await
             .is_empty()
     );
-    // Grafana's showTables() and getSchema() put that subquery inside CASE, which DataFusion
-    // cannot run (a subquery in a CASE branch); the parts Weir answers are checked here.
+    // Grafana's showTables(): that subquery inside CASE (`planner/subquery_apply.rs` runs it).
+    let show_tables = format!(
+        "SELECT CASE WHEN quote_ident(table_schema) IN ({search_path}) THEN quote_ident(table_name) \
+         ELSE quote_ident(table_schema) || '.' || quote_ident(table_name) END AS \"table\" \
+         FROM information_schema.tables \
+         WHERE quote_ident(table_schema) NOT IN ('information_schema', 'pg_catalog', '_timescaledb_cache', '_timescaledb_catalog', '_timescaledb_internal', '_timescaledb_config', 'timescaledb_information', 'timescaledb_experimental') \
+         ORDER BY CASE WHEN quote_ident(table_schema) IN ({search_path}) THEN 0 ELSE 1 END, 1"
+    );
+    assert_eq!(rows(&session, &show_tables).await, ["ev", "t"]);
     assert_eq!(
         rows(&session, "SELECT current_setting('server_version_num')::int/100 as version").await,
         ["1600"]

@@ -50,7 +50,10 @@ fn tables(relations: &[Relation]) -> Result<Arc<MemTable>> {
         ("table_schema", repeat_text("public", n)),
         ("table_name", text(listed.iter().map(|r| r.name.as_str()))),
         // A source's rows live outside Weir: a foreign table.
-        ("table_type", text(listed.iter().map(|r| if r.kind == "f" { "FOREIGN" } else { "BASE TABLE" }))),
+        (
+            "table_type",
+            text(listed.iter().map(|r| if r.kind == "f" { "FOREIGN" } else { "BASE TABLE" })),
+        ),
         ("self_referencing_column_name", nulls(&DataType::Utf8, n)),
         ("reference_generation", nulls(&DataType::Utf8, n)),
         ("user_defined_type_catalog", nulls(&DataType::Utf8, n)),
@@ -72,9 +75,8 @@ fn columns(relations: &[Relation]) -> Result<Arc<MemTable>> {
         .collect();
     let n = columns.len();
     let types = || columns.iter().map(|(_, _, a)| &a.pg);
-    let optional_int = |values: Vec<Option<i32>>| -> datafusion::arrow::array::ArrayRef {
-        Arc::new(datafusion::arrow::array::Int32Array::from(values))
-    };
+    let optional_int =
+        |values: Vec<Option<i32>>| -> datafusion::arrow::array::ArrayRef { Arc::new(datafusion::arrow::array::Int32Array::from(values)) };
     table(vec![
         ("table_catalog", repeat_text(DATABASE, n)),
         ("table_schema", repeat_text("public", n)),
@@ -82,13 +84,25 @@ fn columns(relations: &[Relation]) -> Result<Arc<MemTable>> {
         ("column_name", text(columns.iter().map(|(_, _, a)| a.name.as_str()))),
         ("ordinal_position", int32(columns.iter().map(|(_, position, _)| *position))),
         ("column_default", nulls(&DataType::Utf8, n)),
-        ("is_nullable", text(columns.iter().map(|(_, _, a)| if a.not_null { "NO" } else { "YES" }))),
+        (
+            "is_nullable",
+            text(columns.iter().map(|(_, _, a)| if a.not_null { "NO" } else { "YES" })),
+        ),
         ("data_type", text(types().map(data_type_name))),
         ("character_maximum_length", nulls(&DataType::Int32, n)),
         ("character_octet_length", nulls(&DataType::Int32, n)),
-        ("numeric_precision", optional_int(types().map(|t| numeric_precision(t).map(|(p, _, _)| p)).collect())),
-        ("numeric_precision_radix", optional_int(types().map(|t| numeric_precision(t).map(|(_, r, _)| r)).collect())),
-        ("numeric_scale", optional_int(types().map(|t| numeric_precision(t).and_then(|(_, _, s)| s)).collect())),
+        (
+            "numeric_precision",
+            optional_int(types().map(|t| numeric_precision(t).map(|(p, _, _)| p)).collect()),
+        ),
+        (
+            "numeric_precision_radix",
+            optional_int(types().map(|t| numeric_precision(t).map(|(_, r, _)| r)).collect()),
+        ),
+        (
+            "numeric_scale",
+            optional_int(types().map(|t| numeric_precision(t).and_then(|(_, _, s)| s)).collect()),
+        ),
         ("datetime_precision", optional_int(types().map(datetime_precision).collect())),
         ("interval_type", nulls(&DataType::Utf8, n)),
         ("interval_precision", nulls(&DataType::Int32, n)),
@@ -225,4 +239,3 @@ fn keys(relations: &[Relation]) -> Result<[(&'static str, Arc<MemTable>); 2]> {
     ])?;
     Ok([("table_constraints", table_constraints), ("key_column_usage", key_column_usage)])
 }
-

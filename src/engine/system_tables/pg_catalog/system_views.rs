@@ -10,10 +10,8 @@ use datafusion::execution::context::SessionContext;
 
 use super::functions::{register_function, rows_of};
 use super::procs::INTERNAL_LANGUAGE;
-use super::session_functions::{DATABASE, USER};
-use super::{
-    OWNER, PrimaryKey, Relation, empty_table, int32, int64, nulls, repeat_bool, repeat_int64, repeat_text, table, text, text_array_type,
-};
+use super::session_functions::USER;
+use super::{OWNER, Relation, empty_table, int64, nulls, repeat_bool, repeat_int64, repeat_text, table, text, text_array_type};
 use crate::error::Result;
 
 /// Weir keeps all its data under its data directory: the one tablespace, `pg_default`.

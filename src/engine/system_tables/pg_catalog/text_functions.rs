@@ -1,17 +1,18 @@
 //! Text-valued functions catalog queries use: `json_build_object` (JSON text, laid out as Postgres
-//! prints it) and `like_escape`, which writes a LIKE pattern with another escape character in
-//! the backslash form DataFusion understands (`planner/postgres_syntax.rs` rewrites `ESCAPE`).
+//! prints it), `like_escape`, which writes a LIKE pattern with another escape character in
+//! the backslash form DataFusion understands (`planner/postgres_syntax.rs` rewrites `ESCAPE`), and
+//! `regexp_split_to_array` (`regexp_split_to_table(s, p)` in a select list is its `unnest`).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, ListBuilder, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::execution::context::SessionContext;
 
 use super::functions::{register_function, register_variadic, rows_of, text_arg};
 use crate::error::{Error, Result, UserErrorKind};
-use crate::planner::postgres_syntax::LIKE_ESCAPE;
+use crate::planner::postgres_syntax::{LIKE_ESCAPE, REGEXP_SPLIT_TO_ARRAY};
 
 /// One value as JSON: numbers and booleans as themselves, NULL as null, anything else as a string
 /// of its text.
@@ -102,7 +103,53 @@ fn backslash_pattern(pattern: &str, escape: &str) -> Result<String> {
     Ok(out)
 }
 
+/// `regexp_split_to_array(string, pattern [, flags])`: the parts of `string` between matches of
+/// `pattern` (flag `i`: case-insensitive). Patterns are compiled once per distinct pattern.
+fn regexp_split_to_array(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let rows = rows_of(args);
+    let (strings, patterns, flags) = (text_arg(args, 0, rows)?, text_arg(args, 1, rows)?, text_arg(args, 2, rows)?);
+    let mut compiled: std::collections::HashMap<(String, bool), regex::Regex> = std::collections::HashMap::new();
+    let mut parts = ListBuilder::new(StringBuilder::new());
+    for r in 0..rows {
+        if !strings.is_valid(r) || !patterns.is_valid(r) {
+            parts.append(false);
+            continue;
+        }
+        let flags = if flags.is_valid(r) { flags.value(r) } else { "" };
+        if let Some(flag) = flags.chars().find(|f| !matches!(f, 'i' | 'c' | 'g')) {
+            return Err(Error::user(
+                UserErrorKind::InvalidParameter,
+                format!("invalid regular expression option: \"{flag}\""),
+            ));
+        }
+        let key = (patterns.value(r).to_string(), flags.contains('i'));
+        let pattern = match compiled.entry(key) {
+            std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
+            std::collections::hash_map::Entry::Vacant(new) => {
+                let (pattern, insensitive) = new.key();
+                let regex = regex::RegexBuilder::new(pattern)
+                    .case_insensitive(*insensitive)
+                    .build()
+                    .map_err(|e| Error::user(UserErrorKind::InvalidRegularExpression, format!("invalid regular expression: {e}")))?;
+                new.insert(regex)
+            }
+        };
+        for part in pattern.split(strings.value(r)) {
+            parts.values().append_value(part);
+        }
+        parts.append(true);
+    }
+    Ok(Arc::new(parts.finish()))
+}
+
 pub(super) fn register(ctx: &SessionContext) {
+    register_function(
+        ctx,
+        REGEXP_SPLIT_TO_ARRAY,
+        &[2, 3],
+        DataType::new_list(DataType::Utf8, true),
+        regexp_split_to_array,
+    );
     register_variadic(ctx, "json_build_object", DataType::Utf8, json_build_object);
     register_function(ctx, LIKE_ESCAPE, &[2], DataType::Utf8, |args| {
         let rows = rows_of(args);
@@ -127,6 +174,23 @@ mod tests {
         assert_eq!(backslash_pattern("a//b\\c", "/").unwrap(), "a/b\\\\c");
         assert_eq!(backslash_pattern("a\\_", "").unwrap(), "a\\\\_");
         assert!(backslash_pattern("a/", "/").is_err());
+    }
+
+    #[test]
+    fn regexp_split_splits_between_matches() {
+        let args: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![Some("select a, B"), None])),
+            Arc::new(StringArray::from(vec![Some("\\W+"), Some("x")])),
+            Arc::new(StringArray::from(vec![Some("i"), None])),
+        ];
+        let split = regexp_split_to_array(&args).unwrap();
+        let list = datafusion::arrow::array::AsArray::as_list::<i32>(&split);
+        assert_eq!(
+            crate::format::cell_text(list.values().as_ref(), 0).unwrap().as_deref(),
+            Some("select")
+        );
+        assert_eq!(list.value_length(0), 3);
+        assert!(list.is_null(1));
     }
 
     #[test]
