@@ -130,7 +130,7 @@ fn array_literal(text: &str, list_type: &DataType) -> Option<Expr> {
 }
 
 /// The elements of a one-dimensional Postgres array in text form (`{1,2}`, `{"a b",NULL}`).
-fn parse_array_text(text: &str) -> Result<Vec<Option<String>>> {
+pub(super) fn parse_array_text(text: &str) -> Result<Vec<Option<String>>> {
     let bad = || Error::invalid(format!("malformed array literal: \"{text}\""));
     let inner = text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}')).ok_or_else(bad)?;
     if inner.trim().is_empty() {

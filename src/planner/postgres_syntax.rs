@@ -313,7 +313,7 @@ impl VisitorMut for PostgresSyntax {
             Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } => {
                 if let Expr::Value(value) = unnested(right)
                     && let Value::SingleQuotedString(text) = &value.value
-                    && let Some(elements) = array_literal_elements(text)
+                    && let Ok(elements) = super::postgres_arrays::parse_array_text(text)
                 {
                     **right = Expr::Array(sqlparser::ast::Array {
                         elem: elements
@@ -417,48 +417,6 @@ const SINGLE_COLUMN_SET_FUNCTIONS: [&str; 5] = [
     "regexp_split_to_table",
     "generate_subscripts",
 ];
-
-/// The elements of a one-dimensional array literal in Postgres' text form (`{r,p,""}`, `{"a b",NULL}`):
-/// double quotes around an element, backslash escapes inside them, and an unquoted NULL.
-fn array_literal_elements(text: &str) -> Option<Vec<Option<String>>> {
-    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
-    let mut elements = Vec::new();
-    if inner.trim().is_empty() {
-        return Some(elements);
-    }
-    let mut chars = inner.chars().peekable();
-    loop {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let element = if chars.next_if_eq(&'"').is_some() {
-            let mut value = String::new();
-            loop {
-                match chars.next()? {
-                    '"' => break,
-                    '\\' => value.push(chars.next()?),
-                    c => value.push(c),
-                }
-            }
-            while chars.next_if(|c| c.is_whitespace()).is_some() {}
-            Some(value)
-        } else {
-            let mut value = String::new();
-            while let Some(c) = chars.next_if(|c| *c != ',') {
-                if matches!(c, '{' | '}' | '"' | '\\') {
-                    return None;
-                }
-                value.push(c);
-            }
-            let value = value.trim().to_string();
-            (!value.eq_ignore_ascii_case("null")).then_some(value)
-        };
-        elements.push(element);
-        match chars.next() {
-            None => return Some(elements),
-            Some(',') => {}
-            Some(_) => return None,
-        }
-    }
-}
 
 /// `pg_catalog.f` → `f`.
 fn strip_pg_catalog(name: &mut ObjectName) {

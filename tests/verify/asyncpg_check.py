@@ -36,8 +36,10 @@ async def main():
     assert [tuple(r) for r in await conn.fetch("SELECT k, cnt FROM t ORDER BY k, window_start LIMIT $1", 3)] == await literal(
         "SELECT k, cnt FROM t ORDER BY k, window_start LIMIT 3")
     assert len(await conn.fetch("SELECT k FROM t ORDER BY k, window_start LIMIT $1 OFFSET $2", 3, 18)) == 2
-    # (An int8[] parameter is not checked: asyncpg introspects that type with `$1::oid[]`, which
-    # Weir announces as int8[] again, and recurses; see NOTES.md.)
+    # An int8[] parameter: asyncpg looks the array type up with its own `... = any($1::oid[])`
+    # query, whose parameter must be announced as oid[] (a type it knows) for the lookup to end.
+    assert [(await conn.fetchval("SELECT count(*) FROM t WHERE cnt = ANY($1::bigint[])", [1, 4]),)] == await literal(
+        "SELECT count(*) FROM t WHERE cnt IN (1, 4)")
     assert [(await conn.fetchval("SELECT count(*) FROM t WHERE k = ANY($1::varchar[])", ["p1", "p2"]),)] == await literal(
         "SELECT count(*) FROM t WHERE k IN ('p1', 'p2')")
     assert await conn.fetchval("SELECT $1::bigint + 1", 41) == 42
