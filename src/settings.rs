@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UserErrorKind};
 
 /// `state.backend.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,11 +380,16 @@ impl JobSettings {
                     }
                     settings.pinned_uids.insert(other[4..].to_string(), uid.to_string());
                 }
+                // Postgres' SQLSTATE and words (psql users SET as they would there), with
+                // Weir's keys after them, as Postgres would put them in a hint.
                 other => {
-                    return Err(Error::invalid(format!(
-                        "unknown setting '{other}'; known settings: {}, uid.<operator uid>",
-                        KNOWN_KEYS.join(", ")
-                    )));
+                    return Err(Error::user(
+                        UserErrorKind::UndefinedName,
+                        format!(
+                            "unrecognized configuration parameter \"{other}\"; Weir's settings: {}, uid.<operator uid>",
+                            KNOWN_KEYS.join(", ")
+                        ),
+                    ));
                 }
             }
         }

@@ -11,7 +11,7 @@ use ::pgwire::types::ToSqlText;
 use ::pgwire::types::format::FormatOptions;
 use bytes::BytesMut;
 use chrono::{DateTime, NaiveDateTime, NaiveTime, Timelike, Utc};
-use postgres_types::{IsNull, ToSql, Type, to_sql_checked};
+use postgres_types::{IsNull, Kind, ToSql, Type, to_sql_checked};
 
 /// A `timestamp` (`zoned`: a `timestamptz`, in UTC).
 #[derive(Debug, Clone, Copy)]
@@ -41,14 +41,23 @@ fn fraction(nanos: u32) -> String {
     format!(".{micros:06}").trim_end_matches('0').to_string()
 }
 
+/// `text` as a value, or as an element of an array, where Postgres quotes an element with a space
+/// in it (`{"2024-01-01 00:00:00","1 day"}`); these texts hold no quote or backslash to escape.
+fn put_text(ty: &Type, text: &str, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+    if matches!(ty.kind(), Kind::Array(_)) && text.contains(' ') {
+        write!(out, "\"{text}\"")?;
+    } else {
+        out.write_str(text)?;
+    }
+    Ok(IsNull::No)
+}
+
 impl ToSqlText for PgTimestamp {
-    fn to_sql_text(&self, _: &Type, out: &mut BytesMut, _: &FormatOptions) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+    fn to_sql_text(&self, ty: &Type, out: &mut BytesMut, _: &FormatOptions) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
         let naive: NaiveDateTime = self.utc.naive_utc();
-        write!(out, "{}{}", naive.format("%Y-%m-%d %H:%M:%S"), fraction(naive.nanosecond()))?;
-        if self.zoned {
-            out.write_str("+00")?;
-        }
-        Ok(IsNull::No)
+        let offset = if self.zoned { "+00" } else { "" };
+        let text = format!("{}{}{offset}", naive.format("%Y-%m-%d %H:%M:%S"), fraction(naive.nanosecond()));
+        put_text(ty, &text, out)
     }
 }
 
@@ -88,7 +97,7 @@ impl ToSql for PgTime {
 
 impl ToSqlText for PgInterval {
     /// IntervalStyle `postgres`: `1 year 2 mons 3 days 04:05:06.5`, `-1 days`, `00:00:00`.
-    fn to_sql_text(&self, _: &Type, out: &mut BytesMut, _: &FormatOptions) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+    fn to_sql_text(&self, ty: &Type, out: &mut BytesMut, _: &FormatOptions) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
         let plural = |n: i32| if n == 1 { "" } else { "s" };
         let mut parts = Vec::new();
         let (years, months) = (self.months / 12, self.months % 12);
@@ -109,8 +118,7 @@ impl ToSqlText for PgInterval {
             let nanos = u32::try_from(micros % 1_000_000 * 1000).unwrap_or(0);
             parts.push(format!("{sign}{hours:02}:{minutes:02}:{seconds:02}{}", fraction(nanos)));
         }
-        out.write_str(&parts.join(" "))?;
-        Ok(IsNull::No)
+        put_text(ty, &parts.join(" "), out)
     }
 }
 
@@ -174,5 +182,21 @@ mod tests {
         assert_eq!(interval(-12, -1, 0), "-1 years -1 days");
         assert_eq!(interval(0, 0, -3_600_000_000), "-01:00:00");
         assert_eq!(interval(0, 0, 0), "00:00:00");
+    }
+
+    #[test]
+    fn array_elements_with_a_space_are_quoted() {
+        let at = DateTime::from_timestamp_micros(1_704_067_200_500_000).expect("in range");
+        let elements = vec![Some(PgTimestamp { utc: at, zoned: false }), None];
+        let mut out = BytesMut::new();
+        elements
+            .to_sql_text(&Type::TIMESTAMP_ARRAY, &mut out, &FormatOptions::default())
+            .expect("text");
+        assert_eq!(&out[..], b"{\"2024-01-01 00:00:00.5\",NULL}");
+        let mut out = BytesMut::new();
+        vec![PgInterval { months: 0, days: 0, micros: 1_000_000 }, PgInterval { months: 0, days: 2, micros: 0 }]
+            .to_sql_text(&Type::INTERVAL_ARRAY, &mut out, &FormatOptions::default())
+            .expect("text");
+        assert_eq!(&out[..], b"{00:00:01,\"2 days\"}");
     }
 }

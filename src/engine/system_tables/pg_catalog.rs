@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Float32Array, Int16Array, Int32Array, Int64Array, ListArray, StringArray, new_empty_array,
+    Array, ArrayRef, BooleanArray, Float32Array, Int16Array, Int32Array, Int64Array, ListArray, StringArray, UInt32Array, new_empty_array,
     new_null_array,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
@@ -194,11 +194,14 @@ fn relations(catalog: &Catalog) -> Result<Vec<Relation>> {
     Ok(relations)
 }
 
-// Column builders: Postgres `oid` and `int8` are Int64, `int4` Int32, `int2` Int16; `name`, `text`
-// and `"char"` are Utf8.
+// Column builders: Postgres `oid` and `int8` are Int64 (but for `pg_attribute.atttypid`), `int4`
+// Int32, `int2` Int16; `name`, `text` and `"char"` are Utf8.
 
 fn int64(values: impl IntoIterator<Item = i64>) -> ArrayRef {
     Arc::new(Int64Array::from_iter_values(values))
+}
+fn oids(values: impl IntoIterator<Item = u32>) -> ArrayRef {
+    Arc::new(UInt32Array::from_iter_values(values))
 }
 fn int32(values: impl IntoIterator<Item = i32>) -> ArrayRef {
     Arc::new(Int32Array::from_iter_values(values))
@@ -472,7 +475,9 @@ fn tables(relations: &[Relation], procs: &[procs::Proc]) -> Result<Vec<(&'static
     let pg_attribute = table(vec![
         ("attrelid", int64(attributes.iter().map(|(r, _, _)| r.oid))),
         ("attname", text(attributes.iter().map(|(_, _, a)| a.name.as_str()))),
-        ("atttypid", int64(attributes.iter().map(|(_, _, a)| i64::from(a.pg.oid())))),
+        // The one `oid` column sent as oid: `array_agg(atttypid)` must be an oid[], the only
+        // integer array asyncpg decodes before it has looked any type up (its type lookup reads one).
+        ("atttypid", oids(attributes.iter().map(|(_, _, a)| a.pg.oid()))),
         ("attstattarget", repeat_int32(-1, a)),
         ("attlen", int16(attributes.iter().map(|(_, _, a)| type_length(&a.pg)))),
         ("attnum", int16(attributes.iter().map(|(_, number, _)| *number))),

@@ -39,7 +39,9 @@ pub(super) fn format_type(oid: i64, typmod: Option<i64>) -> String {
         Type::FLOAT8 => "double precision",
         Type::VARCHAR => "character varying",
         Type::BPCHAR => "character",
+        // Keywords as type names are quoted, as Postgres' format_type quotes them.
         Type::CHAR => "\"char\"",
+        Type::ANY => "\"any\"",
         Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::TIME | Type::TIMETZ => {
             // The precision goes between the name and the zone: `timestamp(3) without time zone`.
             let (base, zone) = match pg {
@@ -556,6 +558,7 @@ mod tests {
         );
         assert_eq!(format_type(i64::from(Type::INT8.oid()), Some(-1)), "bigint");
         assert_eq!(format_type(i64::from(Type::TEXT.oid()), Some(-1)), "text");
+        assert_eq!(format_type(i64::from(Type::ANY.oid()), None), "\"any\"");
         assert_eq!(format_type(123_456_789, None), "???");
     }
 

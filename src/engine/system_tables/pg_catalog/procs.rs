@@ -283,8 +283,6 @@ fn argument_text(proc: &Proc) -> String {
         .enumerate()
         .map(|(i, oid)| {
             let name = format_type(*oid, None);
-            // `any` is a keyword, so Postgres quotes the type name.
-            let name = if name == "any" { "\"any\"".to_string() } else { name };
             if proc.variadic != 0 && i + 1 == count {
                 format!("VARIADIC {name}")
             } else {
