@@ -28,8 +28,9 @@ use crate::runtime::staging::{SinkStaging, StagedFile};
 
 pub struct TableStore {
     db: DB,
-    /// The DB's options: SST files written for ingestion must be readable with them.
-    options: Options,
+    /// The options SST files of epoch commits are written with: the DB's, uncompressed (the
+    /// commits' files are merged by compaction soon, which compresses what it writes).
+    commit_file_options: Options,
     /// Where SST files of epoch commits are written before RocksDB takes them over.
     staging: PathBuf,
     /// Names the next staging file (commits of several jobs may run at once).
@@ -62,9 +63,11 @@ impl TableStore {
             std::fs::remove_dir_all(&staging).map_err(|e| Error::internal(format!("cannot clear {}: {e}", staging.display())))?;
         }
         std::fs::create_dir_all(&staging)?;
+        let mut commit_file_options = options.clone();
+        commit_file_options.set_compression_type(rocksdb::DBCompressionType::None);
         Ok(Arc::new(TableStore {
             db,
-            options,
+            commit_file_options,
             staging,
             staging_files: AtomicU64::new(0),
             row_ids: Mutex::new(HashMap::new()),
@@ -365,18 +368,33 @@ impl<'a> SortedRuns<'a> {
         if self.entries.is_empty() {
             return Ok(());
         }
-        // Stable: equal keys stay in arrival order, so the last of them is the one to keep.
+        // Equal keys in arrival order (`start` grows with it), so the last of them is the one to
+        // keep. A key of at most 24 bytes is its prefix and length: such keys sort without reading
+        // the buffer (random reads there cost more than the comparisons).
         let mut order = std::mem::take(&mut self.entries);
-        order.sort_by(|a, b| a.prefix.cmp(&b.prefix).then_with(|| self.key(a).cmp(self.key(b))));
+        order.sort_unstable_by(|a, b| {
+            a.prefix
+                .cmp(&b.prefix)
+                .then_with(|| match a.key_len.max(b.key_len) as usize <= PREFIX_BYTES {
+                    true => a.key_len.cmp(&b.key_len),
+                    false => self.key(a).cmp(self.key(b)),
+                })
+                .then_with(|| a.start.cmp(&b.start))
+        });
         let path = self.store.staging_path();
-        let mut writer = SstFileWriter::create(&self.store.options);
+        let mut writer = SstFileWriter::create(&self.store.commit_file_options);
         writer.open(&path)?;
         self.files.push(path);
         for (i, entry) in order.iter().enumerate() {
+            if let Some(ahead) = order.get(i + PREFETCH_AHEAD) {
+                prefetch(&self.bytes[ahead.start..ahead.start + ahead.key_len as usize + ahead.value_len as usize]);
+            }
             // Keys differ in their prefix mostly: compare the bytes only when the prefixes tie.
-            let superseded = order
-                .get(i + 1)
-                .is_some_and(|next| next.prefix == entry.prefix && self.key(next) == self.key(entry));
+            let superseded = order.get(i + 1).is_some_and(|next| {
+                next.prefix == entry.prefix
+                    && next.key_len == entry.key_len
+                    && (entry.key_len as usize <= PREFIX_BYTES || self.key(next) == self.key(entry))
+            });
             if !superseded {
                 writer.put(self.key(entry), self.value(entry))?;
             }
@@ -443,11 +461,32 @@ struct RunEntry {
     value_len: u32,
 }
 
+/// How many entries ahead `write_run` asks for: enough for the misses to overlap.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Asks the CPU to bring `bytes` into the cache before they are read. A run's entries are written
+/// in key order, which is random in the run's buffer (64 MiB, beyond the cache): without this each
+/// entry waits for its own miss, in turn, inside the SST writer (a third of a commit's CPU in q5).
+#[inline]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for byte in [bytes.first(), bytes.last()].into_iter().flatten() {
+        // SAFETY: a prefetch is a hint: it cannot fault, and it changes nothing the program sees.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(std::ptr::from_ref(byte).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
+const PREFIX_BYTES: usize = 24;
+
 /// The first 24 bytes of `key`, zero-padded, as big-endian numbers. Keys with equal prefixes
 /// must still be compared whole (a shorter key padded with zeros ties with a longer one).
 fn key_prefix(key: &[u8]) -> (u64, u64, u64) {
-    let mut bytes = [0u8; 24];
-    let n = key.len().min(24);
+    let mut bytes = [0u8; PREFIX_BYTES];
+    let n = key.len().min(PREFIX_BYTES);
     bytes[..n].copy_from_slice(&key[..n]);
     let word = |i: usize| {
         let mut w = [0u8; 8];

@@ -194,9 +194,20 @@ mod tests {
             .expect("text");
         assert_eq!(&out[..], b"{\"2024-01-01 00:00:00.5\",NULL}");
         let mut out = BytesMut::new();
-        vec![PgInterval { months: 0, days: 0, micros: 1_000_000 }, PgInterval { months: 0, days: 2, micros: 0 }]
-            .to_sql_text(&Type::INTERVAL_ARRAY, &mut out, &FormatOptions::default())
-            .expect("text");
+        vec![
+            PgInterval {
+                months: 0,
+                days: 0,
+                micros: 1_000_000,
+            },
+            PgInterval {
+                months: 0,
+                days: 2,
+                micros: 0,
+            },
+        ]
+        .to_sql_text(&Type::INTERVAL_ARRAY, &mut out, &FormatOptions::default())
+        .expect("text");
         assert_eq!(&out[..], b"{00:00:01,\"2 days\"}");
     }
 }
