@@ -362,6 +362,17 @@ impl<'a> SortedRuns<'a> {
         &self.bytes[from..from + entry.value_len as usize]
     }
 
+    /// The order of two entries' keys, as bytes: by their prefixes, then (for keys longer than the
+    /// prefix only) by the bytes in the buffer.
+    fn compare_keys(&self, a: &RunEntry, b: &RunEntry) -> std::cmp::Ordering {
+        a.prefix
+            .cmp(&b.prefix)
+            .then_with(|| match a.key_len.max(b.key_len) as usize <= PREFIX_BYTES {
+                true => a.key_len.cmp(&b.key_len),
+                false => self.key(a).cmp(self.key(b)),
+            })
+    }
+
     /// Writes the current run as an SST file: keys in order, and of a key put twice only the later
     /// value (an SST file holds each key once).
     fn write_run(&mut self) -> Result<()> {
@@ -372,15 +383,7 @@ impl<'a> SortedRuns<'a> {
         // keep. A key of at most 24 bytes is its prefix and length: such keys sort without reading
         // the buffer (random reads there cost more than the comparisons).
         let mut order = std::mem::take(&mut self.entries);
-        order.sort_unstable_by(|a, b| {
-            a.prefix
-                .cmp(&b.prefix)
-                .then_with(|| match a.key_len.max(b.key_len) as usize <= PREFIX_BYTES {
-                    true => a.key_len.cmp(&b.key_len),
-                    false => self.key(a).cmp(self.key(b)),
-                })
-                .then_with(|| a.start.cmp(&b.start))
-        });
+        order.sort_unstable_by(|a, b| self.compare_keys(a, b).then_with(|| a.start.cmp(&b.start)));
         let path = self.store.staging_path();
         let mut writer = SstFileWriter::create(&self.store.commit_file_options);
         writer.open(&path)?;
@@ -389,12 +392,7 @@ impl<'a> SortedRuns<'a> {
             if let Some(ahead) = order.get(i + PREFETCH_AHEAD) {
                 prefetch(&self.bytes[ahead.start..ahead.start + ahead.key_len as usize + ahead.value_len as usize]);
             }
-            // Keys differ in their prefix mostly: compare the bytes only when the prefixes tie.
-            let superseded = order.get(i + 1).is_some_and(|next| {
-                next.prefix == entry.prefix
-                    && next.key_len == entry.key_len
-                    && (entry.key_len as usize <= PREFIX_BYTES || self.key(next) == self.key(entry))
-            });
+            let superseded = order.get(i + 1).is_some_and(|next| self.compare_keys(next, entry).is_eq());
             if !superseded {
                 writer.put(self.key(entry), self.value(entry))?;
             }
