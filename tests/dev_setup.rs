@@ -3,6 +3,8 @@
 //! RocksDB's bindgen loads libclang with) would find. ROOT is prepended to every directory searched,
 //! LIBCLANG_PATH and LD_LIBRARY_PATH included.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -25,7 +27,7 @@ fn put(root: &Path, path: &str, contents: &[u8]) {
 fn run(root: &Path, script: &str, env: &[(&str, &str)]) -> bool {
     let mut command = Command::new("bash");
     command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(common::repo_dir())
         .args(["-c", &format!("source scripts/prerequisites.sh; {script}")])
         .env("ROOT", root);
     for var in [
@@ -142,7 +144,7 @@ fn clang_headers_next_to_libclang_or_in_the_system() {
 #[test]
 fn this_machine_has_libclang() {
     let status = Command::new("bash")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(common::repo_dir())
         .args([
             "-c",
             r#"source scripts/prerequisites.sh; libclang_present "" && clang_headers_present """#,

@@ -41,7 +41,7 @@ fn corpus() -> Vec<String> {
             }
         }
     }
-    walk(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/sql")), &mut files);
+    walk(&common::repo_dir().join("sql"), &mut files);
     files.sort();
     let mut statements = Vec::new();
     for file in files {
@@ -216,10 +216,7 @@ impl Drop for Server {
 fn start_server(dir: &Path) -> Server {
     let inputs = dir.join("sql/data");
     std::fs::create_dir_all(&inputs).expect("inputs");
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/data"))
-        .expect("sql/data")
-        .flatten()
-    {
+    for entry in std::fs::read_dir(common::repo_dir().join("sql/data")).expect("sql/data").flatten() {
         std::fs::copy(entry.path(), inputs.join(entry.file_name())).expect("copy input");
     }
     let log = dir.join("server.log");

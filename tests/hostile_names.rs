@@ -64,7 +64,7 @@ async fn hostile_names_and_paths_touch_nothing_outside_the_data_dir() {
         .args(["--mount", "--propagation", "private", "sh", "-c", JAIL])
         .env("OUT", out.path())
         .env("WORLD", world.path())
-        .env("CSV", concat!(env!("CARGO_MANIFEST_DIR"), "/sql/data/par.csv"))
+        .env("CSV", common::repo_dir().join("sql/data/par.csv"))
         .env("WEIR", env!("CARGO_BIN_EXE_weir"))
         .stdout(Stdio::piped())
         .spawn()

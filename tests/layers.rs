@@ -4,6 +4,8 @@
 //! file and line. The plain-data files of L0 are ordered among themselves, so they cannot form a
 //! cycle either.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 /// Top-level modules by layer, lowest first. A layer's modules are in ranks: a module may import
@@ -115,7 +117,7 @@ fn root_reexports(lib: &str) -> Vec<(String, String)> {
 
 #[test]
 fn imports_point_only_downward() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = common::repo_dir().join("src");
     let reexports = root_reexports(&std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs"));
     let mut files = Vec::new();
     rust_files(&src, &mut files);

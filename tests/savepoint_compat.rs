@@ -19,7 +19,7 @@ mod common;
 use common::rows;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/savepoint-v1")
+    common::repo_dir().join("tests/fixtures/savepoint-v1")
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -7,6 +7,12 @@ use std::process::{Child, Command, Stdio};
 
 use weir::{Output, Session};
 
+/// The checkout under test. Cargo names it at run time too: a test binary built in another clone
+/// (cargo reuses one when the sources match) must still read this clone's files.
+pub fn repo_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
+}
+
 /// A running `weir serve`, killed when dropped.
 pub struct Server {
     child: Child,
@@ -54,7 +60,7 @@ fn start_server_inner(data_dir: &std::path::Path, extra: &[&str], stderr: Stdio)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .arg("--file-root")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/data"))
+        .arg(repo_dir().join("sql/data"))
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(stderr)
