@@ -50,12 +50,28 @@ const RUN_BYTES: usize = 64 << 20;
 /// ingesting a file costs more than the memtable insert.
 const SMALL_COMMIT_BYTES: usize = 1 << 20;
 
+/// The store's RocksDB options. Epoch commits arrive as sorted files whose keys interleave with the
+/// rows already stored (a result keyed by auction and window gets rows for recent auctions in every
+/// epoch), so each lands in L0 and compaction merges it into the bottom level, reading the
+/// overlapping part of that level again every time. Compacting only after 8 files (RocksDB's
+/// default: 4) merges twice as many commits per pass, and 16 KiB blocks (4 KiB) halve the per-block
+/// work of every file written; together about an eighth of the CPU of Nexmark q5 into a table.
+/// Point lookups read at most a few more L0 files, each one larger block.
+fn store_options() -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    options.set_level_zero_file_num_compaction_trigger(8);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_size(16 << 10);
+    options.set_block_based_table_factory(&table);
+    options
+}
+
 impl TableStore {
     pub fn open(dir: &Path) -> Result<Arc<Self>> {
         std::fs::create_dir_all(dir)?;
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let options = store_options();
         let db = DB::open(&options, dir).map_err(|e| Error::internal(format!("cannot open the table store in {}: {e}", dir.display())))?;
         // Files left by a commit that did not finish were never ingested.
         let staging = dir.join("staging");
