@@ -144,13 +144,15 @@ fn psql_describes_tables_and_sources() {
     assert_eq!(
         out,
         [
-            "           List of relations",
-            " Schema | Name |     Type      | Owner",
-            "--------+------+---------------+-------",
-            " public | ev   | foreign table | weir",
-            " public | log  | table         | weir",
-            " public | t    | table         | weir",
-            "(3 rows)",
+            "                List of relations",
+            " Schema |      Name       |     Type      | Owner",
+            "--------+-----------------+---------------+-------",
+            " public | ev              | foreign table | weir",
+            " public | log             | table         | weir",
+            " public | t               | table         | weir",
+            " public | weir_jobs       | view          | weir",
+            " public | weir_savepoints | view          | weir",
+            "(5 rows)",
             "",
         ]
     );

@@ -27,11 +27,46 @@ enum SystemTableKind {
 }
 
 impl SystemTableKind {
+    const ALL: [SystemTableKind; 2] = [SystemTableKind::Jobs, SystemTableKind::Savepoints];
+
     fn name(self) -> &'static str {
         match self {
             SystemTableKind::Jobs => "weir_jobs",
             SystemTableKind::Savepoints => "weir_savepoints",
         }
+    }
+
+    /// The columns (fixed: `pg_catalog` lists them before any row exists).
+    fn schema(self) -> SchemaRef {
+        let fields = match self {
+            SystemTableKind::Jobs => vec![
+                Field::new("name", DataType::Utf8, false),
+                Field::new("status", DataType::Utf8, false),
+                Field::new("parallelism", DataType::UInt64, false),
+                Field::new("rows_in", DataType::UInt64, false),
+                Field::new("rows_out", DataType::UInt64, false),
+                Field::new("late_rows_dropped", DataType::UInt64, false),
+                Field::new("records_skipped", DataType::UInt64, false),
+                Field::new("rows_in_per_second", DataType::Float64, false),
+                Field::new("rows_out_per_second", DataType::Float64, false),
+                Field::new("uptime_seconds", DataType::Float64, false),
+                Field::new("started_at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+                Field::new("error", DataType::Utf8, true),
+                Field::new("restarts", DataType::UInt64, false),
+                Field::new("last_checkpoint", DataType::Utf8, true),
+                Field::new("window_latency_p50_ms", DataType::Float64, true),
+                Field::new("window_latency_p99_ms", DataType::Float64, true),
+            ],
+            SystemTableKind::Savepoints => vec![
+                Field::new("name", DataType::Utf8, false),
+                Field::new("job", DataType::Utf8, false),
+                Field::new("format", DataType::Utf8, false),
+                Field::new("created", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+                Field::new("size_bytes", DataType::UInt64, false),
+                Field::new("path", DataType::Utf8, false),
+            ],
+        };
+        Arc::new(Schema::new(fields))
     }
 
     fn snapshot(self, db: &Database) -> Result<RecordBatch> {
@@ -56,8 +91,8 @@ impl std::fmt::Debug for SystemTable {
 }
 
 pub fn register(db: &Arc<Database>) -> Result<()> {
-    for kind in [SystemTableKind::Jobs, SystemTableKind::Savepoints] {
-        let schema = kind.snapshot(db)?.schema();
+    for kind in SystemTableKind::ALL {
+        let schema = kind.schema();
         db.context().register_table(
             kind.name(),
             Arc::new(SystemTable {
@@ -101,24 +136,7 @@ pub fn jobs_batch(db: &Database) -> Result<RecordBatch> {
     let live: BTreeMap<String, JobSnapshot> = db.jobs().snapshots()?.into_iter().map(|s| (s.name.clone(), s)).collect();
     let defs: Vec<&JobDef> = catalog.jobs.values().collect();
     let get = |d: &JobDef| live.get(&d.name);
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("name", DataType::Utf8, false),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("parallelism", DataType::UInt64, false),
-        Field::new("rows_in", DataType::UInt64, false),
-        Field::new("rows_out", DataType::UInt64, false),
-        Field::new("late_rows_dropped", DataType::UInt64, false),
-        Field::new("records_skipped", DataType::UInt64, false),
-        Field::new("rows_in_per_second", DataType::Float64, false),
-        Field::new("rows_out_per_second", DataType::Float64, false),
-        Field::new("uptime_seconds", DataType::Float64, false),
-        Field::new("started_at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
-        Field::new("error", DataType::Utf8, true),
-        Field::new("restarts", DataType::UInt64, false),
-        Field::new("last_checkpoint", DataType::Utf8, true),
-        Field::new("window_latency_p50_ms", DataType::Float64, true),
-        Field::new("window_latency_p99_ms", DataType::Float64, true),
-    ]));
+    let schema = SystemTableKind::Jobs.schema();
     let millis = |latency: Option<std::time::Duration>| latency.map(|l| (l.as_secs_f64() * 10_000.0).round() / 10.0);
     let settings_parallelism = |d: &JobDef| JobSettings::from_options(&d.options).map(|s| s.parallelism as u64).unwrap_or(1);
     let columns: Vec<ArrayRef> = vec![
@@ -177,14 +195,7 @@ pub fn jobs_batch(db: &Database) -> Result<RecordBatch> {
 pub fn savepoints_batch(db: &Database) -> Result<RecordBatch> {
     let catalog = db.catalog_snapshot()?;
     let savepoints: Vec<&SavepointDef> = catalog.savepoints.values().collect();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("name", DataType::Utf8, false),
-        Field::new("job", DataType::Utf8, false),
-        Field::new("format", DataType::Utf8, false),
-        Field::new("created", DataType::Timestamp(TimeUnit::Millisecond, None), false),
-        Field::new("size_bytes", DataType::UInt64, false),
-        Field::new("path", DataType::Utf8, false),
-    ]));
+    let schema = SystemTableKind::Savepoints.schema();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.name.as_str()))),
         Arc::new(StringArray::from_iter_values(savepoints.iter().map(|s| s.job.as_str()))),

@@ -52,6 +52,8 @@ const FIRST_SERVER_OID: i64 = 14000;
 /// Result table `id` has oid `FIRST_TABLE_OID + OIDS_PER_TABLE * id`; its primary-key index and
 /// constraint take the next two.
 const FIRST_TABLE_OID: i64 = 16400;
+/// `weir_jobs` and `weir_savepoints`: below the tables', above Postgres' own objects (< 16384).
+const FIRST_SYSTEM_VIEW_OID: i64 = 16384;
 const OIDS_PER_TABLE: i64 = 4;
 /// Sources (which have no numeric id) get `FIRST_SOURCE_OID + crc32(name) % SOURCE_OID_RANGE`.
 const FIRST_SOURCE_OID: i64 = 1_000_000_000;
@@ -73,12 +75,36 @@ struct PrimaryKey {
     columns: Vec<i16>,
 }
 
-/// A table, source or primary-key index, as `pg_class` shows it.
+/// What a relation of `pg_class` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RelationKind {
+    /// A result table.
+    Table,
+    /// A source: its rows live outside Weir, so Postgres' nearest kind is a foreign table.
+    Source,
+    /// A primary key's index.
+    Index,
+    /// `weir_jobs` and `weir_savepoints`: rows computed when read, like a Postgres view.
+    SystemView,
+}
+
+impl RelationKind {
+    /// `pg_class.relkind`.
+    fn relkind(self) -> &'static str {
+        match self {
+            RelationKind::Table => "r",
+            RelationKind::Source => "f",
+            RelationKind::Index => "i",
+            RelationKind::SystemView => "v",
+        }
+    }
+}
+
+/// A table, source, primary-key index or system view, as `pg_class` shows it.
 struct Relation {
     oid: i64,
     name: String,
-    /// 'r' table, 'f' foreign table (a source), 'i' index.
-    kind: &'static str,
+    kind: RelationKind,
     am: i64,
     attributes: Vec<Attribute>,
     primary_key: Option<PrimaryKey>,
@@ -108,7 +134,7 @@ fn source_oids<'a>(names: impl Iterator<Item = &'a String>) -> BTreeMap<&'a str,
         .collect()
 }
 
-/// Every relation: result tables (and their primary-key indexes) and sources.
+/// Every relation: result tables (and their primary-key indexes), sources and the system views.
 fn relations(catalog: &Catalog) -> Result<Vec<Relation>> {
     let mut relations = Vec::new();
     for table in catalog.tables.values() {
@@ -143,7 +169,7 @@ fn relations(catalog: &Catalog) -> Result<Vec<Relation>> {
         relations.push(Relation {
             oid,
             name: table.name.clone(),
-            kind: "r",
+            kind: RelationKind::Table,
             am: HEAP_AM,
             attributes,
             primary_key,
@@ -155,7 +181,7 @@ fn relations(catalog: &Catalog) -> Result<Vec<Relation>> {
         relations.push(Relation {
             oid: oids.get(source.name.as_str()).copied().unwrap_or(FIRST_SOURCE_OID),
             name: source.name.clone(),
-            kind: "f",
+            kind: RelationKind::Source,
             am: 0,
             attributes: source.columns.iter().map(|c| attribute(c, false)).collect::<Result<Vec<_>>>()?,
             primary_key: None,
@@ -182,7 +208,7 @@ fn relations(catalog: &Catalog) -> Result<Vec<Relation>> {
             indexes.push(Relation {
                 oid: key.index_oid,
                 name: key.name.clone(),
-                kind: "i",
+                kind: RelationKind::Index,
                 am: BTREE_AM,
                 attributes,
                 primary_key: None,
@@ -191,6 +217,26 @@ fn relations(catalog: &Catalog) -> Result<Vec<Relation>> {
         }
     }
     relations.extend(indexes);
+    for (kind, oid) in super::SystemTableKind::ALL.into_iter().zip(FIRST_SYSTEM_VIEW_OID..) {
+        let schema = kind.schema();
+        relations.push(Relation {
+            oid,
+            name: kind.name().to_string(),
+            kind: RelationKind::SystemView,
+            am: 0,
+            attributes: schema
+                .fields()
+                .iter()
+                .map(|f| Attribute {
+                    name: f.name().clone(),
+                    pg: pg_type(f.data_type()),
+                    not_null: !f.is_nullable(),
+                })
+                .collect(),
+            primary_key: None,
+            foreign: None,
+        });
+    }
     Ok(relations)
 }
 
@@ -447,7 +493,7 @@ fn tables(relations: &[Relation], procs: &[procs::Proc]) -> Result<Vec<(&'static
         ("relhasindex", boolean(relations.iter().map(|r| r.primary_key.is_some()))),
         ("relisshared", repeat_bool(false, n)),
         ("relpersistence", repeat_text("p", n)),
-        ("relkind", text(relations.iter().map(|r| r.kind))),
+        ("relkind", text(relations.iter().map(|r| r.kind.relkind()))),
         (
             "relnatts",
             int16(relations.iter().map(|r| i16::try_from(r.attributes.len()).unwrap_or(i16::MAX))),

@@ -15,7 +15,7 @@ use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
 use pgwire::api::Type;
 
-use super::{Relation, int64, nulls, repeat_bool, repeat_text, table, text, text_array_type, text_lists};
+use super::{Relation, RelationKind, int64, nulls, repeat_bool, repeat_text, table, text, text_array_type, text_lists};
 use crate::error::{Error, Result, UserErrorKind};
 use crate::planner::postgres_settings::POSTGRES_VERSION;
 use crate::planner::postgres_syntax::{PG_CATALOG_RELATIONS, REGCLASS_CAST};
@@ -410,7 +410,7 @@ pub(super) fn register_functions(ctx: &SessionContext, relations: &[Relation]) {
         regclass_oids(&args[0], |name| Ok(by_name.get(&relation_name(name)).copied()))
     });
     // Only tables could be published (Weir has no publications).
-    let tables: HashSet<i64> = relations.iter().filter(|r| r.kind == "r").map(|r| r.oid).collect();
+    let tables: HashSet<i64> = relations.iter().filter(|r| r.kind == RelationKind::Table).map(|r| r.oid).collect();
     register_function(ctx, "pg_relation_is_publishable", &[1], Boolean, move |args| {
         let oids = int_arg(args, 0, rows_of(args))?;
         Ok(Arc::new(

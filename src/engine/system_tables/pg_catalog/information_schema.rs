@@ -15,7 +15,7 @@ use pgwire::api::Type;
 
 use super::functions::format_type;
 use super::session_functions::{DATABASE, USER};
-use super::{PrimaryKey, Relation, empty_table, int32, nulls, repeat_text, table, text};
+use super::{PrimaryKey, Relation, RelationKind, empty_table, int32, nulls, repeat_text, table, text};
 use crate::error::Result;
 use crate::planner::postgres_syntax::{INFORMATION_SCHEMA_PREFIX, INFORMATION_SCHEMA_VIEWS};
 
@@ -37,9 +37,9 @@ pub(super) fn views(relations: &[Relation]) -> Result<Vec<(String, Arc<MemTable>
         .collect())
 }
 
-/// The relations `tables` and `columns` list: result tables and sources (not indexes).
+/// The relations `tables` and `columns` list: result tables, sources and system views (not indexes).
 fn listed(relations: &[Relation]) -> Vec<&Relation> {
-    relations.iter().filter(|r| r.kind == "r" || r.kind == "f").collect()
+    relations.iter().filter(|r| r.kind != RelationKind::Index).collect()
 }
 
 fn tables(relations: &[Relation]) -> Result<Arc<MemTable>> {
@@ -52,7 +52,11 @@ fn tables(relations: &[Relation]) -> Result<Arc<MemTable>> {
         // A source's rows live outside Weir: a foreign table.
         (
             "table_type",
-            text(listed.iter().map(|r| if r.kind == "f" { "FOREIGN" } else { "BASE TABLE" })),
+            text(listed.iter().map(|r| match r.kind {
+                RelationKind::Source => "FOREIGN",
+                RelationKind::SystemView => "VIEW",
+                RelationKind::Table | RelationKind::Index => "BASE TABLE",
+            })),
         ),
         ("self_referencing_column_name", nulls(&DataType::Utf8, n)),
         ("reference_generation", nulls(&DataType::Utf8, n)),

@@ -11,7 +11,9 @@ use datafusion::execution::context::SessionContext;
 use super::functions::{register_function, rows_of};
 use super::procs::INTERNAL_LANGUAGE;
 use super::session_functions::USER;
-use super::{OWNER, Relation, empty_table, int64, nulls, repeat_bool, repeat_int64, repeat_text, table, text, text_array_type};
+use super::{
+    OWNER, Relation, RelationKind, empty_table, int64, nulls, repeat_bool, repeat_int64, repeat_text, table, text, text_array_type,
+};
 use crate::error::Result;
 
 /// Weir keeps all its data under its data directory: the one tablespace, `pg_default`.
@@ -20,7 +22,7 @@ pub(super) const DEFAULT_TABLESPACE: i64 = 1663;
 pub(super) fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<MemTable>)>> {
     use DataType::{Boolean, Float32, Int64, Timestamp, Utf8};
     let oid = Int64;
-    let stored: Vec<&Relation> = relations.iter().filter(|r| r.kind == "r").collect();
+    let stored: Vec<&Relation> = relations.iter().filter(|r| r.kind == RelationKind::Table).collect();
     let n = stored.len();
     let pg_tables = table(vec![
         ("schemaname", repeat_text("public", n)),
@@ -84,18 +86,23 @@ pub(super) fn tables(relations: &[Relation]) -> Result<Vec<(&'static str, Arc<Me
         ("lanvalidator", repeat_int64(0, 1)),
         ("lanacl", nulls(&text_array_type(), 1)),
     ])?;
+    // weir_jobs and weir_savepoints: their rows are Weir's own, computed when read (no SQL body).
+    let views: Vec<&Relation> = relations.iter().filter(|r| r.kind == RelationKind::SystemView).collect();
+    let pg_views = table(vec![
+        ("schemaname", repeat_text("public", views.len())),
+        ("viewname", text(views.iter().map(|r| r.name.as_str()))),
+        ("viewowner", repeat_text(USER, views.len())),
+        ("definition", repeat_text(" -- a Weir system view, computed when read", views.len())),
+    ])?;
     let mut all = vec![
         ("pg_tables", pg_tables),
+        ("pg_views", pg_views),
         ("pg_stat_user_tables", table(statistics)?),
         ("pg_tablespace", tablespaces),
         ("pg_language", languages),
     ];
-    // Weir has no views, materialized views, extensions, enums or range types.
+    // Weir has no materialized views, extensions, enums or range types.
     for (name, columns) in [
-        (
-            "pg_views",
-            vec![("schemaname", Utf8), ("viewname", Utf8), ("viewowner", Utf8), ("definition", Utf8)],
-        ),
         (
             "pg_matviews",
             vec![
