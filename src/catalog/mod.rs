@@ -124,6 +124,23 @@ pub struct TableDef {
     /// The connector's WITH options other than `connector`, keys lower-cased (external sinks).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
+    /// How a stored table's rows are laid out in the table store; catalogs written before the
+    /// layout was recorded hold tables of the first one.
+    #[serde(default)]
+    pub row_layout: StoredRowLayout,
+}
+
+/// How the table store (`connectors::table_store`) lays out a stored table's rows. A row's key is
+/// the table's id, then its primary key columns (or a generated row id); the layout says what the
+/// value holds. Tables keep the layout they were created with.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum StoredRowLayout {
+    /// Every column, the key columns again among them (tables created before 2026-12-04).
+    #[default]
+    WholeRow,
+    /// The columns outside the primary key: the key columns are read back from the key. A third
+    /// less to sort, write and compact for a result keyed by two of its four columns.
+    NonKeyColumns,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

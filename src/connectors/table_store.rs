@@ -1,7 +1,7 @@
 //! Result tables stored in Weir: one RocksDB instance (WAL on: this is data users read) holding every
 //! stored table. A row's key is the table id then its primary key (Arrow row encoding, so keys sort
-//! like SQL values), or a generated row id for tables without a primary key; the value is the whole
-//! row, row-encoded. `StoredTableSink` writes it (`engine::providers::stored_table` reads it for DataFusion).
+//! like SQL values), or a generated row id for tables without a primary key; the value holds the
+//! other columns, row-encoded (`RowCodec`; tables of the first layout hold the whole row). `StoredTableSink` writes it (`engine::providers::stored_table` reads it for DataFusion).
 //!
 //! An epoch commit of many rows does not go through the memtable: one write batch of millions of
 //! rows is one huge skiplist insert (most of the CPU of a job writing a table, and memory beyond the
@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
 use rocksdb::{DB, Direction, IngestExternalFileOptions, IteratorMode, Options, ReadOptions, SstFileWriter, WriteBatch};
 
-use crate::catalog::{TableDef, schema_of};
+use crate::catalog::{StoredRowLayout, TableDef, schema_of};
 use crate::error::{Error, Result};
 use crate::graph::SinkMode;
 use crate::runtime::Sink;
@@ -139,9 +140,7 @@ impl TableStore {
     /// `emit` returns false. One iterator reads them all, and an iterator sees the store as it was
     /// when it was created: a read sees whole epochs, never part of a commit.
     pub fn scan_range(&self, table: &TableDef, range: &KeyRange, mut emit: impl FnMut(RecordBatch) -> bool) -> Result<()> {
-        let schema = schema_of(&table.columns)?;
-        let converter = row_converter(&schema)?;
-        let parser = converter.parser();
+        let codec = RowCodec::new(table)?;
         let prefix = Self::prefix(table.id);
         let with_prefix = |key: &[u8]| [prefix.as_slice(), key].concat();
         let start = range.start.as_deref().map_or_else(|| prefix.to_vec(), with_prefix);
@@ -154,21 +153,24 @@ impl TableStore {
         }
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(end);
-        let mut values: Vec<Box<[u8]>> = Vec::with_capacity(SCAN_BATCH_ROWS);
-        let decode = |values: &mut Vec<Box<[u8]>>| -> Result<RecordBatch> {
-            let columns = converter.convert_rows(values.iter().map(|v| parser.parse(v)))?;
-            values.clear();
-            Ok(RecordBatch::try_new(schema.clone(), columns)?)
-        };
+        let (mut keys, mut values) = (Vec::new(), Vec::with_capacity(SCAN_BATCH_ROWS));
         for item in self.db.iterator_opt(IteratorMode::From(&start, Direction::Forward), options) {
-            let (_, value) = item?;
+            let (key, value) = item?;
+            if codec.reads_keys() {
+                keys.push(key);
+            }
             values.push(value);
-            if values.len() == SCAN_BATCH_ROWS && !emit(decode(&mut values)?) {
-                return Ok(());
+            if values.len() == SCAN_BATCH_ROWS {
+                let batch = codec.decode(&keys, &values)?;
+                keys.clear();
+                values.clear();
+                if !emit(batch) {
+                    return Ok(());
+                }
             }
         }
         if !values.is_empty() {
-            emit(decode(&mut values)?);
+            emit(codec.decode(&keys, &values)?);
         }
         Ok(())
     }
@@ -176,13 +178,11 @@ impl TableStore {
     /// The row of a table with primary key `key` (encoded as stored, without the table prefix),
     /// as a batch of one row.
     pub fn get(&self, table: &TableDef, key: &[u8]) -> Result<Option<RecordBatch>> {
-        let Some(value) = self.db.get_pinned([Self::prefix(table.id).as_slice(), key].concat())? else {
+        let key = [Self::prefix(table.id).as_slice(), key].concat();
+        let Some(value) = self.db.get_pinned(&key)? else {
             return Ok(None);
         };
-        let schema = schema_of(&table.columns)?;
-        let converter = row_converter(&schema)?;
-        let columns = converter.convert_rows([converter.parser().parse(&value)])?;
-        Ok(Some(RecordBatch::try_new(schema, columns)?))
+        Ok(Some(RowCodec::new(table)?.decode(&[key], &[value])?))
     }
 
     pub fn drop_table(&self, table_id: u32) -> Result<()> {
@@ -254,18 +254,23 @@ fn row_converter(schema: &Schema) -> Result<RowConverter> {
     )?)
 }
 
-/// Encodes rows of one table into table-store writes.
-pub struct TableWriter {
-    table_id: u32,
+/// The length of the table id every stored key starts with.
+const TABLE_PREFIX_BYTES: usize = 4;
+
+/// A stored table's rows as the table store's keys and values, in the table's `StoredRowLayout`.
+/// Keys and values are Arrow row encodings, so keys sort like the SQL values they hold.
+struct RowCodec {
     schema: SchemaRef,
-    /// Indices of the primary key columns; empty: rows are appended under generated ids.
+    /// Indices of the primary key columns; empty: rows are keyed by generated row ids.
     key_columns: Vec<usize>,
+    /// Indices of the columns the value holds, in order.
+    value_columns: Vec<usize>,
     key_converter: RowConverter,
-    row_converter: RowConverter,
+    value_converter: RowConverter,
 }
 
-impl TableWriter {
-    pub fn new(table: &TableDef) -> Result<Self> {
+impl RowCodec {
+    fn new(table: &TableDef) -> Result<Self> {
         let schema = schema_of(&table.columns)?;
         let key_columns = table
             .primary_key
@@ -276,41 +281,108 @@ impl TableWriter {
                     .map_err(|_| Error::internal(format!("primary key column {k} missing")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let key_schema = schema.project(&key_columns)?;
-        Ok(TableWriter {
-            table_id: table.id,
-            key_converter: row_converter(&key_schema)?,
-            row_converter: row_converter(&schema)?,
+        let every_column = 0..schema.fields().len();
+        let value_columns: Vec<usize> = match table.row_layout {
+            StoredRowLayout::WholeRow => every_column.collect(),
+            StoredRowLayout::NonKeyColumns => every_column.filter(|i| !key_columns.contains(i)).collect(),
+        };
+        Ok(RowCodec {
+            key_converter: row_converter(&schema.project(&key_columns)?)?,
+            value_converter: row_converter(&schema.project(&value_columns)?)?,
             schema,
             key_columns,
+            value_columns,
+        })
+    }
+
+    /// Whether some columns are read back from the keys (the values do not hold them).
+    fn reads_keys(&self) -> bool {
+        self.value_columns.len() < self.schema.fields().len()
+    }
+
+    /// The primary keys of `batch`'s rows, without the table prefix.
+    fn encode_keys(&self, batch: &RecordBatch) -> Result<Rows> {
+        let columns: Vec<_> = self.key_columns.iter().map(|i| batch.column(*i).clone()).collect();
+        Ok(self.key_converter.convert_columns(&columns)?)
+    }
+
+    /// The values of `batch`'s rows; `None`: they are empty (every column is in the key).
+    fn encode_values(&self, batch: &RecordBatch) -> Result<Option<Rows>> {
+        if self.value_columns.is_empty() {
+            return Ok(None);
+        }
+        let columns: Vec<_> = self.value_columns.iter().map(|i| batch.column(*i).clone()).collect();
+        Ok(Some(self.value_converter.convert_columns(&columns)?))
+    }
+
+    /// The rows stored under `keys` (with the table prefix; read only if `reads_keys`) and
+    /// `values`, as one batch.
+    fn decode(&self, keys: &[impl AsRef<[u8]>], values: &[impl AsRef<[u8]>]) -> Result<RecordBatch> {
+        let mut columns: Vec<Option<ArrayRef>> = vec![None; self.schema.fields().len()];
+        if !self.value_columns.is_empty() {
+            let parser = self.value_converter.parser();
+            let decoded = self.value_converter.convert_rows(values.iter().map(|v| parser.parse(v.as_ref())))?;
+            for (i, column) in self.value_columns.iter().zip(decoded) {
+                columns[*i] = Some(column);
+            }
+        }
+        if self.reads_keys() {
+            let parser = self.key_converter.parser();
+            let stored = keys.iter().map(|k| k.as_ref().get(TABLE_PREFIX_BYTES..).unwrap_or_default());
+            let decoded = self.key_converter.convert_rows(stored.map(|k| parser.parse(k)))?;
+            for (i, column) in self.key_columns.iter().zip(decoded) {
+                columns[*i] = Some(column);
+            }
+        }
+        let columns = columns
+            .into_iter()
+            .map(|c| c.ok_or_else(|| Error::internal("a stored column is in neither the key nor the value")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}
+
+/// Encodes rows of one table into table-store writes.
+pub struct TableWriter {
+    table_id: u32,
+    codec: RowCodec,
+}
+
+impl TableWriter {
+    pub fn new(table: &TableDef) -> Result<Self> {
+        Ok(TableWriter {
+            table_id: table.id,
+            codec: RowCodec::new(table)?,
         })
     }
 
     /// Whether rows replace rows with the same primary key (rather than being appended).
     pub fn upserts(&self) -> bool {
-        !self.key_columns.is_empty()
+        !self.codec.key_columns.is_empty()
     }
 
     /// Adds the rows of `batch` to `write`: upserts by primary key, or appends under new row ids.
     fn add(&self, store: &TableStore, batch: &RecordBatch, write: &mut impl KeyValueWrite) -> Result<()> {
-        let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
+        let batch = RecordBatch::try_new(self.codec.schema.clone(), batch.columns().to_vec())
             .map_err(|e| Error::internal(format!("sink batch does not match the table: {e}")))?;
-        let rows = self.row_converter.convert_columns(batch.columns())?;
+        let values = self.codec.encode_values(&batch)?;
+        let value = |i: usize| values.as_ref().map_or(&[][..], |rows| rows.row(i).data());
         let prefix = TableStore::prefix(self.table_id);
-        if self.key_columns.is_empty() {
-            let first = store.reserve_row_ids(self.table_id, batch.num_rows() as u64)?;
-            for (i, row) in rows.iter().enumerate() {
-                let mut key = prefix.to_vec();
-                key.extend_from_slice(&(first + i as u64).to_be_bytes());
-                write.put(&key, row.as_ref())?;
+        let mut key = Vec::new();
+        if self.upserts() {
+            for (i, key_row) in self.codec.encode_keys(&batch)?.iter().enumerate() {
+                key.clear();
+                key.extend_from_slice(&prefix);
+                key.extend_from_slice(key_row.data());
+                write.put(&key, value(i))?;
             }
         } else {
-            let key_arrays: Vec<_> = self.key_columns.iter().map(|i| batch.column(*i).clone()).collect();
-            let keys = self.key_converter.convert_columns(&key_arrays)?;
-            for (key_row, row) in keys.iter().zip(rows.iter()) {
-                let mut key = prefix.to_vec();
-                key.extend_from_slice(key_row.as_ref());
-                write.put(&key, row.as_ref())?;
+            let first = store.reserve_row_ids(self.table_id, batch.num_rows() as u64)?;
+            for i in 0..batch.num_rows() {
+                key.clear();
+                key.extend_from_slice(&prefix);
+                key.extend_from_slice(&(first + i as u64).to_be_bytes());
+                write.put(&key, value(i))?;
             }
         }
         Ok(())
@@ -698,6 +770,7 @@ mod tests {
             primary_key: primary_key.iter().map(|k| k.to_string()).collect(),
             connector: crate::catalog::TableConnector::Stored,
             options: Default::default(),
+            row_layout: StoredRowLayout::NonKeyColumns,
         }
     }
 
@@ -783,5 +856,71 @@ mod tests {
         commit(&store, &writer, 3, vec![rows(60_005, 40_000)], 128 << 10);
         assert_eq!(contents(&store, &table).len(), 100_005);
         assert_eq!(contents(&store, &table).last().unwrap().0, 100_004);
+    }
+
+    /// Rows read back equal the rows written, in both layouts (a table of the first layout keeps
+    /// reading as it was written), with null and text key columns, and for a table whose every
+    /// column is in the key (its values are empty).
+    #[test]
+    fn both_row_layouts_and_key_only_tables_read_back_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TableStore::open(dir.path()).unwrap();
+        let rows = || {
+            RecordBatch::try_new(
+                schema_of(&table(0, &[]).columns).unwrap(),
+                vec![
+                    Arc::new(Int64Array::from(vec![Some(2), None, Some(1)])),
+                    Arc::new(StringArray::from(vec![Some("b"), Some("n"), None])),
+                ],
+            )
+            .unwrap()
+        };
+        let sorted = |batches: Vec<RecordBatch>| {
+            let mut rows = Vec::new();
+            for batch in batches {
+                let keys = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                let values = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+                for i in 0..batch.num_rows() {
+                    let text = (!values.is_null(i)).then(|| values.value(i).to_string());
+                    rows.push(((!keys.is_null(i)).then(|| keys.value(i)), text));
+                }
+            }
+            rows
+        };
+        let expected_by_k = vec![(None, Some("n".to_string())), (Some(1), None), (Some(2), Some("b".to_string()))];
+        for (id, key, layout) in [
+            (1, vec!["k"], StoredRowLayout::WholeRow),
+            (2, vec!["k"], StoredRowLayout::NonKeyColumns),
+            (3, vec!["k", "v"], StoredRowLayout::NonKeyColumns),
+            (4, vec![], StoredRowLayout::NonKeyColumns),
+        ] {
+            let table = TableDef {
+                row_layout: layout,
+                ..table(id, &key)
+            };
+            let writer = TableWriter::new(&table).unwrap();
+            let mut write = WriteBatch::default();
+            writer.add(&store, &rows(), &mut write).unwrap();
+            store.write(write).unwrap();
+            let read = sorted(store.scan(&table).unwrap());
+            if key.is_empty() {
+                // Appended: in arrival order.
+                assert_eq!(read, sorted(vec![rows()]), "table {id}");
+            } else {
+                // Nulls sort first in keys.
+                assert_eq!(read, expected_by_k, "table {id}");
+                let one = encode_key_prefix(&table, &[ScalarValue::Int64(Some(2))]).unwrap();
+                let found = store.scan_range(&table, &KeyRange::with_prefix(one), |batch| {
+                    assert_eq!(sorted(vec![batch]), vec![(Some(2), Some("b".to_string()))]);
+                    true
+                });
+                found.unwrap();
+            }
+        }
+        // A point get decodes the key columns too.
+        let table = table(2, &["k"]);
+        let key = encode_key_prefix(&table, &[ScalarValue::Int64(Some(1))]).unwrap();
+        let got = store.get(&table, &key).unwrap().unwrap();
+        assert_eq!(sorted(vec![got]), vec![(Some(1), None)]);
     }
 }

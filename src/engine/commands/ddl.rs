@@ -8,7 +8,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::TableReference;
 
-use crate::catalog::{ColumnDef, JobDef, JobStatus, SourceDef, TableConnector, TableDef, WatermarkDef, check_watermark_column};
+use crate::catalog::{
+    ColumnDef, JobDef, JobStatus, SourceDef, StoredRowLayout, TableConnector, TableDef, WatermarkDef, check_watermark_column,
+};
 use crate::connectors::SourceConfig;
 use crate::connectors::kafka_sink::KafkaSinkConfig;
 use crate::engine::providers::source_table::SourceTable;
@@ -108,6 +110,7 @@ impl Session {
                 primary_key,
                 connector,
                 options,
+                row_layout: StoredRowLayout::NonKeyColumns,
             };
             c.next_table_id += 1;
             c.tables.insert(name.clone(), def.clone());
