@@ -170,8 +170,12 @@ case "${1:-weir}" in
         # Kafka source and sink against a real broker (noida-db and confluent-kafka from PyPI, in
         # the same venv): crashes, savepoints, a broker restart, an idle topic, bad input.
         python3 tests/verify/kafka_pipeline.py --weir "$weir"
+        # Checkpoints and savepoints on S3 (moto in server mode from PyPI, same venv): SIGKILL
+        # recovery with local recovery, a damaged object, a savepoint restored in a fresh data dir,
+        # an S3 outage during checkpoints, and the errors at CREATE JOB.
+        python3 tests/verify/s3_checkpoints.py --weir "$weir"
         # set -e: reaching this line means every check above passed.
-        echo "verify: 13 passed, 0 failed"
+        echo "verify: 14 passed, 0 failed"
         ;;
     *)
         echo "usage: ./dev.sh weir [ARGS...] | ./dev.sh test" >&2

@@ -7,6 +7,8 @@
 //! <data>/jobs/<job>/snapshots/attempt-<a>/ local snapshots of an attempt before upload, and its sinks' staged rows
 //! <data>/checkpoints/<job>/               checkpoints (or under `state.checkpoints.dir`)
 //! <data>/savepoints/                      savepoints taken without a target directory
+//! <data>/remote-copies/<location>/        local copies of checkpoint files on S3 (local recovery)
+//! <data>/tmp/                             scratch space
 //! <data>/history.txt                      the REPL's history
 //! ```
 //! A name in a path is spelled by [`path_component`], so it is always one entry of its parent.
@@ -59,12 +61,15 @@ impl DataDir {
         self.root.join("history.txt")
     }
 
-    /// `<state.checkpoints.dir or <data>/checkpoints>/<job>`.
-    pub fn job_checkpoints(&self, configured: Option<&Path>, job: &str) -> PathBuf {
-        configured
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.checkpoints())
-            .join(path_component(job))
+    /// `<data>/remote-copies/<location>`: local copies of the files of a checkpoint or savepoint
+    /// directory on S3 (downloads for a restore; local recovery).
+    pub fn remote_copies(&self, location: &str) -> PathBuf {
+        self.root.join("remote-copies").join(path_component(location))
+    }
+
+    /// `<data>/tmp/<name>`: scratch space (a savepoint assembled before its upload).
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.root.join("tmp").join(path_component(name))
     }
 }
 

@@ -65,7 +65,7 @@ async fn incremental_checkpoints_reuse_shared_files_and_clean_up() {
     wait_for_checkpoints(&session, "j", 6).await;
     session.execute("DROP JOB j").await.expect("drop");
 
-    let storage = CheckpointStorage::new(dir.path().join("checkpoints").join("j"));
+    let storage = CheckpointStorage::local(dir.path().join("checkpoints").join("j"));
     let ids = storage.checkpoint_ids().expect("ids");
     // num-retained = 2: only the two newest complete checkpoints are left, nothing aborted.
     assert_eq!(ids.len(), 2, "checkpoint directories left: {ids:?}");
@@ -113,7 +113,7 @@ async fn full_checkpoints_copy_everything() {
         .expect("job");
     wait_for_checkpoints(&session, "j", 3).await;
     session.execute("DROP JOB j").await.expect("drop");
-    let storage = CheckpointStorage::new(dir.path().join("checkpoints").join("j"));
+    let storage = CheckpointStorage::local(dir.path().join("checkpoints").join("j"));
     let ids = storage.checkpoint_ids().expect("ids");
     assert_eq!(ids.len(), 1, "num-retained defaults to 1: {ids:?}");
     let manifest = storage.read_manifest(ids[0]).expect("manifest");
@@ -169,7 +169,7 @@ async fn failed_uploads_are_tolerated_then_fail_the_job() {
         .expect("job");
     let statuses = wait_for_checkpoints(&session, "tolerant", 1).await;
     assert_eq!(&statuses[..2], &["FAILED".to_string(), "FAILED".to_string()], "{statuses:?}");
-    let storage = CheckpointStorage::new(dir.path().join("checkpoints").join("tolerant"));
+    let storage = CheckpointStorage::local(dir.path().join("checkpoints").join("tolerant"));
     for id in [1, 2] {
         assert!(!storage.checkpoint_dir(id).exists(), "files of failed checkpoint {id} remain");
     }

@@ -4,7 +4,6 @@
 //! requested savepoint. It runs beside the coordinator's loop, which goes on triggering and
 //! timing out checkpoints meanwhile.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -150,11 +149,10 @@ impl CheckpointCompleter {
         // Phase two of the sinks' commit (blocking: Kafka transactions wait for the brokers).
         // Failing here leaves the checkpoint in place, and fails the job over: a restore commits its
         // rows again, which must happen before any later epoch is committed.
-        let (storage, committer, staged_manifest) = (self.storage.clone(), self.committer.clone(), manifest.clone());
-        let committed = self
-            .blocking
-            .run("sink commit", move || committer.commit(id, storage.staged_rows(&staged_manifest)?))
-            .await;
+        // The sinks' own staged files, which the checkpoint now holds copies of (on S3, reading
+        // the copies back would download them).
+        let (committer, rows) = (self.committer.clone(), staged.clone());
+        let committed = self.blocking.run("sink commit", move || committer.commit(id, rows)).await;
         if let Err(e) = committed {
             self.mark_failed(checkpoint, &e.to_string());
             return CompletionOutcome {
@@ -175,7 +173,7 @@ impl CheckpointCompleter {
         let keep = retained.clone();
         let cleaned = self.blocking.run("checkpoint cleanup", move || storage.retain(&keep)).await;
         if cleaned.is_ok() {
-            let path_text = path.display().to_string();
+            let path_text = path.clone();
             if let Ok(mut history) = self.history.lock() {
                 history.latest_path = Some(path_text.clone());
                 history.record(CheckpointRecord {
@@ -221,7 +219,7 @@ impl CheckpointCompleter {
         acks: Vec<TaskAck>,
         staged: &[StagedSinkRows],
         mut sources: Vec<SourceState>,
-    ) -> Result<(CheckpointManifest, PathBuf)> {
+    ) -> Result<(CheckpointManifest, String)> {
         let checkpoint_id = checkpoint.id;
         let sync = acks.iter().map(|a| a.sync_duration).max().unwrap_or_default();
         let async_started = Instant::now();
@@ -344,24 +342,24 @@ impl CheckpointCompleter {
     }
 
     /// Answers a user's request once its checkpoint completed; a savepoint is exported first.
-    async fn answer(&self, kind: &RequestKind, manifest: CheckpointManifest, path: PathBuf) -> Result<CompletedCheckpoint> {
+    async fn answer(&self, kind: &RequestKind, manifest: CheckpointManifest, path: String) -> Result<CompletedCheckpoint> {
         match kind {
             RequestKind::Checkpoint => Ok(CompletedCheckpoint {
                 id: manifest.checkpoint_id,
                 path,
                 size: manifest.full_size,
             }),
-            RequestKind::Savepoint { dir, format, .. } => {
-                let (storage, target, format) = (self.storage.clone(), dir.clone(), *format);
+            RequestKind::Savepoint { dir, scratch, format, .. } => {
+                let (storage, target, scratch, format) = (self.storage.clone(), dir.clone(), scratch.clone(), *format);
                 let id = manifest.checkpoint_id;
-                let export_dir = target.clone();
+                let path = target.to_string();
                 let (_, size) = self
                     .blocking
                     .run("savepoint export", move || {
-                        savepoint::export(&storage, &manifest, &export_dir, format)
+                        savepoint::export(&storage, &manifest, &target, &scratch, format)
                     })
                     .await?;
-                Ok(CompletedCheckpoint { id, path: target, size })
+                Ok(CompletedCheckpoint { id, path, size })
             }
         }
     }

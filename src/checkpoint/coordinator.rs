@@ -23,14 +23,16 @@ use crate::checkpoint::pending::PendingCheckpoints;
 use crate::error::{Error, Result};
 use crate::message::{Barrier, BarrierKind, SourceControl};
 use crate::runtime::task::TaskEvent;
-use crate::settings::CheckpointSettings;
+use crate::settings::{CheckpointSettings, StorageLocation};
 
-/// What a user asked for: a savepoint (exported into `dir`) or a checkpoint now (STOP JOB).
+/// What a user asked for: a savepoint (exported into `dir`; `scratch` is a local directory for
+/// one bound for S3) or a checkpoint now (STOP JOB).
 #[derive(Debug)]
 pub enum RequestKind {
     Checkpoint,
     Savepoint {
-        dir: PathBuf,
+        dir: Box<StorageLocation>,
+        scratch: PathBuf,
         format: SavepointFormat,
         /// The job stops right after it: sources emit nothing after the barrier.
         stop: bool,
@@ -47,7 +49,8 @@ pub struct CheckpointRequest {
 #[derive(Debug, Clone)]
 pub struct CompletedCheckpoint {
     pub id: u64,
-    pub path: PathBuf,
+    /// A path or `s3://` URL.
+    pub path: String,
     pub size: u64,
 }
 

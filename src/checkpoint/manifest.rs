@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// A file of a checkpoint, relative to the job's checkpoint directory.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct FileRef {
     pub path: String,
     /// The file's name in the state directory it was taken from (RocksDB finds SSTs by name).

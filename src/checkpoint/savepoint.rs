@@ -2,16 +2,20 @@
 //! **native** copies every file the checkpoint references; **canonical** rewrites each operator's
 //! state as Arrow IPC rows (key group, key, value), which any state backend can load at any
 //! parallelism. The directory holds `_metadata` (same format as a checkpoint's) and the files.
+//! A savepoint bound for S3 is exported into a local scratch directory first, then uploaded with
+//! `_metadata` last and create-only, so a savepoint with `_metadata` is always whole.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::catalog::SavepointFormat;
 use crate::checkpoint::manifest::{CheckpointManifest, FileRef};
+use crate::checkpoint::remote::RemoteDir;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::error::{Error, Result};
 use crate::fs::file_crc;
 use crate::fs::write_atomically;
+use crate::settings::StorageLocation;
 use crate::state::{StateBackendKind, canonical};
 
 /// `backend` of an operator state in canonical format.
@@ -28,9 +32,40 @@ fn copy_file(storage: &CheckpointStorage, file: &FileRef, dir: &Path) -> Result<
     Ok(file.clone())
 }
 
-/// Exports checkpoint `manifest` of `storage` into `dir` (which must not exist yet).
+/// Exports checkpoint `manifest` of `storage` to `target` (which must be empty or not exist yet);
+/// one on S3 is assembled in `scratch` (a local directory, removed afterwards) and uploaded.
 /// Returns the savepoint's manifest and its size in bytes.
 pub fn export(
+    storage: &CheckpointStorage,
+    manifest: &CheckpointManifest,
+    target: &StorageLocation,
+    scratch: &Path,
+    format: SavepointFormat,
+) -> Result<(CheckpointManifest, u64)> {
+    match target {
+        StorageLocation::Local(dir) => export_local(storage, manifest, dir, format),
+        StorageLocation::S3(location) => {
+            let remote = RemoteDir::open(location)?;
+            if !remote.list_files("")?.is_empty() {
+                return Err(Error::invalid(format!("savepoint directory {location} exists and is not empty")));
+            }
+            if scratch.exists() {
+                std::fs::remove_dir_all(scratch)?;
+            }
+            let exported = export_local(storage, manifest, scratch, format).and_then(|(exported, size)| {
+                let files: Vec<(PathBuf, String)> = exported.files().map(|f| (scratch.join(&f.path), f.path.clone())).collect();
+                remote.upload_all(files)?;
+                remote.put_new(METADATA, exported.to_bytes()?)?;
+                Ok((exported, size))
+            });
+            let _ = std::fs::remove_dir_all(scratch);
+            exported
+        }
+    }
+}
+
+/// Exports into the local directory `dir`.
+fn export_local(
     storage: &CheckpointStorage,
     manifest: &CheckpointManifest,
     dir: &Path,
@@ -89,22 +124,58 @@ pub fn export(
     Ok((exported, size))
 }
 
-/// Reads a savepoint (or a retained checkpoint) directory: its manifest, and storage to resolve files.
-pub fn open(path: &Path) -> Result<(CheckpointManifest, Arc<CheckpointStorage>)> {
-    // A checkpoint directory `.../<job>/chk-<n>` resolves its files against the job directory.
-    let (metadata, root) =
-        if path.join(METADATA).exists() && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("chk-")) {
-            (path.join(METADATA), path.parent().map(Path::to_path_buf).unwrap_or_default())
-        } else {
-            (path.join(METADATA), path.to_path_buf())
-        };
-    let bytes = std::fs::read(&metadata).map_err(|e| {
+/// Reads a savepoint (or a retained checkpoint) directory: its manifest, and storage to resolve
+/// files. The files of one on S3 are downloaded into `local_copies` when they are read.
+pub fn open(location: &StorageLocation, local_copies: PathBuf) -> Result<(CheckpointManifest, Arc<CheckpointStorage>)> {
+    let missing = |e: &dyn std::fmt::Display| {
         Error::user(
             crate::error::UserErrorKind::ExternalData,
-            format!("no savepoint or checkpoint at '{}': {e}", path.display()),
+            format!("no savepoint or checkpoint at '{location}': {e}"),
         )
-    })?;
-    let manifest =
-        CheckpointManifest::from_bytes(&bytes, &metadata).map_err(|e| Error::user(crate::error::UserErrorKind::ExternalData, e))?;
-    Ok((manifest, CheckpointStorage::new(root)))
+    };
+    // A checkpoint directory `.../<job>/chk-<n>` resolves its files against the job directory.
+    let (bytes, root) = match location {
+        StorageLocation::Local(path) => {
+            let bytes = std::fs::read(path.join(METADATA)).map_err(|e| missing(&e))?;
+            let root = match path.parent() {
+                Some(parent) if is_checkpoint_dir(path.file_name().and_then(|n| n.to_str())) => parent.to_path_buf(),
+                _ => path.clone(),
+            };
+            (bytes, StorageLocation::Local(root))
+        }
+        StorageLocation::S3(s3) => {
+            let bytes = RemoteDir::open(s3)?.get(METADATA)?.ok_or_else(|| missing(&"it has no _metadata"))?;
+            let root = match s3.prefix.rsplit_once('/') {
+                Some((parent, last)) if is_checkpoint_dir(Some(last)) => StorageLocation::S3(crate::settings::location::S3Location {
+                    prefix: parent.to_string(),
+                    ..s3.clone()
+                }),
+                _ => location.clone(),
+            };
+            (bytes.to_vec(), root)
+        }
+    };
+    let metadata = format!("{location}/{METADATA}");
+    let manifest = CheckpointManifest::from_bytes(&bytes, Path::new(&metadata))
+        .map_err(|e| Error::user(crate::error::UserErrorKind::ExternalData, e))?;
+    Ok((manifest, CheckpointStorage::open(&root, local_copies, false)?))
+}
+
+fn is_checkpoint_dir(name: Option<&str>) -> bool {
+    name.and_then(|n| n.strip_prefix("chk-")).is_some_and(|n| n.parse::<u64>().is_ok())
+}
+
+/// Copies checkpoint `manifest` of the job directory `from` (its `chk-<n>` and the shared files it
+/// references) into `to`, server side: S3's stand-in for moving a directory.
+pub fn copy_remote_checkpoint(
+    from: &crate::settings::location::S3Location,
+    manifest: &CheckpointManifest,
+    to: &crate::settings::location::S3Location,
+) -> Result<()> {
+    let (source, target) = (RemoteDir::open(from)?, RemoteDir::open(to)?);
+    for file in manifest.files() {
+        source.copy_to(&file.path, &target, &file.path)?;
+    }
+    let metadata = format!("chk-{}/{METADATA}", manifest.checkpoint_id);
+    source.copy_to(&metadata, &target, &metadata)
 }

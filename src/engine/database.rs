@@ -11,6 +11,7 @@ use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
 use crate::catalog::{Catalog, JobStatus, TableConnector};
+use crate::checkpoint::remote::RemoteDir;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::kafka_sink::{DeliveryGuarantee, KafkaSinkConfig};
 use crate::connectors::table_store::TableStore;
@@ -23,6 +24,7 @@ use crate::job::{JobManager, JobSettings};
 use crate::planner::statement::{Statement, parse_statements};
 use crate::planner::window_function::{WindowFunction, WindowFunctionKind};
 use crate::planner::{SINGLE_DISTINCT_RULE, insert_target, plan_job};
+use crate::settings::{S3Options, StorageLocation};
 
 /// How a database is opened.
 #[derive(Debug, Clone, Default)]
@@ -82,13 +84,37 @@ impl Database {
 
     /// Refuses to resume a job that took the process down at its last starts (`resume_guard`).
     fn guard_resume(&self, name: &str, options: &BTreeMap<String, String>) -> Result<()> {
-        let settings = JobSettings::from_options(options)?;
-        let configured = match settings.checkpoints.as_ref().and_then(|c| c.dir.as_deref()) {
-            Some(dir) => Some(self.file_roots.resolve("state.checkpoints.dir", dir)?),
-            None => None,
-        };
-        let storage = CheckpointStorage::new(self.paths().job_checkpoints(configured.as_deref(), name));
+        let mut settings = JobSettings::from_options(options)?;
+        self.resolve_checkpoint_dir(&mut settings)?;
+        let storage = self.checkpoint_storage(name, &settings)?;
         resume_guard::before_resume(&self.paths().job(name), &storage)?.map_err(Error::invalid_state)
+    }
+
+    /// The checkpoint directory of job `name`.
+    pub(crate) fn checkpoint_storage(&self, name: &str, settings: &JobSettings) -> Result<Arc<CheckpointStorage>> {
+        let location = settings.checkpoint_location(&self.paths(), name);
+        CheckpointStorage::open(
+            &location,
+            self.paths().remote_copies(&location.to_string()),
+            settings.local_recovery(),
+        )
+    }
+
+    /// A checkpoint or savepoint location named in SQL: an `s3://` URL (reached with the `s3.*`
+    /// keys of `s3`), or a path, which must lie inside the file roots.
+    pub(crate) fn resolve_location(&self, what: &str, text: &str, s3: &S3Options) -> Result<StorageLocation> {
+        match StorageLocation::parse(what, text, s3)? {
+            StorageLocation::Local(path) => Ok(StorageLocation::Local(self.file_roots.resolve(what, &path)?)),
+            remote => Ok(remote),
+        }
+    }
+
+    /// Resolves a job's configured checkpoint directory: a local one inside the file roots.
+    fn resolve_checkpoint_dir(&self, settings: &mut JobSettings) -> Result<()> {
+        if let Some(StorageLocation::Local(dir)) = settings.checkpoints.as_mut().and_then(|c| c.dir.as_mut()) {
+            *dir = self.file_roots.resolve("execution.checkpointing.dir", dir)?;
+        }
+        Ok(())
     }
 
     /// A clean exit follows: no job took the process down (see `resume_guard`), and the jobs torn
@@ -130,8 +156,13 @@ impl Database {
         options: &BTreeMap<String, String>,
     ) -> Result<(crate::graph::JobGraph, JobSettings)> {
         let mut settings = JobSettings::from_options(options)?;
-        if let Some(dir) = settings.checkpoints.as_mut().and_then(|c| c.dir.as_mut()) {
-            *dir = self.file_roots.resolve("state.checkpoints.dir", dir)?;
+        self.resolve_checkpoint_dir(&mut settings)?;
+        // A bucket that does not answer, or refuses the credentials, fails the job now rather
+        // than at its first checkpoint.
+        if let Some(StorageLocation::S3(location)) = settings.checkpoints.as_ref().and_then(|c| c.dir.clone()) {
+            tokio::task::spawn_blocking(move || RemoteDir::open(&location)?.probe())
+                .await
+                .map_err(|e| Error::internal(format!("checking the checkpoint directory failed: {e}")))??;
         }
         let target = insert_target(insert)?;
         let catalog = self.catalog_snapshot()?;
@@ -161,7 +192,7 @@ impl Database {
             let request = job.request_checkpoint(crate::checkpoint::coordinator::RequestKind::Checkpoint);
             match tokio::time::timeout(std::time::Duration::from_secs(30), request).await {
                 // Logged, not printed: printing panics when the output is a closed pipe.
-                Ok(Ok(done)) => tracing::warn!("job {} checkpointed at shutdown ({})", snapshot.name, done.path.display()),
+                Ok(Ok(done)) => tracing::warn!("job {} checkpointed at shutdown ({})", snapshot.name, done.path),
                 Ok(Err(e)) => tracing::error!("job {}: no final checkpoint: {e}", snapshot.name),
                 Err(_) => tracing::error!("job {}: final checkpoint timed out", snapshot.name),
             }

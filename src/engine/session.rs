@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::job::JobSettings;
 use crate::planner::postgres_commands::CopyOptions;
 use crate::planner::statement::{Statement, parse_statements};
+use crate::settings::S3Options;
 
 /// The result of one statement.
 #[derive(Debug, Clone)]
@@ -279,14 +280,19 @@ impl Session {
 
     /// `SET 'key' = 'value'`: checked like a job setting, kept for the session's next jobs.
     fn set(&self, key: String, value: String) -> Result<Output> {
-        let mut probe = BTreeMap::new();
+        // The key alone, with the session's s3.* keys (an s3:// directory needs them).
+        let mut probe: BTreeMap<String, String> = self
+            .settings_snapshot()?
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("s3."))
+            .collect();
         probe.insert(key.clone(), value.clone());
         JobSettings::from_options(&probe)?;
         if matches!(
             key.as_str(),
-            "state.checkpoints.dir" | crate::engine::commands::savepoints::SAVEPOINT_DIR
+            "state.checkpoints.dir" | "execution.checkpointing.dir" | crate::engine::commands::savepoints::SAVEPOINT_DIR
         ) {
-            self.db.file_roots().resolve(&key, std::path::Path::new(&value))?;
+            self.db.resolve_location(&key, &value, &S3Options::from_settings(&probe)?)?;
         }
         self.settings
             .lock()

@@ -141,10 +141,10 @@ impl RunningJob {
     }
 
     /// The job's checkpoint directory (also used by savepoints of jobs without periodic checkpoints).
-    pub fn checkpoint_storage(&self, data_dir: &std::path::Path) -> Arc<CheckpointStorage> {
-        CheckpointStorage::new(
-            DataDir::new(data_dir).job_checkpoints(self.settings.checkpoints.as_ref().and_then(|c| c.dir.as_deref()), &self.name),
-        )
+    pub fn checkpoint_storage(&self, data_dir: &std::path::Path) -> Result<Arc<CheckpointStorage>> {
+        let data = DataDir::new(data_dir);
+        let location = self.settings.checkpoint_location(&data, &self.name);
+        CheckpointStorage::open(&location, data.remote_copies(&location.to_string()), self.settings.local_recovery())
     }
 
     /// Asks the running attempt for a checkpoint or savepoint and waits for it.
@@ -367,7 +367,7 @@ impl JobRunner {
     /// savepoint the job was restored from, while it has no checkpoint of its own).
     fn prepare(&self) -> Result<Attempt> {
         let job = &self.job;
-        let storage = job.checkpoint_storage(&self.data_dir);
+        let storage = job.checkpoint_storage(&self.data_dir)?;
         // One committer per attempt: its Kafka producers fence those of earlier attempts once.
         let committer = self.committer()?;
         let (restore, warnings) = choose_restore_point(&storage, self.initial.as_ref(), &committer)?;
@@ -380,7 +380,7 @@ impl JobRunner {
         if let Some((manifest, files)) = &restore
             && let Ok(mut history) = job.checkpoints.lock()
         {
-            history.latest_path = Some(files.checkpoint_dir(manifest.checkpoint_id).display().to_string());
+            history.latest_path = Some(files.checkpoint_location(manifest.checkpoint_id));
         }
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let job_dir = self.job_dir();
@@ -418,7 +418,7 @@ impl JobRunner {
         }
         // Only checkpoints of this job's own storage can be retained (a savepoint is not ours to delete).
         let retained: Vec<CheckpointManifest> = match (&restore, &self.initial) {
-            (Some((m, files)), _) if files.root() == storage.root() => vec![m.clone()],
+            (Some((m, files)), _) if files.location() == storage.location() => vec![m.clone()],
             _ => Vec::new(),
         };
         let settings = job.settings.checkpoints.clone().unwrap_or_default();
@@ -547,8 +547,11 @@ impl JobRunner {
         if let Ok(mut requests) = self.job.requests.lock() {
             *requests = None;
         }
-        let storage = self.job.checkpoint_storage(&self.data_dir);
-        if let Err(e) = storage.remove_incomplete().and_then(|()| storage.remove_unreferenced_shared()) {
+        let cleaned = self
+            .job
+            .checkpoint_storage(&self.data_dir)
+            .and_then(|storage| storage.remove_incomplete().and_then(|()| storage.remove_unreferenced_shared()));
+        if let Err(e) = cleaned {
             tracing::warn!("job {}: cannot remove aborted checkpoints: {e}", self.job.name);
         }
         end

@@ -28,8 +28,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ from collections import Counter
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kafka_broker  # noqa: E402
 from psycopg_check import ensure_psycopg  # noqa: E402
+from weir_server import WeirServer as Weir  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BASE_MS = 1_704_067_200_000  # 2024-01-01 00:00:00 UTC
@@ -54,61 +53,6 @@ class Failure(Exception):
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
-
-
-class Weir:
-    """`weir serve` on a free loopback port over one data dir; kill() and start() keep the dir."""
-
-    def __init__(self, binary, data_dir):
-        self.binary, self.data_dir = binary, data_dir
-        self.process = None
-        self.port = None
-        self.log_path = data_dir + ".log"
-
-    def start(self):
-        log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen([self.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir],
-                                        stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=ROOT)
-        line = self.process.stdout.readline()
-        if "listening on" not in line:
-            raise Failure(f"weir serve did not start: {line!r}; log: {self.log_tail()}")
-        self.port = int(line.strip().rsplit(":", 1)[1])
-        return self
-
-    def log_tail(self, chars=3000):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read()[-chars:].decode(errors="replace")
-        except OSError:
-            return ""
-
-    def kill(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def connect(self):
-        import psycopg
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                return psycopg.connect(f"host=127.0.0.1 port={self.port} user=weir dbname=weir", autocommit=True)
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-
-    def sql(self, statement, params=None):
-        with self.connect() as conn:
-            cur = conn.execute(statement, params)
-            return cur.fetchall() if cur.description else []
 
 
 # ------------------------------------------------------------------------------------------------

@@ -86,10 +86,15 @@ def generate(path, rows, keys, seed):
     return {key: tuple(val) for key, val in expected.items()}
 
 
-def write_scripts(work, data_path, rate, parallelism, interval, mode):
+def write_scripts(work, data_path, rate, parallelism, interval, mode, checkpoint_dir=None, local_recovery=False):
+    extra = ""
+    if checkpoint_dir:
+        extra += f", 'execution.checkpointing.dir' = '{checkpoint_dir}'"
+    if local_recovery:
+        extra += ", 'state.backend.local-recovery' = 'true'"
     a = f"""CREATE SOURCE events (k VARCHAR, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'file', path = '{data_path}', format = 'csv', 'rows-per-second' = '{rate}');
 CREATE TABLE t (k VARCHAR, window_start TIMESTAMP, window_end TIMESTAMP, cnt BIGINT, total BIGINT, PRIMARY KEY (k, window_start));
-CREATE JOB j WITH ('execution.checkpointing.interval' = '{interval}', 'execution.checkpointing.mode' = '{mode}', 'parallelism' = '{parallelism}') AS INSERT INTO t SELECT k, window_start, window_end, COUNT(*), SUM(v) FROM TUMBLE(events, ts, INTERVAL '1' SECOND) GROUP BY k, window_start, window_end;
+CREATE JOB j WITH ('execution.checkpointing.interval' = '{interval}', 'execution.checkpointing.mode' = '{mode}', 'parallelism' = '{parallelism}'{extra}) AS INSERT INTO t SELECT k, window_start, window_end, COUNT(*), SUM(v) FROM TUMBLE(events, ts, INTERVAL '1' SECOND) GROUP BY k, window_start, window_end;
 SELECT name, status FROM weir_jobs WHERE name = 'j';
 WAIT JOB j;
 """
@@ -266,7 +271,9 @@ def default_weir():
 
 # ------------------------------------------------------------------------------------------------
 
-def main():
+def main(argv=None, corrupt_latest=corrupt_newest_metadata):
+    """`corrupt_latest(data_dir)` damages the newest checkpoint and returns its id (None if there
+    is none yet); the S3 check passes one that damages an object in the bucket."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--weir", help="path to the weir binary (default: target/{release,debug}/weir, "
                                    "then $CARGO_TARGET_DIR or ~/.cache/weir-target)")
@@ -287,9 +294,12 @@ def main():
     ap.add_argument("--interval", default="200ms", help="execution.checkpointing.interval")
     ap.add_argument("--timeout", type=float, default=300.0,
                     help="seconds allowed for the last restart to finish the job, and for script C")
+    ap.add_argument("--checkpoint-dir", help="execution.checkpointing.dir of the job (e.g. s3://bucket/prefix; "
+                                             "default: the data directory's)")
+    ap.add_argument("--local-recovery", action="store_true", help="state.backend.local-recovery = true")
     ap.add_argument("--workdir", help="keep data, scripts and outputs here (default: a temporary "
                                       "directory, removed on success)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.rows < 1 or args.kills < 0 or args.duration <= 0:
         ap.error("--rows must be >= 1, --kills >= 0, --duration > 0")
 
@@ -311,7 +321,8 @@ def main():
     log(f"generated {args.rows} rows ({args.rows / 1000:.0f} s of event time, {args.keys} keys) "
         f"in {time.time() - t0:.1f}s -> {data_path}; {len(expected)} expected (k, window) rows; "
         f"source paced at {rate} rows/s (~{args.rows / rate:.1f} s)")
-    scripts = write_scripts(work, data_path, rate, args.parallelism, args.interval, args.mode)
+    scripts = write_scripts(work, data_path, rate, args.parallelism, args.interval, args.mode,
+                            args.checkpoint_dir, args.local_recovery)
 
     rng = random.Random(args.seed * 7919 + 1)
     # Kill moments: seconds after the job exists (first run) or after the restart (later runs).
@@ -341,7 +352,7 @@ def main():
                 run.check_exit(rc)
                 log(f"[{run.label}] had already exited 0 (job finished) before kill {i}")
             run.close()
-            damaged = corrupt_newest_metadata(data_dir) if (args.corrupt_latest and i == 1) else None
+            damaged = corrupt_latest(data_dir) if (args.corrupt_latest and i == 1) else None
             run = WeirRun(weir, data_dir, scripts["B"], work, f"run{i}-B")
             runs.append(run)
             if damaged is not None:

@@ -1,8 +1,10 @@
 """Runs a client command against a `weir serve` on a free loopback port (shared by the driver checks)."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PAR_CSV = os.path.join(ROOT, "sql", "data", "par.csv")
@@ -45,3 +47,60 @@ def run_client(weir, data_dir, client, label, timeout):
     finally:
         server.kill()
         server.wait()
+
+
+class WeirServer:
+    """`weir serve` on a free loopback port over one data dir, driven over psycopg (the venv's);
+    kill() and start() keep the dir. Its log goes to `<data_dir>.log`."""
+
+    def __init__(self, binary, data_dir, file_roots=()):
+        self.binary, self.data_dir = binary, data_dir
+        self.file_roots = [arg for root in file_roots for arg in ("--file-root", root)]
+        self.process = None
+        self.port = None
+        self.log_path = data_dir + ".log"
+
+    def start(self):
+        log_file = open(self.log_path, "ab")
+        self.process = subprocess.Popen([self.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir, *self.file_roots],
+                                        stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=ROOT)
+        line = self.process.stdout.readline()
+        if "listening on" not in line:
+            raise RuntimeError(f"weir serve did not start: {line!r}; log: {self.log_tail()}")
+        self.port = int(line.strip().rsplit(":", 1)[1])
+        return self
+
+    def log_tail(self, chars=3000):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-chars:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def connect(self):
+        import psycopg
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return psycopg.connect(f"host=127.0.0.1 port={self.port} user=weir dbname=weir", autocommit=True)
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+
+    def sql(self, statement, params=None):
+        with self.connect() as conn:
+            cur = conn.execute(statement, params)
+            return cur.fetchall() if cur.description else []

@@ -153,13 +153,14 @@ impl Session {
         }
         let (options, graph, settings) = self.plan_job(&job).await?;
         // A new job starts from nothing: no state, markers or checkpoints of an earlier job of this name.
-        let paths = self.db.paths();
-        let checkpoints = paths.job_checkpoints(settings.checkpoints.as_ref().and_then(|c| c.dir.as_deref()), &job.name);
-        for dir in [paths.job(&job.name).path().to_path_buf(), checkpoints] {
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| Error::internal(format!("cannot clear {}: {e}", dir.display())))?;
-            }
+        let job_dir = self.db.paths().job(&job.name).path().to_path_buf();
+        if job_dir.exists() {
+            std::fs::remove_dir_all(&job_dir).map_err(|e| Error::internal(format!("cannot clear {}: {e}", job_dir.display())))?;
         }
+        let checkpoints = self.db.checkpoint_storage(&job.name, &settings)?;
+        tokio::task::spawn_blocking(move || checkpoints.clear())
+            .await
+            .map_err(|e| Error::internal(format!("clearing the job's checkpoints failed: {e}")))??;
         self.db.table_store().clear_commits(&job.name)?;
         let def = JobDef {
             name: job.name.clone(),
@@ -208,8 +209,8 @@ impl Session {
                         .checkpoints
                         .as_ref()
                         .is_some_and(|c| c.retention == CheckpointRetention::RetainOnCancellation);
-                    if !retain {
-                        let _ = std::fs::remove_dir_all(job.checkpoint_storage(self.db.data_dir()).root());
+                    if !retain && let Err(e) = job.checkpoint_storage(self.db.data_dir()).and_then(|s| s.clear()) {
+                        tracing::warn!("job {name}: cannot remove its checkpoints: {e}");
                     }
                 }
                 self.db.jobs().forget(name)?;

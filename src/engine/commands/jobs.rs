@@ -67,8 +67,8 @@ impl Session {
             .checkpoints
             .as_ref()
             .is_some_and(|c| c.retention == CheckpointRetention::RetainOnCancellation);
-        if !retain {
-            let _ = std::fs::remove_dir_all(running.checkpoint_storage(self.database().data_dir()).root());
+        if !retain && let Err(e) = running.checkpoint_storage(self.database().data_dir()).and_then(|s| s.clear()) {
+            tracing::warn!("job {job}: cannot remove its checkpoints: {e}");
         }
         Ok(Output::Done { tag: "CANCEL JOB".into() })
     }

@@ -2,13 +2,14 @@
 //! catalog (SHOW / DESCRIBE / DROP SAVEPOINT).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::catalog::{JobDef, JobStatus, SavepointDef, SavepointFormat};
 use crate::checkpoint::commit::SinkCommitter;
 use crate::checkpoint::coordinator::RequestKind;
 use crate::checkpoint::manifest::CheckpointManifest;
+use crate::checkpoint::remote::RemoteDir;
 use crate::checkpoint::restore::{match_state, restore_problem};
 use crate::checkpoint::savepoint;
 use crate::checkpoint::storage::CheckpointStorage;
@@ -18,20 +19,36 @@ use crate::error::{Error, Result};
 use crate::graph::JobGraph;
 use crate::job::JobSettings;
 use crate::planner::statement::{RestoreFrom, RestoreJob};
+use crate::settings::location::S3Location;
+use crate::settings::{S3Options, StorageLocation};
 
 /// Setting for where savepoints go by default.
 pub const SAVEPOINT_DIR: &str = "execution.checkpointing.savepoint-dir";
 
 impl Session {
-    fn savepoint_dir(&self, dir: Option<String>) -> Result<PathBuf> {
+    /// Where a savepoint goes: `TO '<dir>'`, else the savepoint-dir setting, else
+    /// `<data>/savepoints`.
+    fn savepoint_dir(&self, dir: Option<String>, s3: &S3Options) -> Result<StorageLocation> {
         let dir = match dir {
-            Some(dir) => PathBuf::from(dir),
+            Some(dir) => dir,
             None => match self.settings_snapshot()?.get(SAVEPOINT_DIR) {
-                Some(dir) => PathBuf::from(dir),
-                None => return Ok(self.database().paths().savepoints()),
+                Some(dir) => dir.clone(),
+                None => return Ok(StorageLocation::Local(self.database().paths().savepoints())),
             },
         };
-        self.database().file_roots().resolve("savepoint directory", &dir)
+        self.database().resolve_location("savepoint directory", &dir, s3)
+    }
+
+    /// The `s3.*` keys for a savepoint location: a statement's `WITH`, over the session's, over
+    /// those of the job's settings.
+    fn s3_options(&self, job: Option<&JobSettings>, with: &BTreeMap<String, String>) -> Result<S3Options> {
+        let mut settings: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(job) = job {
+            settings.extend(job.s3.entries());
+        }
+        settings.extend(self.settings_snapshot()?);
+        settings.extend(with.clone());
+        S3Options::from_settings(&settings)
     }
 
     /// Takes a savepoint of a running job and records it in the catalog.
@@ -54,8 +71,8 @@ impl Session {
                 }
             }
         }
-        let base = self.savepoint_dir(dir)?;
         let running = self.database().jobs().get(job)?.ok_or_else(|| self.job_missing(job))?;
+        let base = self.savepoint_dir(dir, &self.s3_options(Some(&running.settings), &BTreeMap::new())?)?;
         // Names are predictable (sp_<job>_<n>) so scripts can restore what they took.
         let taken = self
             .database()
@@ -68,10 +85,10 @@ impl Session {
             .map(|n| format!("sp_{job}_{n}"))
             .find(|n| !self.database().catalog_snapshot().is_ok_and(|c| c.savepoints.contains_key(n)))
             .unwrap_or_default();
-        let path = base.join(crate::data_dir::path_component(&name));
         let done = running
             .request_checkpoint(RequestKind::Savepoint {
-                dir: path.clone(),
+                dir: Box::new(base.join(&crate::data_dir::path_component(&name))),
+                scratch: self.database().paths().scratch(&name),
                 format,
                 stop,
             })
@@ -79,7 +96,7 @@ impl Session {
         let def = SavepointDef {
             name: name.clone(),
             job: job.to_string(),
-            path: done.path.display().to_string(),
+            path: done.path,
             format,
             created_ms: chrono_millis(),
             size_bytes: done.size,
@@ -104,22 +121,27 @@ impl Session {
     }
 
     /// The savepoint (or checkpoint) a RESTORE names, read and checked.
-    fn restore_source(&self, from: &RestoreFrom) -> Result<(CheckpointManifest, Arc<CheckpointStorage>, PathBuf)> {
-        let path = match from {
+    fn restore_source(&self, restore: &RestoreJob) -> Result<(CheckpointManifest, Arc<CheckpointStorage>, StorageLocation)> {
+        let s3 = self.s3_options(None, &restore.options)?;
+        let location = match &restore.from {
             RestoreFrom::Savepoint(name) => {
                 let catalog = self.database().catalog_snapshot()?;
-                PathBuf::from(
-                    &catalog
-                        .savepoints
-                        .get(name)
-                        .ok_or_else(|| Error::not_found("savepoint", name))?
-                        .path,
-                )
+                let path = &catalog
+                    .savepoints
+                    .get(name)
+                    .ok_or_else(|| Error::not_found("savepoint", name))?
+                    .path;
+                StorageLocation::parse("savepoint", path, &s3)?
             }
-            RestoreFrom::Path(path) => self.database().file_roots().resolve("savepoint", Path::new(path))?,
+            RestoreFrom::Path(path) => self.database().resolve_location("savepoint", path, &s3)?,
         };
-        let (manifest, storage) = savepoint::open(&path)?;
-        Ok((manifest, storage, path))
+        let (manifest, storage) = self.open_savepoint(&location)?;
+        Ok((manifest, storage, location))
+    }
+
+    /// Reads a savepoint or checkpoint directory (files on S3 are copied under the data dir).
+    fn open_savepoint(&self, location: &StorageLocation) -> Result<(CheckpointManifest, Arc<CheckpointStorage>)> {
+        savepoint::open(location, self.database().paths().remote_copies(&location.to_string()))
     }
 
     /// Plans a restore: the job's settings and graph, from the stored SQL or a new query.
@@ -143,7 +165,7 @@ impl Session {
     }
 
     pub(crate) async fn restore_job(&self, restore: &RestoreJob, explain: bool) -> Result<Output> {
-        let (manifest, storage, path) = self.restore_source(&restore.from)?;
+        let (manifest, storage, path) = self.restore_source(restore)?;
         let (options, graph, settings, insert_sql) = self.plan_restore(restore, &manifest).await?;
         let problem = restore_problem(&manifest, &graph, &settings, restore.allow_non_restored);
         if explain {
@@ -181,23 +203,39 @@ impl Session {
         db.jobs().forget(&restore.job)?;
         // The job starts over from the savepoint: its old checkpoints and local state go, but a
         // checkpoint of its own that is being restored is moved out of the way first.
-        let root = db
-            .paths()
-            .job_checkpoints(settings.checkpoints.as_ref().and_then(|c| c.dir.as_deref()), &restore.job);
-        let (manifest, storage) = if path.starts_with(&root) {
-            let aside = root.with_extension(format!("restored-{}", chrono_millis()));
-            std::fs::rename(&root, &aside)?;
-            let moved = aside.join(path.strip_prefix(&root).map_err(|e| Error::internal(e.to_string()))?);
-            let (manifest, storage) = savepoint::open(&moved)?;
-            (manifest, storage)
-        } else {
-            (manifest, storage)
-        };
-        for dir in [db.paths().job(&restore.job).path().to_path_buf(), root] {
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)?;
+        let root = settings.checkpoint_location(&db.paths(), &restore.job);
+        let aside = root.to_string() + &format!(".restored-{}", chrono_millis());
+        let (manifest, storage) = match (&path, &root) {
+            (StorageLocation::Local(path), StorageLocation::Local(root)) if path.starts_with(root) => {
+                let aside = PathBuf::from(aside);
+                std::fs::rename(root, &aside)?;
+                let moved = aside.join(path.strip_prefix(root).map_err(|e| Error::internal(e.to_string()))?);
+                self.open_savepoint(&StorageLocation::Local(moved))?
             }
+            (StorageLocation::S3(path), StorageLocation::S3(root))
+                if path.bucket == root.bucket && path.prefix.starts_with(&format!("{}/", root.prefix)) =>
+            {
+                let aside = S3Location {
+                    prefix: format!("{}.restored-{}", root.prefix, chrono_millis()),
+                    ..root.clone()
+                };
+                let relative = path.prefix[root.prefix.len() + 1..].to_string();
+                let (from, to, copied) = (root.clone(), aside.clone(), manifest.clone());
+                tokio::task::spawn_blocking(move || savepoint::copy_remote_checkpoint(&from, &copied, &to))
+                    .await
+                    .map_err(|e| Error::internal(format!("copying the checkpoint aside failed: {e}")))??;
+                self.open_savepoint(&StorageLocation::S3(aside.join(&relative)))?
+            }
+            _ => (manifest, storage),
+        };
+        let job_dir = db.paths().job(&restore.job).path().to_path_buf();
+        if job_dir.exists() {
+            std::fs::remove_dir_all(&job_dir)?;
         }
+        let old_checkpoints = db.checkpoint_storage(&restore.job, &settings)?;
+        tokio::task::spawn_blocking(move || old_checkpoints.clear())
+            .await
+            .map_err(|e| Error::internal(format!("clearing the job's checkpoints failed: {e}")))??;
         let subtasks = manifest.parallelism.max(settings.parallelism);
         let committer = SinkCommitter::new(&restore.job, &graph, db.table_store().clone())?;
         let epoch = manifest.checkpoint_id;
@@ -236,7 +274,8 @@ impl Session {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::not_found("savepoint", name))?;
-        let (manifest, storage) = savepoint::open(Path::new(&def.path))?;
+        let location = StorageLocation::parse("savepoint", &def.path, &self.s3_options(None, &BTreeMap::new())?)?;
+        let (manifest, storage) = self.open_savepoint(&location)?;
         let mut rows = vec![
             vec!["name".into(), def.name.clone()],
             vec!["job".into(), def.job.clone()],
@@ -275,8 +314,13 @@ impl Session {
                 Err(Error::not_found("savepoint", name))
             };
         };
-        if Path::new(&def.path).exists() {
-            std::fs::remove_dir_all(&def.path)?;
+        match StorageLocation::parse("savepoint", &def.path, &self.s3_options(None, &BTreeMap::new())?)? {
+            StorageLocation::Local(path) => {
+                if path.exists() {
+                    std::fs::remove_dir_all(&path)?;
+                }
+            }
+            StorageLocation::S3(location) => RemoteDir::open(&location)?.delete_all("")?,
         }
         self.database().update_catalog(|c| {
             c.savepoints.remove(name);

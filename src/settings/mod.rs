@@ -2,10 +2,13 @@
 //! Keys follow Flink's where Flink has one.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result, UserErrorKind};
+
+pub mod location;
+
+pub use location::{S3Options, StorageLocation};
 
 /// `state.backend.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +62,10 @@ pub struct CheckpointSettings {
     pub retention: CheckpointRetention,
     pub incremental: bool,
     /// Where checkpoints go; `None` is `<data-dir>/checkpoints`.
-    pub dir: Option<PathBuf>,
+    pub dir: Option<StorageLocation>,
+    /// `state.backend.local-recovery`: a job checkpointing to S3 keeps its latest checkpoint's
+    /// files on local disk too, so a restart on the same machine downloads nothing.
+    pub local_recovery: bool,
     /// For tests: this many checkpoint uploads of the job fail (`debug.checkpoint.fail-uploads`).
     pub fail_uploads: u32,
     /// For tests: this many checkpoint uploads of the job hang until the checkpoint is aborted
@@ -81,6 +87,7 @@ impl Default for CheckpointSettings {
             retention: CheckpointRetention::DeleteOnCancellation,
             incremental: true,
             dir: None,
+            local_recovery: false,
             fail_uploads: 0,
             hang_uploads: 0,
         }
@@ -130,9 +137,11 @@ pub struct JobSettings {
     /// `table.exec.source.idle-timeout`: a source subtask that produced nothing for this long is
     /// marked idle, so downstream watermarks advance without it (Flink's key; off by default).
     pub source_idle_timeout: Option<Duration>,
+    /// The `s3.*` keys, for the `s3://` locations of this job's checkpoints and savepoints.
+    pub s3: S3Options,
 }
 
-pub const KNOWN_KEYS: [&str; 27] = [
+pub const KNOWN_KEYS: [&str; 35] = [
     "parallelism",
     "state.backend.type",
     "state.backend.incremental",
@@ -160,6 +169,14 @@ pub const KNOWN_KEYS: [&str; 27] = [
     "debug.checkpoint.hang-uploads",
     "table.exec.source.idle-timeout",
     "execution.checkpointing.savepoint-dir",
+    "execution.checkpointing.dir",
+    "state.backend.local-recovery",
+    "s3.endpoint",
+    "s3.region",
+    "s3.access-key",
+    "s3.secret-key",
+    "s3.session-token",
+    "s3.path.style.access",
 ];
 
 /// `200ms`, `10s`, `1 min`, `2h`, `1d`; a bare number is milliseconds, as in Flink.
@@ -237,6 +254,20 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
 }
 
 impl JobSettings {
+    /// The job's checkpoint directory: `<checkpoint dir or <data>/checkpoints>/<job>`.
+    pub fn checkpoint_location(&self, data: &crate::data_dir::DataDir, job: &str) -> StorageLocation {
+        let job = crate::data_dir::path_component(job);
+        match self.checkpoints.as_ref().and_then(|c| c.dir.as_ref()) {
+            Some(dir) => dir.join(&job),
+            None => StorageLocation::Local(data.checkpoints().join(job)),
+        }
+    }
+
+    /// `state.backend.local-recovery` (off without checkpoints).
+    pub fn local_recovery(&self) -> bool {
+        self.checkpoints.as_ref().is_some_and(|c| c.local_recovery)
+    }
+
     /// Applies the pinned uids to a planned graph; a pin naming no operator is an error.
     pub fn pin_uids(&self, mut graph: crate::graph::JobGraph) -> Result<crate::graph::JobGraph> {
         for (generated, pinned) in &self.pinned_uids {
@@ -259,7 +290,9 @@ impl JobSettings {
             restart: RestartStrategy::None,
             pinned_uids: BTreeMap::new(),
             source_idle_timeout: None,
+            s3: S3Options::default(),
         };
+        let mut checkpoint_dir: Option<(&str, &str)> = None;
         let mut checkpoints = CheckpointSettings::default();
         let mut restart_type: Option<String> = None;
         let (mut attempts, mut fixed_delay) = (1u32, Duration::from_secs(1));
@@ -280,12 +313,9 @@ impl JobSettings {
                 "state.backend.type" | "state.backend" => settings.state_backend = StateBackendKind::parse(value)?,
                 "state.cache.max-entries" => settings.state_cache_entries = parse_int(k, value, 1usize)?,
                 "state.backend.incremental" => checkpoints.incremental = parse_bool(k, value)?,
-                "state.checkpoints.dir" => {
-                    if value.trim().is_empty() {
-                        return Err(Error::invalid("'state.checkpoints.dir' must not be empty"));
-                    }
-                    checkpoints.dir = Some(PathBuf::from(value))
-                }
+                // Flink's old and new names; parsed after the loop, with the s3.* keys.
+                "state.checkpoints.dir" | "execution.checkpointing.dir" => checkpoint_dir = Some((k, value)),
+                "state.backend.local-recovery" => checkpoints.local_recovery = parse_bool(k, value)?,
                 "execution.checkpointing.interval" => {
                     checkpoints.interval = parse_duration(k, value)?;
                     if checkpoints.interval.is_zero() {
@@ -324,12 +354,8 @@ impl JobSettings {
                         }
                     }
                 }
-                // Read by SAVEPOINT JOB / STOP JOB WITH SAVEPOINT (lifecycle.rs); checked here.
-                "execution.checkpointing.savepoint-dir" => {
-                    if value.trim().is_empty() {
-                        return Err(Error::invalid("'execution.checkpointing.savepoint-dir' must not be empty"));
-                    }
-                }
+                // Read by SAVEPOINT JOB / STOP JOB WITH SAVEPOINT (savepoints.rs); checked after the loop.
+                "execution.checkpointing.savepoint-dir" => {}
                 "execution.checkpointing.unaligned.enabled" => {
                     if parse_bool(k, value)? {
                         return Err(Error::unsupported(
@@ -367,6 +393,7 @@ impl JobSettings {
                         .filter(|m| m.is_finite() && *m >= 1.0)
                         .ok_or_else(|| Error::invalid(format!("'{k}' must be a finite number >= 1, not '{value}'")))?
                 }
+                other if settings.s3.take(other, value)? => {}
                 other if other.starts_with("uid.") && other.len() > 4 => {
                     let uid = value.trim();
                     if uid.is_empty()
@@ -392,6 +419,12 @@ impl JobSettings {
                     ));
                 }
             }
+        }
+        if let Some((key, value)) = checkpoint_dir {
+            checkpoints.dir = Some(StorageLocation::parse(key, value, &settings.s3)?);
+        }
+        if let Some(value) = options.get("execution.checkpointing.savepoint-dir") {
+            StorageLocation::parse("execution.checkpointing.savepoint-dir", value, &settings.s3)?;
         }
         if !checkpoints.interval.is_zero() {
             settings.checkpoints = Some(checkpoints);
