@@ -141,7 +141,8 @@ pub struct JobSettings {
     pub s3: S3Options,
 }
 
-pub const KNOWN_KEYS: [&str; 35] = [
+/// The keys besides `uid.*` and the `s3.*` ones ([`location::S3_KEYS`]).
+pub const KNOWN_KEYS: [&str; 29] = [
     "parallelism",
     "state.backend.type",
     "state.backend.incremental",
@@ -171,12 +172,6 @@ pub const KNOWN_KEYS: [&str; 35] = [
     "execution.checkpointing.savepoint-dir",
     "execution.checkpointing.dir",
     "state.backend.local-recovery",
-    "s3.endpoint",
-    "s3.region",
-    "s3.access-key",
-    "s3.secret-key",
-    "s3.session-token",
-    "s3.path.style.access",
 ];
 
 /// `200ms`, `10s`, `1 min`, `2h`, `1d`; a bare number is milliseconds, as in Flink.
@@ -413,8 +408,9 @@ impl JobSettings {
                     return Err(Error::user(
                         UserErrorKind::UndefinedName,
                         format!(
-                            "unrecognized configuration parameter \"{other}\"; Weir's settings: {}, uid.<operator uid>",
-                            KNOWN_KEYS.join(", ")
+                            "unrecognized configuration parameter \"{other}\"; Weir's settings: {}, {}, uid.<operator uid>",
+                            KNOWN_KEYS.join(", "),
+                            location::S3_KEYS.join(", ")
                         ),
                     ));
                 }

@@ -22,12 +22,10 @@ would, and compares what lands in a result table with the same computation done 
 Needs the venv (noida-db, confluent-kafka, psycopg); skips loudly when they cannot be installed.
 """
 
-import argparse
 import contextlib
 import json
 import os
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -36,7 +34,7 @@ from collections import Counter
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kafka_broker  # noqa: E402
 from psycopg_check import ensure_psycopg  # noqa: E402
-from weir_server import WeirServer as Weir  # noqa: E402
+from weir_server import WeirServer as Weir, check_arguments, run_checks  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BASE_MS = 1_704_067_200_000  # 2024-01-01 00:00:00 UTC
@@ -512,10 +510,7 @@ CHECKS = {
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--weir", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/weir-target")), "release", "weir"))
-    parser.add_argument("--only", choices=sorted(CHECKS), action="append")
-    args = parser.parse_args()
+    args = check_arguments(CHECKS)
     if ensure_psycopg() is None:
         print("*** SKIPPING Kafka checks: psycopg cannot be installed ***")
         return 0
@@ -525,23 +520,7 @@ def main():
         print(f"*** SKIPPING Kafka checks: {e} ***")
         return 0
     work = tempfile.mkdtemp(prefix="weir-kafka-pipeline-")
-    failed = 0
-    names = args.only or list(CHECKS)
-    for name in names:
-        started = time.monotonic()
-        try:
-            summary = CHECKS[name](args.weir, work)
-            print(f"kafka {name}: ok in {time.monotonic() - started:.1f} s: {summary}", flush=True)
-        except Exception as e:  # report every check, then fail
-            failed += 1
-            print(f"kafka {name}: FAILED after {time.monotonic() - started:.1f} s: {e}", flush=True)
-            for log_file in sorted(os.listdir(work)):
-                if log_file.endswith(".log"):
-                    print(f"--- {log_file} (tail)\n" + open(os.path.join(work, log_file), errors="replace").read()[-3000:])
-    if failed == 0:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"kafka pipeline: {len(names) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_checks("kafka pipeline", CHECKS, args.only or list(CHECKS), work, lambda check: check(args.weir, work))
 
 
 if __name__ == "__main__":

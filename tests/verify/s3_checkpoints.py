@@ -17,11 +17,9 @@ the check can take down.
 
 Needs the venv (moto[server], boto3, psycopg); skips loudly when they cannot be installed.
 """
-import argparse
 import glob
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import recovery  # noqa: E402
 import s3_server  # noqa: E402
 from psycopg_check import ensure_psycopg  # noqa: E402
-from weir_server import WeirServer  # noqa: E402
+from weir_server import WeirServer, check_arguments, run_checks  # noqa: E402
 
 BUCKET = "weir-checkpoints"
 ROWS, KEYS = 60_000, 10
@@ -256,10 +254,7 @@ CHECKS = {
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--weir", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/weir-target")), "release", "weir"))
-    parser.add_argument("--only", choices=sorted(CHECKS), action="append")
-    args = parser.parse_args()
+    args = check_arguments(CHECKS)
     if ensure_psycopg() is None:
         print("*** SKIPPING S3 checks: psycopg cannot be installed ***")
         return 0
@@ -270,26 +265,12 @@ def main():
         return 0
     weir_binary = os.path.abspath(args.weir)
     work = tempfile.mkdtemp(prefix="weir-s3-")
-    failed = 0
-    names = args.only or list(CHECKS)
     with s3_server.S3Server(os.path.join(work, "moto.log")) as s3:
         s3.create_bucket(BUCKET)
         os.environ.update(s3.weir_env())
         os.environ["WEIR_LOG"] = "warn,weir::checkpoint=info"
-        for name in names:
-            started = time.monotonic()
-            try:
-                summary = CHECKS[name](weir_binary, work, s3)
-                print(f"s3 {name}: ok in {time.monotonic() - started:.1f} s: {summary}", flush=True)
-            except Exception as e:  # report every check, then fail
-                failed += 1
-                print(f"s3 {name}: FAILED after {time.monotonic() - started:.1f} s: {e}", flush=True)
-                for log_file in sorted(glob.glob(os.path.join(work, "*.log"))):
-                    print(f"--- {log_file} (tail)\n" + open(log_file, errors="replace").read()[-3000:])
-    if failed == 0:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"s3 checkpoints: {len(names) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+        return run_checks("s3 checkpoints", CHECKS, args.only or list(CHECKS), work,
+                          lambda check: check(weir_binary, work, s3))
 
 
 if __name__ == "__main__":

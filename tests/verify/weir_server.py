@@ -1,6 +1,9 @@
 """Runs a client command against a `weir serve` on a free loopback port (shared by the driver checks)."""
 
+import argparse
+import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,3 +107,32 @@ class WeirServer:
         with self.connect() as conn:
             cur = conn.execute(statement, params)
             return cur.fetchall() if cur.description else []
+
+
+def check_arguments(checks):
+    """`--weir` (default: the release build in $CARGO_TARGET_DIR) and `--only NAME` (repeatable)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--weir", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/weir-target")), "release", "weir"))
+    parser.add_argument("--only", choices=sorted(checks), action="append")
+    return parser.parse_args()
+
+
+def run_checks(label, checks, names, work, run):
+    """Runs `run(check)` for each named check (it returns a summary line), printing
+    `<label> <name>: ok ...` or `FAILED` with the tails of the *.log files in `work`; every check
+    runs even after a failure. Removes `work` when all passed; returns the exit code."""
+    failed = 0
+    for name in names:
+        started = time.monotonic()
+        try:
+            summary = run(checks[name])
+            print(f"{label} {name}: ok in {time.monotonic() - started:.1f} s: {summary}", flush=True)
+        except Exception as e:  # report every check, then fail
+            failed += 1
+            print(f"{label} {name}: FAILED after {time.monotonic() - started:.1f} s: {e}", flush=True)
+            for log_file in sorted(glob.glob(os.path.join(work, "*.log"))):
+                print(f"--- {log_file} (tail)\n" + open(log_file, errors="replace").read()[-3000:])
+    if failed == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{label}: {len(names) - failed} passed, {failed} failed")
+    return 1 if failed else 0
