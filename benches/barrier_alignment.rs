@@ -1,15 +1,17 @@
 //! The input gate alone: data batches from several upstream channels with a barrier every 100
-//! batches per channel, aligned (exactly-once) or not (at-least-once). Measures messages through
-//! the gate per second. Run with `cargo bench --bench barrier_alignment`.
+//! batches per channel, aligned (exactly-once), unaligned (exactly-once, the barrier announced on
+//! the priority lane and the records before it recorded) or not aligned at all (at-least-once).
+//! Measures messages through the gate per second. Run with `cargo bench --bench barrier_alignment`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::array::Int64Array;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
-use tokio::sync::mpsc::channel;
 use weir::message::{Barrier, BarrierKind, Message};
+use weir::runtime::exchange::channel;
 use weir::runtime::gate::{Alignment, InputGate};
 
 const CHANNELS: usize = 4;
@@ -23,7 +25,11 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("input_gate");
     group.throughput(Throughput::Elements(CHANNELS as u64 * BATCHES_PER_CHANNEL));
     group.sample_size(10);
-    for (name, alignment) in [("aligned", Alignment::Aligned), ("unaligned", Alignment::Unaligned)] {
+    for (name, alignment) in [
+        ("aligned", Alignment::Aligned),
+        ("unaligned", Alignment::Unaligned { timeout: Duration::ZERO }),
+        ("at_least_once", Alignment::AtLeastOnce),
+    ] {
         group.bench_function(name, |b| {
             b.iter(|| {
                 runtime.block_on(async {
@@ -36,15 +42,13 @@ fn bench(c: &mut Criterion) {
                         producers.push(tokio::spawn(async move {
                             for i in 0..BATCHES_PER_CHANNEL {
                                 if i % BATCHES_PER_BARRIER == 0 {
-                                    let barrier = Barrier {
-                                        checkpoint_id: i / BATCHES_PER_BARRIER + 1,
-                                        kind: BarrierKind::Checkpoint,
-                                    };
-                                    tx.send(Message::Barrier(barrier)).await.expect("send");
+                                    let barrier = Barrier::new(i / BATCHES_PER_BARRIER + 1, BarrierKind::Checkpoint);
+                                    let _ = tx.priority.send(barrier);
+                                    tx.data.send(Message::Barrier(barrier)).await.expect("send");
                                 }
-                                tx.send(Message::Data(batch.clone())).await.expect("send");
+                                tx.data.send(Message::Data(batch.clone())).await.expect("send");
                             }
-                            tx.send(Message::End).await.expect("send");
+                            tx.data.send(Message::End).await.expect("send");
                         }));
                     }
                     let mut gate = InputGate::new(receivers, alignment);

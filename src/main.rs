@@ -137,6 +137,26 @@ enum Bench {
     },
     /// Checkpoint duration and bytes on a steady keyed workload with a large RocksDB state,
     /// incremental vs full; one JSON line per mode
+    /// Checkpoints behind a slow sink (backpressure), aligned and then unaligned.
+    Backpressure {
+        /// Seconds each mode runs.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Rows per second each sink subtask writes (debug.sink.rows-per-second).
+        #[arg(long, default_value_t = 20_000)]
+        sink_rate: u64,
+        /// Checkpoint interval.
+        #[arg(long, default_value = "2s")]
+        interval: String,
+        #[arg(long, default_value_t = 2)]
+        parallelism: usize,
+        /// Append the JSON lines to this file.
+        #[arg(long, default_value = "benches/results.jsonl")]
+        results: PathBuf,
+        /// Do not append to the results file.
+        #[arg(long)]
+        no_results: bool,
+    },
     Checkpoint {
         /// Approximate state size in MiB.
         #[arg(long, default_value_t = 512)]
@@ -244,6 +264,23 @@ fn main() -> ExitCode {
                 rows,
                 reads,
                 write_rate,
+                results: (!no_results).then_some(results),
+            }
+            .run()
+            .await
+            .map(|_| ()),
+            Command::Bench(Bench::Backpressure {
+                seconds,
+                sink_rate,
+                interval,
+                parallelism,
+                results,
+                no_results,
+            }) => weir::bench::BackpressureBench {
+                duration: std::time::Duration::from_secs(seconds),
+                sink_rows_per_second: sink_rate,
+                interval,
+                parallelism,
                 results: (!no_results).then_some(results),
             }
             .run()

@@ -60,6 +60,19 @@ pub enum SourceControl {
 pub struct Barrier {
     pub checkpoint_id: u64,
     pub kind: BarrierKind,
+    /// When the coordinator triggered the checkpoint: `aligned-checkpoint-timeout` counts from
+    /// here, as Flink's checkpoint start delay does.
+    pub triggered: std::time::Instant,
+}
+
+impl Barrier {
+    pub fn new(checkpoint_id: u64, kind: BarrierKind) -> Self {
+        Barrier {
+            checkpoint_id,
+            kind,
+            triggered: std::time::Instant::now(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

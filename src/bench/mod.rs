@@ -1,14 +1,17 @@
 //! `weir bench`: measurements of a running Weir, printed for people and appended as JSON lines for
 //! regression tracking. `query` runs a SQL job (the Nexmark queries in `sql/nexmark/`) over a
 //! bounded input; `checkpoint` measures checkpoints of a large RocksDB state; `serve` measures
-//! reads of a result table while a job writes it.
+//! reads of a result table while a job writes it; `backpressure` measures aligned and unaligned
+//! checkpoints behind a slow sink.
 
+pub mod backpressure;
 pub mod checkpoint;
 pub mod kafka;
 pub mod plot;
 pub mod query;
 pub mod serve;
 
+pub use backpressure::BackpressureBench;
 pub use checkpoint::CheckpointBench;
 pub use query::QueryBench;
 pub use serve::ServeBench;
@@ -45,6 +48,10 @@ struct CheckpointRow {
     async_ms: u64,
     uploaded: u64,
     full: u64,
+    alignment_ms: u64,
+    /// Bytes of in-flight records kept (unaligned checkpoints).
+    in_flight: u64,
+    unaligned: bool,
 }
 
 /// The completed checkpoints of a running (or just finished) job of this process.
@@ -65,6 +72,9 @@ fn completed_checkpoints(db: &Database, job: &str) -> Result<Vec<CheckpointRow>>
             async_ms: millis(r.asynchronous),
             uploaded: r.bytes_uploaded,
             full: r.full_size,
+            alignment_ms: millis(r.alignment),
+            in_flight: r.in_flight_bytes,
+            unaligned: r.unaligned,
         })
         .collect())
 }
@@ -80,7 +90,14 @@ impl std::fmt::Display for CheckpointRow {
             self.async_ms,
             mib(self.uploaded),
             mib(self.full)
-        )
+        )?;
+        if self.alignment_ms > 0 || self.unaligned {
+            write!(f, ", aligned in {} ms", self.alignment_ms)?;
+        }
+        if self.unaligned {
+            write!(f, ", unaligned with {:.2} MiB in flight", mib(self.in_flight))?;
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::checkpoint::commit::{SinkCommitter, StagedSinkRows, remove_staging};
 use crate::checkpoint::coordinator::{CompletedCheckpoint, RequestKind};
 use crate::checkpoint::history::{CheckpointHistory, CheckpointRecord, CheckpointStatus, UploadFault};
-use crate::checkpoint::manifest::{CheckpointManifest, OperatorState, SinkState, SourceState};
+use crate::checkpoint::manifest::{CheckpointManifest, InFlightState, OperatorState, SinkState, SourceState};
 use crate::checkpoint::pending::PendingCheckpoint;
 use crate::checkpoint::savepoint;
 use crate::checkpoint::storage::CheckpointStorage;
@@ -76,6 +76,14 @@ pub struct CheckpointCompleter {
     pub committer: Arc<SinkCommitter>,
     pub history: Arc<Mutex<CheckpointHistory>>,
     pub blocking: BlockingWork,
+}
+
+/// What a checkpoint's upload wrote, for its manifest.
+struct Uploaded {
+    operators: Vec<OperatorState>,
+    sinks: Vec<SinkState>,
+    in_flight: Vec<InFlightState>,
+    bytes: u64,
 }
 
 /// How a completion ended. `retained` is the list of retained checkpoints to use from now on.
@@ -183,6 +191,9 @@ impl CheckpointCompleter {
                     asynchronous: Duration::from_millis(manifest.async_ms),
                     bytes_uploaded: manifest.bytes_uploaded,
                     full_size: manifest.full_size,
+                    unaligned: manifest.unaligned,
+                    alignment: Duration::from_millis(manifest.alignment_ms),
+                    in_flight_bytes: manifest.in_flight.iter().map(|s| s.file.size).sum(),
                     path: path_text,
                     ..CheckpointRecord::in_progress(id, checkpoint.trigger_time)
                 });
@@ -222,10 +233,14 @@ impl CheckpointCompleter {
     ) -> Result<(CheckpointManifest, String)> {
         let checkpoint_id = checkpoint.id;
         let sync = acks.iter().map(|a| a.sync_duration).max().unwrap_or_default();
+        let alignment = acks.iter().map(|a| a.alignment.duration).max().unwrap_or_default();
+        let unaligned = acks.iter().any(|a| a.alignment.unaligned);
         let async_started = Instant::now();
         let staged_rows = staged.to_vec();
         let mut to_upload = Vec::new();
+        let mut in_flight_files = Vec::new();
         for ack in acks {
+            in_flight_files.extend(ack.in_flight);
             if let Some((id, position)) = ack.source {
                 sources.push(SourceState {
                     uid: id.uid,
@@ -242,7 +257,7 @@ impl CheckpointCompleter {
         let aborted = &abort_on_drop.0;
         let upload = {
             let (storage, aborted, backend, incremental) = (self.storage.clone(), aborted.clone(), self.backend.clone(), self.incremental);
-            self.blocking.spawn(move || -> Result<(Vec<OperatorState>, Vec<SinkState>, u64)> {
+            self.blocking.spawn(move || -> Result<Uploaded> {
                 let check_aborted = || {
                     if aborted.load(Ordering::Relaxed) {
                         Err(Error::internal(format!("checkpoint {checkpoint_id} was aborted during its upload")))
@@ -296,11 +311,36 @@ impl CheckpointCompleter {
                         staged,
                     });
                 }
-                Ok((operators, sinks, uploaded))
+                let mut in_flight = Vec::new();
+                for (id, file) in in_flight_files {
+                    check_aborted()?;
+                    let kept = storage.keep_staged(checkpoint_id, &format!("in-flight-{id}"), &file)?;
+                    uploaded += kept.size;
+                    // The task's file is no longer needed (the checkpoint has its own copy).
+                    if let Some(dir) = file.path.parent() {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                    in_flight.push(InFlightState {
+                        uid: id.uid,
+                        subtask: id.subtask,
+                        file: kept,
+                    });
+                }
+                Ok(Uploaded {
+                    operators,
+                    sinks,
+                    in_flight,
+                    bytes: uploaded,
+                })
             })
         };
         let deadline = tokio::time::Instant::from_std(checkpoint.started + self.timeout);
-        let (operators, sinks, bytes_uploaded) = match tokio::time::timeout_at(deadline, upload).await {
+        let Uploaded {
+            operators,
+            sinks,
+            in_flight,
+            bytes: bytes_uploaded,
+        } = match tokio::time::timeout_at(deadline, upload).await {
             Ok(Ok(done)) => done?,
             Ok(Err(e)) => return Err(Error::internal(format!("checkpoint upload task failed: {e}"))),
             Err(_) => {
@@ -319,6 +359,9 @@ impl CheckpointCompleter {
             sources,
             operators,
             sinks,
+            in_flight,
+            unaligned,
+            alignment_ms: alignment.as_millis() as u64,
             trigger_time_ms: checkpoint
                 .trigger_time
                 .duration_since(SystemTime::UNIX_EPOCH)

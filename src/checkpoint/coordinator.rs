@@ -189,7 +189,7 @@ impl CheckpointCoordinator {
         self.completer.record(CheckpointRecord::in_progress(id, SystemTime::now()));
         for trigger in &self.triggers {
             // A finished source task is gone; it is covered by its final position.
-            let _ = trigger.send(SourceControl::Trigger(Barrier { checkpoint_id: id, kind }));
+            let _ = trigger.send(SourceControl::Trigger(Barrier::new(id, kind)));
         }
     }
 }

@@ -31,6 +31,12 @@ pub struct CheckpointRecord {
     pub asynchronous: Duration,
     pub bytes_uploaded: u64,
     pub full_size: u64,
+    /// Whether some task went unaligned (took its snapshot ahead of queued records).
+    pub unaligned: bool,
+    /// The longest time a task took from the first news of the checkpoint to its snapshot.
+    pub alignment: Duration,
+    /// Bytes of the in-flight records the checkpoint keeps (unaligned checkpoints).
+    pub in_flight_bytes: u64,
     pub path: String,
     pub failure: Option<String>,
 }
@@ -46,6 +52,9 @@ impl CheckpointRecord {
             asynchronous: Duration::ZERO,
             bytes_uploaded: 0,
             full_size: 0,
+            unaligned: false,
+            alignment: Duration::ZERO,
+            in_flight_bytes: 0,
             path: String::new(),
             failure: None,
         }

@@ -46,6 +46,17 @@ pub struct SinkState {
     pub staged: Option<FileRef>,
 }
 
+/// The in-flight records of an unaligned checkpoint at one input: what the subtask of `uid` (the
+/// operator reading a task's input channels) read after its snapshot and before each channel's
+/// barrier. A restore replays them before any new input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InFlightState {
+    pub uid: String,
+    pub subtask: usize,
+    /// Arrow IPC file of the records.
+    pub file: FileRef,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckpointManifest {
     pub job: String,
@@ -57,6 +68,14 @@ pub struct CheckpointManifest {
     pub sources: Vec<SourceState>,
     pub operators: Vec<OperatorState>,
     pub sinks: Vec<SinkState>,
+    #[serde(default)]
+    pub in_flight: Vec<InFlightState>,
+    /// Whether some task took its snapshot without waiting for every channel's barrier.
+    #[serde(default)]
+    pub unaligned: bool,
+    /// The longest time a task took from the first news of the checkpoint to its snapshot.
+    #[serde(default)]
+    pub alignment_ms: u64,
     /// Epoch milliseconds when the checkpoint was triggered.
     pub trigger_time_ms: i64,
     pub sync_ms: u64,
@@ -74,6 +93,7 @@ impl CheckpointManifest {
             .iter()
             .flat_map(|o| o.files.iter())
             .chain(self.sinks.iter().filter_map(|s| s.staged.as_ref()))
+            .chain(self.in_flight.iter().map(|s| &s.file))
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
@@ -118,6 +138,9 @@ mod tests {
             }],
             operators: vec![],
             sinks: vec![],
+            in_flight: vec![],
+            unaligned: false,
+            alignment_ms: 0,
             trigger_time_ms: 0,
             sync_ms: 1,
             async_ms: 2,

@@ -170,6 +170,8 @@ mod tests {
             source: None,
             sink: None,
             sync_duration: Duration::ZERO,
+            alignment: Default::default(),
+            in_flight: None,
         }
     }
 

@@ -10,6 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::checkpoint::commit::SinkCommitter;
+use datafusion::arrow::record_batch::RecordBatch;
+
 use crate::checkpoint::manifest::{CheckpointManifest, OperatorState};
 use crate::checkpoint::savepoint;
 use crate::checkpoint::storage::CheckpointStorage;
@@ -24,6 +26,7 @@ use crate::operators::window_aggregate::WindowAggregateMeta;
 use crate::operators::{decode_meta, encode_meta};
 use crate::partition::subtask_of_key_group;
 use crate::runtime::SourcePosition;
+use crate::runtime::staging::StagedFile;
 use crate::settings::{JobSettings, StateBackendKind};
 use crate::state::StateBackend;
 
@@ -86,6 +89,23 @@ pub fn restored_position(
             Ok(Some(GeneratorPosition::rescaled(&positions)?))
         }
     }
+}
+
+/// The in-flight records an unaligned checkpoint kept at the input of operator `uid`: per old
+/// subtask (in subtask order), the batches in the order that subtask read them. A restore hands
+/// them to the operator before any new input.
+pub fn restored_in_flight(manifest: &CheckpointManifest, storage: &CheckpointStorage, uid: &str) -> Result<Vec<(usize, Vec<RecordBatch>)>> {
+    let mut states: Vec<_> = manifest.in_flight.iter().filter(|s| s.uid == uid).collect();
+    states.sort_by_key(|s| s.subtask);
+    states
+        .into_iter()
+        .map(|s| {
+            let file = StagedFile {
+                path: storage.verified(&s.file)?,
+            };
+            Ok((s.subtask, file.batches()?.collect::<Result<Vec<_>>>()?))
+        })
+        .collect()
 }
 
 /// The state backend of one operator subtask: empty, or restored from the checkpoint. Native
@@ -209,6 +229,14 @@ pub fn restore_problem(
     settings: &JobSettings,
     allow_non_restored: bool,
 ) -> Option<String> {
+    if let Some(orphan) = manifest.in_flight.iter().find(|s| !graph.operators.iter().any(|o| o.uid == s.uid)) {
+        // Records in flight cannot be dropped like state: they are rows the sources will not
+        // send again.
+        return Some(format!(
+            "checkpoint {} is unaligned and holds records in flight to operator '{}', which the new plan does not have; restore from a savepoint (savepoints are always aligned)",
+            manifest.checkpoint_id, orphan.uid
+        ));
+    }
     let state = match_state(manifest, graph);
     if !state.dropped.is_empty() && !allow_non_restored {
         let names: Vec<&str> = state.dropped.iter().map(|(u, _)| u.as_str()).collect();

@@ -1,7 +1,8 @@
 //! `JobGraph` → tasks. Operators joined by forward edges are chained into one task; a hash edge
 //! starts a new stage, connected to the previous one by parallelism × parallelism bounded channels.
 //! When the job resumes from a checkpoint, every stateful operator gets its state back (matched by
-//! uid and subtask), sources seek to their recorded positions, and sinks learn what they committed.
+//! uid and subtask), sources seek to their recorded positions, sinks learn what they committed,
+//! and the records an unaligned checkpoint kept in flight are replayed first, routed by key.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,21 +11,21 @@ use tokio::sync::mpsc;
 
 use crate::checkpoint::commit::FINAL_EPOCH;
 use crate::checkpoint::manifest::CheckpointManifest;
-use crate::checkpoint::restore::{open_backend, restored_position};
+use crate::checkpoint::restore::{open_backend, restored_in_flight, restored_position};
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::table_store::{Delivery, TableStore};
 use crate::connectors::{SourceConfig, SplitWatermarkSpec, open_sink};
 use crate::data_dir::{FileRoots, JobDir, sink_staging_prefix};
 use crate::error::{Error, Result};
-use crate::graph::{EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowKind};
+use crate::graph::{Edge, EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowKind};
 use crate::job::JobSettings;
-use crate::message::{Message, SourceControl};
+use crate::message::SourceControl;
 use crate::operators::session_window::SessionWindowAggregate;
 use crate::operators::stateless::{Filter, Project};
 use crate::operators::updating_aggregate::UpdatingAggregate;
 use crate::operators::watermark::WatermarkAssigner;
 use crate::operators::window_aggregate::WindowAggregate;
-use crate::runtime::exchange::{ChannelOutput, Routing};
+use crate::runtime::exchange::{ChannelOutput, ChannelReceiver, ChannelSender, Routing, channel, partition};
 use crate::runtime::gate::{Alignment, InputGate};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::staging::SinkStaging;
@@ -32,6 +33,7 @@ use crate::runtime::task::{Task, TaskCheckpointing, TaskEvent, TaskInput, TaskOu
 use crate::runtime::{Operator, Source};
 use crate::settings::CheckpointMode;
 use crate::state::key::key_converter;
+use datafusion::arrow::record_batch::RecordBatch;
 
 /// Batches in flight per channel before the sender waits.
 const CHANNEL_CAPACITY: usize = 16;
@@ -66,12 +68,15 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
     let stages = stages(graph)?;
     let mut tasks = Vec::new();
     let mut triggers = Vec::new();
-    let alignment = match cx.settings.checkpoints.as_ref().map(|c| c.mode) {
-        Some(CheckpointMode::AtLeastOnce) => Alignment::Unaligned,
+    let alignment = match &cx.settings.checkpoints {
+        Some(c) if c.mode == CheckpointMode::AtLeastOnce => Alignment::AtLeastOnce,
+        Some(c) if c.unaligned => Alignment::Unaligned {
+            timeout: c.aligned_timeout,
+        },
         _ => Alignment::Aligned,
     };
     // Receivers for the stage being built, per subtask, filled by the previous stage.
-    let mut pending_inputs: Option<Vec<Vec<mpsc::Receiver<Message>>>> = None;
+    let mut pending_inputs: Option<Vec<Vec<ChannelReceiver>>> = None;
     for (s, stage) in stages.iter().enumerate() {
         let first = &graph.operators[stage[0]];
         let parallelism = first.parallelism;
@@ -80,11 +85,11 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
         let (mut senders, next_inputs) = match next_edge {
             Some(edge) => {
                 let downstream = graph.operators[edge.to].parallelism;
-                let mut senders: Vec<Vec<mpsc::Sender<Message>>> = (0..parallelism).map(|_| Vec::new()).collect();
-                let mut receivers: Vec<Vec<mpsc::Receiver<Message>>> = (0..downstream).map(|_| Vec::new()).collect();
+                let mut senders: Vec<Vec<ChannelSender>> = (0..parallelism).map(|_| Vec::new()).collect();
+                let mut receivers: Vec<Vec<ChannelReceiver>> = (0..downstream).map(|_| Vec::new()).collect();
                 for sender_row in senders.iter_mut() {
                     for receiver_row in receivers.iter_mut() {
-                        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+                        let (tx, rx) = channel(CHANNEL_CAPACITY);
                         sender_row.push(tx);
                         receiver_row.push(rx);
                     }
@@ -94,6 +99,18 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
             None => (None, None),
         };
         let mut inputs = pending_inputs.take().map(|v| v.into_iter().map(Some).collect::<Vec<_>>());
+        // What an unaligned checkpoint restored from kept in flight to this stage, per subtask.
+        let mut replays = match (cx.restore, &first.spec) {
+            (Some((manifest, storage)), spec) if !matches!(spec, OperatorSpec::Source(_)) && !manifest.in_flight.is_empty() => {
+                let edge = input_edge(graph, stage[0])?;
+                route_in_flight(
+                    restored_in_flight(manifest, storage, &first.uid)?,
+                    &routing(graph, edge)?,
+                    parallelism,
+                )?
+            }
+            _ => Vec::new(),
+        };
         // A source's options are parsed once for all its subtasks.
         let source_config = match &first.spec {
             OperatorSpec::Source(spec) => Some(SourceConfig::parse(&spec.def, cx.file_roots)?),
@@ -143,7 +160,11 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                         .and_then(|i| i.get_mut(subtask))
                         .and_then(Option::take)
                         .ok_or_else(|| Error::internal("stage without input channels"))?;
-                    (TaskInput::Gate(InputGate::new(receivers, alignment)), 0, None)
+                    let mut gate = InputGate::new(receivers, alignment);
+                    if let Some(replay) = replays.get_mut(subtask) {
+                        gate.replay_first(std::mem::take(replay));
+                    }
+                    (TaskInput::Gate(Box::new(gate)), 0, None)
                 }
             };
             let mut chain: Vec<Box<dyn Operator>> = Vec::new();
@@ -153,12 +174,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
             for (position, &index) in stage.iter().enumerate().skip(chain_start) {
                 let node = &graph.operators[index];
                 let input_schema = if position == 0 {
-                    let edge = graph
-                        .edges
-                        .iter()
-                        .find(|e| e.to == index)
-                        .ok_or_else(|| Error::internal("operator without input"))?;
-                    graph.operators[edge.from].output_schema.clone()
+                    graph.operators[input_edge(graph, index)?.from].output_schema.clone()
                 } else {
                     graph.operators[stage[position - 1]].output_schema.clone()
                 };
@@ -178,31 +194,24 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                     }
                 }
             }
-            let output = match (output, senders.as_mut(), next_edge) {
-                (Some(sink), _, _) => sink,
+            let (output, announcer) = match (output, senders.as_mut(), next_edge) {
+                (Some(sink), _, _) => (sink, None),
                 (None, Some(senders), Some(edge)) => {
                     let row = std::mem::take(&mut senders[subtask]);
-                    let routing = match &edge.kind {
-                        EdgeKind::Forward => Routing::Forward,
-                        EdgeKind::Hash(keys) => {
-                            let schema = &graph.operators[edge.from].output_schema;
-                            let types = keys.iter().map(|k| Ok(k.data_type(schema)?)).collect::<Result<Vec<_>>>()?;
-                            Routing::Hash {
-                                keys: keys.clone(),
-                                converter: key_converter(&types)?,
-                            }
-                        }
-                    };
-                    TaskOutput::Channels(ChannelOutput::new(row, routing))
+                    let (channels, announcer) = ChannelOutput::new(row, routing(graph, edge)?);
+                    let announcer = matches!(alignment, Alignment::Unaligned { .. }).then_some(announcer);
+                    (TaskOutput::Channels(channels), announcer)
                 }
                 _ => return Err(Error::internal("a stage ends neither in a sink nor in channels")),
             };
+            let input_uid = (!matches!(first.spec, OperatorSpec::Source(_))).then(|| first.uid.clone());
             let checkpointing = Some(TaskCheckpointing {
                 task: task_index,
                 subtask,
                 chain_uids,
                 source_uid,
                 sink_uid,
+                input_uid,
                 local_dir: cx.snapshot_dir.to_path_buf(),
                 events: cx.events.clone(),
             });
@@ -215,11 +224,58 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                 checkpointing,
                 stopped_at_savepoint: false,
                 positions_at_barriers: Vec::new(),
+                announcer,
+                stashed_controls: Default::default(),
+                held_acks: Vec::new(),
+                sink_rows_per_second: cx.settings.sink_rows_per_second,
             });
         }
         pending_inputs = next_inputs;
     }
     Ok(BuiltJob { tasks, triggers })
+}
+
+/// The edge into operator `index`.
+fn input_edge(graph: &JobGraph, index: usize) -> Result<&Edge> {
+    graph
+        .edges
+        .iter()
+        .find(|e| e.to == index)
+        .ok_or_else(|| Error::internal("operator without input"))
+}
+
+/// How rows cross `edge`: to the same subtask, or by key group.
+fn routing(graph: &JobGraph, edge: &Edge) -> Result<Routing> {
+    Ok(match &edge.kind {
+        EdgeKind::Forward => Routing::Forward,
+        EdgeKind::Hash(keys) => {
+            let schema = &graph.operators[edge.from].output_schema;
+            let types = keys.iter().map(|k| Ok(k.data_type(schema)?)).collect::<Result<Vec<_>>>()?;
+            Routing::Hash {
+                keys: keys.clone(),
+                converter: key_converter(&types)?,
+            }
+        }
+    })
+}
+
+/// Hands the in-flight records of every old subtask to the subtask that owns them now: by key
+/// group across a hash edge (at any parallelism), else to the subtask of the same number (modulo).
+fn route_in_flight(old: Vec<(usize, Vec<RecordBatch>)>, routing: &Routing, parallelism: usize) -> Result<Vec<Vec<RecordBatch>>> {
+    let mut routed: Vec<Vec<RecordBatch>> = vec![Vec::new(); parallelism];
+    for (subtask, batches) in old {
+        for batch in batches {
+            match routing {
+                Routing::Forward => routed[subtask % parallelism].push(batch),
+                Routing::Hash { keys, converter } => {
+                    for (target, part) in partition(&batch, keys, converter, parallelism)?.into_iter().enumerate() {
+                        routed[target].extend(part);
+                    }
+                }
+            }
+        }
+    }
+    Ok(routed)
 }
 
 /// Splits the operators (a pipeline, in order) into stages at every hash edge.

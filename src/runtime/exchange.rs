@@ -1,16 +1,21 @@
 //! `ChannelOutput`: the end of a task that feeds downstream subtasks over bounded channels (a full
 //! channel makes the sender wait: backpressure). Data goes to one subtask (forward) or is split by
 //! the key group of the hash keys; watermarks, barriers and end-of-stream go to every subtask.
+//!
+//! Every channel has two lanes: the data lane, bounded, carries everything in stream order; the
+//! priority lane, unbounded and tiny, carries only the news that an unaligned checkpoint started
+//! (`Announcer`), so that it overtakes the records queued in the data lane (FLIP-76). The barrier
+//! itself still follows in the data lane, where it marks the end of the sender's in-flight records.
 
 use datafusion::arrow::array::{ArrayRef, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::RowConverter;
-use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::{Receiver, Sender, UnboundedReceiver, UnboundedSender};
 
 use crate::error::{Error, Result};
 use crate::graph::PhysicalExprRef;
-use crate::message::Message;
+use crate::message::{Barrier, Message};
 use crate::state::key::{encode_keys, key_group, subtask_of_key_group};
 
 pub enum Routing {
@@ -21,14 +26,65 @@ pub enum Routing {
     },
 }
 
+/// The sending end of a channel between two subtasks.
+pub struct ChannelSender {
+    pub data: Sender<Message>,
+    pub priority: UnboundedSender<Barrier>,
+}
+
+/// The receiving end of a channel between two subtasks.
+pub struct ChannelReceiver {
+    pub data: Receiver<Message>,
+    pub priority: UnboundedReceiver<Barrier>,
+}
+
+/// A channel whose data lane holds `capacity` messages.
+pub fn channel(capacity: usize) -> (ChannelSender, ChannelReceiver) {
+    let (data_tx, data_rx) = tokio::sync::mpsc::channel(capacity);
+    let (priority_tx, priority_rx) = tokio::sync::mpsc::unbounded_channel();
+    (
+        ChannelSender {
+            data: data_tx,
+            priority: priority_tx,
+        },
+        ChannelReceiver {
+            data: data_rx,
+            priority: priority_rx,
+        },
+    )
+}
+
 pub struct ChannelOutput {
     senders: Vec<Sender<Message>>,
     routing: Routing,
 }
 
+/// Tells every downstream subtask, over the priority lanes, that an unaligned checkpoint started;
+/// each checkpoint once. Kept apart from the `ChannelOutput` so that a task blocked sending into a
+/// full data lane can still pass the news on.
+pub struct Announcer {
+    lanes: Vec<UnboundedSender<Barrier>>,
+    announced_up_to: u64,
+}
+
+impl Announcer {
+    pub fn announce(&mut self, barrier: Barrier) {
+        if barrier.checkpoint_id <= self.announced_up_to {
+            return;
+        }
+        self.announced_up_to = barrier.checkpoint_id;
+        for lane in &self.lanes {
+            // A downstream task that is gone is being torn down with the job.
+            let _ = lane.send(barrier);
+        }
+    }
+}
+
 impl ChannelOutput {
-    pub fn new(senders: Vec<Sender<Message>>, routing: Routing) -> Self {
-        ChannelOutput { senders, routing }
+    /// The output over `senders`, and the announcer of their priority lanes.
+    pub fn new(senders: Vec<ChannelSender>, routing: Routing) -> (Self, Announcer) {
+        let (data, lanes) = senders.into_iter().map(|s| (s.data, s.priority)).unzip();
+        (ChannelOutput { senders: data, routing }, Announcer { lanes, announced_up_to: 0 })
     }
 
     pub async fn send(&mut self, message: Message) -> Result<()> {
@@ -61,7 +117,7 @@ async fn send_to(sender: &Sender<Message>, message: Message) -> Result<()> {
 }
 
 /// Splits a batch into one part per downstream subtask by the key group of each row's key.
-fn partition(
+pub fn partition(
     batch: &RecordBatch,
     keys: &[PhysicalExprRef],
     converter: &RowConverter,

@@ -20,6 +20,24 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
+    /// Writes `batches` into a new file at `path` (not yet fsynced: the checkpoint does that when
+    /// it keeps the file); `None` when they hold no row.
+    pub fn write(path: &std::path::Path, batches: &[RecordBatch]) -> Result<Option<StagedFile>> {
+        let mut rows = batches.iter().filter(|b| b.num_rows() > 0).peekable();
+        let Some(first) = rows.peek() else { return Ok(None) };
+        if let Some(dir) = path.parent() {
+            crate::fs::create_dirs(dir)?;
+        }
+        let file = File::create(path).map_err(|e| Error::from(e).context(format!("cannot write {}", path.display())))?;
+        let mut writer = FileWriter::try_new(BufWriter::new(file), &first.schema())?;
+        for batch in rows {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+        drop(writer.into_inner()?);
+        Ok(Some(StagedFile { path: path.to_path_buf() }))
+    }
+
     /// The rows, one batch at a time.
     pub fn batches(&self) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
         let file = File::open(&self.path).map_err(|e| Error::from(e).context(format!("staged rows {}", self.path.display())))?;

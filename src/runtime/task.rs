@@ -2,7 +2,12 @@
 //! source or the input gate), pushes it through the chain of operators, and hands what comes out to
 //! its output (channels to the next tasks, or a sink). A barrier makes every operator of the chain
 //! snapshot its state; the task then reports its part of the checkpoint to the coordinator.
+//!
+//! With unaligned checkpoints a task passes the news of a checkpoint on downstream as soon as it
+//! hears it, even while it is blocked sending into a full channel, and it reports a checkpoint
+//! that went unaligned only once the gate has recorded the checkpoint's in-flight records.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,8 +19,8 @@ use crate::data_dir::operator_snapshot_dir;
 use crate::error::{Error, Result};
 use crate::graph::SubtaskId;
 use crate::message::{Barrier, BarrierKind, EventTime, FINAL_WATERMARK, Message, SourceControl};
-use crate::runtime::exchange::ChannelOutput;
-use crate::runtime::gate::InputGate;
+use crate::runtime::exchange::{Announcer, ChannelOutput};
+use crate::runtime::gate::{AlignmentRecord, InputGate};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::staging::StagedFile;
 use crate::runtime::{Operator, OperatorSnapshot, Sink, Source, SourcePosition, dispatch};
@@ -33,7 +38,8 @@ pub enum TaskInput {
         /// downstream that it is idle.
         idle_timeout: Option<Duration>,
     },
-    Gate(InputGate),
+    /// Boxed: a gate is much larger than a source's handle.
+    Gate(Box<InputGate>),
 }
 
 pub enum TaskOutput {
@@ -54,6 +60,10 @@ pub struct TaskAck {
     pub sink: Option<(SubtaskId, Option<StagedFile>)>,
     /// Time spent in the task taking the snapshot (the synchronous part).
     pub sync_duration: Duration,
+    /// How long the task's input took to align, and whether it went unaligned.
+    pub alignment: AlignmentRecord,
+    /// The in-flight records of an unaligned checkpoint (an Arrow IPC file), by the input's uid.
+    pub in_flight: Option<(SubtaskId, StagedFile)>,
 }
 
 /// What tasks tell the checkpoint coordinator.
@@ -78,6 +88,9 @@ pub struct TaskCheckpointing {
     pub chain_uids: Vec<String>,
     pub source_uid: Option<String>,
     pub sink_uid: Option<String>,
+    /// The uid of the operator reading the task's input channels (whose in-flight records an
+    /// unaligned checkpoint keeps under it): the chain's first, or the sink.
+    pub input_uid: Option<String>,
     /// Where snapshots are written before the coordinator uploads them.
     pub local_dir: PathBuf,
     pub events: UnboundedSender<TaskEvent>,
@@ -95,6 +108,22 @@ pub struct Task {
     pub stopped_at_savepoint: bool,
     /// A source task's positions at the barriers of checkpoints not completed yet.
     pub positions_at_barriers: Vec<(u64, SourcePosition)>,
+    /// Passes the news of unaligned checkpoints on downstream (unaligned checkpoints only).
+    pub announcer: Option<Announcer>,
+    /// The coordinator's words a source task took while it was blocked sending; handled first.
+    pub stashed_controls: VecDeque<SourceControl>,
+    /// Acks of unaligned checkpoints waiting for their in-flight records.
+    pub held_acks: Vec<TaskAck>,
+    /// `debug.sink.rows-per-second`: a sink that writes no faster (a slow sink, for tests and
+    /// benchmarks of backpressure).
+    pub sink_rows_per_second: Option<f64>,
+}
+
+/// What a source task waits for.
+enum SourceEvent {
+    Control(SourceControl),
+    Batch(Option<RecordBatch>),
+    IdleTimeout,
 }
 
 impl Task {
@@ -123,10 +152,18 @@ impl Task {
                         false if source.has_no_input() => Some(tokio::time::Instant::now()),
                         false => idle_timeout.map(|t| last_batch + t),
                     };
-                    tokio::select! {
-                        // Barriers first: a fast source must not delay checkpoints either.
-                        biased;
-                        control = next_control(triggers) => match control {
+                    let event = match self.stashed_controls.pop_front() {
+                        Some(control) => SourceEvent::Control(control),
+                        None => tokio::select! {
+                            // Barriers first: a fast source must not delay checkpoints either.
+                            biased;
+                            control = next_control(triggers) => SourceEvent::Control(control),
+                            batch = source.next_batch() => SourceEvent::Batch(batch?),
+                            () = sleep_until(idle_at) => SourceEvent::IdleTimeout,
+                        },
+                    };
+                    match event {
+                        SourceEvent::Control(control) => match control {
                             SourceControl::Trigger(barrier) => {
                                 self.stopped_at_savepoint = barrier.kind == BarrierKind::StopSavepoint;
                                 let position = source.position();
@@ -150,7 +187,7 @@ impl Task {
                                 }
                             }
                         },
-                        batch = source.next_batch() => match batch? {
+                        SourceEvent::Batch(batch) => match batch {
                             // An empty batch only wakes the task (a source with nothing to read), or
                             // carries a watermark (a split of the source turned idle).
                             Some(batch) if batch.num_rows() == 0 => {
@@ -166,16 +203,24 @@ impl Task {
                             // Bounded input is exhausted: the final watermark fires every window.
                             None => inputs.extend([Message::Watermark(FINAL_WATERMARK), Message::End]),
                         },
-                        () = sleep_until(idle_at) => {
+                        SourceEvent::IdleTimeout => {
                             idle = true;
                             inputs.push(Message::Idle);
                         }
                     }
                 }
-                TaskInput::Gate(gate) => match gate.next().await {
-                    Some(message) => inputs.push(message),
-                    None => return Err(Error::internal("an upstream task stopped without finishing")),
-                },
+                TaskInput::Gate(gate) => {
+                    let message = gate.next().await;
+                    for barrier in gate.take_announcements() {
+                        if let Some(announcer) = &mut self.announcer {
+                            announcer.announce(barrier);
+                        }
+                    }
+                    match message {
+                        Some(message) => inputs.push(message),
+                        None => return Err(Error::internal("an upstream task stopped without finishing")),
+                    }
+                }
             }
             let mut ended = false;
             for message in inputs {
@@ -203,6 +248,7 @@ impl Task {
                     }
                 }
             }
+            self.send_held_acks()?;
             if ended {
                 return self.report_finished();
             }
@@ -229,6 +275,10 @@ impl Task {
             (Some(position), Some(uid)) => Some((SubtaskId::new(uid.clone(), cp.subtask), position)),
             _ => None,
         };
+        let alignment = match &mut self.input {
+            TaskInput::Gate(gate) => gate.take_alignment(barrier.checkpoint_id),
+            TaskInput::Source { .. } => AlignmentRecord::default(),
+        };
         let ack = TaskAck {
             checkpoint_id: barrier.checkpoint_id,
             task: cp.task,
@@ -236,13 +286,42 @@ impl Task {
             source,
             sink,
             sync_duration: started.elapsed(),
+            alignment,
+            in_flight: None,
         };
-        // The coordinator may be gone when the job is being torn down; nothing to do then.
-        let _ = cp.events.send(TaskEvent::Ack(ack));
+        if alignment.unaligned {
+            self.held_acks.push(ack);
+        } else {
+            // The coordinator may be gone when the job is being torn down; nothing to do then.
+            let _ = cp.events.send(TaskEvent::Ack(ack));
+        }
+        Ok(())
+    }
+
+    /// Sends the acks of unaligned checkpoints whose in-flight records the gate has all, with
+    /// those records written to a file.
+    fn send_held_acks(&mut self) -> Result<()> {
+        let (TaskInput::Gate(gate), Some(cp)) = (&mut self.input, &self.checkpointing) else {
+            return Ok(());
+        };
+        for state in gate.take_channel_states() {
+            let Some(i) = self.held_acks.iter().position(|a| a.checkpoint_id == state.checkpoint_id) else {
+                continue;
+            };
+            let mut ack = self.held_acks.remove(i);
+            if let Some(uid) = &cp.input_uid {
+                let dir = operator_snapshot_dir(&cp.local_dir, state.checkpoint_id, &format!("{uid}-in-flight"), cp.subtask);
+                ack.in_flight = StagedFile::write(&dir.join("in-flight.arrow"), &state.batches)?
+                    .map(|file| (SubtaskId::new(uid.clone(), cp.subtask), file));
+            }
+            let _ = cp.events.send(TaskEvent::Ack(ack));
+        }
         Ok(())
     }
 
     fn report_finished(&mut self) -> Result<()> {
+        // Every channel ended: every in-flight recording is complete.
+        self.send_held_acks()?;
         let Some(cp) = &self.checkpointing else { return Ok(()) };
         let source = match (&self.input, &cp.source_uid) {
             (TaskInput::Source { source, .. }, Some(uid)) => Some((SubtaskId::new(uid.clone(), cp.subtask), source.position())),
@@ -262,11 +341,40 @@ impl Task {
 
     async fn deliver(&mut self, message: Message) -> Result<()> {
         match &mut self.output {
-            TaskOutput::Channels(channels) => channels.send(message).await,
+            TaskOutput::Channels(channels) => {
+                let Some(announcer) = &mut self.announcer else {
+                    return channels.send(message).await;
+                };
+                if let Message::Barrier(barrier) = &message
+                    && barrier.kind == BarrierKind::Checkpoint
+                {
+                    // Ahead of the records still queued in front of the barrier.
+                    announcer.announce(*barrier);
+                }
+                // A full channel must not keep the news of a checkpoint from passing.
+                let send = channels.send(message);
+                tokio::pin!(send);
+                loop {
+                    tokio::select! {
+                        biased;
+                        sent = &mut send => return sent,
+                        heard = listen(&mut self.input, &mut self.stashed_controls) => {
+                            for barrier in heard {
+                                announcer.announce(barrier);
+                            }
+                        }
+                    }
+                }
+            }
             TaskOutput::Sink(sink) => match message {
                 Message::Data(batch) => {
-                    self.metrics.add_rows_out(batch.num_rows());
-                    sink.write(batch)
+                    let rows = batch.num_rows();
+                    self.metrics.add_rows_out(rows);
+                    sink.write(batch)?;
+                    if let Some(rate) = self.sink_rows_per_second {
+                        tokio::time::sleep(Duration::from_secs_f64(rows as f64 / rate)).await;
+                    }
+                    Ok(())
                 }
                 Message::LatencyMarker(closed_at) => {
                     self.metrics.window_latency.record(closed_at.elapsed());
@@ -288,6 +396,25 @@ async fn next_control(triggers: &mut Option<UnboundedReceiver<SourceControl>>) -
         return control;
     }
     std::future::pending().await
+}
+
+/// News of unaligned checkpoints for a task blocked sending: the coordinator's trigger (kept for
+/// the source's loop) or an announcement on the gate's priority lanes.
+async fn listen(input: &mut TaskInput, stashed: &mut VecDeque<SourceControl>) -> Vec<Barrier> {
+    match input {
+        TaskInput::Source { triggers, .. } => {
+            let control = next_control(triggers).await;
+            stashed.push_back(control);
+            match control {
+                SourceControl::Trigger(barrier) if barrier.kind == BarrierKind::Checkpoint => vec![barrier],
+                _ => Vec::new(),
+            }
+        }
+        TaskInput::Gate(gate) => {
+            gate.announcement().await;
+            gate.take_announcements()
+        }
+    }
 }
 
 /// Sleeps until `deadline`; never resolves without one.

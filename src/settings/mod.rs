@@ -71,6 +71,13 @@ pub struct CheckpointSettings {
     /// For tests: this many checkpoint uploads of the job hang until the checkpoint is aborted
     /// (`debug.checkpoint.hang-uploads`), as an upload to an unresponsive store would.
     pub hang_uploads: u32,
+    /// `execution.checkpointing.unaligned.enabled`: barriers overtake queued records, which are
+    /// kept as the checkpoint's in-flight data (exactly-once only; savepoints stay aligned).
+    pub unaligned: bool,
+    /// `execution.checkpointing.aligned-checkpoint-timeout`: with unaligned checkpoints on, a
+    /// checkpoint starts aligned and goes unaligned once this long has passed since its trigger
+    /// (zero, Flink's default: unaligned from the start).
+    pub aligned_timeout: Duration,
 }
 
 impl Default for CheckpointSettings {
@@ -90,6 +97,8 @@ impl Default for CheckpointSettings {
             local_recovery: false,
             fail_uploads: 0,
             hang_uploads: 0,
+            unaligned: false,
+            aligned_timeout: Duration::ZERO,
         }
     }
 }
@@ -139,10 +148,13 @@ pub struct JobSettings {
     pub source_idle_timeout: Option<Duration>,
     /// The `s3.*` keys, for the `s3://` locations of this job's checkpoints and savepoints.
     pub s3: S3Options,
+    /// `debug.sink.rows-per-second`: every sink subtask writes no faster than this (a slow sink,
+    /// to test and measure checkpoints under backpressure).
+    pub sink_rows_per_second: Option<f64>,
 }
 
 /// The keys besides `uid.*` and the `s3.*` ones ([`location::S3_KEYS`]).
-pub const KNOWN_KEYS: [&str; 29] = [
+pub const KNOWN_KEYS: [&str; 31] = [
     "parallelism",
     "state.backend.type",
     "state.backend.incremental",
@@ -166,12 +178,14 @@ pub const KNOWN_KEYS: [&str; 29] = [
     "restart-strategy.exponential-delay.max-backoff",
     "restart-strategy.exponential-delay.backoff-multiplier",
     "execution.checkpointing.unaligned.enabled",
+    "execution.checkpointing.aligned-checkpoint-timeout",
     "debug.checkpoint.fail-uploads",
     "debug.checkpoint.hang-uploads",
     "table.exec.source.idle-timeout",
     "execution.checkpointing.savepoint-dir",
     "execution.checkpointing.dir",
     "state.backend.local-recovery",
+    "debug.sink.rows-per-second",
 ];
 
 /// `200ms`, `10s`, `1 min`, `2h`, `1d`; a bare number is milliseconds, as in Flink.
@@ -286,6 +300,7 @@ impl JobSettings {
             pinned_uids: BTreeMap::new(),
             source_idle_timeout: None,
             s3: S3Options::default(),
+            sink_rows_per_second: None,
         };
         let mut checkpoint_dir: Option<(&str, &str)> = None;
         let mut checkpoints = CheckpointSettings::default();
@@ -351,12 +366,17 @@ impl JobSettings {
                 }
                 // Read by SAVEPOINT JOB / STOP JOB WITH SAVEPOINT (savepoints.rs); checked after the loop.
                 "execution.checkpointing.savepoint-dir" => {}
-                "execution.checkpointing.unaligned.enabled" => {
-                    if parse_bool(k, value)? {
-                        return Err(Error::unsupported(
-                            "'execution.checkpointing.unaligned.enabled' = 'true' is not supported yet",
-                        ));
-                    }
+                "execution.checkpointing.unaligned.enabled" => checkpoints.unaligned = parse_bool(k, value)?,
+                "execution.checkpointing.aligned-checkpoint-timeout" => checkpoints.aligned_timeout = parse_duration(k, value)?,
+                "debug.sink.rows-per-second" => {
+                    settings.sink_rows_per_second = Some(
+                        value
+                            .trim()
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|r| r.is_finite() && *r >= 1.0)
+                            .ok_or_else(|| Error::invalid(format!("'{k}' must be a number of at least 1, not '{value}'")))?,
+                    )
                 }
                 "restart-strategy.type" | "restart-strategy" => {
                     let t = value.trim().to_ascii_lowercase();
@@ -421,6 +441,12 @@ impl JobSettings {
         }
         if let Some(value) = options.get("execution.checkpointing.savepoint-dir") {
             StorageLocation::parse("execution.checkpointing.savepoint-dir", value, &settings.s3)?;
+        }
+        if checkpoints.unaligned && checkpoints.mode == CheckpointMode::AtLeastOnce {
+            // As Flink: an unaligned barrier only makes sense where barriers are aligned at all.
+            return Err(Error::invalid(
+                "unaligned checkpoints need 'execution.checkpointing.mode' = 'EXACTLY_ONCE' ('execution.checkpointing.unaligned.enabled' is true, the mode is AT_LEAST_ONCE)",
+            ));
         }
         if !checkpoints.interval.is_zero() {
             settings.checkpoints = Some(checkpoints);

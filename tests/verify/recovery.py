@@ -21,6 +21,13 @@
    The job must be FINISHED and every (k, window) row present exactly once with the exact
    (cnt, total): exactly-once results across process crashes (DESIGN.md §5).
 
+`--query updating` runs an updating aggregate instead (COUNT(*), SUM(v) GROUP BY k into a table
+keyed by k; every input row updates its key's row), compared with the same Python totals.
+`--unaligned` turns on unaligned checkpoints and slows the sink down (`debug.sink.rows-per-second`)
+so that records queue up in the channels: the check then also requires that some restart resumed
+from a checkpoint that kept records in flight (read from its `_metadata`), and the results must
+still be exact.
+
 Prints `recovery: N rows compared, 0 mismatches, K kills` and exits 0, or prints the first
 differences (missing / duplicated / wrong / unexpected rows) and exits 1. Every Weir process runs
 under a timeout; a hang is reported as a failure. Python 3.11, standard library only.
@@ -28,6 +35,7 @@ under a timeout; a hang is reported as a failure. Python 3.11, standard library 
 import argparse
 import csv
 import io
+import json
 import os
 import random
 import shutil
@@ -56,8 +64,9 @@ class Failure(Exception):
 # ------------------------------------------------------------------------------------------------
 # Data and expectation
 
-def generate(path, rows, keys, seed):
-    """Writes the CSV; returns {(k, window_start_epoch_s): [cnt, total]}."""
+def generate(path, rows, keys, seed, query="window"):
+    """Writes the CSV; returns {(k, window_start_epoch_s): [cnt, total]} (the window start is 0 for
+    the updating aggregate, which has one row per key)."""
     rng = random.Random(seed)
     names = [f"key{i:02d}" for i in range(keys)]
     # Mildly skewed: a few keys are busier, every key shows up in most windows.
@@ -76,7 +85,7 @@ def generate(path, rows, keys, seed):
             if h >= 24:
                 raise SystemExit("recovery: --rows too large (the timestamps must stay on 2024-01-01)")
             buf.append(f"{k},{v},2024-01-01 {h:02d}:{m:02d}:{s:02d}.{milli:03d}\n")
-            acc = expected[(k, BASE_S + i // WINDOW_MS)]
+            acc = expected[(k, BASE_S + i // WINDOW_MS if query == "window" else 0)]
             acc[0] += 1
             acc[1] += v
             if len(buf) >= 10000:
@@ -86,21 +95,26 @@ def generate(path, rows, keys, seed):
     return {key: tuple(val) for key, val in expected.items()}
 
 
-def write_scripts(work, data_path, rate, parallelism, interval, mode, checkpoint_dir=None, local_recovery=False):
+def write_scripts(work, data_path, rate, parallelism, interval, mode, checkpoint_dir=None, local_recovery=False,
+                  query="window", unaligned=False, sink_rate=None):
     extra = ""
+    if unaligned:
+        extra += ", 'execution.checkpointing.unaligned.enabled' = 'true'"
+    if sink_rate:
+        extra += f", 'debug.sink.rows-per-second' = '{sink_rate}'"
     if checkpoint_dir:
         extra += f", 'execution.checkpointing.dir' = '{checkpoint_dir}'"
     if local_recovery:
         extra += ", 'state.backend.local-recovery' = 'true'"
     a = f"""CREATE SOURCE events (k VARCHAR, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'file', path = '{data_path}', format = 'csv', 'rows-per-second' = '{rate}');
-CREATE TABLE t (k VARCHAR, window_start TIMESTAMP, window_end TIMESTAMP, cnt BIGINT, total BIGINT, PRIMARY KEY (k, window_start));
-CREATE JOB j WITH ('execution.checkpointing.interval' = '{interval}', 'execution.checkpointing.mode' = '{mode}', 'parallelism' = '{parallelism}'{extra}) AS INSERT INTO t SELECT k, window_start, window_end, COUNT(*), SUM(v) FROM TUMBLE(events, ts, INTERVAL '1' SECOND) GROUP BY k, window_start, window_end;
+{QUERIES[query][0]}
+CREATE JOB j WITH ('execution.checkpointing.interval' = '{interval}', 'execution.checkpointing.mode' = '{mode}', 'parallelism' = '{parallelism}'{extra}) AS {QUERIES[query][1]};
 SELECT name, status FROM weir_jobs WHERE name = 'j';
 WAIT JOB j;
 """
     b = "WAIT JOB j;\n"
-    c = """SELECT status, restarts FROM weir_jobs WHERE name = 'j';
-SELECT k, CAST(EXTRACT(EPOCH FROM window_start) AS BIGINT) AS ws, cnt, total FROM t ORDER BY 1, 2;
+    c = f"""SELECT status, restarts FROM weir_jobs WHERE name = 'j';
+{QUERIES[query][2]};
 """
     paths = {}
     for name, text in (("A", a), ("B", b), ("C", c)):
@@ -109,6 +123,36 @@ SELECT k, CAST(EXTRACT(EPOCH FROM window_start) AS BIGINT) AS ws, cnt, total FRO
             f.write(text)
         paths[name] = p
     return paths
+
+
+# The result table, the job's INSERT and the query of its rows as (k, ws, cnt, total).
+QUERIES = {
+    "window": (
+        "CREATE TABLE t (k VARCHAR, window_start TIMESTAMP, window_end TIMESTAMP, cnt BIGINT, total BIGINT, "
+        "PRIMARY KEY (k, window_start));",
+        "INSERT INTO t SELECT k, window_start, window_end, COUNT(*), SUM(v) FROM TUMBLE(events, ts, "
+        "INTERVAL '1' SECOND) GROUP BY k, window_start, window_end",
+        "SELECT k, CAST(EXTRACT(EPOCH FROM window_start) AS BIGINT) AS ws, cnt, total FROM t ORDER BY 1, 2",
+    ),
+    "updating": (
+        "CREATE TABLE t (k VARCHAR, cnt BIGINT, total BIGINT, PRIMARY KEY (k));",
+        "INSERT INTO t SELECT k, COUNT(*), SUM(v) FROM events GROUP BY k",
+        "SELECT k, 0 AS ws, cnt, total FROM t ORDER BY 1, 2",
+    ),
+}
+
+
+def newest_in_flight(data_dir):
+    """(id, in-flight records' bytes) of the newest complete checkpoint, or None."""
+    root = os.path.join(data_dir, "checkpoints", "j")
+    ids = sorted((int(d[4:]) for d in os.listdir(root) if d.startswith("chk-") and d[4:].isdigit()
+                  and os.path.exists(os.path.join(root, d, "_metadata"))), reverse=True) if os.path.isdir(root) else []
+    if not ids:
+        return None
+    with open(os.path.join(root, f"chk-{ids[0]}", "_metadata")) as f:
+        f.readline()  # the checksum line
+        manifest = json.load(f)
+    return ids[0], sum(s["file"]["size"] for s in manifest.get("in_flight", []))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -297,6 +341,12 @@ def main(argv=None, corrupt_latest=corrupt_newest_metadata):
     ap.add_argument("--checkpoint-dir", help="execution.checkpointing.dir of the job (e.g. s3://bucket/prefix; "
                                              "default: the data directory's)")
     ap.add_argument("--local-recovery", action="store_true", help="state.backend.local-recovery = true")
+    ap.add_argument("--query", default="window", choices=sorted(QUERIES),
+                    help="window: COUNT/SUM per key and 1 s TUMBLE window; updating: COUNT/SUM per key")
+    ap.add_argument("--unaligned", action="store_true",
+                    help="unaligned checkpoints; some restart must resume from one with records in flight")
+    ap.add_argument("--sink-rate", type=float,
+                    help="debug.sink.rows-per-second of the job (a slow sink: backpressure)")
     ap.add_argument("--workdir", help="keep data, scripts and outputs here (default: a temporary "
                                       "directory, removed on success)")
     args = ap.parse_args(argv)
@@ -316,13 +366,13 @@ def main(argv=None, corrupt_latest=corrupt_newest_metadata):
         shutil.rmtree(data_dir)
 
     t0 = time.time()
-    expected = generate(data_path, args.rows, args.keys, args.seed)
+    expected = generate(data_path, args.rows, args.keys, args.seed, args.query)
     rate = max(1, round(args.rows / args.duration))
     log(f"generated {args.rows} rows ({args.rows / 1000:.0f} s of event time, {args.keys} keys) "
         f"in {time.time() - t0:.1f}s -> {data_path}; {len(expected)} expected (k, window) rows; "
         f"source paced at {rate} rows/s (~{args.rows / rate:.1f} s)")
     scripts = write_scripts(work, data_path, rate, args.parallelism, args.interval, args.mode,
-                            args.checkpoint_dir, args.local_recovery)
+                            args.checkpoint_dir, args.local_recovery, args.query, args.unaligned, args.sink_rate)
 
     rng = random.Random(args.seed * 7919 + 1)
     # Kill moments: seconds after the job exists (first run) or after the restart (later runs).
@@ -334,6 +384,8 @@ def main(argv=None, corrupt_latest=corrupt_newest_metadata):
 
     runs = []
     landed = 0
+    # Restarts that resumed from a checkpoint with records in flight: (checkpoint id, bytes).
+    in_flight_restores = []
     try:
         run = WeirRun(weir, data_dir, scripts["A"], work, "run0-A")
         runs.append(run)
@@ -352,6 +404,11 @@ def main(argv=None, corrupt_latest=corrupt_newest_metadata):
                 run.check_exit(rc)
                 log(f"[{run.label}] had already exited 0 (job finished) before kill {i}")
             run.close()
+            if args.unaligned and not args.checkpoint_dir:
+                newest = newest_in_flight(data_dir)
+                log(f"newest checkpoint before restart {i} (id, bytes in flight): {newest}")
+                if newest and newest[1] > 0:
+                    in_flight_restores.append(newest)
             damaged = corrupt_latest(data_dir) if (args.corrupt_latest and i == 1) else None
             run = WeirRun(weir, data_dir, scripts["B"], work, f"run{i}-B")
             runs.append(run)
@@ -409,13 +466,17 @@ def main(argv=None, corrupt_latest=corrupt_newest_metadata):
         except ValueError:
             problems.append(f"non-integer value in result row {rec!r}")
     compared, diffs, order_ok = compare(expected, rows)
+    if args.unaligned and not args.checkpoint_dir and not in_flight_restores:
+        problems.append("no restart resumed from a checkpoint with records in flight: the unaligned path "
+                        "was not exercised (slow the sink down more, or kill more often)")
     if not order_ok:
         problems.append("result rows are not in ORDER BY k, ws order")
 
     if landed < args.kills:
         log(f"note: {args.kills - landed} of {args.kills} kills came after Weir had already exited "
             f"(job finished); use a larger --duration or fewer --kills for more crashes mid-job")
-    print(f"recovery: {compared} rows compared, {len(diffs)} mismatches, {landed} kills")
+    print(f"recovery: {compared} rows compared, {len(diffs)} mismatches, {landed} kills"
+          + (f", restores with records in flight (checkpoint, bytes): {in_flight_restores}" if args.unaligned else ""))
     for (k, ws), what, exp, got in diffs[:20]:
         print(f"  {k} window_start {ws} ({time.strftime('%H:%M:%S', time.gmtime(ws))}): {what}: "
               f"expected (cnt, total) = {exp}, weir = {got}")

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, StringArray, TimestampMillisecondArray, UInt64Array};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, TimestampMillisecondArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -52,6 +52,10 @@ impl Session {
             Field::new("bytes_uploaded", DataType::UInt64, false),
             Field::new("full_size", DataType::UInt64, false),
             Field::new("path", DataType::Utf8, true),
+            // After `path`, so that scripts reading the columns above by position keep working.
+            Field::new("unaligned", DataType::Boolean, false),
+            Field::new("alignment_ms", DataType::UInt64, false),
+            Field::new("in_flight_bytes", DataType::UInt64, false),
         ]));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(UInt64Array::from_iter_values(records.iter().map(|r| r.id))),
@@ -72,6 +76,9 @@ impl Session {
                     .iter()
                     .map(|r| (!r.path.is_empty()).then(|| r.path.clone()).or(r.failure.clone())),
             )),
+            Arc::new(BooleanArray::from_iter(records.iter().map(|r| Some(r.unaligned)))),
+            Arc::new(UInt64Array::from_iter_values(records.iter().map(|r| millis(r.alignment)))),
+            Arc::new(UInt64Array::from_iter_values(records.iter().map(|r| r.in_flight_bytes))),
         ];
         Ok(Output::rows(schema.clone(), RecordBatch::try_new(schema, columns)?))
     }
