@@ -157,6 +157,36 @@ enum Bench {
         #[arg(long)]
         no_results: bool,
     },
+    /// A restart after SIGKILL with a large RocksDB state: time until restored and caught up.
+    Recovery {
+        /// Approximate state size in MiB.
+        #[arg(long, default_value_t = 1024)]
+        state_mib: u64,
+        #[arg(long, default_value_t = 2)]
+        parallelism: usize,
+        /// Checkpoint interval.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        /// Where checkpoints go (e.g. s3://bucket/prefix, with the AWS_* environment variables);
+        /// the data directory's by default.
+        #[arg(long)]
+        checkpoint_dir: Option<String>,
+        /// state.backend.local-recovery (with --checkpoint-dir s3://...).
+        #[arg(long)]
+        local_recovery: bool,
+        /// Append the JSON line to this file.
+        #[arg(long, default_value = "benches/results.jsonl")]
+        results: PathBuf,
+        /// Do not append to the results file.
+        #[arg(long)]
+        no_results: bool,
+    },
+    /// The process `bench recovery` kills: runs its job and reports progress on stdout.
+    #[command(hide = true)]
+    RecoveryChild {
+        #[arg(long)]
+        sql: String,
+    },
     Checkpoint {
         /// Approximate state size in MiB.
         #[arg(long, default_value_t = 512)]
@@ -269,6 +299,26 @@ fn main() -> ExitCode {
             .run()
             .await
             .map(|_| ()),
+            Command::Bench(Bench::Recovery {
+                state_mib,
+                parallelism,
+                interval,
+                checkpoint_dir,
+                local_recovery,
+                results,
+                no_results,
+            }) => weir::bench::RecoveryBench {
+                state_mib,
+                parallelism,
+                interval,
+                checkpoint_dir,
+                local_recovery,
+                results: (!no_results).then_some(results),
+            }
+            .run()
+            .await
+            .map(|_| ()),
+            Command::Bench(Bench::RecoveryChild { sql }) => weir::bench::recovery::run_child(&cli.data_dir, &sql).await,
             Command::Bench(Bench::Backpressure {
                 seconds,
                 sink_rate,

@@ -106,7 +106,7 @@ impl BackpressureBench {
         let session = Session::open(dir).await?;
         session
             .execute(&format!(
-                "CREATE SOURCE gen (k BIGINT, v BIGINT) WITH (connector = 'datagen', seed = '1',
+                "CREATE SOURCE gen (k BIGINT, v BIGINT) WITH (connector = 'datagen', seed = '1', 'rows-per-second' = '100000000',
                    'fields.k.kind' = 'sequence', 'fields.k.start' = '0', 'fields.k.end' = '{}');
                  CREATE TABLE out (k BIGINT, n BIGINT, total BIGINT, PRIMARY KEY (k));
                  CREATE JOB bench WITH ('parallelism' = '{}', 'execution.checkpointing.interval' = '{}',

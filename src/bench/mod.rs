@@ -2,18 +2,20 @@
 //! regression tracking. `query` runs a SQL job (the Nexmark queries in `sql/nexmark/`) over a
 //! bounded input; `checkpoint` measures checkpoints of a large RocksDB state; `serve` measures
 //! reads of a result table while a job writes it; `backpressure` measures aligned and unaligned
-//! checkpoints behind a slow sink.
+//! checkpoints behind a slow sink; `recovery` measures a restart after SIGKILL with a large state.
 
 pub mod backpressure;
 pub mod checkpoint;
 pub mod kafka;
 pub mod plot;
 pub mod query;
+pub mod recovery;
 pub mod serve;
 
 pub use backpressure::BackpressureBench;
 pub use checkpoint::CheckpointBench;
 pub use query::QueryBench;
+pub use recovery::RecoveryBench;
 pub use serve::ServeBench;
 
 use std::io::Write as _;

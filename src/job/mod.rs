@@ -270,7 +270,7 @@ impl JobManager {
             initial: restore,
             attempts: AtomicU64::new(0),
         };
-        let first = runner.prepare()?;
+        let first = runner.prepare_off_workers()?;
         self.jobs()?.insert(name.to_string(), job.clone());
         let listener = self.listener.clone();
         let exiting = self.exiting.clone();
@@ -361,6 +361,19 @@ impl JobRunner {
     /// Commits the sinks' staged rows of an epoch into the job's result tables and Kafka tables.
     fn committer(&self) -> Result<Arc<SinkCommitter>> {
         Ok(Arc::new(SinkCommitter::new(&self.job.name, &self.job.graph, self.store.clone())?))
+    }
+
+    /// `prepare`, without holding one of the runtime's few worker threads: it blocks on I/O for as
+    /// long as a restore takes (listing, downloading and checking a checkpoint, loading state), and
+    /// every session and job of the process would stall meanwhile.
+    fn prepare_off_workers(&self) -> Result<Attempt> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.prepare())
+            }
+            // A single-threaded runtime (tests) cannot hand its other tasks to another thread.
+            _ => self.prepare(),
+        }
     }
 
     /// Builds the tasks of the next attempt, restored from the latest complete checkpoint (or the
@@ -459,7 +472,7 @@ impl JobRunner {
         let mut failures: Vec<Instant> = Vec::new();
         let mut backoff = None;
         loop {
-            let result = match attempt.take().map(Ok).unwrap_or_else(|| self.prepare()) {
+            let result = match attempt.take().map(Ok).unwrap_or_else(|| self.prepare_off_workers()) {
                 Ok(attempt) => {
                     self.job.set_status(JobStatus::Running);
                     self.run(attempt, &mut cancel).await
