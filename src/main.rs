@@ -65,6 +65,23 @@ enum Command {
     Bench(Bench),
 }
 
+/// Where a benchmark appends its JSON lines.
+#[derive(clap::Args)]
+struct ResultsFile {
+    /// Append the JSON lines to this file.
+    #[arg(long, default_value = "benches/results.jsonl")]
+    results: PathBuf,
+    /// Do not append to the results file.
+    #[arg(long)]
+    no_results: bool,
+}
+
+impl ResultsFile {
+    fn path(self) -> Option<PathBuf> {
+        (!self.no_results).then_some(self.results)
+    }
+}
+
 #[derive(Subcommand)]
 enum Bench {
     /// Run a query (a SQL file, or a name in sql/nexmark/) over bounded input; print one JSON line.
@@ -106,12 +123,8 @@ enum Bench {
         /// Groups each stateful operator subtask keeps in memory (state.cache.max-entries).
         #[arg(long)]
         cache_entries: Option<usize>,
-        /// Append the JSON line to this file.
-        #[arg(long, default_value = "benches/results.jsonl")]
-        results: PathBuf,
-        /// Do not append to the results file.
-        #[arg(long)]
-        no_results: bool,
+        #[command(flatten)]
+        results: ResultsFile,
         /// Draw throughput and checkpoint sizes over time into this SVG file.
         #[arg(long)]
         plot: Option<PathBuf>,
@@ -128,12 +141,8 @@ enum Bench {
         /// Rows per second a job upserts into the table while the reads run.
         #[arg(long, default_value_t = 100_000)]
         write_rate: u64,
-        /// Append the JSON line to this file.
-        #[arg(long, default_value = "benches/results.jsonl")]
-        results: PathBuf,
-        /// Do not append to the results file.
-        #[arg(long)]
-        no_results: bool,
+        #[command(flatten)]
+        results: ResultsFile,
     },
     /// Checkpoint duration and bytes on a steady keyed workload with a large RocksDB state,
     /// incremental vs full; one JSON line per mode
@@ -150,12 +159,8 @@ enum Bench {
         interval: String,
         #[arg(long, default_value_t = 2)]
         parallelism: usize,
-        /// Append the JSON lines to this file.
-        #[arg(long, default_value = "benches/results.jsonl")]
-        results: PathBuf,
-        /// Do not append to the results file.
-        #[arg(long)]
-        no_results: bool,
+        #[command(flatten)]
+        results: ResultsFile,
     },
     /// A restart after SIGKILL with a large RocksDB state: time until restored and caught up.
     Recovery {
@@ -174,12 +179,8 @@ enum Bench {
         /// state.backend.local-recovery (with --checkpoint-dir s3://...).
         #[arg(long)]
         local_recovery: bool,
-        /// Append the JSON line to this file.
-        #[arg(long, default_value = "benches/results.jsonl")]
-        results: PathBuf,
-        /// Do not append to the results file.
-        #[arg(long)]
-        no_results: bool,
+        #[command(flatten)]
+        results: ResultsFile,
     },
     /// The process `bench recovery` kills: runs its job and reports progress on stdout.
     #[command(hide = true)]
@@ -202,12 +203,8 @@ enum Bench {
         interval: String,
         #[arg(long, default_value_t = 2)]
         parallelism: usize,
-        /// Append the JSON lines to this file.
-        #[arg(long, default_value = "benches/results.jsonl")]
-        results: PathBuf,
-        /// Do not append to the results file.
-        #[arg(long)]
-        no_results: bool,
+        #[command(flatten)]
+        results: ResultsFile,
     },
 }
 
@@ -255,7 +252,6 @@ fn main() -> ExitCode {
                 full_checkpoints,
                 cache_entries,
                 results,
-                no_results,
                 plot,
             }) => {
                 let input = match csv {
@@ -276,7 +272,7 @@ fn main() -> ExitCode {
                     cache_entries,
                     kafka,
                     sink,
-                    results: (!no_results).then_some(results),
+                    results: results.path(),
                     plot,
                     file_roots: cli.file_roots.clone(),
                 }
@@ -289,12 +285,11 @@ fn main() -> ExitCode {
                 reads,
                 write_rate,
                 results,
-                no_results,
             }) => weir::bench::ServeBench {
                 rows,
                 reads,
                 write_rate,
-                results: (!no_results).then_some(results),
+                results: results.path(),
             }
             .run()
             .await
@@ -306,14 +301,13 @@ fn main() -> ExitCode {
                 checkpoint_dir,
                 local_recovery,
                 results,
-                no_results,
             }) => weir::bench::RecoveryBench {
                 state_mib,
                 parallelism,
                 interval,
                 checkpoint_dir,
                 local_recovery,
-                results: (!no_results).then_some(results),
+                results: results.path(),
             }
             .run()
             .await
@@ -325,13 +319,12 @@ fn main() -> ExitCode {
                 interval,
                 parallelism,
                 results,
-                no_results,
             }) => weir::bench::BackpressureBench {
                 duration: std::time::Duration::from_secs(seconds),
                 sink_rows_per_second: sink_rate,
                 interval,
                 parallelism,
-                results: (!no_results).then_some(results),
+                results: results.path(),
             }
             .run()
             .await
@@ -343,14 +336,13 @@ fn main() -> ExitCode {
                 interval,
                 parallelism,
                 results,
-                no_results,
             }) => weir::bench::CheckpointBench {
                 state_mib,
                 touched_percent,
                 steady: std::time::Duration::from_secs(steady_seconds),
                 interval,
                 parallelism,
-                results: (!no_results).then_some(results),
+                results: results.path(),
             }
             .run()
             .await

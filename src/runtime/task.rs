@@ -28,6 +28,12 @@ use crate::runtime::{Operator, OperatorSnapshot, Sink, Source, SourcePosition, d
 /// Source positions kept for checkpoints that have not completed yet.
 const MAX_PENDING_POSITIONS: usize = 64;
 
+/// How long a task works before it lets the other tasks on its worker thread run. Tokio's own
+/// budget is 128 ready messages per turn, which is seconds when each message is costly (a cold
+/// aggregate after a restore reads every key from RocksDB): sessions, timers and the checkpoint
+/// coordinator on the same worker would stall that long.
+const MAX_WORK_WITHOUT_YIELD: Duration = Duration::from_millis(10);
+
 pub enum TaskInput {
     Source {
         source: Box<dyn Source>,
@@ -136,7 +142,12 @@ impl Task {
         // A source task's idleness: when it last produced a batch, and whether it said it is idle.
         let mut last_batch = tokio::time::Instant::now();
         let mut idle = false;
+        let mut last_yield = Instant::now();
         loop {
+            if last_yield.elapsed() >= MAX_WORK_WITHOUT_YIELD {
+                tokio::task::yield_now().await;
+                last_yield = Instant::now();
+            }
             let mut inputs = Vec::new();
             let mut position_at_barrier = None;
             match &mut self.input {
