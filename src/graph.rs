@@ -72,7 +72,7 @@ pub enum OperatorSpec {
     Filter { predicate: PhysicalExprRef },
     Project { exprs: Vec<PhysicalExprRef> },
     WindowAggregate(WindowAggregateSpec),
-    UpdatingAggregate(AggregateSpec),
+    UpdatingAggregate(UpdatingAggregateSpec),
     Sink(SinkSpec),
 }
 
@@ -176,11 +176,45 @@ pub struct WindowAggregateSpec {
     pub aggregate: AggregateSpec,
 }
 
+/// What the rows of a stream mean (Flink's changelog modes). The planner infers it for every edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangelogMode {
+    /// Every row is an insert; batches carry no row kinds (the fast path).
+    AppendOnly,
+    /// Rows replace the row with the same key: inserts and update-afters, deletes by key, never an
+    /// update-before. Append-only input gives no delete, so such batches carry no row kinds.
+    Upsert,
+    /// Every row carries its kind; an update is the old row's update-before, then the new row's
+    /// update-after, so a consumer can take the old row back (an aggregate over the stream).
+    Retract,
+}
+
+impl fmt::Display for ChangelogMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChangelogMode::AppendOnly => "append-only",
+            ChangelogMode::Upsert => "upsert",
+            ChangelogMode::Retract => "retract",
+        })
+    }
+}
+
+/// GROUP BY without a window: a result per key, updated as rows arrive.
+#[derive(Debug, Clone)]
+pub struct UpdatingAggregateSpec {
+    pub aggregate: AggregateSpec,
+    /// The input's mode: with retractions the aggregate takes rows back (`Retract`).
+    pub input: ChangelogMode,
+    /// What it emits: `Upsert` into a table keyed like the groups, else `Retract`.
+    pub output: ChangelogMode,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkMode {
     /// Every row is a new row (windowed results, projections).
     Append,
-    /// Every row replaces the row with the same primary key (an updating aggregate's changelog).
+    /// Rows are applied by primary key: a row replaces the row with the same key, and a
+    /// changelog's update-before and delete rows delete it.
     Upsert,
 }
 
@@ -220,9 +254,13 @@ impl OperatorSpec {
                 list(&w.aggregate.keys),
                 aggs(&w.aggregate)
             ),
-            OperatorSpec::UpdatingAggregate(a) => {
-                format!("UpdatingAggregate: keys=[{}], aggregates=[{}]", list(&a.keys), aggs(a))
-            }
+            OperatorSpec::UpdatingAggregate(u) => format!(
+                "UpdatingAggregate: keys=[{}], aggregates=[{}], changelog {} -> {}",
+                list(&u.aggregate.keys),
+                aggs(&u.aggregate),
+                u.input,
+                u.output
+            ),
             OperatorSpec::Sink(s) => format!(
                 "Sink: {} (connector={}, {})",
                 s.table.name,

@@ -84,3 +84,86 @@ pub enum BarrierKind {
     /// skips a row, whatever the sinks' delivery.
     StopSavepoint,
 }
+
+/// What a row of a changelog stream does to the result (Flink's RowKind, RisingWave's `Op`).
+/// Append-only streams carry none: every row is an insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i8)]
+pub enum RowKind {
+    Insert = 0,
+    /// The old row of an update; an update-after for the same key follows.
+    UpdateBefore = 1,
+    UpdateAfter = 2,
+    Delete = 3,
+}
+
+impl RowKind {
+    pub fn from_code(code: i8) -> Result<Self> {
+        Ok(match code {
+            0 => RowKind::Insert,
+            1 => RowKind::UpdateBefore,
+            2 => RowKind::UpdateAfter,
+            3 => RowKind::Delete,
+            other => return Err(Error::internal(format!("unknown row kind {other}"))),
+        })
+    }
+
+    /// Whether the row takes an earlier row back (update-before, delete).
+    pub fn is_retraction(self) -> bool {
+        matches!(self, RowKind::UpdateBefore | RowKind::Delete)
+    }
+
+    /// As Flink prints it: `+I`, `-U`, `+U`, `-D`.
+    pub fn short_string(self) -> &'static str {
+        match self {
+            RowKind::Insert => "+I",
+            RowKind::UpdateBefore => "-U",
+            RowKind::UpdateAfter => "+U",
+            RowKind::Delete => "-D",
+        }
+    }
+}
+
+/// The field metadata that marks a batch's last column as its row kinds. A user's column can
+/// carry no metadata, so no column name is taken from users.
+const ROW_KIND_METADATA: &str = "weir.row_kind";
+
+/// The rows of a changelog batch and their kinds: the batch a changelog edge carries is the rows'
+/// columns followed by the kinds (an Int8 column marked by `ROW_KIND_METADATA`), so filters,
+/// the hash exchange and in-flight recording pass them through as one batch.
+pub fn with_row_kinds(rows: &RecordBatch, kinds: Vec<RowKind>) -> Result<RecordBatch> {
+    use datafusion::arrow::array::Int8Array;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    if kinds.len() != rows.num_rows() {
+        return Err(Error::internal("row kinds do not match the rows"));
+    }
+    let schema = rows.schema();
+    let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+    let metadata = [(ROW_KIND_METADATA.to_string(), "true".to_string())].into();
+    fields.push(std::sync::Arc::new(
+        Field::new("_row_kind", DataType::Int8, false).with_metadata(metadata),
+    ));
+    let mut columns = rows.columns().to_vec();
+    columns.push(std::sync::Arc::new(Int8Array::from_iter_values(kinds.into_iter().map(|k| k as i8))));
+    let options = datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        std::sync::Arc::new(Schema::new(fields)),
+        columns,
+        &options,
+    )?)
+}
+
+/// Splits a batch into its rows and, for a changelog batch, their kinds.
+pub fn split_row_kinds(batch: &RecordBatch) -> Result<(RecordBatch, Option<Vec<RowKind>>)> {
+    let schema = batch.schema();
+    let last = schema.fields().len().checked_sub(1);
+    let Some(last) = last.filter(|i| schema.field(*i).metadata().contains_key(ROW_KIND_METADATA)) else {
+        return Ok((batch.clone(), None));
+    };
+    let codes = batch
+        .column(last)
+        .as_primitive_opt::<datafusion::arrow::datatypes::Int8Type>()
+        .ok_or_else(|| Error::internal("row kinds are not Int8"))?;
+    let kinds = codes.values().iter().map(|c| RowKind::from_code(*c)).collect::<Result<Vec<_>>>()?;
+    Ok((batch.project(&(0..last).collect::<Vec<_>>())?, Some(kinds)))
+}

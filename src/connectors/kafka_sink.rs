@@ -32,11 +32,13 @@ use crate::catalog::{ColumnDef, TableConnector, TableDef, schema_of};
 use crate::connectors::kafka::{SharedOptions, client_error};
 use crate::connectors::record_format::{self, RecordFormat};
 use crate::error::{Error, Result, UserErrorKind};
+use crate::message::split_row_kinds;
 use crate::runtime::Sink;
 use crate::runtime::staging::{SinkStaging, StagedFile};
 
 /// A sink record's (key, value) bytes.
-type EncodedRecord = (Option<Vec<u8>>, Vec<u8>);
+/// A record's key and value; no value is a tombstone (upsert-kafka's delete).
+type EncodedRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// How long a send waits when the producer's queue is full before it tries again.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(5);
@@ -199,7 +201,10 @@ impl KafkaSinkConfig {
     /// the record is sent again: backpressure until the broker acknowledged earlier ones.
     fn send_batch(&self, producer: &ThreadedProducer<DeliveryReport>, batch: &RecordBatch, wait: impl Fn()) -> Result<()> {
         for (key, value) in self.records(batch)? {
-            let mut record: BaseRecord<'_, Vec<u8>, Vec<u8>> = BaseRecord::to(&self.topic).payload(&value);
+            let mut record: BaseRecord<'_, Vec<u8>, Vec<u8>> = BaseRecord::to(&self.topic);
+            if let Some(value) = &value {
+                record = record.payload(value);
+            }
             if let Some(key) = &key {
                 record = record.key(key);
             }
@@ -217,8 +222,10 @@ impl KafkaSinkConfig {
         Ok(())
     }
 
-    /// The (key, value) records of `batch`'s rows.
+    /// The (key, value) records of `batch`'s rows. A changelog's update-before and delete rows
+    /// become tombstones of their key (only upsert-kafka takes a changelog).
     fn records(&self, batch: &RecordBatch) -> Result<Vec<EncodedRecord>> {
+        let (batch, kinds) = split_row_kinds(batch)?;
         let batch = &RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
         let values = record_format::encode(self.value_format, &batch.project(&self.value_columns)?)?;
         let keys: Vec<Option<Vec<u8>>> = match &self.key {
@@ -228,6 +235,10 @@ impl KafkaSinkConfig {
                 .collect(),
             None => vec![None; values.len()],
         };
+        let values = values.into_iter().enumerate().map(|(i, value)| match &kinds {
+            Some(kinds) if kinds[i].is_retraction() => None,
+            _ => Some(value),
+        });
         Ok(keys.into_iter().zip(values).collect())
     }
 

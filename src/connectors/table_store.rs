@@ -24,6 +24,7 @@ use rocksdb::{DB, Direction, IngestExternalFileOptions, IteratorMode, Options, R
 use crate::catalog::{StoredRowLayout, TableDef, schema_of};
 use crate::error::{Error, Result};
 use crate::graph::SinkMode;
+use crate::message::split_row_kinds;
 use crate::runtime::Sink;
 use crate::runtime::staging::{SinkStaging, StagedFile};
 
@@ -362,7 +363,12 @@ impl TableWriter {
     }
 
     /// Adds the rows of `batch` to `write`: upserts by primary key, or appends under new row ids.
+    /// A changelog's update-before and delete rows delete the row with their key.
     fn add(&self, store: &TableStore, batch: &RecordBatch, write: &mut impl KeyValueWrite) -> Result<()> {
+        let (batch, kinds) = split_row_kinds(batch)?;
+        if kinds.is_some() && !self.upserts() {
+            return Err(Error::internal("a changelog reached a table without a primary key"));
+        }
         let batch = RecordBatch::try_new(self.codec.schema.clone(), batch.columns().to_vec())
             .map_err(|e| Error::internal(format!("sink batch does not match the table: {e}")))?;
         let values = self.codec.encode_values(&batch)?;
@@ -374,7 +380,10 @@ impl TableWriter {
                 key.clear();
                 key.extend_from_slice(&prefix);
                 key.extend_from_slice(key_row.data());
-                write.put(&key, value(i))?;
+                match &kinds {
+                    Some(kinds) if kinds[i].is_retraction() => write.delete(&key)?,
+                    _ => write.put(&key, value(i))?,
+                }
             }
         } else {
             let first = store.reserve_row_ids(self.table_id, batch.num_rows() as u64)?;
@@ -392,11 +401,17 @@ impl TableWriter {
 /// Where encoded rows go: a write batch (rows written as they arrive) or an epoch's sorted runs.
 trait KeyValueWrite {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
+    fn delete(&mut self, key: &[u8]) -> Result<()>;
 }
 
 impl KeyValueWrite for WriteBatch {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         WriteBatch::put(self, key, value);
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<()> {
+        WriteBatch::delete(self, key);
         Ok(())
     }
 }
@@ -449,9 +464,13 @@ impl<'a> SortedRuns<'a> {
         &self.bytes[entry.start..entry.start + entry.key_len as usize]
     }
 
-    fn value(&self, entry: &RunEntry) -> &[u8] {
+    /// The value of a put; `None` for a delete.
+    fn value(&self, entry: &RunEntry) -> Option<&[u8]> {
+        if entry.value_len == DELETED {
+            return None;
+        }
         let from = entry.start + entry.key_len as usize;
-        &self.bytes[from..from + entry.value_len as usize]
+        Some(&self.bytes[from..from + entry.value_len as usize])
     }
 
     /// The order of two entries' keys, as bytes: by their prefixes, then (for keys longer than the
@@ -514,13 +533,16 @@ impl<'a> SortedRuns<'a> {
                 prefetch_value(entry);
             }
             if let Some(ahead) = self.sorted_entry(position + PREFETCH_AHEAD) {
-                prefetch(&self.bytes[ahead.start..ahead.start + ahead.key_len as usize + ahead.value_len as usize]);
+                let len = ahead.key_len as usize + self.value(ahead).map_or(0, <[u8]>::len);
+                prefetch(&self.bytes[ahead.start..ahead.start + len]);
             }
             let superseded = self
                 .sorted_entry(position + 1)
                 .is_some_and(|next| self.compare_keys(next, entry).is_eq());
-            if !superseded {
-                writer.put(self.key(entry), self.value(entry))?;
+            match self.value(entry) {
+                _ if superseded => {}
+                Some(value) => writer.put(self.key(entry), value)?,
+                None => writer.delete(self.key(entry))?,
             }
         }
         for (key, value) in markers {
@@ -538,7 +560,10 @@ impl<'a> SortedRuns<'a> {
         if self.files.is_empty() && self.bytes.len() < SMALL_COMMIT_BYTES {
             let mut write = WriteBatch::default();
             for entry in &self.entries {
-                write.put(self.key(entry), self.value(entry));
+                match self.value(entry) {
+                    Some(value) => write.put(self.key(entry), value),
+                    None => write.delete(self.key(entry)),
+                }
             }
             for (key, value) in markers {
                 write.put(key, value);
@@ -556,23 +581,38 @@ impl<'a> SortedRuns<'a> {
 
 impl KeyValueWrite for SortedRuns<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        let (key_len, value_len) = (u32::try_from(key.len()), u32::try_from(value.len()));
+        self.push(key, Some(value))
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.push(key, None)
+    }
+}
+
+impl SortedRuns<'_> {
+    /// Adds a put (`Some(value)`) or a delete to the current run.
+    fn push(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let stored = value.unwrap_or_default();
+        let (key_len, value_len) = (u32::try_from(key.len()), u32::try_from(stored.len()));
         let (Ok(key_len), Ok(value_len)) = (key_len, value_len) else {
             return Err(Error::invalid("a result table row is larger than 4 GiB"));
         };
+        if value_len == DELETED {
+            return Err(Error::invalid("a result table row is larger than 4 GiB"));
+        }
         if self.bytes.capacity() < self.run_bytes {
             // Once, at the size a run reaches: growing by doubling would copy it on the way.
             self.bytes
-                .reserve_exact(self.run_bytes + key.len() + value.len() - self.bytes.len());
+                .reserve_exact(self.run_bytes + key.len() + stored.len() - self.bytes.len());
         }
         self.entries.push(RunEntry {
             prefix: key_prefix(key),
             start: self.bytes.len(),
             key_len,
-            value_len,
+            value_len: if value.is_some() { value_len } else { DELETED },
         });
         self.bytes.extend_from_slice(key);
-        self.bytes.extend_from_slice(value);
+        self.bytes.extend_from_slice(stored);
         if self.bytes.len() >= self.run_bytes || self.entries.len() >= MAX_RUN_ENTRIES {
             self.write_run(&Markers::new())?;
         }
@@ -580,7 +620,10 @@ impl KeyValueWrite for SortedRuns<'_> {
     }
 }
 
-/// Where one put of a run lies in its bytes.
+/// The `value_len` of a delete's entry (no put has it: such rows are refused).
+const DELETED: u32 = u32::MAX;
+
+/// Where one put or delete of a run lies in its bytes.
 #[derive(Clone, Copy)]
 struct RunEntry {
     /// The key's first 24 bytes as numbers that order like them: a run's keys share their table
@@ -953,6 +996,45 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path().join("staging")).unwrap().count(), 0);
     }
 
+    /// A changelog's update-before and delete rows delete their key, in order with the puts around
+    /// them: within a run, across runs of a large epoch, and in a small epoch's write batch.
+    #[test]
+    fn changelog_deletes_apply_in_order_across_runs() {
+        use crate::message::{RowKind, with_row_kinds};
+        let dir = tempfile::tempdir().unwrap();
+        let store = TableStore::open(dir.path()).unwrap();
+        let table = table(9, &["k"]);
+        let writer = TableWriter::new(&table).unwrap();
+        let changes = |rows: Vec<(RowKind, i64, String)>| {
+            let kinds = rows.iter().map(|r| r.0).collect();
+            with_row_kinds(&batch(&table, rows.into_iter().map(|r| (r.1, r.2))), kinds).unwrap()
+        };
+        // 20_000 keys put, then every third key deleted and every sixth put back: several runs.
+        let puts = changes((0..20_000).map(|k| (RowKind::Insert, k, format!("v{k}"))).collect());
+        let deletes = changes((0..20_000).step_by(3).map(|k| (RowKind::Delete, k, String::new())).collect());
+        let back = changes((0..20_000).step_by(6).map(|k| (RowKind::UpdateAfter, k, format!("w{k}"))).collect());
+        commit(&store, &writer, 1, vec![puts, deletes, back], 64 << 10);
+        let expected: Vec<(i64, String)> = (0..20_000)
+            .filter_map(|k| match (k % 3, k % 6) {
+                (_, 0) => Some((k, format!("w{k}"))),
+                (0, _) => None,
+                _ => Some((k, format!("v{k}"))),
+            })
+            .collect();
+        assert_eq!(contents(&store, &table), expected);
+        // A small epoch: an update (update-before, update-after) and a delete.
+        let small = changes(vec![
+            (RowKind::UpdateBefore, 1, "v1".into()),
+            (RowKind::UpdateAfter, 1, "x1".into()),
+            (RowKind::Delete, 2, "v2".into()),
+        ]);
+        commit(&store, &writer, 2, vec![small], 64 << 10);
+        let rows = contents(&store, &table);
+        assert_eq!(rows.iter().find(|(k, _)| *k == 1).unwrap().1, "x1");
+        assert!(!rows.iter().any(|(k, _)| *k == 2));
+        assert_eq!(rows.len(), expected.len() - 1);
+    }
+
     /// Appends of large and small epochs get increasing row ids; an epoch committed again is skipped.
     #[test]
     fn append_epochs_keep_their_order_and_are_applied_once() {
@@ -1075,7 +1157,7 @@ mod tests {
             runs.sort_run();
             let sorted: Vec<(Vec<u8>, Vec<u8>)> = (0..keys.len())
                 .filter_map(|position| runs.sorted_entry(position))
-                .map(|e| (runs.key(e).to_vec(), runs.value(e).to_vec()))
+                .map(|e| (runs.key(e).to_vec(), runs.value(e).unwrap_or_default().to_vec()))
                 .collect();
             let mut expected: Vec<(Vec<u8>, Vec<u8>)> = keys
                 .iter()

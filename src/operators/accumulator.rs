@@ -3,8 +3,13 @@
 //! order-preserving for every type, so one code path serves strings, timestamps and numbers alike.
 //! States merge (panes of a hopping window, partial states spilled to the backend) and serialize
 //! to bytes for the state backend.
+//!
+//! Over a changelog with retractions (an aggregate over an updating result) every aggregate can
+//! take a value back, as Flink's `...WithRetract` functions do: SUM keeps how many values it holds
+//! (NULL again when none is left), and MIN, MAX and COUNT(DISTINCT) keep every value with its count,
+//! since the extreme that is taken back must give way to the next one.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, Float64Array, Int64Array, UInt64Array};
@@ -32,6 +37,59 @@ pub enum AccumulatorState {
     Max(Option<Box<[u8]>>),
     /// Row-encoded distinct non-null values.
     Distinct(HashSet<Box<[u8]>>),
+    /// SUM with retractions: the sum and how many non-null values are in it.
+    RetractableSum {
+        sum: SumValue,
+        values: i64,
+    },
+    /// MIN, MAX and COUNT(DISTINCT) with retractions: each row-encoded non-null value and how many
+    /// times it is in the group (a partial state may hold negative counts: values taken back).
+    Multiset(BTreeMap<Box<[u8]>, i64>),
+}
+
+/// A running sum in the type SUM accumulates in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SumValue {
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Decimal(i128),
+}
+
+impl SumValue {
+    /// Adds (or, with `negate`, subtracts) row `row` of `arg`, which holds this sum's type.
+    fn accumulate(&mut self, arg: &dyn Array, row: usize, negate: bool) -> Result<()> {
+        let mismatch = || Error::internal("SUM argument of an unexpected type");
+        match self {
+            SumValue::Int(sum) => {
+                let v = arg.as_primitive_opt::<Int64Type>().ok_or_else(mismatch)?.value(row);
+                *sum = if negate { sum.wrapping_sub(v) } else { sum.wrapping_add(v) };
+            }
+            SumValue::UInt(sum) => {
+                let v = arg.as_primitive_opt::<UInt64Type>().ok_or_else(mismatch)?.value(row);
+                *sum = if negate { sum.wrapping_sub(v) } else { sum.wrapping_add(v) };
+            }
+            SumValue::Float(sum) => {
+                let v = arg.as_primitive_opt::<Float64Type>().ok_or_else(mismatch)?.value(row);
+                *sum += if negate { -v } else { v };
+            }
+            SumValue::Decimal(sum) => {
+                let v = arg.as_any().downcast_ref::<Decimal128Array>().ok_or_else(mismatch)?.value(row);
+                *sum = if negate { sum.wrapping_sub(v) } else { sum.wrapping_add(v) };
+            }
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, other: &SumValue) {
+        match (self, other) {
+            (SumValue::Int(a), SumValue::Int(b)) => *a = a.wrapping_add(*b),
+            (SumValue::UInt(a), SumValue::UInt(b)) => *a = a.wrapping_add(*b),
+            (SumValue::Float(a), SumValue::Float(b)) => *a += b,
+            (SumValue::Decimal(a), SumValue::Decimal(b)) => *a = a.wrapping_add(*b),
+            _ => {}
+        }
+    }
 }
 
 /// How an aggregate call accumulates, fixed by its kind and argument type at operator start.
@@ -54,10 +112,13 @@ pub struct AggregateFunction {
     arg_type: DataType,
     /// Row encoding of the argument (MIN, MAX, COUNT DISTINCT).
     converter: Option<RowConverter>,
+    /// The input takes rows back: states that can be taken from (`RetractableSum`, `Multiset`).
+    retracting: bool,
 }
 
 impl AggregateFunction {
-    pub fn new(call: &AggregateCall, input_schema: &Schema) -> Result<Self> {
+    /// `retracting`: the input is a changelog with retractions.
+    pub fn new(call: &AggregateCall, input_schema: &Schema, retracting: bool) -> Result<Self> {
         let arg_type = call.arg.data_type(input_schema)?;
         let unsupported = || Error::unsupported(format!("aggregate {} over {arg_type} is not supported yet", call.display));
         if call.distinct && call.kind != AggregateKind::Count {
@@ -92,10 +153,22 @@ impl AggregateFunction {
             method,
             arg_type,
             converter,
+            retracting,
         })
     }
 
     pub fn init(&self) -> AccumulatorState {
+        if self.retracting {
+            let sum = |zero| AccumulatorState::RetractableSum { sum: zero, values: 0 };
+            match self.method {
+                Method::SumInt => return sum(SumValue::Int(0)),
+                Method::SumUInt => return sum(SumValue::UInt(0)),
+                Method::SumFloat => return sum(SumValue::Float(0.0)),
+                Method::SumDecimal => return sum(SumValue::Decimal(0)),
+                Method::Min | Method::Max | Method::CountDistinct => return AccumulatorState::Multiset(BTreeMap::new()),
+                Method::Count | Method::Avg => {}
+            }
+        }
         match self.method {
             Method::Count => AccumulatorState::Count(0),
             Method::CountDistinct => AccumulatorState::Distinct(HashSet::new()),
@@ -124,6 +197,9 @@ impl AggregateFunction {
     /// Adds row `rows[i]` of `arg` to `states[slots[i]]` for every i: `slots` maps each selected row
     /// to its group's state.
     pub fn update(&self, arg: &ArrayRef, rows: &[usize], slots: &[usize], states: &mut [&mut AccumulatorState]) -> Result<()> {
+        if self.retracting {
+            return self.update_retractable(arg, rows, slots, states, false);
+        }
         let pairs = rows.iter().zip(slots);
         match self.method {
             Method::Count => {
@@ -215,14 +291,70 @@ impl AggregateFunction {
         Ok(())
     }
 
+    /// Takes row `rows[i]` of `arg` back from `states[slots[i]]` for every i (an update-before or
+    /// a delete of the input).
+    pub fn retract(&self, arg: &ArrayRef, rows: &[usize], slots: &[usize], states: &mut [&mut AccumulatorState]) -> Result<()> {
+        if !self.retracting {
+            return Err(Error::internal(format!("{} cannot take rows back", self.call.display)));
+        }
+        self.update_retractable(arg, rows, slots, states, true)
+    }
+
+    /// Adds rows to (or, with `negate`, takes them from) states that can be taken from.
+    fn update_retractable(
+        &self,
+        arg: &ArrayRef,
+        rows: &[usize],
+        slots: &[usize],
+        states: &mut [&mut AccumulatorState],
+        negate: bool,
+    ) -> Result<()> {
+        let step: i64 = if negate { -1 } else { 1 };
+        let encoded = match &self.converter {
+            Some(converter) => Some(converter.convert_columns(std::slice::from_ref(arg))?),
+            None => None,
+        };
+        let floats = match self.method {
+            Method::Avg => Some(arg.as_primitive::<Float64Type>()),
+            _ => None,
+        };
+        for (&r, &s) in rows.iter().zip(slots) {
+            if !arg.is_valid(r) {
+                continue;
+            }
+            match &mut *states[s] {
+                AccumulatorState::Count(c) => *c += step,
+                AccumulatorState::Avg { sum, count } => {
+                    let v = floats.map_or(0.0, |f| f.value(r));
+                    *sum += if negate { -v } else { v };
+                    *count += step;
+                }
+                AccumulatorState::RetractableSum { sum, values } => {
+                    sum.accumulate(arg.as_ref(), r, negate)?;
+                    *values += step;
+                }
+                AccumulatorState::Multiset(values) => {
+                    let value = encoded.as_ref().ok_or_else(|| Error::internal("row converter missing"))?.row(r);
+                    add_count(values, value.as_ref(), step);
+                }
+                _ => return Err(Error::internal("aggregate state cannot take rows back")),
+            }
+        }
+        Ok(())
+    }
+
     /// The output column for these group states, in order.
     pub fn finish<'a>(&self, states: impl Iterator<Item = &'a AccumulatorState>) -> Result<ArrayRef> {
         let out: ArrayRef = match self.method {
             Method::Count | Method::CountDistinct => Arc::new(Int64Array::from_iter_values(states.map(|s| match s {
                 AccumulatorState::Count(c) => *c,
                 AccumulatorState::Distinct(set) => set.len() as i64,
+                AccumulatorState::Multiset(values) => values.values().filter(|n| **n > 0).count() as i64,
                 _ => 0,
             }))),
+            Method::SumInt | Method::SumUInt | Method::SumFloat | Method::SumDecimal if self.retracting => {
+                self.finish_retractable_sum(states)?
+            }
             Method::SumInt => Arc::new(Int64Array::from_iter(states.map(|s| match s {
                 AccumulatorState::SumInt(v) => *v,
                 _ => None,
@@ -254,6 +386,15 @@ impl AggregateFunction {
                 let values: Vec<Option<Box<[u8]>>> = states
                     .map(|s| match s {
                         AccumulatorState::Min(v) | AccumulatorState::Max(v) => v.clone(),
+                        AccumulatorState::Multiset(values) => {
+                            let mut present = values.iter().filter(|(_, n)| **n > 0).map(|(v, _)| v);
+                            let extreme = if self.method == Method::Min {
+                                present.next()
+                            } else {
+                                present.next_back()
+                            };
+                            extreme.cloned()
+                        }
                         _ => None,
                     })
                     .collect();
@@ -264,6 +405,40 @@ impl AggregateFunction {
             return Ok(cast(&out, &self.call.output_type)?);
         }
         Ok(out)
+    }
+
+    /// SUM's output over `RetractableSum` states: NULL where no value is left.
+    fn finish_retractable_sum<'a>(&self, states: impl Iterator<Item = &'a AccumulatorState>) -> Result<ArrayRef> {
+        let sums: Vec<Option<SumValue>> = states
+            .map(|s| match s {
+                AccumulatorState::RetractableSum { sum, values } if *values > 0 => Some(*sum),
+                _ => None,
+            })
+            .collect();
+        Ok(match self.method {
+            Method::SumInt => Arc::new(Int64Array::from_iter(sums.iter().map(|s| match s {
+                Some(SumValue::Int(v)) => Some(*v),
+                _ => None,
+            }))),
+            Method::SumUInt => Arc::new(UInt64Array::from_iter(sums.iter().map(|s| match s {
+                Some(SumValue::UInt(v)) => Some(*v),
+                _ => None,
+            }))),
+            Method::SumFloat => Arc::new(Float64Array::from_iter(sums.iter().map(|s| match s {
+                Some(SumValue::Float(v)) => Some(*v),
+                _ => None,
+            }))),
+            _ => {
+                let values = Decimal128Array::from_iter(sums.iter().map(|s| match s {
+                    Some(SumValue::Decimal(v)) => Some(*v),
+                    _ => None,
+                }));
+                match &self.call.output_type {
+                    DataType::Decimal128(p, s) => Arc::new(values.with_precision_and_scale(*p, *s)?),
+                    _ => Arc::new(values),
+                }
+            }
+        })
     }
 
     /// Folds `other` into `into` (two partial states of the same group).
@@ -302,8 +477,33 @@ impl AggregateFunction {
                 }
             }
             (S::Distinct(a), S::Distinct(b)) => a.extend(b.iter().cloned()),
+            (S::RetractableSum { sum, values }, S::RetractableSum { sum: s2, values: v2 }) => {
+                sum.add(s2);
+                *values += v2;
+            }
+            (S::Multiset(a), S::Multiset(b)) => {
+                for (value, n) in b {
+                    add_count(a, value, *n);
+                }
+            }
             _ => {}
         }
+    }
+}
+
+/// Adds `n` to the count of `value`, forgetting values whose count reaches zero.
+fn add_count(values: &mut BTreeMap<Box<[u8]>, i64>, value: &[u8], n: i64) {
+    match values.get_mut(value) {
+        Some(count) => {
+            *count += n;
+            if *count == 0 {
+                values.remove(value);
+            }
+        }
+        None if n != 0 => {
+            values.insert(value.into(), n);
+        }
+        None => {}
     }
 }
 
@@ -396,6 +596,36 @@ pub fn encode_states(states: &[AccumulatorState], out: &mut Vec<u8>) {
                     bytes(out, v);
                 }
             }
+            AccumulatorState::RetractableSum { sum, values } => {
+                out.push(9);
+                match sum {
+                    SumValue::Int(v) => {
+                        out.push(0);
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                    SumValue::UInt(v) => {
+                        out.push(1);
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                    SumValue::Float(v) => {
+                        out.push(2);
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                    SumValue::Decimal(v) => {
+                        out.push(3);
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
+                out.extend_from_slice(&values.to_le_bytes());
+            }
+            AccumulatorState::Multiset(values) => {
+                out.push(10);
+                out.extend_from_slice(&(values.len() as u32).to_le_bytes());
+                for (v, n) in values {
+                    bytes(out, v);
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
+            }
         }
     }
 }
@@ -455,6 +685,26 @@ pub fn decode_states(mut input: &[u8]) -> Result<Vec<AccumulatorState>> {
                 }
                 AccumulatorState::Distinct(set)
             }
+            9 => {
+                let sum = match take(&mut input, 1).ok_or_else(corrupt)?[0] {
+                    0 => SumValue::Int(i64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?)),
+                    1 => SumValue::UInt(u64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?)),
+                    2 => SumValue::Float(f64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?)),
+                    3 => SumValue::Decimal(i128::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?)),
+                    _ => return Err(corrupt()),
+                };
+                let values = i64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?);
+                AccumulatorState::RetractableSum { sum, values }
+            }
+            10 => {
+                let n = u32::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?);
+                let mut values = BTreeMap::new();
+                for _ in 0..n {
+                    let value = bytes(&mut input).ok_or_else(corrupt)?;
+                    values.insert(value, i64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?));
+                }
+                AccumulatorState::Multiset(values)
+            }
             _ => return Err(corrupt()),
         };
         states.push(state);
@@ -480,6 +730,15 @@ mod tests {
             AccumulatorState::Min(Some(Box::from(&b"x"[..]))),
             AccumulatorState::Max(None),
             AccumulatorState::Distinct(set),
+            AccumulatorState::RetractableSum {
+                sum: SumValue::Decimal(-5),
+                values: 2,
+            },
+            AccumulatorState::RetractableSum {
+                sum: SumValue::Float(0.5),
+                values: 0,
+            },
+            AccumulatorState::Multiset([(Box::<[u8]>::from(&b"v"[..]), -2), (Box::from(&b"w"[..]), 3)].into()),
         ];
         let mut bytes = Vec::new();
         encode_states(&states, &mut bytes);

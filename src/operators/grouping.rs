@@ -1,6 +1,8 @@
 //! What the keyed aggregates share: evaluating group keys (row-encoded, prefixed with their key
 //! group), pre-aggregating a batch in memory (one hash lookup per row, one state per distinct
-//! group), and building output batches from group states.
+//! group), and building output batches from group states. Over a changelog with retractions the
+//! rows taken back are subtracted, and every group also counts its rows (a hidden last state), so
+//! a group whose rows were all taken back can be deleted.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use datafusion::arrow::row::RowConverter;
 
 use crate::error::{Error, Result};
 use crate::graph::{AggregateOutput, AggregateSpec, PhysicalExprRef};
+use crate::message::RowKind;
 use crate::operators::accumulator::{AccumulatorState, AggregateFunction};
 use crate::state::key::{key_converter, key_group};
 
@@ -25,6 +28,8 @@ pub struct Grouping {
     pub functions: Vec<AggregateFunction>,
     outputs: Vec<AggregateOutput>,
     output_schema: SchemaRef,
+    /// The input takes rows back: every group's states end with its row count.
+    retracting: bool,
 }
 
 /// A batch reduced to one partial state per (bucket, group key).
@@ -36,7 +41,8 @@ pub struct PreAggregated {
 }
 
 impl Grouping {
-    pub fn new(spec: &AggregateSpec, input_schema: &Schema, output_schema: SchemaRef) -> Result<Self> {
+    /// `retracting`: the input is a changelog with retractions (only unwindowed aggregates take one).
+    pub fn new(spec: &AggregateSpec, input_schema: &Schema, output_schema: SchemaRef, retracting: bool) -> Result<Self> {
         let key_types = spec
             .keys
             .iter()
@@ -45,7 +51,7 @@ impl Grouping {
         let functions = spec
             .aggregates
             .iter()
-            .map(|a| AggregateFunction::new(a, input_schema))
+            .map(|a| AggregateFunction::new(a, input_schema, retracting))
             .collect::<Result<Vec<_>>>()?;
         Ok(Grouping {
             keys: spec.keys.clone(),
@@ -53,21 +59,37 @@ impl Grouping {
             functions,
             outputs: spec.outputs.clone(),
             output_schema,
+            retracting,
         })
     }
 
     pub fn init_states(&self) -> Vec<AccumulatorState> {
-        self.functions.iter().map(|f| f.init()).collect()
+        let mut states: Vec<_> = self.functions.iter().map(|f| f.init()).collect();
+        if self.retracting {
+            states.push(AccumulatorState::Count(0));
+        }
+        states
     }
 
     pub fn merge_states(&self, into: &mut [AccumulatorState], other: &[AccumulatorState]) {
         for ((f, a), b) in self.functions.iter().zip(into.iter_mut()).zip(other) {
             f.merge(a, b);
         }
+        if let (Some(AccumulatorState::Count(a)), Some(AccumulatorState::Count(b)), true) = (into.last_mut(), other.last(), self.retracting)
+        {
+            *a += b;
+        }
+    }
+
+    /// Whether a group's states hold any row: always without retractions; with them, whether the
+    /// rows added outnumber the rows taken back.
+    pub fn holds_rows(&self, states: &[AccumulatorState]) -> bool {
+        holds_rows(self.retracting, states)
     }
 
     /// Pre-aggregates the rows whose bucket is `Some` (a window pane, or 0 for an unwindowed group).
-    pub fn pre_aggregate(&self, batch: &RecordBatch, buckets: &[Option<i64>]) -> Result<PreAggregated> {
+    /// `kinds`: the rows' kinds, for a changelog (rows taken back are subtracted).
+    pub fn pre_aggregate(&self, batch: &RecordBatch, buckets: &[Option<i64>], kinds: Option<&[RowKind]>) -> Result<PreAggregated> {
         let key_columns = self
             .keys
             .iter()
@@ -94,10 +116,35 @@ impl Grouping {
             rows_per_group[*slot] += 1;
         }
         let mut states: Vec<Vec<AccumulatorState>> = (0..groups.len()).map(|_| self.init_states()).collect();
+        // The rows taken back, apart from the rows added.
+        let mut taken_back = (Vec::new(), Vec::new());
+        if let Some(kinds) = kinds {
+            if !self.retracting {
+                return Err(Error::internal("a changelog reached an aggregate planned for append-only input"));
+            }
+            let mut added = (Vec::with_capacity(selected.len()), Vec::with_capacity(selected.len()));
+            for (row, slot) in selected.iter().zip(&slots) {
+                let side = if kinds[*row].is_retraction() { &mut taken_back } else { &mut added };
+                side.0.push(*row);
+                side.1.push(*slot);
+            }
+            (selected, slots) = added;
+        }
         for (f, function) in self.functions.iter().enumerate() {
             let arg = function.argument(batch)?;
             let mut refs: Vec<&mut AccumulatorState> = states.iter_mut().map(|s| &mut s[f]).collect();
             function.update(&arg, &selected, &slots, &mut refs)?;
+            if !taken_back.0.is_empty() {
+                function.retract(&arg, &taken_back.0, &taken_back.1, &mut refs)?;
+            }
+        }
+        if self.retracting {
+            let counts = slots.iter().map(|s| (*s, 1)).chain(taken_back.1.iter().map(|s| (*s, -1)));
+            for (slot, step) in counts {
+                if let Some(AccumulatorState::Count(n)) = states[slot].last_mut() {
+                    *n += step;
+                }
+            }
         }
         Ok(PreAggregated {
             groups,
@@ -141,6 +188,11 @@ impl Grouping {
         let options = RecordBatchOptions::new().with_row_count(Some(keys.len()));
         Ok(RecordBatch::try_new_with_options(self.output_schema.clone(), columns, &options)?)
     }
+}
+
+/// `Grouping::holds_rows` for a grouping that takes rows back (`retracting`) or not.
+pub fn holds_rows(retracting: bool, states: &[AccumulatorState]) -> bool {
+    !retracting || matches!(states.last(), Some(AccumulatorState::Count(n)) if *n > 0)
 }
 
 fn group_key(row: &[u8]) -> GroupKey {

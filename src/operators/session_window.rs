@@ -90,7 +90,7 @@ impl SessionWindowAggregate {
             return Err(Error::invalid("SESSION gap must be positive"));
         }
         Ok(SessionWindowAggregate {
-            grouping: Grouping::new(&spec.aggregate, &input_schema, output_schema)?,
+            grouping: Grouping::new(&spec.aggregate, &input_schema, output_schema, false)?,
             gap,
             time_column: spec.time_column,
             sessions: Arc::default(),
@@ -174,7 +174,7 @@ impl Operator for SessionWindowAggregate {
         let times = event_time_nanos(batch.column(self.time_column))?;
         let buckets: Vec<Option<i64>> = (0..batch.num_rows()).map(|r| (!times.is_null(r)).then(|| times.value(r))).collect();
         self.metrics.add_late_rows(times.null_count());
-        let pre = self.grouping.pre_aggregate(&batch, &buckets)?;
+        let pre = self.grouping.pre_aggregate(&batch, &buckets, None)?;
         let mut late_groups = Vec::new();
         for (i, ((time, key), states)) in pre.groups.into_iter().zip(pre.states).enumerate() {
             if !self.add(key, time, states)? {

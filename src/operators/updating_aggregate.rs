@@ -1,5 +1,13 @@
 //! `UpdatingAggregate`: GROUP BY without a window. Each batch is pre-aggregated in memory and folded
-//! into the per-key state; the new value of every key the batch touched is emitted as an upsert.
+//! into the per-key state; every key the batch touched emits its change, in the mode the planner
+//! chose (Flink's GroupAggFunction):
+//! - upsert (into a table keyed like the groups): the new row; over append-only input the batches
+//!   carry no row kinds, as every row is an insert or an update-after;
+//! - retract (into another aggregate, a filter or a join): the old row's update-before, then the
+//!   new row's update-after; nothing when the row did not change.
+//!
+//! Over a changelog with retractions the rows taken back are subtracted, and a group left with
+//! no row is deleted (a delete row downstream, a delete in the state).
 //! Hot keys stay in a cache; when it outgrows its limit the changed keys are written to the state
 //! backend as one ingested file and the cache is emptied, and a key missing from the cache is read
 //! back from the backend once. A checkpoint flushes the keys changed since the previous one into
@@ -9,14 +17,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::compute::kernels::cmp::distinct;
+use datafusion::arrow::compute::{concat_batches, filter_record_batch, or};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
-use crate::graph::AggregateSpec;
-use crate::message::Message;
+use crate::graph::{ChangelogMode, UpdatingAggregateSpec};
+use crate::message::{Message, RowKind, split_row_kinds, with_row_kinds};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
-use crate::operators::grouping::{GroupKey, Grouping};
+use crate::operators::grouping::{GroupKey, Grouping, holds_rows};
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::{StateBackend, StateWriteBatch};
 
@@ -31,7 +42,11 @@ type States = HashMap<GroupKey, Cached, ahash::RandomState>;
 
 pub struct UpdatingAggregate {
     grouping: Grouping,
-    /// The current state of hot keys (newer than the backend's copy, if any).
+    output: ChangelogMode,
+    /// The input takes rows back, so groups may disappear.
+    retracting: bool,
+    /// The current state of hot keys (newer than the backend's copy, if any). A group left with
+    /// no row stays here, empty, until it is deleted from the backend.
     cache: Arc<States>,
     cache_limit: usize,
     backend: Box<dyn StateBackend>,
@@ -42,16 +57,29 @@ pub struct UpdatingAggregate {
     flushed: u64,
 }
 
+/// What happened to one group in one batch.
+struct GroupChange {
+    key: GroupKey,
+    /// The group's states before the batch, if it held rows and its old row is needed.
+    before: Option<Vec<AccumulatorState>>,
+    /// Whether it held rows before the batch, and after it.
+    existed: bool,
+    exists: bool,
+}
+
 impl UpdatingAggregate {
     pub fn new(
-        spec: &AggregateSpec,
+        spec: &UpdatingAggregateSpec,
         input_schema: SchemaRef,
         output_schema: SchemaRef,
         backend: Box<dyn StateBackend>,
         cache_limit: usize,
     ) -> Result<Self> {
+        let retracting = spec.input == ChangelogMode::Retract;
         Ok(UpdatingAggregate {
-            grouping: Grouping::new(spec, &input_schema, output_schema)?,
+            grouping: Grouping::new(&spec.aggregate, &input_schema, output_schema, retracting)?,
+            output: spec.output,
+            retracting,
             cache: Arc::default(),
             cache_limit: cache_limit.max(1),
             backend,
@@ -63,35 +91,105 @@ impl UpdatingAggregate {
     /// Writes the changed keys to the backend and empties the cache.
     fn spill(&mut self) -> Result<()> {
         let cache = std::mem::take(&mut self.cache);
-        self.backend.ingest(changed_since(&cache, self.flushed))
+        self.backend.ingest(changed_since(self.retracting, &cache, self.flushed))
+    }
+
+    /// Whether the old row of a group is emitted (as an update-before or a delete).
+    fn emits_old_rows(&self) -> bool {
+        self.output == ChangelogMode::Retract || self.retracting
+    }
+
+    /// The rows for this batch's changes, old rows (update-before, delete) ahead of new ones, so
+    /// that downstream every key's old row comes before its new one.
+    fn changelog(&self, changes: &[GroupChange]) -> Result<Option<RecordBatch>> {
+        let current = |change: &GroupChange| self.cache.get(&change.key).map(|c| c.states.as_slice());
+        if !self.emits_old_rows() {
+            // Upsert over append-only input: every row is an insert or an update-after.
+            let keys: Vec<&GroupKey> = changes.iter().map(|c| &c.key).collect();
+            let states: Vec<&[AccumulatorState]> = changes.iter().filter_map(current).collect();
+            return Ok(Some(self.grouping.output(&keys, None, &states)?));
+        }
+        let pick = |f: fn(&GroupChange) -> bool| changes.iter().filter(move |c| f(c));
+        let updated: Vec<&GroupChange> = pick(|c| c.existed && c.exists).collect();
+        let deleted: Vec<&GroupChange> = pick(|c| c.existed && !c.exists).collect();
+        let inserted: Vec<&GroupChange> = pick(|c| !c.existed && c.exists).collect();
+        let before = |group: &[&GroupChange]| -> Result<RecordBatch> {
+            let keys: Vec<&GroupKey> = group.iter().map(|c| &c.key).collect();
+            let states: Vec<&[AccumulatorState]> = group.iter().filter_map(|c| c.before.as_deref()).collect();
+            self.grouping.output(&keys, None, &states)
+        };
+        let after = |group: &[&GroupChange]| -> Result<RecordBatch> {
+            let keys: Vec<&GroupKey> = group.iter().map(|c| &c.key).collect();
+            let states: Vec<&[AccumulatorState]> = group.iter().filter_map(|c| current(c)).collect();
+            self.grouping.output(&keys, None, &states)
+        };
+        let (mut old_rows, mut new_rows) = (before(&updated)?, after(&updated)?);
+        let mut parts = Vec::new();
+        if self.output == ChangelogMode::Retract {
+            // A row that did not change is not sent again (as Flink does without state TTL).
+            let changed = changed_rows(&old_rows, &new_rows)?;
+            old_rows = filter_record_batch(&old_rows, &changed)?;
+            new_rows = filter_record_batch(&new_rows, &changed)?;
+            parts.push((old_rows, RowKind::UpdateBefore));
+        }
+        parts.push((before(&deleted)?, RowKind::Delete));
+        parts.push((new_rows, RowKind::UpdateAfter));
+        parts.push((after(&inserted)?, RowKind::Insert));
+        let mut kinds = Vec::new();
+        for (rows, kind) in &parts {
+            kinds.extend(std::iter::repeat_n(*kind, rows.num_rows()));
+        }
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        let rows = concat_batches(&parts[0].0.schema(), parts.iter().map(|(rows, _)| rows))?;
+        Ok(Some(with_row_kinds(&rows, kinds)?))
     }
 }
 
-/// The entries of keys changed after epoch `flushed`, as backend puts.
-fn changed_since(cache: &States, flushed: u64) -> StateWriteBatch {
-    cache
-        .iter()
-        .filter(|(_, cached)| cached.epoch > flushed)
-        .map(|(key, cached)| {
+/// Which rows of `new` differ from the same row of `old` in any column.
+fn changed_rows(old: &RecordBatch, new: &RecordBatch) -> Result<BooleanArray> {
+    let mut changed = BooleanArray::from(vec![false; new.num_rows()]);
+    for (a, b) in old.columns().iter().zip(new.columns()) {
+        changed = or(&changed, &distinct(a, b)?)?;
+    }
+    Ok(changed)
+}
+
+/// The entries of keys changed after epoch `flushed`, as backend writes: groups left with no row
+/// are deleted.
+fn changed_since(retracting: bool, cache: &States, flushed: u64) -> StateWriteBatch {
+    let mut batch = StateWriteBatch::default();
+    for (key, cached) in cache.iter().filter(|(_, cached)| cached.epoch > flushed) {
+        if holds_rows(retracting, &cached.states) {
             let mut value = Vec::new();
             encode_states(&cached.states, &mut value);
-            (key.to_vec(), value)
-        })
-        .collect()
+            batch.put(key.to_vec(), value);
+        } else {
+            batch.delete(key.to_vec());
+        }
+    }
+    batch
 }
 
 impl Operator for UpdatingAggregate {
     fn process(&mut self, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
-        let buckets = vec![Some(0); batch.num_rows()];
-        let pre = self.grouping.pre_aggregate(&batch, &buckets)?;
-        let mut changed = Vec::with_capacity(pre.groups.len());
+        let (rows, kinds) = split_row_kinds(&batch)?;
+        let buckets = vec![Some(0); rows.num_rows()];
+        let pre = self.grouping.pre_aggregate(&rows, &buckets, kinds.as_deref())?;
+        let keep_before = self.emits_old_rows();
+        let mut changes = Vec::with_capacity(pre.groups.len());
         // Copies the cache once if a checkpoint's thread still holds it.
         let cache = Arc::make_mut(&mut self.cache);
         for ((_, key), states) in pre.groups.into_iter().zip(pre.states) {
+            let mut fresh = false;
             if !cache.contains_key(&key) {
                 let stored = match self.backend.get(&key)? {
                     Some(bytes) => decode_states(&bytes)?,
-                    None => self.grouping.init_states(),
+                    None => {
+                        fresh = true;
+                        self.grouping.init_states()
+                    }
                 };
                 cache.insert(
                     key.clone(),
@@ -101,19 +199,23 @@ impl Operator for UpdatingAggregate {
                     },
                 );
             }
-            if let Some(current) = cache.get_mut(&key) {
-                self.grouping.merge_states(&mut current.states, &states);
-                current.epoch = self.epoch;
-            }
-            changed.push(key);
+            let Some(current) = cache.get_mut(&key) else { continue };
+            let existed = !fresh && self.grouping.holds_rows(&current.states);
+            let before = (existed && keep_before).then(|| current.states.clone());
+            self.grouping.merge_states(&mut current.states, &states);
+            current.epoch = self.epoch;
+            let exists = self.grouping.holds_rows(&current.states);
+            changes.push(GroupChange {
+                key,
+                before,
+                existed,
+                exists,
+            });
         }
-        if !changed.is_empty() {
-            let keys: Vec<&GroupKey> = changed.iter().collect();
-            let states: Vec<&[AccumulatorState]> = changed
-                .iter()
-                .filter_map(|k| self.cache.get(k).map(|c| c.states.as_slice()))
-                .collect();
-            out.push(Message::Data(self.grouping.output(&keys, None, &states)?));
+        if !changes.is_empty()
+            && let Some(rows) = self.changelog(&changes)?
+        {
+            out.push(Message::Data(rows));
         }
         if self.cache.len() > self.cache_limit {
             self.spill()?;
@@ -127,7 +229,8 @@ impl Operator for UpdatingAggregate {
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
         let frozen = self.cache.clone();
         let flushed = self.flushed;
-        let changes = Box::new(move || changed_since(&frozen, flushed));
+        let retracting = self.retracting;
+        let changes = Box::new(move || changed_since(retracting, &frozen, flushed));
         let files = vec![self.backend.checkpoint(dir, Some(changes))?];
         self.flushed = self.epoch;
         self.epoch += 1;
@@ -136,5 +239,167 @@ impl Operator for UpdatingAggregate {
             files,
             meta: serde_json::Value::Null,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+    use datafusion::arrow::util::display::array_value_to_string;
+    use datafusion::physical_expr::expressions::{col, lit};
+
+    use super::*;
+    use crate::graph::{AggregateCall, AggregateKind, AggregateOutput, AggregateSpec};
+    use crate::operators::testing::OperatorHarness;
+    use crate::settings::StateBackendKind;
+
+    fn input_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Int64, true),
+        ]))
+    }
+
+    /// A changelog batch of (kind, k, v) rows.
+    fn changes(rows: &[(RowKind, i64, i64)]) -> RecordBatch {
+        let batch = RecordBatch::try_new(
+            input_schema(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+            ],
+        )
+        .expect("batch");
+        with_row_kinds(&batch, rows.iter().map(|r| r.0).collect()).expect("kinds")
+    }
+
+    /// `SELECT k, <aggregates of v> GROUP BY k` over a changelog.
+    fn aggregate(kinds: &[AggregateKind], distinct: bool, output: ChangelogMode, backend: Box<dyn StateBackend>) -> Box<dyn Operator> {
+        let input = input_schema();
+        let mut fields = vec![Field::new("k", DataType::Int64, false)];
+        let mut aggregates = Vec::new();
+        let mut outputs = vec![AggregateOutput::Key(0)];
+        for (i, kind) in kinds.iter().enumerate() {
+            let output_type = if *kind == AggregateKind::Avg {
+                DataType::Float64
+            } else {
+                DataType::Int64
+            };
+            fields.push(Field::new(format!("a{i}"), output_type.clone(), true));
+            let count_star = *kind == AggregateKind::Count && !distinct;
+            aggregates.push(AggregateCall {
+                kind: *kind,
+                arg: if count_star { lit(1i64) } else { col("v", &input).expect("v") },
+                distinct: *kind == AggregateKind::Count && distinct,
+                output_type,
+                display: format!("{kind:?}"),
+            });
+            outputs.push(AggregateOutput::Aggregate(i));
+        }
+        let spec = UpdatingAggregateSpec {
+            aggregate: AggregateSpec {
+                keys: vec![col("k", &input).expect("k")],
+                aggregates,
+                outputs,
+            },
+            input: ChangelogMode::Retract,
+            output,
+        };
+        // A cache of one key: every batch spills, so deletes reach the backend too.
+        Box::new(UpdatingAggregate::new(&spec, input, Arc::new(Schema::new(fields)), backend, 1).expect("operator"))
+    }
+
+    /// The emitted rows as `kind value value ...`, in order.
+    fn emitted(harness: &mut OperatorHarness) -> Vec<String> {
+        let (Some(batch), _) = harness.take_rows().expect("rows") else {
+            return Vec::new();
+        };
+        let (rows, kinds) = split_row_kinds(&batch).expect("split");
+        let kinds = kinds.expect("a changelog");
+        (0..rows.num_rows())
+            .map(|r| {
+                let mut line = vec![kinds[r].short_string().to_string()];
+                line.extend(rows.columns().iter().map(|c| array_value_to_string(c, r).expect("text")));
+                line.join(" ")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn retractions_move_min_and_max_and_delete_emptied_groups() {
+        use AggregateKind::{Count, Max, Min, Sum};
+        use RowKind::{Delete, Insert, UpdateAfter, UpdateBefore};
+        let dir = tempfile::tempdir().expect("dir");
+        let backend = StateBackendKind::RocksDb.open(&dir.path().join("live")).expect("backend");
+        let kinds = [Count, Sum, Min, Max];
+        let mut harness = OperatorHarness::new(aggregate(&kinds, false, ChangelogMode::Retract, backend), &dir.path().join("a"));
+        harness
+            .push(changes(&[(Insert, 1, 5), (Insert, 1, 3), (Insert, 2, 7)]))
+            .expect("push");
+        assert_eq!(emitted(&mut harness), ["+I 1 2 8 3 5", "+I 2 1 7 7 7"]);
+        // 3 becomes 9: the minimum gives way to the next value, 5.
+        harness.push(changes(&[(UpdateBefore, 1, 3), (UpdateAfter, 1, 9)])).expect("push");
+        assert_eq!(emitted(&mut harness), ["-U 1 2 8 3 5", "+U 1 2 14 5 9"]);
+        // Group 2's only row is taken back: the group is deleted.
+        harness.push(changes(&[(Delete, 2, 7)])).expect("push");
+        assert_eq!(emitted(&mut harness), ["-D 2 1 7 7 7"]);
+        // A row added and taken back in one batch changes nothing: nothing is emitted.
+        harness.push(changes(&[(Insert, 1, 100), (Delete, 1, 100)])).expect("push");
+        assert_eq!(emitted(&mut harness), Vec::<String>::new());
+
+        let snapshot = harness.barrier().expect("barrier").expect("a snapshot");
+        let backend = snapshot
+            .restore_backend(StateBackendKind::RocksDb, &dir.path().join("restored"))
+            .expect("restore");
+        let mut restored = OperatorHarness::new(aggregate(&kinds, false, ChangelogMode::Retract, backend), &dir.path().join("b"));
+        // Group 2 was deleted: it starts again with an insert.
+        restored.push(changes(&[(Insert, 2, 4), (Delete, 1, 5)])).expect("push");
+        assert_eq!(emitted(&mut restored), ["-U 1 2 14 5 9", "+U 1 1 9 9 9", "+I 2 1 4 4 4"]);
+        restored.push(changes(&[(Delete, 1, 9)])).expect("push");
+        assert_eq!(emitted(&mut restored), ["-D 1 1 9 9 9"]);
+    }
+
+    #[test]
+    fn sums_averages_and_distinct_counts_take_values_back() {
+        use AggregateKind::{Avg, Count, Sum};
+        use RowKind::{Delete, Insert};
+        let dir = tempfile::tempdir().expect("dir");
+        let backend = StateBackendKind::HashMap.open(dir.path()).expect("backend");
+        let mut sums = OperatorHarness::new(
+            aggregate(&[Sum, Avg, Count], false, ChangelogMode::Retract, backend),
+            &dir.path().join("a"),
+        );
+        sums.push(changes(&[(Insert, 1, 2), (Insert, 1, 4), (Insert, 1, 4)])).expect("push");
+        sums.push(changes(&[(Delete, 1, 2)])).expect("push");
+        assert_eq!(
+            emitted(&mut sums),
+            ["+I 1 10 3.3333333333333335 3", "-U 1 10 3.3333333333333335 3", "+U 1 8 4.0 2"]
+        );
+
+        let backend = StateBackendKind::HashMap.open(dir.path()).expect("backend");
+        let mut distinct = OperatorHarness::new(aggregate(&[Count], true, ChangelogMode::Retract, backend), &dir.path().join("b"));
+        distinct
+            .push(changes(&[(Insert, 1, 2), (Insert, 1, 4), (Insert, 1, 4)]))
+            .expect("push");
+        // One of the two 4s goes: still two distinct values, so nothing changes.
+        distinct.push(changes(&[(Delete, 1, 4)])).expect("push");
+        distinct.push(changes(&[(Delete, 1, 4)])).expect("push");
+        assert_eq!(emitted(&mut distinct), ["+I 1 2", "-U 1 2", "+U 1 1"]);
+    }
+
+    #[test]
+    fn upserts_over_retractions_send_no_update_before_but_deletes() {
+        use AggregateKind::Max;
+        use RowKind::{Delete, Insert};
+        let dir = tempfile::tempdir().expect("dir");
+        let backend = StateBackendKind::HashMap.open(dir.path()).expect("backend");
+        let mut harness = OperatorHarness::new(aggregate(&[Max], false, ChangelogMode::Upsert, backend), &dir.path().join("a"));
+        harness.push(changes(&[(Insert, 1, 5)])).expect("push");
+        harness.push(changes(&[(Insert, 1, 6)])).expect("push");
+        harness.push(changes(&[(Delete, 1, 5), (Delete, 1, 6)])).expect("push");
+        assert_eq!(emitted(&mut harness), ["+I 1 5", "+U 1 6", "-D 1 6"]);
     }
 }

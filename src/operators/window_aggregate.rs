@@ -170,7 +170,7 @@ impl WindowAggregate {
         metrics: Arc<JobMetrics>,
     ) -> Result<Self> {
         Ok(WindowAggregate {
-            grouping: Grouping::new(&spec.aggregate, &input_schema, output_schema)?,
+            grouping: Grouping::new(&spec.aggregate, &input_schema, output_schema, false)?,
             layout: PaneLayout::new(spec.window)?,
             time_column: spec.time_column,
             panes: BTreeMap::new(),
@@ -326,7 +326,7 @@ impl Operator for WindowAggregate {
             })
             .collect();
         self.metrics.add_late_rows(late);
-        let pre = self.grouping.pre_aggregate(&batch, &buckets)?;
+        let pre = self.grouping.pre_aggregate(&batch, &buckets, None)?;
         for ((pane_end, key), states) in pre.groups.into_iter().zip(pre.states) {
             // Copies the pane once if a checkpoint's snapshot writer still holds it.
             let capacity = self.pane_capacity;

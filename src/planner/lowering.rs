@@ -20,8 +20,8 @@ use datafusion::physical_expr::expressions::{Column as ColumnExpr, lit};
 use crate::catalog::{Catalog, SourceDef, TableConnector, TableDef, schema_of};
 use crate::error::{Error, Result};
 use crate::graph::{
-    AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, Edge, EdgeKind, JobGraph, OperatorNode, OperatorSpec, PhysicalExprRef,
-    SinkMode, SinkSpec, SourceSpec, WatermarkSpec, WindowAggregateSpec, WindowKind,
+    AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, ChangelogMode, Edge, EdgeKind, JobGraph, OperatorNode, OperatorSpec,
+    PhysicalExprRef, SinkMode, SinkSpec, SourceSpec, UpdatingAggregateSpec, WatermarkSpec, WindowAggregateSpec, WindowKind,
 };
 use crate::planner::window_function::WindowTableProvider;
 
@@ -39,20 +39,18 @@ struct WindowColumns {
     bounds: HashMap<usize, Bound>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Changelog {
-    /// Every row is new.
-    Append,
-    /// Rows replace earlier rows with the same key (output of an updating aggregate).
-    Upsert,
-}
-
 /// The lowered part of the plan so far: its last operator and what that operator emits.
 struct Stream {
     op: usize,
     schema: DFSchemaRef,
     window: Option<WindowColumns>,
-    changelog: Changelog,
+    /// Updating aggregates emit `Retract` unless the sink lets them upsert (see `upsert_from`).
+    changelog: ChangelogMode,
+    /// The updating aggregate whose rows reach this point unchanged but for projections: a sink
+    /// keyed by primary key lets it emit upserts, with no update-before rows (Flink drops them
+    /// for an upsert sink too). A filter in between needs them: a row that stops passing it must
+    /// be taken back.
+    upsert_from: Option<usize>,
 }
 
 pub struct Lowering<'a> {
@@ -182,11 +180,6 @@ impl Lowering<'_> {
             }
             LogicalPlan::Filter(filter) => {
                 let input = self.lower(&filter.input)?;
-                if input.changelog == Changelog::Upsert {
-                    return Err(Error::unsupported(
-                        "a filter on the result of an updating aggregate (e.g. HAVING) is not supported in a job yet",
-                    ));
-                }
                 if let Some(window) = &input.window
                     && column_indices(&filter.predicate, &input.schema)?
                         .iter()
@@ -202,7 +195,11 @@ impl Lowering<'_> {
                     &input.schema,
                     Some((input.op, EdgeKind::Forward)),
                 );
-                Ok(Stream { op, ..input })
+                Ok(Stream {
+                    op,
+                    upsert_from: None,
+                    ..input
+                })
             }
             LogicalPlan::Projection(projection) => {
                 let input = self.lower(&projection.input)?;
@@ -240,7 +237,7 @@ impl Lowering<'_> {
                     op,
                     schema: Arc::clone(&projection.schema),
                     window,
-                    changelog: input.changelog,
+                    ..input
                 })
             }
             LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
@@ -348,17 +345,13 @@ impl Lowering<'_> {
             op,
             schema: Arc::clone(&scan.projected_schema),
             window: window.map(|window| WindowColumns { window, bounds }),
-            changelog: Changelog::Append,
+            changelog: ChangelogMode::AppendOnly,
+            upsert_from: None,
         })
     }
 
     fn aggregate(&mut self, aggregate: &Aggregate) -> Result<Stream> {
         let input = self.lower(&aggregate.input)?;
-        if input.changelog == Changelog::Upsert {
-            return Err(Error::unsupported(
-                "an aggregate over the result of an updating aggregate is not supported in a job yet",
-            ));
-        }
         let schema = &input.schema;
         let carriers = input.window.as_ref().map(|w| &w.bounds);
         let reads_window = |expr: &Expr| -> Result<bool> {
@@ -421,20 +414,31 @@ impl Lowering<'_> {
             outputs,
         };
         let (op_spec, changelog) = match (&input.window, time_column) {
+            // Window columns come only from a window table function over a source: append-only.
             (Some(window), Some(time_column)) => (
                 OperatorSpec::WindowAggregate(WindowAggregateSpec {
                     window: window.window,
                     time_column,
                     aggregate: spec,
                 }),
-                Changelog::Append,
+                ChangelogMode::AppendOnly,
             ),
             (Some(_), None) => {
                 return Err(Error::unsupported(
                     "grouping a TUMBLE / HOP / SESSION needs GROUP BY window_start, window_end (plus any keys)",
                 ));
             }
-            (None, _) => (OperatorSpec::UpdatingAggregate(spec), Changelog::Upsert),
+            (None, _) => (
+                OperatorSpec::UpdatingAggregate(UpdatingAggregateSpec {
+                    aggregate: spec,
+                    input: match input.changelog {
+                        ChangelogMode::AppendOnly => ChangelogMode::AppendOnly,
+                        ChangelogMode::Upsert | ChangelogMode::Retract => ChangelogMode::Retract,
+                    },
+                    output: ChangelogMode::Retract,
+                }),
+                ChangelogMode::Retract,
+            ),
         };
         let exprs = aggregate
             .group_expr
@@ -443,13 +447,22 @@ impl Lowering<'_> {
             .map(|e| e.schema_name().to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        self.uid_basis = Some(format!("{:?}|{exprs}", input.window.as_ref().map(|w| w.window)));
+        // Over retractions the state has another layout (a row count per group): never the uid
+        // of the same aggregate over append-only input, whose savepoint it could not read.
+        let retracting = if input.changelog == ChangelogMode::AppendOnly {
+            ""
+        } else {
+            "|retract"
+        };
+        self.uid_basis = Some(format!("{:?}|{exprs}{retracting}", input.window.as_ref().map(|w| w.window)));
         let op = self.add(op_spec, &aggregate.schema, Some((input.op, EdgeKind::Hash(hash_keys))));
+        let updating = changelog != ChangelogMode::AppendOnly;
         Ok(Stream {
             op,
             schema: Arc::clone(&aggregate.schema),
             window: None,
             changelog,
+            upsert_from: updating.then_some(op),
         })
     }
 
@@ -503,19 +516,35 @@ impl Lowering<'_> {
             op = self.add_with_schema(OperatorSpec::Project { exprs }, table_schema.clone(), Some((op, EdgeKind::Forward)));
         }
         let mode = match stream.changelog {
-            Changelog::Append => SinkMode::Append,
-            Changelog::Upsert => {
-                if table.connector == TableConnector::Kafka {
-                    return Err(Error::invalid(format!(
-                        "an updating aggregate (GROUP BY without a window) writes an upsert changelog, which the append-only 'kafka' table '{}' cannot take; use connector 'upsert-kafka' with a PRIMARY KEY",
-                        table.name
-                    )));
-                }
-                if table.connector == TableConnector::Stored && table.primary_key.is_empty() {
-                    return Err(Error::invalid(format!(
-                        "an updating aggregate (GROUP BY without a window) writes an upsert changelog; table '{}' needs a PRIMARY KEY on the grouping columns",
-                        table.name
-                    )));
+            ChangelogMode::AppendOnly => SinkMode::Append,
+            ChangelogMode::Upsert | ChangelogMode::Retract => {
+                let refused = |why: String| {
+                    Err(Error::invalid(format!(
+                        "the query updates and deletes rows it wrote (GROUP BY without a window), {why}"
+                    )))
+                };
+                // Flink's blackhole takes a changelog without update-before rows; print shows every row kind.
+                let keyed = match table.connector {
+                    TableConnector::Kafka => {
+                        return refused(format!(
+                            "which the append-only 'kafka' table '{}' cannot take; use connector 'upsert-kafka' with a PRIMARY KEY",
+                            table.name
+                        ));
+                    }
+                    TableConnector::Stored if table.primary_key.is_empty() => {
+                        return refused(format!(
+                            "so table '{}' needs a PRIMARY KEY (the grouping columns) to apply them by",
+                            table.name
+                        ));
+                    }
+                    TableConnector::Stored | TableConnector::UpsertKafka | TableConnector::Blackhole => true,
+                    TableConnector::Print => false,
+                };
+                if keyed
+                    && let Some(aggregate) = stream.upsert_from
+                    && let OperatorSpec::UpdatingAggregate(spec) = &mut self.operators[aggregate].spec
+                {
+                    spec.output = ChangelogMode::Upsert;
                 }
                 SinkMode::Upsert
             }
