@@ -158,6 +158,8 @@ case "${1:-weir}" in
         # flight, exact for a window aggregate and for an updating aggregate.
         python3 tests/verify/recovery.py --weir "$weir" --kills 3 --unaligned --sink-rate 300
         python3 tests/verify/recovery.py --weir "$weir" --kills 3 --unaligned --sink-rate 50 --query updating --parallelism 3 --seed 5
+        # An aggregate over an updating aggregate: retractions all the time, state across crashes.
+        python3 tests/verify/recovery.py --weir "$weir" --kills 3 --query nested --parallelism 2 --keys 200 --seed 13
         # A real Postgres driver from PyPI (psycopg 3, in a venv under ~/.cache) against weir serve.
         python3 tests/verify/psycopg_check.py --weir "$weir"
         # SQLAlchemy 2 (psycopg 3 and psycopg2) and pandas, from PyPI into the same venv.
@@ -179,7 +181,7 @@ case "${1:-weir}" in
         # an S3 outage during checkpoints, and the errors at CREATE JOB.
         python3 tests/verify/s3_checkpoints.py --weir "$weir"
         # set -e: reaching this line means every check above passed.
-        echo "verify: 16 passed, 0 failed"
+        echo "verify: 17 passed, 0 failed"
         ;;
     *)
         echo "usage: ./dev.sh weir [ARGS...] | ./dev.sh test" >&2

@@ -23,6 +23,10 @@
 
 `--query updating` runs an updating aggregate instead (COUNT(*), SUM(v) GROUP BY k into a table
 keyed by k; every input row updates its key's row), compared with the same Python totals.
+`--query nested` runs an aggregate over that updating aggregate (keys and their totals per
+COUNT(*) % 3 of the key): every input row moves its key from one bucket to the next, so the outer
+aggregate takes rows back all the time (update-before / update-after) and its state of retractable
+sums must survive the crashes too. Compared with the buckets of the same Python totals.
 `--unaligned` turns on unaligned checkpoints and slows the sink down (`debug.sink.rows-per-second`)
 so that records queue up in the channels: the check then also requires that some restart resumed
 from a checkpoint that kept records in flight (read from its `_metadata`), and the results must
@@ -85,13 +89,19 @@ def generate(path, rows, keys, seed, query="window"):
             if h >= 24:
                 raise SystemExit("recovery: --rows too large (the timestamps must stay on 2024-01-01)")
             buf.append(f"{k},{v},2024-01-01 {h:02d}:{m:02d}:{s:02d}.{milli:03d}\n")
-            acc = expected[(k, BASE_S + i // WINDOW_MS if query == "window" else 0)]
+            acc = expected[(k, BASE_S + i // WINDOW_MS if query == "window" else 0)]  # per key for the others
             acc[0] += 1
             acc[1] += v
             if len(buf) >= 10000:
                 f.write("".join(buf))
                 buf = []
         f.write("".join(buf))
+    if query == "nested":
+        buckets = defaultdict(lambda: [0, 0])
+        for (k, _), (cnt, total) in expected.items():
+            buckets[(str(cnt % 3), 0)][0] += 1
+            buckets[(str(cnt % 3), 0)][1] += total
+        expected = buckets
     return {key: tuple(val) for key, val in expected.items()}
 
 
@@ -138,6 +148,12 @@ QUERIES = {
         "CREATE TABLE t (k VARCHAR, cnt BIGINT, total BIGINT, PRIMARY KEY (k));",
         "INSERT INTO t SELECT k, COUNT(*), SUM(v) FROM events GROUP BY k",
         "SELECT k, 0 AS ws, cnt, total FROM t ORDER BY 1, 2",
+    ),
+    "nested": (
+        "CREATE TABLE t (bucket BIGINT, cnt BIGINT, total BIGINT, PRIMARY KEY (bucket));",
+        "INSERT INTO t SELECT cnt % 3, COUNT(*), SUM(total) FROM (SELECT k, COUNT(*) AS cnt, SUM(v) AS total "
+        "FROM events GROUP BY k) AS per_key GROUP BY cnt % 3",
+        "SELECT CAST(bucket AS VARCHAR) AS k, 0 AS ws, cnt, total FROM t ORDER BY 1, 2",
     ),
 }
 
