@@ -69,10 +69,19 @@ pub enum EdgeKind {
 pub enum OperatorSpec {
     Source(SourceSpec),
     WatermarkAssigner(WatermarkSpec),
-    Filter { predicate: PhysicalExprRef },
-    Project { exprs: Vec<PhysicalExprRef> },
+    Filter {
+        predicate: PhysicalExprRef,
+    },
+    Project {
+        exprs: Vec<PhysicalExprRef>,
+    },
     WindowAggregate(WindowAggregateSpec),
     UpdatingAggregate(UpdatingAggregateSpec),
+    /// An upsert source's rows into a retract changelog (Flink's ChangelogNormalize): keeps the
+    /// last row per key, so an update can take the old row back and a delete carries the row.
+    ChangelogNormalize {
+        key_columns: Vec<usize>,
+    },
     Sink(SinkSpec),
 }
 
@@ -233,6 +242,7 @@ impl OperatorSpec {
             OperatorSpec::Project { .. } => "project",
             OperatorSpec::WindowAggregate(_) => "window-aggregate",
             OperatorSpec::UpdatingAggregate(_) => "updating-aggregate",
+            OperatorSpec::ChangelogNormalize { .. } => "changelog-normalize",
             OperatorSpec::Sink(_) => "sink",
         }
     }
@@ -261,6 +271,9 @@ impl OperatorSpec {
                 u.input,
                 u.output
             ),
+            OperatorSpec::ChangelogNormalize { key_columns } => {
+                format!("ChangelogNormalize: key columns {key_columns:?}, upsert -> retract")
+            }
             OperatorSpec::Sink(s) => format!(
                 "Sink: {} (connector={}, {})",
                 s.table.name,

@@ -72,6 +72,10 @@ pub struct SourceDef {
     pub connector: String,
     /// The WITH options other than `connector`, keys lower-cased.
     pub options: BTreeMap<String, String>,
+    /// An 'upsert-kafka' source's PRIMARY KEY (its records' key): rows replace the row with
+    /// the same key, a tombstone deletes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -79,7 +79,7 @@ pub fn restored_position(
     let positions: Vec<SourcePosition> = old.into_iter().map(|(_, p)| p.clone()).collect();
     match connector {
         // Every subtask gets every old partition's (split's) position and keeps those it owns now.
-        SourceConnector::Kafka => Ok(Some(KafkaPosition::merged(&positions)?)),
+        SourceConnector::Kafka | SourceConnector::UpsertKafka => Ok(Some(KafkaPosition::merged(&positions)?)),
         SourceConnector::File => Ok(Some(FilePosition::merged(&positions)?)),
         SourceConnector::Nexmark | SourceConnector::Datagen if manifest.parallelism == parallelism => Ok(own),
         SourceConnector::Nexmark | SourceConnector::Datagen => {
@@ -187,7 +187,10 @@ fn stateful_uids(graph: &JobGraph) -> Vec<String> {
         .filter(|o| {
             matches!(
                 o.spec,
-                OperatorSpec::WindowAggregate(_) | OperatorSpec::UpdatingAggregate(_) | OperatorSpec::WatermarkAssigner(_)
+                OperatorSpec::WindowAggregate(_)
+                    | OperatorSpec::UpdatingAggregate(_)
+                    | OperatorSpec::ChangelogNormalize { .. }
+                    | OperatorSpec::WatermarkAssigner(_)
             )
         })
         .map(|o| o.uid.clone())

@@ -162,6 +162,9 @@ pub struct KafkaSourceConfig {
     pub batch_size: usize,
     /// Each column of the source's records (declared order, computed ones left out).
     pub columns: Vec<RecordColumn>,
+    /// 'upsert-kafka': a record is the latest row of its key, a tombstone deletes it; batches
+    /// carry row kinds (update-after, delete).
+    pub upsert: bool,
 }
 
 /// Flink's default discovery interval.
@@ -409,7 +412,50 @@ impl KafkaSourceConfig {
             ignore_parse_errors,
             batch_size,
             columns: record_columns,
+            upsert: false,
         })
+    }
+
+    /// Flink's 'upsert-kafka' source: the PRIMARY KEY is the record key (`key.format` decodes
+    /// it), and the topic is always read from its earliest offset, since the latest row of every
+    /// key may lie anywhere in it.
+    pub fn from_upsert_options(
+        source: &str,
+        options: &BTreeMap<String, String>,
+        columns: &[ColumnDef],
+        primary_key: &[String],
+    ) -> Result<Self> {
+        let mut options = options.clone();
+        for own in ["key.fields", "topic-pattern"] {
+            if options.contains_key(own) {
+                return Err(Error::invalid(format!(
+                    "'{own}' is not an option of the upsert-kafka connector: its PRIMARY KEY is the record key, read from one 'topic'"
+                )));
+            }
+        }
+        if let Some(option) = options.keys().find(|k| k.starts_with("scan.startup.")) {
+            return Err(Error::invalid(format!(
+                "'{option}' is not an option of the upsert-kafka connector: it reads the topic from the earliest offset"
+            )));
+        }
+        if !options.contains_key("key.format") {
+            return Err(Error::invalid("the upsert-kafka connector needs 'key.format' for its PRIMARY KEY"));
+        }
+        // A tombstone's row has its key only.
+        if let Some(column) = columns
+            .iter()
+            .find(|c| c.kind.is_physical() && !c.nullable && !primary_key.contains(&c.name))
+        {
+            return Err(Error::invalid(format!(
+                "column '{}' of an upsert-kafka source cannot be NOT NULL: a delete (tombstone) carries only the key",
+                column.name
+            )));
+        }
+        options.insert("key.fields".into(), primary_key.join(";"));
+        options.insert("scan.startup.mode".into(), "earliest-offset".into());
+        let mut config = Self::from_options(source, &options, columns)?;
+        config.upsert = true;
+        Ok(config)
     }
 
     /// The group the source commits offsets to (for lag monitoring), if any.

@@ -29,6 +29,7 @@ use crate::connectors::kafka::{KafkaPosition, KafkaSourceConfig, RecordColumn, R
 use crate::connectors::kafka_offsets::{kafka_error, partitions, start_offsets, stop_offsets};
 use crate::connectors::record_format::{self, BadRecord, RecordFormat};
 use crate::error::{Error, Result, UserErrorKind};
+use crate::message::{RowKind, with_row_kinds};
 use crate::runtime::{Source, SourcePosition, SplitId};
 
 /// How long a bounded source waits for a record before it asks the consumer whether partitions
@@ -90,6 +91,9 @@ struct Fetched {
     /// each record's end.
     headers: Vec<(String, Option<Vec<u8>>)>,
     header_ends: Vec<usize>,
+    /// Which records are tombstones (records without a value): kept by an upsert source only,
+    /// whose deletes they are.
+    tombstones: Vec<bool>,
     /// After the last record, tombstones (records without a value, skipped) included.
     next: i64,
 }
@@ -341,10 +345,14 @@ impl KafkaSource {
             let records = fetched.entry(split).or_default();
             records.next = message.offset() + 1;
             // A record without a value (a tombstone) has no row in an append-only source.
-            let Some(value) = message.payload() else { return };
+            let value = message.payload();
+            if value.is_none() && !source.config.upsert {
+                return;
+            }
             records.offsets.push(message.offset());
-            records.values.extend_from_slice(value);
+            records.values.extend_from_slice(value.unwrap_or_default());
             records.value_ends.push(records.values.len());
+            records.tombstones.push(value.is_none());
             records.keys.push(message.key().map(<[u8]>::to_vec));
             let (millis, kind) = match message.timestamp() {
                 Timestamp::CreateTime(t) => (Some(t), "CreateTime"),
@@ -419,11 +427,16 @@ impl KafkaSource {
                 Some(value)
             })
             .collect();
+        // Tombstones have no value to decode: their value columns are null.
+        let valued: Vec<usize> = (0..values.len()).filter(|i| !records.tombstones[*i]).collect();
         let mut value = if wants(&|c| matches!(c, RecordColumn::Value(_))) {
-            Some(
-                record_format::decode(config.value_format, &config.value_schema, &values, skip_bad)
-                    .map_err(|b| bad_record(config.value_format, "value", b))?,
-            )
+            let present: Vec<&[u8]> = valued.iter().map(|i| values[*i]).collect();
+            let mut decoded = record_format::decode(config.value_format, &config.value_schema, &present, skip_bad).map_err(|mut b| {
+                b.index = valued.get(b.index).copied().unwrap_or(b.index);
+                bad_record(config.value_format, "value", b)
+            })?;
+            decoded.kept = decoded.kept.iter().map(|k| valued[*k]).collect();
+            Some(decoded)
         } else {
             None
         };
@@ -458,7 +471,10 @@ impl KafkaSource {
         // The records every part could read (all of them unless bad ones are skipped).
         let all: Vec<usize> = (0..records.offsets.len()).collect();
         let mut kept = all.clone();
-        for decoded in [&value, &key].into_iter().flatten() {
+        if let Some(decoded) = &value {
+            kept.retain(|i| records.tombstones[*i] || decoded.kept.binary_search(i).is_ok());
+        }
+        if let Some(decoded) = &key {
             kept.retain(|i| decoded.kept.binary_search(i).is_ok());
         }
         let skipped = records.offsets.len() - kept.len();
@@ -476,10 +492,8 @@ impl KafkaSource {
             if let Some(decoded) = decoded
                 && decoded.kept.len() != kept.len()
             {
-                let rows: UInt32Array = kept
-                    .iter()
-                    .filter_map(|i| decoded.kept.binary_search(i).ok().map(|r| r as u32))
-                    .collect();
+                // A tombstone's row in the value part is null.
+                let rows: UInt32Array = kept.iter().map(|i| decoded.kept.binary_search(i).ok().map(|r| r as u32)).collect();
                 let columns = decoded
                     .batch
                     .columns()
@@ -522,14 +536,22 @@ impl KafkaSource {
             };
             arrays.push(array);
         }
-        if arrays.is_empty() {
-            return Ok(RecordBatch::try_new_with_options(
-                self.schema.clone(),
-                arrays,
-                &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(kept.len())),
-            )?);
+        let options = datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(kept.len()));
+        let rows = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?;
+        if !config.upsert {
+            return Ok(rows);
         }
-        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
+        let kinds = kept
+            .iter()
+            .map(|i| {
+                if records.tombstones[*i] {
+                    RowKind::Delete
+                } else {
+                    RowKind::UpdateAfter
+                }
+            })
+            .collect();
+        with_row_kinds(&rows, kinds)
     }
 
     /// An error the consumer reported: missing topics and refused access fail the job; the rest

@@ -36,7 +36,7 @@ use crate::data_dir::FileRoots;
 use crate::error::{Error, Result};
 use crate::graph::SinkMode;
 use crate::graph::WatermarkSpec;
-use crate::message::EventTime;
+use crate::message::{EventTime, split_row_kinds, with_row_kinds};
 use crate::planner::computed_column;
 use crate::runtime::{Sink, Source, SourcePosition, SplitId};
 use crate::settings::parse_duration;
@@ -48,6 +48,7 @@ pub enum SourceConnector {
     Datagen,
     File,
     Kafka,
+    UpsertKafka,
 }
 
 impl SourceConnector {
@@ -57,8 +58,9 @@ impl SourceConnector {
             "datagen" => Ok(SourceConnector::Datagen),
             "file" | "filesystem" => Ok(SourceConnector::File),
             "kafka" => Ok(SourceConnector::Kafka),
+            "upsert-kafka" => Ok(SourceConnector::UpsertKafka),
             other => Err(Error::invalid(format!(
-                "unknown connector '{other}' for a source; use 'kafka', 'file', 'nexmark' or 'datagen'"
+                "unknown connector '{other}' for a source; use 'kafka', 'upsert-kafka', 'file', 'nexmark' or 'datagen'"
             ))),
         }
     }
@@ -153,7 +155,17 @@ impl SourceConfig {
             None => pacer::DEFAULT_LINGER,
         };
         let connector_kind = SourceConnector::parse(&def.connector)?;
-        if connector_kind != SourceConnector::Kafka
+        let upsert = connector_kind == SourceConnector::UpsertKafka;
+        if upsert && def.primary_key.is_empty() {
+            return Err(Error::invalid("an 'upsert-kafka' source needs a PRIMARY KEY: it is the record key"));
+        }
+        if !upsert && !def.primary_key.is_empty() {
+            return Err(Error::invalid(format!(
+                "a PRIMARY KEY is only for an 'upsert-kafka' source; every row of a '{}' source is an insert",
+                def.connector
+            )));
+        }
+        if !matches!(connector_kind, SourceConnector::Kafka | SourceConnector::UpsertKafka)
             && let Some(column) = record_columns.iter().find(|c| matches!(c.kind, ColumnKind::Metadata { .. }))
         {
             return Err(Error::invalid(format!(
@@ -166,6 +178,12 @@ impl SourceConfig {
             SourceConnector::Datagen => ConnectorConfig::Datagen(datagen::DatagenConfig::from_options(&options, &records)?),
             SourceConnector::File => ConnectorConfig::File(file::FileConfig::from_options(&options, roots)?),
             SourceConnector::Kafka => ConnectorConfig::Kafka(kafka::KafkaSourceConfig::from_options(&def.name, &options, &record_columns)?),
+            SourceConnector::UpsertKafka => ConnectorConfig::Kafka(kafka::KafkaSourceConfig::from_upsert_options(
+                &def.name,
+                &options,
+                &record_columns,
+                &def.primary_key,
+            )?),
         };
         Ok(SourceConfig {
             schema,
@@ -339,7 +357,10 @@ struct ComputedColumns {
 }
 
 impl ComputedColumns {
-    fn compute(&self, records: &RecordBatch) -> Result<RecordBatch> {
+    fn compute(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        // An upsert source's row kinds stay after the columns.
+        let (records, kinds) = split_row_kinds(batch)?;
+        let records = &records;
         let arrays = self
             .outputs
             .iter()
@@ -351,7 +372,11 @@ impl ComputedColumns {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
+        let rows = RecordBatch::try_new(self.schema.clone(), arrays)?;
+        match kinds {
+            Some(kinds) => with_row_kinds(&rows, kinds),
+            None => Ok(rows),
+        }
     }
 }
 

@@ -237,9 +237,10 @@ impl Session {
                 name,
                 columns,
                 watermark,
+                primary_key,
                 options,
                 if_not_exists,
-            } => self.create_source(name, columns, watermark, options, if_not_exists),
+            } => self.create_source(name, columns, watermark, primary_key, options, if_not_exists),
             Statement::CreateTable {
                 name,
                 columns,

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Edge, EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowKind};
 use crate::job::JobSettings;
 use crate::message::SourceControl;
+use crate::operators::changelog_normalize::ChangelogNormalize;
 use crate::operators::session_window::SessionWindowAggregate;
 use crate::operators::stateless::{Filter, Project};
 use crate::operators::updating_aggregate::UpdatingAggregate;
@@ -352,6 +353,16 @@ fn build_operator(
                 spec,
                 input_schema,
                 output_schema,
+                backend,
+                settings.state_cache_entries,
+            )?)
+        }
+        OperatorSpec::ChangelogNormalize { key_columns } => {
+            let (backend, restored) = keyed_state()?;
+            meta = restored;
+            Box::new(ChangelogNormalize::new(
+                key_columns.clone(),
+                input_schema,
                 backend,
                 settings.state_cache_entries,
             )?)

@@ -195,7 +195,8 @@ pub fn holds_rows(retracting: bool, states: &[AccumulatorState]) -> bool {
     !retracting || matches!(states.last(), Some(AccumulatorState::Count(n)) if *n > 0)
 }
 
-fn group_key(row: &[u8]) -> GroupKey {
+/// A key as stored: its key group first (see `GroupKey`).
+pub fn group_key(row: &[u8]) -> GroupKey {
     let mut key = Vec::with_capacity(row.len() + 2);
     key.extend_from_slice(&key_group(row).to_be_bytes());
     key.extend_from_slice(row);

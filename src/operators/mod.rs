@@ -1,6 +1,7 @@
 //! The operators a job graph is made of. Each implements `runtime::Operator`.
 
 pub mod accumulator;
+pub mod changelog_normalize;
 pub mod grouping;
 pub mod session_window;
 pub mod stateless;

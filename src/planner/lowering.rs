@@ -135,6 +135,13 @@ impl Lowering<'_> {
                 Some(basis) => format!("{kind}-{:08x}", crate::partition::stable_hash(basis.as_bytes()) as u32),
                 None => format!("{kind}-{index}"),
             },
+            OperatorSpec::ChangelogNormalize { .. } => {
+                let source = self.operators.iter().rev().find_map(|o| match &o.spec {
+                    OperatorSpec::Source(source) => Some(source.def.name.clone()),
+                    _ => None,
+                });
+                format!("{kind}-{}", source.unwrap_or_else(|| index.to_string()))
+            }
             OperatorSpec::Filter { .. } | OperatorSpec::Project { .. } => format!("{kind}-{index}"),
         };
         if self.operators.iter().any(|o| o.uid == uid) {
@@ -289,6 +296,18 @@ impl Lowering<'_> {
         };
         let mut needed: BTreeSet<usize> = projection.iter().filter_map(|p| source_column_of(*p)).collect();
         needed.extend(time_column);
+        // An upsert source's rows are told apart by their key.
+        let key_columns = def
+            .primary_key
+            .iter()
+            .map(|k| {
+                def.columns
+                    .iter()
+                    .position(|c| &c.name == k)
+                    .ok_or_else(|| Error::internal(format!("primary key column '{k}' missing")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        needed.extend(&key_columns);
         if needed.is_empty() {
             needed.insert(0);
         }
@@ -318,6 +337,21 @@ impl Lowering<'_> {
                 Some((op, EdgeKind::Forward)),
             );
         }
+        let mut changelog = ChangelogMode::AppendOnly;
+        if !key_columns.is_empty() {
+            // Upserts into retractions, keyed by the primary key.
+            let key_columns: Vec<usize> = key_columns.iter().filter_map(|k| needed.iter().position(|n| n == k)).collect();
+            let hash = key_columns
+                .iter()
+                .map(|k| Arc::new(ColumnExpr::new(source_schema.field(*k).name(), *k)) as PhysicalExprRef)
+                .collect();
+            op = self.add_with_schema(
+                OperatorSpec::ChangelogNormalize { key_columns },
+                source_schema.clone(),
+                Some((op, EdgeKind::Hash(hash))),
+            );
+            changelog = ChangelogMode::Retract;
+        }
         let mut exprs: Vec<PhysicalExprRef> = Vec::with_capacity(projection.len());
         let mut bounds = HashMap::new();
         for (out, p) in projection.iter().enumerate() {
@@ -345,7 +379,7 @@ impl Lowering<'_> {
             op,
             schema: Arc::clone(&scan.projected_schema),
             window: window.map(|window| WindowColumns { window, bounds }),
-            changelog: ChangelogMode::AppendOnly,
+            changelog,
             upsert_from: None,
         })
     }
@@ -413,6 +447,11 @@ impl Lowering<'_> {
             aggregates,
             outputs,
         };
+        if input.window.is_some() && input.changelog != ChangelogMode::AppendOnly {
+            return Err(Error::unsupported(
+                "a TUMBLE / HOP / SESSION aggregate over updating rows (an 'upsert-kafka' source) is not supported; windows need append-only input",
+            ));
+        }
         let (op_spec, changelog) = match (&input.window, time_column) {
             // Window columns come only from a window table function over a source: append-only.
             (Some(window), Some(time_column)) => (
@@ -520,7 +559,7 @@ impl Lowering<'_> {
             ChangelogMode::Upsert | ChangelogMode::Retract => {
                 let refused = |why: String| {
                     Err(Error::invalid(format!(
-                        "the query updates and deletes rows it wrote (GROUP BY without a window), {why}"
+                        "the query's rows update and delete earlier ones (an aggregate without a window, or an 'upsert-kafka' source), {why}"
                     )))
                 };
                 // Flink's blackhole takes a changelog without update-before rows; print shows every row kind.

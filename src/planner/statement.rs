@@ -24,6 +24,7 @@ pub enum Statement {
         name: String,
         columns: Vec<ColumnDef>,
         watermark: Option<WatermarkDef>,
+        primary_key: Vec<String>,
         options: BTreeMap<String, String>,
         if_not_exists: bool,
     },
@@ -438,6 +439,7 @@ fn parse_create_source(parser: &mut Parser) -> Result<Statement> {
         name,
         columns: list.columns,
         watermark: list.watermark,
+        primary_key: list.primary_key,
         options,
         if_not_exists,
     })

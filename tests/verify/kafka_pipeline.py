@@ -18,6 +18,8 @@ would, and compares what lands in a result table with the same computation done 
 - sinks: a HOP aggregate into a Kafka topic 'exactly-once' while Weir is SIGKILLed 3 times: a
   read_committed reader sees every result row exactly once; 'at-least-once': none missing (duplicates
   counted); an updating aggregate into 'upsert-kafka': the latest record per key is the final value;
+  that topic, with tombstones added, read back by an 'upsert-kafka' source into a keyed table (the
+  live keys exactly) and into an aggregate over it (retractions of every key's older record);
 - bounded: 'scan.bounded.mode' = 'latest-offset' over a transactional topic: the job finishes, exact.
 Needs the venv (noida-db, confluent-kafka, psycopg); skips loudly when they cannot be installed.
 """
@@ -451,7 +453,46 @@ def check_upsert(weir_binary, work, seed=17, total=50_000):
         if table != expected:
             wrong = [(a, table.get(a), expected[a]) for a in expected if table.get(a) != expected[a]]
             raise Failure(f"upsert-kafka: {len(wrong)} keys differ, e.g. {wrong[:3]}")
-        return f"{total} bids: the latest record of each of {len(expected)} auction keys equals the expected count and sum"
+        # Tombstones for every 7th auction, into the partition of the key's records (same key bytes).
+        records = kafka_broker.read_uncommitted(broker.bootstrap, "auction_counts")
+        places = {json.loads(r["key"])["auction"]: (r["partition"], r["key"]) for r in records}
+        deleted = sorted(a for a in places if a % 7 == 0)
+        kafka_broker.produce(broker.bootstrap, "auction_counts",
+                             [(places[a][0], places[a][1], None, None, None) for a in deleted])
+        for a in deleted:
+            del expected[a]
+        # The topic read back as an upsert-kafka SOURCE: into a table keyed like it, and into an
+        # aggregate over it (every later record of a key takes its earlier one back).
+        weir.sql(f"""CREATE SOURCE auction_latest (auction BIGINT, bids BIGINT, total BIGINT, PRIMARY KEY (auction) NOT ENFORCED)
+            WITH (connector = 'upsert-kafka', topic = 'auction_counts', 'properties.bootstrap.servers' = '{broker.bootstrap}',
+                  'key.format' = 'json', 'value.format' = 'json')""")
+        weir.sql("CREATE TABLE auction_copy (auction BIGINT, bids BIGINT, total BIGINT, PRIMARY KEY (auction))")
+        weir.sql("""CREATE JOB copy WITH ('parallelism' = '2', 'execution.checkpointing.interval' = '500ms') AS
+            INSERT INTO auction_copy SELECT * FROM auction_latest""")
+        weir.sql("CREATE TABLE per_bucket (bucket BIGINT, auctions BIGINT, total BIGINT, PRIMARY KEY (bucket))")
+        weir.sql("""CREATE JOB buckets WITH ('parallelism' = '3', 'execution.checkpointing.interval' = '500ms') AS
+            INSERT INTO per_bucket SELECT bids % 10, COUNT(*), SUM(total) FROM auction_latest GROUP BY bids % 10""")
+        buckets = Counter()
+        for bids_count, sum_ in expected.values():
+            buckets[(bids_count % 10, "n")] += 1
+            buckets[(bids_count % 10, "t")] += sum_
+        want_buckets = {b: (buckets[(b, "n")], buckets[(b, "t")]) for b in {k[0] for k in buckets}}
+        deadline = time.monotonic() + 90
+        while True:
+            copy = {a: (n, t) for a, n, t in weir.sql("SELECT auction, bids, total FROM auction_copy")}
+            got_buckets = {b: (n, t) for b, n, t in weir.sql("SELECT bucket, auctions, total FROM per_bucket")}
+            if (copy == expected and got_buckets == want_buckets) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if copy != expected:
+            wrong = [(a, copy.get(a), expected.get(a)) for a in set(copy) | set(expected) if copy.get(a) != expected.get(a)]
+            raise Failure(f"upsert-kafka source into a table: {len(wrong)} keys differ, e.g. {sorted(wrong)[:3]}; "
+                          f"jobs {weir.sql('SELECT name, status, error FROM weir_jobs')}")
+        if got_buckets != want_buckets:
+            raise Failure(f"upsert-kafka source into an aggregate: {got_buckets} != {want_buckets}")
+        return (f"{total} bids: the latest record of each of {len(places)} auction keys equals the expected count "
+                f"and sum; read back as an upsert-kafka source after {len(deleted)} tombstones: the table holds the "
+                f"{len(expected)} live keys, and an aggregate over it the {len(want_buckets)} expected buckets")
 
 
 def check_headers(weir_binary, work):

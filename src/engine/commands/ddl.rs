@@ -28,12 +28,13 @@ impl Session {
         name: String,
         columns: Vec<ColumnDef>,
         watermark: Option<WatermarkDef>,
+        primary_key: Vec<String>,
         mut options: BTreeMap<String, String>,
         if_not_exists: bool,
     ) -> Result<Output> {
-        let connector = options
-            .remove("connector")
-            .ok_or_else(|| Error::invalid("a source needs WITH (connector = 'kafka' | 'file' | 'nexmark' | 'datagen', ...)"))?;
+        let connector = options.remove("connector").ok_or_else(|| {
+            Error::invalid("a source needs WITH (connector = 'kafka' | 'upsert-kafka' | 'file' | 'nexmark' | 'datagen', ...)")
+        })?;
         let mut columns = columns;
         computed_column::type_columns(&mut columns)?;
         if let Some(watermark) = &watermark {
@@ -45,6 +46,7 @@ impl Session {
             watermark,
             connector,
             options,
+            primary_key,
         };
         if self.relation_exists(&def.name)? {
             return if if_not_exists {
