@@ -5,11 +5,9 @@
 //! old row's update-before and the new row's update-after (nothing when the row did not change),
 //! a delete emits the old row (nothing for a key it never saw).
 //!
-//! Hot keys stay in a cache; it is written to the state backend when it outgrows its limit, and
-//! at every barrier the keys changed since the previous one are flushed on the checkpoint's thread,
-//! as the updating aggregate does.
+//! Hot keys' last rows stay in a `KeyedCache` over the state backend, as the updating aggregate
+//! keeps its states.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -19,31 +17,19 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use crate::error::Result;
 use crate::message::{Message, RowKind, split_row_kinds, with_row_kinds};
 use crate::operators::grouping::{GroupKey, group_key};
+use crate::operators::keyed_cache::KeyedCache;
 use crate::runtime::{Operator, OperatorSnapshot};
+use crate::state::StateBackend;
 use crate::state::key::key_converter;
-use crate::state::{StateBackend, StateWriteBatch};
-
-/// A key's last row (row-encoded; `None`: deleted) and the epoch that last changed it.
-#[derive(Clone)]
-struct LastRow {
-    row: Option<Box<[u8]>>,
-    epoch: u64,
-}
-
-type LastRows = HashMap<GroupKey, LastRow, ahash::RandomState>;
 
 pub struct ChangelogNormalize {
     key_columns: Vec<usize>,
     keys: RowConverter,
     rows: RowConverter,
     schema: SchemaRef,
-    cache: Arc<LastRows>,
-    cache_limit: usize,
+    /// Each hot key's last row (row-encoded; `None`: deleted).
+    cache: KeyedCache<Option<Box<[u8]>>>,
     backend: Box<dyn StateBackend>,
-    /// Stamped on the keys changed now; a barrier starts the next epoch.
-    epoch: u64,
-    /// Keys changed in this epoch or earlier are in the backend (or on their way).
-    flushed: u64,
 }
 
 impl ChangelogNormalize {
@@ -56,38 +42,18 @@ impl ChangelogNormalize {
             rows: RowConverter::new(fields)?,
             key_columns,
             schema,
-            cache: Arc::default(),
-            cache_limit: cache_limit.max(1),
+            cache: KeyedCache::new(cache_limit, Arc::new(|row: &Option<Box<[u8]>>| row.as_ref().map(|r| r.to_vec()))),
             backend,
-            epoch: 1,
-            flushed: 0,
         })
     }
 
     /// The key's last row: from the cache, else from the backend.
     fn last_row(&self, key: &GroupKey) -> Result<Option<Box<[u8]>>> {
         match self.cache.get(key) {
-            Some(last) => Ok(last.row.clone()),
+            Some(last) => Ok(last.clone()),
             None => Ok(self.backend.get(key)?.map(Vec::into_boxed_slice)),
         }
     }
-
-    fn spill(&mut self) -> Result<()> {
-        let cache = std::mem::take(&mut self.cache);
-        self.backend.ingest(changed_since(&cache, self.flushed))
-    }
-}
-
-/// The keys changed after epoch `flushed`, as backend writes.
-fn changed_since(cache: &LastRows, flushed: u64) -> StateWriteBatch {
-    let mut batch = StateWriteBatch::default();
-    for (key, last) in cache.iter().filter(|(_, last)| last.epoch > flushed) {
-        match &last.row {
-            Some(row) => batch.put(key.to_vec(), row.to_vec()),
-            None => batch.delete(key.to_vec()),
-        }
-    }
-    batch
 }
 
 impl Operator for ChangelogNormalize {
@@ -117,8 +83,7 @@ impl Operator for ChangelogNormalize {
                 }
                 Some(row)
             };
-            let epoch = self.epoch;
-            Arc::make_mut(&mut self.cache).insert(key, LastRow { row, epoch });
+            *self.cache.changing(&key, || Ok(None))? = row;
         }
         if !emitted.is_empty() {
             let parser = self.rows.parser();
@@ -129,26 +94,11 @@ impl Operator for ChangelogNormalize {
                 emitted.into_iter().map(|(_, kind)| kind).collect(),
             )?));
         }
-        if self.cache.len() > self.cache_limit {
-            self.spill()?;
-        }
-        Ok(())
+        self.cache.spill_if_full(self.backend.as_mut())
     }
 
-    /// The keys changed in the epoch that ended are flushed into the backend on the checkpoint's
-    /// thread, before its hard-link checkpoint, which therefore holds every key's last row.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
-        let frozen = self.cache.clone();
-        let flushed = self.flushed;
-        let changes = Box::new(move || changed_since(&frozen, flushed));
-        let files = vec![self.backend.checkpoint(dir, Some(changes))?];
-        self.flushed = self.epoch;
-        self.epoch += 1;
-        Ok(Some(OperatorSnapshot {
-            dir: dir.to_path_buf(),
-            files,
-            meta: serde_json::Value::Null,
-        }))
+        Ok(Some(self.cache.snapshot(self.backend.as_mut(), dir)?))
     }
 }
 
@@ -158,7 +108,6 @@ mod tests {
 
     use datafusion::arrow::array::{Int64Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::arrow::util::display::array_value_to_string;
 
     use super::*;
     use crate::operators::testing::OperatorHarness;
@@ -184,20 +133,6 @@ mod tests {
         with_row_kinds(&batch, rows.iter().map(|r| r.0).collect()).expect("kinds")
     }
 
-    fn emitted(harness: &mut OperatorHarness) -> Vec<String> {
-        let (Some(batch), _) = harness.take_rows().expect("rows") else {
-            return Vec::new();
-        };
-        let (rows, kinds) = split_row_kinds(&batch).expect("split");
-        let kinds = kinds.expect("a changelog");
-        (0..rows.num_rows())
-            .map(|r| {
-                let values: Vec<String> = rows.columns().iter().map(|c| array_value_to_string(c, r).expect("text")).collect();
-                format!("{} {}", kinds[r].short_string(), values.join(" "))
-            })
-            .collect()
-    }
-
     #[test]
     fn upserts_become_retractions_with_the_rows_they_replace() {
         use RowKind::{Delete, UpdateAfter};
@@ -213,14 +148,17 @@ mod tests {
                 (UpdateAfter, 1, Some("c")),
             ]))
             .expect("push");
-        assert_eq!(emitted(&mut harness), ["+I 1 a", "+I 2 b", "-U 1 a", "+U 1 c"]);
+        assert_eq!(
+            harness.take_changelog().expect("changelog"),
+            ["+I 1 a", "+I 2 b", "-U 1 a", "+U 1 c"]
+        );
         // The same row again changes nothing; a delete of an unknown key neither.
         harness
             .push(upserts(&[(UpdateAfter, 1, Some("c")), (Delete, 9, None)]))
             .expect("push");
-        assert_eq!(emitted(&mut harness), Vec::<String>::new());
+        assert_eq!(harness.take_changelog().expect("changelog"), Vec::<String>::new());
         harness.push(upserts(&[(Delete, 2, None)])).expect("push");
-        assert_eq!(emitted(&mut harness), ["-D 2 b"]);
+        assert_eq!(harness.take_changelog().expect("changelog"), ["-D 2 b"]);
 
         let snapshot = harness.barrier().expect("barrier").expect("a snapshot");
         let backend = snapshot
@@ -231,6 +169,6 @@ mod tests {
         restored
             .push(upserts(&[(UpdateAfter, 2, Some("d")), (Delete, 1, None)]))
             .expect("push");
-        assert_eq!(emitted(&mut restored), ["+I 2 d", "-D 1 c"]);
+        assert_eq!(restored.take_changelog().expect("changelog"), ["+I 2 d", "-D 1 c"]);
     }
 }

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::array_value_to_string;
 
 use crate::error::{Error, Result};
-use crate::message::{EventTime, Message};
+use crate::message::{EventTime, Message, RowKind, split_row_kinds};
 use crate::runtime::{Operator, OperatorSnapshot, dispatch};
 use crate::settings::StateBackendKind;
 use crate::state::StateBackend;
@@ -110,6 +111,25 @@ impl OperatorHarness {
             None => None,
         };
         Ok((rows, watermarks))
+    }
+
+    /// The changelog rows emitted since the last call, in order, as Flink prints them: the row
+    /// kind, then the values (`+I 1 a`); the rows of an append-only batch are inserts.
+    pub fn take_changelog(&mut self) -> Result<Vec<String>> {
+        let (Some(batch), _) = self.take_rows()? else {
+            return Ok(Vec::new());
+        };
+        let (rows, kinds) = split_row_kinds(&batch)?;
+        (0..rows.num_rows())
+            .map(|r| {
+                let kind = kinds.as_ref().map_or(RowKind::Insert, |k| k[r]);
+                let mut line = vec![kind.short_string().to_string()];
+                for column in rows.columns() {
+                    line.push(array_value_to_string(column, r)?);
+                }
+                Ok(line.join(" "))
+            })
+            .collect()
     }
 }
 

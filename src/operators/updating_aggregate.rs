@@ -8,13 +8,9 @@
 //!
 //! Over a changelog with retractions the rows taken back are subtracted, and a group left with
 //! no row is deleted (a delete row downstream, a delete in the state).
-//! Hot keys stay in a cache; when it outgrows its limit the changed keys are written to the state
-//! backend as one ingested file and the cache is emptied, and a key missing from the cache is read
-//! back from the backend once. A checkpoint flushes the keys changed since the previous one into
-//! the backend on the checkpoint's thread (copy-on-write: the task goes on), so a checkpoint
-//! uploads one file of changes rather than the whole cache.
+//!
+//! Hot keys' states stay in a `KeyedCache` over the state backend.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::BooleanArray;
@@ -28,33 +24,19 @@ use crate::graph::{ChangelogMode, UpdatingAggregateSpec};
 use crate::message::{Message, RowKind, split_row_kinds, with_row_kinds};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::grouping::{GroupKey, Grouping, holds_rows};
+use crate::operators::keyed_cache::KeyedCache;
 use crate::runtime::{Operator, OperatorSnapshot};
-use crate::state::{StateBackend, StateWriteBatch};
-
-/// A key's current state and the epoch (checkpoint interval) that last changed it.
-#[derive(Clone)]
-struct Cached {
-    states: Vec<AccumulatorState>,
-    epoch: u64,
-}
-
-type States = HashMap<GroupKey, Cached, ahash::RandomState>;
+use crate::state::StateBackend;
 
 pub struct UpdatingAggregate {
     grouping: Grouping,
     output: ChangelogMode,
     /// The input takes rows back, so groups may disappear.
     retracting: bool,
-    /// The current state of hot keys (newer than the backend's copy, if any). A group left with
-    /// no row stays here, empty, until it is deleted from the backend.
-    cache: Arc<States>,
-    cache_limit: usize,
+    /// The current states of hot keys. A group left with no row stays here, empty, until the
+    /// cache writes it out as a delete.
+    cache: KeyedCache<Vec<AccumulatorState>>,
     backend: Box<dyn StateBackend>,
-    /// Stamped on the keys changed now; a barrier starts the next epoch.
-    epoch: u64,
-    /// Keys changed in this epoch or earlier are in the backend (or on their way, on the
-    /// checkpoint's thread): entries of a later epoch are the only ones a flush must write.
-    flushed: u64,
 }
 
 /// What happened to one group in one batch.
@@ -76,22 +58,21 @@ impl UpdatingAggregate {
         cache_limit: usize,
     ) -> Result<Self> {
         let retracting = spec.input == ChangelogMode::Retract;
+        // Groups left with no row are deleted.
+        let encode = Arc::new(move |states: &Vec<AccumulatorState>| {
+            holds_rows(retracting, states).then(|| {
+                let mut bytes = Vec::new();
+                encode_states(states, &mut bytes);
+                bytes
+            })
+        });
         Ok(UpdatingAggregate {
             grouping: Grouping::new(&spec.aggregate, &input_schema, output_schema, retracting)?,
             output: spec.output,
             retracting,
-            cache: Arc::default(),
-            cache_limit: cache_limit.max(1),
+            cache: KeyedCache::new(cache_limit, encode),
             backend,
-            epoch: 1,
-            flushed: 0,
         })
-    }
-
-    /// Writes the changed keys to the backend and empties the cache.
-    fn spill(&mut self) -> Result<()> {
-        let cache = std::mem::take(&mut self.cache);
-        self.backend.ingest(changed_since(self.retracting, &cache, self.flushed))
     }
 
     /// Whether the old row of a group is emitted (as an update-before or a delete).
@@ -102,7 +83,7 @@ impl UpdatingAggregate {
     /// The rows for this batch's changes, old rows (update-before, delete) ahead of new ones, so
     /// that downstream every key's old row comes before its new one.
     fn changelog(&self, changes: &[GroupChange]) -> Result<Option<RecordBatch>> {
-        let current = |change: &GroupChange| self.cache.get(&change.key).map(|c| c.states.as_slice());
+        let current = |change: &GroupChange| self.cache.get(&change.key).map(Vec::as_slice);
         if !self.emits_old_rows() {
             // Upsert over append-only input: every row is an insert or an update-after.
             let keys: Vec<&GroupKey> = changes.iter().map(|c| &c.key).collect();
@@ -156,22 +137,6 @@ fn changed_rows(old: &RecordBatch, new: &RecordBatch) -> Result<BooleanArray> {
     Ok(changed)
 }
 
-/// The entries of keys changed after epoch `flushed`, as backend writes: groups left with no row
-/// are deleted.
-fn changed_since(retracting: bool, cache: &States, flushed: u64) -> StateWriteBatch {
-    let mut batch = StateWriteBatch::default();
-    for (key, cached) in cache.iter().filter(|(_, cached)| cached.epoch > flushed) {
-        if holds_rows(retracting, &cached.states) {
-            let mut value = Vec::new();
-            encode_states(&cached.states, &mut value);
-            batch.put(key.to_vec(), value);
-        } else {
-            batch.delete(key.to_vec());
-        }
-    }
-    batch
-}
-
 impl Operator for UpdatingAggregate {
     fn process(&mut self, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
         let (rows, kinds) = split_row_kinds(&batch)?;
@@ -179,32 +144,20 @@ impl Operator for UpdatingAggregate {
         let pre = self.grouping.pre_aggregate(&rows, &buckets, kinds.as_deref())?;
         let keep_before = self.emits_old_rows();
         let mut changes = Vec::with_capacity(pre.groups.len());
-        // Copies the cache once if a checkpoint's thread still holds it.
-        let cache = Arc::make_mut(&mut self.cache);
         for ((_, key), states) in pre.groups.into_iter().zip(pre.states) {
             let mut fresh = false;
-            if !cache.contains_key(&key) {
-                let stored = match self.backend.get(&key)? {
-                    Some(bytes) => decode_states(&bytes)?,
-                    None => {
-                        fresh = true;
-                        self.grouping.init_states()
-                    }
-                };
-                cache.insert(
-                    key.clone(),
-                    Cached {
-                        states: stored,
-                        epoch: self.epoch,
-                    },
-                );
-            }
-            let Some(current) = cache.get_mut(&key) else { continue };
-            let existed = !fresh && self.grouping.holds_rows(&current.states);
-            let before = (existed && keep_before).then(|| current.states.clone());
-            self.grouping.merge_states(&mut current.states, &states);
-            current.epoch = self.epoch;
-            let exists = self.grouping.holds_rows(&current.states);
+            let (grouping, backend) = (&self.grouping, &self.backend);
+            let current = self.cache.changing(&key, || match backend.get(&key)? {
+                Some(bytes) => decode_states(&bytes),
+                None => {
+                    fresh = true;
+                    Ok(grouping.init_states())
+                }
+            })?;
+            let existed = !fresh && grouping.holds_rows(current);
+            let before = (existed && keep_before).then(|| current.clone());
+            grouping.merge_states(current, &states);
+            let exists = grouping.holds_rows(current);
             changes.push(GroupChange {
                 key,
                 before,
@@ -217,28 +170,11 @@ impl Operator for UpdatingAggregate {
         {
             out.push(Message::Data(rows));
         }
-        if self.cache.len() > self.cache_limit {
-            self.spill()?;
-        }
-        Ok(())
+        self.cache.spill_if_full(self.backend.as_mut())
     }
 
-    /// The synchronous part: a reference to the cache and the start of a new epoch. The backend's
-    /// checkpoint thread writes the keys changed in the epoch that ended into the backend, then
-    /// takes its hard-link checkpoint, which therefore holds the whole state.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
-        let frozen = self.cache.clone();
-        let flushed = self.flushed;
-        let retracting = self.retracting;
-        let changes = Box::new(move || changed_since(retracting, &frozen, flushed));
-        let files = vec![self.backend.checkpoint(dir, Some(changes))?];
-        self.flushed = self.epoch;
-        self.epoch += 1;
-        Ok(Some(OperatorSnapshot {
-            dir: dir.to_path_buf(),
-            files,
-            meta: serde_json::Value::Null,
-        }))
+        Ok(Some(self.cache.snapshot(self.backend.as_mut(), dir)?))
     }
 }
 
@@ -248,7 +184,6 @@ mod tests {
 
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-    use datafusion::arrow::util::display::array_value_to_string;
     use datafusion::physical_expr::expressions::{col, lit};
 
     use super::*;
@@ -312,22 +247,6 @@ mod tests {
         Box::new(UpdatingAggregate::new(&spec, input, Arc::new(Schema::new(fields)), backend, 1).expect("operator"))
     }
 
-    /// The emitted rows as `kind value value ...`, in order.
-    fn emitted(harness: &mut OperatorHarness) -> Vec<String> {
-        let (Some(batch), _) = harness.take_rows().expect("rows") else {
-            return Vec::new();
-        };
-        let (rows, kinds) = split_row_kinds(&batch).expect("split");
-        let kinds = kinds.expect("a changelog");
-        (0..rows.num_rows())
-            .map(|r| {
-                let mut line = vec![kinds[r].short_string().to_string()];
-                line.extend(rows.columns().iter().map(|c| array_value_to_string(c, r).expect("text")));
-                line.join(" ")
-            })
-            .collect()
-    }
-
     #[test]
     fn retractions_move_min_and_max_and_delete_emptied_groups() {
         use AggregateKind::{Count, Max, Min, Sum};
@@ -339,16 +258,16 @@ mod tests {
         harness
             .push(changes(&[(Insert, 1, 5), (Insert, 1, 3), (Insert, 2, 7)]))
             .expect("push");
-        assert_eq!(emitted(&mut harness), ["+I 1 2 8 3 5", "+I 2 1 7 7 7"]);
+        assert_eq!(harness.take_changelog().expect("changelog"), ["+I 1 2 8 3 5", "+I 2 1 7 7 7"]);
         // 3 becomes 9: the minimum gives way to the next value, 5.
         harness.push(changes(&[(UpdateBefore, 1, 3), (UpdateAfter, 1, 9)])).expect("push");
-        assert_eq!(emitted(&mut harness), ["-U 1 2 8 3 5", "+U 1 2 14 5 9"]);
+        assert_eq!(harness.take_changelog().expect("changelog"), ["-U 1 2 8 3 5", "+U 1 2 14 5 9"]);
         // Group 2's only row is taken back: the group is deleted.
         harness.push(changes(&[(Delete, 2, 7)])).expect("push");
-        assert_eq!(emitted(&mut harness), ["-D 2 1 7 7 7"]);
+        assert_eq!(harness.take_changelog().expect("changelog"), ["-D 2 1 7 7 7"]);
         // A row added and taken back in one batch changes nothing: nothing is emitted.
         harness.push(changes(&[(Insert, 1, 100), (Delete, 1, 100)])).expect("push");
-        assert_eq!(emitted(&mut harness), Vec::<String>::new());
+        assert_eq!(harness.take_changelog().expect("changelog"), Vec::<String>::new());
 
         let snapshot = harness.barrier().expect("barrier").expect("a snapshot");
         let backend = snapshot
@@ -357,9 +276,12 @@ mod tests {
         let mut restored = OperatorHarness::new(aggregate(&kinds, false, ChangelogMode::Retract, backend), &dir.path().join("b"));
         // Group 2 was deleted: it starts again with an insert.
         restored.push(changes(&[(Insert, 2, 4), (Delete, 1, 5)])).expect("push");
-        assert_eq!(emitted(&mut restored), ["-U 1 2 14 5 9", "+U 1 1 9 9 9", "+I 2 1 4 4 4"]);
+        assert_eq!(
+            restored.take_changelog().expect("changelog"),
+            ["-U 1 2 14 5 9", "+U 1 1 9 9 9", "+I 2 1 4 4 4"]
+        );
         restored.push(changes(&[(Delete, 1, 9)])).expect("push");
-        assert_eq!(emitted(&mut restored), ["-D 1 1 9 9 9"]);
+        assert_eq!(restored.take_changelog().expect("changelog"), ["-D 1 1 9 9 9"]);
     }
 
     #[test]
@@ -375,7 +297,7 @@ mod tests {
         sums.push(changes(&[(Insert, 1, 2), (Insert, 1, 4), (Insert, 1, 4)])).expect("push");
         sums.push(changes(&[(Delete, 1, 2)])).expect("push");
         assert_eq!(
-            emitted(&mut sums),
+            sums.take_changelog().expect("changelog"),
             ["+I 1 10 3.3333333333333335 3", "-U 1 10 3.3333333333333335 3", "+U 1 8 4.0 2"]
         );
 
@@ -387,7 +309,7 @@ mod tests {
         // One of the two 4s goes: still two distinct values, so nothing changes.
         distinct.push(changes(&[(Delete, 1, 4)])).expect("push");
         distinct.push(changes(&[(Delete, 1, 4)])).expect("push");
-        assert_eq!(emitted(&mut distinct), ["+I 1 2", "-U 1 2", "+U 1 1"]);
+        assert_eq!(distinct.take_changelog().expect("changelog"), ["+I 1 2", "-U 1 2", "+U 1 1"]);
     }
 
     #[test]
@@ -400,6 +322,6 @@ mod tests {
         harness.push(changes(&[(Insert, 1, 5)])).expect("push");
         harness.push(changes(&[(Insert, 1, 6)])).expect("push");
         harness.push(changes(&[(Delete, 1, 5), (Delete, 1, 6)])).expect("push");
-        assert_eq!(emitted(&mut harness), ["+I 1 5", "+U 1 6", "-D 1 6"]);
+        assert_eq!(harness.take_changelog().expect("changelog"), ["+I 1 5", "+U 1 6", "-D 1 6"]);
     }
 }
