@@ -55,6 +55,8 @@ pub struct Edge {
     pub from: usize,
     pub to: usize,
     pub kind: EdgeKind,
+    /// Which input of `to` the edge feeds: 0, or 1 for a join's right side.
+    pub input: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -82,7 +84,43 @@ pub enum OperatorSpec {
     ChangelogNormalize {
         key_columns: Vec<usize>,
     },
+    /// A regular equi-join of two inputs (input 0 the left side, input 1 the right).
+    Join(JoinSpec),
     Sink(SinkSpec),
+}
+
+/// Which rows a join keeps without a match (padded with nulls on the other side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+impl JoinKind {
+    /// Whether side `side` (0 left, 1 right) keeps its rows that match nothing.
+    pub fn keeps_unmatched(self, side: usize) -> bool {
+        match self {
+            JoinKind::Inner => false,
+            JoinKind::Left => side == 0,
+            JoinKind::Right => side == 1,
+            JoinKind::Full => true,
+        }
+    }
+}
+
+/// Flink's regular join: both inputs kept in state by join key, every new row joined with the
+/// other side's rows of its key.
+#[derive(Debug, Clone)]
+pub struct JoinSpec {
+    pub kind: JoinKind,
+    /// The key expressions over the left and the right input, pairwise equal, of equal types.
+    pub keys: [Vec<PhysicalExprRef>; 2],
+    /// The rest of the ON condition, over the joined row (the left columns, then the right).
+    pub filter: Option<PhysicalExprRef>,
+    /// What it emits: append-only for an inner join of append-only inputs, else retract.
+    pub output: ChangelogMode,
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +281,7 @@ impl OperatorSpec {
             OperatorSpec::WindowAggregate(_) => "window-aggregate",
             OperatorSpec::UpdatingAggregate(_) => "updating-aggregate",
             OperatorSpec::ChangelogNormalize { .. } => "changelog-normalize",
+            OperatorSpec::Join(_) => "join",
             OperatorSpec::Sink(_) => "sink",
         }
     }
@@ -274,6 +313,14 @@ impl OperatorSpec {
             OperatorSpec::ChangelogNormalize { key_columns } => {
                 format!("ChangelogNormalize: key columns {key_columns:?}, upsert -> retract")
             }
+            OperatorSpec::Join(j) => format!(
+                "Join: {:?} on left [{}] = right [{}]{}, changelog {}",
+                j.kind,
+                list(&j.keys[0]),
+                list(&j.keys[1]),
+                j.filter.as_ref().map(|f| format!(", filter {f}")).unwrap_or_default(),
+                j.output
+            ),
             OperatorSpec::Sink(s) => format!(
                 "Sink: {} (connector={}, {})",
                 s.table.name,
@@ -298,7 +345,12 @@ impl fmt::Display for JobGraph {
                 EdgeKind::Forward => writeln!(f, "{from} -> {to}: FORWARD")?,
                 EdgeKind::Hash(keys) => {
                     let keys = keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
-                    writeln!(f, "{from} -> {to}: HASH[{keys}]")?
+                    let input = if edge.input > 0 {
+                        format!(" (input {})", edge.input)
+                    } else {
+                        String::new()
+                    };
+                    writeln!(f, "{from} -> {to}: HASH[{keys}]{input}")?
                 }
             }
         }

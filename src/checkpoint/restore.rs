@@ -190,6 +190,7 @@ fn stateful_uids(graph: &JobGraph) -> Vec<String> {
                 OperatorSpec::WindowAggregate(_)
                     | OperatorSpec::UpdatingAggregate(_)
                     | OperatorSpec::ChangelogNormalize { .. }
+                    | OperatorSpec::Join(_)
                     | OperatorSpec::WatermarkAssigner(_)
             )
         })

@@ -21,6 +21,7 @@ use crate::graph::{Edge, EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowK
 use crate::job::JobSettings;
 use crate::message::SourceControl;
 use crate::operators::changelog_normalize::ChangelogNormalize;
+use crate::operators::join::StreamingJoin;
 use crate::operators::session_window::SessionWindowAggregate;
 use crate::operators::stateless::{Filter, Project};
 use crate::operators::updating_aggregate::UpdatingAggregate;
@@ -34,6 +35,7 @@ use crate::runtime::task::{Task, TaskCheckpointing, TaskEvent, TaskInput, TaskOu
 use crate::runtime::{Operator, Source};
 use crate::settings::CheckpointMode;
 use crate::state::key::key_converter;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
 /// Batches in flight per channel before the sender waits.
@@ -76,14 +78,22 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
         },
         _ => Alignment::Aligned,
     };
-    // Receivers for the stage being built, per subtask, filled by the previous stage.
-    let mut pending_inputs: Option<Vec<Vec<ChannelReceiver>>> = None;
+    if matches!(alignment, Alignment::Unaligned { .. }) && stages.iter().any(|s| s.inputs.len() > 1) {
+        // Their in-flight records would have to remember their input.
+        return Err(Error::unsupported(
+            "unaligned checkpoints are not supported for a job with a JOIN yet",
+        ));
+    }
+    // Receivers of each stage's inputs, filled by the stages feeding it (which come first):
+    // by stage, input and subtask.
+    let mut pending_inputs: Vec<Vec<Option<Vec<Vec<ChannelReceiver>>>>> =
+        stages.iter().map(|stage| (0..stage.inputs.len()).map(|_| None).collect()).collect();
     for (s, stage) in stages.iter().enumerate() {
-        let first = &graph.operators[stage[0]];
+        let first = &graph.operators[stage.operators[0]];
         let parallelism = first.parallelism;
-        let next_edge = stages.get(s + 1).and_then(|next| graph.edges.iter().find(|e| e.to == next[0]));
+        let next_edge = stage.output.map(|e| &graph.edges[e]);
         // Channels to the next stage: senders[i][j] from subtask i here to subtask j there.
-        let (mut senders, next_inputs) = match next_edge {
+        let mut senders = match next_edge {
             Some(edge) => {
                 let downstream = graph.operators[edge.to].parallelism;
                 let mut senders: Vec<Vec<ChannelSender>> = (0..parallelism).map(|_| Vec::new()).collect();
@@ -95,20 +105,38 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                         receiver_row.push(rx);
                     }
                 }
-                (Some(senders), Some(receivers))
+                let target = stages
+                    .iter()
+                    .position(|t| t.operators[0] == edge.to)
+                    .ok_or_else(|| Error::internal("an edge into the middle of a stage"))?;
+                let slot = pending_inputs[target]
+                    .get_mut(edge.input)
+                    .ok_or_else(|| Error::internal("an edge into an input the operator lacks"))?;
+                *slot = Some(receivers);
+                Some(senders)
             }
-            None => (None, None),
+            None => None,
         };
-        let mut inputs = pending_inputs.take().map(|v| v.into_iter().map(Some).collect::<Vec<_>>());
+        // Per input, per subtask; then each subtask's channels, input after input.
+        let mut inputs: Vec<Vec<Option<Vec<ChannelReceiver>>>> = std::mem::take(&mut pending_inputs[s])
+            .into_iter()
+            .map(|input| {
+                input
+                    .map(|per_subtask| per_subtask.into_iter().map(Some).collect())
+                    .ok_or_else(|| Error::internal("a stage input without channels"))
+            })
+            .collect::<Result<_>>()?;
         // What an unaligned checkpoint restored from kept in flight to this stage, per subtask.
-        let mut replays = match (cx.restore, &first.spec) {
-            (Some((manifest, storage)), spec) if !matches!(spec, OperatorSpec::Source(_)) && !manifest.in_flight.is_empty() => {
-                let edge = input_edge(graph, stage[0])?;
-                route_in_flight(
-                    restored_in_flight(manifest, storage, &first.uid)?,
-                    &routing(graph, edge)?,
-                    parallelism,
-                )?
+        let mut replays = match (cx.restore, stage.inputs.as_slice()) {
+            (Some((manifest, storage)), [edge]) if !manifest.in_flight.is_empty() => route_in_flight(
+                restored_in_flight(manifest, storage, &first.uid)?,
+                &routing(graph, &graph.edges[*edge])?,
+                parallelism,
+            )?,
+            (Some((manifest, _)), [_, _, ..]) if manifest.in_flight.iter().any(|f| f.uid == first.uid) => {
+                return Err(Error::internal(
+                    "in-flight records of an operator with several inputs cannot be replayed",
+                ));
             }
             _ => Vec::new(),
         };
@@ -123,7 +151,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
             .as_ref()
             .and_then(|c| c.idle_timeout())
             .or(cx.settings.source_idle_timeout);
-        let source_watermark = match (&source_config, stage.get(1).map(|i| &graph.operators[*i].spec)) {
+        let source_watermark = match (&source_config, stage.operators.get(1).map(|i| &graph.operators[*i].spec)) {
             (Some(config), Some(OperatorSpec::WatermarkAssigner(spec))) if config.generates_watermarks() => Some(SplitWatermarkSpec {
                 spec,
                 split_idle_timeout: idle_timeout,
@@ -132,6 +160,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
         };
         for subtask in 0..parallelism {
             let task_index = tasks.len();
+            let mut input_sides = Vec::new();
             let (input, chain_start, source_uid) = match &first.spec {
                 OperatorSpec::Source(spec) => {
                     let marker = cx.job_dir.injected_failure_marker(&first.uid, subtask);
@@ -156,11 +185,19 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                     (input, 1, Some(first.uid.clone()))
                 }
                 _ => {
-                    let receivers = inputs
-                        .as_mut()
-                        .and_then(|i| i.get_mut(subtask))
-                        .and_then(Option::take)
-                        .ok_or_else(|| Error::internal("stage without input channels"))?;
+                    let mut receivers = Vec::new();
+                    input_sides.clear();
+                    for (side, input) in inputs.iter_mut().enumerate() {
+                        let channels = input
+                            .get_mut(subtask)
+                            .and_then(Option::take)
+                            .ok_or_else(|| Error::internal("stage without input channels"))?;
+                        input_sides.extend(std::iter::repeat_n(side, channels.len()));
+                        receivers.extend(channels);
+                    }
+                    if inputs.len() < 2 {
+                        input_sides.clear();
+                    }
                     let mut gate = InputGate::new(receivers, alignment);
                     if let Some(replay) = replays.get_mut(subtask) {
                         gate.replay_first(std::mem::take(replay));
@@ -172,12 +209,16 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
             let mut chain_uids = Vec::new();
             let mut output = None;
             let mut sink_uid = None;
-            for (position, &index) in stage.iter().enumerate().skip(chain_start) {
+            for (position, &index) in stage.operators.iter().enumerate().skip(chain_start) {
                 let node = &graph.operators[index];
-                let input_schema = if position == 0 {
-                    graph.operators[input_edge(graph, index)?.from].output_schema.clone()
+                let input_schemas: Vec<SchemaRef> = if position == 0 {
+                    stage
+                        .inputs
+                        .iter()
+                        .map(|e| graph.operators[graph.edges[*e].from].output_schema.clone())
+                        .collect()
                 } else {
-                    graph.operators[stage[position - 1]].output_schema.clone()
+                    vec![graph.operators[stage.operators[position - 1]].output_schema.clone()]
                 };
                 match &node.spec {
                     OperatorSpec::Sink(spec) => {
@@ -190,7 +231,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                         sink_uid = Some(node.uid.clone());
                     }
                     _ => {
-                        chain.push(build_operator(node, subtask, input_schema, cx, source_watermark.is_some())?);
+                        chain.push(build_operator(node, subtask, &input_schemas, cx, source_watermark.is_some())?);
                         chain_uids.push(node.uid.clone());
                     }
                 }
@@ -229,20 +270,11 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                 stashed_controls: Default::default(),
                 held_acks: Vec::new(),
                 sink_rows_per_second: cx.settings.sink_rows_per_second,
+                input_sides,
             });
         }
-        pending_inputs = next_inputs;
     }
     Ok(BuiltJob { tasks, triggers })
-}
-
-/// The edge into operator `index`.
-fn input_edge(graph: &JobGraph, index: usize) -> Result<&Edge> {
-    graph
-        .edges
-        .iter()
-        .find(|e| e.to == index)
-        .ok_or_else(|| Error::internal("operator without input"))
 }
 
 /// How rows cross `edge`: to the same subtask, or by key group.
@@ -279,33 +311,70 @@ fn route_in_flight(old: Vec<(usize, Vec<RecordBatch>)>, routing: &Routing, paral
     Ok(routed)
 }
 
-/// Splits the operators (a pipeline, in order) into stages at every hash edge.
-fn stages(graph: &JobGraph) -> Result<Vec<Vec<usize>>> {
-    let mut stages: Vec<Vec<usize>> = Vec::new();
+/// A chain of operators that one task runs per subtask.
+struct Stage {
+    operators: Vec<usize>,
+    /// The edges into the first operator, by input (a join has two).
+    inputs: Vec<usize>,
+    /// The edge out of the last operator; `None` for a sink.
+    output: Option<usize>,
+}
+
+/// Splits the operators (in order: every operator after those feeding it) into stages: an operator
+/// joins its input's stage when a forward edge is its only input and its input's only output;
+/// every hash edge, and every operator with several inputs, starts a stage.
+fn stages(graph: &JobGraph) -> Result<Vec<Stage>> {
+    let mut stages: Vec<Stage> = Vec::new();
     for index in 0..graph.operators.len() {
-        let incoming: Vec<_> = graph.edges.iter().filter(|e| e.to == index).collect();
-        match incoming.as_slice() {
-            [] if index == 0 => stages.push(vec![index]),
-            [edge] if edge.from + 1 == index => match edge.kind {
-                EdgeKind::Forward => stages
-                    .last_mut()
-                    .ok_or_else(|| Error::internal("forward edge into the first operator"))?
-                    .push(index),
-                EdgeKind::Hash(_) => stages.push(vec![index]),
-            },
-            _ => return Err(Error::internal("only pipeline job graphs can run yet")),
+        let mut incoming: Vec<usize> = (0..graph.edges.len()).filter(|e| graph.edges[*e].to == index).collect();
+        incoming.sort_by_key(|e| graph.edges[*e].input);
+        if incoming.iter().any(|e| graph.edges[*e].from >= index) {
+            return Err(Error::internal("an operator before one feeding it"));
         }
+        let chained = match incoming.as_slice() {
+            [edge] => {
+                let edge = &graph.edges[*edge];
+                let fan_out = graph.edges.iter().filter(|e| e.from == edge.from).count();
+                matches!(edge.kind, EdgeKind::Forward) && fan_out == 1
+            }
+            _ => false,
+        };
+        match stages
+            .iter_mut()
+            .find(|s| chained && s.operators.last() == Some(&graph.edges[incoming[0]].from))
+        {
+            Some(stage) => stage.operators.push(index),
+            None => stages.push(Stage {
+                operators: vec![index],
+                inputs: incoming,
+                output: None,
+            }),
+        }
+    }
+    for stage in &mut stages {
+        let last = stage.operators.last().copied();
+        let outgoing: Vec<usize> = (0..graph.edges.len()).filter(|e| Some(graph.edges[*e].from) == last).collect();
+        stage.output = match outgoing.as_slice() {
+            [] => None,
+            [edge] => Some(*edge),
+            _ => return Err(Error::internal("an operator feeding several others cannot run yet")),
+        };
     }
     Ok(stages)
 }
 
+/// Operator `node`'s subtask; `inputs`: the schemas of its inputs, in input order.
 fn build_operator(
     node: &OperatorNode,
     subtask: usize,
-    input_schema: datafusion::arrow::datatypes::SchemaRef,
+    inputs: &[SchemaRef],
     cx: &BuildContext,
     watermarks_from_source: bool,
 ) -> Result<Box<dyn Operator>> {
+    let input_schema = inputs
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::internal("an operator without input"))?;
     let output_schema = node.output_schema.clone();
     let (settings, metrics) = (cx.settings, cx.metrics);
     let mut meta = None;
@@ -363,6 +432,20 @@ fn build_operator(
             Box::new(ChangelogNormalize::new(
                 key_columns.clone(),
                 input_schema,
+                backend,
+                settings.state_cache_entries,
+            )?)
+        }
+        OperatorSpec::Join(spec) => {
+            let (backend, restored) = keyed_state()?;
+            meta = restored;
+            let [left, right] = inputs else {
+                return Err(Error::internal("a join without its two inputs"));
+            };
+            Box::new(StreamingJoin::new(
+                spec,
+                [left.clone(), right.clone()],
+                output_schema,
                 backend,
                 settings.state_cache_entries,
             )?)

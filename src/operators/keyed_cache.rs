@@ -79,16 +79,22 @@ impl<V: Clone + Send + Sync + 'static> KeyedCache<V> {
     /// epoch. The backend's checkpoint thread writes the entries changed in the epoch that ended,
     /// then takes its hard-link checkpoint, which therefore holds the whole state.
     pub fn snapshot(&mut self, backend: &mut dyn StateBackend, dir: &Path) -> Result<OperatorSnapshot> {
-        let (frozen, flushed, encode) = (self.entries.clone(), self.flushed, self.encode.clone());
-        let changes = Box::new(move || changed_since(&frozen, flushed, &encode));
-        let files = vec![backend.checkpoint(dir, Some(changes))?];
-        self.flushed = self.epoch;
-        self.epoch += 1;
+        let files = vec![backend.checkpoint(dir, Some(Box::new(self.checkpoint_changes())))?];
         Ok(OperatorSnapshot {
             dir: dir.to_path_buf(),
             files,
             meta: serde_json::Value::Null,
         })
+    }
+
+    /// The entries changed in the epoch that ends now, computed when the returned function runs
+    /// (on the checkpoint's thread); starts the next epoch. For operators that keep several
+    /// caches in one backend and hand their changes to one checkpoint.
+    pub fn checkpoint_changes(&mut self) -> impl FnOnce() -> StateWriteBatch + Send + 'static {
+        let (frozen, flushed, encode) = (self.entries.clone(), self.flushed, self.encode.clone());
+        self.flushed = self.epoch;
+        self.epoch += 1;
+        move || changed_since(&frozen, flushed, &encode)
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod accumulator;
 pub mod changelog_normalize;
 pub mod grouping;
+pub mod join;
 pub mod keyed_cache;
 pub mod session_window;
 pub mod stateless;

@@ -11,7 +11,7 @@ use datafusion::arrow::util::display::array_value_to_string;
 
 use crate::error::{Error, Result};
 use crate::message::{EventTime, Message, RowKind, split_row_kinds};
-use crate::runtime::{Operator, OperatorSnapshot, dispatch};
+use crate::runtime::{Operator, OperatorSnapshot, dispatch, dispatch_input};
 use crate::settings::StateBackendKind;
 use crate::state::StateBackend;
 
@@ -57,6 +57,13 @@ impl OperatorHarness {
 
     pub fn push(&mut self, batch: RecordBatch) -> Result<()> {
         self.feed(Message::Data(batch))
+    }
+
+    /// A batch on input `input` of an operator with several (a join: 0 left, 1 right).
+    pub fn push_input(&mut self, input: usize, batch: RecordBatch) -> Result<()> {
+        dispatch_input(self.operator.as_mut(), input, Message::Data(batch), &mut self.output)?;
+        while self.operator.resume(&mut self.output)? {}
+        Ok(())
     }
 
     pub fn watermark(&mut self, watermark: EventTime) -> Result<()> {

@@ -8,20 +8,22 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::NullEquality;
 use datafusion::common::{DFSchema, DFSchemaRef, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Aggregate, Cast, Expr, LogicalPlan, TableScan};
+use datafusion::logical_expr::{Aggregate, Cast, Expr, ExprSchemable, Join, JoinType, LogicalPlan, TableScan};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_expr::expressions::{Column as ColumnExpr, lit};
 
 use crate::catalog::{Catalog, SourceDef, TableConnector, TableDef, schema_of};
 use crate::error::{Error, Result};
 use crate::graph::{
-    AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, ChangelogMode, Edge, EdgeKind, JobGraph, OperatorNode, OperatorSpec,
-    PhysicalExprRef, SinkMode, SinkSpec, SourceSpec, UpdatingAggregateSpec, WatermarkSpec, WindowAggregateSpec, WindowKind,
+    AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, ChangelogMode, Edge, EdgeKind, JobGraph, JoinKind, JoinSpec,
+    OperatorNode, OperatorSpec, PhysicalExprRef, SinkMode, SinkSpec, SourceSpec, UpdatingAggregateSpec, WatermarkSpec, WindowAggregateSpec,
+    WindowKind,
 };
 use crate::planner::window_function::WindowTableProvider;
 
@@ -103,7 +105,6 @@ fn column_indices(expr: &Expr, schema: &DFSchema) -> Result<BTreeSet<usize>> {
 
 fn unsupported_plan(plan: &LogicalPlan) -> Error {
     let what = match plan {
-        LogicalPlan::Join(_) => "JOIN".to_string(),
         LogicalPlan::Sort(_) => "ORDER BY".to_string(),
         LogicalPlan::Limit(_) => "LIMIT / OFFSET".to_string(),
         LogicalPlan::Union(_) => "UNION".to_string(),
@@ -131,7 +132,7 @@ impl Lowering<'_> {
                 _ => format!("{kind}-{index}"),
             },
             OperatorSpec::Sink(sink) => format!("{kind}-{}", sink.table.name),
-            OperatorSpec::WindowAggregate(_) | OperatorSpec::UpdatingAggregate(_) => match self.uid_basis.take() {
+            OperatorSpec::WindowAggregate(_) | OperatorSpec::UpdatingAggregate(_) | OperatorSpec::Join(_) => match self.uid_basis.take() {
                 Some(basis) => format!("{kind}-{:08x}", crate::partition::stable_hash(basis.as_bytes()) as u32),
                 None => format!("{kind}-{index}"),
             },
@@ -170,7 +171,12 @@ impl Lowering<'_> {
             output_schema,
         });
         if let Some((from, kind)) = input {
-            self.edges.push(Edge { from, to: index, kind });
+            self.edges.push(Edge {
+                from,
+                to: index,
+                kind,
+                input: 0,
+            });
         }
         index
     }
@@ -248,6 +254,7 @@ impl Lowering<'_> {
                 })
             }
             LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
+            LogicalPlan::Join(join) => self.join(join),
             other => Err(unsupported_plan(other)),
         }
     }
@@ -502,6 +509,80 @@ impl Lowering<'_> {
             window: None,
             changelog,
             upsert_from: updating.then_some(op),
+        })
+    }
+
+    /// A regular equi-join: both inputs hashed by their join keys into one two-input operator.
+    fn join(&mut self, join: &Join) -> Result<Stream> {
+        let kind = match join.join_type {
+            JoinType::Inner => JoinKind::Inner,
+            JoinType::Left => JoinKind::Left,
+            JoinType::Right => JoinKind::Right,
+            JoinType::Full => JoinKind::Full,
+            other => return Err(Error::unsupported(format!("{other} JOIN is not supported in a job yet"))),
+        };
+        if join.on.is_empty() {
+            return Err(Error::unsupported(
+                "a JOIN needs an equality between a column of each side (a cross join or a join on other conditions only is not supported in a job)",
+            ));
+        }
+        if join.null_equality == NullEquality::NullEqualsNull {
+            return Err(Error::unsupported("a JOIN on IS NOT DISTINCT FROM is not supported in a job yet"));
+        }
+        let left = self.lower(&join.left)?;
+        let right = self.lower(&join.right)?;
+        for side in [&left, &right] {
+            if side.window.as_ref().is_some_and(|w| !w.bounds.is_empty()) {
+                return Err(Error::unsupported(
+                    "joining on window_start / window_end of a window table function (a window join) is not supported in a job yet",
+                ));
+            }
+        }
+        let mut keys = [Vec::new(), Vec::new()];
+        for (l, r) in &join.on {
+            let (left_type, right_type) = (l.get_type(&left.schema)?, r.get_type(&right.schema)?);
+            keys[0].push(physical(l, &left.schema)?);
+            // Both sides' keys must encode alike: they route rows to the same subtask.
+            let r = if left_type == right_type {
+                r.clone()
+            } else {
+                Expr::Cast(Cast::new(Box::new(r.clone()), left_type))
+            };
+            keys[1].push(physical(&r, &right.schema)?);
+        }
+        let filter = join.filter.as_ref().map(|f| physical(f, &join.schema)).transpose()?;
+        let append_only = left.changelog == ChangelogMode::AppendOnly && right.changelog == ChangelogMode::AppendOnly;
+        let output = if kind == JoinKind::Inner && append_only {
+            ChangelogMode::AppendOnly
+        } else {
+            ChangelogMode::Retract
+        };
+        self.uid_basis = Some(format!(
+            "{:?}|{}|{}",
+            join.join_type,
+            join.on.iter().map(|(l, r)| format!("{l}={r}")).collect::<Vec<_>>().join(","),
+            join.filter.as_ref().map(|f| f.to_string()).unwrap_or_default()
+        ));
+        let spec = JoinSpec {
+            kind,
+            keys: keys.clone(),
+            filter,
+            output,
+        };
+        let [left_keys, right_keys] = keys;
+        let op = self.add(OperatorSpec::Join(spec), &join.schema, Some((left.op, EdgeKind::Hash(left_keys))));
+        self.edges.push(Edge {
+            from: right.op,
+            to: op,
+            kind: EdgeKind::Hash(right_keys),
+            input: 1,
+        });
+        Ok(Stream {
+            op,
+            schema: Arc::clone(&join.schema),
+            window: None,
+            changelog: output,
+            upsert_from: None,
         })
     }
 

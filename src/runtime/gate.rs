@@ -157,6 +157,8 @@ pub struct InputGate {
     /// In-flight records of the checkpoint the job was restored from: handed out before anything.
     replay: VecDeque<RecordBatch>,
     alignments: BTreeMap<u64, AlignmentRecord>,
+    /// The channel the last data handed out came from (`None` for replayed in-flight records).
+    last_data_channel: Option<usize>,
 }
 
 impl InputGate {
@@ -183,7 +185,14 @@ impl InputGate {
             read_ahead: VecDeque::new(),
             replay: VecDeque::new(),
             alignments: BTreeMap::new(),
+            last_data_channel: None,
         }
+    }
+
+    /// The channel the data `next` handed out last came from: a task with several inputs (a
+    /// join) tells them apart by it. `None` for records replayed from an unaligned checkpoint.
+    pub fn last_data_channel(&self) -> Option<usize> {
+        self.last_data_channel
     }
 
     /// Hands out `batches` (the restored in-flight records) before any input.
@@ -201,6 +210,7 @@ impl InputGate {
                 return Some(message);
             }
             if let Some(batch) = self.replay.pop_front() {
+                self.last_data_channel = None;
                 return Some(Message::Data(batch));
             }
             if self.ended.iter().all(|e| *e) {
@@ -227,7 +237,11 @@ impl InputGate {
                 self.idle_emitted = false;
             }
             match message {
-                Message::Data(_) | Message::LatencyMarker(_) => return Some(message),
+                Message::Data(_) => {
+                    self.last_data_channel = Some(index);
+                    return Some(message);
+                }
+                Message::LatencyMarker(_) => return Some(message),
                 Message::Barrier(barrier) => {
                     self.hear(barrier);
                     let done = self.aligner.on_barrier(index, barrier, &self.ended);

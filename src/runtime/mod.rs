@@ -32,6 +32,13 @@ pub struct OperatorSnapshot {
 pub trait Operator: Send {
     fn process(&mut self, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()>;
 
+    /// A batch from input `input` of an operator with several (a join: 0 left, 1 right). Only
+    /// the first operator of a task can have several inputs.
+    fn process_input(&mut self, input: usize, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
+        let _ = input;
+        self.process(batch, out)
+    }
+
     /// The input's watermark advanced. Stateful operators fire what it completes, then forward it.
     fn on_watermark(&mut self, watermark: EventTime, out: &mut Vec<Message>) -> Result<()> {
         out.push(Message::Watermark(watermark));
@@ -64,8 +71,13 @@ pub trait Operator: Send {
 
 /// Feeds one data, watermark or end message through one operator. Barriers are handled by the task.
 pub fn dispatch(op: &mut dyn Operator, message: Message, out: &mut Vec<Message>) -> Result<()> {
+    dispatch_input(op, 0, message, out)
+}
+
+/// `dispatch` for a message that arrived on input `input` of the operator (a join's side).
+pub fn dispatch_input(op: &mut dyn Operator, input: usize, message: Message, out: &mut Vec<Message>) -> Result<()> {
     match message {
-        Message::Data(batch) => op.process(batch, out),
+        Message::Data(batch) => op.process_input(input, batch, out),
         Message::Watermark(w) => op.on_watermark(w, out),
         Message::Barrier(_) | Message::LatencyMarker(_) | Message::Idle => {
             out.push(message);

@@ -23,7 +23,7 @@ use crate::runtime::exchange::{Announcer, ChannelOutput};
 use crate::runtime::gate::{AlignmentRecord, InputGate};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::staging::StagedFile;
-use crate::runtime::{Operator, OperatorSnapshot, Sink, Source, SourcePosition, dispatch};
+use crate::runtime::{Operator, OperatorSnapshot, Sink, Source, SourcePosition, dispatch_input};
 
 /// Source positions kept for checkpoints that have not completed yet.
 const MAX_PENDING_POSITIONS: usize = 64;
@@ -123,6 +123,9 @@ pub struct Task {
     /// `debug.sink.rows-per-second`: a sink that writes no faster (a slow sink, for tests and
     /// benchmarks of backpressure).
     pub sink_rows_per_second: Option<f64>,
+    /// A task with several inputs (a join): the input each of the gate's channels belongs to.
+    /// Empty: every channel is input 0.
+    pub input_sides: Vec<usize>,
 }
 
 /// What a source task waits for.
@@ -150,6 +153,8 @@ impl Task {
             }
             let mut inputs = Vec::new();
             let mut position_at_barrier = None;
+            // Which input of the first operator the data came from.
+            let mut side = 0;
             match &mut self.input {
                 // After a stop-with-savepoint barrier the source emits nothing; the job is stopped next.
                 TaskInput::Source { .. } if self.stopped_at_savepoint => std::future::pending::<()>().await,
@@ -222,6 +227,9 @@ impl Task {
                 }
                 TaskInput::Gate(gate) => {
                     let message = gate.next().await;
+                    if let Some(channel) = gate.last_data_channel() {
+                        side = self.input_sides.get(channel).copied().unwrap_or(0);
+                    }
                     for barrier in gate.take_announcements() {
                         if let Some(announcer) = &mut self.announcer {
                             announcer.announce(barrier);
@@ -240,7 +248,7 @@ impl Task {
                     self.deliver(Message::Barrier(barrier)).await?;
                     continue;
                 }
-                for out in push_through(&mut self.chain, vec![message])? {
+                for out in push_through(&mut self.chain, side, vec![message])? {
                     ended |= matches!(out, Message::End);
                     self.deliver(out).await?;
                 }
@@ -249,7 +257,7 @@ impl Task {
                     loop {
                         let mut resumed = Vec::new();
                         let more = self.chain[first].resume(&mut resumed)?;
-                        for out in push_through(&mut self.chain[first + 1..], resumed)? {
+                        for out in push_through(&mut self.chain[first + 1..], 0, resumed)? {
                             ended |= matches!(out, Message::End);
                             self.deliver(out).await?;
                         }
@@ -458,13 +466,15 @@ fn with_watermarks(batch: RecordBatch, watermarks: Vec<(usize, EventTime)>) -> V
     messages
 }
 
-/// Runs messages through every operator of the chain in turn.
-fn push_through(chain: &mut [Box<dyn Operator>], messages: Vec<Message>) -> Result<Vec<Message>> {
+/// Runs messages that arrived on input `side` of the chain's first operator through every
+/// operator of the chain in turn.
+fn push_through(chain: &mut [Box<dyn Operator>], side: usize, messages: Vec<Message>) -> Result<Vec<Message>> {
     let mut current = messages;
-    for op in chain.iter_mut() {
+    for (position, op) in chain.iter_mut().enumerate() {
+        let input = if position == 0 { side } else { 0 };
         let mut next = Vec::with_capacity(current.len());
         for m in current {
-            dispatch(op.as_mut(), m, &mut next)?;
+            dispatch_input(op.as_mut(), input, m, &mut next)?;
         }
         current = next;
     }

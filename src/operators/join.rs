@@ -1,0 +1,431 @@
+//! `StreamingJoin`: a regular equi-join of two streams, as Flink's StreamingJoinOperator runs it.
+//! Both inputs are kept in the state backend under their join key; a row arriving on one side is
+//! joined with the rows of its key on the other side that pass the rest of the ON condition.
+//!
+//! Outer joins: a row of a preserved side that matches nothing is emitted padded with nulls. Each
+//! stored row of such a side counts the rows of the other side it matches, so that the padded
+//! row is taken back (a delete) when its first match arrives, and emitted again when its last
+//! match is taken back, as Flink does.
+//!
+//! Rows taken back (update-before, delete) take back the joined rows they made. The output is
+//! append-only for an inner join of append-only inputs (no row kinds), else a retract changelog
+//! of inserts and deletes. A row with a NULL in its key matches nothing and is never stored.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use datafusion::arrow::compute::take;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::row::{RowConverter, SortField};
+
+use crate::error::{Error, Result};
+use crate::graph::{ChangelogMode, JoinKind, JoinSpec, PhysicalExprRef};
+use crate::message::{Message, RowKind, split_row_kinds, with_row_kinds};
+use crate::operators::grouping::{GroupKey, group_key};
+use crate::operators::keyed_cache::KeyedCache;
+use crate::runtime::{Operator, OperatorSnapshot};
+use crate::state::StateBackend;
+use crate::state::key::key_converter;
+
+/// A stored row of one side: how many times it is there and, on a side that keeps unmatched
+/// rows, how many rows of the other side it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StoredRow {
+    count: i64,
+    matches: i64,
+}
+
+/// The rows of one side under one join key, row-encoded.
+type SideRows = BTreeMap<Box<[u8]>, StoredRow>;
+
+/// A joined row to emit: the left and the right row (`None`: nulls), and its kind.
+type Emitted = (Option<Box<[u8]>>, Option<Box<[u8]>>, RowKind);
+
+pub struct StreamingJoin {
+    kind: JoinKind,
+    keys: [Vec<PhysicalExprRef>; 2],
+    key_rows: RowConverter,
+    /// Each side's rows, row-encoded whole.
+    rows: [RowConverter; 2],
+    filter: Option<PhysicalExprRef>,
+    output_schema: SchemaRef,
+    /// Row kinds on the output (a retract changelog), or none (append-only).
+    changelog: bool,
+    sides: [KeyedCache<SideRows>; 2],
+    backend: Box<dyn StateBackend>,
+}
+
+impl StreamingJoin {
+    pub fn new(
+        spec: &JoinSpec,
+        inputs: [SchemaRef; 2],
+        output_schema: SchemaRef,
+        backend: Box<dyn StateBackend>,
+        cache_limit: usize,
+    ) -> Result<Self> {
+        let key_types = spec.keys[0]
+            .iter()
+            .map(|k| Ok(k.data_type(&inputs[0])?))
+            .collect::<Result<Vec<_>>>()?;
+        let converter =
+            |schema: &SchemaRef| RowConverter::new(schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect());
+        let encode = Arc::new(|rows: &SideRows| (!rows.is_empty()).then(|| encode_side_rows(rows)));
+        Ok(StreamingJoin {
+            kind: spec.kind,
+            keys: spec.keys.clone(),
+            key_rows: key_converter(&key_types)?,
+            rows: [converter(&inputs[0])?, converter(&inputs[1])?],
+            filter: spec.filter.clone(),
+            output_schema,
+            changelog: spec.output != ChangelogMode::AppendOnly,
+            sides: [KeyedCache::new(cache_limit, encode.clone()), KeyedCache::new(cache_limit, encode)],
+            backend,
+        })
+    }
+
+    /// Where side `side` keeps the rows of a key: the key (its key group first), then the side.
+    fn state_key(key: &GroupKey, side: usize) -> GroupKey {
+        let mut bytes = key.to_vec();
+        bytes.push(side as u8);
+        bytes.into_boxed_slice()
+    }
+
+    /// The stored rows of `side` under `key`, to change.
+    fn side_rows(&mut self, side: usize, key: &GroupKey) -> Result<&mut SideRows> {
+        let backend = &self.backend;
+        self.sides[side].changing(key, || match backend.get(key)? {
+            Some(bytes) => decode_side_rows(&bytes),
+            None => Ok(SideRows::new()),
+        })
+    }
+
+    /// The stored rows of `side` under `key`, to read.
+    fn side_rows_read(&self, side: usize, key: &GroupKey) -> Result<Vec<(Box<[u8]>, StoredRow)>> {
+        let rows = match self.sides[side].get(key) {
+            Some(rows) => rows.clone(),
+            None => match self.backend.get(key)? {
+                Some(bytes) => decode_side_rows(&bytes)?,
+                None => SideRows::new(),
+            },
+        };
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Which of `others` (rows of side `1 - side`) the row `row` of side `side` matches under the
+    /// rest of the ON condition.
+    fn matching(&self, side: usize, row: &[u8], others: &[(Box<[u8]>, StoredRow)]) -> Result<Vec<bool>> {
+        let Some(filter) = &self.filter else {
+            return Ok(vec![true; others.len()]);
+        };
+        if others.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mine: Vec<Option<&[u8]>> = vec![Some(row); others.len()];
+        let theirs: Vec<Option<&[u8]>> = others.iter().map(|(r, _)| Some(&r[..])).collect();
+        let (left, right) = if side == 0 { (&mine, &theirs) } else { (&theirs, &mine) };
+        let candidates = self.joined(left, right)?;
+        let mask = filter.evaluate(&candidates)?.into_array(candidates.num_rows())?;
+        let mask = mask
+            .as_boolean_opt()
+            .ok_or_else(|| Error::type_mismatch("a JOIN condition must be a boolean"))?;
+        Ok((0..others.len()).map(|i| mask.is_valid(i) && mask.value(i)).collect())
+    }
+
+    /// Joined rows: the left rows' columns, then the right rows' (`None`: nulls).
+    fn joined(&self, left: &[Option<&[u8]>], right: &[Option<&[u8]>]) -> Result<RecordBatch> {
+        let mut columns = decode_rows(&self.rows[0], left)?;
+        columns.extend(decode_rows(&self.rows[1], right)?);
+        let options = RecordBatchOptions::new().with_row_count(Some(left.len()));
+        let columns = columns
+            .into_iter()
+            .zip(self.output_schema.fields())
+            .map(|(column, field)| {
+                if column.data_type() == field.data_type() {
+                    Ok(column)
+                } else {
+                    Ok(datafusion::arrow::compute::cast(&column, field.data_type())?)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new_with_options(self.output_schema.clone(), columns, &options)?)
+    }
+
+    /// Joins one row of side `side` (a new row, or one taken back) and records it.
+    fn join_row(&mut self, side: usize, key: Option<GroupKey>, row: Box<[u8]>, taken_back: bool, out: &mut Vec<Emitted>) -> Result<()> {
+        let other = 1 - side;
+        let pair = |mine: Option<Box<[u8]>>, theirs: Option<Box<[u8]>>| if side == 0 { (mine, theirs) } else { (theirs, mine) };
+        let mine_kept = self.kind.keeps_unmatched(side);
+        let other_kept = self.kind.keeps_unmatched(other);
+        let kind = if taken_back { RowKind::Delete } else { RowKind::Insert };
+        // A NULL key matches nothing: no state.
+        let Some(key) = key else {
+            if mine_kept {
+                let (l, r) = pair(Some(row), None);
+                out.push((l, r, kind));
+            }
+            return Ok(());
+        };
+        let (mine_key, other_key) = (Self::state_key(&key, side), Self::state_key(&key, other));
+        if taken_back && !self.side_rows_read(side, &mine_key)?.iter().any(|(r, _)| *r == row) {
+            // Taken back but never stored (its state expired or never reached here): nothing to undo.
+            return Ok(());
+        }
+        let others = self.side_rows_read(other, &other_key)?;
+        let matches = self.matching(side, &row, &others)?;
+        let matched: Vec<&(Box<[u8]>, StoredRow)> = others.iter().zip(&matches).filter(|(_, m)| **m).map(|(o, _)| o).collect();
+        // The other side's padded rows this row ends (a first match) or brings back (a last one).
+        let mut other_changes: Vec<(Box<[u8]>, i64)> = Vec::new();
+        for (other_row, stored) in &matched {
+            let repeat = stored.count.max(0) as usize;
+            let (l, r) = pair(Some(row.clone()), Some(other_row.clone()));
+            if other_kept && !taken_back && stored.matches == 0 {
+                let (pl, pr) = pair(None, Some(other_row.clone()));
+                out.extend(std::iter::repeat_n((pl, pr, RowKind::Delete), repeat));
+            }
+            out.extend(std::iter::repeat_n((l, r, kind), repeat));
+            if other_kept && taken_back && stored.matches == 1 {
+                let (pl, pr) = pair(None, Some(other_row.clone()));
+                out.extend(std::iter::repeat_n((pl, pr, RowKind::Insert), repeat));
+            }
+            other_changes.push((other_row.clone(), if taken_back { -1 } else { 1 }));
+        }
+        if mine_kept && matched.is_empty() {
+            let (l, r) = pair(Some(row.clone()), None);
+            out.push((l, r, kind));
+        }
+        if other_kept && !other_changes.is_empty() {
+            let rows = self.side_rows(other, &other_key)?;
+            for (other_row, step) in other_changes {
+                if let Some(stored) = rows.get_mut(&other_row) {
+                    stored.matches += step;
+                }
+            }
+        }
+        let match_count: i64 = matched.iter().map(|(_, s)| s.count).sum();
+        let rows = self.side_rows(side, &mine_key)?;
+        let stored = rows.entry(row.clone()).or_insert(StoredRow {
+            count: 0,
+            matches: match_count,
+        });
+        stored.count += if taken_back { -1 } else { 1 };
+        if stored.count <= 0 {
+            rows.remove(&row);
+        }
+        Ok(())
+    }
+
+    fn process_side(&mut self, side: usize, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
+        let (rows, kinds) = split_row_kinds(&batch)?;
+        let key_columns = self.keys[side]
+            .iter()
+            .map(|k| Ok(k.evaluate(&rows)?.into_array(rows.num_rows())?))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let keys = self.key_rows.convert_columns(&key_columns)?;
+        let encoded = self.rows[side].convert_columns(rows.columns())?;
+        let mut emitted = Vec::new();
+        for i in 0..rows.num_rows() {
+            let null_key = key_columns.iter().any(|c| c.is_null(i));
+            let key = (!null_key).then(|| group_key(keys.row(i).data()));
+            let taken_back = kinds.as_ref().is_some_and(|k| k[i].is_retraction());
+            self.join_row(side, key, encoded.row(i).data().into(), taken_back, &mut emitted)?;
+        }
+        if !emitted.is_empty() {
+            let left: Vec<Option<&[u8]>> = emitted.iter().map(|(l, _, _)| l.as_deref()).collect();
+            let right: Vec<Option<&[u8]>> = emitted.iter().map(|(_, r, _)| r.as_deref()).collect();
+            let joined = self.joined(&left, &right)?;
+            out.push(Message::Data(if self.changelog {
+                with_row_kinds(&joined, emitted.iter().map(|(_, _, kind)| *kind).collect())?
+            } else {
+                joined
+            }));
+        }
+        for side in &mut self.sides {
+            side.spill_if_full(self.backend.as_mut())?;
+        }
+        Ok(())
+    }
+}
+
+impl Operator for StreamingJoin {
+    fn process(&mut self, _batch: RecordBatch, _out: &mut Vec<Message>) -> Result<()> {
+        Err(Error::internal("a join's rows must say which input they came from"))
+    }
+
+    fn process_input(&mut self, input: usize, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
+        match input {
+            0 | 1 => self.process_side(input, batch, out),
+            other => Err(Error::internal(format!("a join has no input {other}"))),
+        }
+    }
+
+    /// Both sides' rows changed since the previous barrier are flushed on the checkpoint's thread.
+    fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
+        let left = self.sides[0].checkpoint_changes();
+        let right = self.sides[1].checkpoint_changes();
+        let changes = Box::new(move || {
+            let mut batch = left();
+            batch.ops.extend(right().ops);
+            batch
+        });
+        let files = vec![self.backend.checkpoint(dir, Some(changes))?];
+        Ok(Some(OperatorSnapshot {
+            dir: dir.to_path_buf(),
+            files,
+            meta: serde_json::Value::Null,
+        }))
+    }
+}
+
+/// Decodes row-encoded rows into columns, with nulls where a row is `None`.
+fn decode_rows(converter: &RowConverter, rows: &[Option<&[u8]>]) -> Result<Vec<ArrayRef>> {
+    let parser = converter.parser();
+    let present: Vec<_> = rows.iter().flatten().map(|r| parser.parse(r)).collect();
+    let columns = converter.convert_rows(present)?;
+    if rows.iter().all(Option::is_some) {
+        return Ok(columns);
+    }
+    let mut next = 0u32;
+    let indices: UInt32Array = rows
+        .iter()
+        .map(|r| {
+            r.map(|_| {
+                next += 1;
+                next - 1
+            })
+        })
+        .collect();
+    columns.iter().map(|c| Ok(take(c.as_ref(), &indices, None)?)).collect()
+}
+
+/// A key's rows of one side as bytes: count, then per row its length, bytes, count and matches.
+fn encode_side_rows(rows: &SideRows) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
+    for (row, stored) in rows {
+        out.extend_from_slice(&(row.len() as u32).to_le_bytes());
+        out.extend_from_slice(row);
+        out.extend_from_slice(&stored.count.to_le_bytes());
+        out.extend_from_slice(&stored.matches.to_le_bytes());
+    }
+    out
+}
+
+fn decode_side_rows(mut input: &[u8]) -> Result<SideRows> {
+    let corrupt = || Error::internal("corrupt join state in the state backend");
+    fn take_bytes<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if input.len() < n {
+            return None;
+        }
+        let (head, tail) = input.split_at(n);
+        *input = tail;
+        Some(head)
+    }
+    fn fixed<const N: usize>(input: &mut &[u8]) -> Option<[u8; N]> {
+        take_bytes(input, N)?.try_into().ok()
+    }
+    let n = u32::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?);
+    let mut rows = SideRows::new();
+    for _ in 0..n {
+        let len = u32::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?) as usize;
+        let row: Box<[u8]> = take_bytes(&mut input, len).ok_or_else(corrupt)?.into();
+        let count = i64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?);
+        let matches = i64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?);
+        rows.insert(row, StoredRow { count, matches });
+    }
+    if !input.is_empty() {
+        return Err(corrupt());
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_expr::expressions::col;
+
+    use super::*;
+    use crate::operators::testing::OperatorHarness;
+    use crate::settings::StateBackendKind;
+
+    fn side(value: &str) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new(value, DataType::Utf8, true),
+        ]))
+    }
+
+    fn rows(schema: &SchemaRef, rows: &[(RowKind, Option<i64>, &str)]) -> RecordBatch {
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+            ],
+        )
+        .expect("batch");
+        with_row_kinds(&batch, rows.iter().map(|r| r.0).collect()).expect("kinds")
+    }
+
+    fn left_join(backend: Box<dyn StateBackend>) -> Box<dyn Operator> {
+        let (left, right) = (side("a"), side("b"));
+        let mut fields: Vec<Field> = left.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(right.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)));
+        let spec = JoinSpec {
+            kind: JoinKind::Left,
+            keys: [vec![col("k", &left).expect("k")], vec![col("k", &right).expect("k")]],
+            filter: None,
+            output: ChangelogMode::Retract,
+        };
+        let output = Arc::new(Schema::new(fields));
+        // A cache of one key per side: every batch spills, so the rows are read back from the backend.
+        Box::new(StreamingJoin::new(&spec, [left, right], output, backend, 1).expect("join"))
+    }
+
+    #[test]
+    fn left_join_pads_takes_padding_back_and_restores() {
+        use RowKind::{Delete, Insert};
+        let (left, right) = (side("a"), side("b"));
+        let dir = tempfile::tempdir().expect("dir");
+        let backend = StateBackendKind::RocksDb.open(&dir.path().join("live")).expect("backend");
+        let mut harness = OperatorHarness::new(left_join(backend), &dir.path().join("a"));
+        let step = |input: usize, batch: RecordBatch, harness: &mut OperatorHarness| {
+            harness.push_input(input, batch).expect("push");
+            harness.take_changelog().expect("changelog")
+        };
+        assert_eq!(step(0, rows(&left, &[(Insert, Some(1), "x")]), &mut harness), ["+I 1 x  "]);
+        assert_eq!(
+            step(1, rows(&right, &[(Insert, Some(1), "p")]), &mut harness),
+            ["-D 1 x  ", "+I 1 x 1 p"]
+        );
+        assert_eq!(
+            step(1, rows(&right, &[(Insert, Some(1), "q"), (Insert, Some(2), "z")]), &mut harness),
+            ["+I 1 x 1 q"]
+        );
+        assert_eq!(step(1, rows(&right, &[(Delete, Some(1), "p")]), &mut harness), ["-D 1 x 1 p"]);
+        assert_eq!(
+            step(1, rows(&right, &[(Delete, Some(1), "q")]), &mut harness),
+            ["-D 1 x 1 q", "+I 1 x  "]
+        );
+        // A NULL key matches nothing, also not another NULL key.
+        assert_eq!(step(1, rows(&right, &[(Insert, None, "n")]), &mut harness), Vec::<String>::new());
+        assert_eq!(step(0, rows(&left, &[(Insert, None, "y")]), &mut harness), ["+I  y  "]);
+        // Right row 2 z waits in the state: a left row of key 2 joins it.
+        assert_eq!(step(0, rows(&left, &[(Insert, Some(2), "w")]), &mut harness), ["+I 2 w 2 z"]);
+
+        let snapshot = harness.barrier().expect("barrier").expect("a snapshot");
+        let backend = snapshot
+            .restore_backend(StateBackendKind::RocksDb, &dir.path().join("restored"))
+            .expect("restore");
+        let mut restored = OperatorHarness::new(left_join(backend), &dir.path().join("b"));
+        assert_eq!(
+            step(1, rows(&right, &[(Insert, Some(1), "r")]), &mut restored),
+            ["-D 1 x  ", "+I 1 x 1 r"]
+        );
+        assert_eq!(step(0, rows(&left, &[(Delete, Some(2), "w")]), &mut restored), ["-D 2 w 2 z"]);
+    }
+}
