@@ -104,14 +104,14 @@ impl UpdatingAggregate {
             let states: Vec<&[AccumulatorState]> = group.iter().filter_map(|c| current(c)).collect();
             self.grouping.output(&keys, None, &states)
         };
-        let (mut old_rows, mut new_rows) = (before(&updated)?, after(&updated)?);
+        let mut new_rows = after(&updated)?;
         let mut parts = Vec::new();
         if self.output == ChangelogMode::Retract {
             // A row that did not change is not sent again (as Flink does without state TTL).
+            let old_rows = before(&updated)?;
             let changed = changed_rows(&old_rows, &new_rows)?;
-            old_rows = filter_record_batch(&old_rows, &changed)?;
             new_rows = filter_record_batch(&new_rows, &changed)?;
-            parts.push((old_rows, RowKind::UpdateBefore));
+            parts.push((filter_record_batch(&old_rows, &changed)?, RowKind::UpdateBefore));
         }
         parts.push((before(&deleted)?, RowKind::Delete));
         parts.push((new_rows, RowKind::UpdateAfter));
