@@ -86,6 +86,8 @@ pub enum OperatorSpec {
     },
     /// A regular equi-join of two inputs (input 0 the left side, input 1 the right).
     Join(JoinSpec),
+    /// An equi-join whose ON condition bounds each side's event time by the other's.
+    IntervalJoin(IntervalJoinSpec),
     Sink(SinkSpec),
 }
 
@@ -121,6 +123,34 @@ pub struct JoinSpec {
     pub filter: Option<PhysicalExprRef>,
     /// What it emits: append-only for an inner join of append-only inputs, else retract.
     pub output: ChangelogMode,
+}
+
+/// Flink's interval join: an equi-join whose ON condition keeps `left.t - right.t` within
+/// `[lower, upper]`, over the event times of two append-only inputs. A row is kept only until
+/// the watermark shows that no row of the other side can still match it, and the output is
+/// append-only (an outer join pads a row that never matched when it leaves the state).
+#[derive(Debug, Clone)]
+pub struct IntervalJoinSpec {
+    /// The join type, the keys and the whole residual ON condition (the time bounds included).
+    pub join: JoinSpec,
+    /// Each side's event-time column, in that side's schema.
+    pub time_columns: [usize; 2],
+    pub bounds: TimeBounds,
+}
+
+/// `left.t - right.t` lies within `[lower, upper]`, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeBounds {
+    pub lower: i64,
+    pub upper: i64,
+}
+
+impl TimeBounds {
+    /// How far the output's event times may lag the input watermark: the output watermark is held
+    /// back by this much (Flink's interval join delays its watermark the same way).
+    pub fn watermark_delay(&self) -> i64 {
+        self.upper.max(self.lower.saturating_neg()).max(0)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -282,6 +312,7 @@ impl OperatorSpec {
             OperatorSpec::UpdatingAggregate(_) => "updating-aggregate",
             OperatorSpec::ChangelogNormalize { .. } => "changelog-normalize",
             OperatorSpec::Join(_) => "join",
+            OperatorSpec::IntervalJoin(_) => "interval-join",
             OperatorSpec::Sink(_) => "sink",
         }
     }
@@ -320,6 +351,17 @@ impl OperatorSpec {
                 list(&j.keys[1]),
                 j.filter.as_ref().map(|f| format!(", filter {f}")).unwrap_or_default(),
                 j.output
+            ),
+            OperatorSpec::IntervalJoin(j) => format!(
+                "IntervalJoin: {:?} on left [{}] = right [{}], left column #{} - right column #{} between {} and {}{}",
+                j.join.kind,
+                list(&j.join.keys[0]),
+                list(&j.join.keys[1]),
+                j.time_columns[0],
+                j.time_columns[1],
+                Nanos(j.bounds.lower),
+                Nanos(j.bounds.upper),
+                j.join.filter.as_ref().map(|f| format!(", filter {f}")).unwrap_or_default(),
             ),
             OperatorSpec::Sink(s) => format!(
                 "Sink: {} (connector={}, {})",

@@ -21,6 +21,7 @@ use crate::connectors::kafka::KafkaPosition;
 use crate::connectors::rescale::GeneratorPosition;
 use crate::error::{Error, Result};
 use crate::graph::{JobGraph, OperatorNode, OperatorSpec, WindowKind};
+use crate::operators::interval_join::IntervalJoinMeta;
 use crate::operators::session_window::SessionWindowMeta;
 use crate::operators::window_aggregate::WindowAggregateMeta;
 use crate::operators::{decode_meta, encode_meta};
@@ -175,6 +176,8 @@ fn rescaled_meta(spec: &OperatorSpec, states: &[&OperatorState]) -> Result<Optio
             Some(encode_meta(&SessionWindowMeta::merged(&parts(states, "session window")?))?)
         }
         OperatorSpec::WindowAggregate(_) => Some(encode_meta(&WindowAggregateMeta::merged(&parts(states, "window aggregate")?))?),
+        // The expiry index is rebuilt from the backend; the watermark is the lowest.
+        OperatorSpec::IntervalJoin(_) => Some(encode_meta(&IntervalJoinMeta::merged(&parts(states, "interval join")?))?),
         _ => None,
     })
 }
@@ -191,6 +194,7 @@ fn stateful_uids(graph: &JobGraph) -> Vec<String> {
                     | OperatorSpec::UpdatingAggregate(_)
                     | OperatorSpec::ChangelogNormalize { .. }
                     | OperatorSpec::Join(_)
+                    | OperatorSpec::IntervalJoin(_)
                     | OperatorSpec::WatermarkAssigner(_)
             )
         })

@@ -21,6 +21,7 @@ use crate::graph::{Edge, EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowK
 use crate::job::JobSettings;
 use crate::message::SourceControl;
 use crate::operators::changelog_normalize::ChangelogNormalize;
+use crate::operators::interval_join::IntervalJoin;
 use crate::operators::join::StreamingJoin;
 use crate::operators::session_window::SessionWindowAggregate;
 use crate::operators::stateless::{Filter, Project};
@@ -443,6 +444,20 @@ fn build_operator(
                 return Err(Error::internal("a join without its two inputs"));
             };
             Box::new(StreamingJoin::new(
+                spec,
+                [left.clone(), right.clone()],
+                output_schema,
+                backend,
+                settings.state_cache_entries,
+            )?)
+        }
+        OperatorSpec::IntervalJoin(spec) => {
+            let (backend, restored) = keyed_state()?;
+            meta = restored;
+            let [left, right] = inputs else {
+                return Err(Error::internal("a join without its two inputs"));
+            };
+            Box::new(IntervalJoin::new(
                 spec,
                 [left.clone(), right.clone()],
                 output_schema,

@@ -18,13 +18,14 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
 
 use crate::error::{Error, Result};
 use crate::graph::{ChangelogMode, JoinKind, JoinSpec, PhysicalExprRef};
 use crate::message::{Message, RowKind, split_row_kinds, with_row_kinds};
 use crate::operators::grouping::{GroupKey, group_key};
 use crate::operators::keyed_cache::KeyedCache;
+use crate::operators::state_bytes::{StateReader, put_bytes};
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::StateBackend;
 use crate::state::key::key_converter;
@@ -41,16 +42,14 @@ struct StoredRow {
 type SideRows = BTreeMap<Box<[u8]>, StoredRow>;
 
 /// A joined row to emit: the left and the right row (`None`: nulls), and its kind.
-type Emitted = (Option<Box<[u8]>>, Option<Box<[u8]>>, RowKind);
+pub type Emitted = (Option<Box<[u8]>>, Option<Box<[u8]>>, RowKind);
 
 pub struct StreamingJoin {
     kind: JoinKind,
     keys: [Vec<PhysicalExprRef>; 2],
     key_rows: RowConverter,
-    /// Each side's rows, row-encoded whole.
-    rows: [RowConverter; 2],
+    joined: JoinedRows,
     filter: Option<PhysicalExprRef>,
-    output_schema: SchemaRef,
     /// Row kinds on the output (a retract changelog), or none (append-only).
     changelog: bool,
     sides: [KeyedCache<SideRows>; 2],
@@ -65,31 +64,17 @@ impl StreamingJoin {
         backend: Box<dyn StateBackend>,
         cache_limit: usize,
     ) -> Result<Self> {
-        let key_types = spec.keys[0]
-            .iter()
-            .map(|k| Ok(k.data_type(&inputs[0])?))
-            .collect::<Result<Vec<_>>>()?;
-        let converter =
-            |schema: &SchemaRef| RowConverter::new(schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect());
         let encode = Arc::new(|rows: &SideRows| (!rows.is_empty()).then(|| encode_side_rows(rows)));
         Ok(StreamingJoin {
             kind: spec.kind,
             keys: spec.keys.clone(),
-            key_rows: key_converter(&key_types)?,
-            rows: [converter(&inputs[0])?, converter(&inputs[1])?],
+            key_rows: join_key_converter(spec, &inputs)?,
+            joined: JoinedRows::new(&inputs, output_schema)?,
             filter: spec.filter.clone(),
-            output_schema,
             changelog: spec.output != ChangelogMode::AppendOnly,
             sides: [KeyedCache::new(cache_limit, encode.clone()), KeyedCache::new(cache_limit, encode)],
             backend,
         })
-    }
-
-    /// Where side `side` keeps the rows of a key: the key (its key group first), then the side.
-    fn state_key(key: &GroupKey, side: usize) -> GroupKey {
-        let mut bytes = key.to_vec();
-        bytes.push(side as u8);
-        bytes.into_boxed_slice()
     }
 
     /// The stored rows of `side` under `key`, to change.
@@ -101,55 +86,27 @@ impl StreamingJoin {
         })
     }
 
-    /// The stored rows of `side` under `key`, to read.
-    fn side_rows_read(&self, side: usize, key: &GroupKey) -> Result<Vec<(Box<[u8]>, StoredRow)>> {
+    /// The rows of `side` under `key` that `row` (of the other side) matches, copied out.
+    fn matched_rows(&self, side: usize, key: &GroupKey, row: &[u8]) -> Result<Vec<(Box<[u8]>, StoredRow)>> {
+        let loaded;
         let rows = match self.sides[side].get(key) {
-            Some(rows) => rows.clone(),
-            None => match self.backend.get(key)? {
-                Some(bytes) => decode_side_rows(&bytes)?,
-                None => SideRows::new(),
-            },
+            Some(rows) => rows,
+            None => {
+                loaded = match self.backend.get(key)? {
+                    Some(bytes) => decode_side_rows(&bytes)?,
+                    None => SideRows::new(),
+                };
+                &loaded
+            }
         };
-        Ok(rows.into_iter().collect())
-    }
-
-    /// Which of `others` (rows of side `1 - side`) the row `row` of side `side` matches under the
-    /// rest of the ON condition.
-    fn matching(&self, side: usize, row: &[u8], others: &[(Box<[u8]>, StoredRow)]) -> Result<Vec<bool>> {
-        let Some(filter) = &self.filter else {
-            return Ok(vec![true; others.len()]);
-        };
-        if others.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mine: Vec<Option<&[u8]>> = vec![Some(row); others.len()];
-        let theirs: Vec<Option<&[u8]>> = others.iter().map(|(r, _)| Some(&r[..])).collect();
-        let (left, right) = if side == 0 { (&mine, &theirs) } else { (&theirs, &mine) };
-        let candidates = self.joined(left, right)?;
-        let mask = filter.evaluate(&candidates)?.into_array(candidates.num_rows())?;
-        let mask = mask
-            .as_boolean_opt()
-            .ok_or_else(|| Error::type_mismatch("a JOIN condition must be a boolean"))?;
-        Ok((0..others.len()).map(|i| mask.is_valid(i) && mask.value(i)).collect())
-    }
-
-    /// Joined rows: the left rows' columns, then the right rows' (`None`: nulls).
-    fn joined(&self, left: &[Option<&[u8]>], right: &[Option<&[u8]>]) -> Result<RecordBatch> {
-        let mut columns = decode_rows(&self.rows[0], left)?;
-        columns.extend(decode_rows(&self.rows[1], right)?);
-        let options = RecordBatchOptions::new().with_row_count(Some(left.len()));
-        let columns = columns
-            .into_iter()
-            .zip(self.output_schema.fields())
-            .map(|(column, field)| {
-                if column.data_type() == field.data_type() {
-                    Ok(column)
-                } else {
-                    Ok(datafusion::arrow::compute::cast(&column, field.data_type())?)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(RecordBatch::try_new_with_options(self.output_schema.clone(), columns, &options)?)
+        let candidates: Vec<&[u8]> = rows.keys().map(|r| &r[..]).collect();
+        let matches = self.joined.matching(self.filter.as_ref(), 1 - side, row, &candidates)?;
+        Ok(rows
+            .iter()
+            .zip(matches)
+            .filter(|(_, m)| *m)
+            .map(|((r, stored), _)| (r.clone(), *stored))
+            .collect())
     }
 
     /// Joins one row of side `side` (a new row, or one taken back) and records it.
@@ -167,14 +124,12 @@ impl StreamingJoin {
             }
             return Ok(());
         };
-        let (mine_key, other_key) = (Self::state_key(&key, side), Self::state_key(&key, other));
-        if taken_back && !self.side_rows_read(side, &mine_key)?.iter().any(|(r, _)| *r == row) {
+        let (mine_key, other_key) = (side_state_key(&key, side), side_state_key(&key, other));
+        if taken_back && !self.side_rows(side, &mine_key)?.contains_key(&row) {
             // Taken back but never stored (its state expired or never reached here): nothing to undo.
             return Ok(());
         }
-        let others = self.side_rows_read(other, &other_key)?;
-        let matches = self.matching(side, &row, &others)?;
-        let matched: Vec<&(Box<[u8]>, StoredRow)> = others.iter().zip(&matches).filter(|(_, m)| **m).map(|(o, _)| o).collect();
+        let matched = self.matched_rows(other, &other_key, &row)?;
         // The other side's padded rows this row ends (a first match) or brings back (a last one).
         let mut other_changes: Vec<(Box<[u8]>, i64)> = Vec::new();
         for (other_row, stored) in &matched {
@@ -218,23 +173,15 @@ impl StreamingJoin {
 
     fn process_side(&mut self, side: usize, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
         let (rows, kinds) = split_row_kinds(&batch)?;
-        let key_columns = self.keys[side]
-            .iter()
-            .map(|k| Ok(k.evaluate(&rows)?.into_array(rows.num_rows())?))
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        let keys = self.key_rows.convert_columns(&key_columns)?;
-        let encoded = self.rows[side].convert_columns(rows.columns())?;
+        let keys = join_keys(&self.keys[side], &self.key_rows, &rows)?;
+        let encoded = self.joined.encode(side, &rows)?;
         let mut emitted = Vec::new();
-        for i in 0..rows.num_rows() {
-            let null_key = key_columns.iter().any(|c| c.is_null(i));
-            let key = (!null_key).then(|| group_key(keys.row(i).data()));
+        for (i, key) in keys.into_iter().enumerate() {
             let taken_back = kinds.as_ref().is_some_and(|k| k[i].is_retraction());
             self.join_row(side, key, encoded.row(i).data().into(), taken_back, &mut emitted)?;
         }
         if !emitted.is_empty() {
-            let left: Vec<Option<&[u8]>> = emitted.iter().map(|(l, _, _)| l.as_deref()).collect();
-            let right: Vec<Option<&[u8]>> = emitted.iter().map(|(_, r, _)| r.as_deref()).collect();
-            let joined = self.joined(&left, &right)?;
+            let joined = self.joined.build(&emitted)?;
             out.push(Message::Data(if self.changelog {
                 with_row_kinds(&joined, emitted.iter().map(|(_, _, kind)| *kind).collect())?
             } else {
@@ -278,8 +225,108 @@ impl Operator for StreamingJoin {
     }
 }
 
+/// Where side `side` of a join keeps the rows of a join key: the key (its key group first), then
+/// the side.
+pub fn side_state_key(key: &GroupKey, side: usize) -> GroupKey {
+    let mut bytes = key.to_vec();
+    bytes.push(side as u8);
+    bytes.into_boxed_slice()
+}
+
+/// Encodes join keys alike on both sides (the right key was cast to the left key's type).
+pub fn join_key_converter(spec: &JoinSpec, inputs: &[SchemaRef; 2]) -> Result<RowConverter> {
+    let key_types = spec.keys[0]
+        .iter()
+        .map(|k| Ok(k.data_type(&inputs[0])?))
+        .collect::<Result<Vec<_>>>()?;
+    key_converter(&key_types)
+}
+
+/// Each row's join key as stored, or `None` when the key has a NULL (it matches nothing).
+pub fn join_keys(keys: &[PhysicalExprRef], converter: &RowConverter, rows: &RecordBatch) -> Result<Vec<Option<GroupKey>>> {
+    let columns = keys
+        .iter()
+        .map(|k| Ok(k.evaluate(rows)?.into_array(rows.num_rows())?))
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let encoded = converter.convert_columns(&columns)?;
+    Ok((0..rows.num_rows())
+        .map(|i| {
+            let null_key = columns.iter().any(|c| c.is_null(i));
+            (!null_key).then(|| group_key(encoded.row(i).data()))
+        })
+        .collect())
+}
+
+/// Both sides' rows, row-encoded whole as joins store them, and the joined output rows built
+/// from them.
+pub struct JoinedRows {
+    rows: [RowConverter; 2],
+    output_schema: SchemaRef,
+}
+
+impl JoinedRows {
+    pub fn new(inputs: &[SchemaRef; 2], output_schema: SchemaRef) -> Result<Self> {
+        let converter =
+            |schema: &SchemaRef| RowConverter::new(schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect());
+        Ok(JoinedRows {
+            rows: [converter(&inputs[0])?, converter(&inputs[1])?],
+            output_schema,
+        })
+    }
+
+    /// The rows of a batch of side `side`, encoded.
+    pub fn encode(&self, side: usize, rows: &RecordBatch) -> Result<Rows> {
+        Ok(self.rows[side].convert_columns(rows.columns())?)
+    }
+
+    /// Joined rows: the left rows' columns, then the right rows' (`None`: nulls), with their kinds.
+    pub fn build(&self, emitted: &[Emitted]) -> Result<RecordBatch> {
+        let left: Vec<Option<&[u8]>> = emitted.iter().map(|(l, _, _)| l.as_deref()).collect();
+        let right: Vec<Option<&[u8]>> = emitted.iter().map(|(_, r, _)| r.as_deref()).collect();
+        self.pairs(&left, &right)
+    }
+
+    fn pairs(&self, left: &[Option<&[u8]>], right: &[Option<&[u8]>]) -> Result<RecordBatch> {
+        let mut columns = decode_rows(&self.rows[0], left)?;
+        columns.extend(decode_rows(&self.rows[1], right)?);
+        let options = RecordBatchOptions::new().with_row_count(Some(left.len()));
+        let columns = columns
+            .into_iter()
+            .zip(self.output_schema.fields())
+            .map(|(column, field)| {
+                if column.data_type() == field.data_type() {
+                    Ok(column)
+                } else {
+                    Ok(datafusion::arrow::compute::cast(&column, field.data_type())?)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new_with_options(self.output_schema.clone(), columns, &options)?)
+    }
+
+    /// Which of `others` (rows of side `1 - side`) the row `row` of side `side` matches under
+    /// `filter`, the rest of the ON condition over joined rows.
+    pub fn matching(&self, filter: Option<&PhysicalExprRef>, side: usize, row: &[u8], others: &[&[u8]]) -> Result<Vec<bool>> {
+        let Some(filter) = filter else {
+            return Ok(vec![true; others.len()]);
+        };
+        if others.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mine: Vec<Option<&[u8]>> = vec![Some(row); others.len()];
+        let theirs: Vec<Option<&[u8]>> = others.iter().map(|r| Some(*r)).collect();
+        let (left, right) = if side == 0 { (&mine, &theirs) } else { (&theirs, &mine) };
+        let candidates = self.pairs(left, right)?;
+        let mask = filter.evaluate(&candidates)?.into_array(candidates.num_rows())?;
+        let mask = mask
+            .as_boolean_opt()
+            .ok_or_else(|| Error::type_mismatch("a JOIN condition must be a boolean"))?;
+        Ok((0..others.len()).map(|i| mask.is_valid(i) && mask.value(i)).collect())
+    }
+}
+
 /// Decodes row-encoded rows into columns, with nulls where a row is `None`.
-fn decode_rows(converter: &RowConverter, rows: &[Option<&[u8]>]) -> Result<Vec<ArrayRef>> {
+pub fn decode_rows(converter: &RowConverter, rows: &[Option<&[u8]>]) -> Result<Vec<ArrayRef>> {
     let parser = converter.parser();
     let present: Vec<_> = rows.iter().flatten().map(|r| parser.parse(r)).collect();
     let columns = converter.convert_rows(present)?;
@@ -299,44 +346,29 @@ fn decode_rows(converter: &RowConverter, rows: &[Option<&[u8]>]) -> Result<Vec<A
     columns.iter().map(|c| Ok(take(c.as_ref(), &indices, None)?)).collect()
 }
 
-/// A key's rows of one side as bytes: count, then per row its length, bytes, count and matches.
+/// A key's rows of one side as bytes: count, then per row its bytes, count and matches.
 fn encode_side_rows(rows: &SideRows) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
     for (row, stored) in rows {
-        out.extend_from_slice(&(row.len() as u32).to_le_bytes());
-        out.extend_from_slice(row);
+        put_bytes(&mut out, row);
         out.extend_from_slice(&stored.count.to_le_bytes());
         out.extend_from_slice(&stored.matches.to_le_bytes());
     }
     out
 }
 
-fn decode_side_rows(mut input: &[u8]) -> Result<SideRows> {
-    let corrupt = || Error::internal("corrupt join state in the state backend");
-    fn take_bytes<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        if input.len() < n {
-            return None;
-        }
-        let (head, tail) = input.split_at(n);
-        *input = tail;
-        Some(head)
-    }
-    fn fixed<const N: usize>(input: &mut &[u8]) -> Option<[u8; N]> {
-        take_bytes(input, N)?.try_into().ok()
-    }
-    let n = u32::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?);
+fn decode_side_rows(input: &[u8]) -> Result<SideRows> {
+    let mut reader = StateReader::new(input, "join state");
+    let n = reader.u32()?;
     let mut rows = SideRows::new();
     for _ in 0..n {
-        let len = u32::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?) as usize;
-        let row: Box<[u8]> = take_bytes(&mut input, len).ok_or_else(corrupt)?.into();
-        let count = i64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?);
-        let matches = i64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?);
+        let row: Box<[u8]> = reader.bytes()?.into();
+        let count = reader.i64()?;
+        let matches = reader.i64()?;
         rows.insert(row, StoredRow { count, matches });
     }
-    if !input.is_empty() {
-        return Err(corrupt());
-    }
+    reader.finish()?;
     Ok(rows)
 }
 

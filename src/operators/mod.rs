@@ -3,9 +3,11 @@
 pub mod accumulator;
 pub mod changelog_normalize;
 pub mod grouping;
+pub mod interval_join;
 pub mod join;
 pub mod keyed_cache;
 pub mod session_window;
+pub mod state_bytes;
 pub mod stateless;
 pub mod testing;
 pub mod updating_aggregate;

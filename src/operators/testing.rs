@@ -120,23 +120,12 @@ impl OperatorHarness {
         Ok((rows, watermarks))
     }
 
-    /// The changelog rows emitted since the last call, in order, as Flink prints them: the row
-    /// kind, then the values (`+I 1 a`); the rows of an append-only batch are inserts.
+    /// The rows emitted since the last call, in order, as `changelog_lines` prints them.
     pub fn take_changelog(&mut self) -> Result<Vec<String>> {
-        let (Some(batch), _) = self.take_rows()? else {
-            return Ok(Vec::new());
-        };
-        let (rows, kinds) = split_row_kinds(&batch)?;
-        (0..rows.num_rows())
-            .map(|r| {
-                let kind = kinds.as_ref().map_or(RowKind::Insert, |k| k[r]);
-                let mut line = vec![kind.short_string().to_string()];
-                for column in rows.columns() {
-                    line.push(array_value_to_string(column, r)?);
-                }
-                Ok(line.join(" "))
-            })
-            .collect()
+        match self.take_rows()? {
+            (Some(batch), _) => changelog_lines(&batch),
+            (None, _) => Ok(Vec::new()),
+        }
     }
 }
 
@@ -273,4 +262,20 @@ mod tests {
         let (rows, _) = restored.take_rows().expect("rows");
         assert_eq!(text(rows), [["1", "1970-01-01T00:00:00.010", "1970-01-01T00:00:00.020", "2"]]);
     }
+}
+
+/// A batch's rows as Flink prints a changelog: the row kind, then the values (`+I 1 a`); the rows
+/// of an append-only batch are inserts.
+pub fn changelog_lines(batch: &RecordBatch) -> Result<Vec<String>> {
+    let (rows, kinds) = split_row_kinds(batch)?;
+    (0..rows.num_rows())
+        .map(|r| {
+            let kind = kinds.as_ref().map_or(RowKind::Insert, |k| k[r]);
+            let mut line = vec![kind.short_string().to_string()];
+            for column in rows.columns() {
+                line.push(array_value_to_string(column, r)?);
+            }
+            Ok(line.join(" "))
+        })
+        .collect()
 }

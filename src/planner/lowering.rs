@@ -21,10 +21,11 @@ use datafusion::physical_expr::expressions::{Column as ColumnExpr, lit};
 use crate::catalog::{Catalog, SourceDef, TableConnector, TableDef, schema_of};
 use crate::error::{Error, Result};
 use crate::graph::{
-    AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, ChangelogMode, Edge, EdgeKind, JobGraph, JoinKind, JoinSpec,
+    AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, ChangelogMode, Edge, EdgeKind, IntervalJoinSpec, JobGraph, JoinKind, JoinSpec,
     OperatorNode, OperatorSpec, PhysicalExprRef, SinkMode, SinkSpec, SourceSpec, UpdatingAggregateSpec, WatermarkSpec, WindowAggregateSpec,
     WindowKind,
 };
+use crate::planner::interval_condition::{Interval, TimeAttributes, interval_of};
 use crate::planner::window_function::WindowTableProvider;
 
 /// Which window bound a column stands for, before the window aggregate assigns windows.
@@ -53,6 +54,10 @@ struct Stream {
     /// for an upsert sink too). A filter in between needs them: a row that stops passing it must
     /// be taken back.
     upsert_from: Option<usize>,
+    /// Columns that carry the event time the watermarks measure (Flink's rowtime attributes):
+    /// the source's watermark column through projections and filters, and both sides' after an
+    /// interval join. They make a join with time bounds an interval join.
+    rowtime: BTreeSet<usize>,
 }
 
 pub struct Lowering<'a> {
@@ -132,7 +137,10 @@ impl Lowering<'_> {
                 _ => format!("{kind}-{index}"),
             },
             OperatorSpec::Sink(sink) => format!("{kind}-{}", sink.table.name),
-            OperatorSpec::WindowAggregate(_) | OperatorSpec::UpdatingAggregate(_) | OperatorSpec::Join(_) => match self.uid_basis.take() {
+            OperatorSpec::WindowAggregate(_)
+            | OperatorSpec::UpdatingAggregate(_)
+            | OperatorSpec::Join(_)
+            | OperatorSpec::IntervalJoin(_) => match self.uid_basis.take() {
                 Some(basis) => format!("{kind}-{:08x}", crate::partition::stable_hash(basis.as_bytes()) as u32),
                 None => format!("{kind}-{index}"),
             },
@@ -221,7 +229,13 @@ impl Lowering<'_> {
                     bounds: HashMap::new(),
                 });
                 let mut exprs = Vec::with_capacity(projection.expr.len());
+                let mut rowtime = BTreeSet::new();
                 for (out, expr) in projection.expr.iter().enumerate() {
+                    if let Expr::Column(c) = strip_alias(expr)
+                        && input.rowtime.contains(&input.schema.index_of_column(c)?)
+                    {
+                        rowtime.insert(out);
+                    }
                     if let (Some(from), Some(to)) = (&input.window, window.as_mut()) {
                         let bare = match strip_alias(expr) {
                             Expr::Column(c) => from.bounds.get(&input.schema.index_of_column(c)?).copied(),
@@ -250,6 +264,7 @@ impl Lowering<'_> {
                     op,
                     schema: Arc::clone(&projection.schema),
                     window,
+                    rowtime,
                     ..input
                 })
             }
@@ -361,7 +376,11 @@ impl Lowering<'_> {
         }
         let mut exprs: Vec<PhysicalExprRef> = Vec::with_capacity(projection.len());
         let mut bounds = HashMap::new();
+        let mut rowtime = BTreeSet::new();
         for (out, p) in projection.iter().enumerate() {
+            if delay.is_some() && Some(*p) == time_column {
+                rowtime.insert(out);
+            }
             let column = source_column_of(*p).ok_or_else(|| Error::internal("window column without event time"))?;
             let index = needed
                 .iter()
@@ -388,6 +407,7 @@ impl Lowering<'_> {
             window: window.map(|window| WindowColumns { window, bounds }),
             changelog,
             upsert_from: None,
+            rowtime,
         })
     }
 
@@ -509,10 +529,12 @@ impl Lowering<'_> {
             window: None,
             changelog,
             upsert_from: updating.then_some(op),
+            rowtime: BTreeSet::new(),
         })
     }
 
-    /// A regular equi-join: both inputs hashed by their join keys into one two-input operator.
+    /// An equi-join: both inputs hashed by their join keys into one two-input operator, a regular
+    /// join or, with time bounds between the inputs' event times, an interval join.
     fn join(&mut self, join: &Join) -> Result<Stream> {
         let kind = match join.join_type {
             JoinType::Inner => JoinKind::Inner,
@@ -552,7 +574,17 @@ impl Lowering<'_> {
         }
         let filter = join.filter.as_ref().map(|f| physical(f, &join.schema)).transpose()?;
         let append_only = left.changelog == ChangelogMode::AppendOnly && right.changelog == ChangelogMode::AppendOnly;
-        let output = if kind == JoinKind::Inner && append_only {
+        // Time bounds between two append-only inputs' event times make it an interval join.
+        let times = TimeAttributes {
+            left: &left.rowtime,
+            right: &right.rowtime,
+            left_len: left.schema.fields().len(),
+        };
+        let interval = match &join.filter {
+            Some(condition) if append_only => interval_of(condition, &join.schema, &times)?,
+            _ => None,
+        };
+        let output = if append_only && (kind == JoinKind::Inner || interval.is_some()) {
             ChangelogMode::AppendOnly
         } else {
             ChangelogMode::Retract
@@ -569,8 +601,22 @@ impl Lowering<'_> {
             filter,
             output,
         };
+        // An interval join's output keeps both sides' event times.
+        let mut rowtime = BTreeSet::new();
+        let spec = match interval {
+            Some(Interval { time_columns, bounds }) => {
+                rowtime.extend(left.rowtime.iter().copied());
+                rowtime.extend(right.rowtime.iter().map(|c| c + times.left_len));
+                OperatorSpec::IntervalJoin(IntervalJoinSpec {
+                    join: spec,
+                    time_columns,
+                    bounds,
+                })
+            }
+            None => OperatorSpec::Join(spec),
+        };
         let [left_keys, right_keys] = keys;
-        let op = self.add(OperatorSpec::Join(spec), &join.schema, Some((left.op, EdgeKind::Hash(left_keys))));
+        let op = self.add(spec, &join.schema, Some((left.op, EdgeKind::Hash(left_keys))));
         self.edges.push(Edge {
             from: right.op,
             to: op,
@@ -583,6 +629,7 @@ impl Lowering<'_> {
             window: None,
             changelog: output,
             upsert_from: None,
+            rowtime,
         })
     }
 

@@ -6,6 +6,7 @@ pub mod computed_column;
 pub mod dialect;
 pub mod flink_functions;
 pub mod flink_syntax;
+pub mod interval_condition;
 pub mod lowering;
 pub mod postgres_arrays;
 pub mod postgres_column_names;
