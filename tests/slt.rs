@@ -44,6 +44,12 @@ impl sqllogictest::AsyncDB for Weir {
     }
 
     async fn shutdown(&mut self) {}
+
+    /// `sleep 1s` in a file lets a running job get somewhere (say, before a STOP); never for
+    /// timing a result. The jobs run on this runtime, so it must not block its thread.
+    async fn sleep(duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
 }
 
 fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -2,8 +2,8 @@
 """Structural check of sql/**/*.slt without building Weir (stdlib only).
 
 Checks what the sqllogictest crate (0.29) would trip on, plus a few house rules:
-  * every record is `statement ok`, `statement error <regex>`, `query <types> [rowsort]`
-    (or a comment / blank line); records are separated by a blank line;
+  * every record is `statement ok`, `statement error <regex>`, `query <types> [rowsort]`,
+    `sleep <duration>` (or a comment / blank line); records are separated by a blank line;
   * no comment line inside a record (the parser would take it as SQL);
   * the error regex compiles (Python's `re` as a stand-in for Rust's `regex`);
   * every query has `----`; each expected row has as many whitespace-separated values as the
@@ -38,6 +38,11 @@ def lint(path):
             continue
         head = line.split()
         start = i
+        if head[0] == "sleep":
+            if len(head) != 2 or not re.fullmatch(r"\d+(ms|s)", head[1]):
+                err(i, f"sleep takes one duration like 500ms or 2s: {line!r}")
+            i += 1
+            continue
         if head[:2] == ["statement", "ok"] and len(head) == 2:
             kind = "stmt"
         elif head[:2] == ["statement", "error"]:
