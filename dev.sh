@@ -160,6 +160,15 @@ case "${1:-weir}" in
         python3 tests/verify/recovery.py --weir "$weir" --kills 3 --unaligned --sink-rate 50 --query updating --parallelism 3 --seed 5
         # An aggregate over an updating aggregate: retractions all the time, state across crashes.
         python3 tests/verify/recovery.py --weir "$weir" --kills 3 --query nested --parallelism 2 --keys 200 --seed 13
+        # A regular join of two updating aggregates, and an interval self-join, across crashes.
+        python3 tests/verify/recovery.py --weir "$weir" --kills 3 --query join --parallelism 2 --seed 17
+        python3 tests/verify/recovery.py --weir "$weir" --kills 3 --query interval --parallelism 2 --seed 19
+        # A window self-join (TUMBLE 1 s) across crashes: open windows' rows in the join's state.
+        python3 tests/verify/recovery.py --weir "$weir" --kills 3 --query windowjoin --parallelism 2 --seed 23
+        # The Nexmark join queries' expected rows in sql/nexmark/nexmark.slt against SQLite.
+        python3 tests/verify/nexmark_oracle.py --check
+        # The window and lookup joins' expected rows (sql/window_join.slt, lookup_join.slt) against SQLite.
+        python3 tests/verify/join_oracle.py --check
         # A real Postgres driver from PyPI (psycopg 3, in a venv under ~/.cache) against weir serve.
         python3 tests/verify/psycopg_check.py --weir "$weir"
         # SQLAlchemy 2 (psycopg 3 and psycopg2) and pandas, from PyPI into the same venv.
@@ -181,7 +190,7 @@ case "${1:-weir}" in
         # an S3 outage during checkpoints, and the errors at CREATE JOB.
         python3 tests/verify/s3_checkpoints.py --weir "$weir"
         # set -e: reaching this line means every check above passed.
-        echo "verify: 17 passed, 0 failed"
+        echo "verify: 22 passed, 0 failed"
         ;;
     *)
         echo "usage: ./dev.sh weir [ARGS...] | ./dev.sh test" >&2

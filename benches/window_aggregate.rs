@@ -8,7 +8,7 @@ use datafusion::arrow::array::{Int64Array, TimestampNanosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::expressions::Column;
-use weir::graph::{AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, WindowAggregateSpec, WindowKind};
+use weir::graph::{AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, WindowAggregateSpec, WindowBound, WindowKind};
 use weir::message::Message;
 use weir::operators::window_aggregate::WindowAggregate;
 use weir::runtime::Operator;
@@ -57,8 +57,8 @@ fn spec() -> WindowAggregateSpec {
             ],
             outputs: vec![
                 AggregateOutput::Key(0),
-                AggregateOutput::WindowStart,
-                AggregateOutput::WindowEnd,
+                AggregateOutput::Window(WindowBound::Start),
+                AggregateOutput::Window(WindowBound::End),
                 AggregateOutput::Aggregate(0),
                 AggregateOutput::Aggregate(1),
             ],

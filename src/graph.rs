@@ -88,27 +88,41 @@ pub enum OperatorSpec {
     Join(JoinSpec),
     /// An equi-join whose ON condition bounds each side's event time by the other's.
     IntervalJoin(IntervalJoinSpec),
+    /// An equi-join of two inputs windowed alike, on their windows and keys.
+    WindowJoin(WindowJoinSpec),
+    /// Each row joined with the rows of its key in a table read as of now (one input).
+    LookupJoin(LookupJoinSpec),
     Sink(SinkSpec),
 }
 
-/// Which rows a join keeps without a match (padded with nulls on the other side).
+/// Which rows a join emits: pairs, plus the rows without a match padded with nulls on the other
+/// side (outer joins); or only the left rows that have a match (semi) or none (anti).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinKind {
     Inner,
     Left,
     Right,
     Full,
+    /// `WHERE EXISTS` / `IN (SELECT ...)`: each left row once while it has a match.
+    LeftSemi,
+    /// `WHERE NOT EXISTS`: each left row while it has no match.
+    LeftAnti,
 }
 
 impl JoinKind {
-    /// Whether side `side` (0 left, 1 right) keeps its rows that match nothing.
+    /// Whether side `side` (0 left, 1 right) keeps its rows that match nothing, padded.
     pub fn keeps_unmatched(self, side: usize) -> bool {
         match self {
-            JoinKind::Inner => false,
+            JoinKind::Inner | JoinKind::LeftSemi | JoinKind::LeftAnti => false,
             JoinKind::Left => side == 0,
             JoinKind::Right => side == 1,
             JoinKind::Full => true,
         }
+    }
+
+    /// Whether the output is the left rows alone, by whether they have a match.
+    pub fn emits_left_only(self) -> bool {
+        matches!(self, JoinKind::LeftSemi | JoinKind::LeftAnti)
     }
 }
 
@@ -136,6 +150,55 @@ pub struct IntervalJoinSpec {
     /// Each side's event-time column, in that side's schema.
     pub time_columns: [usize; 2],
     pub bounds: TimeBounds,
+}
+
+/// Flink's window join: both inputs windowed by the same TUMBLE or HOP, joined on
+/// `window_start` and `window_end` plus keys. Each side's rows of a window are kept until the
+/// watermark reaches the window's end; then the window's rows are joined, emitted (append-only:
+/// outer, semi and anti joins are decided once) and dropped.
+#[derive(Debug, Clone)]
+pub struct WindowJoinSpec {
+    /// The join type, the keys other than the window bounds, and the rest of the ON condition.
+    pub join: JoinSpec,
+    pub window: WindowKind,
+    /// Each side's window columns, in that side's schema: they carry the row's event time on
+    /// input and the window's bound on output.
+    pub window_columns: [Vec<(usize, WindowBound)>; 2],
+}
+
+/// Flink's lookup join (`JOIN t FOR SYSTEM_TIME AS OF o.proc_time`): every input row reads the
+/// rows of its key from a table as they are when it arrives. No state; append-only output.
+#[derive(Debug, Clone)]
+pub struct LookupJoinSpec {
+    /// Inner or Left.
+    pub kind: JoinKind,
+    /// The key expressions over the input, of the types of the table's key columns.
+    pub keys: Vec<PhysicalExprRef>,
+    pub table: LookupSource,
+    /// Conditions on the table's rows alone, over the columns the table side reads.
+    pub table_filters: Vec<PhysicalExprRef>,
+    /// Which of the table side's columns the joined rows carry, in order.
+    pub table_output: Vec<usize>,
+    /// The rest of the ON condition, over the input's columns followed by the table's.
+    pub filter: Option<PhysicalExprRef>,
+}
+
+/// The table side of a lookup join. `columns` index the table's declared columns: those the
+/// lookup reads (the join's conditions and output).
+#[derive(Debug, Clone)]
+pub enum LookupSource {
+    /// A bounded source, read whole when the job starts; `key_columns` index `columns`.
+    Source {
+        def: SourceDef,
+        columns: Vec<usize>,
+        key_columns: Vec<usize>,
+    },
+    /// A result table, read by its first `key_len` primary key columns.
+    Table {
+        def: TableDef,
+        columns: Vec<usize>,
+        key_len: usize,
+    },
 }
 
 /// `left.t - right.t` lies within `[lower, upper]`, in nanoseconds.
@@ -240,9 +303,31 @@ pub struct AggregateSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AggregateOutput {
     Key(usize),
-    WindowStart,
-    WindowEnd,
+    Window(WindowBound),
     Aggregate(usize),
+}
+
+/// The columns a window table function adds: which bound of a row's window each stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowBound {
+    Start,
+    End,
+    /// `window_end` - 1 ms, Flink's `window_time`: the event time of a window's output rows.
+    Time,
+}
+
+/// `window_time` is this long before `window_end`: Flink's millisecond (the time columns' precision).
+pub const WINDOW_TIME_BEFORE_END: i64 = 1_000_000;
+
+impl WindowBound {
+    /// The bound of the window `[start, end)`, in nanoseconds.
+    pub fn of(self, start: EventTime, end: EventTime) -> EventTime {
+        match self {
+            WindowBound::Start => start,
+            WindowBound::End => end,
+            WindowBound::Time => end.saturating_sub(WINDOW_TIME_BEFORE_END),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -313,6 +398,8 @@ impl OperatorSpec {
             OperatorSpec::ChangelogNormalize { .. } => "changelog-normalize",
             OperatorSpec::Join(_) => "join",
             OperatorSpec::IntervalJoin(_) => "interval-join",
+            OperatorSpec::WindowJoin(_) => "window-join",
+            OperatorSpec::LookupJoin(_) => "lookup-join",
             OperatorSpec::Sink(_) => "sink",
         }
     }
@@ -362,6 +449,33 @@ impl OperatorSpec {
                 Nanos(j.bounds.lower),
                 Nanos(j.bounds.upper),
                 j.join.filter.as_ref().map(|f| format!(", filter {f}")).unwrap_or_default(),
+            ),
+            OperatorSpec::WindowJoin(j) => format!(
+                "WindowJoin: {:?} {} on left [{}] = right [{}]{}",
+                j.join.kind,
+                j.window,
+                list(&j.join.keys[0]),
+                list(&j.join.keys[1]),
+                j.join.filter.as_ref().map(|f| format!(", filter {f}")).unwrap_or_default(),
+            ),
+            OperatorSpec::LookupJoin(j) => format!(
+                "LookupJoin: {:?} on [{}] = {} {}{}",
+                j.kind,
+                list(&j.keys),
+                match &j.table {
+                    LookupSource::Source { def, .. } => format!("source {}", def.name),
+                    LookupSource::Table { def, .. } => format!("table {}", def.name),
+                },
+                match &j.table {
+                    LookupSource::Source { key_columns, .. } => format!("columns {key_columns:?}"),
+                    LookupSource::Table { def, key_len, .. } => {
+                        format!(
+                            "({})",
+                            def.primary_key.iter().take(*key_len).cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    }
+                },
+                j.filter.as_ref().map(|f| format!(", filter {f}")).unwrap_or_default(),
             ),
             OperatorSpec::Sink(s) => format!(
                 "Sink: {} (connector={}, {})",

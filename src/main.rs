@@ -162,6 +162,25 @@ enum Bench {
         #[command(flatten)]
         results: ResultsFile,
     },
+    /// A regular join over ever-new keys: its state over time with and without a state TTL.
+    StateTtl {
+        /// Seconds each mode runs.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Rows per second of each of the two sources.
+        #[arg(long, default_value_t = 50_000)]
+        rate: u64,
+        /// table.exec.state.ttl of the TTL mode.
+        #[arg(long, default_value = "10s")]
+        ttl: String,
+        /// Checkpoint interval.
+        #[arg(long, default_value = "2s")]
+        interval: String,
+        #[arg(long, default_value_t = 2)]
+        parallelism: usize,
+        #[command(flatten)]
+        results: ResultsFile,
+    },
     /// A restart after SIGKILL with a large RocksDB state: time until restored and caught up.
     Recovery {
         /// Approximate state size in MiB.
@@ -322,6 +341,24 @@ fn main() -> ExitCode {
             }) => weir::bench::BackpressureBench {
                 duration: std::time::Duration::from_secs(seconds),
                 sink_rows_per_second: sink_rate,
+                interval,
+                parallelism,
+                results: results.path(),
+            }
+            .run()
+            .await
+            .map(|_| ()),
+            Command::Bench(Bench::StateTtl {
+                seconds,
+                rate,
+                ttl,
+                interval,
+                parallelism,
+                results,
+            }) => weir::bench::StateTtlBench {
+                duration: std::time::Duration::from_secs(seconds),
+                rows_per_second: rate,
+                ttl,
                 interval,
                 parallelism,
                 results: results.path(),

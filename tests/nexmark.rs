@@ -76,11 +76,36 @@ async fn nexmark_queries_match_a_batch_computation() {
             ),
         ),
         (
+            "q3",
+            "SELECT p.name, p.city, p.state, a.id FROM auction a JOIN person p ON a.seller = p.id
+             WHERE a.category = 10 AND p.state IN ('OR', 'ID', 'CA')"
+                .into(),
+        ),
+        (
+            "q4",
+            // AVG of BIGINT truncated to BIGINT, as the sink's column takes it.
+            "SELECT category, CAST(AVG(final) AS BIGINT) FROM (
+                 SELECT a.id, a.category, MAX(b.price) AS final FROM auction a JOIN bid b
+                 ON a.id = b.auction AND b.date_time BETWEEN a.date_time AND a.expires GROUP BY a.id, a.category)
+             GROUP BY category"
+                .into(),
+        ),
+        (
             "q7",
+            // Each 10 s window's highest price and window_time (its end - 1 ms), joined back to
+            // the bids of the 10 s up to it.
             format!(
-                "SELECT to_timestamp_millis(s), to_timestamp_millis(s + 10000), MAX(price), COUNT(*)
-                 FROM (SELECT price, {ms} / 10000 * 10000 AS s FROM bid) GROUP BY s"
+                "SELECT b.auction, b.price, b.bidder, b.date_time, b.extra FROM bid b JOIN
+                 (SELECT MAX(price) AS maxprice, {ms} / 10000 * 10000 + 9999 AS wt FROM bid GROUP BY {ms} / 10000) w
+                 ON b.price = w.maxprice AND CAST(b.date_time AS BIGINT) BETWEEN w.wt - 10000 AND w.wt"
             ),
+        ),
+        (
+            "q8",
+            "SELECT DISTINCT p.id, p.name, to_timestamp_millis(CAST(p.date_time AS BIGINT) / 10000 * 10000)
+             FROM person p JOIN auction a
+             ON p.id = a.seller AND CAST(p.date_time AS BIGINT) / 10000 = CAST(a.date_time AS BIGINT) / 10000"
+                .into(),
         ),
         (
             "q11",

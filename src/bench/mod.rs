@@ -2,7 +2,8 @@
 //! regression tracking. `query` runs a SQL job (the Nexmark queries in `sql/nexmark/`) over a
 //! bounded input; `checkpoint` measures checkpoints of a large RocksDB state; `serve` measures
 //! reads of a result table while a job writes it; `backpressure` measures aligned and unaligned
-//! checkpoints behind a slow sink; `recovery` measures a restart after SIGKILL with a large state.
+//! checkpoints behind a slow sink; `recovery` measures a restart after SIGKILL with a large state;
+//! `state-ttl` measures a join's state over ever-new keys with and without a state TTL.
 
 pub mod backpressure;
 pub mod checkpoint;
@@ -11,12 +12,14 @@ pub mod plot;
 pub mod query;
 pub mod recovery;
 pub mod serve;
+pub mod state_ttl;
 
 pub use backpressure::BackpressureBench;
 pub use checkpoint::CheckpointBench;
 pub use query::QueryBench;
 pub use recovery::RecoveryBench;
 pub use serve::ServeBench;
+pub use state_ttl::StateTtlBench;
 
 use std::io::Write as _;
 use std::path::Path;

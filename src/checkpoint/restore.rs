@@ -21,10 +21,8 @@ use crate::connectors::kafka::KafkaPosition;
 use crate::connectors::rescale::GeneratorPosition;
 use crate::error::{Error, Result};
 use crate::graph::{JobGraph, OperatorNode, OperatorSpec, WindowKind};
-use crate::operators::interval_join::IntervalJoinMeta;
-use crate::operators::session_window::SessionWindowMeta;
 use crate::operators::window_aggregate::WindowAggregateMeta;
-use crate::operators::{decode_meta, encode_meta};
+use crate::operators::{WatermarkMeta, decode_meta, encode_meta};
 use crate::partition::subtask_of_key_group;
 use crate::runtime::SourcePosition;
 use crate::runtime::staging::StagedFile;
@@ -173,11 +171,13 @@ fn rescaled_meta(spec: &OperatorSpec, states: &[&OperatorState]) -> Result<Optio
     Ok(match spec {
         // Sessions rebuild their index from the backend, which holds this subtask's key groups.
         OperatorSpec::WindowAggregate(w) if matches!(w.window, WindowKind::Session { .. }) => {
-            Some(encode_meta(&SessionWindowMeta::merged(&parts(states, "session window")?))?)
+            Some(encode_meta(&WatermarkMeta::merged(&parts(states, "session window")?))?)
         }
         OperatorSpec::WindowAggregate(_) => Some(encode_meta(&WindowAggregateMeta::merged(&parts(states, "window aggregate")?))?),
+        // A join's TTL index is rebuilt from the backend.
+        OperatorSpec::Join(_) => Some(serde_json::Value::Null),
         // The expiry index is rebuilt from the backend; the watermark is the lowest.
-        OperatorSpec::IntervalJoin(_) => Some(encode_meta(&IntervalJoinMeta::merged(&parts(states, "interval join")?))?),
+        OperatorSpec::IntervalJoin(_) | OperatorSpec::WindowJoin(_) => Some(encode_meta(&WatermarkMeta::merged(&parts(states, "join")?))?),
         _ => None,
     })
 }
@@ -195,6 +195,7 @@ fn stateful_uids(graph: &JobGraph) -> Vec<String> {
                     | OperatorSpec::ChangelogNormalize { .. }
                     | OperatorSpec::Join(_)
                     | OperatorSpec::IntervalJoin(_)
+                    | OperatorSpec::WindowJoin(_)
                     | OperatorSpec::WatermarkAssigner(_)
             )
         })

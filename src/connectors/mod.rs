@@ -11,6 +11,7 @@ pub mod kafka;
 pub mod kafka_offsets;
 pub mod kafka_sink;
 pub mod kafka_source;
+pub mod lookup;
 pub mod nexmark;
 pub mod pacer;
 pub mod print;

@@ -13,6 +13,7 @@ use datafusion::prelude::SessionConfig;
 use crate::catalog::{Catalog, JobStatus, TableConnector};
 use crate::checkpoint::remote::RemoteDir;
 use crate::checkpoint::storage::CheckpointStorage;
+use crate::connectors::SourceConfig;
 use crate::connectors::kafka_sink::{DeliveryGuarantee, KafkaSinkConfig};
 use crate::connectors::table_store::TableStore;
 use crate::data_dir::{DataDir, FileRoots};
@@ -20,7 +21,9 @@ use crate::engine::providers::source_table::SourceTable;
 use crate::engine::providers::stored_table::StoredTable;
 use crate::engine::resume_guard;
 use crate::error::{Error, Result};
+use crate::graph::{LookupJoinSpec, LookupSource, OperatorSpec};
 use crate::job::{JobManager, JobSettings};
+use crate::planner::lookup_join::{LOOKUP_FUNCTION, LookupFunction};
 use crate::planner::statement::{Statement, parse_statements};
 use crate::planner::window_function::{WindowFunction, WindowFunctionKind};
 use crate::planner::{SINGLE_DISTINCT_RULE, insert_target, plan_job};
@@ -177,6 +180,20 @@ impl Database {
             )));
         }
         let graph = settings.pin_uids(plan_job(&self.ctx, &catalog, insert, table, settings.parallelism).await?)?;
+        // A lookup join reads a source's rows whole when the job starts: it must end.
+        for node in &graph.operators {
+            if let OperatorSpec::LookupJoin(LookupJoinSpec {
+                table: LookupSource::Source { def, .. },
+                ..
+            }) = &node.spec
+                && !SourceConfig::parse(def, &self.file_roots)?.is_bounded()
+            {
+                return Err(Error::unsupported(format!(
+                    "the table of a lookup join must be a result table or a bounded source; source '{}' is unbounded",
+                    def.name
+                )));
+            }
+        }
         Ok((graph, settings))
     }
 
@@ -246,6 +263,7 @@ impl Database {
             ctx.register_udtf(kind.name(), function.clone());
             ctx.register_udtf(&kind.name().to_ascii_uppercase(), function);
         }
+        ctx.register_udtf(LOOKUP_FUNCTION, Arc::new(LookupFunction { catalog: catalog.clone() }));
         let listener_catalog = catalog.clone();
         let listener_dir = data_dir.clone();
         let listener: crate::job::StatusListener = Arc::new(move |name, status, error| {

@@ -9,31 +9,36 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::catalog::schema_of;
 use crate::checkpoint::commit::FINAL_EPOCH;
 use crate::checkpoint::manifest::CheckpointManifest;
 use crate::checkpoint::restore::{open_backend, restored_in_flight, restored_position};
 use crate::checkpoint::storage::CheckpointStorage;
+use crate::connectors::lookup::{SourceLookup, TableLookup};
 use crate::connectors::table_store::{Delivery, TableStore};
 use crate::connectors::{SourceConfig, SplitWatermarkSpec, open_sink};
 use crate::data_dir::{FileRoots, JobDir, sink_staging_prefix};
 use crate::error::{Error, Result};
-use crate::graph::{Edge, EdgeKind, JobGraph, OperatorNode, OperatorSpec, WindowKind};
+use crate::graph::{Edge, EdgeKind, JobGraph, LookupSource, OperatorNode, OperatorSpec, WindowKind};
 use crate::job::JobSettings;
 use crate::message::SourceControl;
 use crate::operators::changelog_normalize::ChangelogNormalize;
 use crate::operators::interval_join::IntervalJoin;
 use crate::operators::join::StreamingJoin;
+use crate::operators::lookup_join::LookupJoin;
 use crate::operators::session_window::SessionWindowAggregate;
+use crate::operators::state_ttl::StateTtl;
 use crate::operators::stateless::{Filter, Project};
 use crate::operators::updating_aggregate::UpdatingAggregate;
 use crate::operators::watermark::WatermarkAssigner;
 use crate::operators::window_aggregate::WindowAggregate;
+use crate::operators::window_join::WindowJoin;
 use crate::runtime::exchange::{ChannelOutput, ChannelReceiver, ChannelSender, Routing, channel, partition};
 use crate::runtime::gate::{Alignment, InputGate};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::staging::SinkStaging;
 use crate::runtime::task::{Task, TaskCheckpointing, TaskEvent, TaskInput, TaskOutput};
-use crate::runtime::{Operator, Source};
+use crate::runtime::{LookupTable, Operator, Source};
 use crate::settings::CheckpointMode;
 use crate::state::key::key_converter;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -449,6 +454,7 @@ fn build_operator(
                 output_schema,
                 backend,
                 settings.state_cache_entries,
+                settings.state_ttl.map(StateTtl::new),
             )?)
         }
         OperatorSpec::IntervalJoin(spec) => {
@@ -464,6 +470,39 @@ fn build_operator(
                 backend,
                 settings.state_cache_entries,
             )?)
+        }
+        OperatorSpec::WindowJoin(spec) => {
+            let (backend, restored) = keyed_state()?;
+            meta = restored;
+            let [left, right] = inputs else {
+                return Err(Error::internal("a join without its two inputs"));
+            };
+            Box::new(WindowJoin::new(
+                spec,
+                [left.clone(), right.clone()],
+                output_schema,
+                backend,
+                settings.state_cache_entries,
+                metrics.clone(),
+            )?)
+        }
+        OperatorSpec::LookupJoin(spec) => {
+            let (table, table_schema): (Box<dyn LookupTable>, SchemaRef) = match &spec.table {
+                LookupSource::Source { def, columns, key_columns } => {
+                    let schema = Arc::new(schema_of(&def.columns)?.project(columns)?);
+                    let config = SourceConfig::parse(def, cx.file_roots)?;
+                    let rows = SourceLookup::load(config, columns.clone(), schema.clone(), key_columns)?;
+                    (Box::new(rows), schema)
+                }
+                LookupSource::Table { def, columns, key_len } => {
+                    let schema = Arc::new(schema_of(&def.columns)?.project(columns)?);
+                    (
+                        Box::new(TableLookup::new(cx.store.clone(), def.clone(), columns.clone(), *key_len)?),
+                        schema,
+                    )
+                }
+            };
+            Box::new(LookupJoin::new(spec, input_schema, table_schema, output_schema, table)?)
         }
         OperatorSpec::Source(_) | OperatorSpec::Sink(_) => return Err(Error::internal("sources and sinks are not chained operators")),
     };

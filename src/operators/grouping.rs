@@ -165,10 +165,11 @@ impl Grouping {
                     .get(*k)
                     .cloned()
                     .ok_or_else(|| Error::internal("group key index out of range"))?,
-                AggregateOutput::WindowStart | AggregateOutput::WindowEnd => {
+                AggregateOutput::Window(bound) => {
                     let (starts, ends) = windows.ok_or_else(|| Error::internal("window bound requested from an unwindowed aggregate"))?;
-                    let values = if *output == AggregateOutput::WindowStart { starts } else { ends };
-                    Arc::new(TimestampNanosecondArray::from(values.to_vec()))
+                    Arc::new(TimestampNanosecondArray::from_iter_values(
+                        starts.iter().zip(ends).map(|(start, end)| bound.of(*start, *end)),
+                    ))
                 }
                 AggregateOutput::Aggregate(a) => {
                     let function = self

@@ -13,25 +13,26 @@
 //! window downstream. A row that arrives after its own expiry (late) is joined with what the
 //! state still holds and not stored, as Flink does.
 //!
-//! An in-memory index orders the stored rows by expiry; a restore rebuilds it from the backend.
+//! An in-memory `ExpiryIndex` orders the state keys by their first row's expiry; a restore
+//! rebuilds it from the backend.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::RowConverter;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::graph::{IntervalJoinSpec, JoinKind, PhysicalExprRef, TimeBounds};
 use crate::message::{EventTime, FINAL_WATERMARK, Message, RowKind, event_time_nanos};
+use crate::operators::expiry_index::ExpiryIndex;
 use crate::operators::grouping::GroupKey;
 use crate::operators::join::{Emitted, JoinedRows, join_key_converter, join_keys, side_state_key};
 use crate::operators::keyed_cache::KeyedCache;
 use crate::operators::state_bytes::{StateReader, put_bytes};
-use crate::operators::{decode_meta, encode_meta};
+use crate::operators::{WatermarkMeta, decode_meta, encode_meta};
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::StateBackend;
 
@@ -46,22 +47,8 @@ struct TimedRow {
 /// The rows of one side under one join key, by event time, then row-encoded.
 type TimedRows = BTreeMap<(EventTime, Box<[u8]>), TimedRow>;
 
-/// What an interval join's snapshot records beside its state (field names: the checkpoint format).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntervalJoinMeta {
-    /// The input watermark: rows that expired by it are gone from the state.
-    pub watermark: EventTime,
-}
-
-impl IntervalJoinMeta {
-    /// Restored from several old subtasks (rescaling): the lowest watermark, so nothing a
-    /// subtask still held counts as expired.
-    pub fn merged(parts: &[IntervalJoinMeta]) -> Self {
-        IntervalJoinMeta {
-            watermark: parts.iter().map(|p| p.watermark).min().unwrap_or(EventTime::MIN),
-        }
-    }
-}
+/// A stored row as `matched_rows` finds it: its time, bytes and count.
+type MatchedRow = (EventTime, Box<[u8]>, i64);
 
 pub struct IntervalJoin {
     kind: JoinKind,
@@ -73,8 +60,8 @@ pub struct IntervalJoin {
     bounds: TimeBounds,
     sides: [KeyedCache<TimedRows>; 2],
     backend: Box<dyn StateBackend>,
-    /// (expiry, state key) of every stored row's key: the keys to visit when the watermark passes.
-    expiring: BTreeSet<(EventTime, GroupKey)>,
+    /// When each state key's earliest row expires: the keys to visit when the watermark passes.
+    expiring: ExpiryIndex,
     watermark: EventTime,
 }
 
@@ -97,7 +84,7 @@ impl IntervalJoin {
             bounds: spec.bounds,
             sides: [KeyedCache::new(cache_limit, encode.clone()), KeyedCache::new(cache_limit, encode)],
             backend,
-            expiring: BTreeSet::new(),
+            expiring: ExpiryIndex::default(),
             watermark: EventTime::MIN,
         })
     }
@@ -122,7 +109,7 @@ impl IntervalJoin {
 
     /// The rows of `side` under `key` within `times` that `row` (of the other side, at `t`)
     /// matches: their time, bytes and count.
-    fn matched_rows(&self, side: usize, key: &GroupKey, row: &[u8], times: (EventTime, EventTime)) -> Result<Vec<(EventTime, Box<[u8]>, i64)>> {
+    fn matched_rows(&self, side: usize, key: &GroupKey, row: &[u8], times: (EventTime, EventTime)) -> Result<Vec<MatchedRow>> {
         let loaded;
         let rows = match self.sides[side].get(key) {
             Some(rows) => rows,
@@ -134,7 +121,7 @@ impl IntervalJoin {
                 &loaded
             }
         };
-        let in_range: Vec<(&(EventTime, Box<[u8]>), &TimedRow)> = rows
+        let in_range: Vec<_> = rows
             .range((times.0, Box::<[u8]>::default())..)
             .take_while(|((t, _), _)| *t <= times.1)
             .collect();
@@ -182,13 +169,13 @@ impl IntervalJoin {
             }
             return Ok(());
         }
-        let stored = self.side_rows(side, &mine_key)?.entry((t, row)).or_insert(TimedRow {
-            count: 0,
-            matched: false,
-        });
+        let stored = self
+            .side_rows(side, &mine_key)?
+            .entry((t, row))
+            .or_insert(TimedRow { count: 0, matched: false });
         stored.count += 1;
         stored.matched |= !matched.is_empty();
-        self.expiring.insert((expiry, mine_key));
+        self.expiring.insert(&mine_key, expiry);
         Ok(())
     }
 
@@ -212,12 +199,8 @@ impl IntervalJoin {
 
     /// Drops every row whose expiry the watermark passed; an outer join pads those that never matched.
     fn expire(&mut self, watermark: EventTime, out: &mut Vec<Emitted>) -> Result<()> {
-        // Entries before (watermark, no key) are those whose expiry is below the watermark.
-        let rest = self.expiring.split_off(&(watermark, GroupKey::default()));
-        let due = std::mem::replace(&mut self.expiring, rest);
-        let keys: BTreeSet<GroupKey> = due.into_iter().map(|(_, key)| key).collect();
         let bounds = self.bounds;
-        for state_key in keys {
+        for state_key in self.expiring.take_due(watermark) {
             let side = side_of(&state_key)?;
             let padded = self.kind.keeps_unmatched(side);
             let rows = self.side_rows(side, &state_key)?;
@@ -229,6 +212,11 @@ impl IntervalJoin {
                     let (l, r) = if side == 0 { (row, None) } else { (None, row) };
                     out.extend(std::iter::repeat_n((l, r, RowKind::Insert), stored.count.max(0) as usize));
                 }
+            }
+            // Rows are ordered by time: the first one left expires next.
+            let next = rows.keys().next().map(|(t, _)| expiry(bounds, side, *t));
+            if let Some(next) = next {
+                self.expiring.insert(&state_key, next);
             }
         }
         Ok(())
@@ -281,20 +269,18 @@ impl Operator for IntervalJoin {
         Ok(Some(OperatorSnapshot {
             dir: dir.to_path_buf(),
             files,
-            meta: encode_meta(&IntervalJoinMeta {
-                watermark: self.watermark,
-            })?,
+            meta: encode_meta(&WatermarkMeta { watermark: self.watermark })?,
         }))
     }
 
     /// Every stored row is in the restored backend: rebuild the expiry index from it.
     fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
-        self.watermark = decode_meta::<IntervalJoinMeta>(meta, "interval join")?.watermark;
+        self.watermark = decode_meta::<WatermarkMeta>(meta, "interval join")?.watermark;
         for (key, value) in self.backend.scan(&[], &[0xff; 16])? {
             let side = side_of(&key)?;
             let key: GroupKey = key.into_boxed_slice();
-            for (t, _) in decode_timed_rows(&value)?.keys() {
-                self.expiring.insert((expiry(self.bounds, side, *t), key.clone()));
+            if let Some((t, _)) = decode_timed_rows(&value)?.keys().next() {
+                self.expiring.insert(&key, expiry(self.bounds, side, *t));
             }
         }
         Ok(())
@@ -445,7 +431,10 @@ mod tests {
         restored.operator.restore(&snapshot.meta).expect("meta");
         // Left row b (11) is still there for a right row at 13; x (12) is gone.
         restored.push_input(1, rows(&right, &[(1, 13, "y")])).expect("right");
-        assert_eq!(restored.take_changelog().expect("rows"), [format!("+I 1 {} b 1 {} y", ts(11), ts(13))]);
+        assert_eq!(
+            restored.take_changelog().expect("rows"),
+            [format!("+I 1 {} b 1 {} y", ts(11), ts(13))]
+        );
         // A late left row (9, expired at 11 < 12.5) joins what is left, is not kept, and is padded.
         restored.push_input(0, rows(&left, &[(1, 9, "z")])).expect("late");
         assert_eq!(restored.take_changelog().expect("rows"), [format!("+I 1 {} z   ", ts(9))]);

@@ -16,30 +16,37 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use datafusion::arrow::compute::take;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 
 use crate::error::{Error, Result};
 use crate::graph::{ChangelogMode, JoinKind, JoinSpec, PhysicalExprRef};
 use crate::message::{Message, RowKind, split_row_kinds, with_row_kinds};
+use crate::operators::expiry_index::ExpiryIndex;
 use crate::operators::grouping::{GroupKey, group_key};
 use crate::operators::keyed_cache::KeyedCache;
 use crate::operators::state_bytes::{StateReader, put_bytes};
+use crate::operators::state_ttl::StateTtl;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::StateBackend;
 use crate::state::key::key_converter;
 
-/// A stored row of one side: how many times it is there and, on a side that keeps unmatched
-/// rows, how many rows of the other side it matches.
+/// A stored row of one side: how many times it is there, how many rows of the other side it
+/// matches (kept where that decides the output: outer, semi and anti joins), and when it was last
+/// written (processing time, ms; for the state TTL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct StoredRow {
     count: i64,
     matches: i64,
+    written: i64,
 }
 
 /// The rows of one side under one join key, row-encoded.
 type SideRows = BTreeMap<Box<[u8]>, StoredRow>;
+
+/// A stored row whose match count changed: its bytes, and how it was and is.
+type ChangedRow = (Box<[u8]>, StoredRow, StoredRow);
 
 /// A joined row to emit: the left and the right row (`None`: nulls), and its kind.
 pub type Emitted = (Option<Box<[u8]>>, Option<Box<[u8]>>, RowKind);
@@ -54,6 +61,11 @@ pub struct StreamingJoin {
     changelog: bool,
     sides: [KeyedCache<SideRows>; 2],
     backend: Box<dyn StateBackend>,
+    /// `table.exec.state.ttl`, and the state keys by when their oldest row expires.
+    ttl: Option<StateTtl>,
+    expiring: ExpiryIndex,
+    /// Processing time of the batch being joined (with a TTL).
+    now: i64,
 }
 
 impl StreamingJoin {
@@ -63,6 +75,7 @@ impl StreamingJoin {
         output_schema: SchemaRef,
         backend: Box<dyn StateBackend>,
         cache_limit: usize,
+        ttl: Option<StateTtl>,
     ) -> Result<Self> {
         let encode = Arc::new(|rows: &SideRows| (!rows.is_empty()).then(|| encode_side_rows(rows)));
         Ok(StreamingJoin {
@@ -74,16 +87,89 @@ impl StreamingJoin {
             changelog: spec.output != ChangelogMode::AppendOnly,
             sides: [KeyedCache::new(cache_limit, encode.clone()), KeyedCache::new(cache_limit, encode)],
             backend,
+            ttl,
+            expiring: ExpiryIndex::default(),
+            now: 0,
         })
     }
 
-    /// The stored rows of `side` under `key`, to change.
+    /// Whether a stored row is still there under the state TTL.
+    fn live(ttl: Option<&StateTtl>, now: i64, stored: &StoredRow) -> bool {
+        ttl.is_none_or(|ttl| ttl.expiry(stored.written) > now)
+    }
+
+    /// The stored rows of `side` under `key`, to change; rows past the TTL are dropped first.
     fn side_rows(&mut self, side: usize, key: &GroupKey) -> Result<&mut SideRows> {
         let backend = &self.backend;
-        self.sides[side].changing(key, || match backend.get(key)? {
+        let rows = self.sides[side].changing(key, || match backend.get(key)? {
             Some(bytes) => decode_side_rows(&bytes),
             None => Ok(SideRows::new()),
-        })
+        })?;
+        if let Some(ttl) = &self.ttl {
+            let now = self.now;
+            rows.retain(|_, stored| Self::live(Some(ttl), now, stored));
+        }
+        Ok(rows)
+    }
+
+    /// Counts `row` in (or, `step` -1, out of) the stored rows of `side` under `key`; a new row
+    /// starts with `matches` matches.
+    fn record(&mut self, side: usize, key: &GroupKey, row: Box<[u8]>, step: i64, matches: i64) -> Result<()> {
+        let now = self.now;
+        let rows = self.side_rows(side, key)?;
+        let stored = rows.entry(row.clone()).or_insert(StoredRow {
+            count: 0,
+            matches,
+            written: now,
+        });
+        stored.count += step;
+        stored.written = now;
+        if stored.count <= 0 {
+            rows.remove(&row);
+        }
+        self.written(key);
+        Ok(())
+    }
+
+    /// `key` was written now: with a TTL, its rows expire from now on.
+    fn written(&mut self, key: &GroupKey) {
+        if let Some(ttl) = &self.ttl {
+            self.expiring.insert(key, ttl.expiry(self.now));
+        }
+    }
+
+    /// Changes the match counts of the rows of `side` under `key` (those of `changes`).
+    fn add_matches(&mut self, side: usize, key: &GroupKey, changes: &[(Box<[u8]>, i64)]) -> Result<Vec<ChangedRow>> {
+        let now = self.now;
+        let rows = self.side_rows(side, key)?;
+        let mut changed = Vec::with_capacity(changes.len());
+        for (row, step) in changes {
+            if let Some(stored) = rows.get_mut(row) {
+                let before = *stored;
+                stored.matches += step;
+                stored.written = now;
+                changed.push((row.clone(), before, *stored));
+            }
+        }
+        self.written(key);
+        Ok(changed)
+    }
+
+    /// With a TTL: drops the rows not written for it from the state keys whose turn has come.
+    fn expire_idle(&mut self) -> Result<()> {
+        let Some(ttl) = self.ttl.clone() else {
+            return Ok(());
+        };
+        self.now = ttl.now();
+        for key in self.expiring.take_due(self.now.saturating_add(1)) {
+            let side = *key.last().ok_or_else(|| Error::internal("join state key without its side"))? as usize;
+            // `side_rows` drops the expired rows; the key's next turn is its oldest row's expiry.
+            let oldest = self.side_rows(side, &key)?.values().map(|s| s.written).min();
+            if let Some(oldest) = oldest {
+                self.expiring.insert(&key, ttl.expiry(oldest));
+            }
+        }
+        Ok(())
     }
 
     /// The rows of `side` under `key` that `row` (of the other side) matches, copied out.
@@ -99,10 +185,11 @@ impl StreamingJoin {
                 &loaded
             }
         };
-        let candidates: Vec<&[u8]> = rows.keys().map(|r| &r[..]).collect();
+        let live: Vec<(&Box<[u8]>, &StoredRow)> = rows.iter().filter(|(_, s)| Self::live(self.ttl.as_ref(), self.now, s)).collect();
+        let candidates: Vec<&[u8]> = live.iter().map(|(r, _)| &r[..]).collect();
         let matches = self.joined.matching(self.filter.as_ref(), 1 - side, row, &candidates)?;
-        Ok(rows
-            .iter()
+        Ok(live
+            .into_iter()
             .zip(matches)
             .filter(|(_, m)| *m)
             .map(|((r, stored), _)| (r.clone(), *stored))
@@ -111,6 +198,9 @@ impl StreamingJoin {
 
     /// Joins one row of side `side` (a new row, or one taken back) and records it.
     fn join_row(&mut self, side: usize, key: Option<GroupKey>, row: Box<[u8]>, taken_back: bool, out: &mut Vec<Emitted>) -> Result<()> {
+        if self.kind.emits_left_only() {
+            return self.existence_row(side, key, row, taken_back, out);
+        }
         let other = 1 - side;
         let pair = |mine: Option<Box<[u8]>>, theirs: Option<Box<[u8]>>| if side == 0 { (mine, theirs) } else { (theirs, mine) };
         let mine_kept = self.kind.keeps_unmatched(side);
@@ -151,27 +241,60 @@ impl StreamingJoin {
             out.push((l, r, kind));
         }
         if other_kept && !other_changes.is_empty() {
-            let rows = self.side_rows(other, &other_key)?;
-            for (other_row, step) in other_changes {
-                if let Some(stored) = rows.get_mut(&other_row) {
-                    stored.matches += step;
+            self.add_matches(other, &other_key, &other_changes)?;
+        }
+        let match_count: i64 = matched.iter().map(|(_, s)| s.count).sum();
+        self.record(side, &mine_key, row, if taken_back { -1 } else { 1 }, match_count)
+    }
+
+    /// A row of a semi or anti join, whose output is the left rows that have a match (semi) or
+    /// none (anti). Each stored left row counts its matches; a right row that changes a left row's
+    /// count between none and some makes that row appear or go.
+    fn existence_row(
+        &mut self,
+        side: usize,
+        key: Option<GroupKey>,
+        row: Box<[u8]>,
+        taken_back: bool,
+        out: &mut Vec<Emitted>,
+    ) -> Result<()> {
+        let anti = self.kind == JoinKind::LeftAnti;
+        let kind = if taken_back { RowKind::Delete } else { RowKind::Insert };
+        let step = if taken_back { -1 } else { 1 };
+        let Some(key) = key else {
+            // A NULL key matches nothing.
+            if side == 0 && anti {
+                out.push((Some(row), None, kind));
+            }
+            return Ok(());
+        };
+        let other = 1 - side;
+        let (mine_key, other_key) = (side_state_key(&key, side), side_state_key(&key, other));
+        if taken_back && !self.side_rows(side, &mine_key)?.contains_key(&row) {
+            return Ok(());
+        }
+        let matched = self.matched_rows(other, &other_key, &row)?;
+        let match_count: i64 = matched.iter().map(|(_, s)| s.count).sum();
+        if side == 0 {
+            if (match_count > 0) != anti {
+                out.push((Some(row.clone()), None, kind));
+            }
+        } else {
+            let changes: Vec<(Box<[u8]>, i64)> = matched.iter().map(|(left_row, _)| (left_row.clone(), step)).collect();
+            for (left_row, before, after) in self.add_matches(other, &other_key, &changes)? {
+                if (before.matches > 0) != (after.matches > 0) {
+                    // Semi: it appears with its first match and goes with its last; anti: the reverse.
+                    let appears = (after.matches > 0) != anti;
+                    let kind = if appears { RowKind::Insert } else { RowKind::Delete };
+                    out.extend(std::iter::repeat_n((Some(left_row), None, kind), after.count.max(0) as usize));
                 }
             }
         }
-        let match_count: i64 = matched.iter().map(|(_, s)| s.count).sum();
-        let rows = self.side_rows(side, &mine_key)?;
-        let stored = rows.entry(row.clone()).or_insert(StoredRow {
-            count: 0,
-            matches: match_count,
-        });
-        stored.count += if taken_back { -1 } else { 1 };
-        if stored.count <= 0 {
-            rows.remove(&row);
-        }
-        Ok(())
+        self.record(side, &mine_key, row, step, match_count)
     }
 
     fn process_side(&mut self, side: usize, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
+        self.expire_idle()?;
         let (rows, kinds) = split_row_kinds(&batch)?;
         let keys = join_keys(&self.keys[side], &self.key_rows, &rows)?;
         let encoded = self.joined.encode(side, &rows)?;
@@ -223,6 +346,19 @@ impl Operator for StreamingJoin {
             meta: serde_json::Value::Null,
         }))
     }
+
+    /// With a TTL, the expiry index is rebuilt from the restored backend (every row is there).
+    fn restore(&mut self, _meta: &serde_json::Value) -> Result<()> {
+        let Some(ttl) = self.ttl.clone() else {
+            return Ok(());
+        };
+        for (key, value) in self.backend.scan(&[], &[0xff; 16])? {
+            if let Some(oldest) = decode_side_rows(&value)?.values().map(|s| s.written).min() {
+                self.expiring.insert(&key.into_boxed_slice(), ttl.expiry(oldest));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where side `side` of a join keeps the rows of a join key: the key (its key group first), then
@@ -257,20 +393,28 @@ pub fn join_keys(keys: &[PhysicalExprRef], converter: &RowConverter, rows: &Reco
         .collect())
 }
 
-/// Both sides' rows, row-encoded whole as joins store them, and the joined output rows built
-/// from them.
+/// Both sides' rows, row-encoded whole as joins store them, and the joined rows built from them:
+/// the output rows, and the candidate pairs a join condition is evaluated on.
 pub struct JoinedRows {
     rows: [RowConverter; 2],
     output_schema: SchemaRef,
+    /// Both sides' columns, as the rest of the ON condition reads them (for a semi or anti join
+    /// the output has the left columns only).
+    pairs_schema: SchemaRef,
 }
 
 impl JoinedRows {
     pub fn new(inputs: &[SchemaRef; 2], output_schema: SchemaRef) -> Result<Self> {
         let converter =
             |schema: &SchemaRef| RowConverter::new(schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect());
+        let fields: Vec<_> = inputs
+            .iter()
+            .flat_map(|schema| schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)))
+            .collect();
         Ok(JoinedRows {
             rows: [converter(&inputs[0])?, converter(&inputs[1])?],
             output_schema,
+            pairs_schema: Arc::new(Schema::new(fields)),
         })
     }
 
@@ -279,29 +423,23 @@ impl JoinedRows {
         Ok(self.rows[side].convert_columns(rows.columns())?)
     }
 
-    /// Joined rows: the left rows' columns, then the right rows' (`None`: nulls), with their kinds.
+    /// The output rows: the left rows' columns, then the right rows' (`None`: nulls) unless the
+    /// output has the left columns only.
     pub fn build(&self, emitted: &[Emitted]) -> Result<RecordBatch> {
         let left: Vec<Option<&[u8]>> = emitted.iter().map(|(l, _, _)| l.as_deref()).collect();
-        let right: Vec<Option<&[u8]>> = emitted.iter().map(|(_, r, _)| r.as_deref()).collect();
-        self.pairs(&left, &right)
+        let mut columns = decode_rows(&self.rows[0], &left)?;
+        if columns.len() < self.output_schema.fields().len() {
+            let right: Vec<Option<&[u8]>> = emitted.iter().map(|(_, r, _)| r.as_deref()).collect();
+            columns.extend(decode_rows(&self.rows[1], &right)?);
+        }
+        batch_of(&self.output_schema, columns, emitted.len())
     }
 
+    /// Pairs of a left and a right row, with both sides' columns.
     fn pairs(&self, left: &[Option<&[u8]>], right: &[Option<&[u8]>]) -> Result<RecordBatch> {
         let mut columns = decode_rows(&self.rows[0], left)?;
         columns.extend(decode_rows(&self.rows[1], right)?);
-        let options = RecordBatchOptions::new().with_row_count(Some(left.len()));
-        let columns = columns
-            .into_iter()
-            .zip(self.output_schema.fields())
-            .map(|(column, field)| {
-                if column.data_type() == field.data_type() {
-                    Ok(column)
-                } else {
-                    Ok(datafusion::arrow::compute::cast(&column, field.data_type())?)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(RecordBatch::try_new_with_options(self.output_schema.clone(), columns, &options)?)
+        batch_of(&self.pairs_schema, columns, left.len())
     }
 
     /// Which of `others` (rows of side `1 - side`) the row `row` of side `side` matches under
@@ -325,6 +463,24 @@ impl JoinedRows {
     }
 }
 
+/// A batch of `schema` from decoded columns, cast where the schema's type differs (a key the
+/// planner cast, a column made nullable by an outer join).
+pub fn batch_of(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column)
+            } else {
+                Ok(datafusion::arrow::compute::cast(&column, field.data_type())?)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
+}
+
 /// Decodes row-encoded rows into columns, with nulls where a row is `None`.
 pub fn decode_rows(converter: &RowConverter, rows: &[Option<&[u8]>]) -> Result<Vec<ArrayRef>> {
     let parser = converter.parser();
@@ -346,7 +502,7 @@ pub fn decode_rows(converter: &RowConverter, rows: &[Option<&[u8]>]) -> Result<V
     columns.iter().map(|c| Ok(take(c.as_ref(), &indices, None)?)).collect()
 }
 
-/// A key's rows of one side as bytes: count, then per row its bytes, count and matches.
+/// A key's rows of one side as bytes: count, then per row its bytes, count, matches and write time.
 fn encode_side_rows(rows: &SideRows) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
@@ -354,6 +510,7 @@ fn encode_side_rows(rows: &SideRows) -> Vec<u8> {
         put_bytes(&mut out, row);
         out.extend_from_slice(&stored.count.to_le_bytes());
         out.extend_from_slice(&stored.matches.to_le_bytes());
+        out.extend_from_slice(&stored.written.to_le_bytes());
     }
     out
 }
@@ -366,7 +523,8 @@ fn decode_side_rows(input: &[u8]) -> Result<SideRows> {
         let row: Box<[u8]> = reader.bytes()?.into();
         let count = reader.i64()?;
         let matches = reader.i64()?;
-        rows.insert(row, StoredRow { count, matches });
+        let written = reader.i64()?;
+        rows.insert(row, StoredRow { count, matches, written });
     }
     reader.finish()?;
     Ok(rows)
@@ -415,7 +573,7 @@ mod tests {
         };
         let output = Arc::new(Schema::new(fields));
         // A cache of one key per side: every batch spills, so the rows are read back from the backend.
-        Box::new(StreamingJoin::new(&spec, [left, right], output, backend, 1).expect("join"))
+        Box::new(StreamingJoin::new(&spec, [left, right], output, backend, 1, None).expect("join"))
     }
 
     #[test]
@@ -459,5 +617,66 @@ mod tests {
             ["-D 1 x  ", "+I 1 x 1 r"]
         );
         assert_eq!(step(0, rows(&left, &[(Delete, Some(2), "w")]), &mut restored), ["-D 2 w 2 z"]);
+    }
+
+    #[test]
+    fn state_ttl_drops_rows_not_written_for_it() {
+        use RowKind::Insert;
+        use std::sync::atomic::{AtomicI64, Ordering};
+        let (left, right) = (side("a"), side("b"));
+        let mut fields: Vec<Field> = left.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(right.fields().iter().map(|f| f.as_ref().clone()));
+        let spec = JoinSpec {
+            kind: JoinKind::Inner,
+            keys: [vec![col("k", &left).expect("k")], vec![col("k", &right).expect("k")]],
+            filter: None,
+            output: ChangelogMode::AppendOnly,
+        };
+        let now = Arc::new(AtomicI64::new(0));
+        let clock = now.clone();
+        let ttl = StateTtl {
+            ttl_ms: 1000,
+            clock: Arc::new(move || clock.load(Ordering::SeqCst)),
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let backend = StateBackendKind::RocksDb.open(&dir.path().join("live")).expect("backend");
+        let join = StreamingJoin::new(
+            &spec,
+            [left.clone(), right.clone()],
+            Arc::new(Schema::new(fields)),
+            backend,
+            1,
+            Some(ttl),
+        );
+        let mut harness = OperatorHarness::new(Box::new(join.expect("join")), &dir.path().join("a"));
+        let step = |harness: &mut OperatorHarness, at: i64, input: usize, batch: RecordBatch| {
+            now.store(at, Ordering::SeqCst);
+            harness.push_input(input, batch).expect("push");
+            harness.take_changelog().expect("changelog")
+        };
+        let stored_keys = |harness: &mut OperatorHarness, name: &str| {
+            let snapshot = harness.barrier().expect("barrier").expect("a snapshot");
+            let backend = snapshot
+                .restore_backend(StateBackendKind::RocksDb, &dir.path().join(name))
+                .expect("restore");
+            backend.scan(&[], &[0xff; 16]).expect("scan").len()
+        };
+        assert_eq!(
+            step(&mut harness, 0, 0, rows(&left, &[(Insert, Some(1), "a")])),
+            Vec::<String>::new()
+        );
+        assert_eq!(step(&mut harness, 500, 1, rows(&right, &[(Insert, Some(1), "p")])), ["+I 1 a 1 p"]);
+        // At 1200 ms the left row (written at 0) is past its 1 s: it matches nothing and leaves.
+        assert_eq!(
+            step(&mut harness, 1200, 1, rows(&right, &[(Insert, Some(1), "q")])),
+            Vec::<String>::new()
+        );
+        assert_eq!(stored_keys(&mut harness, "one"), 1, "only the right side's key is left");
+        // Another key's row at 3 s: the right rows of key 1 (last written at 1.2 s) leave too.
+        assert_eq!(
+            step(&mut harness, 3000, 0, rows(&left, &[(Insert, Some(2), "z")])),
+            Vec::<String>::new()
+        );
+        assert_eq!(stored_keys(&mut harness, "two"), 1, "only key 2's left row is left");
     }
 }

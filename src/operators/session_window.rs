@@ -14,14 +14,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::graph::{WindowAggregateSpec, WindowKind};
 use crate::message::{EventTime, Message, event_time_nanos};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::grouping::{GroupKey, Grouping};
-use crate::operators::{FIRE_STEP_ROWS, decode_meta, encode_meta};
+use crate::operators::{FIRE_STEP_ROWS, WatermarkMeta, decode_meta, encode_meta};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::pending_files::PendingFiles;
@@ -34,22 +33,6 @@ struct Session {
     start: EventTime,
     end: EventTime,
     states: Vec<AccumulatorState>,
-}
-
-/// What a session window's snapshot records beside its state files (field names: the checkpoint
-/// format). The open sessions themselves are all in the backend.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionWindowMeta {
-    pub watermark: EventTime,
-}
-
-impl SessionWindowMeta {
-    /// Restored from several old subtasks (rescaling): the lowest watermark.
-    pub fn merged(parts: &[SessionWindowMeta]) -> Self {
-        SessionWindowMeta {
-            watermark: parts.iter().map(|p| p.watermark).min().unwrap_or(EventTime::MIN),
-        }
-    }
 }
 
 pub struct SessionWindowAggregate {
@@ -204,7 +187,7 @@ impl Operator for SessionWindowAggregate {
         Ok(Some(OperatorSnapshot {
             dir: dir.to_path_buf(),
             files,
-            meta: encode_meta(&SessionWindowMeta { watermark: self.watermark })?,
+            meta: encode_meta(&WatermarkMeta { watermark: self.watermark })?,
         }))
     }
 
@@ -213,7 +196,7 @@ impl Operator for SessionWindowAggregate {
     /// snapshot hold only sessions that had ended (a loaded key stays cached until its sessions fire
     /// or it is spilled again): they are dropped.
     fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
-        self.watermark = decode_meta::<SessionWindowMeta>(meta, "session window")?.watermark;
+        self.watermark = decode_meta::<WatermarkMeta>(meta, "session window")?.watermark;
         let mut stale = StateWriteBatch::default();
         for (key, value) in self.backend.scan(&[], &[0xff; 16])? {
             let open: Vec<Session> = decode_sessions(&value)?.into_iter().filter(|s| s.end > self.watermark).collect();

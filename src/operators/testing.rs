@@ -129,6 +129,22 @@ impl OperatorHarness {
     }
 }
 
+/// A batch's rows as Flink prints a changelog: the row kind, then the values (`+I 1 a`); the rows
+/// of an append-only batch are inserts.
+pub fn changelog_lines(batch: &RecordBatch) -> Result<Vec<String>> {
+    let (rows, kinds) = split_row_kinds(batch)?;
+    (0..rows.num_rows())
+        .map(|r| {
+            let kind = kinds.as_ref().map_or(RowKind::Insert, |k| k[r]);
+            let mut line = vec![kind.short_string().to_string()];
+            for column in rows.columns() {
+                line.push(array_value_to_string(column, r)?);
+            }
+            Ok(line.join(" "))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -138,7 +154,7 @@ mod tests {
     use datafusion::physical_expr::expressions::{col, lit};
 
     use super::*;
-    use crate::graph::{AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, WindowAggregateSpec, WindowKind};
+    use crate::graph::{AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, WindowAggregateSpec, WindowBound, WindowKind};
     use crate::operators::watermark::{WatermarkAssigner, WatermarkAssignerMeta};
     use crate::operators::window_aggregate::{WindowAggregate, WindowAggregateMeta};
     use crate::runtime::metrics::JobMetrics;
@@ -188,8 +204,8 @@ mod tests {
                 }],
                 outputs: vec![
                     AggregateOutput::Key(0),
-                    AggregateOutput::WindowStart,
-                    AggregateOutput::WindowEnd,
+                    AggregateOutput::Window(WindowBound::Start),
+                    AggregateOutput::Window(WindowBound::End),
                     AggregateOutput::Aggregate(0),
                 ],
             },
@@ -262,20 +278,4 @@ mod tests {
         let (rows, _) = restored.take_rows().expect("rows");
         assert_eq!(text(rows), [["1", "1970-01-01T00:00:00.010", "1970-01-01T00:00:00.020", "2"]]);
     }
-}
-
-/// A batch's rows as Flink prints a changelog: the row kind, then the values (`+I 1 a`); the rows
-/// of an append-only batch are inserts.
-pub fn changelog_lines(batch: &RecordBatch) -> Result<Vec<String>> {
-    let (rows, kinds) = split_row_kinds(batch)?;
-    (0..rows.num_rows())
-        .map(|r| {
-            let kind = kinds.as_ref().map_or(RowKind::Insert, |k| k[r]);
-            let mut line = vec![kind.short_string().to_string()];
-            for column in rows.columns() {
-                line.push(array_value_to_string(column, r)?);
-            }
-            Ok(line.join(" "))
-        })
-        .collect()
 }

@@ -65,6 +65,19 @@ impl PaneLayout {
         saturate(i128::from(t.div_euclid(self.slide)) * i128::from(self.slide) + i128::from(self.size))
     }
 
+    /// The windows `(start, end)` that contain event time `t`, ascending: those starting at a
+    /// multiple of the slide within `(t - size, t]`.
+    pub fn windows_of(&self, t: i64) -> impl Iterator<Item = (i64, i64)> + use<> {
+        let (slide, size) = (i128::from(self.slide), i128::from(self.size));
+        let last = i128::from(t).div_euclid(slide) * slide;
+        let count = ((size - 1) / slide + 1) as usize;
+        (0..count)
+            .rev()
+            .map(move |i| last - slide * i as i128)
+            .filter(move |start| start + size > i128::from(t))
+            .map(move |start| (saturate(start), saturate(start + size)))
+    }
+
     /// Ends of the windows that contain the pane ending at `pane_end`, ascending.
     pub fn windows_of_pane(&self, pane_end: i64) -> impl Iterator<Item = i64> + use<> {
         let (p, slide) = (i128::from(pane_end), i128::from(self.slide));
@@ -517,12 +530,15 @@ mod tests {
         assert_eq!(hop.windows_of_pane(10).collect::<Vec<_>>(), vec![10, 15]);
         assert_eq!(hop.pane_retired_at(10), 15);
         assert_eq!(hop.panes_of_window(15), (10, 15));
+        assert_eq!(hop.windows_of(7).collect::<Vec<_>>(), vec![(0, 10), (5, 15)]);
+        assert_eq!(hop.windows_of(10).collect::<Vec<_>>(), vec![(5, 15), (10, 20)]);
         let odd = PaneLayout::new(WindowKind::Hop { slide: 4, size: 10 }).unwrap();
         assert_eq!(odd.pane, 2);
         // Pane [6, 8) lies in windows ending 8 ([-2,8)), 12 ([2,12)) and 16 ([6,16)).
         assert_eq!(odd.windows_of_pane(8).collect::<Vec<_>>(), vec![8, 12, 16]);
         let tumble = PaneLayout::new(WindowKind::Tumble { size: 10 }).unwrap();
         assert_eq!(tumble.pane_end(-1), 0);
+        assert_eq!(tumble.windows_of(-1).collect::<Vec<_>>(), vec![(-10, 0)]);
         assert_eq!(tumble.windows_of_pane(0).collect::<Vec<_>>(), vec![0]);
         assert_eq!(tumble.last_window_end(i64::MAX), i64::MAX);
     }

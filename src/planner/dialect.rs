@@ -128,6 +128,11 @@ impl Dialect for WeirDialect {
         true
     }
 
+    /// `t FOR SYSTEM_TIME AS OF o.proc_time`, Flink's lookup join (`planner::lookup_join`).
+    fn supports_table_versioning(&self) -> bool {
+        true
+    }
+
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
         // One position parsed again and again is backtracking gone exponential; a real statement
         // starts an atom at one position a few times at most.

@@ -13,6 +13,94 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Sca
 
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(ToTimestampLtz::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(ProcTime::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(Mod::new()));
+}
+
+/// `MOD(a, b)`: the remainder of `a / b`, with the sign of `a` (Flink's and Java's `%`), for
+/// integers (BIGINT) or else DOUBLE. Nexmark q13 keys its side input by `mod(auction, 10000)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Mod {
+    signature: Signature,
+}
+
+impl Mod {
+    fn new() -> Self {
+        Mod {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for Mod {
+    fn name(&self) -> &str {
+        "mod"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
+        match args {
+            [a, b] if (a.is_integer() || a.is_null()) && (b.is_integer() || b.is_null()) => Ok(DataType::Int64),
+            [a, b] if (a.is_numeric() || a.is_null()) && (b.is_numeric() || b.is_null()) => Ok(DataType::Float64),
+            _ => plan_err!("MOD takes two numbers, not {args:?}"),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let target = args.return_field.data_type().clone();
+        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (a, b) = (cast(&arrays[0], &target)?, cast(&arrays[1], &target)?);
+        let remainder = datafusion::arrow::compute::kernels::numeric::rem(&a, &b)?;
+        if all_scalar && remainder.len() == 1 {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&remainder, 0)?));
+        }
+        Ok(ColumnarValue::Array(remainder))
+    }
+}
+
+/// The name `PROCTIME()` is registered under (DataFusion lower-cases function names).
+pub const PROCTIME: &str = "proctime";
+
+/// Whether a computed column's expression is `PROCTIME()`: the column is a processing-time
+/// attribute, which a lookup join reads its table as of.
+pub fn is_proctime_call(expr: &str) -> bool {
+    let bare: String = expr.chars().filter(|c| !c.is_whitespace()).collect();
+    bare.eq_ignore_ascii_case("proctime()")
+}
+
+/// `PROCTIME()`: the time the row is processed (UTC, to the millisecond), Flink's processing-time
+/// attribute. Volatile: evaluated for each batch, never folded into a constant.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ProcTime {
+    signature: Signature,
+}
+
+impl ProcTime {
+    fn new() -> Self {
+        ProcTime {
+            signature: Signature::nullary(Volatility::Volatile),
+        }
+    }
+}
+
+impl ScalarUDFImpl for ProcTime {
+    fn name(&self) -> &str {
+        PROCTIME
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Timestamp(TimeUnit::Millisecond, None))
+    }
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Ok(ColumnarValue::Scalar(ScalarValue::TimestampMillisecond(Some(now), None)))
+    }
 }
 
 /// `TO_TIMESTAMP_LTZ(epoch, precision)`: epoch seconds (precision 0) or milliseconds (3) as a

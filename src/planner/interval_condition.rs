@@ -10,11 +10,12 @@
 
 use std::collections::BTreeSet;
 
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::DFSchema;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 
 use crate::error::Result;
 use crate::graph::TimeBounds;
+use crate::planner::window_function::fixed_interval_nanos;
 
 /// Event-time columns of a join's output: `left` indexes the joined schema's first
 /// `left_len` columns, `right` the rest.
@@ -97,7 +98,10 @@ fn comparisons(expr: &Expr) -> Vec<(&Expr, Operator, &Expr)> {
             negated: false,
             low,
             high,
-        }) => vec![(expr.as_ref(), Operator::GtEq, low.as_ref()), (expr.as_ref(), Operator::LtEq, high.as_ref())],
+        }) => vec![
+            (expr.as_ref(), Operator::GtEq, low.as_ref()),
+            (expr.as_ref(), Operator::LtEq, high.as_ref()),
+        ],
         _ => Vec::new(),
     }
 }
@@ -141,19 +145,8 @@ fn shifted_column(expr: &Expr, schema: &DFSchema) -> Result<Option<(usize, i64)>
 
 /// A constant interval of fixed length (no months), in nanoseconds.
 fn interval_nanos(expr: &Expr) -> Option<i64> {
-    let Expr::Literal(value, _) = expr else {
-        return None;
-    };
-    const DAY: i64 = 86_400_000_000_000;
-    match value {
-        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => (v.days as i64).checked_mul(DAY)?.checked_add(v.nanoseconds),
-        ScalarValue::IntervalDayTime(Some(v)) => (v.days as i64)
-            .checked_mul(DAY)?
-            .checked_add((v.milliseconds as i64).checked_mul(1_000_000)?),
-        ScalarValue::DurationNanosecond(Some(v)) => Some(*v),
-        ScalarValue::DurationMicrosecond(Some(v)) => v.checked_mul(1_000),
-        ScalarValue::DurationMillisecond(Some(v)) => v.checked_mul(1_000_000),
-        ScalarValue::DurationSecond(Some(v)) => v.checked_mul(1_000_000_000),
+    match expr {
+        Expr::Literal(value, _) => fixed_interval_nanos(value),
         _ => None,
     }
 }

@@ -6,7 +6,9 @@ pub mod computed_column;
 pub mod dialect;
 pub mod flink_functions;
 pub mod flink_syntax;
+pub mod group_window;
 pub mod interval_condition;
+pub mod lookup_join;
 pub mod lowering;
 pub mod postgres_arrays;
 pub mod postgres_column_names;
@@ -56,9 +58,12 @@ pub async fn plan_job(ctx: &SessionContext, catalog: &Catalog, insert: &Insert, 
         .source
         .as_ref()
         .ok_or_else(|| Error::syntax("a job needs INSERT INTO <table> SELECT ..."))?;
+    let mut query = query.clone();
+    group_window::rewrite_group_windows(&mut query)?;
+    lookup_join::rewrite_lookup_joins(&mut query, catalog)?;
     let state = ctx.state();
     let plan = state
-        .statement_to_plan(DfStatement::Statement(Box::new(SqlStatement::Query(query.clone()))))
+        .statement_to_plan(DfStatement::Statement(Box::new(SqlStatement::Query(query))))
         .await?;
     let plan = state.optimize(&plan)?;
     if subquery_apply::contains_applied_subquery(&plan) {

@@ -399,6 +399,7 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
         }
         _ => {
             let mut statement = parser.parse_statement()?;
+            super::lookup_join::refuse_table_versions(&statement)?;
             super::postgres_syntax::rewrite_postgres_syntax(&mut statement)?;
             Ok(Statement::Query(Box::new(statement)))
         }

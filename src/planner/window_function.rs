@@ -1,7 +1,8 @@
 //! `TUMBLE`, `HOP` and `SESSION` in FROM, as DataFusion table functions. Each returns a
-//! `WindowTableProvider`: the source's columns plus `window_start` and `window_end`, carrying the
-//! window spec. The streaming lowering fuses it with the Aggregate above it into one window
-//! operator; until that operator assigns windows, both window columns carry the row's event time.
+//! `WindowTableProvider`: the source's columns plus `window_start`, `window_end` and
+//! `window_time`, carrying the window spec. The streaming lowering fuses it with the Aggregate
+//! above it into one window operator; until that operator assigns windows, the window columns
+//! carry the row's event time.
 
 use std::sync::{Arc, RwLock};
 
@@ -19,6 +20,9 @@ use crate::graph::WindowKind;
 
 pub const WINDOW_START: &str = "window_start";
 pub const WINDOW_END: &str = "window_end";
+/// Flink's `window_time`: the window's last instant (`window_end - 1 ms`), an event-time column of
+/// the aggregate's output that a later interval join or window can use.
+pub const WINDOW_TIME: &str = "window_time";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowFunctionKind {
@@ -65,6 +69,8 @@ impl WindowFunction {
         }
         let name_of = |e: &Expr| match e {
             Expr::Column(c) => Some(c.name.clone()),
+            // In a correlated subquery, a name the outer query also has resolves to it first.
+            Expr::OuterReferenceColumn(_, c) => Some(c.name.clone()),
             _ => None,
         };
         let source_name = name_of(&args[0]).ok_or_else(usage)?;
@@ -122,15 +128,14 @@ fn interval_arg(expr: &Expr) -> Result<i64> {
             return Err(Error::invalid(format!("window size {other} must be an INTERVAL literal")));
         }
     };
-    let nanos = match value {
-        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => i64::from(v.days) * 86_400_000_000_000 + v.nanoseconds,
-        ScalarValue::IntervalDayTime(Some(v)) => i64::from(v.days) * 86_400_000_000_000 + i64::from(v.milliseconds) * 1_000_000,
-        ScalarValue::IntervalYearMonth(_) | ScalarValue::IntervalMonthDayNano(_) => {
+    let nanos = match (fixed_interval_nanos(value), value) {
+        (Some(nanos), _) => nanos,
+        (None, ScalarValue::IntervalYearMonth(_) | ScalarValue::IntervalMonthDayNano(Some(_))) => {
             return Err(Error::unsupported(
                 "window sizes in months or years are not supported; use DAY, HOUR, MINUTE or SECOND",
             ));
         }
-        other => {
+        (None, other) => {
             return Err(Error::invalid(format!("window size {other} must be an INTERVAL literal")));
         }
     };
@@ -138,6 +143,19 @@ fn interval_arg(expr: &Expr) -> Result<i64> {
         return Err(Error::invalid("window sizes must be positive"));
     }
     Ok(nanos)
+}
+
+/// A constant INTERVAL of fixed length (days and less, no months) in nanoseconds; `None` for
+/// anything else, or one that does not fit.
+pub fn fixed_interval_nanos(value: &ScalarValue) -> Option<i64> {
+    const DAY: i64 = 86_400_000_000_000;
+    match value {
+        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => i64::from(v.days).checked_mul(DAY)?.checked_add(v.nanoseconds),
+        ScalarValue::IntervalDayTime(Some(v)) => i64::from(v.days)
+            .checked_mul(DAY)?
+            .checked_add(i64::from(v.milliseconds).checked_mul(1_000_000)?),
+        _ => None,
+    }
 }
 
 #[derive(Debug)]
@@ -180,7 +198,8 @@ impl WindowTableProvider {
         }
         let mut fields: Vec<Field> = source_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(Field::new(WINDOW_START, time_type.clone(), false));
-        fields.push(Field::new(WINDOW_END, time_type, false));
+        fields.push(Field::new(WINDOW_END, time_type.clone(), false));
+        fields.push(Field::new(WINDOW_TIME, time_type, false));
         Ok(WindowTableProvider {
             source,
             time_column: time_index,

@@ -9,6 +9,7 @@ pub mod staging;
 pub mod task;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
@@ -149,6 +150,15 @@ pub trait Source: Send {
 
 /// One split of a source subtask's input, numbered by the source (a Kafka topic partition).
 pub type SplitId = u32;
+
+/// The table side of a lookup join (Flink's `JOIN t FOR SYSTEM_TIME AS OF o.proc_time`): rows
+/// read by key as each probe row arrives, as they are at that moment.
+pub trait LookupTable: Send {
+    /// The rows whose key columns equal each probe row's `keys` (one array per key column, of the
+    /// key columns' types, one element per probe row; a NULL matches nothing): the index of the
+    /// probe row each found row belongs to, and the found rows.
+    fn lookup(&mut self, keys: &[ArrayRef]) -> Result<(Vec<u32>, RecordBatch)>;
+}
 
 /// Where rows leave a job. One instance per sink subtask.
 pub trait Sink: Send {

@@ -146,6 +146,9 @@ pub struct JobSettings {
     /// `table.exec.source.idle-timeout`: a source subtask that produced nothing for this long is
     /// marked idle, so downstream watermarks advance without it (Flink's key; off by default).
     pub source_idle_timeout: Option<Duration>,
+    /// `table.exec.state.ttl`: join state not written for this long (processing time) is dropped,
+    /// so a join over ever-new keys keeps a bounded state (Flink's key; 0, the default, keeps it).
+    pub state_ttl: Option<Duration>,
     /// The `s3.*` keys, for the `s3://` locations of this job's checkpoints and savepoints.
     pub s3: S3Options,
     /// `debug.sink.rows-per-second`: every sink subtask writes no faster than this (a slow sink,
@@ -154,7 +157,7 @@ pub struct JobSettings {
 }
 
 /// The keys besides `uid.*` and the `s3.*` ones ([`location::S3_KEYS`]).
-pub const KNOWN_KEYS: [&str; 31] = [
+pub const KNOWN_KEYS: [&str; 32] = [
     "parallelism",
     "state.backend.type",
     "state.backend.incremental",
@@ -182,6 +185,7 @@ pub const KNOWN_KEYS: [&str; 31] = [
     "debug.checkpoint.fail-uploads",
     "debug.checkpoint.hang-uploads",
     "table.exec.source.idle-timeout",
+    "table.exec.state.ttl",
     "execution.checkpointing.savepoint-dir",
     "execution.checkpointing.dir",
     "state.backend.local-recovery",
@@ -299,6 +303,7 @@ impl JobSettings {
             restart: RestartStrategy::None,
             pinned_uids: BTreeMap::new(),
             source_idle_timeout: None,
+            state_ttl: None,
             s3: S3Options::default(),
             sink_rows_per_second: None,
         };
@@ -393,6 +398,7 @@ impl JobSettings {
                 "debug.checkpoint.hang-uploads" => checkpoints.hang_uploads = parse_int(k, value, 0u32)?,
                 // Zero (Flink's default) turns idleness detection off.
                 "table.exec.source.idle-timeout" => settings.source_idle_timeout = Some(parse_duration(k, value)?).filter(|d| !d.is_zero()),
+                "table.exec.state.ttl" => settings.state_ttl = Some(parse_duration(k, value)?).filter(|d| !d.is_zero()),
                 "restart-strategy.fixed-delay.attempts" => attempts = parse_int(k, value, 0u32)?,
                 "restart-strategy.fixed-delay.delay" => fixed_delay = parse_duration(k, value)?,
                 "restart-strategy.failure-rate.max-failures-per-interval" => max_failures = parse_int(k, value, 1u32)?,

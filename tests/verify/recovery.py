@@ -27,6 +27,16 @@ keyed by k; every input row updates its key's row), compared with the same Pytho
 COUNT(*) % 3 of the key): every input row moves its key from one bucket to the next, so the outer
 aggregate takes rows back all the time (update-before / update-after) and its state of retractable
 sums must survive the crashes too. Compared with the buckets of the same Python totals.
+`--query join` joins two updating aggregates of the same source (COUNT(*) per key with SUM(v) per
+key): both join inputs take their old rows back at every input row, so the join's state of both
+sides is rewritten all the time. Compared with the same Python totals as `updating`.
+`--query interval` runs an interval self-join (each row with the rows of its key 0 to 5 ms after
+it) and counts and sums the pairs per key: the join's state is freed by the watermark as it goes.
+Compared with the pairs counted in Python.
+`--query windowjoin` runs a window self-join (TUMBLE 1 s, each row with the rows of its key in the
+same window) and counts and sums the pairs per key and window: the join's state is each open
+window's rows, joined and freed as the watermark closes it. Compared with n * n pairs and
+n * SUM(v) per key and window, from the same totals as `window`.
 `--unaligned` turns on unaligned checkpoints and slows the sink down (`debug.sink.rows-per-second`)
 so that records queue up in the channels: the check then also requires that some restart resumed
 from a checkpoint that kept records in flight (read from its `_metadata`), and the results must
@@ -89,13 +99,19 @@ def generate(path, rows, keys, seed, query="window"):
             if h >= 24:
                 raise SystemExit("recovery: --rows too large (the timestamps must stay on 2024-01-01)")
             buf.append(f"{k},{v},2024-01-01 {h:02d}:{m:02d}:{s:02d}.{milli:03d}\n")
-            acc = expected[(k, BASE_S + i // WINDOW_MS if query == "window" else 0)]  # per key for the others
+            windowed = query in ("window", "windowjoin")
+            acc = expected[(k, BASE_S + i // WINDOW_MS if windowed else 0)]  # per key for the others
             acc[0] += 1
             acc[1] += v
             if len(buf) >= 10000:
                 f.write("".join(buf))
                 buf = []
         f.write("".join(buf))
+    if query == "interval":
+        expected = interval_pairs(path)
+    if query == "windowjoin":
+        # A window of n rows of a key makes n * n pairs; each row b is in n of them.
+        expected = {key: [cnt * cnt, cnt * total] for key, (cnt, total) in expected.items()}
     if query == "nested":
         buckets = defaultdict(lambda: [0, 0])
         for (k, _), (cnt, total) in expected.items():
@@ -103,6 +119,20 @@ def generate(path, rows, keys, seed, query="window"):
             buckets[(str(cnt % 3), 0)][1] += total
         expected = buckets
     return {key: tuple(val) for key, val in expected.items()}
+
+
+def interval_pairs(path):
+    """Per key: the number of (a, b) pairs of rows with a.k = b.k and a.ts <= b.ts <= a.ts + 5 ms,
+    and the sum of b.v over them (row i is at BASE + i ms)."""
+    with open(path, newline="") as f:
+        rows = [(r["k"], int(r["v"])) for r in csv.DictReader(f)]
+    pairs = defaultdict(lambda: [0, 0])
+    for i, (k, _) in enumerate(rows):
+        for j in range(i, min(i + 6, len(rows))):
+            if rows[j][0] == k:
+                pairs[(k, 0)][0] += 1
+                pairs[(k, 0)][1] += rows[j][1]
+    return pairs
 
 
 def write_scripts(work, data_path, rate, parallelism, interval, mode, checkpoint_dir=None, local_recovery=False,
@@ -154,6 +184,25 @@ QUERIES = {
         "INSERT INTO t SELECT cnt % 3, COUNT(*), SUM(total) FROM (SELECT k, COUNT(*) AS cnt, SUM(v) AS total "
         "FROM events GROUP BY k) AS per_key GROUP BY cnt % 3",
         "SELECT CAST(bucket AS VARCHAR) AS k, 0 AS ws, cnt, total FROM t ORDER BY 1, 2",
+    ),
+    "join": (
+        "CREATE TABLE t (k VARCHAR, cnt BIGINT, total BIGINT, PRIMARY KEY (k));",
+        "INSERT INTO t SELECT c.k, c.cnt, s.total FROM (SELECT k, COUNT(*) AS cnt FROM events GROUP BY k) AS c "
+        "JOIN (SELECT k, SUM(v) AS total FROM events GROUP BY k) AS s ON c.k = s.k",
+        "SELECT k, 0 AS ws, cnt, total FROM t ORDER BY 1, 2",
+    ),
+    "interval": (
+        "CREATE TABLE t (k VARCHAR, cnt BIGINT, total BIGINT, PRIMARY KEY (k));",
+        "INSERT INTO t SELECT a.k, COUNT(*), SUM(b.v) FROM events a JOIN events b ON a.k = b.k "
+        "AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '5 milliseconds' GROUP BY a.k",
+        "SELECT k, 0 AS ws, cnt, total FROM t ORDER BY 1, 2",
+    ),
+    "windowjoin": (
+        "CREATE TABLE t (k VARCHAR, window_start TIMESTAMP, cnt BIGINT, total BIGINT, PRIMARY KEY (k, window_start));",
+        "INSERT INTO t SELECT a.k, a.window_start, COUNT(*), SUM(b.v) FROM TUMBLE(events, ts, INTERVAL '1' SECOND) a "
+        "JOIN TUMBLE(events, ts, INTERVAL '1' SECOND) b ON a.k = b.k AND a.window_start = b.window_start "
+        "AND a.window_end = b.window_end GROUP BY a.k, a.window_start",
+        "SELECT k, CAST(EXTRACT(EPOCH FROM window_start) AS BIGINT) AS ws, cnt, total FROM t ORDER BY 1, 2",
     ),
 }
 

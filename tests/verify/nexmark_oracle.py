@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Independent oracle for the Nexmark join queries of sql/nexmark/nexmark.slt (q3, q4, q7, q8, q13).
+
+The input is a small Nexmark sequence kept in sql/data/nexmark/{person,auction,bid}.csv, dumped once
+from Weir's generator (--generate). This script loads those files into SQLite and computes each
+query's result with plain SQL written here from the queries' meaning (windows as integer
+millisecond arithmetic), sharing no code with Weir. It prints the expected rows in
+sqllogictest format; --check compares them with the .slt's blocks and also checks that the .slt
+runs exactly the job statements of sql/nexmark/qN.sql.
+
+  python3 tests/verify/nexmark_oracle.py                      # print the expected blocks
+  python3 tests/verify/nexmark_oracle.py --check              # exit 1 on any difference
+  python3 tests/verify/nexmark_oracle.py --generate --weir target/release/weir   # rewrite the CSVs
+
+Semantics encoded here (Flink's, which the engine must match):
+  * q3: auction JOIN person ON seller = id, category 10, state OR/ID/CA;
+  * q4: per auction, the highest bid with auction.date_time <= bid.date_time <= expires; per
+    category the average of those, truncated to an integer (Flink's AVG over BIGINT);
+  * q7: per 10 s tumble of the bids, its maximum price and window_time = window end - 1 ms; the
+    bids at that price with window_time - 10 s <= date_time <= window_time;
+  * q8: people who registered and opened an auction in the same 10 s tumble;
+  * q13: each bid with the side input's value of its auction id mod 10000 (the side input does
+    not change while the job runs, so the lookup join is a plain join).
+"""
+import argparse
+import csv
+import datetime as dt
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+DATA = os.path.join(ROOT, "sql", "data", "nexmark")
+SLT = os.path.join(ROOT, "sql", "nexmark", "nexmark.slt")
+EVENTS, RATE = 3000, 50
+
+COLUMNS = {
+    "person": "id BIGINT, name VARCHAR, email_address VARCHAR, credit_card VARCHAR, city VARCHAR, "
+              "state VARCHAR, date_time TIMESTAMP(3), extra VARCHAR",
+    "auction": "id BIGINT, item_name VARCHAR, description VARCHAR, initial_bid BIGINT, reserve BIGINT, "
+               "date_time TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR",
+    "bid": "auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, date_time TIMESTAMP(3), "
+           "extra VARCHAR",
+}
+TIME_COLUMNS = {"date_time", "expires"}
+INT_COLUMNS = {"id", "initial_bid", "reserve", "seller", "category", "auction", "bidder", "price"}
+
+
+def generate(weir):
+    """Dumps the first EVENTS events of Weir's Nexmark generator into the three CSV files."""
+    os.makedirs(DATA, exist_ok=True)
+    for table, columns in COLUMNS.items():
+        with tempfile.TemporaryDirectory() as work:
+            script = os.path.join(work, "dump.sql")
+            with open(script, "w") as f:
+                f.write(f"CREATE SOURCE {table} ({columns}) WITH (connector = 'nexmark', "
+                        f"'nexmark.table' = '{table}', 'max.events' = '{EVENTS}', "
+                        f"'events.per.second' = '{RATE}', pace = 'false');\nSELECT * FROM {table};\n")
+            out = subprocess.run([weir, "run", script, "--format", "csv", "--data-dir", os.path.join(work, "data")],
+                                 check=True, capture_output=True, text=True).stdout
+        with open(os.path.join(DATA, f"{table}.csv"), "w") as f:
+            f.write(out)
+        print(f"{table}: {out.count(chr(10)) - 1} rows")
+
+
+def millis(text):
+    """'2023-11-14T22:13:20.040' (or without the fraction) -> milliseconds since the epoch."""
+    t = dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+    return int(t.timestamp() * 1000 + 0.5) if t.microsecond else int(t.timestamp()) * 1000
+
+
+def fmt_ts(ms):
+    """As Weir prints a TIMESTAMP(3): no fraction for whole seconds."""
+    t = dt.datetime.fromtimestamp(ms // 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return t if ms % 1000 == 0 else f"{t}.{ms % 1000:03d}"
+
+
+def load():
+    db = sqlite3.connect(":memory:")
+    for table in COLUMNS:
+        with open(os.path.join(DATA, f"{table}.csv"), newline="") as f:
+            reader = csv.DictReader(f)
+            names = reader.fieldnames
+            db.execute(f"CREATE TABLE {table} ({', '.join(names)})")
+            rows = []
+            for r in reader:
+                rows.append([millis(r[n]) if n in TIME_COLUMNS else int(r[n]) if n in INT_COLUMNS else r[n]
+                             for n in names])
+            db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(names))})", rows)
+    # q13's side input: the file the job's lookup join reads.
+    db.execute("CREATE TABLE side_input (key, value)")
+    with open(os.path.join(DATA, "side_input.csv"), newline="") as f:
+        db.executemany("INSERT INTO side_input VALUES (?, ?)", [(int(r["key"]), r["value"]) for r in csv.DictReader(f)])
+    return db
+
+
+QUERIES = {
+    "nexmark_q3": ("""
+        SELECT p.name, p.city, p.state, a.id FROM auction a JOIN person p ON a.seller = p.id
+        WHERE a.category = 10 AND p.state IN ('OR', 'ID', 'CA')
+        ORDER BY a.id""", []),
+    "nexmark_q4": ("""
+        SELECT category, CAST(AVG(final) AS INTEGER) FROM (
+            SELECT a.id, a.category, MAX(b.price) AS final FROM auction a JOIN bid b
+            ON a.id = b.auction AND b.date_time BETWEEN a.date_time AND a.expires
+            GROUP BY a.id, a.category)
+        GROUP BY category ORDER BY category""", []),
+    "nexmark_q7": ("""
+        WITH windows AS (
+            SELECT MAX(price) AS maxprice, (date_time / 10000) * 10000 + 10000 - 1 AS window_time
+            FROM bid GROUP BY date_time / 10000)
+        SELECT b.auction, b.price, b.bidder, b.date_time, b.extra FROM bid b JOIN windows w
+        ON b.price = w.maxprice AND b.date_time BETWEEN w.window_time - 10000 AND w.window_time
+        ORDER BY b.date_time, b.auction, b.bidder""", [3]),
+    "nexmark_q8": ("""
+        SELECT DISTINCT p.id, p.name, (p.date_time / 10000) * 10000 AS starttime
+        FROM person p JOIN auction a
+        ON p.id = a.seller AND p.date_time / 10000 = a.date_time / 10000
+        ORDER BY p.id, starttime""", [2]),
+    "nexmark_q13": ("""
+        SELECT COUNT(*), SUM(b.price), COUNT(DISTINCT s.value), MIN(s.value), MAX(s.value)
+        FROM bid b JOIN side_input s ON b.auction % 10000 = s.key""", []),
+}
+
+
+def expected():
+    """{table: expected lines} as the .slt prints them."""
+    db = load()
+    blocks = {}
+    for table, (sql, time_columns) in QUERIES.items():
+        lines = []
+        for row in db.execute(sql):
+            cells = [fmt_ts(v) if i in time_columns else str(v) for i, v in enumerate(row)]
+            lines.append(" ".join(cells))
+        blocks[table] = lines
+    return blocks
+
+
+def slt_blocks(text):
+    blocks = {}
+    for m in re.finditer(r"^query [^\n]*\n(.*?)\n----\n(.*?)(?:\n\n|\Z)", text, re.S | re.M):
+        t = re.search(r"FROM (nexmark_q\d+)", m.group(1))
+        if t and t.group(1) not in blocks:
+            blocks[t.group(1)] = m.group(2).strip("\n").split("\n")
+    return blocks
+
+
+def job_statement(text, name):
+    """The CREATE JOB statement of job `name` in `text`, whitespace-normalised."""
+    m = re.search(rf"CREATE JOB {name} AS.*?(?:;|\n\n|\Z)", text, re.S)
+    return " ".join(m.group(0).rstrip(";").split()) if m else None
+
+
+def check():
+    slt = open(SLT).read()
+    blocks = slt_blocks(slt)
+    bad = 0
+    for table, lines in expected().items():
+        query = table.split("_")[1]
+        with open(os.path.join(ROOT, "sql", "nexmark", f"{query}.sql")) as f:
+            published = job_statement(f.read(), table)
+        if published is None or job_statement(slt, table) != published:
+            print(f"{table}: the .slt does not run the job statement of sql/nexmark/{query}.sql")
+            bad += 1
+        got = blocks.get(table)
+        if got is None:
+            print(f"{table}: no query over {table} in {os.path.relpath(SLT, ROOT)}")
+            bad += 1
+        elif got != lines:
+            print(f"{table}: MISMATCH\n  oracle: {lines}\n  slt:    {got}")
+            bad += 1
+        else:
+            print(f"{table}: ok ({len(lines)} rows)")
+    return bad
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true")
+    parser.add_argument("--generate", action="store_true")
+    parser.add_argument("--weir", default=os.path.join(ROOT, "target", "release", "weir"))
+    args = parser.parse_args()
+    if args.generate:
+        generate(args.weir)
+        return
+    if args.check:
+        sys.exit(1 if check() else 0)
+    for table, lines in expected().items():
+        print(f"# {table} ({len(lines)} rows)")
+        print("\n".join(lines))
+        print()
+
+
+if __name__ == "__main__":
+    main()
