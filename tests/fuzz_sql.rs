@@ -213,12 +213,21 @@ impl Drop for Server {
     }
 }
 
-fn start_server(dir: &Path) -> Server {
-    let inputs = dir.join("sql/data");
-    std::fs::create_dir_all(&inputs).expect("inputs");
-    for entry in std::fs::read_dir(common::repo_dir().join("sql/data")).expect("sql/data").flatten() {
-        std::fs::copy(entry.path(), inputs.join(entry.file_name())).expect("copy input");
+/// The statements' input files (sql/data and its folders, such as sql/data/nexmark).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("inputs");
+    for entry in std::fs::read_dir(from).expect("sql/data").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).expect("copy input");
+        }
     }
+}
+
+fn start_server(dir: &Path) -> Server {
+    copy_dir(&common::repo_dir().join("sql/data"), &dir.join("sql/data"));
     let log = dir.join("server.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", "data", "--file-root", "sql/data"])

@@ -389,6 +389,10 @@ fn build_operator(
         let dir = cx.job_dir.state(&node.uid, subtask);
         open_backend(node, subtask, cx.settings.state_backend, &dir, cx.restore)
     };
+    let two_inputs = || match inputs {
+        [left, right] => Ok([left.clone(), right.clone()]),
+        _ => Err(Error::internal("a join without its two inputs")),
+    };
     let mut op: Box<dyn Operator> = match &node.spec {
         OperatorSpec::WatermarkAssigner(spec) => {
             meta = cx
@@ -445,12 +449,9 @@ fn build_operator(
         OperatorSpec::Join(spec) => {
             let (backend, restored) = keyed_state()?;
             meta = restored;
-            let [left, right] = inputs else {
-                return Err(Error::internal("a join without its two inputs"));
-            };
             Box::new(StreamingJoin::new(
                 spec,
-                [left.clone(), right.clone()],
+                two_inputs()?,
                 output_schema,
                 backend,
                 settings.state_cache_entries,
@@ -460,12 +461,9 @@ fn build_operator(
         OperatorSpec::IntervalJoin(spec) => {
             let (backend, restored) = keyed_state()?;
             meta = restored;
-            let [left, right] = inputs else {
-                return Err(Error::internal("a join without its two inputs"));
-            };
             Box::new(IntervalJoin::new(
                 spec,
-                [left.clone(), right.clone()],
+                two_inputs()?,
                 output_schema,
                 backend,
                 settings.state_cache_entries,
@@ -474,12 +472,9 @@ fn build_operator(
         OperatorSpec::WindowJoin(spec) => {
             let (backend, restored) = keyed_state()?;
             meta = restored;
-            let [left, right] = inputs else {
-                return Err(Error::internal("a join without its two inputs"));
-            };
             Box::new(WindowJoin::new(
                 spec,
-                [left.clone(), right.clone()],
+                two_inputs()?,
                 output_schema,
                 backend,
                 settings.state_cache_entries,

@@ -330,21 +330,8 @@ impl Operator for StreamingJoin {
         }
     }
 
-    /// Both sides' rows changed since the previous barrier are flushed on the checkpoint's thread.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
-        let left = self.sides[0].checkpoint_changes();
-        let right = self.sides[1].checkpoint_changes();
-        let changes = Box::new(move || {
-            let mut batch = left();
-            batch.ops.extend(right().ops);
-            batch
-        });
-        let files = vec![self.backend.checkpoint(dir, Some(changes))?];
-        Ok(Some(OperatorSnapshot {
-            dir: dir.to_path_buf(),
-            files,
-            meta: serde_json::Value::Null,
-        }))
+        snapshot_sides(&mut self.sides, self.backend.as_mut(), dir, serde_json::Value::Null)
     }
 
     /// With a TTL, the expiry index is rebuilt from the restored backend (every row is there).
@@ -359,6 +346,29 @@ impl Operator for StreamingJoin {
         }
         Ok(())
     }
+}
+
+/// A join's snapshot: both sides' rows changed since the previous barrier, flushed into the one
+/// backend on the checkpoint's thread, and `meta`.
+pub fn snapshot_sides<V: Clone + Send + Sync + 'static>(
+    sides: &mut [KeyedCache<V>; 2],
+    backend: &mut dyn StateBackend,
+    dir: &std::path::Path,
+    meta: serde_json::Value,
+) -> Result<Option<OperatorSnapshot>> {
+    let left = sides[0].checkpoint_changes();
+    let right = sides[1].checkpoint_changes();
+    let changes = Box::new(move || {
+        let mut batch = left();
+        batch.ops.extend(right().ops);
+        batch
+    });
+    let files = vec![backend.checkpoint(dir, Some(changes))?];
+    Ok(Some(OperatorSnapshot {
+        dir: dir.to_path_buf(),
+        files,
+        meta,
+    }))
 }
 
 /// Where side `side` of a join keeps the rows of a join key: the key (its key group first), then

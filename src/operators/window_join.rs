@@ -26,7 +26,7 @@ use crate::graph::{JoinKind, PhysicalExprRef, WindowBound, WindowJoinSpec};
 use crate::message::{EventTime, Message, RowKind, event_time_nanos};
 use crate::operators::expiry_index::ExpiryIndex;
 use crate::operators::grouping::GroupKey;
-use crate::operators::join::{Emitted, JoinedRows, join_key_converter, join_keys, side_state_key};
+use crate::operators::join::{Emitted, JoinedRows, join_key_converter, join_keys, side_state_key, snapshot_sides};
 use crate::operators::keyed_cache::KeyedCache;
 use crate::operators::state_bytes::{StateReader, put_bytes};
 use crate::operators::window_aggregate::PaneLayout;
@@ -256,21 +256,9 @@ impl Operator for WindowJoin {
         Ok(())
     }
 
-    /// Both sides' rows changed since the previous barrier are flushed on the checkpoint's thread.
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
-        let left = self.sides[0].checkpoint_changes();
-        let right = self.sides[1].checkpoint_changes();
-        let changes = Box::new(move || {
-            let mut batch = left();
-            batch.ops.extend(right().ops);
-            batch
-        });
-        let files = vec![self.backend.checkpoint(dir, Some(changes))?];
-        Ok(Some(OperatorSnapshot {
-            dir: dir.to_path_buf(),
-            files,
-            meta: encode_meta(&WatermarkMeta { watermark: self.watermark })?,
-        }))
+        let meta = encode_meta(&WatermarkMeta { watermark: self.watermark })?;
+        snapshot_sides(&mut self.sides, self.backend.as_mut(), dir, meta)
     }
 
     /// Every stored row is in the restored backend: rebuild the index of window ends from it.

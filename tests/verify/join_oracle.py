@@ -18,9 +18,10 @@ blocks (each block is found by the table its query selects from).
 import csv
 import datetime as dt
 import os
-import re
 import sqlite3
 import sys
+
+from nexmark_oracle import slt_blocks
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 SLTS = [os.path.join(ROOT, "sql", name) for name in ("window_join.slt", "lookup_join.slt")]
@@ -106,15 +107,6 @@ def expected():
     return blocks
 
 
-def slt_blocks(text):
-    blocks = {}
-    for m in re.finditer(r"^query [^\n]*\n(.*?)\n----\n(.*?)(?:\n\n|\Z)", text, re.S | re.M):
-        t = re.search(r"FROM ((?:wj|lj)_\w+)", m.group(1))
-        if t and t.group(1) not in blocks:
-            blocks[t.group(1)] = m.group(2).strip("\n").split("\n")
-    return blocks
-
-
 def main():
     blocks = expected()
     if "--check" not in sys.argv[1:]:
@@ -124,7 +116,7 @@ def main():
     found = {}
     for slt in SLTS:
         with open(slt) as f:
-            found.update(slt_blocks(f.read()))
+            found.update(slt_blocks(f.read(), tables=r"(?:wj|lj)_\w+"))
     bad = 0
     for table, lines in blocks.items():
         got = found.get(table)

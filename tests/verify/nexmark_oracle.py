@@ -139,10 +139,12 @@ def expected():
     return blocks
 
 
-def slt_blocks(text):
+def slt_blocks(text, tables=r"nexmark_q\d+"):
+    """{table: the expected lines of the first query in `text` that selects FROM it}, for the
+    tables whose names match the regex `tables`."""
     blocks = {}
     for m in re.finditer(r"^query [^\n]*\n(.*?)\n----\n(.*?)(?:\n\n|\Z)", text, re.S | re.M):
-        t = re.search(r"FROM (nexmark_q\d+)", m.group(1))
+        t = re.search(rf"FROM ({tables})", m.group(1))
         if t and t.group(1) not in blocks:
             blocks[t.group(1)] = m.group(2).strip("\n").split("\n")
     return blocks
