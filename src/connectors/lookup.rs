@@ -92,6 +92,13 @@ impl SourceLookup {
     }
 }
 
+impl SourceLookup {
+    /// The columns the lookup returns.
+    pub fn schema(&self) -> SchemaRef {
+        self.indexed.rows.schema()
+    }
+}
+
 impl LookupTable for SourceLookup {
     fn lookup(&mut self, keys: &[ArrayRef]) -> Result<(Vec<u32>, RecordBatch)> {
         let (encoded, null) = encode_keys(&self.keys, keys)?;

@@ -4,6 +4,7 @@
 //! uid and subtask), sources seek to their recorded positions, sinks learn what they committed,
 //! and the records an unaligned checkpoint kept in flight are replayed first, routed by key.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use crate::connectors::table_store::{Delivery, TableStore};
 use crate::connectors::{SourceConfig, SplitWatermarkSpec, open_sink};
 use crate::data_dir::{FileRoots, JobDir, sink_staging_prefix};
 use crate::error::{Error, Result};
-use crate::graph::{Edge, EdgeKind, JobGraph, LookupSource, OperatorNode, OperatorSpec, WindowKind};
+use crate::graph::{Edge, EdgeKind, JobGraph, LookupJoinSpec, LookupSource, OperatorNode, OperatorSpec, WindowKind};
 use crate::job::JobSettings;
 use crate::message::SourceControl;
 use crate::operators::changelog_normalize::ChangelogNormalize;
@@ -164,6 +165,8 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
             }),
             _ => None,
         };
+        // A lookup join's bounded source is read once; its subtasks share the rows.
+        let lookup_rows = load_lookup_sources(graph, stage, cx)?;
         for subtask in 0..parallelism {
             let task_index = tasks.len();
             let mut input_sides = Vec::new();
@@ -237,7 +240,14 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                         sink_uid = Some(node.uid.clone());
                     }
                     _ => {
-                        chain.push(build_operator(node, subtask, &input_schemas, cx, source_watermark.is_some())?);
+                        chain.push(build_operator(
+                            node,
+                            subtask,
+                            &input_schemas,
+                            cx,
+                            source_watermark.is_some(),
+                            &lookup_rows,
+                        )?);
                         chain_uids.push(node.uid.clone());
                     }
                 }
@@ -369,13 +379,32 @@ fn stages(graph: &JobGraph) -> Result<Vec<Stage>> {
     Ok(stages)
 }
 
-/// Operator `node`'s subtask; `inputs`: the schemas of its inputs, in input order.
+/// The rows of each lookup join's bounded source in `stage`, by the join's uid.
+fn load_lookup_sources(graph: &JobGraph, stage: &Stage, cx: &BuildContext) -> Result<HashMap<String, SourceLookup>> {
+    let mut loaded = HashMap::new();
+    for node in stage.operators.iter().map(|i| &graph.operators[*i]) {
+        if let OperatorSpec::LookupJoin(LookupJoinSpec {
+            table: LookupSource::Source { def, columns, key_columns },
+            ..
+        }) = &node.spec
+        {
+            let schema = Arc::new(schema_of(&def.columns)?.project(columns)?);
+            let config = SourceConfig::parse(def, cx.file_roots)?;
+            loaded.insert(node.uid.clone(), SourceLookup::load(config, columns.clone(), schema, key_columns)?);
+        }
+    }
+    Ok(loaded)
+}
+
+/// Operator `node`'s subtask; `inputs`: the schemas of its inputs, in input order;
+/// `lookup_rows`: the stage's loaded lookup sources (`load_lookup_sources`).
 fn build_operator(
     node: &OperatorNode,
     subtask: usize,
     inputs: &[SchemaRef],
     cx: &BuildContext,
     watermarks_from_source: bool,
+    lookup_rows: &HashMap<String, SourceLookup>,
 ) -> Result<Box<dyn Operator>> {
     let input_schema = inputs
         .first()
@@ -483,11 +512,11 @@ fn build_operator(
         }
         OperatorSpec::LookupJoin(spec) => {
             let (table, table_schema): (Box<dyn LookupTable>, SchemaRef) = match &spec.table {
-                LookupSource::Source { def, columns, key_columns } => {
-                    let schema = Arc::new(schema_of(&def.columns)?.project(columns)?);
-                    let config = SourceConfig::parse(def, cx.file_roots)?;
-                    let rows = SourceLookup::load(config, columns.clone(), schema.clone(), key_columns)?;
-                    (Box::new(rows), schema)
+                LookupSource::Source { .. } => {
+                    let rows = lookup_rows
+                        .get(&node.uid)
+                        .ok_or_else(|| Error::internal("a lookup join's source was not loaded"))?;
+                    (Box::new(rows.clone()), rows.schema())
                 }
                 LookupSource::Table { def, columns, key_len } => {
                     let schema = Arc::new(schema_of(&def.columns)?.project(columns)?);

@@ -16,23 +16,18 @@
 //! An in-memory `ExpiryIndex` orders the state keys by their first row's expiry; a restore
 //! rebuilds it from the backend.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::row::RowConverter;
 
 use crate::error::{Error, Result};
-use crate::graph::{IntervalJoinSpec, JoinKind, PhysicalExprRef, TimeBounds};
+use crate::graph::{IntervalJoinSpec, TimeBounds};
 use crate::message::{EventTime, FINAL_WATERMARK, Message, RowKind, event_time_nanos};
 use crate::operators::expiry_index::ExpiryIndex;
 use crate::operators::grouping::GroupKey;
-use crate::operators::join::{Emitted, JoinedRows, join_key_converter, join_keys, side_state_key, snapshot_sides};
-use crate::operators::keyed_cache::KeyedCache;
+use crate::operators::join::{Emitted, join_keys, side_state_key};
+use crate::operators::join_sides::{JoinSides, input_side, side_of};
 use crate::operators::state_bytes::{StateReader, put_bytes};
-use crate::operators::{WatermarkMeta, decode_meta, encode_meta};
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::StateBackend;
 
@@ -45,24 +40,17 @@ struct TimedRow {
 }
 
 /// The rows of one side under one join key, by event time, then row-encoded.
-type TimedRows = BTreeMap<(EventTime, Box<[u8]>), TimedRow>;
+type TimedRows = crate::operators::join_sides::TimedRows<TimedRow>;
 
 /// A stored row as `matched_rows` finds it: its time, bytes and count.
 type MatchedRow = (EventTime, Box<[u8]>, i64);
 
 pub struct IntervalJoin {
-    kind: JoinKind,
-    keys: [Vec<PhysicalExprRef>; 2],
-    key_rows: RowConverter,
-    joined: JoinedRows,
-    filter: Option<PhysicalExprRef>,
+    sides: JoinSides<TimedRow>,
     time_columns: [usize; 2],
     bounds: TimeBounds,
-    sides: [KeyedCache<TimedRows>; 2],
-    backend: Box<dyn StateBackend>,
     /// When each state key's earliest row expires: the keys to visit when the watermark passes.
     expiring: ExpiryIndex,
-    watermark: EventTime,
 }
 
 impl IntervalJoin {
@@ -73,19 +61,19 @@ impl IntervalJoin {
         backend: Box<dyn StateBackend>,
         cache_limit: usize,
     ) -> Result<Self> {
-        let encode = Arc::new(|rows: &TimedRows| (!rows.is_empty()).then(|| encode_timed_rows(rows)));
         Ok(IntervalJoin {
-            kind: spec.join.kind,
-            keys: spec.join.keys.clone(),
-            key_rows: join_key_converter(&spec.join, &inputs)?,
-            joined: JoinedRows::new(&inputs, output_schema)?,
-            filter: spec.join.filter.clone(),
+            sides: JoinSides::new(
+                &spec.join,
+                inputs,
+                output_schema,
+                backend,
+                cache_limit,
+                encode_timed_rows,
+                decode_timed_rows,
+            )?,
             time_columns: spec.time_columns,
             bounds: spec.bounds,
-            sides: [KeyedCache::new(cache_limit, encode.clone()), KeyedCache::new(cache_limit, encode)],
-            backend,
             expiring: ExpiryIndex::default(),
-            watermark: EventTime::MIN,
         })
     }
 
@@ -99,34 +87,16 @@ impl IntervalJoin {
         }
     }
 
-    fn side_rows(&mut self, side: usize, key: &GroupKey) -> Result<&mut TimedRows> {
-        let backend = &self.backend;
-        self.sides[side].changing(key, || match backend.get(key)? {
-            Some(bytes) => decode_timed_rows(&bytes),
-            None => Ok(TimedRows::new()),
-        })
-    }
-
     /// The rows of `side` under `key` within `times` that `row` (of the other side, at `t`)
     /// matches: their time, bytes and count.
     fn matched_rows(&self, side: usize, key: &GroupKey, row: &[u8], times: (EventTime, EventTime)) -> Result<Vec<MatchedRow>> {
-        let loaded;
-        let rows = match self.sides[side].get(key) {
-            Some(rows) => rows,
-            None => {
-                loaded = match self.backend.get(key)? {
-                    Some(bytes) => decode_timed_rows(&bytes)?,
-                    None => TimedRows::new(),
-                };
-                &loaded
-            }
-        };
+        let rows = self.sides.rows(side, key)?;
         let in_range: Vec<_> = rows
             .range((times.0, Box::<[u8]>::default())..)
             .take_while(|((t, _), _)| *t <= times.1)
             .collect();
         let candidates: Vec<&[u8]> = in_range.iter().map(|((_, r), _)| &r[..]).collect();
-        let matches = self.joined.matching(self.filter.as_ref(), 1 - side, row, &candidates)?;
+        let matches = self.sides.joined.matching(self.sides.filter.as_ref(), 1 - side, row, &candidates)?;
         Ok(in_range
             .into_iter()
             .zip(matches)
@@ -140,7 +110,7 @@ impl IntervalJoin {
         let other = 1 - side;
         let pair = |mine: Option<Box<[u8]>>, theirs: Option<Box<[u8]>>| if side == 0 { (mine, theirs) } else { (theirs, mine) };
         let (Some(key), Some(t)) = (key, t) else {
-            if self.kind.keeps_unmatched(side) {
+            if self.sides.kind.keeps_unmatched(side) {
                 let (l, r) = pair(Some(row), None);
                 out.push((l, r, RowKind::Insert));
             }
@@ -152,8 +122,8 @@ impl IntervalJoin {
             let (l, r) = pair(Some(row.clone()), Some(other_row.clone()));
             out.extend(std::iter::repeat_n((l, r, RowKind::Insert), (*count).max(0) as usize));
         }
-        if self.kind.keeps_unmatched(other) && !matched.is_empty() {
-            let rows = self.side_rows(other, &other_key)?;
+        if self.sides.kind.keeps_unmatched(other) && !matched.is_empty() {
+            let rows = self.sides.rows_mut(other, &other_key)?;
             for (other_t, other_row, _) in matched.iter() {
                 if let Some(stored) = rows.get_mut(&(*other_t, other_row.clone())) {
                     stored.matched = true;
@@ -161,16 +131,16 @@ impl IntervalJoin {
             }
         }
         let expiry = expiry(self.bounds, side, t);
-        if expiry < self.watermark {
+        if expiry < self.sides.watermark {
             // Late: nothing of the other side can arrive to match it any more.
-            if self.kind.keeps_unmatched(side) && matched.is_empty() {
+            if self.sides.kind.keeps_unmatched(side) && matched.is_empty() {
                 let (l, r) = pair(Some(row), None);
                 out.push((l, r, RowKind::Insert));
             }
             return Ok(());
         }
         let stored = self
-            .side_rows(side, &mine_key)?
+            .sides.rows_mut(side, &mine_key)?
             .entry((t, row))
             .or_insert(TimedRow { count: 0, matched: false });
         stored.count += 1;
@@ -180,21 +150,15 @@ impl IntervalJoin {
     }
 
     fn process_side(&mut self, side: usize, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
-        let keys = join_keys(&self.keys[side], &self.key_rows, &batch)?;
+        let keys = join_keys(&self.sides.keys[side], &self.sides.key_rows, &batch)?;
         let times = event_time_nanos(batch.column(self.time_columns[side]))?;
-        let encoded = self.joined.encode(side, &batch)?;
+        let encoded = self.sides.joined.encode(side, &batch)?;
         let mut emitted = Vec::new();
         for (i, key) in keys.into_iter().enumerate() {
             let t = times.is_valid(i).then(|| times.value(i));
             self.join_row(side, key, t, encoded.row(i).data().into(), &mut emitted)?;
         }
-        if !emitted.is_empty() {
-            out.push(Message::Data(self.joined.build(&emitted)?));
-        }
-        for side in &mut self.sides {
-            side.spill_if_full(self.backend.as_mut())?;
-        }
-        Ok(())
+        self.sides.emit(&emitted, out)
     }
 
     /// Drops every row whose expiry the watermark passed; an outer join pads those that never matched.
@@ -202,8 +166,8 @@ impl IntervalJoin {
         let bounds = self.bounds;
         for state_key in self.expiring.take_due(watermark) {
             let side = side_of(&state_key)?;
-            let padded = self.kind.keeps_unmatched(side);
-            let rows = self.side_rows(side, &state_key)?;
+            let padded = self.sides.kind.keeps_unmatched(side);
+            let rows = self.sides.rows_mut(side, &state_key)?;
             let gone: Vec<(EventTime, Box<[u8]>)> = rows.keys().filter(|(t, _)| expiry(bounds, side, *t) < watermark).cloned().collect();
             for key in gone {
                 let Some(stored) = rows.remove(&key) else { continue };
@@ -229,25 +193,16 @@ impl Operator for IntervalJoin {
     }
 
     fn process_input(&mut self, input: usize, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
-        match input {
-            0 | 1 => self.process_side(input, batch, out),
-            other => Err(Error::internal(format!("a join has no input {other}"))),
-        }
+        self.process_side(input_side(input)?, batch, out)
     }
 
     fn on_watermark(&mut self, watermark: EventTime, out: &mut Vec<Message>) -> Result<()> {
-        if watermark <= self.watermark {
+        if !self.sides.advance(watermark) {
             return Ok(());
         }
-        self.watermark = watermark;
         let mut padded = Vec::new();
         self.expire(watermark, &mut padded)?;
-        if !padded.is_empty() {
-            out.push(Message::Data(self.joined.build(&padded)?));
-        }
-        for side in &mut self.sides {
-            side.spill_if_full(self.backend.as_mut())?;
-        }
+        self.sides.emit(&padded, out)?;
         out.push(Message::Watermark(if watermark == FINAL_WATERMARK {
             watermark
         } else {
@@ -257,19 +212,13 @@ impl Operator for IntervalJoin {
     }
 
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
-        let meta = encode_meta(&WatermarkMeta { watermark: self.watermark })?;
-        snapshot_sides(&mut self.sides, self.backend.as_mut(), dir, meta)
+        self.sides.snapshot(dir)
     }
 
     /// Every stored row is in the restored backend: rebuild the expiry index from it.
     fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
-        self.watermark = decode_meta::<WatermarkMeta>(meta, "interval join")?.watermark;
-        for (key, value) in self.backend.scan(&[], &[0xff; 16])? {
-            let side = side_of(&key)?;
-            let key: GroupKey = key.into_boxed_slice();
-            if let Some((t, _)) = decode_timed_rows(&value)?.keys().next() {
-                self.expiring.insert(&key, expiry(self.bounds, side, *t));
-            }
+        for (state_key, side, t) in self.sides.restore(meta, "interval join")? {
+            self.expiring.insert(&state_key, expiry(self.bounds, side, t));
         }
         Ok(())
     }
@@ -282,14 +231,6 @@ fn expiry(bounds: TimeBounds, side: usize, t: EventTime) -> EventTime {
         t.saturating_sub(bounds.lower)
     } else {
         t.saturating_add(bounds.upper)
-    }
-}
-
-/// The side a join state key belongs to (its last byte, see `side_state_key`).
-fn side_of(state_key: &[u8]) -> Result<usize> {
-    match state_key.last() {
-        Some(side @ (0 | 1)) => Ok(*side as usize),
-        _ => Err(Error::internal("interval join state key without its side")),
     }
 }
 
@@ -330,7 +271,7 @@ mod tests {
     use datafusion::physical_expr::expressions::col;
 
     use super::*;
-    use crate::graph::{ChangelogMode, JoinSpec};
+    use crate::graph::{ChangelogMode, JoinKind, JoinSpec};
     use crate::operators::testing::{OperatorHarness, changelog_lines};
     use crate::settings::StateBackendKind;
 

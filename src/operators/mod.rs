@@ -6,6 +6,7 @@ pub mod expiry_index;
 pub mod grouping;
 pub mod interval_join;
 pub mod join;
+pub mod join_sides;
 pub mod keyed_cache;
 pub mod lookup_join;
 pub mod session_window;

@@ -12,48 +12,38 @@
 //! the output shows), in a `KeyedCache` over the backend; an in-memory `ExpiryIndex` orders the
 //! join keys by their earliest window end and is rebuilt from the backend on restore.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, TimestampNanosecondArray, UInt32Array};
 use datafusion::arrow::compute::{cast, take_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::row::RowConverter;
 
 use crate::error::{Error, Result};
-use crate::graph::{JoinKind, PhysicalExprRef, WindowBound, WindowJoinSpec};
+use crate::graph::{JoinKind, WindowBound, WindowJoinSpec};
 use crate::message::{EventTime, Message, RowKind, event_time_nanos};
 use crate::operators::expiry_index::ExpiryIndex;
 use crate::operators::grouping::GroupKey;
-use crate::operators::join::{Emitted, JoinedRows, join_key_converter, join_keys, side_state_key, snapshot_sides};
-use crate::operators::keyed_cache::KeyedCache;
+use crate::operators::join::{Emitted, join_keys, side_state_key};
+use crate::operators::join_sides::{JoinSides, input_side};
 use crate::operators::state_bytes::{StateReader, put_bytes};
 use crate::operators::window_aggregate::PaneLayout;
-use crate::operators::{WatermarkMeta, decode_meta, encode_meta};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::StateBackend;
 
 /// The rows of one side under one join key: by window end, then row-encoded, with their count.
-type WindowRows = BTreeMap<(EventTime, Box<[u8]>), i64>;
+type WindowRows = crate::operators::join_sides::TimedRows<i64>;
 
 /// One side's rows of closed windows, taken in window order.
 type Closing = std::iter::Peekable<std::collections::btree_map::IntoIter<(EventTime, Box<[u8]>), i64>>;
 
 pub struct WindowJoin {
-    kind: JoinKind,
-    keys: [Vec<PhysicalExprRef>; 2],
-    key_rows: RowConverter,
-    joined: JoinedRows,
-    filter: Option<PhysicalExprRef>,
+    sides: JoinSides<i64>,
     layout: PaneLayout,
     window_columns: [Vec<(usize, WindowBound)>; 2],
-    sides: [KeyedCache<WindowRows>; 2],
-    backend: Box<dyn StateBackend>,
     /// Join keys (without the side) by the earliest window end either side holds for them.
     closing: ExpiryIndex,
-    watermark: EventTime,
     metrics: Arc<JobMetrics>,
 }
 
@@ -69,28 +59,20 @@ impl WindowJoin {
         if spec.window_columns.iter().any(Vec::is_empty) {
             return Err(Error::internal("a window join input without window columns"));
         }
-        let encode = Arc::new(|rows: &WindowRows| (!rows.is_empty()).then(|| encode_window_rows(rows)));
         Ok(WindowJoin {
-            kind: spec.join.kind,
-            keys: spec.join.keys.clone(),
-            key_rows: join_key_converter(&spec.join, &inputs)?,
-            joined: JoinedRows::new(&inputs, output_schema)?,
-            filter: spec.join.filter.clone(),
+            sides: JoinSides::new(
+                &spec.join,
+                inputs,
+                output_schema,
+                backend,
+                cache_limit,
+                encode_window_rows,
+                decode_window_rows,
+            )?,
             layout: PaneLayout::new(spec.window)?,
             window_columns: spec.window_columns.clone(),
-            sides: [KeyedCache::new(cache_limit, encode.clone()), KeyedCache::new(cache_limit, encode)],
-            backend,
             closing: ExpiryIndex::default(),
-            watermark: EventTime::MIN,
             metrics,
-        })
-    }
-
-    fn side_rows(&mut self, side: usize, key: &GroupKey) -> Result<&mut WindowRows> {
-        let backend = &self.backend;
-        self.sides[side].changing(key, || match backend.get(key)? {
-            Some(bytes) => decode_window_rows(&bytes),
-            None => Ok(WindowRows::new()),
         })
     }
 
@@ -104,7 +86,7 @@ impl WindowJoin {
         for row in 0..batch.num_rows() {
             let windows = times.is_valid(row).then(|| self.layout.windows_of(times.value(row)));
             let before = indices.len();
-            for (start, end) in windows.into_iter().flatten().filter(|(_, end)| *end > self.watermark) {
+            for (start, end) in windows.into_iter().flatten().filter(|(_, end)| *end > self.sides.watermark) {
                 indices.push(row as u32);
                 starts.push(start);
                 ends.push(end);
@@ -122,27 +104,26 @@ impl WindowJoin {
 
     fn process_side(&mut self, side: usize, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
         let (windowed, ends) = self.assign_windows(side, &batch)?;
-        let keys = join_keys(&self.keys[side], &self.key_rows, &windowed)?;
-        let encoded = self.joined.encode(side, &windowed)?;
+        let keys = join_keys(&self.sides.keys[side], &self.sides.key_rows, &windowed)?;
+        let encoded = self.sides.joined.encode(side, &windowed)?;
         let mut padded = Vec::new();
         for (i, (key, end)) in keys.into_iter().zip(ends).enumerate() {
             let row: Box<[u8]> = encoded.row(i).data().into();
             let Some(key) = key else {
-                if self.kind.keeps_unmatched(side) || (self.kind == JoinKind::LeftAnti && side == 0) {
+                let kind = self.sides.kind;
+                if kind.keeps_unmatched(side) || (kind == JoinKind::LeftAnti && side == 0) {
                     padded.push(padded_row(side, row));
                 }
                 continue;
             };
-            *self.side_rows(side, &side_state_key(&key, side))?.entry((end, row)).or_insert(0) += 1;
+            *self
+                .sides
+                .rows_mut(side, &side_state_key(&key, side))?
+                .entry((end, row))
+                .or_insert(0) += 1;
             self.closing.insert(&key, end);
         }
-        if !padded.is_empty() {
-            out.push(Message::Data(self.joined.build(&padded)?));
-        }
-        for side in &mut self.sides {
-            side.spill_if_full(self.backend.as_mut())?;
-        }
-        Ok(())
+        self.sides.emit(&padded, out)
     }
 
     /// Joins and drops the rows of every window of `key` that ended by `watermark`.
@@ -150,7 +131,7 @@ impl WindowJoin {
         let mut closed: [WindowRows; 2] = Default::default();
         let mut next = None;
         for (side, closed) in closed.iter_mut().enumerate() {
-            let rows = self.side_rows(side, &side_state_key(key, side))?;
+            let rows = self.sides.rows_mut(side, &side_state_key(key, side))?;
             let open = rows.split_off(&(watermark.saturating_add(1), Box::default()));
             *closed = std::mem::replace(rows, open);
             next = next.into_iter().chain(rows.keys().next().map(|(end, _)| *end)).min();
@@ -182,13 +163,15 @@ impl WindowJoin {
     fn join_window(&self, left: Vec<(Box<[u8]>, i64)>, right: Vec<(Box<[u8]>, i64)>, out: &mut Vec<Emitted>) -> Result<()> {
         let candidates: Vec<&[u8]> = right.iter().map(|(row, _)| &row[..]).collect();
         let mut right_matched = vec![false; right.len()];
+        let JoinSides { kind, joined, filter, .. } = &self.sides;
+        let kind = *kind;
         for (row, count) in &left {
             let count = (*count).max(0) as usize;
-            let matches = self.joined.matching(self.filter.as_ref(), 0, row, &candidates)?;
+            let matches = joined.matching(filter.as_ref(), 0, row, &candidates)?;
             let any = matches.iter().any(|m| *m);
-            match self.kind {
+            match kind {
                 JoinKind::LeftSemi | JoinKind::LeftAnti => {
-                    if any == (self.kind == JoinKind::LeftSemi) {
+                    if any == (kind == JoinKind::LeftSemi) {
                         out.extend(std::iter::repeat_n((Some(row.clone()), None, RowKind::Insert), count));
                     }
                     continue;
@@ -200,11 +183,11 @@ impl WindowJoin {
                 let pair = (Some(row.clone()), Some(other.clone()), RowKind::Insert);
                 out.extend(std::iter::repeat_n(pair, count * (*other_count).max(0) as usize));
             }
-            if !any && self.kind.keeps_unmatched(0) {
+            if !any && kind.keeps_unmatched(0) {
                 out.extend(std::iter::repeat_n(padded_row(0, row.clone()), count));
             }
         }
-        if self.kind.keeps_unmatched(1) {
+        if kind.keeps_unmatched(1) {
             for ((row, count), matched) in right.into_iter().zip(right_matched) {
                 if !matched {
                     out.extend(std::iter::repeat_n(padded_row(1, row), count.max(0) as usize));
@@ -230,47 +213,32 @@ impl Operator for WindowJoin {
     }
 
     fn process_input(&mut self, input: usize, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
-        match input {
-            0 | 1 => self.process_side(input, batch, out),
-            other => Err(Error::internal(format!("a join has no input {other}"))),
-        }
+        self.process_side(input_side(input)?, batch, out)
     }
 
     /// Windows that ended by the watermark are joined and emitted before the watermark passes on.
     fn on_watermark(&mut self, watermark: EventTime, out: &mut Vec<Message>) -> Result<()> {
-        if watermark <= self.watermark {
+        if !self.sides.advance(watermark) {
             return Ok(());
         }
-        self.watermark = watermark;
         let mut emitted = Vec::new();
         for key in self.closing.take_due(watermark.saturating_add(1)) {
             self.close_windows(&key, watermark, &mut emitted)?;
         }
-        if !emitted.is_empty() {
-            out.push(Message::Data(self.joined.build(&emitted)?));
-        }
-        for side in &mut self.sides {
-            side.spill_if_full(self.backend.as_mut())?;
-        }
+        self.sides.emit(&emitted, out)?;
         out.push(Message::Watermark(watermark));
         Ok(())
     }
 
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<OperatorSnapshot>> {
-        let meta = encode_meta(&WatermarkMeta { watermark: self.watermark })?;
-        snapshot_sides(&mut self.sides, self.backend.as_mut(), dir, meta)
+        self.sides.snapshot(dir)
     }
 
     /// Every stored row is in the restored backend: rebuild the index of window ends from it.
     fn restore(&mut self, meta: &serde_json::Value) -> Result<()> {
-        self.watermark = decode_meta::<WatermarkMeta>(meta, "window join")?.watermark;
-        for (state_key, value) in self.backend.scan(&[], &[0xff; 16])? {
-            let Some((_side, key)) = state_key.split_last() else {
-                return Err(Error::internal("window join state key without its side"));
-            };
-            if let Some((end, _)) = decode_window_rows(&value)?.keys().next() {
-                self.closing.insert(&Box::from(key), *end);
-            }
+        for (state_key, _side, end) in self.sides.restore(meta, "window join")? {
+            // Closing is indexed by the join key: the state key without its side byte.
+            self.closing.insert(&Box::from(&state_key[..state_key.len() - 1]), end);
         }
         Ok(())
     }

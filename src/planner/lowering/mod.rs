@@ -1,34 +1,33 @@
 //! Lowering: DataFusion's optimized LogicalPlan of a job's SELECT → `JobGraph`. Scans become sources
 //! (plus a watermark assigner), filters and projections become stateless operators, an Aggregate
 //! over a window table function becomes a keyed window aggregate, any other Aggregate an updating
-//! aggregate; a hash exchange on the grouping keys feeds each aggregate. Anything else is refused by
-//! name, so a job never computes silently wrong results.
+//! aggregate; a hash exchange on the grouping keys feeds each aggregate. Joins are lowered in `join`
+//! (regular, interval and window joins) and `lookup_join`. Anything else is refused by name, so a
+//! job never computes silently wrong results.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::NullEquality;
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, DFSchemaRef, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Aggregate, Cast, Expr, ExprSchemable, Join, JoinType, LogicalPlan, TableScan};
+use datafusion::logical_expr::{Aggregate, Cast, Expr, LogicalPlan, TableScan};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_expr::expressions::{Column as ColumnExpr, lit};
 
 use crate::catalog::{Catalog, SourceDef, TableConnector, TableDef, schema_of};
 use crate::error::{Error, Result};
 use crate::graph::{
-    AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, ChangelogMode, Edge, EdgeKind, IntervalJoinSpec, JobGraph, JoinKind,
-    JoinSpec, LookupJoinSpec, LookupSource, OperatorNode, OperatorSpec, PhysicalExprRef, SinkMode, SinkSpec, SourceSpec,
-    UpdatingAggregateSpec, WatermarkSpec, WindowAggregateSpec, WindowBound, WindowJoinSpec, WindowKind,
+    AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, ChangelogMode, Edge, EdgeKind, JobGraph, OperatorNode, OperatorSpec,
+    PhysicalExprRef, SinkMode, SinkSpec, SourceSpec, UpdatingAggregateSpec, WatermarkSpec, WindowAggregateSpec, WindowBound, WindowKind,
 };
-use crate::planner::interval_condition::{Interval, TimeAttributes, interval_of};
-use crate::planner::lookup_join::{LookupTableProvider, LookupTarget};
 use crate::planner::window_function::WindowTableProvider;
+
+mod join;
+mod lookup_join;
 
 /// Columns of a windowed scan that carry the row's event time until the window aggregate.
 #[derive(Debug, Clone)]
@@ -101,170 +100,6 @@ fn strip_alias(expr: &Expr) -> &Expr {
 /// Indices (in `schema`) of the columns `expr` reads.
 fn column_indices(expr: &Expr, schema: &DFSchema) -> Result<BTreeSet<usize>> {
     expr.column_refs().into_iter().map(|c| Ok(schema.index_of_column(c)?)).collect()
-}
-
-/// The table side of a lookup join as DataFusion planned it: the scan of `weir_lookup(t, ...)`,
-/// under aliases and the filters on the table alone that it pushed below the join.
-struct LookupSide {
-    target: LookupTarget,
-    /// The table's columns the lookup reads (the scan's projection).
-    columns: Vec<usize>,
-    /// Conditions on the table's rows alone, over those columns.
-    filters: Vec<PhysicalExprRef>,
-    /// Which of those columns the join's right input is, in its order.
-    output: Vec<usize>,
-}
-
-fn lookup_side(plan: &LogicalPlan) -> Result<Option<LookupSide>> {
-    match plan {
-        LogicalPlan::SubqueryAlias(alias) => lookup_side(&alias.input),
-        LogicalPlan::Filter(filter) => match lookup_side(&filter.input)? {
-            Some(mut side) => {
-                let predicate = physical(&filter.predicate, filter.input.schema())?;
-                side.filters.push(on_scan_columns(predicate, &side.output)?);
-                Ok(Some(side))
-            }
-            None => Ok(None),
-        },
-        // Pruned columns: plain column references only.
-        LogicalPlan::Projection(projection) => match lookup_side(&projection.input)? {
-            Some(mut side) => {
-                let mut output = Vec::with_capacity(projection.expr.len());
-                for expr in &projection.expr {
-                    let Expr::Column(column) = strip_alias(expr) else {
-                        return Err(Error::unsupported(format!(
-                            "a lookup join's table side computes `{expr}`; compute it after the join"
-                        )));
-                    };
-                    let index = projection.input.schema().index_of_column(column)?;
-                    output.push(
-                        *side
-                            .output
-                            .get(index)
-                            .ok_or_else(|| Error::internal("projected column out of range"))?,
-                    );
-                }
-                side.output = output;
-                Ok(Some(side))
-            }
-            None => Ok(None),
-        },
-        LogicalPlan::TableScan(scan) => {
-            let provider = source_as_provider(&scan.source)?;
-            let Some(lookup) = provider.downcast_ref::<LookupTableProvider>() else {
-                return Ok(None);
-            };
-            if !scan.filters.is_empty() || scan.fetch.is_some() {
-                return Err(Error::internal("filters were pushed into a lookup join's table"));
-            }
-            let columns = scan
-                .projection
-                .clone()
-                .unwrap_or_else(|| (0..provider.schema().fields().len()).collect());
-            Ok(Some(LookupSide {
-                target: lookup.target.clone(),
-                output: (0..columns.len()).collect(),
-                columns,
-                filters: Vec::new(),
-            }))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// `expr`, planned over a layer of the lookup side whose column `j` is the scan's column
-/// `output[j]`, made to read the scan's columns.
-fn on_scan_columns(expr: PhysicalExprRef, output: &[usize]) -> Result<PhysicalExprRef> {
-    let remapped = expr.transform(|e| {
-        let Some(column) = e.downcast_ref::<ColumnExpr>() else {
-            return Ok(Transformed::no(e));
-        };
-        let index = *output
-            .get(column.index())
-            .ok_or_else(|| datafusion::error::DataFusionError::Internal("lookup filter column out of range".into()))?;
-        Ok(Transformed::yes(Arc::new(ColumnExpr::new(column.name(), index)) as PhysicalExprRef))
-    })?;
-    Ok(remapped.data)
-}
-
-/// What makes a join a window join: both inputs windowed alike and their windows equated.
-struct WindowJoin<'a> {
-    window: WindowKind,
-    /// Each side's window columns.
-    columns: [Vec<(usize, WindowBound)>; 2],
-    /// The ON equalities other than the windows'.
-    keys: Vec<&'a (Expr, Expr)>,
-}
-
-/// A join of two window table functions' rows, as Flink's window join: the ON condition must
-/// equate both `window_start` and `window_end` of the same window on both sides. `None` for a join
-/// of inputs without window columns.
-fn window_join_of<'a>(join: &'a Join, left: &Stream, right: &Stream) -> Result<Option<WindowJoin<'a>>> {
-    let bounds = |side: &Stream| side.window.as_ref().filter(|w| !w.bounds.is_empty()).cloned();
-    let (left_window, right_window) = match (bounds(left), bounds(right)) {
-        (None, None) => return Ok(None),
-        (Some(l), Some(r)) => (l, r),
-        _ => {
-            return Err(Error::unsupported(
-                "a window join needs both inputs windowed by a window table function (TUMBLE or HOP); join the window aggregate's result or the source instead",
-            ));
-        }
-    };
-    if left_window.window != right_window.window {
-        return Err(Error::unsupported(format!(
-            "a window join needs the same window on both sides, not {} and {}",
-            left_window.window, right_window.window
-        )));
-    }
-    if left.changelog != ChangelogMode::AppendOnly || right.changelog != ChangelogMode::AppendOnly {
-        return Err(Error::unsupported(
-            "a window join over updating rows (an 'upsert-kafka' source) is not supported; windows need append-only input",
-        ));
-    }
-    if matches!(left_window.window, WindowKind::Session { .. }) {
-        return Err(Error::unsupported(
-            "a window join over SESSION windows is not supported; use TUMBLE or HOP",
-        ));
-    }
-    let bound_of = |window: &WindowColumns, expr: &Expr, schema: &DFSchema| -> Result<Option<WindowBound>> {
-        Ok(match strip_alias(expr) {
-            Expr::Column(c) => window.bounds.get(&schema.index_of_column(c)?).copied(),
-            _ => None,
-        })
-    };
-    let (mut start, mut end) = (false, false);
-    let mut keys = Vec::new();
-    for pair in &join.on {
-        match (
-            bound_of(&left_window, &pair.0, &left.schema)?,
-            bound_of(&right_window, &pair.1, &right.schema)?,
-        ) {
-            (None, None) => keys.push(pair),
-            (Some(WindowBound::Start), Some(WindowBound::Start)) => start = true,
-            (Some(WindowBound::End), Some(WindowBound::End)) => end = true,
-            _ => {
-                return Err(Error::unsupported(format!(
-                    "a window join equates window_start with window_start and window_end with window_end, not `{} = {}`",
-                    pair.0, pair.1
-                )));
-            }
-        }
-    }
-    if !(start && end) {
-        return Err(Error::unsupported(
-            "a window join needs both L.window_start = R.window_start and L.window_end = R.window_end in its ON condition",
-        ));
-    }
-    let columns = |window: &WindowColumns| {
-        let mut columns: Vec<(usize, WindowBound)> = window.bounds.iter().map(|(i, b)| (*i, *b)).collect();
-        columns.sort_by_key(|(i, _)| *i);
-        columns
-    };
-    Ok(Some(WindowJoin {
-        window: left_window.window,
-        columns: [columns(&left_window), columns(&right_window)],
-        keys,
-    }))
 }
 
 fn unsupported_plan(plan: &LogicalPlan) -> Error {
@@ -693,253 +528,6 @@ impl Lowering<'_> {
             changelog,
             upsert_from: updating.then_some(op),
             rowtime: window_times,
-        })
-    }
-
-    /// An equi-join: both inputs hashed by their join keys into one two-input operator, a regular
-    /// join or, with time bounds between the inputs' event times, an interval join.
-    fn join(&mut self, join: &Join) -> Result<Stream> {
-        if let Some(table) = lookup_side(&join.right)? {
-            return self.lookup_join(join, table);
-        }
-        let kind = match join.join_type {
-            JoinType::Inner => JoinKind::Inner,
-            JoinType::Left => JoinKind::Left,
-            JoinType::Right => JoinKind::Right,
-            JoinType::Full => JoinKind::Full,
-            // EXISTS / IN (SELECT ...) and NOT EXISTS.
-            JoinType::LeftSemi => JoinKind::LeftSemi,
-            JoinType::LeftAnti if !join.null_aware => JoinKind::LeftAnti,
-            JoinType::LeftAnti => {
-                return Err(Error::unsupported(
-                    "NOT IN (SELECT ...) over a column that may be NULL is not supported in a job yet; use NOT EXISTS",
-                ));
-            }
-            other => return Err(Error::unsupported(format!("{other} JOIN is not supported in a job yet"))),
-        };
-        if join.on.is_empty() {
-            return Err(Error::unsupported(
-                "a JOIN needs an equality between a column of each side (a cross join or a join on other conditions only is not supported in a job)",
-            ));
-        }
-        if join.null_equality == NullEquality::NullEqualsNull {
-            return Err(Error::unsupported("a JOIN on IS NOT DISTINCT FROM is not supported in a job yet"));
-        }
-        let left = self.lower(&join.left)?;
-        let right = self.lower(&join.right)?;
-        let window = window_join_of(join, &left, &right)?;
-        let mut keys = [Vec::new(), Vec::new()];
-        let on: Vec<&(Expr, Expr)> = match &window {
-            Some(w) => w.keys.clone(),
-            None => join.on.iter().collect(),
-        };
-        if on.is_empty() {
-            // Only the windows are equated: one key for all rows.
-            keys = [vec![lit(ScalarValue::Int64(Some(0)))], vec![lit(ScalarValue::Int64(Some(0)))]];
-        }
-        for (l, r) in on {
-            let (left_type, right_type) = (l.get_type(&left.schema)?, r.get_type(&right.schema)?);
-            keys[0].push(physical(l, &left.schema)?);
-            // Both sides' keys must encode alike: they route rows to the same subtask.
-            let r = if left_type == right_type {
-                r.clone()
-            } else {
-                Expr::Cast(Cast::new(Box::new(r.clone()), left_type))
-            };
-            keys[1].push(physical(&r, &right.schema)?);
-        }
-        // The rest of the ON condition reads both sides, also where the output has one (semi, anti).
-        let both_sides = left.schema.join(&right.schema)?;
-        let filter = join.filter.as_ref().map(|f| physical(f, &both_sides)).transpose()?;
-        let append_only = left.changelog == ChangelogMode::AppendOnly && right.changelog == ChangelogMode::AppendOnly;
-        // Time bounds between two append-only inputs' event times make it an interval join.
-        let times = TimeAttributes {
-            left: &left.rowtime,
-            right: &right.rowtime,
-            left_len: left.schema.fields().len(),
-        };
-        let interval = match &join.filter {
-            Some(condition) if append_only && !kind.emits_left_only() && window.is_none() => interval_of(condition, &join.schema, &times)?,
-            _ => None,
-        };
-        // Over append-only inputs, an inner or semi join only ever adds rows; an anti join's rows
-        // go when a match arrives, an outer join's padded rows when their first match does.
-        let output = if append_only && (matches!(kind, JoinKind::Inner | JoinKind::LeftSemi) || interval.is_some() || window.is_some()) {
-            ChangelogMode::AppendOnly
-        } else {
-            ChangelogMode::Retract
-        };
-        self.uid_basis = Some(format!(
-            "{:?}|{}|{}",
-            join.join_type,
-            join.on.iter().map(|(l, r)| format!("{l}={r}")).collect::<Vec<_>>().join(","),
-            join.filter.as_ref().map(|f| f.to_string()).unwrap_or_default()
-        ));
-        let spec = JoinSpec {
-            kind,
-            keys: keys.clone(),
-            filter,
-            output,
-        };
-        // An interval join's output keeps both sides' event times.
-        let mut rowtime = BTreeSet::new();
-        let spec = match interval {
-            Some(Interval { time_columns, bounds }) => {
-                rowtime.extend(left.rowtime.iter().copied());
-                rowtime.extend(right.rowtime.iter().map(|c| c + times.left_len));
-                OperatorSpec::IntervalJoin(IntervalJoinSpec {
-                    join: spec,
-                    time_columns,
-                    bounds,
-                })
-            }
-            // A window join's output keeps no event time: its rows come out as their window closes.
-            None => match window {
-                Some(WindowJoin { window, columns, .. }) => OperatorSpec::WindowJoin(WindowJoinSpec {
-                    join: spec,
-                    window,
-                    window_columns: columns,
-                }),
-                None => OperatorSpec::Join(spec),
-            },
-        };
-        let [left_keys, right_keys] = keys;
-        let op = self.add(spec, &join.schema, Some((left.op, EdgeKind::Hash(left_keys))));
-        self.edges.push(Edge {
-            from: right.op,
-            to: op,
-            kind: EdgeKind::Hash(right_keys),
-            input: 1,
-        });
-        Ok(Stream {
-            op,
-            schema: Arc::clone(&join.schema),
-            window: None,
-            changelog: output,
-            upsert_from: None,
-            rowtime,
-        })
-    }
-
-    /// A lookup join: the left input's rows, each joined with the rows of its key in the table
-    /// as they are when it arrives. A forward edge: any subtask can read any key.
-    fn lookup_join(&mut self, join: &Join, table: LookupSide) -> Result<Stream> {
-        let kind = match join.join_type {
-            JoinType::Inner => JoinKind::Inner,
-            JoinType::Left => JoinKind::Left,
-            other => {
-                return Err(Error::unsupported(format!(
-                    "a lookup join (FOR SYSTEM_TIME AS OF) is INNER or LEFT, not {other}"
-                )));
-            }
-        };
-        let left = self.lower(&join.left)?;
-        if left.changelog != ChangelogMode::AppendOnly {
-            return Err(Error::unsupported(
-                "a lookup join of updating rows (an aggregate without a window, an 'upsert-kafka' source) is not supported",
-            ));
-        }
-        // That it reads as of a processing-time column was checked on the query as written
-        // (`planner::lookup_join`): the column itself is pruned by now.
-        let right_schema = join.right.schema();
-        // Each equality's table column, as an index into the columns the join reads.
-        let mut pairs = Vec::with_capacity(join.on.len());
-        for (l, r) in &join.on {
-            let Expr::Column(column) = strip_alias(r) else {
-                return Err(Error::unsupported(format!(
-                    "a lookup join equates columns of the table with the other side, not `{r}`"
-                )));
-            };
-            let index = right_schema.index_of_column(column)?;
-            let scan_index = *table
-                .output
-                .get(index)
-                .ok_or_else(|| Error::internal("lookup key column out of range"))?;
-            pairs.push((scan_index, index, l));
-        }
-        if pairs.is_empty() {
-            return Err(Error::unsupported(
-                "a lookup join needs an equality between a column of the table and the other side",
-            ));
-        }
-        let (source, key_order) = match &table.target {
-            // Whether the source ends is the connector's to say: CREATE JOB checks it.
-            LookupTarget::Source(def) => {
-                let key_columns = pairs.iter().map(|(column, _, _)| *column).collect();
-                let order: Vec<usize> = (0..pairs.len()).collect();
-                (
-                    LookupSource::Source {
-                        def: def.clone(),
-                        columns: table.columns.clone(),
-                        key_columns,
-                    },
-                    order,
-                )
-            }
-            LookupTarget::Table(def) => {
-                // The equated columns must be the primary key or a leading part of it.
-                let mut order = Vec::with_capacity(pairs.len());
-                for key in def.primary_key.iter().take(pairs.len()) {
-                    let position = pairs.iter().position(|(column, _, _)| {
-                        table
-                            .columns
-                            .get(*column)
-                            .and_then(|c| def.columns.get(*c))
-                            .is_some_and(|c| &c.name == key)
-                    });
-                    match position {
-                        Some(position) if !order.contains(&position) => order.push(position),
-                        _ => break,
-                    }
-                }
-                if order.len() != pairs.len() {
-                    return Err(Error::unsupported(format!(
-                        "a lookup join on result table '{}' must equate its PRIMARY KEY ({}) or a leading part of it",
-                        def.name,
-                        def.primary_key.join(", ")
-                    )));
-                }
-                (
-                    LookupSource::Table {
-                        def: def.clone(),
-                        columns: table.columns.clone(),
-                        key_len: pairs.len(),
-                    },
-                    order,
-                )
-            }
-        };
-        // The left keys, in the table's key order, of the table's key types.
-        let mut keys = Vec::with_capacity(pairs.len());
-        for position in key_order {
-            let (_, right_index, left_key) = pairs[position];
-            let key_type = right_schema.field(right_index).data_type().clone();
-            let left_key = if left_key.get_type(&left.schema)? == key_type {
-                left_key.clone()
-            } else {
-                Expr::Cast(Cast::new(Box::new(left_key.clone()), key_type))
-            };
-            keys.push(physical(&left_key, &left.schema)?);
-        }
-        let both_sides = left.schema.join(right_schema)?;
-        let filter = join.filter.as_ref().map(|f| physical(f, &both_sides)).transpose()?;
-        let spec = OperatorSpec::LookupJoin(LookupJoinSpec {
-            kind,
-            keys,
-            table: source,
-            table_filters: table.filters,
-            table_output: table.output,
-            filter,
-        });
-        let op = self.add(spec, &join.schema, Some((left.op, EdgeKind::Forward)));
-        Ok(Stream {
-            op,
-            schema: Arc::clone(&join.schema),
-            window: None,
-            changelog: ChangelogMode::AppendOnly,
-            upsert_from: None,
-            // The left columns come first, unchanged.
-            rowtime: left.rowtime,
         })
     }
 
