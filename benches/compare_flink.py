@@ -78,9 +78,9 @@ temporary file); the Flink side runs the same aggregation in Flink's window TVF 
 The join queries q3 (auction join person), q4 (auction join bid, MAX per auction, AVG per
 category: updating), q7 (the highest bids of each 10 s: a legacy group window joined back to the
 bids, an interval join) and q8 (two legacy group windows of person and auction joined) run the
-published Nexmark text in both engines, with `date_time` for `dateTime` (Weir: sql/nexmark/<q>.sql;
-Flink: FLINK_QUERIES, the same SELECT, legacy group window syntax and all; q7's subquery column
-`dateTime` is quoted there, DATETIME being a keyword in Flink 2.x).
+published Nexmark text in both engines, with `date_time` for `dateTime`: both read the INSERT of
+sql/nexmark/<q>.sql (Flink's copy is derived by `flink_join_query`, legacy group window syntax and
+all; q7's subquery column `dateTime` is quoted there, DATETIME being a keyword in Flink 2.x).
 
 Before measuring, the script waits (up to --wait-minutes, polling every minute) while the weir
 binary is missing, rejects the `pace` option, or a cargo build holds its target directory's lock,
@@ -155,8 +155,8 @@ GROUP BY window_start, window_end;
 """,
 }
 
-# Flink's side of each query: the sink's columns and the INSERT (window TVF syntax for the bid
-# queries; the published Nexmark text for the join queries, `dateTime` renamed `date_time`).
+# Flink's side of the bid queries: the sink's columns and the INSERT (window TVF syntax). The join
+# queries' come from sql/nexmark/ (`flink_join_query`).
 FLINK_INSERT = "INSERT INTO sink "
 FLINK_QUERIES = {
     "q5": (
@@ -184,66 +184,24 @@ FLINK_QUERIES = {
         "FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) "
         "GROUP BY bidder, window_start, window_end",
     ),
-    "q3": (
-        "name STRING, city STRING, state STRING, id BIGINT",
-        """INSERT INTO sink
-SELECT
-    P.name, P.city, P.state, A.id
-FROM
-    auction AS A INNER JOIN person AS P on A.seller = P.id
-WHERE
-    A.category = 10 and (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA')""",
-    ),
-    # Flink's blackhole takes the updates without a key.
-    "q4": (
-        "id BIGINT, final BIGINT",
-        """INSERT INTO sink
-SELECT
-    Q.category,
-    AVG(Q.final)
-FROM (
-    SELECT MAX(B.price) AS final, A.category
-    FROM auction A, bid B
-    WHERE A.id = B.auction AND B.date_time BETWEEN A.date_time AND A.expires
-    GROUP BY A.id, A.category
-) Q
-GROUP BY Q.category""",
-    ),
-    # The subquery's column keeps the published name `dateTime`, quoted: DATETIME is a keyword in Flink 2.x.
-    "q7": (
-        "auction BIGINT, price BIGINT, bidder BIGINT, date_time TIMESTAMP(3), extra STRING",
-        """INSERT INTO sink
-SELECT B.auction, B.price, B.bidder, B.date_time, B.extra
-from bid B
-join (
-  SELECT MAX(B1.price) AS maxprice, TUMBLE_ROWTIME(B1.date_time, INTERVAL '10' SECOND) as `dateTime`
-  FROM bid B1
-  GROUP BY TUMBLE(B1.date_time, INTERVAL '10' SECOND)
-) B1
-on B.price = B1.maxprice
-where B.date_time between B1.`dateTime`  - INTERVAL '10' SECOND and B1.`dateTime`""",
-    ),
-    "q8": (
-        "id BIGINT, name STRING, stime TIMESTAMP(3)",
-        """INSERT INTO sink
-SELECT P.id, P.name, P.starttime
-FROM (
-  SELECT P.id, P.name,
-         TUMBLE_START(P.date_time, INTERVAL '10' SECOND) AS starttime,
-         TUMBLE_END(P.date_time, INTERVAL '10' SECOND) AS endtime
-  FROM person P
-  GROUP BY P.id, P.name, TUMBLE(P.date_time, INTERVAL '10' SECOND)
-) P
-JOIN (
-  SELECT A.seller,
-         TUMBLE_START(A.date_time, INTERVAL '10' SECOND) AS starttime,
-         TUMBLE_END(A.date_time, INTERVAL '10' SECOND) AS endtime
-  FROM auction A
-  GROUP BY A.seller, TUMBLE(A.date_time, INTERVAL '10' SECOND)
-) A
-ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime""",
-    ),
 }
+
+
+def flink_join_query(repo, query):
+    """Flink's side of a join query, from sql/nexmark/<query>.sql (the published text as Weir runs
+    it): the sink table's columns (VARCHAR as STRING; Flink's blackhole takes updates without the
+    PRIMARY KEY) and its INSERT into `sink`. The subquery column `dateTime` of q7 is quoted: DATETIME
+    is a keyword in Flink 2.x."""
+    path = os.path.join(repo, "sql", "nexmark", f"{query}.sql")
+    with open(path) as f:
+        text = "\n".join(line for line in f.read().splitlines() if not line.lstrip().startswith("--"))
+    table = re.search(r"CREATE TABLE (\w+) \((.*?)\)\s*WITH", text, re.S)
+    insert = table and re.search(r"INSERT INTO " + re.escape(table.group(1)) + r"\b(.*?);", text, re.S)
+    if not insert:
+        raise Fail(f"{path}: no CREATE TABLE ... WITH and INSERT INTO its table")
+    columns = re.sub(r",\s*PRIMARY KEY \(.*?\)( NOT ENFORCED)?", "", table.group(2)).replace("VARCHAR", "STRING")
+    select = re.sub(r"(?<![`\w])dateTime(?![`\w])", "`dateTime`", insert.group(1))
+    return columns, FLINK_INSERT + select.strip()
 
 
 def sql_string(text):
@@ -780,7 +738,8 @@ def run_flink(args, flink_inputs, rows, count_rows=False):
         for item in args.flink_conf:
             key, _, value = item.partition("=")
             config[key.strip()] = value.strip()
-        sink_columns, insert = FLINK_QUERIES[args.query]
+        sink_columns, insert = (flink_join_query(args.repo, args.query) if args.query in JOIN_QUERIES
+                                else FLINK_QUERIES[args.query])
         spec = {
             "config": config,
             "source_ddls": [flink_source_ddl(table, path) for table, path in flink_inputs.items()],

@@ -140,7 +140,8 @@ impl IntervalJoin {
             return Ok(());
         }
         let stored = self
-            .sides.rows_mut(side, &mine_key)?
+            .sides
+            .rows_mut(side, &mine_key)?
             .entry((t, row))
             .or_insert(TimedRow { count: 0, matched: false });
         stored.count += 1;

@@ -11,7 +11,8 @@
 //! append-only for an inner join of append-only inputs (no row kinds), else a retract changelog
 //! of inserts and deletes. A row with a NULL in its key matches nothing and is never stored.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
@@ -172,34 +173,64 @@ impl StreamingJoin {
         Ok(())
     }
 
-    /// The rows of `side` under `key` that `row` (of the other side) matches, copied out.
-    fn matched_rows(&self, side: usize, key: &GroupKey, row: &[u8]) -> Result<Vec<(Box<[u8]>, StoredRow)>> {
-        let loaded;
-        let rows = match self.sides[side].get(key) {
-            Some(rows) => rows,
-            None => {
-                loaded = match self.backend.get(key)? {
+    /// For each row of a batch of side `side` (`keys`, `rows`), the live rows of the other side
+    /// under its key that it matches, copied out with how they are stored. Only the match counts of
+    /// the other side's rows change while a batch of one side is joined (`join_row` reads those
+    /// afresh where they decide the output), so the rest of the ON condition is evaluated once,
+    /// over all the batch's candidate pairs.
+    fn matched_batch(&self, side: usize, keys: &[Option<GroupKey>], rows: &Rows) -> Result<Vec<Vec<(Box<[u8]>, StoredRow)>>> {
+        let other = 1 - side;
+        let mut loaded: HashMap<GroupKey, Cow<'_, SideRows>> = HashMap::new();
+        for key in keys.iter().flatten() {
+            let other_key = side_state_key(key, other);
+            if loaded.contains_key(&other_key) {
+                continue;
+            }
+            let stored = match self.sides[other].get(&other_key) {
+                Some(stored) => Cow::Borrowed(stored),
+                None => Cow::Owned(match self.backend.get(&other_key)? {
                     Some(bytes) => decode_side_rows(&bytes)?,
                     None => SideRows::new(),
-                };
-                &loaded
-            }
-        };
-        let live: Vec<(&Box<[u8]>, &StoredRow)> = rows.iter().filter(|(_, s)| Self::live(self.ttl.as_ref(), self.now, s)).collect();
-        let candidates: Vec<&[u8]> = live.iter().map(|(r, _)| &r[..]).collect();
-        let matches = self.joined.matching(self.filter.as_ref(), 1 - side, row, &candidates)?;
-        Ok(live
+                }),
+            };
+            loaded.insert(other_key, stored);
+        }
+        let (ttl, now) = (self.ttl.as_ref(), self.now);
+        let mut candidates: Vec<Vec<(&Box<[u8]>, &StoredRow)>> = Vec::with_capacity(keys.len());
+        let mut pairs: Vec<(&[u8], &[u8])> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let live: Vec<_> = match key.as_ref().and_then(|key| loaded.get(&side_state_key(key, other))) {
+                Some(stored) => stored.iter().filter(|(_, s)| Self::live(ttl, now, s)).collect(),
+                None => Vec::new(),
+            };
+            pairs.extend(live.iter().map(|(r, _)| (rows.row(i).data(), &r[..])));
+            candidates.push(live);
+        }
+        let mut passes = self.joined.matching_pairs(self.filter.as_ref(), side, &pairs)?.into_iter();
+        Ok(candidates
             .into_iter()
-            .zip(matches)
-            .filter(|(_, m)| *m)
-            .map(|((r, stored), _)| (r.clone(), *stored))
+            .map(|live| {
+                live.into_iter()
+                    .filter(|_| passes.next().unwrap_or(false))
+                    .map(|(r, stored)| (r.clone(), *stored))
+                    .collect()
+            })
             .collect())
     }
 
-    /// Joins one row of side `side` (a new row, or one taken back) and records it.
-    fn join_row(&mut self, side: usize, key: Option<GroupKey>, row: Box<[u8]>, taken_back: bool, out: &mut Vec<Emitted>) -> Result<()> {
+    /// Joins one row of side `side` (a new row, or one taken back) with the other side's rows it
+    /// matches (`matched_batch`), and records it.
+    fn join_row(
+        &mut self,
+        side: usize,
+        key: Option<GroupKey>,
+        row: Box<[u8]>,
+        taken_back: bool,
+        mut matched: Vec<(Box<[u8]>, StoredRow)>,
+        out: &mut Vec<Emitted>,
+    ) -> Result<()> {
         if self.kind.emits_left_only() {
-            return self.existence_row(side, key, row, taken_back, out);
+            return self.existence_row(side, key, row, taken_back, matched, out);
         }
         let other = 1 - side;
         let pair = |mine: Option<Box<[u8]>>, theirs: Option<Box<[u8]>>| if side == 0 { (mine, theirs) } else { (theirs, mine) };
@@ -219,7 +250,11 @@ impl StreamingJoin {
             // Taken back but never stored (its state expired or never reached here): nothing to undo.
             return Ok(());
         }
-        let matched = self.matched_rows(other, &other_key, &row)?;
+        if other_kept && !matched.is_empty() {
+            // Their match counts as earlier rows of this batch left them.
+            let stored = self.side_rows(other, &other_key)?;
+            matched = matched.into_iter().filter_map(|(r, _)| stored.get(&r).map(|s| (r, *s))).collect();
+        }
         // The other side's padded rows this row ends (a first match) or brings back (a last one).
         let mut other_changes: Vec<(Box<[u8]>, i64)> = Vec::new();
         for (other_row, stored) in &matched {
@@ -256,6 +291,7 @@ impl StreamingJoin {
         key: Option<GroupKey>,
         row: Box<[u8]>,
         taken_back: bool,
+        matched: Vec<(Box<[u8]>, StoredRow)>,
         out: &mut Vec<Emitted>,
     ) -> Result<()> {
         let anti = self.kind == JoinKind::LeftAnti;
@@ -273,7 +309,6 @@ impl StreamingJoin {
         if taken_back && !self.side_rows(side, &mine_key)?.contains_key(&row) {
             return Ok(());
         }
-        let matched = self.matched_rows(other, &other_key, &row)?;
         let match_count: i64 = matched.iter().map(|(_, s)| s.count).sum();
         if side == 0 {
             if (match_count > 0) != anti {
@@ -298,10 +333,11 @@ impl StreamingJoin {
         let (rows, kinds) = split_row_kinds(&batch)?;
         let keys = join_keys(&self.keys[side], &self.key_rows, &rows)?;
         let encoded = self.joined.encode(side, &rows)?;
+        let matched = self.matched_batch(side, &keys, &encoded)?;
         let mut emitted = Vec::new();
-        for (i, key) in keys.into_iter().enumerate() {
+        for (i, (key, matched)) in keys.into_iter().zip(matched).enumerate() {
             let taken_back = kinds.as_ref().is_some_and(|k| k[i].is_retraction());
-            self.join_row(side, key, encoded.row(i).data().into(), taken_back, &mut emitted)?;
+            self.join_row(side, key, encoded.row(i).data().into(), taken_back, matched, &mut emitted)?;
         }
         if !emitted.is_empty() {
             let joined = self.joined.build(&emitted)?;
@@ -455,21 +491,28 @@ impl JoinedRows {
     /// Which of `others` (rows of side `1 - side`) the row `row` of side `side` matches under
     /// `filter`, the rest of the ON condition over joined rows.
     pub fn matching(&self, filter: Option<&PhysicalExprRef>, side: usize, row: &[u8], others: &[&[u8]]) -> Result<Vec<bool>> {
+        let pairs: Vec<(&[u8], &[u8])> = others.iter().map(|other| (row, *other)).collect();
+        self.matching_pairs(filter, side, &pairs)
+    }
+
+    /// Whether each pair of a row of side `side` and a row of the other side passes `filter`:
+    /// one evaluation over all the pairs.
+    pub fn matching_pairs(&self, filter: Option<&PhysicalExprRef>, side: usize, pairs: &[(&[u8], &[u8])]) -> Result<Vec<bool>> {
         let Some(filter) = filter else {
-            return Ok(vec![true; others.len()]);
+            return Ok(vec![true; pairs.len()]);
         };
-        if others.is_empty() {
+        if pairs.is_empty() {
             return Ok(Vec::new());
         }
-        let mine: Vec<Option<&[u8]>> = vec![Some(row); others.len()];
-        let theirs: Vec<Option<&[u8]>> = others.iter().map(|r| Some(*r)).collect();
+        let mine: Vec<Option<&[u8]>> = pairs.iter().map(|(row, _)| Some(*row)).collect();
+        let theirs: Vec<Option<&[u8]>> = pairs.iter().map(|(_, other)| Some(*other)).collect();
         let (left, right) = if side == 0 { (&mine, &theirs) } else { (&theirs, &mine) };
         let candidates = self.pairs(left, right)?;
         let mask = filter.evaluate(&candidates)?.into_array(candidates.num_rows())?;
         let mask = mask
             .as_boolean_opt()
             .ok_or_else(|| Error::type_mismatch("a JOIN condition must be a boolean"))?;
-        Ok((0..others.len()).map(|i| mask.is_valid(i) && mask.value(i)).collect())
+        Ok((0..pairs.len()).map(|i| mask.is_valid(i) && mask.value(i)).collect())
     }
 }
 
@@ -627,6 +670,24 @@ mod tests {
             ["-D 1 x  ", "+I 1 x 1 r"]
         );
         assert_eq!(step(0, rows(&left, &[(Delete, Some(2), "w")]), &mut restored), ["-D 2 w 2 z"]);
+        // Rows of one batch see the match counts the rows before them left: the padded row goes
+        // once, with the first match, and comes back once, with the last match taken back.
+        assert_eq!(
+            step(1, rows(&right, &[(Delete, Some(1), "r"), (Insert, Some(1), "s")]), &mut restored),
+            ["-D 1 x 1 r", "+I 1 x  ", "-D 1 x  ", "+I 1 x 1 s"]
+        );
+        assert_eq!(
+            step(
+                1,
+                rows(&right, &[(Insert, Some(1), "t"), (Delete, Some(1), "s"), (Delete, Some(1), "t")]),
+                &mut restored
+            ),
+            ["+I 1 x 1 t", "-D 1 x 1 s", "-D 1 x 1 t", "+I 1 x  "]
+        );
+        assert_eq!(
+            step(1, rows(&right, &[(Insert, Some(1), "u"), (Insert, Some(1), "v")]), &mut restored),
+            ["-D 1 x  ", "+I 1 x 1 u", "+I 1 x 1 v"]
+        );
     }
 
     #[test]
