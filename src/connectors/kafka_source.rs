@@ -16,7 +16,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -84,6 +84,7 @@ struct Fetched {
     /// The values, one after the other (one buffer, not an allocation per record).
     values: Vec<u8>,
     value_ends: Vec<usize>,
+    /// Only where key columns are read (`take_fetched`).
     keys: Vec<Option<Vec<u8>>>,
     timestamps: Vec<Option<i64>>,
     timestamp_types: Vec<&'static str>,
@@ -328,6 +329,8 @@ impl KafkaSource {
             .columns
             .iter()
             .any(|c| self.config.columns[*c] == RecordColumn::Meta(RecordMeta::Headers));
+        // Keys are copied out only for a key format whose columns are read.
+        let wants_keys = self.config.key.is_some() && self.columns.iter().any(|c| matches!(self.config.columns[*c], RecordColumn::Key(_)));
         let mut add = |source: &mut KafkaSource, message: &BorrowedMessage<'_>| {
             let split = match cached {
                 Some((split, partition)) if partition == message.partition() && source.splits[split as usize].topic == message.topic() => {
@@ -353,7 +356,9 @@ impl KafkaSource {
             records.values.extend_from_slice(value.unwrap_or_default());
             records.value_ends.push(records.values.len());
             records.tombstones.push(value.is_none());
-            records.keys.push(message.key().map(<[u8]>::to_vec));
+            if wants_keys {
+                records.keys.push(message.key().map(<[u8]>::to_vec));
+            }
             let (millis, kind) = match message.timestamp() {
                 Timestamp::CreateTime(t) => (Some(t), "CreateTime"),
                 Timestamp::LogAppendTime(t) => (Some(t), "LogAppendTime"),
@@ -372,12 +377,15 @@ impl KafkaSource {
         };
         add(self, &first);
         drop(first);
+        // One stream for the whole batch: `recv` makes a stream per message, registering and
+        // dropping a waker slot (two mutex locks) each time.
+        let mut messages = consumer.stream();
         let mut taken = 1;
         while taken < self.config.batch_size {
-            match consumer.recv().now_or_never() {
-                Some(Ok(message)) => add(self, &message),
-                Some(Err(error)) => self.consumer_error(error)?,
-                None => break,
+            match messages.next().now_or_never() {
+                Some(Some(Ok(message))) => add(self, &message),
+                Some(Some(Err(error))) => self.consumer_error(error)?,
+                Some(None) | None => break,
             }
             taken += 1;
         }
