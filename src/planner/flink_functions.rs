@@ -11,10 +11,17 @@ use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
 
+use super::date_format::DateFormat;
+use super::string_functions::{RegexpExtract, SplitIndex};
+
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(ToTimestampLtz::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(ProcTime::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(Mod::new()));
+    // Replaces DataFusion's `date_format`, an alias of `to_char` (strftime patterns).
+    ctx.register_udf(ScalarUDF::new_from_impl(DateFormat::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(RegexpExtract::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(SplitIndex::new()));
 }
 
 /// `MOD(a, b)`: the remainder of `a / b`, with the sign of `a` (Flink's and Java's `%`), for

@@ -3,6 +3,7 @@
 
 pub mod column_list;
 pub mod computed_column;
+mod date_format;
 pub mod dialect;
 pub mod flink_functions;
 pub mod flink_syntax;
@@ -16,6 +17,7 @@ pub mod postgres_commands;
 pub mod postgres_settings;
 pub mod postgres_syntax;
 pub mod statement;
+mod string_functions;
 pub mod subquery_apply;
 pub mod window_function;
 

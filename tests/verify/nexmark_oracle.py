@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent oracle for the Nexmark join queries of sql/nexmark/nexmark.slt (q3, q4, q7, q8, q13).
+"""Independent oracle for the Nexmark queries of sql/nexmark/nexmark.slt (q3, q4, q7, q8, q13, q15-q17, q21, q22).
 
 The input is a small Nexmark sequence kept in sql/data/nexmark/{person,auction,bid}.csv, dumped once
 from Weir's generator (--generate). This script loads those files into SQLite and computes each
@@ -20,7 +20,13 @@ Semantics encoded here (Flink's, which the engine must match):
     bids at that price with window_time - 10 s <= date_time <= window_time;
   * q8: people who registered and opened an auction in the same 10 s tumble;
   * q13: each bid with the side input's value of its auction id mod 10000 (the side input does
-    not change while the job runs, so the lookup join is a plain join).
+    not change while the job runs, so the lookup join is a plain join);
+  * q15-q17: per day (q16: and channel; q17: and auction), all bids and those below 10,000, below
+    1,000,000 and from 1,000,000 on, counted and (q15, q16) their distinct bidders and auctions;
+    q16 the latest 'HH:MM' of the day, q17 min / max / truncated average / sum of the prices;
+  * q21: bids of channels Apple / Google / Facebook / Baidu (any case; id 0-3) or whose URL has a
+    `channel_id=` parameter (the id is its value); q22: the URL's pieces 3, 4 and 5 (from 0) split
+    at '/'. Both summarised (counts, extremes, summed lengths) as the .slt reads them.
 """
 import argparse
 import csv
@@ -125,10 +131,67 @@ QUERIES = {
         FROM bid b JOIN side_input s ON b.auction % 10000 = s.key""", []),
 }
 
+# q15-q17: per day (and channel or auction) counts by price rank; the day and minute as SQLite's
+# strftime prints them from the epoch milliseconds (UTC).
+DAY = "strftime('%Y-%m-%d', date_time / 1000, 'unixepoch')"
+RANKS = ["price < 10000", "price >= 10000 AND price < 1000000", "price >= 1000000"]
+
+
+def rank_counts(of):
+    """The three rank columns: bids (`of` None) or distinct `of` values at each price rank."""
+    if of is None:
+        return ", ".join(f"SUM(CASE WHEN {r} THEN 1 ELSE 0 END)" for r in RANKS)
+    return ", ".join(f"COUNT(DISTINCT CASE WHEN {r} THEN {of} END)" for r in RANKS)
+
+
+RANKED = (f"COUNT(*), {rank_counts(None)}, COUNT(DISTINCT bidder), {rank_counts('bidder')}, "
+          f"COUNT(DISTINCT auction), {rank_counts('auction')}")
+# q21 / q22: computed here in Python (SQLite has no regular expressions), stored as tables, and
+# summed by the same SQL the .slt runs over the job's table.
+Q21_SUMMARY = ("SELECT COUNT(*), COUNT(DISTINCT channel_id), MIN(channel_id), MAX(channel_id), "
+               "SUM(LENGTH(channel_id)), SUM(price) FROM {}")
+Q22_SUMMARY = ("SELECT COUNT(*), COUNT(DISTINCT dir1), COUNT(DISTINCT dir2 || '/' || dir3), MIN(dir1), MAX(dir3), "
+               "SUM(LENGTH(dir1) + LENGTH(dir2) + LENGTH(dir3)) FROM {}")
+TOP_CHANNELS = {"apple": "0", "google": "1", "facebook": "2", "baidu": "3"}
+
+
+def add_q21_q22(db):
+    """The rows of q21 and q22 as tables `q21` and `q22`."""
+    db.execute("CREATE TABLE q21 (auction, bidder, price, channel, channel_id)")
+    db.execute("CREATE TABLE q22 (auction, bidder, price, channel, dir1, dir2, dir3)")
+    for auction, bidder, price, channel, url in db.execute("SELECT auction, bidder, price, channel, url FROM bid").fetchall():
+        m = re.search(r"(&|^)channel_id=([^&]*)", url)
+        extracted = m.group(2) if m else None
+        if extracted is not None or channel.lower() in TOP_CHANNELS:
+            channel_id = TOP_CHANNELS.get(channel.lower(), extracted)
+            db.execute("INSERT INTO q21 VALUES (?, ?, ?, ?, ?)", (auction, bidder, price, channel, channel_id))
+        parts = url.split("/") if url else []
+        dirs = [parts[i] if i < len(parts) else None for i in (3, 4, 5)]
+        db.execute("INSERT INTO q22 VALUES (?, ?, ?, ?, ?, ?, ?)", (auction, bidder, price, channel, *dirs))
+
+
+QUERIES.update({
+    "nexmark_q21": (Q21_SUMMARY.format("q21"), []),
+    "nexmark_q22": (Q22_SUMMARY.format("q22"), []),
+    "nexmark_q15": (f"SELECT {DAY} AS day, {RANKED} FROM bid GROUP BY day", []),
+    # The .slt sums q16's rows (one per channel) and reads the earliest and latest day + minute.
+    "nexmark_q16": (f"""
+        SELECT COUNT(*), {", ".join(f"SUM(c{i})" for i in range(12))}, MIN(day || ' ' || minute), MAX(day || ' ' || minute)
+        FROM (SELECT channel, {DAY} AS day,
+                     MAX(strftime('%H:%M', date_time / 1000, 'unixepoch')) AS minute,
+                     {", ".join(f"{c} AS c{i}" for i, c in enumerate(RANKED.split(", ")))}
+              FROM bid GROUP BY channel, day)""", []),
+    "nexmark_q17": (f"""
+        SELECT auction, {DAY} AS day, COUNT(*), {rank_counts(None)}, MIN(price), MAX(price),
+               CAST(AVG(price) AS INTEGER), SUM(price)
+        FROM bid GROUP BY auction, day ORDER BY auction""", []),
+})
+
 
 def expected():
     """{table: expected lines} as the .slt prints them."""
     db = load()
+    add_q21_q22(db)
     blocks = {}
     for table, (sql, time_columns) in QUERIES.items():
         lines = []

@@ -14,7 +14,7 @@ use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Aggregate, Cast, Expr, LogicalPlan, TableScan};
+use datafusion::logical_expr::{Aggregate, Cast, Expr, LogicalPlan, TableScan, when};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_expr::expressions::{Column as ColumnExpr, lit};
 
@@ -653,11 +653,6 @@ fn aggregate_call(expr: &Expr, schema: &DFSchema, output_type: DataType) -> Resu
             )));
         }
     };
-    if params.filter.is_some() {
-        return Err(Error::unsupported(
-            "FILTER (WHERE ...) on an aggregate is not supported in a job yet",
-        ));
-    }
     if !params.order_by.is_empty() {
         return Err(Error::unsupported("ORDER BY inside an aggregate is not supported in a job yet"));
     }
@@ -666,9 +661,16 @@ fn aggregate_call(expr: &Expr, schema: &DFSchema, output_type: DataType) -> Resu
             "`{expr}`: aggregates in a job take exactly one argument"
         )));
     };
+    // Every aggregate kind here skips NULLs, so `AGG(x) FILTER (WHERE p)` is exactly
+    // `AGG(CASE WHEN p THEN x END)`: a row the filter drops (false or NULL) feeds a NULL, in both
+    // its insertion and its retraction, and DISTINCT sees only the kept values.
+    let arg = match &params.filter {
+        Some(filter) => when((**filter).clone(), arg.clone()).end()?,
+        None => arg.clone(),
+    };
     Ok(AggregateCall {
         kind,
-        arg: physical(arg, schema)?,
+        arg: physical(&arg, schema)?,
         distinct: params.distinct,
         output_type,
         display: strip_alias(expr).schema_name().to_string(),
