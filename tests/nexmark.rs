@@ -151,6 +151,15 @@ async fn nexmark_queries_match_a_batch_computation() {
             ),
         ),
         (
+            "q20",
+            // Named as the table's columns: the two sides' date_time and extra would clash.
+            "SELECT b.auction, b.bidder, b.price, b.channel, b.url, b.date_time AS bid_datetime, b.extra AS bid_extra,
+                    a.item_name, a.description, a.initial_bid, a.reserve, a.date_time AS auction_datetime, a.expires,
+                    a.seller, a.category, a.extra AS auction_extra
+             FROM bid b JOIN auction a ON b.auction = a.id WHERE a.category = 10"
+                .into(),
+        ),
+        (
             "q21",
             // DataFusion's regexp_match lists the capture groups (from 1).
             "SELECT auction, bidder, price, channel,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent oracle for the Nexmark queries of sql/nexmark/nexmark.slt (q3, q4, q7, q8, q13, q15-q17, q21, q22).
+"""Independent oracle for the Nexmark queries of sql/nexmark/nexmark.slt (q3, q4, q7, q8, q13, q15-q17, q20-q22).
 
 The input is a small Nexmark sequence kept in sql/data/nexmark/{person,auction,bid}.csv, dumped once
 from Weir's generator (--generate). This script loads those files into SQLite and computes each
@@ -24,6 +24,7 @@ Semantics encoded here (Flink's, which the engine must match):
   * q15-q17: per day (q16: and channel; q17: and auction), all bids and those below 10,000, below
     1,000,000 and from 1,000,000 on, counted and (q15, q16) their distinct bidders and auctions;
     q16 the latest 'HH:MM' of the day, q17 min / max / truncated average / sum of the prices;
+  * q20: bids with their auction's columns, auctions of category 10 only;
   * q21: bids of channels Apple / Google / Facebook / Baidu (any case; id 0-3) or whose URL has a
     `channel_id=` parameter (the id is its value); q22: the URL's pieces 3, 4 and 5 (from 0) split
     at '/'. Both summarised (counts, extremes, summed lengths) as the .slt reads them.
@@ -171,6 +172,11 @@ def add_q21_q22(db):
 
 
 QUERIES.update({
+    # q20: bids joined to their category-10 auctions, summarised as the .slt reads them.
+    "nexmark_q20": ("""
+        SELECT COUNT(*), COUNT(DISTINCT a.id), SUM(b.price), SUM(a.initial_bid + a.reserve), MIN(b.date_time),
+               MAX(a.expires), SUM(LENGTH(b.extra) + LENGTH(a.extra) + LENGTH(a.item_name)), MIN(b.url)
+        FROM bid b JOIN auction a ON b.auction = a.id WHERE a.category = 10""", [4, 5]),
     "nexmark_q21": (Q21_SUMMARY.format("q21"), []),
     "nexmark_q22": (Q22_SUMMARY.format("q22"), []),
     "nexmark_q15": (f"SELECT {DAY} AS day, {RANKED} FROM bid GROUP BY day", []),
