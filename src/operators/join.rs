@@ -69,6 +69,11 @@ pub struct StreamingJoin {
     now: i64,
 }
 
+/// A row of one side, as its state stores it (Arrow row bytes).
+type RowBytes = Box<[u8]>;
+/// A row of the other side that a new row matches, copied out with its stored counts.
+type MatchedRow = (RowBytes, StoredRow);
+
 impl StreamingJoin {
     pub fn new(
         spec: &JoinSpec,
@@ -178,7 +183,7 @@ impl StreamingJoin {
     /// the other side's rows change while a batch of one side is joined (`join_row` reads those
     /// afresh where they decide the output), so the rest of the ON condition is evaluated once,
     /// over all the batch's candidate pairs.
-    fn matched_batch(&self, side: usize, keys: &[Option<GroupKey>], rows: &Rows) -> Result<Vec<Vec<(Box<[u8]>, StoredRow)>>> {
+    fn matched_batch(&self, side: usize, keys: &[Option<GroupKey>], rows: &Rows) -> Result<Vec<Vec<MatchedRow>>> {
         let other = 1 - side;
         let mut loaded: HashMap<GroupKey, Cow<'_, SideRows>> = HashMap::new();
         for key in keys.iter().flatten() {
@@ -196,7 +201,7 @@ impl StreamingJoin {
             loaded.insert(other_key, stored);
         }
         let (ttl, now) = (self.ttl.as_ref(), self.now);
-        let mut candidates: Vec<Vec<(&Box<[u8]>, &StoredRow)>> = Vec::with_capacity(keys.len());
+        let mut candidates: Vec<Vec<(&RowBytes, &StoredRow)>> = Vec::with_capacity(keys.len());
         let mut pairs: Vec<(&[u8], &[u8])> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let live: Vec<_> = match key.as_ref().and_then(|key| loaded.get(&side_state_key(key, other))) {
@@ -226,7 +231,7 @@ impl StreamingJoin {
         key: Option<GroupKey>,
         row: Box<[u8]>,
         taken_back: bool,
-        mut matched: Vec<(Box<[u8]>, StoredRow)>,
+        mut matched: Vec<MatchedRow>,
         out: &mut Vec<Emitted>,
     ) -> Result<()> {
         if self.kind.emits_left_only() {
@@ -291,7 +296,7 @@ impl StreamingJoin {
         key: Option<GroupKey>,
         row: Box<[u8]>,
         taken_back: bool,
-        matched: Vec<(Box<[u8]>, StoredRow)>,
+        matched: Vec<MatchedRow>,
         out: &mut Vec<Emitted>,
     ) -> Result<()> {
         let anti = self.kind == JoinKind::LeftAnti;
