@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use chrono::DateTime;
 use chrono::format::{Item, StrftimeItems};
-use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
+use datafusion::arrow::array::{AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+
+use super::flink_functions::{columnar_result, is_string_or_null};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct DateFormat {
@@ -36,7 +38,7 @@ impl ScalarUDFImpl for DateFormat {
     }
     fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
         match args {
-            [value, format] if formattable(value) && (is_string(format) || format.is_null()) => Ok(DataType::Utf8),
+            [value, format] if formattable(value) && is_string_or_null(format) => Ok(DataType::Utf8),
             _ => plan_err!("DATE_FORMAT takes a timestamp (or a string) and a format string, not {args:?}"),
         }
     }
@@ -57,7 +59,6 @@ impl ScalarUDFImpl for DateFormat {
             Err(reason) => return exec_err!("DATE_FORMAT format '{format}': {reason}"),
         };
         let items: Vec<Item<'_>> = StrftimeItems::new(&strftime).collect();
-        let scalar = matches!(value, ColumnarValue::Scalar(_));
         let values = value.to_array(1)?;
         let millis = cast(&values, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
         let formatted: StringArray = millis
@@ -68,22 +69,12 @@ impl ScalarUDFImpl for DateFormat {
                     .map(|t| t.naive_utc().format_with_items(items.iter()).to_string())
             })
             .collect();
-        if scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&formatted, 0)?));
-        }
-        Ok(ColumnarValue::Array(Arc::new(formatted) as ArrayRef))
+        columnar_result(Arc::new(formatted), &args.args)
     }
 }
 
 fn formattable(value: &DataType) -> bool {
-    matches!(
-        value,
-        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 | DataType::Null
-    ) || is_string(value)
-}
-
-fn is_string(value: &DataType) -> bool {
-    matches!(value, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    matches!(value, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64) || is_string_or_null(value)
 }
 
 /// The strftime (chrono) spelling of a `SimpleDateFormat` pattern: letters repeat to choose a

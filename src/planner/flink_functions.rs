@@ -24,6 +24,20 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(SplitIndex::new()));
 }
 
+/// A function's result: a scalar when every argument was one (as DataFusion expects when it folds
+/// constants), else the array.
+pub(super) fn columnar_result(result: ArrayRef, args: &[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> {
+    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) && result.len() == 1 {
+        return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?));
+    }
+    Ok(ColumnarValue::Array(result))
+}
+
+/// A string argument, or a NULL literal where one is expected.
+pub(super) fn is_string_or_null(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null)
+}
+
 /// `MOD(a, b)`: the remainder of `a / b`, with the sign of `a` (Flink's and Java's `%`), for
 /// integers (BIGINT) or else DOUBLE. Nexmark q13 keys its side input by `mod(auction, 10000)`.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -55,14 +69,9 @@ impl ScalarUDFImpl for Mod {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
         let target = args.return_field.data_type().clone();
-        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let (a, b) = (cast(&arrays[0], &target)?, cast(&arrays[1], &target)?);
-        let remainder = datafusion::arrow::compute::kernels::numeric::rem(&a, &b)?;
-        if all_scalar && remainder.len() == 1 {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&remainder, 0)?));
-        }
-        Ok(ColumnarValue::Array(remainder))
+        columnar_result(datafusion::arrow::compute::kernels::numeric::rem(&a, &b)?, &args.args)
     }
 }
 
@@ -150,14 +159,10 @@ impl ScalarUDFImpl for ToTimestampLtz {
             },
             Some(ColumnarValue::Array(_)) => return exec_err!("TO_TIMESTAMP_LTZ precision must be a constant 0 or 3"),
         };
-        let all_scalar = matches!(args.args.first(), Some(ColumnarValue::Scalar(_)));
         let values = ColumnarValue::values_to_arrays(&args.args[..1])?;
         let epochs = cast(&values[0], &DataType::Int64)?;
         let epochs = epochs.as_primitive::<Int64Type>();
         let millis: TimestampMillisecondArray = epochs.iter().map(|v| v.and_then(|v| v.checked_mul(scale))).collect();
-        if all_scalar && !millis.is_empty() {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&millis, 0)?));
-        }
-        Ok(ColumnarValue::Array(Arc::new(millis) as ArrayRef))
+        columnar_result(Arc::new(millis), &args.args)
     }
 }

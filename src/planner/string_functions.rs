@@ -7,9 +7,11 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::common::{exec_err, plan_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature, Volatility};
 use regex::Regex;
+
+use super::flink_functions::{columnar_result, is_string_or_null};
 
 /// `REGEXP_EXTRACT(s, regex [, group])`: group `group` (default 0, the whole match) of the first
 /// match of `regex` in `s`. The pattern is Rust's regex syntax, which is Java's without
@@ -42,7 +44,7 @@ impl ScalarUDFImpl for RegexpExtract {
                 s,
                 regex,
                 DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Null,
-            ] if stringlike(s) && stringlike(regex) => Ok(DataType::Utf8),
+            ] if is_string_or_null(s) && is_string_or_null(regex) => Ok(DataType::Utf8),
             _ => plan_err!("REGEXP_EXTRACT takes a string, a regular expression and an optional group number, not {args:?}"),
         }
     }
@@ -80,7 +82,7 @@ impl ScalarUDFImpl for RegexpExtract {
                 .and_then(|c| c.get(group).map(|m| m.as_str().to_string()));
             out.push(extracted);
         }
-        finish(StringArray::from(out), &args.args)
+        columnar_result(Arc::new(StringArray::from(out)), &args.args)
     }
 }
 
@@ -108,7 +110,7 @@ impl ScalarUDFImpl for SplitIndex {
     }
     fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
         match args {
-            [s, separator, index] if stringlike(s) && stringlike(separator) && (index.is_integer() || index.is_null()) => {
+            [s, separator, index] if is_string_or_null(s) && is_string_or_null(separator) && (index.is_integer() || index.is_null()) => {
                 Ok(DataType::Utf8)
             }
             _ => plan_err!("SPLIT_INDEX takes a string, a separator string and an index, not {args:?}"),
@@ -135,12 +137,8 @@ impl ScalarUDFImpl for SplitIndex {
                 s.split(separator).nth(index)
             })
             .collect();
-        finish(pieces, &args.args)
+        columnar_result(Arc::new(pieces), &args.args)
     }
-}
-
-fn stringlike(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null)
 }
 
 /// An argument as a Utf8 array of `rows` values (a constant is repeated).
@@ -151,12 +149,4 @@ fn strings_of(arg: &ColumnarValue, rows: usize) -> datafusion::error::Result<Arr
 fn value(strings: &ArrayRef, i: usize) -> Option<&str> {
     let strings = strings.as_string::<i32>();
     strings.is_valid(i).then(|| strings.value(i))
-}
-
-/// A scalar result when every argument was a scalar, as DataFusion expects of a function.
-fn finish(result: StringArray, args: &[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> {
-    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) && result.len() == 1 {
-        return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?));
-    }
-    Ok(ColumnarValue::Array(Arc::new(result) as ArrayRef))
 }
