@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::connectors::kafka::{KafkaPosition, KafkaSourceConfig, RecordColumn, RecordMeta, owner};
 use crate::connectors::kafka_offsets::{kafka_error, partitions, start_offsets, stop_offsets};
-use crate::connectors::record_format::{self, BadRecord, RecordFormat};
+use crate::connectors::record_format::{self, BadRecord, MessageDecoder, RecordFormat};
 use crate::error::{Error, Result, UserErrorKind};
 use crate::message::{RowKind, with_row_kinds};
 use crate::runtime::{Source, SourcePosition, SplitId};
@@ -149,6 +149,55 @@ pub struct KafkaSource {
     /// Records skipped as malformed (`*.ignore-parse-errors`), and those not yet counted by the task.
     skipped: u64,
     skipped_untaken: u64,
+    /// The decoders of the value and key parts whose columns are read, each of only those columns.
+    value: Option<PartDecoder>,
+    key: Option<PartDecoder>,
+    /// Emptied fetch buffers, reused so a steady stream of records allocates nothing new.
+    spare: Vec<Fetched>,
+}
+
+/// Decodes one part of the records (value or key) into the part's columns that are read.
+struct PartDecoder {
+    decoder: MessageDecoder,
+    /// Which of the part's columns those are, ascending: column `read[n]` is decoded column n.
+    read: Vec<usize>,
+}
+
+impl PartDecoder {
+    /// `None` when no column of the part is read.
+    fn of(format: RecordFormat, schema: &SchemaRef, read: impl Iterator<Item = usize>) -> Result<Option<Self>> {
+        let read: Vec<usize> = read.collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        if read.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(PartDecoder {
+            decoder: MessageDecoder::new(format, schema.clone(), read.clone())?,
+            read,
+        }))
+    }
+
+    /// The decoded column holding the part's column `column`.
+    fn position(&self, column: usize) -> Result<usize> {
+        self.read
+            .binary_search(&column)
+            .map_err(|_| Error::internal(format!("column {column} of a Kafka record part is not decoded")))
+    }
+}
+
+impl Fetched {
+    /// Empties the buffers, keeping their memory.
+    fn clear(&mut self) {
+        self.offsets.clear();
+        self.values.clear();
+        self.value_ends.clear();
+        self.keys.clear();
+        self.timestamps.clear();
+        self.timestamp_types.clear();
+        self.headers.clear();
+        self.header_ends.clear();
+        self.tombstones.clear();
+        self.next = 0;
+    }
 }
 
 /// Creates the librdkafka consumer: the user's `properties.*` as they are, plus what Weir owns
@@ -184,6 +233,19 @@ impl KafkaSource {
     /// `columns`: which of them to hand out.
     pub fn open(config: KafkaSourceConfig, records: SchemaRef, columns: &[usize], subtask: usize, parallelism: usize) -> Result<Self> {
         let consumer = Arc::new(consumer(&config, subtask)?);
+        let read = |part: fn(&RecordColumn) -> Option<usize>| {
+            columns
+                .iter()
+                .filter_map(|c| config.columns.get(*c).and_then(part))
+                .collect::<Vec<_>>()
+        };
+        let value_read = read(|c| if let RecordColumn::Value(i) = c { Some(*i) } else { None });
+        let key_read = read(|c| if let RecordColumn::Key(i) = c { Some(*i) } else { None });
+        let value = PartDecoder::of(config.value_format, &config.value_schema, value_read.into_iter())?;
+        let key = match &config.key {
+            Some((format, schema)) => PartDecoder::of(*format, schema, key_read.into_iter())?,
+            None => None,
+        };
         Ok(KafkaSource {
             schema: Arc::new(records.project(columns)?),
             columns: columns.to_vec(),
@@ -201,6 +263,9 @@ impl KafkaSource {
             last_split: None,
             skipped: 0,
             skipped_untaken: 0,
+            value,
+            key,
+            spare: Vec::new(),
         })
     }
 
@@ -330,7 +395,7 @@ impl KafkaSource {
             .iter()
             .any(|c| self.config.columns[*c] == RecordColumn::Meta(RecordMeta::Headers));
         // Keys are copied out only for a key format whose columns are read.
-        let wants_keys = self.config.key.is_some() && self.columns.iter().any(|c| matches!(self.config.columns[*c], RecordColumn::Key(_)));
+        let wants_keys = self.key.is_some();
         let mut add = |source: &mut KafkaSource, message: &BorrowedMessage<'_>| {
             let split = match cached {
                 Some((split, partition)) if partition == message.partition() && source.splits[split as usize].topic == message.topic() => {
@@ -345,7 +410,7 @@ impl KafkaSource {
                 return;
             }
             state.fetched = message.offset() + 1;
-            let records = fetched.entry(split).or_default();
+            let records = fetched.entry(split).or_insert_with(|| source.spare.pop().unwrap_or_default());
             records.next = message.offset() + 1;
             // A record without a value (a tombstone) has no row in an append-only source.
             let value = message.payload();
@@ -389,13 +454,15 @@ impl KafkaSource {
             }
             taken += 1;
         }
-        for (split, records) in fetched {
+        for (split, mut records) in fetched {
             let batch = self.decode(split, &records)?;
             self.ready.push_back(Ready {
                 split,
                 batch,
                 next: records.next,
             });
+            records.clear();
+            self.spare.push(records);
         }
         Ok(())
     }
@@ -425,7 +492,6 @@ impl KafkaSource {
                 ),
             )
         };
-        let wants = |f: &dyn Fn(&RecordColumn) -> bool| self.columns.iter().any(|c| f(&config.columns[*c]));
         let values: Vec<&[u8]> = records
             .value_ends
             .iter()
@@ -437,9 +503,9 @@ impl KafkaSource {
             .collect();
         // Tombstones have no value to decode: their value columns are null.
         let valued: Vec<usize> = (0..values.len()).filter(|i| !records.tombstones[*i]).collect();
-        let mut value = if wants(&|c| matches!(c, RecordColumn::Value(_))) {
+        let mut value = if let Some(part) = self.value.as_mut() {
             let present: Vec<&[u8]> = valued.iter().map(|i| values[*i]).collect();
-            let mut decoded = record_format::decode(config.value_format, &config.value_schema, &present, skip_bad).map_err(|mut b| {
+            let mut decoded = part.decoder.decode(&present, skip_bad).map_err(|mut b| {
                 b.index = valued.get(b.index).copied().unwrap_or(b.index);
                 bad_record(config.value_format, "value", b)
             })?;
@@ -448,8 +514,8 @@ impl KafkaSource {
         } else {
             None
         };
-        let mut key = match &config.key {
-            Some((format, schema)) if wants(&|c| matches!(c, RecordColumn::Key(_))) => {
+        let mut key = match (&config.key, self.key.as_mut()) {
+            (Some((format, _)), Some(part)) => {
                 let mut keyed = Vec::with_capacity(records.keys.len());
                 let mut missing = None;
                 for (i, key) in records.keys.iter().enumerate() {
@@ -472,7 +538,7 @@ impl KafkaSource {
                         },
                     ));
                 }
-                Some(record_format::decode(*format, schema, &keyed, skip_bad).map_err(|b| bad_record(*format, "key", b))?)
+                Some(part.decoder.decode(&keyed, skip_bad).map_err(|b| bad_record(*format, "key", b))?)
             }
             _ => None,
         };
@@ -518,14 +584,8 @@ impl KafkaSource {
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for (out, column) in self.columns.iter().enumerate() {
             let array: ArrayRef = match &config.columns[*column] {
-                RecordColumn::Value(i) => value
-                    .as_ref()
-                    .map(|d| d.batch.column(*i).clone())
-                    .ok_or_else(|| Error::internal("value not decoded"))?,
-                RecordColumn::Key(i) => key
-                    .as_ref()
-                    .map(|d| d.batch.column(*i).clone())
-                    .ok_or_else(|| Error::internal("key not decoded"))?,
+                RecordColumn::Value(i) => Self::part_column(&self.value, &value, *i)?,
+                RecordColumn::Key(i) => Self::part_column(&self.key, &key, *i)?,
                 RecordColumn::Meta(meta) => {
                     let meta: ArrayRef = match meta {
                         RecordMeta::Topic => Arc::new(StringArray::from(vec![topic.as_str(); kept.len()])),
@@ -560,6 +620,14 @@ impl KafkaSource {
             })
             .collect();
         with_row_kinds(&rows, kinds)
+    }
+
+    /// Column `column` of a record part, from the part's decoded rows.
+    fn part_column(part: &Option<PartDecoder>, decoded: &Option<record_format::Decoded>, column: usize) -> Result<ArrayRef> {
+        match (part, decoded) {
+            (Some(part), Some(decoded)) => Ok(decoded.batch.column(part.position(column)?).clone()),
+            _ => Err(Error::internal(format!("column {column} of a Kafka record part is not decoded"))),
+        }
     }
 
     /// An error the consumer reported: missing topics and refused access fail the job; the rest

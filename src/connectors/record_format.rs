@@ -77,97 +77,164 @@ pub struct Decoded {
     pub kept: Vec<usize>,
 }
 
-/// Decodes `records` into rows of `schema`. A bad record fails the whole call, or with
-/// `skip_bad` is left out.
-pub fn decode(format: RecordFormat, schema: &SchemaRef, records: &[&[u8]], skip_bad: bool) -> std::result::Result<Decoded, BadRecord> {
-    let all = || (0..records.len()).collect::<Vec<_>>();
-    if let Ok(batch) = decode_all(format, schema, records)
-        && batch.num_rows() == records.len()
-    {
-        return Ok(Decoded { batch, kept: all() });
-    }
-    // Slow path: one record at a time.
-    let mut batches = Vec::new();
-    let mut kept = Vec::new();
-    for (index, record) in records.iter().enumerate() {
-        let outcome = match decode_all(format, schema, &[*record]) {
-            Ok(batch) if batch.num_rows() == 1 => Ok(batch),
-            Ok(batch) => Err(format!("holds {} rows, not one", batch.num_rows())),
-            Err(e) => Err(e.to_string()),
-        };
-        match outcome {
-            Ok(batch) => {
-                batches.push(batch);
-                kept.push(index);
-            }
-            Err(_) if skip_bad => {}
-            Err(reason) => return Err(BadRecord { index, reason }),
-        }
-    }
-    let batch = concat_batches(schema, &batches).map_err(|e| BadRecord {
-        index: 0,
-        reason: e.to_string(),
-    })?;
-    Ok(Decoded { batch, kept })
+/// Decodes records of one format into rows of a projection of their schema, many records at a
+/// time. Arrow's decoder is kept between calls, so its buffers are allocated once per source
+/// subtask rather than once per batch.
+pub struct MessageDecoder {
+    format: RecordFormat,
+    /// Every field a record holds (CSV fields are positional).
+    record_schema: SchemaRef,
+    /// Which of them are decoded: a JSON object's other members are skipped unread, as by Flink's
+    /// projection push-down into its JSON format.
+    projection: Vec<usize>,
+    schema: SchemaRef,
+    /// Arrow's decoder for up to `capacity` records, kept while it decodes without error.
+    kept: Option<(ArrowDecoder, usize)>,
 }
 
-fn decode_all(format: RecordFormat, schema: &SchemaRef, records: &[&[u8]]) -> Result<RecordBatch> {
-    let empty = || RecordBatch::new_empty(schema.clone());
-    match format {
-        RecordFormat::Json => {
-            let mut decoder = json::ReaderBuilder::new(schema.clone())
-                .with_batch_size(records.len().max(1))
-                .build_decoder()?;
-            for record in records {
-                // arrow's JSON decoder recurses per level of nesting.
-                if JsonNesting::exceeds(record, MAX_JSON_DEPTH) {
-                    return Err(Error::invalid(format!("JSON nested deeper than {MAX_JSON_DEPTH} levels")));
-                }
-                let read = decoder.decode(record)?;
-                if read != record.len() {
-                    return Err(Error::invalid("more than one JSON value"));
-                }
-                // A record that ends inside a value must not run into the next one.
-                decoder.decode(b"\n")?;
-                if decoder.has_partial_record() {
-                    return Err(Error::invalid("incomplete JSON value"));
-                }
-            }
-            Ok(decoder.flush()?.unwrap_or_else(empty))
+enum ArrowDecoder {
+    Json(json::reader::Decoder),
+    Csv(csv::reader::Decoder),
+}
+
+impl MessageDecoder {
+    pub fn new(format: RecordFormat, record_schema: SchemaRef, projection: Vec<usize>) -> Result<Self> {
+        Ok(MessageDecoder {
+            format,
+            schema: Arc::new(record_schema.project(&projection)?),
+            record_schema,
+            projection,
+            kept: None,
+        })
+    }
+
+    /// The decoded rows' columns.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Decodes `records`. A bad record fails the whole call, or with `skip_bad` is left out.
+    pub fn decode(&mut self, records: &[&[u8]], skip_bad: bool) -> std::result::Result<Decoded, BadRecord> {
+        let all = || (0..records.len()).collect::<Vec<_>>();
+        if let Ok(batch) = self.decode_all(records)
+            && batch.num_rows() == records.len()
+        {
+            return Ok(Decoded { batch, kept: all() });
         }
-        RecordFormat::Csv => {
-            let mut decoder = csv::ReaderBuilder::new(schema.clone())
-                .with_header(false)
-                .with_batch_size(records.len().max(1) * 2)
-                .build_decoder();
-            for record in records {
-                let mut line = Vec::with_capacity(record.len() + 1);
-                line.extend_from_slice(record);
-                line.push(b'\n');
-                let mut rest: &[u8] = &line;
-                while !rest.is_empty() {
-                    let read = decoder.decode(rest)?;
-                    if read == 0 {
-                        return Err(Error::invalid("a CSV record with more rows than expected"));
-                    }
-                    rest = &rest[read..];
-                }
-            }
-            Ok(decoder.flush()?.unwrap_or_else(empty))
-        }
-        RecordFormat::Raw => {
-            let column: ArrayRef = match schema.field(0).data_type() {
-                DataType::Utf8 => {
-                    let texts = records
-                        .iter()
-                        .map(|r| std::str::from_utf8(r).map_err(|e| Error::invalid(format!("not UTF-8 text: {e}"))))
-                        .collect::<Result<Vec<_>>>()?;
-                    Arc::new(StringArray::from(texts))
-                }
-                _ => Arc::new(BinaryArray::from(records.to_vec())),
+        // Slow path: one record at a time.
+        let mut batches = Vec::new();
+        let mut kept = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            let outcome = match self.decode_all(&[*record]) {
+                Ok(batch) if batch.num_rows() == 1 => Ok(batch),
+                Ok(batch) => Err(format!("holds {} rows, not one", batch.num_rows())),
+                Err(e) => Err(e.to_string()),
             };
-            Ok(RecordBatch::try_new(schema.clone(), vec![column])?)
+            match outcome {
+                Ok(batch) => {
+                    batches.push(batch);
+                    kept.push(index);
+                }
+                Err(_) if skip_bad => {}
+                Err(reason) => return Err(BadRecord { index, reason }),
+            }
         }
+        let batch = concat_batches(&self.schema, &batches).map_err(|e| BadRecord {
+            index: 0,
+            reason: e.to_string(),
+        })?;
+        Ok(Decoded { batch, kept })
+    }
+
+    /// Arrow's decoder for at least `records` records: the kept one, or a new one.
+    fn arrow_decoder(&mut self, records: usize) -> Result<ArrowDecoder> {
+        if let Some((decoder, capacity)) = self.kept.take()
+            && capacity >= records
+        {
+            return Ok(decoder);
+        }
+        let capacity = records.max(1);
+        Ok(match self.format {
+            RecordFormat::Json => ArrowDecoder::Json(
+                json::ReaderBuilder::new(self.schema.clone())
+                    .with_batch_size(capacity)
+                    .build_decoder()?,
+            ),
+            RecordFormat::Csv => ArrowDecoder::Csv(
+                csv::ReaderBuilder::new(self.record_schema.clone())
+                    .with_header(false)
+                    .with_projection(self.projection.clone())
+                    .with_batch_size(capacity * 2)
+                    .build_decoder(),
+            ),
+            RecordFormat::Raw => return Err(Error::internal("the raw format has no arrow decoder")),
+        })
+    }
+
+    fn decode_all(&mut self, records: &[&[u8]]) -> Result<RecordBatch> {
+        if self.format == RecordFormat::Raw {
+            return self.decode_raw(records);
+        }
+        let capacity = records.len().max(1);
+        let mut decoder = self.arrow_decoder(capacity)?;
+        let batch = Self::decode_with(&mut decoder, records)?.unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone()));
+        // A decoder that failed, or read a row count other than one per record, may hold half a
+        // record (an open CSV quote): only one that read exactly the records given is kept.
+        if batch.num_rows() == records.len() {
+            self.kept = Some((decoder, capacity));
+        }
+        Ok(batch)
+    }
+
+    fn decode_with(decoder: &mut ArrowDecoder, records: &[&[u8]]) -> Result<Option<RecordBatch>> {
+        match decoder {
+            ArrowDecoder::Json(decoder) => {
+                for record in records {
+                    // arrow's JSON decoder recurses per level of nesting.
+                    if JsonNesting::exceeds(record, MAX_JSON_DEPTH) {
+                        return Err(Error::invalid(format!("JSON nested deeper than {MAX_JSON_DEPTH} levels")));
+                    }
+                    let read = decoder.decode(record)?;
+                    if read != record.len() {
+                        return Err(Error::invalid("more than one JSON value"));
+                    }
+                    // A record that ends inside a value must not run into the next one.
+                    decoder.decode(b"\n")?;
+                    if decoder.has_partial_record() {
+                        return Err(Error::invalid("incomplete JSON value"));
+                    }
+                }
+                Ok(decoder.flush()?)
+            }
+            ArrowDecoder::Csv(decoder) => {
+                for record in records {
+                    for mut rest in [*record, b"\n"] {
+                        while !rest.is_empty() {
+                            let read = decoder.decode(rest)?;
+                            if read == 0 {
+                                return Err(Error::invalid("a CSV record with more rows than expected"));
+                            }
+                            rest = &rest[read..];
+                        }
+                    }
+                }
+                Ok(decoder.flush()?)
+            }
+        }
+    }
+
+    fn decode_raw(&self, records: &[&[u8]]) -> Result<RecordBatch> {
+        let column: ArrayRef = match self.record_schema.field(0).data_type() {
+            DataType::Utf8 => {
+                let texts = records
+                    .iter()
+                    .map(|r| std::str::from_utf8(r).map_err(|e| Error::invalid(format!("not UTF-8 text: {e}"))))
+                    .collect::<Result<Vec<_>>>()?;
+                Arc::new(StringArray::from(texts))
+            }
+            _ => Arc::new(BinaryArray::from(records.to_vec())),
+        };
+        Ok(RecordBatch::try_new(self.schema.clone(), vec![column])?)
     }
 }
 
@@ -224,6 +291,11 @@ mod tests {
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{Field, Schema};
 
+    fn decode(format: RecordFormat, schema: &SchemaRef, records: &[&[u8]], skip_bad: bool) -> std::result::Result<Decoded, BadRecord> {
+        let all = (0..schema.fields().len()).collect();
+        MessageDecoder::new(format, schema.clone(), all).unwrap().decode(records, skip_bad)
+    }
+
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("a", DataType::Int64, true),
@@ -269,5 +341,28 @@ mod tests {
         let raw_schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("v", DataType::Utf8, true)]));
         let raw = decode(RecordFormat::Raw, &raw_schema, &[b"hello", b"\xff"], true).unwrap();
         assert_eq!(raw.kept, vec![0]);
+    }
+
+    #[test]
+    fn a_kept_decoder_reads_only_the_projected_fields_and_recovers_after_a_bad_batch() {
+        for (format, good, bad) in [
+            (
+                RecordFormat::Json,
+                [&br#"{"a": 1, "b": "x"}"#[..], br#"{"b": "y", "a": 2}"#],
+                &br#"{"a": "#[..],
+            ),
+            (RecordFormat::Csv, [&b"1,x"[..], b"2,y"], &b"z,\"open"[..]),
+        ] {
+            let mut decoder = MessageDecoder::new(format, schema(), vec![1]).unwrap();
+            assert_eq!(decoder.schema().fields().len(), 1);
+            let first = decoder.decode(&good, false).unwrap();
+            assert_eq!(
+                first.batch.column(0).as_string::<i32>().iter().collect::<Vec<_>>(),
+                vec![Some("x"), Some("y")]
+            );
+            assert!(decoder.decode(&[good[0], bad], false).is_err(), "{format:?}");
+            let again = decoder.decode(&good[1..], false).unwrap();
+            assert_eq!(again.batch.column(0).as_string::<i32>().value(0), "y", "{format:?}");
+        }
     }
 }
