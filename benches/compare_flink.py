@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Weir vs Apache Flink on the same Nexmark rows, on this machine (not part of the test suite).
 
-  python3 benches/compare_flink.py                       # q5, 5,000,000 events, both engines
+  python3 benches/compare_flink.py                       # hop (q5's counts), 5,000,000 events, both engines
   python3 benches/compare_flink.py --query q4 --events 1000000
   python3 benches/compare_flink.py --install-flink       # first run: create the PyFlink venv
   python3 benches/compare_flink.py --flink-only          # only Flink (the CSV must exist or Weir must run)
@@ -70,12 +70,14 @@
    applied (+I/+U add a row, -U/-D take one back; the updating q4 ends with one row per
    category, as Weir's keyed table does). The two counts must be equal (exit status 1 if not).
 
-Queries: q5 (alias hop; bids per auction, HOP 2 s / 10 s), tumble (MAX(price) and COUNT(*) per 10 s
-window, no key), q11 (session; bids per bidder, session gap 10 s), tumble-keyed (COUNT(*),
-SUM(price), MAX(price) per auction and 10 s window). The Weir side runs sql/nexmark/<q>.sql
-(tumble-keyed: benches/queries/tumble_keyed.sql; tumble: the SQL in WEIR_QUERY_SQL, written to a
+Queries: hop (bids per auction, HOP 2 s / 10 s: q5's counts, and what `q5` meant here before
+2026-12-05), tumble (MAX(price) and COUNT(*) per 10 s window, no key), q11 (session; bids per
+bidder, session gap 10 s), tumble-keyed (COUNT(*), SUM(price), MAX(price) per auction and 10 s
+window). The Weir side runs sql/nexmark/<q>.sql (hop: benches/queries/hop_counts.sql;
+tumble-keyed: benches/queries/tumble_keyed.sql; tumble: the SQL in WEIR_QUERY_SQL, written to a
 temporary file); the Flink side runs the same aggregation in Flink's window TVF syntax.
-The join queries q3 (auction join person), q4 (auction join bid, MAX per auction, AVG per
+The join queries q5 (the published hot items: the HOP counts joined with each window's maximum),
+q3 (auction join person), q4 (auction join bid, MAX per auction, AVG per
 category: updating), q7 (the highest bids of each 10 s: a legacy group window joined back to the
 bids, an interval join) and q8 (two legacy group windows of person and auction joined) run the
 published Nexmark text in both engines, with `date_time` for `dateTime`: both read the INSERT of
@@ -132,14 +134,14 @@ def table_header(table):
     return [column.split()[0] for column in TABLE_COLUMNS[table].split(", ")]
 
 
-QUERY_ALIASES = {"q5": "q5", "hop": "q5", "tumble": "tumble", "q11": "q11", "session": "q11",
+QUERY_ALIASES = {"q5": "q5", "hop": "hop", "tumble": "tumble", "q11": "q11", "session": "q11",
                  "tumble-keyed": "tumble-keyed", "q3": "q3", "q4": "q4", "q7": "q7", "q8": "q8"}
 # The join queries: the tables each reads (a self-join reads its table twice). They run in Weir as
 # `weir run` over the three CSV files; the others as `weir bench query --csv` over the bids.
-JOIN_QUERIES = {"q3": ("auction", "person"), "q4": ("auction", "bid"), "q7": ("bid", "bid"),
+JOIN_QUERIES = {"q3": ("auction", "person"), "q4": ("auction", "bid"), "q5": ("bid", "bid"), "q7": ("bid", "bid"),
                 "q8": ("person", "auction")}
 # Weir's side of queries that are not in sql/nexmark/ (paths from the repository root)...
-WEIR_QUERY_FILES = {"tumble-keyed": "benches/queries/tumble_keyed.sql"}
+WEIR_QUERY_FILES = {"tumble-keyed": "benches/queries/tumble_keyed.sql", "hop": "benches/queries/hop_counts.sql"}
 # ... or not in a file at all (written to a temporary file for `weir bench query`). `tumble` is what
 # sql/nexmark/q7.sql was before q7 became the published join: its aggregate part.
 WEIR_QUERY_SQL = {
@@ -159,7 +161,7 @@ GROUP BY window_start, window_end;
 # queries' come from sql/nexmark/ (`flink_join_query`).
 FLINK_INSERT = "INSERT INTO sink "
 FLINK_QUERIES = {
-    "q5": (
+    "hop": (
         "auction BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), num BIGINT",
         "INSERT INTO sink SELECT auction, window_start, window_end, COUNT(*) "
         "FROM TABLE(HOP(TABLE bid, DESCRIPTOR(date_time), INTERVAL '2' SECOND, INTERVAL '10' SECOND)) "
@@ -1016,8 +1018,8 @@ def main():
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--query", default="q5", choices=sorted(QUERY_ALIASES),
-                   help="q5|hop, tumble, q11|session, tumble-keyed; the joins q3, q4, q7, q8 (default q5)")
+    p.add_argument("--query", default="hop", choices=sorted(QUERY_ALIASES),
+                   help="hop, tumble, q11|session, tumble-keyed; the joins q3, q4, q5, q7, q8 (default hop)")
     p.add_argument("--events", type=int, default=5_000_000, help="Nexmark events to generate (default 5,000,000)")
     p.add_argument("--event-rate", type=int, default=1_000_000, help="events per second of event time")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE, help=f"for the CSV, the logs and the venv (default {DEFAULT_CACHE})")

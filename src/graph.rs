@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 
@@ -90,9 +91,35 @@ pub enum OperatorSpec {
     IntervalJoin(IntervalJoinSpec),
     /// An equi-join of two inputs windowed alike, on their windows and keys.
     WindowJoin(WindowJoinSpec),
+    /// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` kept to a range of ranks.
+    TopN(TopNSpec),
     /// Each row joined with the rows of its key in a table read as of now (one input).
     LookupJoin(LookupJoinSpec),
     Sink(SinkSpec),
+}
+
+/// Flink's Top-N over an append-only input: per partition key, the rows ranked `start..=end` by
+/// `order`, with their rank (UInt64) after the input's columns. Emits updates of ranks (retract);
+/// a window Top-N (`window_end` set) emits each window's final ranks when it closes (append-only).
+#[derive(Debug, Clone)]
+pub struct TopNSpec {
+    pub partition_columns: Vec<usize>,
+    /// Input columns and their ORDER BY direction and null placement.
+    pub order: Vec<(usize, SortOptions)>,
+    pub start: u64,
+    pub end: u64,
+    pub ties: RankTies,
+    /// The partition column holding a window aggregate's window end, for a window Top-N.
+    pub window_end: Option<usize>,
+}
+
+/// How rows with equal ORDER BY values rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankTies {
+    /// In arrival order (Flink's Top-N and keep-first deduplication).
+    FirstArrived,
+    /// The later row first (Flink's keep-last deduplication on event time).
+    LastArrived,
 }
 
 /// Which rows a join emits: pairs, plus the rows without a match padded with nulls on the other
@@ -232,9 +259,20 @@ pub struct WatermarkSpec {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowKind {
-    Tumble { size: EventTime },
-    Hop { slide: EventTime, size: EventTime },
-    Session { gap: EventTime },
+    Tumble {
+        size: EventTime,
+    },
+    Hop {
+        slide: EventTime,
+        size: EventTime,
+    },
+    Session {
+        gap: EventTime,
+    },
+    /// The rows carry the end of the window they belong to: a window aggregate's result grouped
+    /// again by its window (Flink's aggregate over window_start / window_end of a windowed
+    /// result). The time column holds the end; the window closes when the watermark reaches it.
+    Attached,
 }
 
 impl fmt::Display for WindowKind {
@@ -245,6 +283,7 @@ impl fmt::Display for WindowKind {
                 write!(f, "HOP(slide={}, size={})", Nanos(*slide), Nanos(*size))
             }
             WindowKind::Session { gap } => write!(f, "SESSION(gap={})", Nanos(*gap)),
+            WindowKind::Attached => write!(f, "the input's windows"),
         }
     }
 }
@@ -400,6 +439,7 @@ impl OperatorSpec {
             OperatorSpec::IntervalJoin(_) => "interval-join",
             OperatorSpec::WindowJoin(_) => "window-join",
             OperatorSpec::LookupJoin(_) => "lookup-join",
+            OperatorSpec::TopN(_) => "top-n",
             OperatorSpec::Sink(_) => "sink",
         }
     }
@@ -457,6 +497,22 @@ impl OperatorSpec {
                 list(&j.join.keys[0]),
                 list(&j.join.keys[1]),
                 j.join.filter.as_ref().map(|f| format!(", filter {f}")).unwrap_or_default(),
+            ),
+            OperatorSpec::TopN(t) => format!(
+                "{}: partition by columns {:?}, order by {}, ranks {}..={}{}",
+                if t.window_end.is_some() { "WindowTopN" } else { "TopN" },
+                t.partition_columns,
+                t.order
+                    .iter()
+                    .map(|(c, o)| format!("#{c} {}", if o.descending { "DESC" } else { "ASC" }))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                t.start,
+                t.end,
+                match t.ties {
+                    RankTies::FirstArrived => "",
+                    RankTies::LastArrived => ", the later of equal rows first",
+                }
             ),
             OperatorSpec::LookupJoin(j) => format!(
                 "LookupJoin: {:?} on [{}] = {} {}{}",

@@ -90,6 +90,8 @@ pub enum TableConnector {
     Kafka,
     /// Rows are the latest value per key of a Kafka topic (an updating result; a delete is a tombstone).
     UpsertKafka,
+    /// Rows are files in a directory, per partition (append-only; Flink's `filesystem`).
+    Filesystem,
 }
 
 impl TableConnector {
@@ -100,8 +102,9 @@ impl TableConnector {
             "print" => Ok(TableConnector::Print),
             "kafka" => Ok(TableConnector::Kafka),
             "upsert-kafka" => Ok(TableConnector::UpsertKafka),
+            "filesystem" => Ok(TableConnector::Filesystem),
             other => Err(Error::invalid(format!(
-                "unknown connector '{other}' for a table; use 'kafka', 'upsert-kafka', 'blackhole', 'print', or no connector for a table stored in Weir"
+                "unknown connector '{other}' for a table; use 'kafka', 'upsert-kafka', 'filesystem', 'blackhole', 'print', or no connector for a table stored in Weir"
             ))),
         }
     }
@@ -112,6 +115,7 @@ impl TableConnector {
             TableConnector::Print => "print",
             TableConnector::Kafka => "kafka",
             TableConnector::UpsertKafka => "upsert-kafka",
+            TableConnector::Filesystem => "filesystem",
         }
     }
 }
@@ -128,6 +132,9 @@ pub struct TableDef {
     /// The connector's WITH options other than `connector`, keys lower-cased (external sinks).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
+    /// `PARTITIONED BY` columns, outermost first (filesystem tables).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitioned_by: Vec<String>,
     /// How a stored table's rows are laid out in the table store; catalogs written before the
     /// layout was recorded hold tables of the first one.
     #[serde(default)]

@@ -3,20 +3,20 @@
 //! rows and the subtask's epoch marker in one atomic write and skips epochs a subtask already
 //! committed, so committing an epoch again (after a crash between "complete" and "commit") is safe.
 //! An `exactly-once` Kafka table commits the epoch's rows in one Kafka transaction together with a
-//! marker of the epoch (`connectors::kafka_sink`), idempotent the same way.
+//! marker of the epoch (`connectors::kafka_sink`), idempotent the same way; a `filesystem` table
+//! finishes one file per partition named by the epoch, and skips files already finished.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::catalog::{TableConnector, TableDef};
+use crate::connectors::filesystem_sink::FileSinkConfig;
 use crate::connectors::kafka_sink::{DeliveryGuarantee, KafkaSinkConfig, KafkaTransactions};
 use crate::connectors::table_store::{StagedRows, TableStore, TableWriter};
+use crate::data_dir::FileRoots;
 use crate::error::Result;
 use crate::graph::{JobGraph, OperatorSpec, SubtaskId};
 use crate::runtime::staging::StagedFile;
-
-/// Epoch number of the rows a sink staged after the last checkpoint, committed when input ends.
-pub const FINAL_EPOCH: u64 = u64::MAX;
 
 /// The file of the rows one sink subtask staged in an epoch (`None`: it staged none).
 pub type StagedSinkRows = (SubtaskId, Option<StagedFile>);
@@ -37,12 +37,15 @@ pub struct SinkCommitter {
     store: Arc<TableStore>,
     /// `exactly-once` Kafka tables by sink uid (other sinks are not transactional).
     kafka: HashMap<String, KafkaTransactions>,
+    /// `filesystem` tables by sink uid.
+    files: HashMap<String, FileSinkConfig>,
 }
 
 impl SinkCommitter {
-    pub fn new(job: &str, graph: &JobGraph, store: Arc<TableStore>) -> Result<Self> {
+    pub fn new(job: &str, graph: &JobGraph, store: Arc<TableStore>, roots: &FileRoots) -> Result<Self> {
         let mut tables = HashMap::new();
         let mut kafka = HashMap::new();
+        let mut files = HashMap::new();
         for op in &graph.operators {
             let OperatorSpec::Sink(sink) = &op.spec else { continue };
             match sink.table.connector {
@@ -55,6 +58,9 @@ impl SinkCommitter {
                         kafka.insert(op.uid.clone(), KafkaTransactions::new(config));
                     }
                 }
+                TableConnector::Filesystem => {
+                    files.insert(op.uid.clone(), FileSinkConfig::parse(&sink.table, roots)?);
+                }
                 TableConnector::UpsertKafka | TableConnector::Blackhole | TableConnector::Print => {}
             }
         }
@@ -63,6 +69,7 @@ impl SinkCommitter {
             tables,
             store,
             kafka,
+            files,
         })
     }
 
@@ -72,6 +79,9 @@ impl SinkCommitter {
         self.store.rewind_commits(&self.job, epoch)?;
         for transactions in self.kafka.values() {
             transactions.rewind(epoch, subtasks)?;
+        }
+        for files in self.files.values() {
+            files.rewind(&self.job, epoch)?;
         }
         Ok(())
     }
@@ -87,10 +97,14 @@ impl SinkCommitter {
                 None => by_subtask.push((id, file.into_iter().collect())),
             }
         }
-        let (kafka, staged): (Vec<_>, Vec<_>) = by_subtask.into_iter().partition(|(id, _)| self.kafka.contains_key(&id.uid));
-        for (id, files) in kafka {
+        let mut staged_for_tables = Vec::new();
+        for (id, files) in by_subtask {
             if let Some(transactions) = self.kafka.get(&id.uid) {
                 transactions.commit(id.subtask, epoch, &files)?;
+            } else if let Some(table) = self.files.get(&id.uid) {
+                table.commit(&self.job, id.subtask, epoch, &files)?;
+            } else {
+                staged_for_tables.push((id, files));
             }
         }
         let writers = self
@@ -98,7 +112,7 @@ impl SinkCommitter {
             .iter()
             .map(|(uid, table)| Ok((uid.clone(), TableWriter::new(table)?)))
             .collect::<Result<HashMap<_, _>>>()?;
-        let parts: Vec<StagedRows> = staged
+        let parts: Vec<StagedRows> = staged_for_tables
             .into_iter()
             .filter_map(|(id, files)| {
                 writers.get(&id.uid).map(|writer| StagedRows {

@@ -15,13 +15,14 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 use crate::catalog::SavepointFormat;
-use crate::checkpoint::commit::{FINAL_EPOCH, remove_staging};
+use crate::checkpoint::commit::remove_staging;
 use crate::checkpoint::complete::{CheckpointCompleter, CompletionOutcome};
 use crate::checkpoint::history::CheckpointRecord;
 use crate::checkpoint::manifest::CheckpointManifest;
 use crate::checkpoint::pending::PendingCheckpoints;
 use crate::error::{Error, Result};
 use crate::message::{Barrier, BarrierKind, SourceControl};
+use crate::runtime::staging::FINAL_EPOCH;
 use crate::runtime::task::TaskEvent;
 use crate::settings::{CheckpointSettings, StorageLocation};
 

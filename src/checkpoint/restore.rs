@@ -178,6 +178,8 @@ fn rescaled_meta(spec: &OperatorSpec, states: &[&OperatorState]) -> Result<Optio
         OperatorSpec::Join(_) => Some(serde_json::Value::Null),
         // The expiry index is rebuilt from the backend; the watermark is the lowest.
         OperatorSpec::IntervalJoin(_) | OperatorSpec::WindowJoin(_) => Some(encode_meta(&WatermarkMeta::merged(&parts(states, "join")?))?),
+        // A window Top-N's index is rebuilt from the backend; the watermark is the lowest.
+        OperatorSpec::TopN(_) => Some(encode_meta(&WatermarkMeta::merged(&parts(states, "Top-N")?))?),
         _ => None,
     })
 }
@@ -193,6 +195,7 @@ fn stateful_uids(graph: &JobGraph) -> Vec<String> {
                 OperatorSpec::WindowAggregate(_)
                     | OperatorSpec::UpdatingAggregate(_)
                     | OperatorSpec::ChangelogNormalize { .. }
+                    | OperatorSpec::TopN(_)
                     | OperatorSpec::Join(_)
                     | OperatorSpec::IntervalJoin(_)
                     | OperatorSpec::WindowJoin(_)

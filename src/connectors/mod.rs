@@ -7,6 +7,7 @@ pub mod datagen;
 pub mod file;
 pub mod file_reader;
 pub mod file_split;
+pub mod filesystem_sink;
 pub mod kafka;
 pub mod kafka_offsets;
 pub mod kafka_sink;
@@ -499,12 +500,21 @@ impl Source for FailAtRow {
     }
 }
 
+/// Which sink subtask of which job writes, for sinks that name their output after it.
+pub struct SinkSubtask<'a> {
+    pub job: &'a str,
+    pub subtask: usize,
+    /// The directories a `filesystem` table may write in.
+    pub roots: &'a FileRoots,
+}
+
 /// Opens one sink subtask writing into `table`.
 pub fn open_sink(
     table: &TableDef,
     mode: SinkMode,
     store: &Arc<table_store::TableStore>,
     delivery: table_store::Delivery,
+    at: SinkSubtask,
 ) -> Result<Box<dyn Sink>> {
     Ok(match table.connector {
         TableConnector::Stored => Box::new(table_store::StoredTableSink::new(store.clone(), table, mode, delivery)?),
@@ -525,6 +535,14 @@ pub fn open_sink(
                 _ => Box::new(kafka_sink::KafkaSink::open(config)?),
             }
         }
+        TableConnector::Filesystem => match delivery {
+            table_store::Delivery::Staged(staging) => Box::new(filesystem_sink::FileSystemSink::staged(staging)),
+            table_store::Delivery::Direct => {
+                let config = Arc::new(filesystem_sink::FileSinkConfig::parse(table, at.roots)?);
+                Box::new(filesystem_sink::FileSystemSink::direct(config, at.job, at.subtask)?)
+            }
+            table_store::Delivery::Done => Box::new(print::BlackholeSink),
+        },
     })
 }
 

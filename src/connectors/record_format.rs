@@ -92,9 +92,10 @@ pub struct MessageDecoder {
     kept: Option<(ArrowDecoder, usize)>,
 }
 
+/// Boxed: a CSV decoder is four times a JSON one, and the source holds one per record part.
 enum ArrowDecoder {
-    Json(json::reader::Decoder),
-    Csv(csv::reader::Decoder),
+    Json(Box<json::reader::Decoder>),
+    Csv(Box<csv::reader::Decoder>),
 }
 
 impl MessageDecoder {
@@ -155,18 +156,18 @@ impl MessageDecoder {
         }
         let capacity = records.max(1);
         Ok(match self.format {
-            RecordFormat::Json => ArrowDecoder::Json(
+            RecordFormat::Json => ArrowDecoder::Json(Box::new(
                 json::ReaderBuilder::new(self.schema.clone())
                     .with_batch_size(capacity)
                     .build_decoder()?,
-            ),
-            RecordFormat::Csv => ArrowDecoder::Csv(
+            )),
+            RecordFormat::Csv => ArrowDecoder::Csv(Box::new(
                 csv::ReaderBuilder::new(self.record_schema.clone())
                     .with_header(false)
                     .with_projection(self.projection.clone())
                     .with_batch_size(capacity * 2)
                     .build_decoder(),
-            ),
+            )),
             RecordFormat::Raw => return Err(Error::internal("the raw format has no arrow decoder")),
         })
     }

@@ -929,6 +929,7 @@ mod tests {
             primary_key: primary_key.iter().map(|k| k.to_string()).collect(),
             connector: crate::catalog::TableConnector::Stored,
             options: Default::default(),
+            partitioned_by: Vec::new(),
             row_layout: StoredRowLayout::NonKeyColumns,
         }
     }

@@ -11,13 +11,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::catalog::schema_of;
-use crate::checkpoint::commit::FINAL_EPOCH;
 use crate::checkpoint::manifest::CheckpointManifest;
 use crate::checkpoint::restore::{open_backend, restored_in_flight, restored_position};
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::lookup::{SourceLookup, TableLookup};
 use crate::connectors::table_store::{Delivery, TableStore};
-use crate::connectors::{SourceConfig, SplitWatermarkSpec, open_sink};
+use crate::connectors::{SinkSubtask, SourceConfig, SplitWatermarkSpec, open_sink};
 use crate::data_dir::{FileRoots, JobDir, sink_staging_prefix};
 use crate::error::{Error, Result};
 use crate::graph::{Edge, EdgeKind, JobGraph, LookupJoinSpec, LookupSource, OperatorNode, OperatorSpec, WindowKind};
@@ -30,6 +29,7 @@ use crate::operators::lookup_join::LookupJoin;
 use crate::operators::session_window::SessionWindowAggregate;
 use crate::operators::state_ttl::StateTtl;
 use crate::operators::stateless::{Filter, Project};
+use crate::operators::top_n::TopN;
 use crate::operators::updating_aggregate::UpdatingAggregate;
 use crate::operators::watermark::WatermarkAssigner;
 use crate::operators::window_aggregate::WindowAggregate;
@@ -37,6 +37,7 @@ use crate::operators::window_join::WindowJoin;
 use crate::runtime::exchange::{ChannelOutput, ChannelReceiver, ChannelSender, Routing, channel, partition};
 use crate::runtime::gate::{Alignment, InputGate};
 use crate::runtime::metrics::JobMetrics;
+use crate::runtime::staging::FINAL_EPOCH;
 use crate::runtime::staging::SinkStaging;
 use crate::runtime::task::{Task, TaskCheckpointing, TaskEvent, TaskInput, TaskOutput};
 use crate::runtime::{LookupTable, Operator, Source};
@@ -236,7 +237,12 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                             (true, _) => Delivery::Staged(SinkStaging::new(sink_staging_prefix(cx.snapshot_dir, &node.uid, subtask))),
                             (false, _) => Delivery::Direct,
                         };
-                        output = Some(TaskOutput::Sink(open_sink(&spec.table, spec.mode, cx.store, delivery)?));
+                        let at = SinkSubtask {
+                            job: cx.job,
+                            subtask,
+                            roots: cx.file_roots,
+                        };
+                        output = Some(TaskOutput::Sink(open_sink(&spec.table, spec.mode, cx.store, delivery, at)?));
                         sink_uid = Some(node.uid.clone());
                     }
                     _ => {
@@ -449,7 +455,7 @@ fn build_operator(
                     cache,
                     metrics,
                 )?),
-                WindowKind::Tumble { .. } | WindowKind::Hop { .. } => {
+                WindowKind::Tumble { .. } | WindowKind::Hop { .. } | WindowKind::Attached => {
                     Box::new(WindowAggregate::new(spec, input_schema, output_schema, backend, cache, metrics)?)
                 }
             }
@@ -473,6 +479,18 @@ fn build_operator(
                 input_schema,
                 backend,
                 settings.state_cache_entries,
+            )?)
+        }
+        OperatorSpec::TopN(spec) => {
+            let (backend, restored) = keyed_state()?;
+            meta = restored;
+            Box::new(TopN::new(
+                spec,
+                input_schema,
+                output_schema,
+                backend,
+                settings.state_cache_entries,
+                metrics.clone(),
             )?)
         }
         OperatorSpec::Join(spec) => {

@@ -360,7 +360,12 @@ impl JobRunner {
 
     /// Commits the sinks' staged rows of an epoch into the job's result tables and Kafka tables.
     fn committer(&self) -> Result<Arc<SinkCommitter>> {
-        Ok(Arc::new(SinkCommitter::new(&self.job.name, &self.job.graph, self.store.clone())?))
+        Ok(Arc::new(SinkCommitter::new(
+            &self.job.name,
+            &self.job.graph,
+            self.store.clone(),
+            &self.file_roots,
+        )?))
     }
 
     /// `prepare`, without holding one of the runtime's few worker threads: it blocks on I/O for as

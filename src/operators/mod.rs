@@ -14,6 +14,7 @@ pub mod state_bytes;
 pub mod state_ttl;
 pub mod stateless;
 pub mod testing;
+pub mod top_n;
 pub mod updating_aggregate;
 pub mod watermark;
 pub mod window_aggregate;

@@ -38,6 +38,8 @@ impl PaneLayout {
         let (size, slide) = match window {
             WindowKind::Tumble { size } => (size, size),
             WindowKind::Hop { slide, size } => (size, slide),
+            // One nanosecond windows: a row at `end - 1` is in the window ending at `end`.
+            WindowKind::Attached => (1, 1),
             WindowKind::Session { .. } => {
                 return Err(Error::internal("session windows have no panes"));
             }
@@ -146,6 +148,9 @@ pub struct WindowAggregate {
     grouping: Grouping,
     layout: PaneLayout,
     time_column: usize,
+    /// Subtracted from the time column: 1 where it holds the end of the row's window (attached
+    /// windows), so the row falls into the window ending there.
+    time_shift: i64,
     /// Open panes in memory: pane end → group → partial state.
     panes: BTreeMap<EventTime, Arc<PaneGroups>>,
     cached_groups: usize,
@@ -186,6 +191,7 @@ impl WindowAggregate {
             grouping: Grouping::new(&spec.aggregate, &input_schema, output_schema, false)?,
             layout: PaneLayout::new(spec.window)?,
             time_column: spec.time_column,
+            time_shift: i64::from(spec.window == WindowKind::Attached),
             panes: BTreeMap::new(),
             cached_groups: 0,
             cache_limit: cache_limit.max(1),
@@ -330,11 +336,12 @@ impl Operator for WindowAggregate {
         let mut late = 0;
         let buckets: Vec<Option<i64>> = (0..batch.num_rows())
             .map(|r| {
-                if times.is_null(r) || self.layout.last_window_end(times.value(r)) <= self.watermark {
+                let time = times.value(r).saturating_sub(self.time_shift);
+                if times.is_null(r) || self.layout.last_window_end(time) <= self.watermark {
                     late += 1;
                     None
                 } else {
-                    Some(self.layout.pane_end(times.value(r)))
+                    Some(self.layout.pane_end(time))
                 }
             })
             .collect();

@@ -12,7 +12,7 @@ use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
 
 use super::date_format::DateFormat;
-use super::string_functions::{RegexpExtract, SplitIndex};
+use super::string_functions::{CountChar, RegexpExtract, SplitIndex};
 
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(ToTimestampLtz::new()));
@@ -22,6 +22,8 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(DateFormat::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(RegexpExtract::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(SplitIndex::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(CountChar::new()));
+    super::time_fields::functions().for_each(|f| ctx.register_udf(f));
 }
 
 /// A function's result: a scalar when every argument was one (as DataFusion expects when it folds
@@ -81,8 +83,17 @@ pub const PROCTIME: &str = "proctime";
 /// Whether a computed column's expression is `PROCTIME()`: the column is a processing-time
 /// attribute, which a lookup join reads its table as of.
 pub fn is_proctime_call(expr: &str) -> bool {
-    let bare: String = expr.chars().filter(|c| !c.is_whitespace()).collect();
-    bare.eq_ignore_ascii_case("proctime()")
+    squeezed(expr) == "proctime()"
+}
+
+/// Whether SQL text calls `PROCTIME()` anywhere.
+pub fn is_proctime_call_in(sql: &str) -> bool {
+    squeezed(sql).contains("proctime()")
+}
+
+/// `sql` lower-cased, without whitespace.
+fn squeezed(sql: &str) -> String {
+    sql.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase()
 }
 
 /// `PROCTIME()`: the time the row is processed (UTC, to the millisecond), Flink's processing-time

@@ -85,6 +85,14 @@ fn rewrite_select(select: &mut Select) -> Result<()> {
         ..
     } = &mut from.relation
     else {
+        // Flink's processing-time windows group by a PROCTIME() column a subquery adds (Nexmark q12).
+        if let TableFactor::Derived { subquery, .. } = &from.relation
+            && super::flink_functions::is_proctime_call_in(&subquery.to_string())
+        {
+            return Err(Error::unsupported(format!(
+                "GROUP BY {name}(...) over a PROCTIME() column: processing-time windows are not supported yet; window by an event-time column with a WATERMARK"
+            )));
+        }
         return Err(Error::unsupported(format!(
             "GROUP BY {name}(...) must read a source directly in FROM, not a subquery or function"
         )));

@@ -19,6 +19,7 @@ pub mod postgres_syntax;
 pub mod statement;
 mod string_functions;
 pub mod subquery_apply;
+mod time_fields;
 pub mod window_function;
 
 use datafusion::execution::context::SessionContext;

@@ -32,6 +32,8 @@ pub enum Statement {
         name: String,
         columns: Vec<ColumnDef>,
         primary_key: Vec<String>,
+        /// `PARTITIONED BY (a, b)` (Flink's, between the columns and WITH).
+        partitioned_by: Vec<String>,
         options: BTreeMap<String, String>,
         if_not_exists: bool,
     },
@@ -461,11 +463,22 @@ fn parse_create_table(parser: &mut Parser) -> Result<Statement> {
             column.name
         )));
     }
+    let mut partitioned_by = Vec::new();
+    if parser.parse_keywords(&[Keyword::PARTITIONED, Keyword::BY]) {
+        parser.expect_token(&Token::LParen)?;
+        partitioned_by = parser
+            .parse_comma_separated(|p| p.parse_identifier())?
+            .into_iter()
+            .map(|i| i.value)
+            .collect();
+        parser.expect_token(&Token::RParen)?;
+    }
     let options = parse_with_options(parser)?;
     Ok(Statement::CreateTable {
         name,
         columns: list.columns,
         primary_key: list.primary_key,
+        partitioned_by,
         options,
         if_not_exists,
     })

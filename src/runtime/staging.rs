@@ -13,6 +13,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Result};
 
+/// Epoch number of the rows a sink staged after the last checkpoint, committed when input ends.
+pub const FINAL_EPOCH: u64 = u64::MAX;
+
 /// The staged rows of one epoch of one sink subtask: a finished Arrow IPC file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedFile {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent oracle for the Nexmark queries of sql/nexmark/nexmark.slt (q3, q4, q7, q8, q13, q15-q17, q20-q22).
+"""Independent oracle for the Nexmark queries of sql/nexmark/nexmark.slt (q0-q5, q7-q9, q11, q13-q22).
 
 The input is a small Nexmark sequence kept in sql/data/nexmark/{person,auction,bid}.csv, dumped once
 from Weir's generator (--generate). This script loads those files into SQLite and computes each
@@ -13,17 +13,30 @@ runs exactly the job statements of sql/nexmark/qN.sql.
   python3 tests/verify/nexmark_oracle.py --generate --weir target/release/weir   # rewrite the CSVs
 
 Semantics encoded here (Flink's, which the engine must match):
+  * q0-q2: every bid; its price * 0.908 (in thousandths: 908 * price, exact); the bids of
+    auctions whose id is a multiple of 123; all summarised;
   * q3: auction JOIN person ON seller = id, category 10, state OR/ID/CA;
   * q4: per auction, the highest bid with auction.date_time <= bid.date_time <= expires; per
     category the average of those, truncated to an integer (Flink's AVG over BIGINT);
+  * q5: per 10 s window sliding by 2 s (starts at multiples of 2 s), the auctions whose bid count
+    is the window's highest, summarised;
   * q7: per 10 s tumble of the bids, its maximum price and window_time = window end - 1 ms; the
     bids at that price with window_time - 10 s <= date_time <= window_time;
   * q8: people who registered and opened an auction in the same 10 s tumble;
+  * q9: per auction, the bid placed while it was open with the highest price, the earliest of
+    equal prices, the first to arrive (file order) of equal times;
+  * q11: per bidder, sessions of bids at most 10 s apart (exactly 10 s merges, as Flink's
+    touching windows), each from its first bid to its last + 10 s, summarised;
   * q13: each bid with the side input's value of its auction id mod 10000 (the side input does
     not change while the job runs, so the lookup join is a plain join);
+  * q14: bids with 1,000,000 < 0.908 * price < 50,000,000, the hour of day's class (8-18 day, up to 6
+    or from 20 night, else other) and the count of 'c' in extra, summarised per class;
   * q15-q17: per day (q16: and channel; q17: and auction), all bids and those below 10,000, below
     1,000,000 and from 1,000,000 on, counted and (q15, q16) their distinct bidders and auctions;
     q16 the latest 'HH:MM' of the day, q17 min / max / truncated average / sum of the prices;
+  * q18: per (bidder, auction) the bid with the latest time, the last to arrive of equal times;
+  * q19: per auction the 10 highest bids, rank 1 + the bids priced higher or equal and arrived
+    earlier; q9, q18, q19 summarised (counts, sums, weighted by rank for q19) as the .slt reads them;
   * q20: bids with their auction's columns, auctions of category 10 only;
   * q21: bids of channels Apple / Google / Facebook / Baidu (any case; id 0-3) or whose URL has a
     `channel_id=` parameter (the id is its value); q22: the URL's pieces 3, 4 and 5 (from 0) split
@@ -105,6 +118,12 @@ def load():
 
 
 QUERIES = {
+    "nexmark_q0": ("SELECT COUNT(*), SUM(price), SUM(auction), MIN(date_time), MAX(date_time), SUM(LENGTH(extra)) FROM bid",
+                   [3, 4]),
+    "nexmark_q1": ("SELECT COUNT(*), SUM(908 * price) FROM bid", []),
+    "nexmark_q2": ("SELECT COUNT(*), SUM(price), SUM(auction) FROM bid WHERE auction % 123 = 0", []),
+    "nexmark_q11": ("SELECT COUNT(*), SUM(bid_count), MIN(starttime), MAX(endtime), SUM(bidder * bid_count) FROM q11",
+                    [2, 3]),
     "nexmark_q3": ("""
         SELECT p.name, p.city, p.state, a.id FROM auction a JOIN person p ON a.seller = p.id
         WHERE a.category = 10 AND p.state IN ('OR', 'ID', 'CA')
@@ -115,6 +134,15 @@ QUERIES = {
             ON a.id = b.auction AND b.date_time BETWEEN a.date_time AND a.expires
             GROUP BY a.id, a.category)
         GROUP BY category ORDER BY category""", []),
+    "nexmark_q5": ("""
+        WITH counts AS (
+            SELECT auction, s, COUNT(*) AS num
+            FROM (SELECT auction, (date_time / 2000 - j) * 2000 AS s
+                  FROM bid, (SELECT 0 AS j UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4))
+            GROUP BY auction, s),
+        most AS (SELECT s, MAX(num) AS maxn FROM counts GROUP BY s)
+        SELECT COUNT(*), COUNT(DISTINCT counts.auction), SUM(counts.num), MAX(counts.num), SUM(counts.auction * counts.num)
+        FROM counts JOIN most ON counts.s = most.s AND counts.num >= most.maxn""", []),
     "nexmark_q7": ("""
         WITH windows AS (
             SELECT MAX(price) AS maxprice, (date_time / 10000) * 10000 + 10000 - 1 AS window_time
@@ -156,6 +184,35 @@ Q22_SUMMARY = ("SELECT COUNT(*), COUNT(DISTINCT dir1), COUNT(DISTINCT dir2 || '/
 TOP_CHANNELS = {"apple": "0", "google": "1", "facebook": "2", "baidu": "3"}
 
 
+def add_q14(db):
+    """The rows of q14 as table `q14`, the price in thousandths (908 * price: exact)."""
+    db.execute("CREATE TABLE q14 (auction, bidder, price_milli, bid_time_type, date_time, extra, c_counts)")
+    for auction, bidder, price, date_time, extra in db.execute("SELECT auction, bidder, price, date_time, extra FROM bid").fetchall():
+        if not 1000000 < 0.908 * price < 50000000:
+            continue
+        hour = date_time // 3600000 % 24
+        kind = "dayTime" if 8 <= hour <= 18 else "nightTime" if hour <= 6 or hour >= 20 else "otherTime"
+        db.execute("INSERT INTO q14 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (auction, bidder, 908 * price, kind, date_time, extra, extra.count("c")))
+
+
+def add_q11(db):
+    """The sessions of q11 as table `q11` (bidder, bid_count, starttime, endtime)."""
+    times = {}
+    for bidder, t in db.execute("SELECT bidder, date_time FROM bid ORDER BY date_time").fetchall():
+        times.setdefault(bidder, []).append(t)
+    db.execute("CREATE TABLE q11 (bidder, bid_count, starttime, endtime)")
+    for bidder, ts in times.items():
+        start, last, count = ts[0], ts[0], 1
+        for t in ts[1:]:
+            if t - last <= 10000:
+                last, count = t, count + 1
+            else:
+                db.execute("INSERT INTO q11 VALUES (?, ?, ?, ?)", (bidder, count, start, last + 10000))
+                start, last, count = t, t, 1
+        db.execute("INSERT INTO q11 VALUES (?, ?, ?, ?)", (bidder, count, start, last + 10000))
+
+
 def add_q21_q22(db):
     """The rows of q21 and q22 as tables `q21` and `q22`."""
     db.execute("CREATE TABLE q21 (auction, bidder, price, channel, channel_id)")
@@ -177,6 +234,29 @@ QUERIES.update({
         SELECT COUNT(*), COUNT(DISTINCT a.id), SUM(b.price), SUM(a.initial_bid + a.reserve), MIN(b.date_time),
                MAX(a.expires), SUM(LENGTH(b.extra) + LENGTH(a.extra) + LENGTH(a.item_name)), MIN(b.url)
         FROM bid b JOIN auction a ON b.auction = a.id WHERE a.category = 10""", [4, 5]),
+    # q9, q18, q19: ranking by correlated subqueries (arrival order = the rowid: the file's order).
+    "nexmark_q9": ("""
+        SELECT COUNT(*), SUM(a.initial_bid + a.reserve), SUM(b.price), SUM(b.bidder), MIN(b.date_time),
+               MAX(b.date_time), SUM(LENGTH(a.item_name) + LENGTH(b.extra))
+        FROM auction a JOIN bid b ON b.rowid = (
+            SELECT b2.rowid FROM bid b2 WHERE b2.auction = a.id AND b2.date_time BETWEEN a.date_time AND a.expires
+            ORDER BY b2.price DESC, b2.date_time, b2.rowid LIMIT 1)""", [4, 5]),
+    "nexmark_q18": ("""
+        SELECT COUNT(*), COUNT(DISTINCT auction), SUM(price), SUM(bidder), MIN(date_time), MAX(date_time),
+               SUM(LENGTH(extra) + LENGTH(url))
+        FROM bid b WHERE b.rowid = (
+            SELECT b2.rowid FROM bid b2 WHERE b2.bidder = b.bidder AND b2.auction = b.auction
+            ORDER BY b2.date_time DESC, b2.rowid DESC LIMIT 1)""", [4, 5]),
+    "nexmark_q19": ("""
+        SELECT COUNT(*), COUNT(DISTINCT auction), SUM(price), SUM(price * rank_number), SUM(bidder * rank_number),
+               MAX(rank_number), MIN(date_time)
+        FROM (SELECT b.*, 1 + (SELECT COUNT(*) FROM bid b2 WHERE b2.auction = b.auction
+                               AND (b2.price > b.price OR (b2.price = b.price AND b2.rowid < b.rowid))) AS rank_number
+              FROM bid b)
+        WHERE rank_number <= 10""", [6]),
+    "nexmark_q14": ("""
+        SELECT bid_time_type, COUNT(*), SUM(c_counts), SUM(price_milli), MIN(date_time), SUM(auction)
+        FROM q14 GROUP BY bid_time_type ORDER BY 1""", [4]),
     "nexmark_q21": (Q21_SUMMARY.format("q21"), []),
     "nexmark_q22": (Q22_SUMMARY.format("q22"), []),
     "nexmark_q15": (f"SELECT {DAY} AS day, {RANKED} FROM bid GROUP BY day", []),
@@ -197,6 +277,8 @@ QUERIES.update({
 def expected():
     """{table: expected lines} as the .slt prints them."""
     db = load()
+    add_q11(db)
+    add_q14(db)
     add_q21_q22(db)
     blocks = {}
     for table, (sql, time_columns) in QUERIES.items():

@@ -12,6 +12,7 @@ use crate::catalog::{
     ColumnDef, JobDef, JobStatus, SourceDef, StoredRowLayout, TableConnector, TableDef, WatermarkDef, check_watermark_column,
 };
 use crate::connectors::SourceConfig;
+use crate::connectors::filesystem_sink::FileSinkConfig;
 use crate::connectors::kafka_sink::KafkaSinkConfig;
 use crate::engine::providers::source_table::SourceTable;
 use crate::engine::providers::stored_table::StoredTable;
@@ -77,6 +78,7 @@ impl Session {
         name: String,
         columns: Vec<ColumnDef>,
         primary_key: Vec<String>,
+        partitioned_by: Vec<String>,
         mut options: BTreeMap<String, String>,
         if_not_exists: bool,
     ) -> Result<Output> {
@@ -84,9 +86,23 @@ impl Session {
             Some(c) => TableConnector::parse(&c)?,
             None => TableConnector::Stored,
         };
+        if !partitioned_by.is_empty() && connector != TableConnector::Filesystem {
+            return Err(Error::unsupported(format!(
+                "PARTITIONED BY is for 'filesystem' tables; a {} table is not partitioned",
+                connector.name()
+            )));
+        }
         match connector {
             TableConnector::Kafka | TableConnector::UpsertKafka => {
                 KafkaSinkConfig::from_options(&name, connector, &options, &columns, &primary_key)?;
+            }
+            TableConnector::Filesystem => {
+                if !primary_key.is_empty() {
+                    return Err(Error::unsupported(format!(
+                        "filesystem table '{name}' has a PRIMARY KEY, but files are append-only: they cannot take updates by key"
+                    )));
+                }
+                FileSinkConfig::from_options(&name, &options, &columns, &partitioned_by, self.db.file_roots())?;
             }
             TableConnector::Stored | TableConnector::Blackhole | TableConnector::Print => {
                 if let Some(key) = options.keys().next() {
@@ -112,6 +128,7 @@ impl Session {
                 primary_key,
                 connector,
                 options,
+                partitioned_by,
                 row_layout: StoredRowLayout::NonKeyColumns,
             };
             c.next_table_id += 1;

@@ -237,7 +237,7 @@ impl Session {
             .await
             .map_err(|e| Error::internal(format!("clearing the job's checkpoints failed: {e}")))??;
         let subtasks = manifest.parallelism.max(settings.parallelism);
-        let committer = SinkCommitter::new(&restore.job, &graph, db.table_store().clone())?;
+        let committer = SinkCommitter::new(&restore.job, &graph, db.table_store().clone(), db.file_roots())?;
         let epoch = manifest.checkpoint_id;
         tokio::task::spawn_blocking(move || committer.rewind(epoch, subtasks))
             .await

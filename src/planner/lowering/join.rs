@@ -219,6 +219,7 @@ impl Lowering<'_> {
             changelog: output,
             upsert_from: None,
             rowtime,
+            window_end: None,
         })
     }
 }

@@ -217,6 +217,7 @@ impl Lowering<'_> {
             upsert_from: None,
             // The left columns come first, unchanged.
             rowtime: left.rowtime,
+            window_end: None,
         })
     }
 }

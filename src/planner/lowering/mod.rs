@@ -2,7 +2,7 @@
 //! (plus a watermark assigner), filters and projections become stateless operators, an Aggregate
 //! over a window table function becomes a keyed window aggregate, any other Aggregate an updating
 //! aggregate; a hash exchange on the grouping keys feeds each aggregate. Joins are lowered in `join`
-//! (regular, interval and window joins) and `lookup_join`. Anything else is refused by name, so a
+//! (regular, interval and window joins) and `lookup_join`, ROW_NUMBER() Top-N in `top_n`. Anything else is refused by name, so a
 //! job never computes silently wrong results.
 
 use std::collections::{BTreeSet, HashMap};
@@ -28,6 +28,7 @@ use crate::planner::window_function::WindowTableProvider;
 
 mod join;
 mod lookup_join;
+mod top_n;
 
 /// Columns of a windowed scan that carry the row's event time until the window aggregate.
 #[derive(Debug, Clone)]
@@ -52,6 +53,29 @@ struct Stream {
     /// the source's watermark column through projections and filters, and both sides' after an
     /// interval join. They make a join with time bounds an interval join.
     rowtime: BTreeSet<usize>,
+    /// The column holding the end of the window a window aggregate's row belongs to: a Top-N
+    /// partitioned by it ranks each window once, when it closes (Flink's window Top-N).
+    window_end: Option<usize>,
+}
+
+impl Stream {
+    /// `rowtime` and `window_end` of the rows after a projection computing `exprs`: the columns
+    /// that pass a carrier through unchanged.
+    fn time_columns_after(&self, exprs: &[Expr]) -> Result<(BTreeSet<usize>, Option<usize>)> {
+        let mut rowtime = BTreeSet::new();
+        let mut window_end = None;
+        for (out, expr) in exprs.iter().enumerate() {
+            let Expr::Column(c) = strip_alias(expr) else { continue };
+            let from = self.schema.index_of_column(c)?;
+            if self.rowtime.contains(&from) {
+                rowtime.insert(out);
+            }
+            if self.window_end == Some(from) && window_end.is_none() {
+                window_end = Some(out);
+            }
+        }
+        Ok((rowtime, window_end))
+    }
 }
 
 pub struct Lowering<'a> {
@@ -135,7 +159,8 @@ impl Lowering<'_> {
             | OperatorSpec::UpdatingAggregate(_)
             | OperatorSpec::Join(_)
             | OperatorSpec::IntervalJoin(_)
-            | OperatorSpec::WindowJoin(_) => match self.uid_basis.take() {
+            | OperatorSpec::WindowJoin(_)
+            | OperatorSpec::TopN(_) => match self.uid_basis.take() {
                 Some(basis) => format!("{kind}-{:08x}", crate::partition::stable_hash(basis.as_bytes()) as u32),
                 None => format!("{kind}-{index}"),
             },
@@ -195,6 +220,9 @@ impl Lowering<'_> {
                 })
             }
             LogicalPlan::Filter(filter) => {
+                if let Some(ranked) = self.top_n(filter)? {
+                    return Ok(ranked);
+                }
                 let input = self.lower(&filter.input)?;
                 if let Some(window) = &input.window
                     && column_indices(&filter.predicate, &input.schema)?
@@ -224,13 +252,8 @@ impl Lowering<'_> {
                     bounds: HashMap::new(),
                 });
                 let mut exprs = Vec::with_capacity(projection.expr.len());
-                let mut rowtime = BTreeSet::new();
+                let (rowtime, window_end) = input.time_columns_after(&projection.expr)?;
                 for (out, expr) in projection.expr.iter().enumerate() {
-                    if let Expr::Column(c) = strip_alias(expr)
-                        && input.rowtime.contains(&input.schema.index_of_column(c)?)
-                    {
-                        rowtime.insert(out);
-                    }
                     if let (Some(from), Some(to)) = (&input.window, window.as_mut()) {
                         let bare = match strip_alias(expr) {
                             Expr::Column(c) => from.bounds.get(&input.schema.index_of_column(c)?).copied(),
@@ -260,6 +283,7 @@ impl Lowering<'_> {
                     schema: Arc::clone(&projection.schema),
                     window,
                     rowtime,
+                    window_end,
                     ..input
                 })
             }
@@ -405,6 +429,7 @@ impl Lowering<'_> {
             changelog,
             upsert_from: None,
             rowtime,
+            window_end: None,
         })
     }
 
@@ -418,6 +443,12 @@ impl Lowering<'_> {
         let mut keys = Vec::new();
         let mut outputs = Vec::new();
         let mut time_column = None;
+        // Grouped by the window end of a windowed result (append-only), the aggregate is one per
+        // window too, emitted when the window closes (Flink's window-attached aggregate, q5).
+        let attached = match (&input.window, input.changelog) {
+            (None, ChangelogMode::AppendOnly) => input.window_end,
+            _ => None,
+        };
         for group in &aggregate.group_expr {
             if matches!(group, Expr::GroupingSet(_)) {
                 return Err(Error::unsupported("GROUPING SETS / ROLLUP / CUBE are not supported in a job yet"));
@@ -426,6 +457,9 @@ impl Lowering<'_> {
                 (Expr::Column(c), Some(carriers)) => {
                     let index = schema.index_of_column(c)?;
                     carriers.get(&index).map(|b| (index, *b))
+                }
+                (Expr::Column(c), None) if time_column.is_none() && attached == Some(schema.index_of_column(c)?) => {
+                    attached.map(|index| (index, WindowBound::End))
                 }
                 _ => None,
             };
@@ -467,6 +501,8 @@ impl Lowering<'_> {
         let window_times: BTreeSet<usize> = (0..outputs.len())
             .filter(|i| outputs[*i] == AggregateOutput::Window(WindowBound::Time))
             .collect();
+        // A window's rows are ranked per window by a Top-N partitioned by its end.
+        let window_end = (0..outputs.len()).find(|i| outputs[*i] == AggregateOutput::Window(WindowBound::End));
         let spec = AggregateSpec {
             keys: if keys.is_empty() { hash_keys.clone() } else { keys },
             aggregates,
@@ -492,6 +528,14 @@ impl Lowering<'_> {
                     "grouping a TUMBLE / HOP / SESSION needs GROUP BY window_start, window_end (plus any keys)",
                 ));
             }
+            (None, Some(time_column)) => (
+                OperatorSpec::WindowAggregate(WindowAggregateSpec {
+                    window: WindowKind::Attached,
+                    time_column,
+                    aggregate: spec,
+                }),
+                ChangelogMode::AppendOnly,
+            ),
             (None, _) => (
                 OperatorSpec::UpdatingAggregate(UpdatingAggregateSpec {
                     aggregate: spec,
@@ -518,7 +562,12 @@ impl Lowering<'_> {
         } else {
             "|retract"
         };
-        self.uid_basis = Some(format!("{:?}|{exprs}{retracting}", input.window.as_ref().map(|w| w.window)));
+        let window = input
+            .window
+            .as_ref()
+            .map(|w| w.window)
+            .or(time_column.map(|_| WindowKind::Attached));
+        self.uid_basis = Some(format!("{window:?}|{exprs}{retracting}"));
         let op = self.add(op_spec, &aggregate.schema, Some((input.op, EdgeKind::Hash(hash_keys))));
         let updating = changelog != ChangelogMode::AppendOnly;
         Ok(Stream {
@@ -528,6 +577,7 @@ impl Lowering<'_> {
             changelog,
             upsert_from: updating.then_some(op),
             rowtime: window_times,
+            window_end,
         })
     }
 
@@ -593,6 +643,12 @@ impl Lowering<'_> {
                     TableConnector::Kafka => {
                         return refused(format!(
                             "which the append-only 'kafka' table '{}' cannot take; use connector 'upsert-kafka' with a PRIMARY KEY",
+                            table.name
+                        ));
+                    }
+                    TableConnector::Filesystem => {
+                        return refused(format!(
+                            "which the append-only 'filesystem' table '{}' cannot take: files are not updated",
                             table.name
                         ));
                     }

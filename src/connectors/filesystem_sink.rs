@@ -1,0 +1,421 @@
+//! The `filesystem` table (Flink's filesystem sink connector): rows written as files under a
+//! directory, one subdirectory per partition of `PARTITIONED BY (dt, hm)` (`dt=2023-11-14/
+//! hm=22%3A13/`, values escaped as Hive and Flink escape them; the partition columns are in the
+//! path, not in the files), in `csv` (no header, as Flink's) or `json` (an object per line) format.
+//! Timestamps are written as Flink writes them: `2023-11-14 22:13:20.040`.
+//!
+//! Exactly-once as Flink's file sink. A sink subtask stages each epoch's rows (in progress); the
+//! checkpoint keeps the staged file (pending); when the checkpoint completes, the committer writes
+//! each partition's rows of the epoch as one finished file, `part-<job>-<subtask>-<epoch>.<ext>`
+//! (temp file, fsync, rename). A finished file is never written twice, so committing an epoch again
+//! after a crash is safe, and a RESTORE from an earlier checkpoint deletes the files of the epochs
+//! after it, which the job writes again. Without checkpointing the rows are finished when the input
+//! ends (an unbounded job without checkpoints finishes none, as in Flink). Names starting with `.`
+//! or `_` are not data: readers skip them, as Flink's and Hive's do.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, StringArray, UInt32Array};
+use datafusion::arrow::compute::take;
+use datafusion::arrow::csv::WriterBuilder as CsvWriterBuilder;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::json::LineDelimitedWriter;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use crate::catalog::{ColumnDef, TableDef};
+use crate::connectors::file::FileFormat;
+use crate::data_dir::FileRoots;
+use crate::error::{Error, Result};
+use crate::runtime::Sink;
+use crate::runtime::staging::{FINAL_EPOCH, SinkStaging, StagedFile};
+
+/// The directory name of a partition whose value is NULL (Flink's `partition.default-name`).
+const NULL_PARTITION: &str = "__DEFAULT_PARTITION__";
+/// Timestamps in files, as Flink's CSV and JSON formats write them (`json.timestamp-format.standard` = 'SQL').
+const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
+
+/// A `filesystem` table's options, checked by CREATE TABLE and parsed again by each job.
+#[derive(Debug, Clone)]
+pub struct FileSinkConfig {
+    pub table: String,
+    /// The table's directory, resolved inside the file roots.
+    pub path: PathBuf,
+    pub format: FileFormat,
+    /// Table columns that name the partition directories, outermost first.
+    pub partition_columns: Vec<usize>,
+    /// Table columns written into the files.
+    pub data_columns: Vec<usize>,
+    /// The table's column names (the rows' own names are the query's).
+    pub column_names: Vec<String>,
+}
+
+impl FileSinkConfig {
+    pub fn parse(table: &TableDef, roots: &FileRoots) -> Result<Self> {
+        Self::from_options(&table.name, &table.options, &table.columns, &table.partitioned_by, roots)
+    }
+
+    pub fn from_options(
+        table: &str,
+        options: &BTreeMap<String, String>,
+        columns: &[ColumnDef],
+        partitioned_by: &[String],
+        roots: &FileRoots,
+    ) -> Result<Self> {
+        let mut path = None;
+        let mut format = None;
+        for (key, value) in options {
+            match key.as_str() {
+                "path" => {
+                    let local = value.strip_prefix("file://").unwrap_or(value);
+                    if local.contains("://") {
+                        return Err(Error::unsupported(format!(
+                            "filesystem table '{table}': path '{value}' is not a local directory (file:// or a plain path)"
+                        )));
+                    }
+                    path = Some(roots.resolve("filesystem table", Path::new(local))?);
+                }
+                "format" => {
+                    format = Some(match value.to_ascii_lowercase().as_str() {
+                        "csv" => FileFormat::Csv,
+                        "json" => FileFormat::Json,
+                        other => {
+                            return Err(Error::unsupported(format!(
+                                "filesystem table '{table}': format '{other}' is not supported; use 'csv' or 'json'"
+                            )));
+                        }
+                    })
+                }
+                other if other.starts_with("sink.partition-commit.") || other.starts_with("partition.time-extractor.") => {
+                    return Err(Error::unsupported(format!(
+                        "filesystem table '{table}': option '{other}' is not supported: a partition's files are committed at \
+                         each checkpoint, with no commit policy or success file"
+                    )));
+                }
+                other => {
+                    return Err(Error::invalid(format!(
+                        "filesystem table '{table}': unknown option '{other}'; it takes 'path' and 'format'"
+                    )));
+                }
+            }
+        }
+        let path = path.ok_or_else(|| Error::invalid(format!("filesystem table '{table}' needs a 'path'")))?;
+        let format = format.ok_or_else(|| Error::invalid(format!("filesystem table '{table}' needs a 'format' ('csv' or 'json')")))?;
+        let mut partition_columns = Vec::with_capacity(partitioned_by.len());
+        for name in partitioned_by {
+            let index = columns
+                .iter()
+                .position(|c| c.name.eq_ignore_ascii_case(name))
+                .ok_or_else(|| Error::invalid(format!("PARTITIONED BY column '{name}' is not a column of table '{table}'")))?;
+            if partition_columns.contains(&index) {
+                return Err(Error::invalid(format!("table '{table}' is PARTITIONED BY '{name}' twice")));
+            }
+            partition_columns.push(index);
+        }
+        let data_columns: Vec<usize> = (0..columns.len()).filter(|c| !partition_columns.contains(c)).collect();
+        if data_columns.is_empty() {
+            return Err(Error::invalid(format!(
+                "filesystem table '{table}' is partitioned by every column: its files would hold nothing"
+            )));
+        }
+        Ok(FileSinkConfig {
+            table: table.to_string(),
+            path,
+            format,
+            partition_columns,
+            data_columns,
+            column_names: columns.iter().map(|c| c.name.clone()).collect(),
+        })
+    }
+
+    fn extension(&self) -> &'static str {
+        match self.format {
+            FileFormat::Csv => "csv",
+            FileFormat::Json => "json",
+        }
+    }
+
+    /// The finished file of `subtask`'s rows of `epoch` in partition directory `dir`.
+    fn part_file(&self, dir: &Path, job: &str, subtask: usize, epoch: u64) -> PathBuf {
+        dir.join(format!("part-{job}-{subtask}-{epoch}.{}", self.extension()))
+    }
+
+    /// Writes the rows one sink subtask staged in `epoch` as finished files, one per partition,
+    /// skipping partitions whose file a previous commit of the epoch finished.
+    pub fn commit(&self, job: &str, subtask: usize, epoch: u64, staged: &[StagedFile]) -> Result<()> {
+        let mut open: BTreeMap<PathBuf, PartFile> = BTreeMap::new();
+        for file in staged {
+            for batch in file.batches()? {
+                let batch = batch?;
+                for (dir, rows) in self.partitions(&batch)? {
+                    let target = self.part_file(&self.path.join(&dir), job, subtask, epoch);
+                    let part = match open.get_mut(&target) {
+                        Some(part) => part,
+                        None => {
+                            let part = PartFile::open(&target, self.format)?;
+                            open.entry(target).or_insert(part)
+                        }
+                    };
+                    part.write(&self.data_rows(&batch, &rows)?)?;
+                }
+            }
+        }
+        for (target, part) in open {
+            part.finish(&target)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes this job's finished files of the epochs after `epoch` (they are written again after
+    /// a restore from checkpoint `epoch`), and unfinished temp files.
+    pub fn rewind(&self, job: &str, epoch: u64) -> Result<()> {
+        let prefix = format!("part-{job}-");
+        let mut dirs = vec![self.path.clone()];
+        while let Some(dir) = dirs.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::from(e).context(format!("cannot list {}", dir.display()))),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let path = entry.path();
+                if entry.file_type()?.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let unfinished = name.starts_with(&format!(".{prefix}"));
+                let later = name
+                    .strip_prefix(&prefix)
+                    .and_then(|rest| rest.rsplit_once('.'))
+                    .and_then(|(stem, _)| stem.rsplit_once('-'))
+                    .and_then(|(_, e)| e.parse::<u64>().ok())
+                    .is_some_and(|e| e > epoch);
+                if unfinished || later {
+                    std::fs::remove_file(&path).map_err(|e| Error::from(e).context(format!("cannot delete {}", path.display())))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows of `batch` by partition directory (relative), in row order within each.
+    fn partitions(&self, batch: &RecordBatch) -> Result<Vec<(PathBuf, Vec<u32>)>> {
+        if self.partition_columns.is_empty() {
+            return Ok(vec![(PathBuf::new(), (0..batch.num_rows() as u32).collect())]);
+        }
+        let options = FormatOptions::default().with_timestamp_format(Some(TIMESTAMP_FORMAT));
+        let formatters = self
+            .partition_columns
+            .iter()
+            .map(|c| Ok(ArrayFormatter::try_new(batch.column(*c).as_ref(), &options)?))
+            .collect::<Result<Vec<_>>>()?;
+        let mut by_dir: BTreeMap<PathBuf, Vec<u32>> = BTreeMap::new();
+        for row in 0..batch.num_rows() {
+            let mut dir = PathBuf::new();
+            for (formatter, column) in formatters.iter().zip(&self.partition_columns) {
+                let value = if batch.column(*column).is_null(row) {
+                    NULL_PARTITION.to_string()
+                } else {
+                    escape_path_name(&formatter.value(row).to_string())
+                };
+                dir.push(format!("{}={value}", escape_path_name(&self.column_names[*column])));
+            }
+            by_dir.entry(dir).or_default().push(row as u32);
+        }
+        Ok(by_dir.into_iter().collect())
+    }
+
+    /// The data columns of `rows`, timestamps formatted as text.
+    fn data_rows(&self, batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
+        let indices = UInt32Array::from(rows.to_vec());
+        let options = FormatOptions::default().with_timestamp_format(Some(TIMESTAMP_FORMAT));
+        let mut fields = Vec::with_capacity(self.data_columns.len());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.data_columns.len());
+        for &c in &self.data_columns {
+            let name = &self.column_names[c];
+            let column = take(batch.column(c).as_ref(), &indices, None)?;
+            if matches!(column.data_type(), DataType::Timestamp(_, _)) {
+                let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
+                let text: StringArray = (0..column.len())
+                    .map(|i| column.is_valid(i).then(|| formatter.value(i).to_string()))
+                    .collect();
+                fields.push(Field::new(name, DataType::Utf8, true));
+                columns.push(Arc::new(text));
+            } else {
+                fields.push(Field::new(name, column.data_type().clone(), true));
+                columns.push(column);
+            }
+        }
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+/// A partition value or column name as a path segment: the characters Hive and Flink escape
+/// (path separators, `=`, `:`, `%`, quotes, control characters, ...) as `%XX`.
+fn escape_path_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        let escaped = c.is_control()
+            || matches!(
+                c,
+                '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '{' | '[' | ']' | '^'
+            );
+        if escaped {
+            let mut bytes = [0u8; 4];
+            for b in c.encode_utf8(&mut bytes).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    // A value of `.` or `..` must not name a directory above the table's.
+    if out == "." || out == ".." {
+        return out.replace('.', "%2E");
+    }
+    out
+}
+
+/// A finished file being written: a hidden temp file beside its target until `finish`.
+struct PartFile {
+    temp: PathBuf,
+    writer: PartWriter,
+    /// A previous commit of the epoch finished this file: its rows are not written again.
+    done: bool,
+}
+
+enum PartWriter {
+    /// Boxed: a CSV writer is three times a JSON one.
+    Csv(Box<datafusion::arrow::csv::Writer<BufWriter<File>>>),
+    Json(LineDelimitedWriter<BufWriter<File>>),
+    None,
+}
+
+impl PartFile {
+    fn open(target: &Path, format: FileFormat) -> Result<Self> {
+        let name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::internal(format!("bad part file name {}", target.display())))?;
+        let temp = target.with_file_name(format!(".{name}.inprogress"));
+        if target.exists() {
+            return Ok(PartFile {
+                temp,
+                writer: PartWriter::None,
+                done: true,
+            });
+        }
+        if let Some(dir) = target.parent() {
+            crate::fs::create_dirs(dir)?;
+        }
+        let file = File::create(&temp).map_err(|e| Error::from(e).context(format!("cannot write {}", temp.display())))?;
+        let file = BufWriter::new(file);
+        let writer = match format {
+            FileFormat::Csv => PartWriter::Csv(Box::new(CsvWriterBuilder::new().with_header(false).build(file))),
+            FileFormat::Json => PartWriter::Json(LineDelimitedWriter::new(file)),
+        };
+        Ok(PartFile { temp, writer, done: false })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match &mut self.writer {
+            PartWriter::Csv(writer) => writer.write(batch)?,
+            PartWriter::Json(writer) => writer.write(batch)?,
+            PartWriter::None => {}
+        }
+        Ok(())
+    }
+
+    /// fsync, then rename into place, then fsync the directory.
+    fn finish(self, target: &Path) -> Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        let buffered = match self.writer {
+            PartWriter::Csv(writer) => (*writer).into_inner(),
+            PartWriter::Json(mut writer) => {
+                writer.finish()?;
+                writer.into_inner()
+            }
+            PartWriter::None => return Ok(()),
+        };
+        crate::fs::sync_buffered(buffered, &self.temp)?;
+        std::fs::rename(&self.temp, target).map_err(|e| Error::from(e).context(format!("cannot finish {}", target.display())))?;
+        if let Some(dir) = target.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// A `filesystem` sink subtask: rows are staged per epoch and finished by `FileSinkConfig::commit`
+/// when their checkpoint completes, or at the end of input without checkpointing.
+pub struct FileSystemSink {
+    staging: SinkStaging,
+    /// Without checkpointing: the table, job and subtask whose files the end of input finishes.
+    direct: Option<(Arc<FileSinkConfig>, String, usize)>,
+}
+
+impl FileSystemSink {
+    /// A sink whose epochs the checkpoints hand to the committer.
+    pub fn staged(staging: SinkStaging) -> Self {
+        FileSystemSink { staging, direct: None }
+    }
+
+    /// A sink without checkpointing: rows are staged in a hidden file under the table's directory
+    /// and finished when the input ends, as the final epoch.
+    pub fn direct(config: Arc<FileSinkConfig>, job: &str, subtask: usize) -> Result<Self> {
+        let name = format!(".staging-{job}-{subtask}");
+        // Rows a crashed run left staged were never finished: the run starts over.
+        for stale in std::fs::read_dir(&config.path).into_iter().flatten().flatten() {
+            if stale.file_name().to_string_lossy().starts_with(&format!("{name}-")) {
+                std::fs::remove_file(stale.path())?;
+            }
+        }
+        Ok(FileSystemSink {
+            staging: SinkStaging::new(config.path.join(name)),
+            direct: Some((config, job.to_string(), subtask)),
+        })
+    }
+}
+
+impl Sink for FileSystemSink {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.staging.push(&batch)
+    }
+
+    fn prepare_commit(&mut self) -> Result<Option<StagedFile>> {
+        self.staging.take()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let Some((config, job, subtask)) = &self.direct else {
+            return Ok(());
+        };
+        let Some(staged) = self.staging.take()? else { return Ok(()) };
+        config.commit(job, *subtask, FINAL_EPOCH, std::slice::from_ref(&staged))?;
+        std::fs::remove_file(&staged.path)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_values_are_escaped_as_path_segments() {
+        assert_eq!(escape_path_name("2023-11-14"), "2023-11-14");
+        assert_eq!(escape_path_name("22:13"), "22%3A13");
+        assert_eq!(escape_path_name("a/b=c"), "a%2Fb%3Dc");
+        assert_eq!(escape_path_name(".."), "%2E%2E");
+        assert_eq!(escape_path_name("x\ny"), "x%0Ay");
+    }
+}
