@@ -37,6 +37,11 @@ Compared with the pairs counted in Python.
 same window) and counts and sums the pairs per key and window: the join's state is each open
 window's rows, joined and freed as the watermark closes it. Compared with n * n pairs and
 n * SUM(v) per key and window, from the same totals as `window`.
+`--query topn` keeps the 3 highest values per key (ROW_NUMBER() OVER (PARTITION BY k ORDER BY v
+DESC) <= 3, an updating Top-N into a table keyed by (k, rank)), and `--query dedup` the last row
+per key by event time (rank 1 of ORDER BY ts DESC): their rankings are rewritten as rows arrive.
+Compared with each key's top values (ties do not matter: only the values are compared) and last
+row (v and its time in ms), computed in Python.
 `--unaligned` turns on unaligned checkpoints and slows the sink down (`debug.sink.rows-per-second`)
 so that records queue up in the channels: the check then also requires that some restart resumed
 from a checkpoint that kept records in flight (read from its `_metadata`), and the results must
@@ -86,6 +91,8 @@ def generate(path, rows, keys, seed, query="window"):
     # Mildly skewed: a few keys are busier, every key shows up in most windows.
     weights = [1.0 / (1 + i * 0.15) for i in range(keys)]
     expected = defaultdict(lambda: [0, 0])
+    values = defaultdict(list)
+    last = {}
     with open(path, "w", newline="") as f:
         f.write("k,v,ts\n")
         buf = []
@@ -103,12 +110,18 @@ def generate(path, rows, keys, seed, query="window"):
             acc = expected[(k, BASE_S + i // WINDOW_MS if windowed else 0)]  # per key for the others
             acc[0] += 1
             acc[1] += v
+            values[k].append(v)
+            last[k] = (v, BASE_S * 1000 + i)
             if len(buf) >= 10000:
                 f.write("".join(buf))
                 buf = []
         f.write("".join(buf))
     if query == "interval":
         expected = interval_pairs(path)
+    if query == "topn":
+        expected = {(k, rank): [v, 0] for k, vs in values.items() for rank, v in enumerate(sorted(vs, reverse=True)[:3], 1)}
+    if query == "dedup":
+        expected = {(k, 0): [v, ms] for k, (v, ms) in last.items()}
     if query == "windowjoin":
         # A window of n rows of a key makes n * n pairs; each row b is in n of them.
         expected = {key: [cnt * cnt, cnt * total] for key, (cnt, total) in expected.items()}
@@ -196,6 +209,18 @@ QUERIES = {
         "INSERT INTO t SELECT a.k, COUNT(*), SUM(b.v) FROM events a JOIN events b ON a.k = b.k "
         "AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '5 milliseconds' GROUP BY a.k",
         "SELECT k, 0 AS ws, cnt, total FROM t ORDER BY 1, 2",
+    ),
+    "topn": (
+        "CREATE TABLE t (k VARCHAR, rn BIGINT, v BIGINT, PRIMARY KEY (k, rn));",
+        "INSERT INTO t SELECT k, rn, v FROM (SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC) AS rn "
+        "FROM events) WHERE rn <= 3",
+        "SELECT k, rn AS ws, v AS cnt, 0 AS total FROM t ORDER BY 1, 2",
+    ),
+    "dedup": (
+        "CREATE TABLE t (k VARCHAR, v BIGINT, ts TIMESTAMP, PRIMARY KEY (k));",
+        "INSERT INTO t SELECT k, v, ts FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts DESC) AS rn "
+        "FROM events) WHERE rn = 1",
+        "SELECT k, 0 AS ws, v AS cnt, CAST(ROUND(EXTRACT(EPOCH FROM ts) * 1000) AS BIGINT) AS total FROM t ORDER BY 1, 2",
     ),
     "windowjoin": (
         "CREATE TABLE t (k VARCHAR, window_start TIMESTAMP, cnt BIGINT, total BIGINT, PRIMARY KEY (k, window_start));",
