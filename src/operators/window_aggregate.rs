@@ -25,7 +25,9 @@ use crate::state::key::encode_time;
 use crate::state::pending_files::PendingFiles;
 use crate::state::{StateBackend, StateWriteBatch};
 
-/// Window arithmetic for windows aligned to the epoch: ends are multiples of `slide`.
+/// Window arithmetic for windows aligned to the epoch as Flink's: starts are multiples of `slide`
+/// (so ends are too when the size is a multiple of the slide). Panes are `gcd(size, slide)` long,
+/// so every window start and end is a pane boundary.
 #[derive(Debug, Clone, Copy)]
 pub struct PaneLayout {
     pub size: i64,
@@ -80,20 +82,20 @@ impl PaneLayout {
             .map(move |start| (saturate(start), saturate(start + size)))
     }
 
-    /// Ends of the windows that contain the pane ending at `pane_end`, ascending.
+    /// Ends of the windows that contain the pane ending at `pane_end`, ascending: those starting at
+    /// a multiple of the slide within `[pane_end - size, pane_end - pane]`.
     pub fn windows_of_pane(&self, pane_end: i64) -> impl Iterator<Item = i64> + use<> {
-        let (p, slide) = (i128::from(pane_end), i128::from(self.slide));
-        let first = ceil_div(p, slide) * slide;
-        let last = (p - i128::from(self.pane) + i128::from(self.size)).div_euclid(slide) * slide;
+        let (p, slide, size) = (i128::from(pane_end), i128::from(self.slide), i128::from(self.size));
+        let first = ceil_div(p - size, slide) * slide;
+        let last = (p - i128::from(self.pane)).div_euclid(slide) * slide;
         let count = if last >= first { ((last - first) / slide + 1) as usize } else { 0 };
-        (0..count).map(move |i| saturate(first + slide * i as i128))
+        (0..count).map(move |i| saturate(first + slide * i as i128 + size))
     }
 
     /// The end of the last window that needs this pane.
     pub fn pane_retired_at(&self, pane_end: i64) -> i64 {
-        let last = (i128::from(pane_end) - i128::from(self.pane) + i128::from(self.size)).div_euclid(i128::from(self.slide))
-            * i128::from(self.slide);
-        saturate(last)
+        let last_start = (i128::from(pane_end) - i128::from(self.pane)).div_euclid(i128::from(self.slide)) * i128::from(self.slide);
+        saturate(last_start + i128::from(self.size))
     }
 
     /// Pane ends covered by the window ending at `window_end`: `[window_end - size + pane, window_end]`.
@@ -541,8 +543,13 @@ mod tests {
         assert_eq!(hop.windows_of(10).collect::<Vec<_>>(), vec![(5, 15), (10, 20)]);
         let odd = PaneLayout::new(WindowKind::Hop { slide: 4, size: 10 }).unwrap();
         assert_eq!(odd.pane, 2);
-        // Pane [6, 8) lies in windows ending 8 ([-2,8)), 12 ([2,12)) and 16 ([6,16)).
-        assert_eq!(odd.windows_of_pane(8).collect::<Vec<_>>(), vec![8, 12, 16]);
+        // Windows start at multiples of 4: pane [6, 8) lies in [0, 10) and [4, 14) (as Flink's
+        // sliding windows assign), the last of which retires it.
+        assert_eq!(odd.windows_of_pane(8).collect::<Vec<_>>(), vec![10, 14]);
+        assert_eq!(odd.pane_retired_at(8), 14);
+        assert_eq!(odd.last_window_end(7), 14);
+        assert_eq!(odd.windows_of(7).collect::<Vec<_>>(), vec![(0, 10), (4, 14)]);
+        assert_eq!(odd.panes_of_window(14), (6, 14));
         let tumble = PaneLayout::new(WindowKind::Tumble { size: 10 }).unwrap();
         assert_eq!(tumble.pane_end(-1), 0);
         assert_eq!(tumble.windows_of(-1).collect::<Vec<_>>(), vec![(-10, 0)]);

@@ -105,9 +105,6 @@ impl WindowFunction {
                     "HOP slide must not be larger than its size (HOP(source, time, slide, size))",
                 ));
             }
-            WindowKind::Hop { slide, size } if size % slide != 0 => {
-                return Err(Error::invalid("HOP size must be a multiple of its slide"));
-            }
             _ => {}
         }
         WindowTableProvider::new(source, &time_column, window)
