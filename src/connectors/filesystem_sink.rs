@@ -173,7 +173,6 @@ impl FileSinkConfig {
     /// Deletes this job's finished files of the epochs after `epoch` (they are written again after
     /// a restore from checkpoint `epoch`), and unfinished temp files.
     pub fn rewind(&self, job: &str, epoch: u64) -> Result<()> {
-        let prefix = format!("part-{job}-");
         let mut dirs = vec![self.path.clone()];
         while let Some(dir) = dirs.pop() {
             let entries = match std::fs::read_dir(&dir) {
@@ -189,13 +188,12 @@ impl FileSinkConfig {
                     continue;
                 }
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let unfinished = name.starts_with(&format!(".{prefix}"));
-                let later = name
-                    .strip_prefix(&prefix)
-                    .and_then(|rest| rest.rsplit_once('.'))
-                    .and_then(|(stem, _)| stem.rsplit_once('-'))
-                    .and_then(|(_, e)| e.parse::<u64>().ok())
-                    .is_some_and(|e| e > epoch);
+                let finished = part_file_epoch(&name, job);
+                let unfinished = name
+                    .strip_prefix('.')
+                    .and_then(|n| n.strip_suffix(".inprogress"))
+                    .is_some_and(|n| part_file_epoch(n, job).is_some());
+                let later = finished.is_some_and(|e| e > epoch);
                 if unfinished || later {
                     std::fs::remove_file(&path).map_err(|e| Error::from(e).context(format!("cannot delete {}", path.display())))?;
                 }
@@ -255,6 +253,15 @@ impl FileSinkConfig {
         let schema: SchemaRef = Arc::new(Schema::new(fields));
         Ok(RecordBatch::try_new(schema, columns)?)
     }
+}
+
+/// The epoch of `name` if it is a finished file of `job`: `part-<job>-<subtask>-<epoch>.<ext>`,
+/// both numbers whole (`part-j-1-0-5.csv` is job `j-1`'s, not job `j`'s).
+fn part_file_epoch(name: &str, job: &str) -> Option<u64> {
+    let (stem, _extension) = name.strip_prefix("part-")?.strip_prefix(job)?.strip_prefix('-')?.rsplit_once('.')?;
+    let (subtask, epoch) = stem.split_once('-')?;
+    subtask.parse::<usize>().ok()?;
+    epoch.parse().ok()
 }
 
 /// A partition value or column name as a path segment: the characters Hive and Flink escape
@@ -373,9 +380,15 @@ impl FileSystemSink {
     /// and finished when the input ends, as the final epoch.
     pub fn direct(config: Arc<FileSinkConfig>, job: &str, subtask: usize) -> Result<Self> {
         let name = format!(".staging-{job}-{subtask}");
-        // Rows a crashed run left staged were never finished: the run starts over.
+        // Rows a crashed run left staged were never finished: the run starts over. Only this
+        // subtask's files (`<name>-<n>.arrow`), not those of a job whose name extends this one's.
         for stale in std::fs::read_dir(&config.path).into_iter().flatten().flatten() {
-            if stale.file_name().to_string_lossy().starts_with(&format!("{name}-")) {
+            let file = stale.file_name().to_string_lossy().into_owned();
+            let ours = file
+                .strip_prefix(&format!("{name}-"))
+                .and_then(|rest| rest.strip_suffix(".arrow"))
+                .is_some_and(|n| n.parse::<u64>().is_ok());
+            if ours {
                 std::fs::remove_file(stale.path())?;
             }
         }
@@ -409,6 +422,15 @@ impl Sink for FileSystemSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_jobs_own_part_files_are_recognised() {
+        assert_eq!(part_file_epoch("part-j-0-5.csv", "j"), Some(5));
+        assert_eq!(part_file_epoch("part-j-1-0-5.csv", "j"), None, "job j-1's file");
+        assert_eq!(part_file_epoch("part-j-1-0-5.csv", "j-1"), Some(5));
+        assert_eq!(part_file_epoch("part-j-x-5.json", "j"), None);
+        assert_eq!(part_file_epoch("other.csv", "j"), None);
+    }
 
     #[test]
     fn partition_values_are_escaped_as_path_segments() {
