@@ -266,6 +266,12 @@ pub enum WindowKind {
         slide: EventTime,
         size: EventTime,
     },
+    /// Flink's CUMULATE: windows of `max_size` starting at its multiples, each emitted after every
+    /// `step` with what it holds so far (window_start stays, window_end grows by `step`).
+    Cumulate {
+        step: EventTime,
+        max_size: EventTime,
+    },
     Session {
         gap: EventTime,
     },
@@ -281,6 +287,9 @@ impl fmt::Display for WindowKind {
             WindowKind::Tumble { size } => write!(f, "TUMBLE(size={})", Nanos(*size)),
             WindowKind::Hop { slide, size } => {
                 write!(f, "HOP(slide={}, size={})", Nanos(*slide), Nanos(*size))
+            }
+            WindowKind::Cumulate { step, max_size } => {
+                write!(f, "CUMULATE(step={}, max_size={})", Nanos(*step), Nanos(*max_size))
             }
             WindowKind::Session { gap } => write!(f, "SESSION(gap={})", Nanos(*gap)),
             WindowKind::Attached => write!(f, "the input's windows"),

@@ -254,7 +254,12 @@ impl Database {
         crate::planner::subquery_apply::register(&ctx);
         crate::planner::flink_functions::register(&ctx);
         crate::planner::postgres_arrays::register(&ctx)?;
-        for kind in [WindowFunctionKind::Tumble, WindowFunctionKind::Hop, WindowFunctionKind::Session] {
+        for kind in [
+            WindowFunctionKind::Tumble,
+            WindowFunctionKind::Hop,
+            WindowFunctionKind::Cumulate,
+            WindowFunctionKind::Session,
+        ] {
             // DataFusion looks table functions up by the name as written.
             let function = Arc::new(WindowFunction {
                 kind,

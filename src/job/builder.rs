@@ -455,7 +455,7 @@ fn build_operator(
                     cache,
                     metrics,
                 )?),
-                WindowKind::Tumble { .. } | WindowKind::Hop { .. } | WindowKind::Attached => {
+                WindowKind::Tumble { .. } | WindowKind::Hop { .. } | WindowKind::Cumulate { .. } | WindowKind::Attached => {
                     Box::new(WindowAggregate::new(spec, input_schema, output_schema, backend, cache, metrics)?)
                 }
             }

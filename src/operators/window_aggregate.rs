@@ -1,6 +1,6 @@
-//! `WindowAggregate`: keyed TUMBLE and HOP windows. Rows are pre-aggregated per batch into panes
-//! (slide-sized slices; a window of `size` is `size / pane` panes, so a hop costs one update per
-//! row, not one per window), kept in memory while open, and spilled to the state backend as one
+//! `WindowAggregate`: keyed TUMBLE, HOP and CUMULATE windows. Rows are pre-aggregated per batch into
+//! panes (slices, see `PaneLayout`: a window is a run of panes, so a hop costs one update per row,
+//! not one per window), kept in memory while open, and spilled to the state backend as one
 //! ingested file when the cache outgrows its limit. When the watermark reaches a window's end, the
 //! window's panes are combined and one row per key is emitted (append-only); panes no later window
 //! needs are dropped. A checkpoint references the cached panes and writes them on another thread.
@@ -18,106 +18,13 @@ use crate::graph::{MAX_PARALLELISM, WindowAggregateSpec, WindowKind};
 use crate::message::{EventTime, Message, event_time_nanos};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
 use crate::operators::grouping::{GroupKey, Grouping};
+use crate::operators::pane_layout::PaneLayout;
 use crate::operators::{FIRE_STEP_ROWS, decode_meta, encode_meta};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::key::encode_time;
 use crate::state::pending_files::PendingFiles;
 use crate::state::{StateBackend, StateWriteBatch};
-
-/// Window arithmetic for windows aligned to the epoch as Flink's: starts are multiples of `slide`
-/// (so ends are too when the size is a multiple of the slide). Panes are `gcd(size, slide)` long,
-/// so every window start and end is a pane boundary.
-#[derive(Debug, Clone, Copy)]
-pub struct PaneLayout {
-    pub size: i64,
-    pub slide: i64,
-    pub pane: i64,
-}
-
-impl PaneLayout {
-    pub fn new(window: WindowKind) -> Result<Self> {
-        let (size, slide) = match window {
-            WindowKind::Tumble { size } => (size, size),
-            WindowKind::Hop { slide, size } => (size, slide),
-            // One nanosecond windows: a row at `end - 1` is in the window ending at `end`.
-            WindowKind::Attached => (1, 1),
-            WindowKind::Session { .. } => {
-                return Err(Error::internal("session windows have no panes"));
-            }
-        };
-        if size <= 0 || slide <= 0 {
-            return Err(Error::invalid("window size and slide must be positive"));
-        }
-        if slide > size {
-            return Err(Error::invalid("HOP slide must not be larger than its size"));
-        }
-        Ok(PaneLayout {
-            size,
-            slide,
-            pane: gcd(size, slide),
-        })
-    }
-
-    /// End of the pane holding event time `t`.
-    pub fn pane_end(&self, t: i64) -> i64 {
-        saturate(i128::from(t.div_euclid(self.pane)) * i128::from(self.pane) + i128::from(self.pane))
-    }
-
-    /// End of the last window that contains event time `t`; once the watermark reaches it the row is late.
-    pub fn last_window_end(&self, t: i64) -> i64 {
-        saturate(i128::from(t.div_euclid(self.slide)) * i128::from(self.slide) + i128::from(self.size))
-    }
-
-    /// The windows `(start, end)` that contain event time `t`, ascending: those starting at a
-    /// multiple of the slide within `(t - size, t]`.
-    pub fn windows_of(&self, t: i64) -> impl Iterator<Item = (i64, i64)> + use<> {
-        let (slide, size) = (i128::from(self.slide), i128::from(self.size));
-        let last = i128::from(t).div_euclid(slide) * slide;
-        let count = ((size - 1) / slide + 1) as usize;
-        (0..count)
-            .rev()
-            .map(move |i| last - slide * i as i128)
-            .filter(move |start| start + size > i128::from(t))
-            .map(move |start| (saturate(start), saturate(start + size)))
-    }
-
-    /// Ends of the windows that contain the pane ending at `pane_end`, ascending: those starting at
-    /// a multiple of the slide within `[pane_end - size, pane_end - pane]`.
-    pub fn windows_of_pane(&self, pane_end: i64) -> impl Iterator<Item = i64> + use<> {
-        let (p, slide, size) = (i128::from(pane_end), i128::from(self.slide), i128::from(self.size));
-        let first = ceil_div(p - size, slide) * slide;
-        let last = (p - i128::from(self.pane)).div_euclid(slide) * slide;
-        let count = if last >= first { ((last - first) / slide + 1) as usize } else { 0 };
-        (0..count).map(move |i| saturate(first + slide * i as i128 + size))
-    }
-
-    /// The end of the last window that needs this pane.
-    pub fn pane_retired_at(&self, pane_end: i64) -> i64 {
-        let last_start = (i128::from(pane_end) - i128::from(self.pane)).div_euclid(i128::from(self.slide)) * i128::from(self.slide);
-        saturate(last_start + i128::from(self.size))
-    }
-
-    /// Pane ends covered by the window ending at `window_end`: `[window_end - size + pane, window_end]`.
-    pub fn panes_of_window(&self, window_end: i64) -> (i64, i64) {
-        (
-            saturate(i128::from(window_end) - i128::from(self.size) + i128::from(self.pane)),
-            window_end,
-        )
-    }
-}
-
-fn gcd(a: i64, b: i64) -> i64 {
-    if b == 0 { a } else { gcd(b, a % b) }
-}
-
-fn ceil_div(a: i128, b: i128) -> i128 {
-    -((-a).div_euclid(b))
-}
-
-fn saturate(v: i128) -> i64 {
-    v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-}
 
 /// The groups of one pane and their partial states. Shared (copy-on-write) with the snapshot writer
 /// of a checkpoint in progress, which is how the cache is captured without copying it at the barrier.
@@ -253,7 +160,7 @@ impl WindowAggregate {
                 cached[key_group_of(key)].push((key, states));
             }
         }
-        let bounds = (window_end.saturating_sub(self.layout.size), window_end);
+        let bounds = (self.layout.window_start(window_end), window_end);
         let mut rows = WindowRows::default();
         let mut emitted = 0;
         for (key_group, cached) in cached.iter().enumerate().skip(from) {
@@ -523,37 +430,4 @@ fn pane_range(key_group: u16, pane_end: EventTime) -> (Vec<u8>, Vec<u8>) {
     let mut end = key_group.to_be_bytes().to_vec();
     end.extend_from_slice(&encode_time(pane_end.saturating_add(1)));
     (start, end)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_panes_and_windows() {
-        let hop = PaneLayout::new(WindowKind::Hop { slide: 5, size: 10 }).unwrap();
-        assert_eq!(hop.pane, 5);
-        assert_eq!(hop.pane_end(7), 10);
-        assert_eq!(hop.pane_end(10), 15);
-        assert_eq!(hop.last_window_end(7), 15);
-        assert_eq!(hop.windows_of_pane(10).collect::<Vec<_>>(), vec![10, 15]);
-        assert_eq!(hop.pane_retired_at(10), 15);
-        assert_eq!(hop.panes_of_window(15), (10, 15));
-        assert_eq!(hop.windows_of(7).collect::<Vec<_>>(), vec![(0, 10), (5, 15)]);
-        assert_eq!(hop.windows_of(10).collect::<Vec<_>>(), vec![(5, 15), (10, 20)]);
-        let odd = PaneLayout::new(WindowKind::Hop { slide: 4, size: 10 }).unwrap();
-        assert_eq!(odd.pane, 2);
-        // Windows start at multiples of 4: pane [6, 8) lies in [0, 10) and [4, 14) (as Flink's
-        // sliding windows assign), the last of which retires it.
-        assert_eq!(odd.windows_of_pane(8).collect::<Vec<_>>(), vec![10, 14]);
-        assert_eq!(odd.pane_retired_at(8), 14);
-        assert_eq!(odd.last_window_end(7), 14);
-        assert_eq!(odd.windows_of(7).collect::<Vec<_>>(), vec![(0, 10), (4, 14)]);
-        assert_eq!(odd.panes_of_window(14), (6, 14));
-        let tumble = PaneLayout::new(WindowKind::Tumble { size: 10 }).unwrap();
-        assert_eq!(tumble.pane_end(-1), 0);
-        assert_eq!(tumble.windows_of(-1).collect::<Vec<_>>(), vec![(-10, 0)]);
-        assert_eq!(tumble.windows_of_pane(0).collect::<Vec<_>>(), vec![0]);
-        assert_eq!(tumble.last_window_end(i64::MAX), i64::MAX);
-    }
 }

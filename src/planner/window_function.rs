@@ -1,4 +1,4 @@
-//! `TUMBLE`, `HOP` and `SESSION` in FROM, as DataFusion table functions. Each returns a
+//! `TUMBLE`, `HOP`, `CUMULATE` and `SESSION` in FROM, as DataFusion table functions. Each returns a
 //! `WindowTableProvider`: the source's columns plus `window_start`, `window_end` and
 //! `window_time`, carrying the window spec. The streaming lowering fuses it with the Aggregate
 //! above it into one window operator; until that operator assigns windows, the window columns
@@ -28,6 +28,7 @@ pub const WINDOW_TIME: &str = "window_time";
 pub enum WindowFunctionKind {
     Tumble,
     Hop,
+    Cumulate,
     Session,
 }
 
@@ -36,6 +37,7 @@ impl WindowFunctionKind {
         match self {
             WindowFunctionKind::Tumble => "tumble",
             WindowFunctionKind::Hop => "hop",
+            WindowFunctionKind::Cumulate => "cumulate",
             WindowFunctionKind::Session => "session",
         }
     }
@@ -44,6 +46,7 @@ impl WindowFunctionKind {
         match self {
             WindowFunctionKind::Tumble => "TUMBLE(source, time_column, INTERVAL 'size' UNIT)",
             WindowFunctionKind::Hop => "HOP(source, time_column, INTERVAL 'slide' UNIT, INTERVAL 'size' UNIT)",
+            WindowFunctionKind::Cumulate => "CUMULATE(source, time_column, INTERVAL 'step' UNIT, INTERVAL 'max_size' UNIT)",
             WindowFunctionKind::Session => "SESSION(source, time_column, INTERVAL 'gap' UNIT)",
         }
     }
@@ -63,7 +66,10 @@ impl WindowFunction {
                 format!("window function arguments: use {}", self.kind.usage()),
             )
         };
-        let expected = if self.kind == WindowFunctionKind::Hop { 4 } else { 3 };
+        let expected = match self.kind {
+            WindowFunctionKind::Hop | WindowFunctionKind::Cumulate => 4,
+            WindowFunctionKind::Tumble | WindowFunctionKind::Session => 3,
+        };
         if args.len() != expected {
             return Err(usage());
         }
@@ -95,6 +101,10 @@ impl WindowFunction {
                 slide: interval_arg(&args[2])?,
                 size: interval_arg(&args[3])?,
             },
+            WindowFunctionKind::Cumulate => WindowKind::Cumulate {
+                step: interval_arg(&args[2])?,
+                max_size: interval_arg(&args[3])?,
+            },
             WindowFunctionKind::Session => WindowKind::Session {
                 gap: interval_arg(&args[2])?,
             },
@@ -103,6 +113,11 @@ impl WindowFunction {
             WindowKind::Hop { slide, size } if slide > size => {
                 return Err(Error::invalid(
                     "HOP slide must not be larger than its size (HOP(source, time, slide, size))",
+                ));
+            }
+            WindowKind::Cumulate { step, max_size } if max_size % step != 0 => {
+                return Err(Error::invalid(
+                    "CUMULATE max size must be a whole multiple of its step (CUMULATE(source, time, step, max_size))",
                 ));
             }
             _ => {}

@@ -14,7 +14,9 @@ the .slt file selects from).
 
 Semantics encoded here (the engine must match them):
   * windows are [start, end); TUMBLE/HOP are aligned to the epoch (start multiple of the size
-    for TUMBLE, end multiple of the slide for HOP);
+    for TUMBLE, of the slide for HOP); CUMULATE(step, max) emits, for each max-long window
+    [S, S + max) with S a multiple of max, the windows [S, S + step), [S, S + 2 step), ...,
+    [S, S + max): a row is in those of its max window that end after it;
   * a row is late when every window it belongs to has window_end <= current watermark
     (checked with the watermark produced by the rows before it); a late row is dropped and
     counted; a row whose some windows have already fired still counts in the open ones;
@@ -59,6 +61,18 @@ def hop(slide, size):
             out.append((start, start + size))
             start -= slide
         return sorted(out)
+    return assign
+
+
+def cumulate(step, max_size):
+    def assign(t):
+        start = t // max_size * max_size
+        end = t // step * step + step
+        out = []
+        while end <= start + max_size:
+            out.append((start, end))
+            end += step
+        return out
     return assign
 
 
@@ -173,6 +187,14 @@ def build():
     acc, late = run_fixed(h_rows, hop(10, 30), 1, keyed=False)
     case("hop_wide", rows_out(acc, ["ws", "we", "cnt", "min", "max"], ["ws"]), late)
 
+    acc, late = run_fixed(h_rows, cumulate(5, 20), 1)
+    case("cumulate_keyed", rows_out(acc, ["k", "ws", "we", "cnt", "sum"], ["k", "we"]), late)
+    acc, late = run_fixed(h_rows, cumulate(10, 30), 1, keyed=False)
+    case("cumulate_flink", rows_out(acc, ["ws", "we", "cnt", "min", "max"], ["we"]), late)
+    w_rows = load("watermark.csv")
+    acc, late = run_fixed(w_rows, cumulate(5, 15), 2)
+    case("cumulate_late", rows_out(acc, ["k", "ws", "we", "cnt", "sum"], ["k", "we"]), late)
+
     s_rows = load("session.csv")
     acc, late = run_session(s_rows, 5, 5)
     case("session_keyed", rows_out(acc, ["k", "ws", "we", "cnt", "sum"], ["k", "ws"]), late)
@@ -206,7 +228,8 @@ def build():
 def slt_blocks():
     """{table name: expected lines} for every `SELECT ... FROM <tag>` query in the suites."""
     blocks = {}
-    for rel in ("sql/window/tumble.slt", "sql/window/hop.slt", "sql/window/session.slt",
+    for rel in ("sql/window/tumble.slt", "sql/window/hop.slt", "sql/window/cumulate.slt",
+                "sql/window/session.slt",
                 "sql/watermark.slt", "sql/parallelism.slt"):
         path = os.path.join(ROOT, rel)
         if not os.path.exists(path):
