@@ -93,6 +93,8 @@ pub enum OperatorSpec {
     WindowJoin(WindowJoinSpec),
     /// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` kept to a range of ranks.
     TopN(TopNSpec),
+    /// Aggregates `OVER (PARTITION BY ... ORDER BY rowtime ... PRECEDING AND CURRENT ROW)`.
+    OverAggregate(OverAggregateSpec),
     /// Each row joined with the rows of its key in a table read as of now (one input).
     LookupJoin(LookupJoinSpec),
     Sink(SinkSpec),
@@ -111,6 +113,40 @@ pub struct TopNSpec {
     pub ties: RankTies,
     /// The partition column holding a window aggregate's window end, for a window Top-N.
     pub window_end: Option<usize>,
+}
+
+/// Flink's OVER aggregation on event time over an append-only input: each row with its aggregates
+/// (after the input's columns) over the frame ending at it, emitted when the watermark reaches
+/// its time. Append-only.
+#[derive(Debug, Clone)]
+pub struct OverAggregateSpec {
+    /// The PARTITION BY expressions (a constant without one); the input is hash-partitioned on them.
+    pub partition: Vec<PhysicalExprRef>,
+    /// The ORDER BY column: the input's event-time attribute.
+    pub time_column: usize,
+    pub frame: OverFrame,
+    pub aggregates: Vec<AggregateCall>,
+}
+
+/// An OVER frame, which always ends at the current row (as Flink's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverFrame {
+    /// `ROWS BETWEEN n PRECEDING AND CURRENT ROW`; `None`: UNBOUNDED PRECEDING.
+    Rows { preceding: Option<u64> },
+    /// `RANGE BETWEEN interval PRECEDING AND CURRENT ROW` (nanoseconds): the rows at most that much
+    /// earlier, and every row with the current row's time; `None`: UNBOUNDED PRECEDING.
+    Range { preceding: Option<EventTime> },
+}
+
+impl fmt::Display for OverFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OverFrame::Rows { preceding: Some(n) } => write!(f, "ROWS {n} PRECEDING"),
+            OverFrame::Range { preceding: Some(t) } => write!(f, "RANGE {} PRECEDING", Nanos(*t)),
+            OverFrame::Rows { preceding: None } => write!(f, "ROWS UNBOUNDED PRECEDING"),
+            OverFrame::Range { preceding: None } => write!(f, "RANGE UNBOUNDED PRECEDING"),
+        }
+    }
 }
 
 /// How rows with equal ORDER BY values rank.
@@ -384,6 +420,12 @@ pub struct WindowAggregateSpec {
     /// Input column carrying each row's event time (a TIMESTAMP).
     pub time_column: usize,
     pub aggregate: AggregateSpec,
+    /// Session windows only: whose rows form sessions. `None`: each group key's own rows (Weir's
+    /// short SESSION, Flink's legacy group window, or a PARTITION BY equal to the group keys).
+    /// `Some(exprs)`: the rows with equal values of these (Flink's SESSION TVF PARTITION BY, or
+    /// a constant when it has none: one sequence of sessions over all rows), aggregated per group
+    /// key within each session. The input is hash-partitioned on them.
+    pub sessions_by: Option<Vec<PhysicalExprRef>>,
 }
 
 /// What the rows of a stream mean (Flink's changelog modes). The planner infers it for every edge.
@@ -449,6 +491,7 @@ impl OperatorSpec {
             OperatorSpec::WindowJoin(_) => "window-join",
             OperatorSpec::LookupJoin(_) => "lookup-join",
             OperatorSpec::TopN(_) => "top-n",
+            OperatorSpec::OverAggregate(_) => "over-aggregate",
             OperatorSpec::Sink(_) => "sink",
         }
     }
@@ -464,8 +507,12 @@ impl OperatorSpec {
             OperatorSpec::Filter { predicate } => format!("Filter: {predicate}"),
             OperatorSpec::Project { exprs } => format!("Project: {}", list(exprs)),
             OperatorSpec::WindowAggregate(w) => format!(
-                "WindowAggregate: {} on column #{}, keys=[{}], aggregates=[{}]",
+                "WindowAggregate: {}{} on column #{}, keys=[{}], aggregates=[{}]",
                 w.window,
+                w.sessions_by
+                    .as_ref()
+                    .map(|by| format!(" sessions by [{}]", list(by)))
+                    .unwrap_or_default(),
                 w.time_column,
                 list(&w.aggregate.keys),
                 aggs(&w.aggregate)
@@ -522,6 +569,13 @@ impl OperatorSpec {
                     RankTies::FirstArrived => "",
                     RankTies::LastArrived => ", the later of equal rows first",
                 }
+            ),
+            OperatorSpec::OverAggregate(o) => format!(
+                "OverAggregate: partition by [{}], order by column #{}, {}, aggregates=[{}]",
+                list(&o.partition),
+                o.time_column,
+                o.frame,
+                o.aggregates.iter().map(|a| a.display.clone()).collect::<Vec<_>>().join(", ")
             ),
             OperatorSpec::LookupJoin(j) => format!(
                 "LookupJoin: {:?} on [{}] = {} {}{}",

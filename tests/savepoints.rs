@@ -147,15 +147,18 @@ async fn nexmark_window_survives_stop_and_restore(key: &str, window: &str) {
         )
         .await
         .expect("source");
+    let key_columns = key.split(", ").map(|k| format!("{k} BIGINT")).collect::<Vec<_>>().join(", ");
     let job = |name: &str, table: &str, parallelism: usize| {
         format!(
-            "CREATE TABLE {table} ({key} BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), bids BIGINT, max_price BIGINT);
+            "CREATE TABLE {table} ({key_columns}, window_start TIMESTAMP(3), window_end TIMESTAMP(3), bids BIGINT, max_price BIGINT);
              CREATE JOB {name} WITH ('parallelism' = '{parallelism}', 'state.cache.max-entries' = '50') AS INSERT INTO {table}
              SELECT {key}, window_start, window_end, COUNT(*), MAX(price) FROM {window}
              GROUP BY {key}, window_start, window_end;"
         )
     };
-    let query = |table: &str| format!("SELECT {key}, window_start, window_end, bids, max_price FROM {table} ORDER BY 1, 2");
+    let query = |table: &str| {
+        format!("SELECT {key}, window_start, window_end, bids, max_price FROM {table} ORDER BY {key}, window_start, window_end")
+    };
     session.execute(&job("whole", "expected", 2)).await.expect("job");
     session.execute("WAIT JOB whole").await.expect("wait");
     let expected = rows(&session, &query("expected")).await;
@@ -181,6 +184,26 @@ async fn nexmark_hop_job_survives_stop_and_restore() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nexmark_session_job_survives_stop_and_restore() {
     nexmark_window_survives_stop_and_restore("bidder", "SESSION(bids, date_time, INTERVAL '500' MILLISECOND)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexmark_cumulate_job_survives_stop_and_restore() {
+    nexmark_window_survives_stop_and_restore(
+        "auction",
+        "CUMULATE(bids, date_time, INTERVAL '500' MILLISECOND, INTERVAL '2' SECOND)",
+    )
+    .await;
+}
+
+/// Flink's SESSION TVF partitioned by auction and grouped by auction and bidder: sessions per
+/// auction holding a state per bidder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexmark_partitioned_session_job_survives_stop_and_restore() {
+    nexmark_window_survives_stop_and_restore(
+        "auction, bidder",
+        "TABLE(SESSION(TABLE bids PARTITION BY auction, DESCRIPTOR(date_time), INTERVAL '500' MILLISECOND))",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,12 +312,13 @@ async fn file_splits_resume_at_their_offsets_at_another_parallelism() {
     );
 }
 
-/// Top-N, deduplication and window Top-N over Nexmark bids, each stopped with a savepoint after
-/// 1.5 s at parallelism 2 (a tiny cache: rankings spill to RocksDB) and restored at parallelism 1
-/// and 3: the final rows equal an uninterrupted run's. Compared on columns that rows tied in the
-/// ORDER BY share (which of two tied rows ranks first depends on arrival order).
+/// Top-N, deduplication, window Top-N and an OVER aggregation over Nexmark bids, each stopped with
+/// a savepoint after 1.5 s at parallelism 2 (a tiny cache: state spills to RocksDB) and restored at
+/// parallelism 1 and 3: the final rows equal an uninterrupted run's. Compared on columns that rows
+/// tied in the ORDER BY share (which of two tied rows ranks first depends on arrival order; the
+/// OVER frame is a RANGE, so rows with equal times get equal aggregates).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn top_n_and_deduplication_survive_stop_and_restore_at_another_parallelism() {
+async fn top_n_deduplication_and_over_survive_stop_and_restore_at_another_parallelism() {
     let dir = tempfile::tempdir().expect("temp dir");
     let session = Session::open(dir.path()).await.expect("open");
     session
@@ -322,6 +346,12 @@ async fn top_n_and_deduplication_survive_stop_and_restore_at_another_parallelism
                FROM (SELECT window_start, window_end, auction, COUNT(*) AS bids FROM TUMBLE(bids, date_time, INTERVAL '250' MILLISECOND) GROUP BY window_start, window_end, auction))
              WHERE rn <= 2",
             "window_start, bids, rn",
+        ),
+        (
+            "auction BIGINT, date_time TIMESTAMP(3), price BIGINT, cnt BIGINT, total BIGINT, hi BIGINT",
+            "SELECT auction, date_time, price, COUNT(*) OVER w, SUM(price) OVER w, MAX(price) OVER w FROM bids
+               WINDOW w AS (PARTITION BY auction ORDER BY date_time RANGE BETWEEN INTERVAL '500' MILLISECOND PRECEDING AND CURRENT ROW)",
+            "auction, date_time, price, cnt, total, hi",
         ),
     ];
     for (i, (columns, select, compared)) in queries.into_iter().enumerate() {

@@ -180,6 +180,8 @@ fn rescaled_meta(spec: &OperatorSpec, states: &[&OperatorState]) -> Result<Optio
         OperatorSpec::IntervalJoin(_) | OperatorSpec::WindowJoin(_) => Some(encode_meta(&WatermarkMeta::merged(&parts(states, "join")?))?),
         // A window Top-N's index is rebuilt from the backend; the watermark is the lowest.
         OperatorSpec::TopN(_) => Some(encode_meta(&WatermarkMeta::merged(&parts(states, "Top-N")?))?),
+        // An OVER aggregate's index of waiting rows is rebuilt from the backend.
+        OperatorSpec::OverAggregate(_) => Some(encode_meta(&WatermarkMeta::merged(&parts(states, "OVER aggregate")?))?),
         _ => None,
     })
 }
@@ -196,6 +198,7 @@ fn stateful_uids(graph: &JobGraph) -> Vec<String> {
                     | OperatorSpec::UpdatingAggregate(_)
                     | OperatorSpec::ChangelogNormalize { .. }
                     | OperatorSpec::TopN(_)
+                    | OperatorSpec::OverAggregate(_)
                     | OperatorSpec::Join(_)
                     | OperatorSpec::IntervalJoin(_)
                     | OperatorSpec::WindowJoin(_)

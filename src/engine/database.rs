@@ -259,6 +259,7 @@ impl Database {
             WindowFunctionKind::Hop,
             WindowFunctionKind::Cumulate,
             WindowFunctionKind::Session,
+            WindowFunctionKind::PartitionedSession,
         ] {
             // DataFusion looks table functions up by the name as written.
             let function = Arc::new(WindowFunction {

@@ -26,6 +26,7 @@ use crate::operators::changelog_normalize::ChangelogNormalize;
 use crate::operators::interval_join::IntervalJoin;
 use crate::operators::join::StreamingJoin;
 use crate::operators::lookup_join::LookupJoin;
+use crate::operators::over_aggregate::OverAggregate;
 use crate::operators::session_window::SessionWindowAggregate;
 use crate::operators::state_ttl::StateTtl;
 use crate::operators::stateless::{Filter, Project};
@@ -485,6 +486,18 @@ fn build_operator(
             let (backend, restored) = keyed_state()?;
             meta = restored;
             Box::new(TopN::new(
+                spec,
+                input_schema,
+                output_schema,
+                backend,
+                settings.state_cache_entries,
+                metrics.clone(),
+            )?)
+        }
+        OperatorSpec::OverAggregate(spec) => {
+            let (backend, restored) = keyed_state()?;
+            meta = restored;
+            Box::new(OverAggregate::new(
                 spec,
                 input_schema,
                 output_schema,

@@ -38,6 +38,8 @@ pub struct PreAggregated {
     pub states: Vec<Vec<AccumulatorState>>,
     /// How many input rows each group summarises.
     pub rows_per_group: Vec<usize>,
+    /// The index of each group's first row in the batch.
+    pub first_rows: Vec<usize>,
 }
 
 impl Grouping {
@@ -98,6 +100,7 @@ impl Grouping {
         let rows = self.converter.convert_columns(&key_columns)?;
         let mut index: HashMap<(i64, &[u8]), usize, ahash::RandomState> = HashMap::default();
         let mut groups = Vec::new();
+        let mut first_rows = Vec::new();
         let mut selected = Vec::with_capacity(batch.num_rows());
         let mut slots = Vec::with_capacity(batch.num_rows());
         for (r, bucket) in buckets.iter().enumerate() {
@@ -106,6 +109,7 @@ impl Grouping {
             let next = groups.len();
             let slot = *index.entry((bucket, key.data())).or_insert_with(|| {
                 groups.push((bucket, group_key(key.data())));
+                first_rows.push(r);
                 next
             });
             selected.push(r);
@@ -150,6 +154,7 @@ impl Grouping {
             groups,
             states,
             rows_per_group,
+            first_rows,
         })
     }
 

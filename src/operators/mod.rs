@@ -9,6 +9,7 @@ pub mod join;
 pub mod join_sides;
 pub mod keyed_cache;
 pub mod lookup_join;
+pub mod over_aggregate;
 pub mod pane_layout;
 pub mod session_window;
 pub mod state_bytes;

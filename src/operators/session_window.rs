@@ -1,45 +1,84 @@
-//! `SessionWindowAggregate`: per-key session windows. A row at `t` opens the session `[t, t + gap)`;
-//! sessions of one key that touch (rows at most `gap` apart, as in Flink) merge. A session is emitted
-//! when the watermark reaches its end. Rows are pre-aggregated per (key, event time) per batch.
+//! `SessionWindowAggregate`: session windows. A row at `t` opens the session `[t, t + gap)`;
+//! sessions of one session key that touch (rows at most `gap` apart, as in Flink) merge. A session
+//! is emitted when the watermark reaches its end: one row per group key it holds. The session key
+//! is the group key (Weir's SESSION, Flink's legacy group window) or the columns of Flink's SESSION
+//! TVF PARTITION BY (a constant without one: sessions over all rows), in which case a session keeps
+//! a partial state per group key. Rows are pre-aggregated per (group key, event time) per batch.
 //!
 //! Open sessions are cached in memory, indexed by end so firing is a range pop. When the cache holds
 //! more sessions than its limit, every key's sessions are written to the state backend as one
-//! ingested file (key: the group key; value: its sessions) and read back when the key is touched or
-//! fires. A checkpoint shares the cache with a thread that writes it as the snapshot's cache image
-//! (copy-on-write); a restore rebuilds the end index from the backend.
+//! ingested file (key: the session key; value: its sessions) and read back when the key is touched
+//! or fires. A checkpoint shares the cache with a thread that writes it as the snapshot's cache
+//! image (copy-on-write); a restore rebuilds the end index from the backend.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::Array;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::row::RowConverter;
 
 use crate::error::{Error, Result};
-use crate::graph::{WindowAggregateSpec, WindowKind};
+use crate::graph::{PhysicalExprRef, WindowAggregateSpec, WindowKind};
 use crate::message::{EventTime, Message, event_time_nanos};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
-use crate::operators::grouping::{GroupKey, Grouping};
+use crate::operators::grouping::{GroupKey, Grouping, PreAggregated, group_key};
+use crate::operators::state_bytes::{StateReader, put_bytes};
 use crate::operators::{FIRE_STEP_ROWS, WatermarkMeta, decode_meta, encode_meta};
 use crate::runtime::metrics::JobMetrics;
 use crate::runtime::{Operator, OperatorSnapshot};
+use crate::state::key::key_converter;
 use crate::state::pending_files::PendingFiles;
 use crate::state::{StateBackend, StateWriteBatch};
 
 type SessionsByKey = HashMap<GroupKey, Vec<Session>, ahash::RandomState>;
 
+/// Partial states per group key.
+type SessionGroups = HashMap<GroupKey, Vec<AccumulatorState>, ahash::RandomState>;
+
 #[derive(Clone)]
 struct Session {
     start: EventTime,
     end: EventTime,
-    states: Vec<AccumulatorState>,
+    groups: SessionGroups,
+}
+
+/// The session key of Flink's SESSION TVF: its PARTITION BY columns, evaluated per row.
+struct SessionPartition {
+    exprs: Vec<PhysicalExprRef>,
+    converter: RowConverter,
+}
+
+impl SessionPartition {
+    fn new(exprs: &[PhysicalExprRef], input_schema: &Schema) -> Result<Self> {
+        let types = exprs.iter().map(|e| Ok(e.data_type(input_schema)?)).collect::<Result<Vec<_>>>()?;
+        Ok(SessionPartition {
+            exprs: exprs.to_vec(),
+            converter: key_converter(&types)?,
+        })
+    }
+
+    /// The session key of each pre-aggregated group (from its first row).
+    fn keys_of(&self, batch: &RecordBatch, pre: &PreAggregated) -> Result<Vec<GroupKey>> {
+        let columns = self
+            .exprs
+            .iter()
+            .map(|e| Ok(e.evaluate(batch)?.into_array(batch.num_rows())?))
+            .collect::<Result<Vec<_>>>()?;
+        let rows = self.converter.convert_columns(&columns)?;
+        Ok(pre.first_rows.iter().map(|r| group_key(rows.row(*r).data())).collect())
+    }
 }
 
 pub struct SessionWindowAggregate {
     grouping: Grouping,
     gap: i64,
     time_column: usize,
-    /// Open sessions per key, disjoint and not touching. Shared with a checkpoint's snapshot writer.
+    /// `None`: sessions per group key.
+    partition: Option<SessionPartition>,
+    /// Open sessions per session key, disjoint and not touching. Shared with a checkpoint's
+    /// snapshot writer.
     sessions: Arc<SessionsByKey>,
     /// (end, key) of every open session.
     by_end: BTreeSet<(EventTime, GroupKey)>,
@@ -76,6 +115,11 @@ impl SessionWindowAggregate {
             grouping: Grouping::new(&spec.aggregate, &input_schema, output_schema, false)?,
             gap,
             time_column: spec.time_column,
+            partition: spec
+                .sessions_by
+                .as_ref()
+                .map(|by| SessionPartition::new(by, &input_schema))
+                .transpose()?,
             sessions: Arc::default(),
             by_end: BTreeSet::new(),
             watermark: EventTime::MIN,
@@ -118,9 +162,10 @@ impl SessionWindowAggregate {
         self.backend.ingest(batch)
     }
 
-    /// Adds the rows of one key at one event time, merging every session the new one touches.
-    /// Returns false if the rows are late (their session would already have been emitted).
-    fn add(&mut self, key: GroupKey, time: EventTime, states: Vec<AccumulatorState>) -> Result<bool> {
+    /// Adds the rows of one group at one event time to its session key's sessions, merging every
+    /// session the new one touches. Returns false if the rows are late (their session would
+    /// already have been emitted).
+    fn add(&mut self, key: GroupKey, time: EventTime, group: GroupKey, states: Vec<AccumulatorState>) -> Result<bool> {
         self.load(&key)?;
         let end = time.saturating_add(self.gap);
         let sessions = Arc::make_mut(&mut self.sessions).entry(key.clone()).or_default();
@@ -136,19 +181,36 @@ impl SessionWindowAggregate {
             }
             return Ok(false);
         }
-        let mut merged = Session { start: time, end, states };
+        let mut groups = SessionGroups::default();
+        groups.insert(group, states);
+        let mut merged = Session { start: time, end, groups };
         for i in touching.into_iter().rev() {
             let old = sessions.remove(i);
             self.cached -= 1;
             self.by_end.remove(&(old.end, key.clone()));
             merged.start = merged.start.min(old.start);
             merged.end = merged.end.max(old.end);
-            self.grouping.merge_states(&mut merged.states, &old.states);
+            merge_groups(&self.grouping, &mut merged.groups, old.groups);
         }
         self.by_end.insert((merged.end, key));
         sessions.push(merged);
         self.cached += 1;
         Ok(true)
+    }
+}
+
+/// Adds `other`'s partial states into `into`, walking the smaller of the two.
+fn merge_groups(grouping: &Grouping, into: &mut SessionGroups, mut other: SessionGroups) {
+    if other.len() > into.len() {
+        std::mem::swap(into, &mut other);
+    }
+    for (group, states) in other {
+        match into.get_mut(&group) {
+            Some(existing) => grouping.merge_states(existing, &states),
+            None => {
+                into.insert(group, states);
+            }
+        }
     }
 }
 
@@ -158,9 +220,13 @@ impl Operator for SessionWindowAggregate {
         let buckets: Vec<Option<i64>> = (0..batch.num_rows()).map(|r| (!times.is_null(r)).then(|| times.value(r))).collect();
         self.metrics.add_late_rows(times.null_count());
         let pre = self.grouping.pre_aggregate(&batch, &buckets, None)?;
+        let session_keys = match &self.partition {
+            Some(partition) => partition.keys_of(&batch, &pre)?,
+            None => pre.groups.iter().map(|(_, group)| group.clone()).collect(),
+        };
         let mut late_groups = Vec::new();
-        for (i, ((time, key), states)) in pre.groups.into_iter().zip(pre.states).enumerate() {
-            if !self.add(key, time, states)? {
+        for (i, (((time, group), states), key)) in pre.groups.into_iter().zip(pre.states).zip(session_keys).enumerate() {
+            if !self.add(key, time, group, states)? {
                 late_groups.push(i);
             }
         }
@@ -227,13 +293,14 @@ impl Operator for SessionWindowAggregate {
         let Some((watermark, closed_at)) = self.firing else {
             return Ok(false);
         };
-        let mut fired: Vec<(GroupKey, Session)> = Vec::new();
+        let mut fired: Vec<Session> = Vec::new();
+        let mut rows = 0;
         let mut more = false;
         while let Some((end, _)) = self.by_end.first() {
             if *end > watermark {
                 break;
             }
-            if fired.len() >= FIRE_STEP_ROWS {
+            if rows >= FIRE_STEP_ROWS {
                 more = true;
                 break;
             }
@@ -250,14 +317,23 @@ impl Operator for SessionWindowAggregate {
                 if sessions.is_empty() {
                     cache.remove(&key);
                 }
-                fired.push((key, session));
+                rows += session.groups.len();
+                fired.push(session);
             }
         }
         if !fired.is_empty() {
-            let keys: Vec<&GroupKey> = fired.iter().map(|(k, _)| k).collect();
-            let starts: Vec<i64> = fired.iter().map(|(_, s)| s.start).collect();
-            let ends: Vec<i64> = fired.iter().map(|(_, s)| s.end).collect();
-            let states: Vec<&[AccumulatorState]> = fired.iter().map(|(_, s)| s.states.as_slice()).collect();
+            let mut keys: Vec<&GroupKey> = Vec::with_capacity(rows);
+            let mut starts: Vec<i64> = Vec::with_capacity(rows);
+            let mut ends: Vec<i64> = Vec::with_capacity(rows);
+            let mut states: Vec<&[AccumulatorState]> = Vec::with_capacity(rows);
+            for session in &fired {
+                for (group, group_states) in &session.groups {
+                    keys.push(group);
+                    starts.push(session.start);
+                    ends.push(session.end);
+                    states.push(group_states);
+                }
+            }
             out.push(Message::Data(self.grouping.output(&keys, Some((&starts, &ends)), &states)?));
             out.push(Message::LatencyMarker(closed_at));
         }
@@ -269,7 +345,7 @@ impl Operator for SessionWindowAggregate {
     }
 }
 
-/// The backend entries of cached sessions: group key → its sessions.
+/// The backend entries of cached sessions: session key → its sessions.
 fn session_entries(sessions: &SessionsByKey) -> Vec<(Vec<u8>, Vec<u8>)> {
     sessions
         .iter()
@@ -277,36 +353,38 @@ fn session_entries(sessions: &SessionsByKey) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// A key's sessions as stored: per session its start and end, its group count, then per group
+/// the key and the encoded states (`put_bytes`).
 fn encode_sessions(sessions: &[Session]) -> Vec<u8> {
     let mut out = Vec::new();
+    let mut states = Vec::new();
     for session in sessions {
-        let mut states = Vec::new();
-        encode_states(&session.states, &mut states);
         out.extend_from_slice(&session.start.to_le_bytes());
         out.extend_from_slice(&session.end.to_le_bytes());
-        out.extend_from_slice(&(states.len() as u32).to_le_bytes());
-        out.extend_from_slice(&states);
+        out.extend_from_slice(&(session.groups.len() as u32).to_le_bytes());
+        for (group, group_states) in &session.groups {
+            put_bytes(&mut out, group);
+            states.clear();
+            encode_states(group_states, &mut states);
+            put_bytes(&mut out, &states);
+        }
     }
     out
 }
 
-fn decode_sessions(mut bytes: &[u8]) -> Result<Vec<Session>> {
-    let corrupt = || Error::internal("corrupt session state in the state backend");
+fn decode_sessions(bytes: &[u8]) -> Result<Vec<Session>> {
+    let mut reader = StateReader::new(bytes, "session window state");
     let mut sessions = Vec::new();
-    while !bytes.is_empty() {
-        if bytes.len() < 20 {
-            return Err(corrupt());
+    while !reader.is_empty() {
+        let start = reader.i64()?;
+        let end = reader.i64()?;
+        let count = reader.u32()? as usize;
+        let mut groups = SessionGroups::with_capacity_and_hasher(count.min(1 << 16), Default::default());
+        for _ in 0..count {
+            let group: GroupKey = reader.bytes()?.into();
+            groups.insert(group, decode_states(reader.bytes()?)?);
         }
-        let start = i64::from_le_bytes(bytes[0..8].try_into().map_err(|_| corrupt())?);
-        let end = i64::from_le_bytes(bytes[8..16].try_into().map_err(|_| corrupt())?);
-        let len = u32::from_le_bytes(bytes[16..20].try_into().map_err(|_| corrupt())?) as usize;
-        let states = bytes.get(20..20 + len).ok_or_else(corrupt)?;
-        sessions.push(Session {
-            start,
-            end,
-            states: decode_states(states)?,
-        });
-        bytes = &bytes[20 + len..];
+        sessions.push(Session { start, end, groups });
     }
     Ok(sessions)
 }

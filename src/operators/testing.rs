@@ -191,6 +191,7 @@ mod tests {
             Field::new("n", DataType::Int64, false),
         ]));
         let spec = WindowAggregateSpec {
+            sessions_by: None,
             window: WindowKind::Tumble { size: 10 * MS },
             time_column: 1,
             aggregate: AggregateSpec {

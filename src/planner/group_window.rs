@@ -143,7 +143,9 @@ fn window_arguments(kind: WindowFunctionKind, function: &Function) -> Result<Gro
             WindowFunctionKind::Tumble => "group window: use TUMBLE(time_column, INTERVAL 'size' UNIT)",
             WindowFunctionKind::Hop => "group window: use HOP(time_column, INTERVAL 'slide' UNIT, INTERVAL 'size' UNIT)",
             WindowFunctionKind::Session => "group window: use SESSION(time_column, INTERVAL 'gap' UNIT)",
-            WindowFunctionKind::Cumulate => "CUMULATE has no group window form; use CUMULATE(source, time_column, step, max_size) in FROM",
+            WindowFunctionKind::Cumulate | WindowFunctionKind::PartitionedSession => {
+                "only TUMBLE, HOP and SESSION have a group window form"
+            }
         })
     };
     let FunctionArguments::List(list) = &function.args else {

@@ -29,7 +29,11 @@ pub enum WindowFunctionKind {
     Tumble,
     Hop,
     Cumulate,
+    /// Weir's short SESSION: sessions per GROUP BY key.
     Session,
+    /// Flink's SESSION TVF, as `flink_syntax` rewrites it: sessions per its PARTITION BY columns
+    /// (the arguments after the gap), over all rows without them.
+    PartitionedSession,
 }
 
 impl WindowFunctionKind {
@@ -38,6 +42,7 @@ impl WindowFunctionKind {
             WindowFunctionKind::Tumble => "tumble",
             WindowFunctionKind::Hop => "hop",
             WindowFunctionKind::Cumulate => "cumulate",
+            WindowFunctionKind::PartitionedSession => "weir_partitioned_session",
             WindowFunctionKind::Session => "session",
         }
     }
@@ -48,6 +53,9 @@ impl WindowFunctionKind {
             WindowFunctionKind::Hop => "HOP(source, time_column, INTERVAL 'slide' UNIT, INTERVAL 'size' UNIT)",
             WindowFunctionKind::Cumulate => "CUMULATE(source, time_column, INTERVAL 'step' UNIT, INTERVAL 'max_size' UNIT)",
             WindowFunctionKind::Session => "SESSION(source, time_column, INTERVAL 'gap' UNIT)",
+            WindowFunctionKind::PartitionedSession => {
+                "TABLE(SESSION(TABLE source [PARTITION BY (columns)], DESCRIPTOR(time_column), INTERVAL 'gap' UNIT))"
+            }
         }
     }
 }
@@ -66,11 +74,12 @@ impl WindowFunction {
                 format!("window function arguments: use {}", self.kind.usage()),
             )
         };
-        let expected = match self.kind {
-            WindowFunctionKind::Hop | WindowFunctionKind::Cumulate => 4,
-            WindowFunctionKind::Tumble | WindowFunctionKind::Session => 3,
+        let arity_ok = match self.kind {
+            WindowFunctionKind::Hop | WindowFunctionKind::Cumulate => args.len() == 4,
+            WindowFunctionKind::Tumble | WindowFunctionKind::Session => args.len() == 3,
+            WindowFunctionKind::PartitionedSession => args.len() >= 3,
         };
-        if args.len() != expected {
+        if !arity_ok {
             return Err(usage());
         }
         let name_of = |e: &Expr| match e {
@@ -105,9 +114,15 @@ impl WindowFunction {
                 step: interval_arg(&args[2])?,
                 max_size: interval_arg(&args[3])?,
             },
-            WindowFunctionKind::Session => WindowKind::Session {
+            WindowFunctionKind::Session | WindowFunctionKind::PartitionedSession => WindowKind::Session {
                 gap: interval_arg(&args[2])?,
             },
+        };
+        let sessions_by = match self.kind {
+            WindowFunctionKind::PartitionedSession => {
+                Some(args[3..].iter().map(|a| name_of(a).ok_or_else(usage)).collect::<Result<Vec<_>>>()?)
+            }
+            _ => None,
         };
         match window {
             WindowKind::Hop { slide, size } if slide > size => {
@@ -122,7 +137,7 @@ impl WindowFunction {
             }
             _ => {}
         }
-        WindowTableProvider::new(source, &time_column, window)
+        WindowTableProvider::new(source, &time_column, window, sessions_by)
     }
 }
 
@@ -176,12 +191,31 @@ pub struct WindowTableProvider {
     /// Index of the event-time column among the source's columns.
     pub time_column: usize,
     pub window: WindowKind,
+    /// Flink's SESSION TVF: the source columns whose rows form sessions (none: all rows). `None`
+    /// for Weir's short SESSION (per GROUP BY key) and the other windows.
+    pub sessions_by: Option<Vec<String>>,
     schema: SchemaRef,
 }
 
 impl WindowTableProvider {
-    fn new(source: SourceDef, time_column: &str, window: WindowKind) -> Result<Self> {
+    fn new(source: SourceDef, time_column: &str, window: WindowKind, sessions_by: Option<Vec<String>>) -> Result<Self> {
         let source_schema = crate::catalog::schema_of(&source.columns)?;
+        let sessions_by = match sessions_by {
+            Some(names) => Some(
+                names
+                    .iter()
+                    .map(|name| {
+                        source_schema
+                            .fields()
+                            .iter()
+                            .find(|f| f.name().eq_ignore_ascii_case(name))
+                            .map(|f| f.name().clone())
+                            .ok_or_else(|| Error::not_found("column", &format!("{}.{name}", source.name)))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            None => None,
+        };
         let time_index = source_schema
             .fields()
             .iter()
@@ -216,6 +250,7 @@ impl WindowTableProvider {
             source,
             time_column: time_index,
             window,
+            sessions_by,
             schema: Arc::new(Schema::new(fields)),
         })
     }

@@ -95,7 +95,9 @@ def run_fixed(rows, assign, delay, keyed=True, where=lambda r: True):
     return acc, late
 
 
-def run_session(rows, gap, delay, keyed=True):
+def run_session(rows, gap, delay, keyed=True, group=None):
+    """Sessions per k (keyed) or over all rows; `group(k, v)`: aggregate within each session per
+    that key (Flink's SESSION TVF: PARTITION BY, or none, then GROUP BY more keys)."""
     open_s = defaultdict(list)   # key -> [[start, last, [values]]]
     fired = defaultdict(list)
     late = 0
@@ -103,7 +105,7 @@ def run_session(rows, gap, delay, keyed=True):
     for k, v, t in rows:
         key = k if keyed else None
         wm = None if max_ts is None else max_ts - delay
-        new = [t, t, [v]]
+        new = [t, t, [(k, v)]]
         keep = []
         for s in open_s[key]:
             # [s0, l0 + gap) and [t, t + gap) intersect inclusively (Flink TimeWindow.intersects)
@@ -126,11 +128,57 @@ def run_session(rows, gap, delay, keyed=True):
             for s in open_s[kk]:
                 (fired[kk] if s[1] + gap <= wm else still).append(s)
             open_s[kk] = still
-    acc = {}
+    acc = defaultdict(list)
     for kk in set(open_s) | set(fired):
         for s in open_s[kk] + fired[kk]:
-            acc[(kk, s[0], s[1] + gap)] = s[2]
+            for k, v in s[2]:
+                acc[(kk if group is None else group(k, v), s[0], s[1] + gap)].append(v)
     return acc, late
+
+
+def run_over(rows, delay, frame, preceding, keyed=True):
+    """Flink's OVER aggregation on event time. Flink's watermark is max - delay - 1 ms (one less
+    than the `wm` here). Rows wait until Flink's watermark reaches their time (t < wm), then are
+    aggregated per key in (time, arrival) order. A late row is dropped: with an unbounded frame
+    (preceding None) one at or before Flink's watermark (t < wm); with a bounded one, one at or
+    before the last time its key aggregated (Flink's lastTriggeringTs). frame 'rows': the row and
+    `preceding` rows before it (None: all); 'range': rows at most `preceding` seconds earlier plus
+    every row with the same time (None: all). Returns ([(k, t, v, cnt, sum, max)], late)."""
+    late = 0
+    max_ts = None
+    kept = defaultdict(list)
+    for arrival, (k, v, t) in enumerate(rows):
+        wm = None if max_ts is None else max_ts - delay
+        part = k if keyed else None
+        # The key's rows the watermark has reached are aggregated by now.
+        done = [r[0] for r in kept[part] if wm is not None and r[0] < wm]
+        if preceding is None and wm is not None and t < wm:
+            late += 1
+        elif preceding is not None and done and t <= max(done):
+            late += 1
+        else:
+            kept[part].append((t, arrival, k, v))
+        max_ts = t if max_ts is None else max(max_ts, t)
+    out = []
+    for part in kept.values():
+        part.sort()
+        for i, (t, _, k, v) in enumerate(part):
+            if frame == "rows":
+                lo = 0 if preceding is None else max(0, i - preceding)
+                window = part[lo:i + 1]
+            else:
+                window = [r for r in part if r[0] <= t and (preceding is None or r[0] >= t - preceding)]
+            vals = [r[3] for r in window]
+            out.append((k, t, v, len(vals), sum(vals), max(vals)))
+    return out, late
+
+
+def over_lines(out, cols):
+    order = {"k": 0, "ts": 1, "v": 2, "cnt": 3, "sum": 4, "max": 5}
+    lines = []
+    for r in sorted(out, key=lambda r: (r[0], r[1], r[2])):
+        lines.append(" ".join(fmt_ts(r[1]) if c == "ts" else str(r[order[c]]) for c in cols))
+    return lines
 
 
 def rows_out(acc, cols, order):
@@ -195,6 +243,16 @@ def build():
     acc, late = run_fixed(w_rows, cumulate(5, 15), 2)
     case("cumulate_late", rows_out(acc, ["k", "ws", "we", "cnt", "sum"], ["k", "we"]), late)
 
+    out, late = run_over(h_rows, 1, "rows", 2)
+    case("over_rows", over_lines(out, ["k", "ts", "v", "cnt", "sum", "max"]), late)
+    out, late = run_over(load("watermark.csv"), 2, "range", 10)
+    case("over_range", over_lines(out, ["k", "ts", "v", "cnt", "sum", "max"]), late)
+    out, late = run_over(load("watermark.csv"), 2, "range", None)
+    case("over_unbounded", over_lines(out, ["k", "ts", "v", "cnt", "sum", "max"]), late)
+    out, late = run_over(h_rows, 1, "rows", None, keyed=False)
+    case("over_global", over_lines([(None, t, v, c, su, m) for (_, t, v, c, su, m) in out],
+                                   ["ts", "v", "cnt", "sum"]), late)
+
     s_rows = load("session.csv")
     acc, late = run_session(s_rows, 5, 5)
     case("session_keyed", rows_out(acc, ["k", "ws", "we", "cnt", "sum"], ["k", "ws"]), late)
@@ -202,6 +260,10 @@ def build():
     case("session_flink", rows_out(acc, ["k", "ws", "we", "cnt", "sum"], ["k", "ws"]), late)
     acc, late = run_session(s_rows, 5, 5, keyed=False)
     case("session_global", rows_out(acc, ["ws", "we", "cnt"], ["ws"]), late)
+    acc, late = run_session(s_rows, 5, 5, keyed=False, group=lambda k, v: k)
+    case("session_all_rows", rows_out(acc, ["k", "ws", "we", "cnt", "sum"], ["ws", "k"]), late)
+    acc, late = run_session(s_rows, 5, 5, group=lambda k, v: f"{k} {str(v % 2 == 0).lower()}")
+    case("session_partitioned", rows_out(acc, ["k", "ws", "we", "cnt", "sum"], ["k", "ws"]), late)
     acc, late = run_session(s_rows, 10, 5)
     case("session_gap10", rows_out(acc, ["k", "ws", "we", "cnt", "min", "max"], ["k", "ws"]), late)
 
@@ -229,7 +291,7 @@ def slt_blocks():
     """{table name: expected lines} for every `SELECT ... FROM <tag>` query in the suites."""
     blocks = {}
     for rel in ("sql/window/tumble.slt", "sql/window/hop.slt", "sql/window/cumulate.slt",
-                "sql/window/session.slt",
+                "sql/window/session.slt", "sql/over.slt",
                 "sql/watermark.slt", "sql/parallelism.slt"):
         path = os.path.join(ROOT, rel)
         if not os.path.exists(path):

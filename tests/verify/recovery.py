@@ -42,6 +42,9 @@ DESC) <= 3, an updating Top-N into a table keyed by (k, rank)), and `--query ded
 per key by event time (rank 1 of ORDER BY ts DESC): their rankings are rewritten as rows arrive.
 Compared with each key's top values (ties do not matter: only the values are compared) and last
 row (v and its time in ms), computed in Python.
+`--query over` runs an OVER aggregation (COUNT and SUM over each row and the two before it of its
+key, ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) into a table keyed by (k, ts): each row waits in
+state for the watermark, and each key keeps its frame. Compared with the sums computed in Python.
 `--unaligned` turns on unaligned checkpoints and slows the sink down (`debug.sink.rows-per-second`)
 so that records queue up in the channels: the check then also requires that some restart resumed
 from a checkpoint that kept records in flight (read from its `_metadata`), and the results must
@@ -93,6 +96,7 @@ def generate(path, rows, keys, seed, query="window"):
     expected = defaultdict(lambda: [0, 0])
     values = defaultdict(list)
     last = {}
+    over = {}
     with open(path, "w", newline="") as f:
         f.write("k,v,ts\n")
         buf = []
@@ -112,6 +116,10 @@ def generate(path, rows, keys, seed, query="window"):
             acc[1] += v
             values[k].append(v)
             last[k] = (v, BASE_S * 1000 + i)
+            if query == "over":
+                # SUM(v) over the row and the two before it of its key, and how many rows that is.
+                recent = values[k][-3:]
+                over[(k, BASE_S * 1000 + i)] = [len(recent), sum(recent)]
             if len(buf) >= 10000:
                 f.write("".join(buf))
                 buf = []
@@ -122,6 +130,8 @@ def generate(path, rows, keys, seed, query="window"):
         expected = {(k, rank): [v, 0] for k, vs in values.items() for rank, v in enumerate(sorted(vs, reverse=True)[:3], 1)}
     if query == "dedup":
         expected = {(k, 0): [v, ms] for k, (v, ms) in last.items()}
+    if query == "over":
+        expected = over
     if query == "windowjoin":
         # A window of n rows of a key makes n * n pairs; each row b is in n of them.
         expected = {key: [cnt * cnt, cnt * total] for key, (cnt, total) in expected.items()}
@@ -221,6 +231,12 @@ QUERIES = {
         "INSERT INTO t SELECT k, v, ts FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts DESC) AS rn "
         "FROM events) WHERE rn = 1",
         "SELECT k, 0 AS ws, v AS cnt, CAST(ROUND(EXTRACT(EPOCH FROM ts) * 1000) AS BIGINT) AS total FROM t ORDER BY 1, 2",
+    ),
+    "over": (
+        "CREATE TABLE t (k VARCHAR, ts TIMESTAMP, cnt BIGINT, total BIGINT, PRIMARY KEY (k, ts));",
+        "INSERT INTO t SELECT k, ts, COUNT(*) OVER w, SUM(v) OVER w FROM events "
+        "WINDOW w AS (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW)",
+        "SELECT k, CAST(ROUND(EXTRACT(EPOCH FROM ts) * 1000) AS BIGINT) AS ws, cnt, total FROM t ORDER BY 1, 2",
     ),
     "windowjoin": (
         "CREATE TABLE t (k VARCHAR, window_start TIMESTAMP, cnt BIGINT, total BIGINT, PRIMARY KEY (k, window_start));",

@@ -4,9 +4,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::common::{DFSchema, NullEquality, ScalarValue};
+use datafusion::common::{DFSchema, NullEquality};
 use datafusion::logical_expr::{Cast, Expr, ExprSchemable, Join, JoinType};
-use datafusion::physical_expr::expressions::lit;
 
 use super::lookup_join::lookup_side;
 use super::{Lowering, Stream, WindowColumns, physical, strip_alias};
@@ -136,7 +135,7 @@ impl Lowering<'_> {
         };
         if on.is_empty() {
             // Only the windows are equated: one key for all rows.
-            keys = [vec![lit(ScalarValue::Int64(Some(0)))], vec![lit(ScalarValue::Int64(Some(0)))]];
+            keys = [vec![super::constant_key()], vec![super::constant_key()]];
         }
         for (l, r) in on {
             let (left_type, right_type) = (l.get_type(&left.schema)?, r.get_type(&right.schema)?);

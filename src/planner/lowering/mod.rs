@@ -28,6 +28,7 @@ use crate::planner::window_function::WindowTableProvider;
 
 mod join;
 mod lookup_join;
+mod over_aggregate;
 mod top_n;
 
 /// Columns of a windowed scan that carry the row's event time until the window aggregate.
@@ -35,6 +36,9 @@ mod top_n;
 struct WindowColumns {
     window: WindowKind,
     bounds: HashMap<usize, WindowBound>,
+    /// Flink's SESSION TVF: the columns (by name) whose rows form sessions; see
+    /// `WindowTableProvider::sessions_by`.
+    sessions_by: Option<Vec<String>>,
 }
 
 /// The lowered part of the plan so far: its last operator and what that operator emits.
@@ -160,7 +164,8 @@ impl Lowering<'_> {
             | OperatorSpec::Join(_)
             | OperatorSpec::IntervalJoin(_)
             | OperatorSpec::WindowJoin(_)
-            | OperatorSpec::TopN(_) => match self.uid_basis.take() {
+            | OperatorSpec::TopN(_)
+            | OperatorSpec::OverAggregate(_) => match self.uid_basis.take() {
                 Some(basis) => format!("{kind}-{:08x}", crate::partition::stable_hash(basis.as_bytes()) as u32),
                 None => format!("{kind}-{index}"),
             },
@@ -250,6 +255,7 @@ impl Lowering<'_> {
                 let mut window = input.window.as_ref().map(|w| WindowColumns {
                     window: w.window,
                     bounds: HashMap::new(),
+                    sessions_by: w.sessions_by.clone(),
                 });
                 let mut exprs = Vec::with_capacity(projection.expr.len());
                 let (rowtime, window_end) = input.time_columns_after(&projection.expr)?;
@@ -288,6 +294,7 @@ impl Lowering<'_> {
                 })
             }
             LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
+            LogicalPlan::Window(window) => self.over_aggregate(window),
             LogicalPlan::Join(join) => self.join(join),
             other => Err(unsupported_plan(other)),
         }
@@ -298,21 +305,22 @@ impl Lowering<'_> {
         // A scan is resolved by its name in the catalog; the window functions' provider carries
         // its source and window.
         let name = scan.table_name.table();
-        let (def, window): (SourceDef, Option<WindowKind>) = if let Some(windowed) = provider.downcast_ref::<WindowTableProvider>() {
-            (windowed.source.clone(), Some(windowed.window))
-        } else if let Some(source) = self.catalog.sources.get(name) {
-            (source.clone(), None)
-        } else if self.catalog.tables.contains_key(name) {
-            return Err(Error::unsupported(format!(
-                "reading the result table '{}' in a job is not supported yet; jobs read sources",
-                scan.table_name
-            )));
-        } else {
-            return Err(Error::unsupported(format!(
-                "reading '{}' in a job is not supported; jobs read sources",
-                scan.table_name
-            )));
-        };
+        let (def, window): (SourceDef, Option<(WindowKind, Option<Vec<String>>)>) =
+            if let Some(windowed) = provider.downcast_ref::<WindowTableProvider>() {
+                (windowed.source.clone(), Some((windowed.window, windowed.sessions_by.clone())))
+            } else if let Some(source) = self.catalog.sources.get(name) {
+                (source.clone(), None)
+            } else if self.catalog.tables.contains_key(name) {
+                return Err(Error::unsupported(format!(
+                    "reading the result table '{}' in a job is not supported yet; jobs read sources",
+                    scan.table_name
+                )));
+            } else {
+                return Err(Error::unsupported(format!(
+                    "reading '{}' in a job is not supported; jobs read sources",
+                    scan.table_name
+                )));
+            };
         if scan.fetch.is_some() {
             return Err(Error::unsupported("LIMIT is not supported in a job yet"));
         }
@@ -425,7 +433,11 @@ impl Lowering<'_> {
         Ok(Stream {
             op,
             schema: Arc::clone(&scan.projected_schema),
-            window: window.map(|window| WindowColumns { window, bounds }),
+            window: window.map(|(window, sessions_by)| WindowColumns {
+                window,
+                bounds,
+                sessions_by,
+            }),
             changelog,
             upsert_from: None,
             rowtime,
@@ -441,6 +453,8 @@ impl Lowering<'_> {
             Ok(carriers.is_some_and(|c| column_indices(expr, schema).is_ok_and(|cols| cols.iter().any(|i| c.contains_key(i)))))
         };
         let mut keys = Vec::new();
+        // The keys' column names, for matching a SESSION's PARTITION BY.
+        let mut key_names: Vec<Option<String>> = Vec::new();
         let mut outputs = Vec::new();
         let mut time_column = None;
         // Grouped by the window end of a windowed result (append-only), the aggregate is one per
@@ -476,9 +490,17 @@ impl Lowering<'_> {
                 None => {
                     outputs.push(AggregateOutput::Key(keys.len()));
                     keys.push(physical(group, schema)?);
+                    key_names.push(match strip_alias(group) {
+                        Expr::Column(c) => Some(c.name.clone()),
+                        _ => None,
+                    });
                 }
             }
         }
+        let sessions_by = match input.window.as_ref().and_then(|w| w.sessions_by.as_ref()) {
+            Some(names) => sessions_by(names, &keys, &key_names)?,
+            None => None,
+        };
         let mut aggregates = Vec::with_capacity(aggregate.aggr_expr.len());
         let group_count = aggregate.group_expr.len();
         for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
@@ -491,11 +513,12 @@ impl Lowering<'_> {
             aggregates.push(aggregate_call(expr, schema, output_type)?);
             outputs.push(AggregateOutput::Aggregate(i));
         }
-        // A global aggregate has one group: route everything by a constant key.
-        let hash_keys = if keys.is_empty() {
-            vec![lit(ScalarValue::Int64(Some(0)))]
-        } else {
-            keys.clone()
+        // A global aggregate has one group: route everything by a constant key. Partitioned
+        // sessions go by their partition.
+        let hash_keys = match &sessions_by {
+            Some(by) => by.clone(),
+            None if keys.is_empty() => vec![constant_key()],
+            None => keys.clone(),
         };
         // A window's rows happen at its window_time (Flink's time attribute of a window's output).
         let window_times: BTreeSet<usize> = (0..outputs.len())
@@ -520,6 +543,7 @@ impl Lowering<'_> {
                     window: window.window,
                     time_column,
                     aggregate: spec,
+                    sessions_by: sessions_by.clone(),
                 }),
                 ChangelogMode::AppendOnly,
             ),
@@ -533,6 +557,7 @@ impl Lowering<'_> {
                     window: WindowKind::Attached,
                     time_column,
                     aggregate: spec,
+                    sessions_by: None,
                 }),
                 ChangelogMode::AppendOnly,
             ),
@@ -567,7 +592,12 @@ impl Lowering<'_> {
             .as_ref()
             .map(|w| w.window)
             .or(time_column.map(|_| WindowKind::Attached));
-        self.uid_basis = Some(format!("{window:?}|{exprs}{retracting}"));
+        // Sessions of a partition hold a state per group key: another layout than per-key sessions.
+        let partitioned = match &sessions_by {
+            Some(by) => format!("|sessions by {}", by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")),
+            None => String::new(),
+        };
+        self.uid_basis = Some(format!("{window:?}|{exprs}{retracting}{partitioned}"));
         let op = self.add(op_spec, &aggregate.schema, Some((input.op, EdgeKind::Hash(hash_keys))));
         let updating = changelog != ChangelogMode::AppendOnly;
         Ok(Stream {
@@ -697,7 +727,32 @@ fn aggregate_call(expr: &Expr, schema: &DFSchema, output_type: DataType) -> Resu
     let Expr::AggregateFunction(AggregateFunction { func, params }) = strip_alias(expr) else {
         return Err(Error::unsupported(format!("`{expr}` is not supported as an aggregate in a job")));
     };
-    let kind = match func.name().to_ascii_lowercase().as_str() {
+    if !params.order_by.is_empty() {
+        return Err(Error::unsupported("ORDER BY inside an aggregate is not supported in a job yet"));
+    }
+    let display = strip_alias(expr).schema_name().to_string();
+    call_of(
+        func.name(),
+        &params.args,
+        params.filter.as_deref(),
+        params.distinct,
+        display,
+        schema,
+        output_type,
+    )
+}
+
+/// An aggregate call of a job (`name(args)`, grouped or OVER a window) as the operators run it.
+fn call_of(
+    name: &str,
+    args: &[Expr],
+    filter: Option<&Expr>,
+    distinct: bool,
+    display: String,
+    schema: &DFSchema,
+    output_type: DataType,
+) -> Result<AggregateCall> {
+    let kind = match name.to_ascii_lowercase().as_str() {
         "count" => AggregateKind::Count,
         "sum" => AggregateKind::Sum,
         "min" => AggregateKind::Min,
@@ -709,26 +764,53 @@ fn aggregate_call(expr: &Expr, schema: &DFSchema, output_type: DataType) -> Resu
             )));
         }
     };
-    if !params.order_by.is_empty() {
-        return Err(Error::unsupported("ORDER BY inside an aggregate is not supported in a job yet"));
-    }
-    let [arg] = params.args.as_slice() else {
+    let [arg] = args else {
         return Err(Error::unsupported(format!(
-            "`{expr}`: aggregates in a job take exactly one argument"
+            "`{display}`: aggregates in a job take exactly one argument"
         )));
     };
     // Every aggregate kind here skips NULLs, so `AGG(x) FILTER (WHERE p)` is exactly
     // `AGG(CASE WHEN p THEN x END)`: a row the filter drops (false or NULL) feeds a NULL, in both
     // its insertion and its retraction, and DISTINCT sees only the kept values.
-    let arg = match &params.filter {
-        Some(filter) => when((**filter).clone(), arg.clone()).end()?,
+    let arg = match filter {
+        Some(filter) => when(filter.clone(), arg.clone()).end()?,
         None => arg.clone(),
     };
     Ok(AggregateCall {
         kind,
         arg: physical(&arg, schema)?,
-        distinct: params.distinct,
+        distinct,
         output_type,
-        display: strip_alias(expr).schema_name().to_string(),
+        display,
+    })
+}
+
+/// A constant hash key: every row to one subtask (a global aggregate, or sessions over all rows).
+pub(super) fn constant_key() -> PhysicalExprRef {
+    lit(ScalarValue::Int64(Some(0)))
+}
+
+/// The `WindowAggregateSpec::sessions_by` of Flink's SESSION TVF with these PARTITION BY columns
+/// (none: all rows) under these group keys. Each partition column must be a group key, as a
+/// session then holds whole groups; a PARTITION BY of exactly the group keys is per-key sessions.
+fn sessions_by(partition: &[String], keys: &[PhysicalExprRef], key_names: &[Option<String>]) -> Result<Option<Vec<PhysicalExprRef>>> {
+    let mut positions = BTreeSet::new();
+    for name in partition {
+        let position = key_names
+            .iter()
+            .position(|k| k.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(name)))
+            .ok_or_else(|| {
+                Error::unsupported(format!(
+                    "SESSION's PARTITION BY column '{name}' is not a GROUP BY key; group by every partition column"
+                ))
+            })?;
+        positions.insert(position);
+    }
+    Ok(if positions.len() == keys.len() {
+        None
+    } else if positions.is_empty() {
+        Some(vec![constant_key()])
+    } else {
+        Some(positions.into_iter().map(|p| Arc::clone(&keys[p])).collect())
     })
 }

@@ -111,12 +111,8 @@ impl Lowering<'_> {
         };
         let name = match &function.fun {
             WindowFunctionDefinition::WindowUDF(udf) => udf.name().to_ascii_lowercase(),
-            WindowFunctionDefinition::AggregateUDF(udf) => {
-                return Err(Error::unsupported(format!(
-                    "OVER aggregations ({}() OVER ...) are not supported in a job yet",
-                    udf.name()
-                )));
-            }
+            // A filter over OVER aggregations: lowered as a filter over an OverAggregate.
+            WindowFunctionDefinition::AggregateUDF(_) => return Ok(None),
         };
         if name != "row_number" {
             return Err(Error::unsupported(format!(
