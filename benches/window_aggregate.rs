@@ -47,6 +47,7 @@ fn spec() -> WindowAggregateSpec {
         display: display.to_string(),
     };
     WindowAggregateSpec {
+        sessions_by: None,
         window: WindowKind::Tumble { size: 1_000_000_000 },
         time_column: 2,
         aggregate: AggregateSpec {
