@@ -133,13 +133,20 @@ impl SessionWindowAggregate {
         })
     }
 
+    fn layout(&self) -> SessionLayout {
+        match self.partition {
+            Some(_) => SessionLayout::Partitioned,
+            None => SessionLayout::PerKey,
+        }
+    }
+
     /// Brings a key's spilled sessions back into the cache.
     fn load(&mut self, key: &GroupKey) -> Result<()> {
         if !self.spilled.remove(key) {
             return Ok(());
         }
         if let Some(bytes) = self.backend.get(key)? {
-            let restored = decode_sessions(&bytes)?;
+            let restored = decode_sessions(&bytes, key, self.layout())?;
             self.cached += restored.len();
             Arc::make_mut(&mut self.sessions).entry(key.clone()).or_default().extend(restored);
         }
@@ -153,7 +160,7 @@ impl SessionWindowAggregate {
     /// the last spill, in one ingested file, and empties the cache.
     fn spill(&mut self) -> Result<()> {
         let sessions = std::mem::take(&mut self.sessions);
-        let mut batch: StateWriteBatch = session_entries(&sessions).into_iter().collect();
+        let mut batch: StateWriteBatch = session_entries(&sessions, self.layout()).into_iter().collect();
         for key in self.stale.drain().filter(|k| !sessions.contains_key(k)) {
             batch.delete(key.to_vec());
         }
@@ -248,7 +255,8 @@ impl Operator for SessionWindowAggregate {
         let mut files = vec![self.backend.checkpoint(dir, None)?];
         if !self.sessions.is_empty() {
             let frozen = self.sessions.clone();
-            files.push(PendingFiles::cache_image(dir, move || session_entries(&frozen))?);
+            let layout = self.layout();
+            files.push(PendingFiles::cache_image(dir, move || session_entries(&frozen, layout))?);
         }
         Ok(Some(OperatorSnapshot {
             dir: dir.to_path_buf(),
@@ -265,7 +273,10 @@ impl Operator for SessionWindowAggregate {
         self.watermark = decode_meta::<WatermarkMeta>(meta, "session window")?.watermark;
         let mut stale = StateWriteBatch::default();
         for (key, value) in self.backend.scan(&[], &[0xff; 16])? {
-            let open: Vec<Session> = decode_sessions(&value)?.into_iter().filter(|s| s.end > self.watermark).collect();
+            let open: Vec<Session> = decode_sessions(&value, &key, self.layout())?
+                .into_iter()
+                .filter(|s| s.end > self.watermark)
+                .collect();
             if open.is_empty() {
                 stale.delete(key);
                 continue;
@@ -345,25 +356,37 @@ impl Operator for SessionWindowAggregate {
     }
 }
 
+/// How a key's sessions are stored. Per-key sessions hold one group, the session key itself, and
+/// keep the layout older checkpoints and savepoints have: per session its start and end, then its
+/// states (`put_bytes`). Partitioned sessions store per session its start, end and group count,
+/// then per group its key and states.
+#[derive(Debug, Clone, Copy)]
+enum SessionLayout {
+    PerKey,
+    Partitioned,
+}
+
 /// The backend entries of cached sessions: session key → its sessions.
-fn session_entries(sessions: &SessionsByKey) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn session_entries(sessions: &SessionsByKey, layout: SessionLayout) -> Vec<(Vec<u8>, Vec<u8>)> {
     sessions
         .iter()
-        .map(|(key, sessions)| (key.to_vec(), encode_sessions(sessions)))
+        .map(|(key, sessions)| (key.to_vec(), encode_sessions(sessions, layout)))
         .collect()
 }
 
-/// A key's sessions as stored: per session its start and end, its group count, then per group
-/// the key and the encoded states (`put_bytes`).
-fn encode_sessions(sessions: &[Session]) -> Vec<u8> {
+fn encode_sessions(sessions: &[Session], layout: SessionLayout) -> Vec<u8> {
     let mut out = Vec::new();
     let mut states = Vec::new();
     for session in sessions {
         out.extend_from_slice(&session.start.to_le_bytes());
         out.extend_from_slice(&session.end.to_le_bytes());
-        out.extend_from_slice(&(session.groups.len() as u32).to_le_bytes());
+        if let SessionLayout::Partitioned = layout {
+            out.extend_from_slice(&(session.groups.len() as u32).to_le_bytes());
+        }
         for (group, group_states) in &session.groups {
-            put_bytes(&mut out, group);
+            if let SessionLayout::Partitioned = layout {
+                put_bytes(&mut out, group);
+            }
             states.clear();
             encode_states(group_states, &mut states);
             put_bytes(&mut out, &states);
@@ -372,17 +395,23 @@ fn encode_sessions(sessions: &[Session]) -> Vec<u8> {
     out
 }
 
-fn decode_sessions(bytes: &[u8]) -> Result<Vec<Session>> {
+fn decode_sessions(bytes: &[u8], key: &[u8], layout: SessionLayout) -> Result<Vec<Session>> {
     let mut reader = StateReader::new(bytes, "session window state");
     let mut sessions = Vec::new();
     while !reader.is_empty() {
         let start = reader.i64()?;
         let end = reader.i64()?;
-        let count = reader.u32()? as usize;
-        let mut groups = SessionGroups::with_capacity_and_hasher(count.min(1 << 16), Default::default());
-        for _ in 0..count {
-            let group: GroupKey = reader.bytes()?.into();
-            groups.insert(group, decode_states(reader.bytes()?)?);
+        let mut groups = SessionGroups::default();
+        match layout {
+            SessionLayout::PerKey => {
+                groups.insert(key.into(), decode_states(reader.bytes()?)?);
+            }
+            SessionLayout::Partitioned => {
+                for _ in 0..reader.u32()? {
+                    let group: GroupKey = reader.bytes()?.into();
+                    groups.insert(group, decode_states(reader.bytes()?)?);
+                }
+            }
         }
         sessions.push(Session { start, end, groups });
     }

@@ -232,6 +232,10 @@ def build():
     case("hop_global", rows_out(acc, ["ws", "we", "cnt", "sum"], ["ws"]), late)
     acc, late = run_fixed(h_rows, hop(5, 10), 1)
     case("hop_flink", rows_out(acc, ["k", "ws", "we", "cnt", "sum"], ["k", "ws"]), late)
+    acc, late = run_fixed(h_rows, hop(5, 10), 1, where=lambda r: r[1] > 5)
+    since = parse_ts("2024-01-01 00:00:10")
+    acc = {key: vals for key, vals in acc.items() if key[1] >= since}
+    case("hop_filtered", rows_out(acc, ["k", "ws", "we", "cnt", "sum"], ["k", "ws"]), late)
     acc, late = run_fixed(h_rows, hop(10, 30), 1, keyed=False)
     case("hop_wide", rows_out(acc, ["ws", "we", "cnt", "min", "max"], ["ws"]), late)
 

@@ -49,6 +49,11 @@ fn window_join_of<'a>(join: &'a Join, left: &Stream, right: &Stream) -> Result<O
             "a window join over updating rows (an 'upsert-kafka' source) is not supported; windows need append-only input",
         ));
     }
+    if !left_window.deferred_filters.is_empty() || !right_window.deferred_filters.is_empty() {
+        return Err(Error::unsupported(
+            "filtering on window_start / window_end before a window join is not supported; filter after the join",
+        ));
+    }
     if matches!(left_window.window, WindowKind::Session { .. }) {
         return Err(Error::unsupported(
             "a window join over SESSION windows is not supported; use TUMBLE or HOP",

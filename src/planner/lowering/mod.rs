@@ -9,11 +9,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{DFSchema, DFSchemaRef, ScalarValue};
+use datafusion::common::{Column, DFSchema, DFSchemaRef, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::expr_rewriter::replace_col;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{Aggregate, Cast, Expr, LogicalPlan, TableScan, when};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_expr::expressions::{Column as ColumnExpr, lit};
@@ -39,6 +41,11 @@ struct WindowColumns {
     /// Flink's SESSION TVF: the columns (by name) whose rows form sessions; see
     /// `WindowTableProvider::sessions_by`.
     sessions_by: Option<Vec<String>>,
+    /// Conditions on the window columns alone, written before the aggregate, with each column
+    /// replaced by a placeholder naming its bound (`window_bound_placeholder`). Every row of a
+    /// window has the same bounds, so filtering rows by them keeps or drops whole windows: the
+    /// aggregate applies them to its rows instead.
+    deferred_filters: Vec<Expr>,
 }
 
 /// The lowered part of the plan so far: its last operator and what that operator emits.
@@ -228,17 +235,26 @@ impl Lowering<'_> {
                 if let Some(ranked) = self.top_n(filter)? {
                     return Ok(ranked);
                 }
-                let input = self.lower(&filter.input)?;
-                if let Some(window) = &input.window
-                    && column_indices(&filter.predicate, &input.schema)?
-                        .iter()
-                        .any(|i| window.bounds.contains_key(i))
-                {
-                    return Err(Error::unsupported(
-                        "filtering on window_start / window_end before the aggregation is not supported",
-                    ));
+                let mut input = self.lower(&filter.input)?;
+                let mut row_conditions = Vec::new();
+                for condition in split_conjunction(&filter.predicate) {
+                    match &mut input.window {
+                        Some(window)
+                            if column_indices(condition, &input.schema)?
+                                .iter()
+                                .any(|i| window.bounds.contains_key(i)) =>
+                        {
+                            window
+                                .deferred_filters
+                                .push(window_condition(condition, &window.bounds, &input.schema)?);
+                        }
+                        _ => row_conditions.push(condition.clone()),
+                    }
                 }
-                let predicate = physical(&filter.predicate, &input.schema)?;
+                let Some(predicate) = conjunction(row_conditions) else {
+                    return Ok(input);
+                };
+                let predicate = physical(&predicate, &input.schema)?;
                 let op = self.add(
                     OperatorSpec::Filter { predicate },
                     &input.schema,
@@ -256,6 +272,7 @@ impl Lowering<'_> {
                     window: w.window,
                     bounds: HashMap::new(),
                     sessions_by: w.sessions_by.clone(),
+                    deferred_filters: w.deferred_filters.clone(),
                 });
                 let mut exprs = Vec::with_capacity(projection.expr.len());
                 let (rowtime, window_end) = input.time_columns_after(&projection.expr)?;
@@ -437,6 +454,7 @@ impl Lowering<'_> {
                 window,
                 bounds,
                 sessions_by,
+                deferred_filters: Vec::new(),
             }),
             changelog,
             upsert_from: None,
@@ -526,6 +544,15 @@ impl Lowering<'_> {
             .collect();
         // A window's rows are ranked per window by a Top-N partitioned by its end.
         let window_end = (0..outputs.len()).find(|i| outputs[*i] == AggregateOutput::Window(WindowBound::End));
+        // Where each window bound is in the output, for the conditions deferred to it.
+        let outputs_of_bounds: Vec<(WindowBound, usize)> = outputs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, output)| match output {
+                AggregateOutput::Window(bound) => Some((*bound, i)),
+                _ => None,
+            })
+            .collect();
         let spec = AggregateSpec {
             keys: if keys.is_empty() { hash_keys.clone() } else { keys },
             aggregates,
@@ -598,7 +625,19 @@ impl Lowering<'_> {
             None => String::new(),
         };
         self.uid_basis = Some(format!("{window:?}|{exprs}{retracting}{partitioned}"));
-        let op = self.add(op_spec, &aggregate.schema, Some((input.op, EdgeKind::Hash(hash_keys))));
+        let mut op = self.add(op_spec, &aggregate.schema, Some((input.op, EdgeKind::Hash(hash_keys))));
+        if let Some(window) = &input.window
+            && let Some(predicate) = conjunction(
+                window
+                    .deferred_filters
+                    .iter()
+                    .map(|f| bound_columns_of(f, &outputs_of_bounds, &aggregate.schema))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        {
+            let predicate = physical(&predicate, &aggregate.schema)?;
+            op = self.add(OperatorSpec::Filter { predicate }, &aggregate.schema, Some((op, EdgeKind::Forward)));
+        }
         let updating = changelog != ChangelogMode::AppendOnly;
         Ok(Stream {
             op,
@@ -813,4 +852,49 @@ fn sessions_by(partition: &[String], keys: &[PhysicalExprRef], key_names: &[Opti
     } else {
         Some(positions.into_iter().map(|p| Arc::clone(&keys[p])).collect())
     })
+}
+
+/// The column standing for a window bound in a condition deferred to the window aggregate.
+fn window_bound_placeholder(bound: WindowBound) -> Column {
+    Column::new_unqualified(match bound {
+        WindowBound::Start => "__weir_window_start",
+        WindowBound::End => "__weir_window_end",
+        WindowBound::Time => "__weir_window_time",
+    })
+}
+
+/// `condition`, on window columns only, with each replaced by its bound's placeholder.
+fn window_condition(condition: &Expr, bounds: &HashMap<usize, WindowBound>, schema: &DFSchema) -> Result<Expr> {
+    let mut placeholders = HashMap::new();
+    for column in condition.column_refs() {
+        let Some(bound) = bounds.get(&schema.index_of_column(column)?) else {
+            return Err(Error::unsupported(format!(
+                "`{condition}` compares window_start / window_end with other columns before the aggregation; filter on the window columns alone"
+            )));
+        };
+        placeholders.insert(column, window_bound_placeholder(*bound));
+    }
+    Ok(replace_col(
+        condition.clone(),
+        &placeholders.iter().map(|(c, p)| (*c, p)).collect(),
+    )?)
+}
+
+/// A deferred window condition over the window aggregate's output columns.
+fn bound_columns_of(condition: &Expr, outputs_of_bounds: &[(WindowBound, usize)], schema: &DFSchema) -> Result<Expr> {
+    let mut columns = HashMap::new();
+    for (bound, index) in outputs_of_bounds {
+        columns
+            .entry(window_bound_placeholder(*bound))
+            .or_insert_with(|| Column::from(schema.qualified_field(*index)));
+    }
+    for column in condition.column_refs() {
+        if !columns.contains_key(column) {
+            return Err(Error::unsupported(format!(
+                "a filter on {} before a window aggregate needs that column in its GROUP BY",
+                column.name.trim_start_matches("__weir_")
+            )));
+        }
+    }
+    Ok(replace_col(condition.clone(), &columns.iter().collect())?)
 }
