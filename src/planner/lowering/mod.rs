@@ -322,22 +322,22 @@ impl Lowering<'_> {
         // A scan is resolved by its name in the catalog; the window functions' provider carries
         // its source and window.
         let name = scan.table_name.table();
-        let (def, window): (SourceDef, Option<(WindowKind, Option<Vec<String>>)>) =
-            if let Some(windowed) = provider.downcast_ref::<WindowTableProvider>() {
-                (windowed.source.clone(), Some((windowed.window, windowed.sessions_by.clone())))
-            } else if let Some(source) = self.catalog.sources.get(name) {
-                (source.clone(), None)
-            } else if self.catalog.tables.contains_key(name) {
-                return Err(Error::unsupported(format!(
-                    "reading the result table '{}' in a job is not supported yet; jobs read sources",
-                    scan.table_name
-                )));
-            } else {
-                return Err(Error::unsupported(format!(
-                    "reading '{}' in a job is not supported; jobs read sources",
-                    scan.table_name
-                )));
-            };
+        let windowed = provider.downcast_ref::<WindowTableProvider>();
+        let def: SourceDef = if let Some(windowed) = windowed {
+            windowed.source.clone()
+        } else if let Some(source) = self.catalog.sources.get(name) {
+            source.clone()
+        } else if self.catalog.tables.contains_key(name) {
+            return Err(Error::unsupported(format!(
+                "reading the result table '{}' in a job is not supported yet; jobs read sources",
+                scan.table_name
+            )));
+        } else {
+            return Err(Error::unsupported(format!(
+                "reading '{}' in a job is not supported; jobs read sources",
+                scan.table_name
+            )));
+        };
         if scan.fetch.is_some() {
             return Err(Error::unsupported("LIMIT is not supported in a job yet"));
         }
@@ -450,10 +450,10 @@ impl Lowering<'_> {
         Ok(Stream {
             op,
             schema: Arc::clone(&scan.projected_schema),
-            window: window.map(|(window, sessions_by)| WindowColumns {
-                window,
+            window: windowed.map(|windowed| WindowColumns {
+                window: windowed.window,
                 bounds,
-                sessions_by,
+                sessions_by: windowed.sessions_by.clone(),
                 deferred_filters: Vec::new(),
             }),
             changelog,
