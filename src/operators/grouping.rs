@@ -92,12 +92,7 @@ impl Grouping {
     /// Pre-aggregates the rows whose bucket is `Some` (a window pane, or 0 for an unwindowed group).
     /// `kinds`: the rows' kinds, for a changelog (rows taken back are subtracted).
     pub fn pre_aggregate(&self, batch: &RecordBatch, buckets: &[Option<i64>], kinds: Option<&[RowKind]>) -> Result<PreAggregated> {
-        let key_columns = self
-            .keys
-            .iter()
-            .map(|k| Ok(k.evaluate(batch)?.into_array(batch.num_rows())?))
-            .collect::<Result<Vec<_>>>()?;
-        let rows = self.converter.convert_columns(&key_columns)?;
+        let rows = self.converter.convert_columns(&evaluate_columns(&self.keys, batch)?)?;
         let mut index: HashMap<(i64, &[u8]), usize, ahash::RandomState> = HashMap::default();
         let mut groups = Vec::new();
         let mut first_rows = Vec::new();
@@ -199,6 +194,11 @@ impl Grouping {
 /// `Grouping::holds_rows` for a grouping that takes rows back (`retracting`) or not.
 pub fn holds_rows(retracting: bool, states: &[AccumulatorState]) -> bool {
     !retracting || matches!(states.last(), Some(AccumulatorState::Count(n)) if *n > 0)
+}
+
+/// `exprs` evaluated on every row of `batch`: key columns to row-encode.
+pub fn evaluate_columns(exprs: &[PhysicalExprRef], batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+    exprs.iter().map(|e| Ok(e.evaluate(batch)?.into_array(batch.num_rows())?)).collect()
 }
 
 /// A key as stored: its key group first (see `GroupKey`).

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::graph::{OverAggregateSpec, OverFrame, PhysicalExprRef};
 use crate::message::{EventTime, Message, event_time_nanos, split_row_kinds};
 use crate::operators::accumulator::{AccumulatorState, AggregateFunction, decode_states, encode_states};
-use crate::operators::grouping::{GroupKey, group_key};
+use crate::operators::grouping::{GroupKey, evaluate_columns, group_key};
 use crate::operators::keyed_cache::KeyedCache;
 use crate::operators::state_bytes::{StateReader, put_bytes};
 use crate::operators::{FIRE_STEP_ROWS, WatermarkMeta, decode_meta, encode_meta};
@@ -296,12 +296,7 @@ impl Operator for OverAggregate {
                 "an OVER aggregate received a changelog; it is planned over append-only input only",
             ));
         }
-        let key_columns = self
-            .partition
-            .iter()
-            .map(|e| Ok(e.evaluate(&rows)?.into_array(rows.num_rows())?))
-            .collect::<Result<Vec<_>>>()?;
-        let keys = self.keys.convert_columns(&key_columns)?;
+        let keys = self.keys.convert_columns(&evaluate_columns(&self.partition, &rows)?)?;
         let times = event_time_nanos(rows.column(self.time_column))?;
         let encoded = self.rows.convert_columns(rows.columns())?;
         let mut late = 0;

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::graph::{PhysicalExprRef, WindowAggregateSpec, WindowKind};
 use crate::message::{EventTime, Message, event_time_nanos};
 use crate::operators::accumulator::{AccumulatorState, decode_states, encode_states};
-use crate::operators::grouping::{GroupKey, Grouping, PreAggregated, group_key};
+use crate::operators::grouping::{GroupKey, Grouping, PreAggregated, evaluate_columns, group_key};
 use crate::operators::state_bytes::{StateReader, put_bytes};
 use crate::operators::{FIRE_STEP_ROWS, WatermarkMeta, decode_meta, encode_meta};
 use crate::runtime::metrics::JobMetrics;
@@ -61,12 +61,7 @@ impl SessionPartition {
 
     /// The session key of each pre-aggregated group (from its first row).
     fn keys_of(&self, batch: &RecordBatch, pre: &PreAggregated) -> Result<Vec<GroupKey>> {
-        let columns = self
-            .exprs
-            .iter()
-            .map(|e| Ok(e.evaluate(batch)?.into_array(batch.num_rows())?))
-            .collect::<Result<Vec<_>>>()?;
-        let rows = self.converter.convert_columns(&columns)?;
+        let rows = self.converter.convert_columns(&evaluate_columns(&self.exprs, batch)?)?;
         Ok(pre.first_rows.iter().map(|r| group_key(rows.row(*r).data())).collect())
     }
 }
