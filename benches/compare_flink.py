@@ -134,14 +134,27 @@ def table_header(table):
     return [column.split()[0] for column in TABLE_COLUMNS[table].split(", ")]
 
 
-QUERY_ALIASES = {"q5": "q5", "hop": "hop", "tumble": "tumble", "q11": "q11", "session": "q11",
-                 "tumble-keyed": "tumble-keyed", "q3": "q3", "q4": "q4", "q7": "q7", "q8": "q8"}
-# The join queries: the tables each reads (a self-join reads its table twice). They run in Weir as
-# `weir run` over the three CSV files; the others as `weir bench query --csv` over the bids.
-JOIN_QUERIES = {"q3": ("auction", "person"), "q4": ("auction", "bid"), "q5": ("bid", "bid"), "q7": ("bid", "bid"),
-                "q8": ("person", "auction")}
-# Weir's side of queries that are not in sql/nexmark/ (paths from the repository root)...
-WEIR_QUERY_FILES = {"tumble-keyed": "benches/queries/tumble_keyed.sql", "hop": "benches/queries/hop_counts.sql"}
+# The Nexmark queries of sql/nexmark/ that both engines run, and the tables each reads (a self-join
+# reads its table twice). Each runs as the text of sql/nexmark/<q>.sql: in Weir as a `weir run`
+# script over those tables' CSV files, in Flink as the same text (`flink_nexmark_query`).
+NEXMARK_QUERIES = {
+    "q0": ("bid",), "q1": ("bid",), "q2": ("bid",), "q3": ("auction", "person"), "q4": ("auction", "bid"),
+    "q5": ("bid", "bid"), "q7": ("bid", "bid"), "q8": ("person", "auction"), "q9": ("auction", "bid"),
+    "q10": ("bid",), "q11": ("bid",), "q12": ("bid",), "q13": ("bid",), "q14": ("bid",), "q15": ("bid",),
+    "q16": ("bid",), "q17": ("bid",), "q18": ("bid",), "q19": ("bid",), "q20": ("bid", "auction"),
+    "q21": ("bid",), "q22": ("bid",),
+}
+# Nexmark queries left out: both engines refuse them.
+NOT_COMPARED = {"q6": "refused by both engines (it selects B.dateTime without grouping by it; an OVER over an "
+                      "aggregate's updates)"}
+# Queries whose result rows depend on the wall clock: --check-rows reports both counts, unequal or not.
+NONDETERMINISTIC = {"q12": "processing-time windows: which bids share a window depends on when each is processed"}
+# The bid-only comparisons: `weir bench query --csv` over the bids; Flink's side is FLINK_QUERIES.
+BID_QUERIES = ("hop", "tumble", "tumble-keyed", "session")
+QUERY_ALIASES = {**{q: q for q in NEXMARK_QUERIES}, **{q: q for q in BID_QUERIES}}
+# Weir's side of the bid-only queries (paths from the repository root)...
+WEIR_QUERY_FILES = {"tumble-keyed": "benches/queries/tumble_keyed.sql", "hop": "benches/queries/hop_counts.sql",
+                    "session": "sql/nexmark/q11.sql"}
 # ... or not in a file at all (written to a temporary file for `weir bench query`). `tumble` is what
 # sql/nexmark/q7.sql was before q7 became the published join: its aggregate part.
 WEIR_QUERY_SQL = {
@@ -157,8 +170,8 @@ GROUP BY window_start, window_end;
 """,
 }
 
-# Flink's side of the bid queries: the sink's columns and the INSERT (window TVF syntax). The join
-# queries' come from sql/nexmark/ (`flink_join_query`).
+# Flink's side of the bid-only queries: the sink's columns and the INSERT (window TVF syntax). The
+# Nexmark queries' come from sql/nexmark/ (`flink_nexmark_query`).
 FLINK_INSERT = "INSERT INTO sink "
 FLINK_QUERIES = {
     "hop": (
@@ -180,7 +193,7 @@ FLINK_QUERIES = {
         "FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) "
         "GROUP BY auction, window_start, window_end",
     ),
-    "q11": (
+    "session": (
         "bidder BIGINT, bid_count BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3)",
         "INSERT INTO sink SELECT bidder, COUNT(*), window_start, window_end "
         "FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) "
@@ -189,21 +202,75 @@ FLINK_QUERIES = {
 }
 
 
-def flink_join_query(repo, query):
-    """Flink's side of a join query, from sql/nexmark/<query>.sql (the published text as Weir runs
-    it): the sink table's columns (VARCHAR as STRING; Flink's blackhole takes updates without the
-    PRIMARY KEY) and its INSERT into `sink`. The subquery column `dateTime` of q7 is quoted: DATETIME
-    is a keyword in Flink 2.x."""
+def nexmark_sql(repo, query):
+    """The text of sql/nexmark/<query>.sql without its comment lines."""
     path = os.path.join(repo, "sql", "nexmark", f"{query}.sql")
     with open(path) as f:
-        text = "\n".join(line for line in f.read().splitlines() if not line.lstrip().startswith("--"))
-    table = re.search(r"CREATE TABLE (\w+) \((.*?)\)\s*WITH", text, re.S)
-    insert = table and re.search(r"INSERT INTO " + re.escape(table.group(1)) + r"\b(.*?);", text, re.S)
-    if not insert:
-        raise Fail(f"{path}: no CREATE TABLE ... WITH and INSERT INTO its table")
-    columns = re.sub(r",\s*PRIMARY KEY \(.*?\)( NOT ENFORCED)?", "", table.group(2)).replace("VARCHAR", "STRING")
-    select = re.sub(r"(?<![`\w])dateTime(?![`\w])", "`dateTime`", insert.group(1))
-    return columns, FLINK_INSERT + select.strip()
+        return path, "\n".join(line for line in f.read().splitlines() if not line.lstrip().startswith("--"))
+
+
+def sink_statement(sql, sink):
+    """The CREATE TABLE of the sink: groups columns, partitioned (PARTITIONED BY ..., or None) and
+    options (the WITH list)."""
+    return re.search(r"CREATE TABLE " + re.escape(sink) + r"\s*\((?P<columns>.*?)\)\s*"
+                     r"(?P<partitioned>PARTITIONED BY\s*\([^)]*\)\s*)?WITH\s*\((?P<options>.*?)\)\s*;", sql, re.S)
+
+
+def sql_options(text):
+    """A WITH list (Weir's `key = 'v'` or Flink's `'key' = 'v'`) -> {key: value}."""
+    return {k: v for k, v in re.findall(r"'?([\w.-]+)'?\s*=\s*'([^']*)'", text)}
+
+
+def flink_columns(columns):
+    """Column definitions for Flink: VARCHAR as STRING (Flink's VARCHAR without a length is
+    VARCHAR(1)), no PRIMARY KEY (Flink's blackhole and filesystem sinks take rows without one),
+    `dateTime` quoted (DATETIME is a keyword in Flink 2.x)."""
+    columns = re.sub(r",\s*PRIMARY KEY \(.*?\)( NOT ENFORCED)?", "", columns).replace("VARCHAR", "STRING")
+    return re.sub(r"(?<![`\w])dateTime(?![`\w])", "`dateTime`", columns)
+
+
+def flink_nexmark_query(repo, query, output_dir):
+    """Flink's side of a Nexmark query, from sql/nexmark/<query>.sql (the published text as Weir runs
+    it): (the DDL of its side inputs, the sink's DDL, its INSERT into `sink`).
+    - Side inputs (q13's `CREATE SOURCE ... WITH (connector = 'file', format = 'csv')`): Flink's legacy
+      csv table (`'connector.type' = 'filesystem'`, the nexmark project's own q13 side input), whose
+      CsvTableSource can be looked up (`FOR SYSTEM_TIME AS OF`); the current filesystem connector
+      cannot. It skips the header line Weir's file source reads.
+    - The sink: a blackhole stays one; a filesystem sink (q10) writes the same format, partitioned the
+      same way, into `output_dir`.
+    - The SELECT: `dateTime` quoted; `count_char(col, 'c')` (q14; the nexmark project's Java UDF,
+      built into Weir) becomes CHAR_LENGTH(col) - CHAR_LENGTH(REPLACE(col, 'c', '')), the same count
+      in Flink's built-in functions (no jar to register)."""
+    path, text = nexmark_sql(repo, query)
+    side_ddls = []
+    for source in re.finditer(r"CREATE SOURCE (\w+)\s*\((.*?)\)\s*WITH\s*\((.*?)\)\s*;", text, re.S):
+        options = sql_options(source.group(3))
+        if options.get("connector") != "file" or options.get("format") != "csv":
+            raise Fail(f"{path}: the source {source.group(1)} is not a csv file source: {options}")
+        side_path = os.path.abspath(os.path.join(repo, options["path"]))
+        side_ddls.append(
+            f"CREATE TABLE {source.group(1)} ({flink_columns(source.group(2).strip())}) WITH ("
+            f"'connector.type' = 'filesystem', 'connector.path' = {sql_string('file://' + side_path)}, "
+            "'format.type' = 'csv', 'format.ignore-first-line' = 'true')")
+    jobs = re.findall(r"INSERT INTO (\w+)\b(.*?);", text, re.S)
+    table = len(jobs) == 1 and sink_statement(text, jobs[0][0])
+    if not table:
+        raise Fail(f"{path}: not one INSERT INTO a table created with CREATE TABLE ... WITH (...)")
+    options = sql_options(table.group("options"))
+    if options.get("connector") == "blackhole":
+        flink_options = {"connector": "blackhole"}
+    elif options.get("connector") == "filesystem":
+        flink_options = dict(options, path="file://" + os.path.abspath(output_dir))
+    else:
+        raise Fail(f"{path}: the sink's connector {options.get('connector')} is neither blackhole nor filesystem")
+    sink_ddl = (f"CREATE TABLE sink ({flink_columns(table.group('columns').strip())}) "
+                + (table.group("partitioned") or "")
+                + "WITH (" + ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in flink_options.items()) + ")")
+    select = re.sub(r"(?<![`\w])dateTime(?![`\w])", "`dateTime`", jobs[0][1])
+    select = re.sub(r"\bcount_char\(\s*(\w+)\s*,\s*'(.)'\s*\)",
+                    lambda m: f"CAST(CHAR_LENGTH({m.group(1)}) - CHAR_LENGTH(REPLACE({m.group(1)}, "
+                              f"{sql_string(m.group(2))}, '')) AS BIGINT)", select, flags=re.I)
+    return side_ddls, sink_ddl, FLINK_INSERT + select.strip()
 
 
 def sql_string(text):
@@ -516,20 +583,27 @@ CHECKPOINT_COLUMNS = ["id", "status", "trigger_time", "duration_ms"]  # the firs
 COUNT_COLUMNS = ["result_rows"]
 
 
-def weir_script(args, inputs, count_rows):
+def weir_script(args, inputs, count_rows, output_dir):
     """The `weir run` script of a query over the CSV files (`inputs`: table -> CSV path): settings,
     file sources, the query's statements, WAIT JOB, the job's row and checkpoints. `count_rows`: the
-    sink is stored in Weir (not a blackhole) and counted. Returns the script and the job's name."""
+    sink is stored in Weir (its PARTITIONED BY and WITH removed) and counted. A filesystem sink
+    (q10) writes into `output_dir` instead of its relative path. Returns the script and the job's
+    name."""
     sql = weir_query_sql(args)
     jobs = re.findall(r"\bCREATE\s+JOB\s+(\w+)", sql, re.IGNORECASE)
     sinks = re.findall(r"\bINSERT\s+INTO\s+(\w+)", sql, re.IGNORECASE)
     if len(jobs) != 1 or len(sinks) != 1:
         raise Fail(f"the {args.query} query must create exactly one job with one INSERT; it has {jobs}, {sinks}")
     job, sink = jobs[0], sinks[0]
+    table = sink_statement(sql, sink)
+    if not table:
+        raise Fail(f"the {args.query} query's sink {sink} is not a CREATE TABLE ... WITH (...)")
     if count_rows:
-        sql, replaced = re.subn(r"\)\s*WITH\s*\(\s*connector\s*=\s*'blackhole'\s*\)", ")", sql, flags=re.IGNORECASE)
-        if replaced != 1:
-            raise Fail(f"the {args.query} query's sink is not one `WITH (connector = 'blackhole')` table")
+        sql = sql[:table.start()] + f"CREATE TABLE {sink} ({table.group('columns')});" + sql[table.end():]
+    elif sql_options(table.group("options")).get("connector") == "filesystem":
+        options = re.sub(r"('path'|\bpath)(\s*=\s*)'[^']*'", lambda m: m.group(1) + m.group(2) + sql_string(output_dir),
+                         table.group("options"))
+        sql = sql[:table.start("options")] + options + sql[table.end("options"):]
     lines = [
         f"SET 'parallelism' = '{args.parallelism}';",
         f"SET 'execution.checkpointing.interval' = '{args.checkpoint_interval}';",
@@ -564,8 +638,10 @@ def run_weir_script(args, inputs, count_rows=False):
     """The join queries (and --check-rows): `weir run SCRIPT` from the repository root, timed from
     here. Returns the job's figures."""
     work = tempfile.mkdtemp(prefix="weir-compare-run-")
+    # Under --cache-dir: a directory Weir's SQL may name (--file-root).
+    output_dir = tempfile.mkdtemp(prefix="weir-output-", dir=os.path.abspath(args.cache_dir))
     try:
-        script, job = weir_script(args, inputs, count_rows)
+        script, job = weir_script(args, inputs, count_rows, output_dir)
         path = os.path.join(work, f"{args.query.replace('-', '_')}.sql")
         with open(path, "w") as f:
             f.write(script)
@@ -575,8 +651,10 @@ def run_weir_script(args, inputs, count_rows=False):
         cpu0, t0 = children_cpu(), time.monotonic()
         proc = subprocess.run(cmd, cwd=args.repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         elapsed, cpu = time.monotonic() - t0, children_cpu() - cpu0
+        files = output_rows(output_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(output_dir, ignore_errors=True)
     if not args.quiet and proc.stderr.strip():
         log(proc.stderr.rstrip())
     results = parse_weir_csv(proc.stdout)
@@ -613,7 +691,23 @@ def run_weir_script(args, inputs, count_rows=False):
     }
     if count_rows:
         result["result_rows"] = int(results["count"][0][0])
+    if files:
+        result["output_files"], result["output_rows"] = files
     return result
+
+
+def output_rows(directory):
+    """(data files, lines in them) under a filesystem sink's directory; names starting with `.` or
+    `_` are not data (in-progress files, success files). None if it holds no data file."""
+    files = lines = 0
+    for parent, dirs, names in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+        for name in names:
+            if not name.startswith((".", "_")):
+                files += 1
+                with open(os.path.join(parent, name), "rb") as f:
+                    lines += sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    return (files, lines) if files else None
 
 
 def find_venv_python(venv):
@@ -740,12 +834,16 @@ def run_flink(args, flink_inputs, rows, count_rows=False):
         for item in args.flink_conf:
             key, _, value = item.partition("=")
             config[key.strip()] = value.strip()
-        sink_columns, insert = (flink_join_query(args.repo, args.query) if args.query in JOIN_QUERIES
-                                else FLINK_QUERIES[args.query])
+        output_dir = os.path.join(work, "output")
+        if args.query in NEXMARK_QUERIES:
+            side_ddls, sink_ddl, insert = flink_nexmark_query(args.repo, args.query, output_dir)
+        else:
+            sink_columns, insert = FLINK_QUERIES[args.query]
+            side_ddls, sink_ddl = [], f"CREATE TABLE sink ({sink_columns}) WITH ('connector' = 'blackhole')"
         spec = {
             "config": config,
-            "source_ddls": [flink_source_ddl(table, path) for table, path in flink_inputs.items()],
-            "sink_ddl": f"CREATE TABLE sink ({sink_columns}) WITH ('connector' = 'blackhole')",
+            "source_ddls": [flink_source_ddl(table, path) for table, path in flink_inputs.items()] + side_ddls,
+            "sink_ddl": sink_ddl,
             "insert": insert,
             "select": insert[len(FLINK_INSERT):] if count_rows else None,
             "result": os.path.join(work, "result.json"),
@@ -784,6 +882,9 @@ def run_flink(args, flink_inputs, rows, count_rows=False):
         if count_rows:
             result.pop("jvm_pid", None)
             return result
+        files = output_rows(output_dir)
+        if files:
+            result["output_files"], result["output_rows"] = files
         if not jvm_reaped:
             # The JVM was not counted by getrusage; fall back to its CPU read from /proc at the end.
             log("compare: the JVM was not reaped here; its CPU comes from /proc as the child saw it")
@@ -1006,10 +1107,134 @@ def check_rows(args, weir_inputs, flink_inputs, events, run_weir_side, run_flink
             check["flink_negative_rows"] = run["negative_rows"]
     if "weir" in check and "flink" in check:
         check["equal"] = check["weir"] == check["flink"]
+        if args.query in NONDETERMINISTIC:
+            check["nondeterministic"] = NONDETERMINISTIC[args.query]
     log(f"compare: result rows of {args.query} over {events:,} events: Weir {check.get('weir', '-')}, "
         f"Flink {check.get('flink', '-')}" + ("" if "equal" not in check else
-                                              ": equal" if check["equal"] else ": NOT EQUAL"))
+                                              ": equal" if check["equal"] else ": NOT EQUAL")
+        + (f" (not compared: {check['nondeterministic']})" if "nondeterministic" in check else ""))
     return check
+
+
+def query_list(text):
+    """--query: one query, a comma-separated list, or `all` (every Nexmark query both engines run)."""
+    if text == "all":
+        return list(NEXMARK_QUERIES)
+    queries = [q.strip() for q in text.split(",") if q.strip()]
+    for q in queries:
+        if q in NOT_COMPARED:
+            raise argparse.ArgumentTypeError(f"{q} is not compared: {NOT_COMPARED[q]}")
+        if q not in QUERY_ALIASES:
+            raise argparse.ArgumentTypeError(f"unknown query {q!r} (the Nexmark queries {', '.join(NEXMARK_QUERIES)}; "
+                                             f"{', '.join(BID_QUERIES)}; all)")
+    return [QUERY_ALIASES[q] for q in queries]
+
+
+def compare(args, flink_version):
+    """Compares one query (args.query): the CSV files, --check-rows, the timed runs. Returns the JSON
+    record and a one-line summary for the table of a multi-query run; raises Fail."""
+    run_weir_side = not args.flink_only
+    nexmark = args.query in NEXMARK_QUERIES
+    tables = NEXMARK_QUERIES[args.query] if nexmark else ("bid",)
+    inputs = {table: ensure_csv(args, run_weir_side, table) for table in dict.fromkeys(tables)}
+    weir_inputs = {table: path for table, (path, _, _) in inputs.items()}
+    flink_inputs = {table: flink_path for table, (_, flink_path, _) in inputs.items()}
+    table_rows = {table: meta["rows"] for table, (_, _, meta) in inputs.items()}
+    if nexmark:
+        # The rates are per event of the sequence (N): the three files hold them all; the query
+        # reads the rows of its tables.
+        events = args.events
+        rows_read = sum(table_rows[t] for t in tables)
+    else:
+        events = rows_read = table_rows["bid"]
+
+    row_check = None
+    if args.check_rows:
+        row_check = check_rows(args, weir_inputs, flink_inputs, events, run_weir_side, flink_version is not None)
+
+    weir_runs, flink_runs = [], []
+    for _ in range(args.repeat):
+        if run_weir_side:
+            busy = wait_for_quiet(args)
+            run = run_weir_script(args, weir_inputs) if nexmark else run_weir(args, weir_inputs["bid"])
+            run["busy_cpus_before"] = busy
+            cpu = run["process_cpu_seconds"]
+            run["process_events_per_cpu_second"] = round(run["events"] / cpu) if cpu > 0 else 0
+            read = run.get("rows_in", run["events"])
+            if read != rows_read:
+                log(f"compare: note: weir read {read} rows, the query's CSV files have {rows_read}")
+            weir_runs.append(run)
+        if flink_version is not None:
+            busy = wait_for_quiet(args)
+            run = run_flink(args, flink_inputs, events)
+            run["busy_cpus_before"] = busy
+            flink_runs.append(run)
+    weir, flink = median_run(weir_runs), median_run(flink_runs)
+
+    ratios = {}
+    if weir and flink:
+        ratios = {
+            "events_per_second": ratio(weir["events_per_second"], flink["events_per_second"]),
+            "events_per_second_vs_net_runtime": ratio(weir["events_per_second"], flink.get("net_events_per_second")),
+            "events_per_cpu_second": ratio(weir["process_events_per_cpu_second"], flink["events_per_cpu_second"]),
+            "job_events_per_cpu_second": ratio(weir["events_per_cpu_second"], flink.get("job_events_per_cpu_second")),
+        }
+    if nexmark:
+        title = f"{args.query}, {events:,} events (" + ", ".join(f"{n:,} {t}" for t, n in table_rows.items()) + ")"
+    else:
+        title = f"{args.query}, {events:,} bids"
+    if weir_runs or flink_runs:
+        print_table(title, weir, flink, ratios)
+    for name, runs in (("Weir", weir_runs), ("Flink", flink_runs)):
+        if len(runs) > 1:
+            print(f"  {name} wall s of the {len(runs)} runs: " + ", ".join(f"{r['wall_seconds']:.2f}" for r in runs))
+    if row_check:
+        print(f"  result rows: Weir {row_check.get('weir', '-')}, Flink {row_check.get('flink', '-')}"
+              + ("" if "equal" not in row_check else " (equal)" if row_check["equal"] else
+                 f" (NOT EQUAL; {row_check['nondeterministic']})" if "nondeterministic" in row_check else " (NOT EQUAL)"))
+    record = {
+        "compare": "weir-vs-flink",
+        "query": args.query,
+        "csv": weir_inputs if nexmark else weir_inputs["bid"],
+        "rows": table_rows if nexmark else table_rows["bid"],
+        "events": events,
+        "rows_behind_max": {t: m.get("rows_behind_max") for t, (_, _, m) in inputs.items()} if nexmark
+        else inputs["bid"][2].get("rows_behind_max"),
+        "max_lag_seconds": {t: m.get("max_lag_seconds") for t, (_, _, m) in inputs.items()} if nexmark
+        else inputs["bid"][2].get("max_lag_seconds"),
+        "nexmark_events": args.events,
+        "event_rate": args.event_rate,
+        "parallelism": args.parallelism,
+        "checkpoint_interval": args.checkpoint_interval,
+        "repeat": args.repeat,
+        "weir": weir,
+        "flink": flink,
+        "ratios": ratios,
+        "row_check": row_check,
+        "weir_runs": weir_runs if len(weir_runs) > 1 else None,
+        "flink_runs": flink_runs if len(flink_runs) > 1 else None,
+        "java": java_version() if flink_version else None,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return record
+
+
+def summary_row(query, record=None, error=None):
+    """A markdown table row of a multi-query run: events/s and events per CPU-second of both engines
+    (the processes'), the ratios, and the row check."""
+    def fmt(v, suffix=""):
+        return "-" if v is None else (f"{v:,.1f}{suffix}" if suffix else f"{v:,}")
+
+    if error is not None:
+        return f"| {query} | not run: {error} |"
+    w, f, r, check = record["weir"] or {}, record["flink"] or {}, record["ratios"], record["row_check"]
+    rows = "-"
+    if check and "weir" in check and "flink" in check:
+        rows = f"{check['weir']:,}" if check.get("equal") else f"{check['weir']:,} vs {check['flink']:,}"
+    return (f"| {query} | {fmt(w.get('events_per_second'))} | {fmt(f.get('events_per_second'))} | "
+            f"{fmt(r.get('events_per_second'), '×')} | {fmt(w.get('process_events_per_cpu_second'))} | "
+            f"{fmt(f.get('events_per_cpu_second'))} | {fmt(r.get('events_per_cpu_second'), '×')} | {rows} |")
 
 
 def main():
@@ -1018,8 +1243,10 @@ def main():
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--query", default="hop", choices=sorted(QUERY_ALIASES),
-                   help="hop, tumble, q11|session, tumble-keyed; the joins q3, q4, q5, q7, q8 (default hop)")
+    p.add_argument("--query", default=["hop"], type=query_list, metavar="Q[,Q...]|all",
+                   help="the Nexmark queries q0-q5, q7-q22 (q6 is refused by both engines); the bid-only "
+                        "hop, tumble, tumble-keyed, session; a comma-separated list; or all (every Nexmark "
+                        "query, in turn). Default hop")
     p.add_argument("--events", type=int, default=5_000_000, help="Nexmark events to generate (default 5,000,000)")
     p.add_argument("--event-rate", type=int, default=1_000_000, help="events per second of event time")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE, help=f"for the CSV, the logs and the venv (default {DEFAULT_CACHE})")
@@ -1042,114 +1269,50 @@ def main():
                    help="runs of each engine; the table shows the median (by wall time); 0 with --check-rows")
     p.add_argument("--check-rows", action="store_true",
                    help="first count the query's result rows in both engines (they must be equal)")
-    p.add_argument("--results", help="append the JSON line to this file")
+    p.add_argument("--results", help="append each query's JSON line to this file")
     p.add_argument("--quiet", action="store_true", help="hide weir's progress lines")
     args = p.parse_args()
-    args.query = QUERY_ALIASES[args.query]
+    queries = args.query
     args.flink_venv = args.flink_venv or os.path.join(args.cache_dir, "flink-venv")
     args.weir = os.path.abspath(os.path.expanduser(args.weir))
     if args.repeat < 1 and not args.check_rows:
         p.error("--repeat 0 only goes with --check-rows")
-    join = args.query in JOIN_QUERIES
 
     try:
-        run_weir_side = not args.flink_only
         # Flink first: an install or a missing JRE shows before the CSV files are generated.
         flink_version = None if args.weir_only else flink_ready(args)
-        if run_weir_side:
+        if not args.flink_only:
             ensure_weir(args)
-        inputs = {table: ensure_csv(args, run_weir_side, table)
-                  for table in (("person", "auction", "bid") if join else ("bid",))}
-        weir_inputs = {table: path for table, (path, _, _) in inputs.items()}
-        flink_inputs = {table: flink_path for table, (_, flink_path, _) in inputs.items()}
-        table_rows = {table: meta["rows"] for table, (_, _, meta) in inputs.items()}
-        if join:
-            # The rates are per event of the sequence: the three files hold them all.
-            events = args.events
-            if sum(table_rows.values()) != events:
-                log(f"compare: WARNING the CSV files hold {sum(table_rows.values())} rows, not {events} events")
-            rows_read = sum(table_rows[t] for t in JOIN_QUERIES[args.query])
-        else:
-            events = rows_read = table_rows["bid"]
-
-        row_check = None
-        if args.check_rows:
-            row_check = check_rows(args, weir_inputs, flink_inputs, events, run_weir_side, flink_version is not None)
-
-        weir_runs, flink_runs = [], []
-        for _ in range(args.repeat):
-            if run_weir_side:
-                busy = wait_for_quiet(args)
-                run = run_weir_script(args, weir_inputs) if join else run_weir(args, weir_inputs["bid"])
-                run["busy_cpus_before"] = busy
-                cpu = run["process_cpu_seconds"]
-                run["process_events_per_cpu_second"] = round(run["events"] / cpu) if cpu > 0 else 0
-                read = run.get("rows_in", run["events"])
-                if read != rows_read:
-                    log(f"compare: WARNING weir read {read} rows, the query's CSV files have {rows_read}")
-                weir_runs.append(run)
-            if flink_version is not None:
-                busy = wait_for_quiet(args)
-                run = run_flink(args, flink_inputs, events)
-                run["busy_cpus_before"] = busy
-                flink_runs.append(run)
     except Fail as e:
         log(f"compare: {e}")
         return 1
-    weir, flink = median_run(weir_runs), median_run(flink_runs)
-
-    ratios = {}
-    if weir and flink:
-        ratios = {
-            "events_per_second": ratio(weir["events_per_second"], flink["events_per_second"]),
-            "events_per_second_vs_net_runtime": ratio(weir["events_per_second"], flink.get("net_events_per_second")),
-            "events_per_cpu_second": ratio(weir["process_events_per_cpu_second"], flink["events_per_cpu_second"]),
-            "job_events_per_cpu_second": ratio(weir["events_per_cpu_second"], flink.get("job_events_per_cpu_second")),
-        }
-    if join:
-        title = f"{args.query}, {events:,} events (" + ", ".join(f"{n:,} {t}" for t, n in table_rows.items()) + ")"
-    else:
-        title = f"{args.query}, {events:,} bids"
-    if weir_runs or flink_runs:
-        print_table(title, weir, flink, ratios)
-    for name, runs in (("Weir", weir_runs), ("Flink", flink_runs)):
-        if len(runs) > 1:
-            print(f"  {name} wall s of the {len(runs)} runs: " + ", ".join(f"{r['wall_seconds']:.2f}" for r in runs))
-    if row_check:
-        print(f"  result rows: Weir {row_check.get('weir', '-')}, Flink {row_check.get('flink', '-')}"
-              + ("" if "equal" not in row_check else " (equal)" if row_check["equal"] else " (NOT EQUAL)"))
-    line = json.dumps({
-        "compare": "weir-vs-flink",
-        "query": args.query,
-        "csv": weir_inputs if join else weir_inputs["bid"],
-        "rows": table_rows if join else table_rows["bid"],
-        "events": events,
-        "rows_behind_max": {t: m.get("rows_behind_max") for t, (_, _, m) in inputs.items()} if join
-        else inputs["bid"][2].get("rows_behind_max"),
-        "max_lag_seconds": {t: m.get("max_lag_seconds") for t, (_, _, m) in inputs.items()} if join
-        else inputs["bid"][2].get("max_lag_seconds"),
-        "nexmark_events": args.events,
-        "event_rate": args.event_rate,
-        "parallelism": args.parallelism,
-        "checkpoint_interval": args.checkpoint_interval,
-        "repeat": args.repeat,
-        "weir": weir,
-        "flink": flink,
-        "ratios": ratios,
-        "row_check": row_check,
-        "weir_runs": weir_runs if len(weir_runs) > 1 else None,
-        "flink_runs": flink_runs if len(flink_runs) > 1 else None,
-        "java": java_version() if flink_version else None,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    })
-    print(line)
-    if args.results:
-        with open(args.results, "a") as f:
-            f.write(line + "\n")
-    if row_check and row_check.get("equal") is False:
-        return 1
-    return 0
+    status, summary = 0, []
+    for query in queries:
+        args.query = query
+        try:
+            record = compare(args, flink_version)
+        except Fail as e:
+            log(f"compare: {query}: {e}")
+            summary.append(summary_row(query, error=str(e).splitlines()[0][:200]))
+            status = 1
+            continue
+        line = json.dumps(record)
+        print(line, flush=True)
+        if args.results:
+            with open(args.results, "a") as f:
+                f.write(line + "\n")
+        summary.append(summary_row(query, record))
+        check = record["row_check"]
+        if check and check.get("equal") is False and "nondeterministic" not in check:
+            status = 1
+    if len(queries) > 1:
+        print("\n| query | Weir events/s | Flink events/s | ratio | Weir events/CPU-s | Flink events/CPU-s | ratio "
+              "| result rows |\n|---|---|---|---|---|---|---|---|")
+        print("\n".join(summary))
+    for query in NOT_COMPARED:
+        if len(queries) > 1:
+            print(f"{query}: not compared: {NOT_COMPARED[query]}")
+    return status
 
 
 if __name__ == "__main__":
