@@ -320,6 +320,19 @@ impl From<std::io::Error> for Error {
     }
 }
 
+impl From<parquet::errors::ParquetError> for Error {
+    /// The parquet writer's I/O errors (a full disk) keep their class; the rest are internal.
+    fn from(e: parquet::errors::ParquetError) -> Self {
+        match e {
+            parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
+                Ok(io) => Error::from(*io),
+                Err(other) => Error::internal(format!("parquet: {other}")),
+            },
+            other => Error::internal(format!("parquet: {other}")),
+        }
+    }
+}
+
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Error::internal(format!("JSON: {e}"))

@@ -91,6 +91,9 @@ pub enum OperatorSpec {
     IntervalJoin(IntervalJoinSpec),
     /// An equi-join of two inputs windowed alike, on their windows and keys.
     WindowJoin(WindowJoinSpec),
+    /// A window table function's rows, each with its window's bounds (read other than by a window
+    /// aggregate or join).
+    WindowTableFunction(WindowTableFunctionSpec),
     /// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` kept to a range of ranks.
     TopN(TopNSpec),
     /// Aggregates `OVER (PARTITION BY ... ORDER BY rowtime ... PRECEDING AND CURRENT ROW)`.
@@ -113,6 +116,9 @@ pub struct TopNSpec {
     pub ties: RankTies,
     /// The partition column holding a window aggregate's window end, for a window Top-N.
     pub window_end: Option<usize>,
+    /// The input is a retract changelog (an updating aggregate's rows): every row of a partition
+    /// is kept, as a row taken back from the top lets the next one in.
+    pub retracting: bool,
 }
 
 /// Flink's OVER aggregation on event time over an append-only input: each row with its aggregates
@@ -288,9 +294,19 @@ pub struct SourceSpec {
 
 #[derive(Debug, Clone)]
 pub struct WatermarkSpec {
-    /// Index of the event-time column in the input batches.
+    /// Index of the time column in the input batches.
     pub time_column: usize,
-    pub delay_nanos: i64,
+    pub strategy: WatermarkStrategy,
+}
+
+/// Where a job's time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatermarkStrategy {
+    /// Event time: `WATERMARK FOR ts AS ts - delay`, the largest time seen minus the delay.
+    BoundedOutOfOrderness { delay_nanos: i64 },
+    /// Processing time (windows over a `PROCTIME()` column): the wall clock, also while no row
+    /// arrives (the source task ticks).
+    ProcessingTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,6 +377,9 @@ pub enum AggregateKind {
     Min,
     Max,
     Avg,
+    /// Flink's FIRST_VALUE / LAST_VALUE: the first / last non-null value in arrival order.
+    FirstValue,
+    LastValue,
 }
 
 #[derive(Debug, Clone)]
@@ -412,6 +431,17 @@ impl WindowBound {
             WindowBound::Time => end.saturating_sub(WINDOW_TIME_BEFORE_END),
         }
     }
+}
+
+/// The rows of a window table function with their windows' bounds filled in.
+#[derive(Debug, Clone)]
+pub struct WindowTableFunctionSpec {
+    /// TUMBLE, HOP or CUMULATE.
+    pub window: WindowKind,
+    /// The column holding each row's time (event time, or a `PROCTIME()` column).
+    pub time_column: usize,
+    /// The columns standing for a bound of the row's window, filled in with it.
+    pub bounds: Vec<(usize, WindowBound)>,
 }
 
 #[derive(Debug, Clone)]
@@ -490,6 +520,7 @@ impl OperatorSpec {
             OperatorSpec::IntervalJoin(_) => "interval-join",
             OperatorSpec::WindowJoin(_) => "window-join",
             OperatorSpec::LookupJoin(_) => "lookup-join",
+            OperatorSpec::WindowTableFunction(_) => "window-table-function",
             OperatorSpec::TopN(_) => "top-n",
             OperatorSpec::OverAggregate(_) => "over-aggregate",
             OperatorSpec::Sink(_) => "sink",
@@ -503,7 +534,12 @@ impl OperatorSpec {
             OperatorSpec::Source(s) => {
                 format!("Source: {} (connector={})", s.def.name, s.def.connector)
             }
-            OperatorSpec::WatermarkAssigner(w) => format!("WatermarkAssigner: column #{} - {}", w.time_column, Nanos(w.delay_nanos)),
+            OperatorSpec::WatermarkAssigner(w) => match w.strategy {
+                WatermarkStrategy::BoundedOutOfOrderness { delay_nanos } => {
+                    format!("WatermarkAssigner: column #{} - {}", w.time_column, Nanos(delay_nanos))
+                }
+                WatermarkStrategy::ProcessingTime => format!("WatermarkAssigner: processing time (column #{})", w.time_column),
+            },
             OperatorSpec::Filter { predicate } => format!("Filter: {predicate}"),
             OperatorSpec::Project { exprs } => format!("Project: {}", list(exprs)),
             OperatorSpec::WindowAggregate(w) => format!(
@@ -553,6 +589,10 @@ impl OperatorSpec {
                 list(&j.join.keys[0]),
                 list(&j.join.keys[1]),
                 j.join.filter.as_ref().map(|f| format!(", filter {f}")).unwrap_or_default(),
+            ),
+            OperatorSpec::WindowTableFunction(w) => format!(
+                "WindowTableFunction: {} on column #{}, bounds {:?}",
+                w.window, w.time_column, w.bounds
             ),
             OperatorSpec::TopN(t) => format!(
                 "{}: partition by columns {:?}, order by {}, ranks {}..={}{}",

@@ -13,6 +13,15 @@ pub type EventTime = i64;
 /// The watermark that closes everything: a bounded source sends it before `End`.
 pub const FINAL_WATERMARK: EventTime = i64::MAX;
 
+/// The processing time now, Flink's `PROCTIME()`: the wall clock in whole milliseconds, as
+/// nanoseconds since the epoch. `PROCTIME()` columns and processing-time watermarks both read it.
+pub fn processing_time_now() -> EventTime {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 1_000_000));
+    millis.saturating_mul(1_000_000)
+}
+
 /// An event-time column as nanoseconds since the epoch (nulls stay null).
 pub fn event_time_nanos(column: &ArrayRef) -> Result<Int64Array> {
     match column.data_type() {

@@ -312,7 +312,8 @@ async fn file_splits_resume_at_their_offsets_at_another_parallelism() {
     );
 }
 
-/// Top-N, deduplication, window Top-N and an OVER aggregation over Nexmark bids, each stopped with
+/// Top-N, deduplication, window Top-N, an OVER aggregation and a Top-N over an updating aggregate
+/// (retracting) over Nexmark bids, each stopped with
 /// a savepoint after 1.5 s at parallelism 2 (a tiny cache: state spills to RocksDB) and restored at
 /// parallelism 1 and 3: the final rows equal an uninterrupted run's. Compared on columns that rows
 /// tied in the ORDER BY share (which of two tied rows ranks first depends on arrival order; the
@@ -352,6 +353,13 @@ async fn top_n_deduplication_and_over_survive_stop_and_restore_at_another_parall
             "SELECT auction, date_time, price, COUNT(*) OVER w, SUM(price) OVER w, MAX(price) OVER w FROM bids
                WINDOW w AS (PARTITION BY auction ORDER BY date_time RANGE BETWEEN INTERVAL '500' MILLISECOND PRECEDING AND CURRENT ROW)",
             "auction, date_time, price, cnt, total, hi",
+        ),
+        (
+            "bucket BIGINT, auction BIGINT, n BIGINT, rn BIGINT, PRIMARY KEY (bucket, rn)",
+            "SELECT bucket, auction, n, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY n DESC) AS rn
+               FROM (SELECT auction % 10 AS bucket, auction, COUNT(*) AS n FROM bids GROUP BY auction % 10, auction))
+             WHERE rn <= 3",
+            "bucket, n, rn",
         ),
     ];
     for (i, (columns, select, compared)) in queries.into_iter().enumerate() {

@@ -175,3 +175,65 @@ async fn an_idle_source_subtask_does_not_hold_windows_back() {
     assert_eq!(got[3], vec!["1", "2024-01-01T00:00:02", "1"]);
     session.execute("CANCEL JOB ij").await.expect("cancel");
 }
+
+/// Processing-time windows close by the wall clock: with the source waiting for more lines (one
+/// subtask has nothing at all to read), each second's window still fires, and a line appended
+/// later lands in a later window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_time_windows_close_while_the_source_waits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("clicks.csv");
+    let mut file = std::fs::File::create(&path).expect("csv");
+    writeln!(file, "user_id,ts").expect("write");
+    for user in [1, 2, 1] {
+        writeln!(file, "{user},2024-01-01T00:00:00").expect("write");
+    }
+    file.flush().expect("flush");
+    let session = common::session_in(dir.path()).await;
+    session
+        .execute(&format!(
+            "CREATE SOURCE clicks (user_id BIGINT, ts TIMESTAMP(3), pt AS PROCTIME())
+               WITH (connector = 'file', path = '{}', format = 'csv', 'source.monitor-interval' = '50ms');
+             CREATE TABLE per_second (user_id BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3),
+               clicks BIGINT, PRIMARY KEY (user_id, window_start));
+             CREATE JOB pj WITH ('parallelism' = '2')
+               AS INSERT INTO per_second SELECT user_id, window_start, window_end, COUNT(*)
+               FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(pt), INTERVAL '1' SECOND))
+               GROUP BY user_id, window_start, window_end;",
+            path.display()
+        ))
+        .await
+        .expect("setup");
+    let totals = "SELECT user_id, CAST(SUM(clicks) AS VARCHAR) FROM per_second GROUP BY user_id ORDER BY user_id";
+    let wait_for = |expected: Vec<Vec<&'static str>>| {
+        let session = &session;
+        async move {
+            let started = Instant::now();
+            loop {
+                let got = rows(session, totals).await;
+                if got == expected {
+                    return;
+                }
+                assert!(started.elapsed() < Duration::from_secs(20), "totals so far: {got:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_for(vec![vec!["1", "2"], vec!["2", "1"]]).await;
+    let windows = "SELECT COUNT(*) FILTER (WHERE window_end - window_start <> INTERVAL '1' SECOND),
+                          COUNT(*) FILTER (WHERE window_start < CAST(NOW() AS TIMESTAMP) - INTERVAL '1' MINUTE)
+                   FROM per_second";
+    assert_eq!(rows(&session, windows).await, vec![vec!["0", "0"]]);
+    let first_windows = count(&session, "SELECT COUNT(*) FROM per_second WHERE user_id = 1").await;
+    // A line appended a second later is counted in a window of its own.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("append");
+    writeln!(file, "1,2024-01-01T00:00:00").expect("write");
+    file.flush().expect("flush");
+    wait_for(vec![vec!["1", "3"], vec!["2", "1"]]).await;
+    assert_eq!(
+        count(&session, "SELECT COUNT(*) FROM per_second WHERE user_id = 1").await,
+        first_windows + 1
+    );
+    session.execute("CANCEL JOB pj").await.expect("cancel");
+}

@@ -1,6 +1,5 @@
 -- Nexmark q12 (processing-time windows): bids per bidder in 10 s tumbling windows of processing
--- time. REFUSED by Weir: windows over a PROCTIME() column (processing-time windows, which close by
--- the wall clock) are not supported yet; PROCTIME() serves lookup joins (q13).
+-- time, closed by the wall clock (or at the end of a bounded input).
 -- As published, except: the sink is `nexmark_q12` run as a job.
 CREATE TABLE nexmark_q12 (bidder BIGINT, bid_count BIGINT, starttime TIMESTAMP(3), endtime TIMESTAMP(3))
 WITH (connector = 'blackhole');

@@ -1,8 +1,10 @@
 //! The `filesystem` table (Flink's filesystem sink connector): rows written as files under a
 //! directory, one subdirectory per partition of `PARTITIONED BY (dt, hm)` (`dt=2023-11-14/
 //! hm=22%3A13/`, values escaped as Hive and Flink escape them; the partition columns are in the
-//! path, not in the files), in `csv` (no header, as Flink's) or `json` (an object per line) format.
-//! Timestamps are written as Flink writes them: `2023-11-14 22:13:20.040`.
+//! path, not in the files), in `csv` (no header, as Flink's), `json` (an object per line) or
+//! `parquet` (snappy-compressed, one row group per 64k rows) format. CSV and JSON timestamps are
+//! written as Flink writes them, `2023-11-14 22:13:20.040`; parquet keeps them typed (INT64
+//! TIMESTAMP(MILLIS) for TIMESTAMP(3), not adjusted to UTC).
 //!
 //! Exactly-once as Flink's file sink. A sink subtask stages each epoch's rows (in progress); the
 //! checkpoint keeps the staged file (pending); when the checkpoint completes, the committer writes
@@ -26,9 +28,11 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::json::LineDelimitedWriter;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 
 use crate::catalog::{ColumnDef, TableDef};
-use crate::connectors::file::FileFormat;
 use crate::data_dir::FileRoots;
 use crate::error::{Error, Result};
 use crate::runtime::Sink;
@@ -45,7 +49,7 @@ pub struct FileSinkConfig {
     pub table: String,
     /// The table's directory, resolved inside the file roots.
     pub path: PathBuf,
-    pub format: FileFormat,
+    pub format: SinkFormat,
     /// Table columns that name the partition directories, outermost first.
     pub partition_columns: Vec<usize>,
     /// Table columns written into the files.
@@ -81,11 +85,12 @@ impl FileSinkConfig {
                 }
                 "format" => {
                     format = Some(match value.to_ascii_lowercase().as_str() {
-                        "csv" => FileFormat::Csv,
-                        "json" => FileFormat::Json,
+                        "csv" => SinkFormat::Csv,
+                        "json" => SinkFormat::Json,
+                        "parquet" => SinkFormat::Parquet,
                         other => {
                             return Err(Error::unsupported(format!(
-                                "filesystem table '{table}': format '{other}' is not supported; use 'csv' or 'json'"
+                                "filesystem table '{table}': format '{other}' is not supported; use 'csv', 'json' or 'parquet'"
                             )));
                         }
                     })
@@ -104,7 +109,8 @@ impl FileSinkConfig {
             }
         }
         let path = path.ok_or_else(|| Error::invalid(format!("filesystem table '{table}' needs a 'path'")))?;
-        let format = format.ok_or_else(|| Error::invalid(format!("filesystem table '{table}' needs a 'format' ('csv' or 'json')")))?;
+        let format =
+            format.ok_or_else(|| Error::invalid(format!("filesystem table '{table}' needs a 'format' ('csv', 'json' or 'parquet')")))?;
         let mut partition_columns = Vec::with_capacity(partitioned_by.len());
         for name in partitioned_by {
             let index = columns
@@ -134,8 +140,9 @@ impl FileSinkConfig {
 
     fn extension(&self) -> &'static str {
         match self.format {
-            FileFormat::Csv => "csv",
-            FileFormat::Json => "json",
+            SinkFormat::Csv => "csv",
+            SinkFormat::Json => "json",
+            SinkFormat::Parquet => "parquet",
         }
     }
 
@@ -229,7 +236,7 @@ impl FileSinkConfig {
         Ok(by_dir.into_iter().collect())
     }
 
-    /// The data columns of `rows`, timestamps formatted as text.
+    /// The data columns of `rows`; for the text formats, timestamps formatted as text.
     fn data_rows(&self, batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
         let indices = UInt32Array::from(rows.to_vec());
         let options = FormatOptions::default().with_timestamp_format(Some(TIMESTAMP_FORMAT));
@@ -238,7 +245,7 @@ impl FileSinkConfig {
         for &c in &self.data_columns {
             let name = &self.column_names[c];
             let column = take(batch.column(c).as_ref(), &indices, None)?;
-            if matches!(column.data_type(), DataType::Timestamp(_, _)) {
+            if matches!(column.data_type(), DataType::Timestamp(_, _)) && self.format != SinkFormat::Parquet {
                 let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
                 let text: StringArray = (0..column.len())
                     .map(|i| column.is_valid(i).then(|| formatter.value(i).to_string()))
@@ -298,15 +305,28 @@ struct PartFile {
     done: bool,
 }
 
+/// The format of a `filesystem` table's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkFormat {
+    Csv,
+    Json,
+    Parquet,
+}
+
 enum PartWriter {
     /// Boxed: a CSV writer is three times a JSON one.
     Csv(Box<datafusion::arrow::csv::Writer<BufWriter<File>>>),
     Json(LineDelimitedWriter<BufWriter<File>>),
+    /// Opened at the first batch, which gives the schema (the file's footer holds it).
+    Parquet(Option<Box<ArrowWriter<BufWriter<File>>>>, Option<BufWriter<File>>),
     None,
 }
 
+/// Rows per parquet row group: readers skip and parallelise by row group.
+const PARQUET_ROW_GROUP_ROWS: usize = 64 * 1024;
+
 impl PartFile {
-    fn open(target: &Path, format: FileFormat) -> Result<Self> {
+    fn open(target: &Path, format: SinkFormat) -> Result<Self> {
         let name = target
             .file_name()
             .and_then(|n| n.to_str())
@@ -325,8 +345,9 @@ impl PartFile {
         let file = File::create(&temp).map_err(|e| Error::from(e).context(format!("cannot write {}", temp.display())))?;
         let file = BufWriter::new(file);
         let writer = match format {
-            FileFormat::Csv => PartWriter::Csv(Box::new(CsvWriterBuilder::new().with_header(false).build(file))),
-            FileFormat::Json => PartWriter::Json(LineDelimitedWriter::new(file)),
+            SinkFormat::Csv => PartWriter::Csv(Box::new(CsvWriterBuilder::new().with_header(false).build(file))),
+            SinkFormat::Json => PartWriter::Json(LineDelimitedWriter::new(file)),
+            SinkFormat::Parquet => PartWriter::Parquet(None, Some(file)),
         };
         Ok(PartFile { temp, writer, done: false })
     }
@@ -335,6 +356,19 @@ impl PartFile {
         match &mut self.writer {
             PartWriter::Csv(writer) => writer.write(batch)?,
             PartWriter::Json(writer) => writer.write(batch)?,
+            PartWriter::Parquet(writer, file) => {
+                if writer.is_none() {
+                    let file = file.take().ok_or_else(|| Error::internal("a parquet part file without its file"))?;
+                    let properties = WriterProperties::builder()
+                        .set_compression(Compression::SNAPPY)
+                        .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
+                        .build();
+                    *writer = Some(Box::new(ArrowWriter::try_new(file, batch.schema(), Some(properties))?));
+                }
+                if let Some(writer) = writer {
+                    writer.write(batch)?;
+                }
+            }
             PartWriter::None => {}
         }
         Ok(())
@@ -351,7 +385,9 @@ impl PartFile {
                 writer.finish()?;
                 writer.into_inner()
             }
-            PartWriter::None => return Ok(()),
+            // `into_inner` writes the footer first.
+            PartWriter::Parquet(Some(writer), _) => writer.into_inner()?,
+            PartWriter::Parquet(None, _) | PartWriter::None => return Ok(()),
         };
         crate::fs::sync_buffered(buffered, &self.temp)?;
         std::fs::rename(&self.temp, target).map_err(|e| Error::from(e).context(format!("cannot finish {}", target.display())))?;

@@ -37,7 +37,6 @@ use crate::catalog::{ColumnDef, ColumnKind, SourceDef, TableConnector, TableDef,
 use crate::data_dir::FileRoots;
 use crate::error::{Error, Result};
 use crate::graph::SinkMode;
-use crate::graph::WatermarkSpec;
 use crate::message::{EventTime, split_row_kinds, with_row_kinds};
 use crate::planner::computed_column;
 use crate::runtime::{Sink, Source, SourcePosition, SplitId};
@@ -87,9 +86,10 @@ pub const MAX_BATCH_ROWS: usize = 1 << 20;
 
 /// What a source that `generates_watermarks` needs to generate them per split.
 #[derive(Debug, Clone, Copy)]
-pub struct SplitWatermarkSpec<'a> {
-    /// The event-time column (among the produced columns) and the delay.
-    pub spec: &'a WatermarkSpec,
+pub struct SplitWatermarkSpec {
+    /// The event-time column among the produced columns.
+    pub time_column: usize,
+    pub delay_nanos: i64,
     /// How long a split may go without records before it stops holding the watermark back.
     pub split_idle_timeout: Option<Duration>,
 }
@@ -252,7 +252,7 @@ impl SourceConfig {
         parallelism: usize,
         paced: bool,
         failure_marker: Option<PathBuf>,
-        watermark: Option<SplitWatermarkSpec<'_>>,
+        watermark: Option<SplitWatermarkSpec>,
     ) -> Result<Box<dyn Source>> {
         let computed = columns
             .iter()
@@ -288,8 +288,8 @@ impl SourceConfig {
         if let (Some(watermark), true) = (watermark, self.generates_watermarks()) {
             source = Box::new(split_watermarks::SplitWatermarks::new(
                 source,
-                watermark.spec.time_column,
-                watermark.spec.delay_nanos,
+                watermark.time_column,
+                watermark.delay_nanos,
                 watermark.split_idle_timeout,
             ));
         }

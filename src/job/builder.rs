@@ -19,7 +19,9 @@ use crate::connectors::table_store::{Delivery, TableStore};
 use crate::connectors::{SinkSubtask, SourceConfig, SplitWatermarkSpec, open_sink};
 use crate::data_dir::{FileRoots, JobDir, sink_staging_prefix};
 use crate::error::{Error, Result};
-use crate::graph::{Edge, EdgeKind, JobGraph, LookupJoinSpec, LookupSource, OperatorNode, OperatorSpec, WindowKind};
+use crate::graph::{
+    Edge, EdgeKind, JobGraph, LookupJoinSpec, LookupSource, OperatorNode, OperatorSpec, WatermarkSpec, WatermarkStrategy, WindowKind,
+};
 use crate::job::JobSettings;
 use crate::message::SourceControl;
 use crate::operators::changelog_normalize::ChangelogNormalize;
@@ -35,6 +37,7 @@ use crate::operators::updating_aggregate::UpdatingAggregate;
 use crate::operators::watermark::WatermarkAssigner;
 use crate::operators::window_aggregate::WindowAggregate;
 use crate::operators::window_join::WindowJoin;
+use crate::operators::window_table_function::WindowTableFunction;
 use crate::runtime::exchange::{ChannelOutput, ChannelReceiver, ChannelSender, Routing, channel, partition};
 use crate::runtime::gate::{Alignment, InputGate};
 use crate::runtime::metrics::JobMetrics;
@@ -161,12 +164,27 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
             .and_then(|c| c.idle_timeout())
             .or(cx.settings.source_idle_timeout);
         let source_watermark = match (&source_config, stage.operators.get(1).map(|i| &graph.operators[*i].spec)) {
-            (Some(config), Some(OperatorSpec::WatermarkAssigner(spec))) if config.generates_watermarks() => Some(SplitWatermarkSpec {
-                spec,
+            (
+                Some(config),
+                Some(OperatorSpec::WatermarkAssigner(WatermarkSpec {
+                    time_column,
+                    strategy: WatermarkStrategy::BoundedOutOfOrderness { delay_nanos },
+                })),
+            ) if config.generates_watermarks() => Some(SplitWatermarkSpec {
+                time_column: *time_column,
+                delay_nanos: *delay_nanos,
                 split_idle_timeout: idle_timeout,
             }),
             _ => None,
         };
+        // Processing-time windows close by the wall clock: the source task ticks.
+        let processing_time = matches!(
+            stage.operators.get(1).map(|i| &graph.operators[*i].spec),
+            Some(OperatorSpec::WatermarkAssigner(WatermarkSpec {
+                strategy: WatermarkStrategy::ProcessingTime,
+                ..
+            }))
+        );
         // A lookup join's bounded source is read once; its subtasks share the rows.
         let lookup_rows = load_lookup_sources(graph, stage, cx)?;
         for subtask in 0..parallelism {
@@ -192,6 +210,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                         source,
                         triggers: trigger,
                         idle_timeout,
+                        processing_time,
                     };
                     (input, 1, Some(first.uid.clone()))
                 }
@@ -435,10 +454,10 @@ fn build_operator(
                 .restore
                 .and_then(|(m, _)| m.operators.iter().find(|o| o.uid == node.uid && o.subtask == subtask))
                 .map(|o| o.meta.clone());
-            Box::new(if watermarks_from_source {
-                WatermarkAssigner::forwarding(spec.time_column)
-            } else {
-                WatermarkAssigner::new(spec.time_column, spec.delay_nanos)
+            Box::new(match spec.strategy {
+                _ if watermarks_from_source => WatermarkAssigner::forwarding(spec.time_column),
+                WatermarkStrategy::BoundedOutOfOrderness { delay_nanos } => WatermarkAssigner::new(spec.time_column, delay_nanos),
+                WatermarkStrategy::ProcessingTime => WatermarkAssigner::processing_time(spec.time_column),
             })
         }
         OperatorSpec::Filter { predicate } => Box::new(Filter::new(predicate.clone())),
@@ -482,6 +501,7 @@ fn build_operator(
                 settings.state_cache_entries,
             )?)
         }
+        OperatorSpec::WindowTableFunction(spec) => Box::new(WindowTableFunction::new(spec, output_schema, metrics.clone())?),
         OperatorSpec::TopN(spec) => {
             let (backend, restored) = keyed_state()?;
             meta = restored;

@@ -4,12 +4,19 @@
 //! States merge (panes of a hopping window, partial states spilled to the backend) and serialize
 //! to bytes for the state backend.
 //!
+//! FIRST_VALUE and LAST_VALUE follow Flink's: the first / last non-null value in arrival order.
+//! A value carries the time it arrived at (wall-clock nanoseconds, as Flink stamps it with its
+//! processing time, and the row's place in its batch), so partial states merged in any order
+//! (panes, spills, sessions) still keep the earliest / latest.
+//!
 //! Over a changelog with retractions (an aggregate over an updating result) every aggregate can
 //! take a value back, as Flink's `...WithRetract` functions do: SUM keeps how many values it holds
-//! (NULL again when none is left), and MIN, MAX and COUNT(DISTINCT) keep every value with its count,
-//! since the extreme that is taken back must give way to the next one.
+//! (NULL again when none is left), MIN, MAX and COUNT(DISTINCT) keep every value with its count,
+//! since the extreme that is taken back must give way to the next one, and FIRST_VALUE /
+//! LAST_VALUE keep every value in arrival order (a value taken back removes its earliest copy).
 
-use std::collections::{BTreeMap, HashSet};
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, Float64Array, Int64Array, UInt64Array};
@@ -45,6 +52,14 @@ pub enum AccumulatorState {
     /// MIN, MAX and COUNT(DISTINCT) with retractions: each row-encoded non-null value and how many
     /// times it is in the group (a partial state may hold negative counts: values taken back).
     Multiset(BTreeMap<Box<[u8]>, i64>),
+    /// FIRST_VALUE / LAST_VALUE: the row-encoded value kept and when it arrived (ns since the epoch).
+    Arrived(Option<(i64, Box<[u8]>)>),
+    /// FIRST_VALUE / LAST_VALUE with retractions: every row-encoded value present, in arrival
+    /// order; in a partial state also the values it takes back, applied after its additions.
+    ArrivalSequence {
+        values: VecDeque<Box<[u8]>>,
+        taken_back: Vec<Box<[u8]>>,
+    },
 }
 
 /// A running sum in the type SUM accumulates in.
@@ -104,16 +119,20 @@ enum Method {
     Avg,
     Min,
     Max,
+    First,
+    Last,
 }
 
 pub struct AggregateFunction {
     pub call: AggregateCall,
     method: Method,
     arg_type: DataType,
-    /// Row encoding of the argument (MIN, MAX, COUNT DISTINCT).
+    /// Row encoding of the argument (MIN, MAX, COUNT DISTINCT, FIRST_VALUE, LAST_VALUE).
     converter: Option<RowConverter>,
     /// The input takes rows back: states that can be taken from (`RetractableSum`, `Multiset`).
     retracting: bool,
+    /// The arrival stamp after the last one given (FIRST_VALUE / LAST_VALUE).
+    next_stamp: Cell<i64>,
 }
 
 impl AggregateFunction {
@@ -132,6 +151,8 @@ impl AggregateFunction {
             AggregateKind::Count => Method::Count,
             AggregateKind::Min => Method::Min,
             AggregateKind::Max => Method::Max,
+            AggregateKind::FirstValue => Method::First,
+            AggregateKind::LastValue => Method::Last,
             AggregateKind::Sum => match &arg_type {
                 t if t.is_signed_integer() => Method::SumInt,
                 t if t.is_unsigned_integer() => Method::SumUInt,
@@ -145,7 +166,9 @@ impl AggregateFunction {
             },
         };
         let converter = match method {
-            Method::Min | Method::Max | Method::CountDistinct => Some(RowConverter::new(vec![SortField::new(arg_type.clone())])?),
+            Method::Min | Method::Max | Method::CountDistinct | Method::First | Method::Last => {
+                Some(RowConverter::new(vec![SortField::new(arg_type.clone())])?)
+            }
             _ => None,
         };
         Ok(AggregateFunction {
@@ -154,6 +177,7 @@ impl AggregateFunction {
             arg_type,
             converter,
             retracting,
+            next_stamp: Cell::new(0),
         })
     }
 
@@ -166,6 +190,12 @@ impl AggregateFunction {
                 Method::SumFloat => return sum(SumValue::Float(0.0)),
                 Method::SumDecimal => return sum(SumValue::Decimal(0)),
                 Method::Min | Method::Max | Method::CountDistinct => return AccumulatorState::Multiset(BTreeMap::new()),
+                Method::First | Method::Last => {
+                    return AccumulatorState::ArrivalSequence {
+                        values: VecDeque::new(),
+                        taken_back: Vec::new(),
+                    };
+                }
                 Method::Count | Method::Avg => {}
             }
         }
@@ -179,6 +209,7 @@ impl AggregateFunction {
             Method::Avg => AccumulatorState::Avg { sum: 0.0, count: 0 },
             Method::Min => AccumulatorState::Min(None),
             Method::Max => AccumulatorState::Max(None),
+            Method::First | Method::Last => AccumulatorState::Arrived(None),
         }
     }
 
@@ -287,8 +318,34 @@ impl AggregateFunction {
                     }
                 }
             }
+            Method::First | Method::Last => {
+                let converter = self.converter.as_ref().ok_or_else(|| Error::internal("row converter missing"))?;
+                let encoded = converter.convert_columns(std::slice::from_ref(arg))?;
+                let first_stamp = self.arrival_stamps(arg.len());
+                for (&r, &s) in pairs {
+                    if let AccumulatorState::Arrived(kept) = states[s]
+                        && arg.is_valid(r)
+                        && (self.method == Method::Last || kept.is_none())
+                    {
+                        *kept = Some((first_stamp + r as i64, encoded.row(r).as_ref().into()));
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The arrival stamps of `rows` rows arriving now: the first of `rows` consecutive stamps,
+    /// wall-clock nanoseconds (Flink stamps FIRST_VALUE / LAST_VALUE values with its processing
+    /// time), always after those given before, so row `r` of a batch gets `first + r` and a later
+    /// batch's rows come after every row of this one. Stamps keep their order across a restart.
+    fn arrival_stamps(&self, rows: usize) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        let first = now.max(self.next_stamp.get());
+        self.next_stamp.set(first.saturating_add(rows as i64));
+        first
     }
 
     /// Takes row `rows[i]` of `arg` back from `states[slots[i]]` for every i (an update-before or
@@ -336,6 +393,14 @@ impl AggregateFunction {
                 AccumulatorState::Multiset(values) => {
                     let value = encoded.as_ref().ok_or_else(|| Error::internal("row converter missing"))?.row(r);
                     add_count(values, value.as_ref(), step);
+                }
+                AccumulatorState::ArrivalSequence { values, taken_back } => {
+                    let value = encoded.as_ref().ok_or_else(|| Error::internal("row converter missing"))?.row(r);
+                    if negate {
+                        take_back_earliest(values, taken_back, value.as_ref());
+                    } else {
+                        values.push_back(value.as_ref().into());
+                    }
                 }
                 _ => return Err(Error::internal("aggregate state cannot take rows back")),
             }
@@ -394,6 +459,24 @@ impl AggregateFunction {
                                 present.next_back()
                             };
                             extreme.cloned()
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                decode_optional_rows(converter, &self.arg_type, &values)?
+            }
+            Method::First | Method::Last => {
+                let converter = self.converter.as_ref().ok_or_else(|| Error::internal("row converter missing"))?;
+                let values: Vec<Option<Box<[u8]>>> = states
+                    .map(|s| match s {
+                        AccumulatorState::Arrived(kept) => kept.as_ref().map(|(_, v)| v.clone()),
+                        AccumulatorState::ArrivalSequence { values, .. } => {
+                            let kept = if self.method == Method::First {
+                                values.front()
+                            } else {
+                                values.back()
+                            };
+                            kept.cloned()
                         }
                         _ => None,
                     })
@@ -486,6 +569,30 @@ impl AggregateFunction {
                     add_count(a, value, *n);
                 }
             }
+            // The earliest (FIRST_VALUE) or latest (LAST_VALUE) arrival.
+            (S::Arrived(a), S::Arrived(Some((stamp, value)))) => {
+                let replace = match a {
+                    None => true,
+                    Some((kept, _)) if self.method == Method::First => stamp < kept,
+                    Some((kept, _)) => stamp > kept,
+                };
+                if replace {
+                    *a = Some((*stamp, value.clone()));
+                }
+            }
+            // `other` arrived after `into`: its values go last, then it takes back its values.
+            (
+                S::ArrivalSequence { values, taken_back },
+                S::ArrivalSequence {
+                    values: added,
+                    taken_back: removed,
+                },
+            ) => {
+                values.extend(added.iter().cloned());
+                for value in removed {
+                    take_back_earliest(values, taken_back, value);
+                }
+            }
             _ => {}
         }
     }
@@ -531,6 +638,17 @@ fn decode_optional_rows(converter: &RowConverter, data_type: &DataType, values: 
     let indices = datafusion::arrow::array::UInt32Array::from(indices);
     let _ = data_type;
     Ok(datafusion::arrow::compute::take(dense.as_ref(), &indices, None)?)
+}
+
+/// Takes a FIRST_VALUE / LAST_VALUE value back as Flink's `...WithRetract` does: its earliest copy
+/// goes. A partial state that does not hold it keeps it in `taken_back`, for an earlier state.
+fn take_back_earliest(values: &mut VecDeque<Box<[u8]>>, taken_back: &mut Vec<Box<[u8]>>, value: &[u8]) {
+    match values.iter().position(|v| v.as_ref() == value) {
+        Some(position) => {
+            values.remove(position);
+        }
+        None => taken_back.push(value.into()),
+    }
 }
 
 fn present_count(values: &[Option<Box<[u8]>>]) -> usize {
@@ -626,6 +744,26 @@ pub fn encode_states(states: &[AccumulatorState], out: &mut Vec<u8>) {
                     out.extend_from_slice(&n.to_le_bytes());
                 }
             }
+            AccumulatorState::Arrived(kept) => {
+                out.push(11);
+                match kept {
+                    Some((stamp, v)) => {
+                        out.push(1);
+                        out.extend_from_slice(&stamp.to_le_bytes());
+                        bytes(out, v);
+                    }
+                    None => out.push(0),
+                }
+            }
+            AccumulatorState::ArrivalSequence { values, taken_back } => {
+                out.push(12);
+                for list in [values.iter().collect::<Vec<_>>(), taken_back.iter().collect()] {
+                    out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+                    for v in list {
+                        bytes(out, v);
+                    }
+                }
+            }
         }
     }
 }
@@ -705,6 +843,27 @@ pub fn decode_states(mut input: &[u8]) -> Result<Vec<AccumulatorState>> {
                 }
                 AccumulatorState::Multiset(values)
             }
+            11 => AccumulatorState::Arrived(match take(&mut input, 1).ok_or_else(corrupt)?[0] {
+                0 => None,
+                _ => {
+                    let stamp = i64::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?);
+                    Some((stamp, bytes(&mut input).ok_or_else(corrupt)?))
+                }
+            }),
+            12 => {
+                let mut lists = [Vec::new(), Vec::new()];
+                for list in &mut lists {
+                    let n = u32::from_le_bytes(fixed(&mut input).ok_or_else(corrupt)?);
+                    for _ in 0..n {
+                        list.push(bytes(&mut input).ok_or_else(corrupt)?);
+                    }
+                }
+                let [values, taken_back] = lists;
+                AccumulatorState::ArrivalSequence {
+                    values: values.into(),
+                    taken_back,
+                }
+            }
             _ => return Err(corrupt()),
         };
         states.push(state);
@@ -715,6 +874,77 @@ pub fn decode_states(mut input: &[u8]) -> Result<Vec<AccumulatorState>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::datatypes::Field;
+    use datafusion::physical_expr::expressions::col;
+
+    fn first_and_last(retracting: bool) -> (Schema, [AggregateFunction; 2]) {
+        let schema = Schema::new(vec![Field::new("v", DataType::Int64, true)]);
+        let function = |kind| {
+            let call = AggregateCall {
+                kind,
+                arg: col("v", &schema).expect("column v"),
+                distinct: false,
+                output_type: DataType::Int64,
+                display: format!("{kind:?}(v)"),
+            };
+            AggregateFunction::new(&call, &schema, retracting).expect("function")
+        };
+        let functions = [function(AggregateKind::FirstValue), function(AggregateKind::LastValue)];
+        (schema, functions)
+    }
+
+    fn values(rows: &[Option<i64>]) -> ArrayRef {
+        Arc::new(Int64Array::from(rows.to_vec()))
+    }
+
+    fn finished(function: &AggregateFunction, state: &AccumulatorState) -> Option<i64> {
+        let out = function.finish(std::iter::once(state)).expect("finish");
+        let out = out.as_primitive::<Int64Type>();
+        out.is_valid(0).then(|| out.value(0))
+    }
+
+    /// Partial states merged in either order keep the value that arrived first / last; NULLs
+    /// are skipped.
+    #[test]
+    fn first_and_last_value_follow_arrival_across_merges() {
+        let (_, functions) = first_and_last(false);
+        let earlier = values(&[None, Some(5), Some(7)]);
+        let later = values(&[Some(1), Some(9), None]);
+        for function in &functions {
+            let (mut a, mut b) = (function.init(), function.init());
+            function.update(&earlier, &[0, 1, 2], &[0, 0, 0], &mut [&mut a]).unwrap();
+            function.update(&later, &[0, 1, 2], &[0, 0, 0], &mut [&mut b]).unwrap();
+            let mut forward = a.clone();
+            function.merge(&mut forward, &b);
+            let mut backward = b.clone();
+            function.merge(&mut backward, &a);
+            let expected = if function.method == Method::First { Some(5) } else { Some(9) };
+            assert_eq!(finished(function, &forward), expected);
+            assert_eq!(finished(function, &backward), expected);
+            assert_eq!(finished(function, &function.init()), None);
+        }
+    }
+
+    /// With retractions a value taken back removes its earliest copy, also when the partial
+    /// state taking it back is merged into the state holding it.
+    #[test]
+    fn first_and_last_value_take_back_the_earliest_copy() {
+        let (_, [first, last]) = first_and_last(true);
+        let rows = values(&[Some(3), Some(4), Some(3)]);
+        let mut state = first.init();
+        first.update(&rows, &[0, 1], &[0, 0], &mut [&mut state]).unwrap();
+        // A later partial: 3 taken back, then 3 added again (an update to the same value).
+        let mut partial = first.init();
+        first.retract(&rows, &[2], &[0], &mut [&mut partial]).unwrap();
+        first.update(&rows, &[2], &[0], &mut [&mut partial]).unwrap();
+        first.merge(&mut state, &partial);
+        assert_eq!(finished(&first, &state), Some(4));
+        assert_eq!(finished(&last, &state), Some(3));
+        first.retract(&rows, &[1], &[0], &mut [&mut state]).unwrap();
+        assert_eq!(finished(&first, &state), Some(3));
+        first.retract(&rows, &[0], &[0], &mut [&mut state]).unwrap();
+        assert_eq!(finished(&first, &state), None);
+    }
 
     #[test]
     fn states_round_trip_through_bytes() {
@@ -739,6 +969,12 @@ mod tests {
                 values: 0,
             },
             AccumulatorState::Multiset([(Box::<[u8]>::from(&b"v"[..]), -2), (Box::from(&b"w"[..]), 3)].into()),
+            AccumulatorState::Arrived(Some((17, Box::from(&b"f"[..])))),
+            AccumulatorState::Arrived(None),
+            AccumulatorState::ArrivalSequence {
+                values: [Box::<[u8]>::from(&b"a"[..]), Box::from(&b"b"[..])].into(),
+                taken_back: vec![Box::from(&b"c"[..])],
+            },
         ];
         let mut bytes = Vec::new();
         encode_states(&states, &mut bytes);

@@ -132,10 +132,12 @@ impl Grouping {
         for (f, function) in self.functions.iter().enumerate() {
             let arg = function.argument(batch)?;
             let mut refs: Vec<&mut AccumulatorState> = states.iter_mut().map(|s| &mut s[f]).collect();
-            function.update(&arg, &selected, &slots, &mut refs)?;
+            // Taken back first, so that they reach the earlier rows the partial states are merged
+            // into (FIRST_VALUE / LAST_VALUE); every other aggregate's order does not matter.
             if !taken_back.0.is_empty() {
                 function.retract(&arg, &taken_back.0, &taken_back.1, &mut refs)?;
             }
+            function.update(&arg, &selected, &slots, &mut refs)?;
         }
         if self.retracting {
             let counts = slots.iter().map(|s| (*s, 1)).chain(taken_back.1.iter().map(|s| (*s, -1)));

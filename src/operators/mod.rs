@@ -21,6 +21,7 @@ pub mod updating_aggregate;
 pub mod watermark;
 pub mod window_aggregate;
 pub mod window_join;
+pub mod window_table_function;
 
 use datafusion::arrow::array::Array;
 use serde::de::DeserializeOwned;

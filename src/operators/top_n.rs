@@ -15,6 +15,10 @@
 //! nothing until the watermark passes the window's end; then it emits the window's final ranks,
 //! append-only, and frees their state, as Flink's WindowRankOperator does.
 //!
+//! Over a retract changelog (Top-N over an updating aggregate, Flink's RetractableTopNFunction)
+//! each partition key keeps all its rows, since a row taken back from the top ranks lets the
+//! best of the others in: its ranks move up, and a rank left without a row is deleted.
+//!
 //! The rankings of hot keys stay in a `KeyedCache` over the state backend, as the updating
 //! aggregate keeps its states; state is keyed by the partition key, so it rescales by key group.
 //! A window Top-N keeps an index of its rankings by window end in memory, rebuilt from the
@@ -23,8 +27,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, UInt64Array};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 
@@ -48,7 +52,8 @@ struct Ranked {
     row: Box<[u8]>,
 }
 
-/// A partition key's best rows, best first: at most `end` of them. In a window Top-N the key
+/// A partition key's best rows, best first: at most `end` of them (all of them over a retract
+/// changelog). In a window Top-N the key
 /// holds the window's end, which is kept beside the rows so a restore can rebuild the index.
 #[derive(Debug, Clone, Default)]
 struct Ranking {
@@ -104,6 +109,8 @@ pub struct TopN {
     backend: Box<dyn StateBackend>,
     /// A window Top-N's window-end column (one of the partition columns).
     window_end_column: Option<usize>,
+    /// The input takes rows back: every row of a partition is kept.
+    retracting: bool,
     /// (window end, key) of every ranking a window Top-N has still to emit.
     by_end: BTreeSet<(EventTime, GroupKey)>,
     watermark: EventTime,
@@ -125,7 +132,11 @@ impl TopN {
             return Err(Error::internal(format!("Top-N ranks {}..={} are empty", spec.start, spec.end)));
         }
         let type_of = |c: &usize| input_schema.field(*c).data_type().clone();
-        let partition_types: Vec<_> = spec.partition_columns.iter().map(type_of).collect();
+        // Without PARTITION BY every row is under one constant key, as the exchange routes them.
+        let partition_types: Vec<_> = match spec.partition_columns.is_empty() {
+            true => vec![DataType::Int64],
+            false => spec.partition_columns.iter().map(type_of).collect(),
+        };
         let order_fields = spec
             .order
             .iter()
@@ -149,6 +160,7 @@ impl TopN {
             cache: KeyedCache::new(cache_limit, Arc::new(encode_ranking)),
             backend,
             window_end_column: spec.window_end,
+            retracting: spec.retracting,
             by_end: BTreeSet::new(),
             watermark: EventTime::MIN,
             firing: None,
@@ -241,6 +253,99 @@ impl TopN {
         self.emit(emitted, Some(kinds), out)
     }
 
+    /// A Top-N over a retract changelog: adds or takes back each row in order, keeping all rows,
+    /// and emits the ranks each change moved (a rank left without a row is deleted).
+    fn rank_changelog(
+        &mut self,
+        keys: &[GroupKey],
+        orders: &Rows,
+        encoded: &Rows,
+        kinds: &[RowKind],
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        let mut emitted: Vec<(Box<[u8]>, u64)> = Vec::new();
+        let mut changes = Vec::new();
+        let (start, end, ties) = (self.start, self.end, self.ties);
+        for (i, key) in keys.iter().enumerate() {
+            let (order, row) = (orders.row(i).data(), encoded.row(i).data());
+            let rows = {
+                let backend = &self.backend;
+                &mut self
+                    .cache
+                    .changing(key, || match backend.get(key)? {
+                        Some(bytes) => decode_ranking(&bytes),
+                        None => Ok(Ranking::default()),
+                    })?
+                    .rows
+            };
+            let position = if kinds[i].is_retraction() {
+                // The earliest of the equal rows goes, as in Flink.
+                let from = rows.partition_point(|r| &*r.order < order);
+                let Some(offset) = rows[from..].iter().take_while(|r| &*r.order == order).position(|r| &*r.row == row) else {
+                    // Taken back but never added (state expired or dropped): nothing ranks differently.
+                    continue;
+                };
+                from + offset
+            } else {
+                match ties {
+                    RankTies::FirstArrived => rows.partition_point(|r| &*r.order <= order),
+                    RankTies::LastArrived => rows.partition_point(|r| &*r.order < order),
+                }
+            };
+            if position >= end {
+                // Below the emitted ranks: kept, changing none of them.
+                if kinds[i].is_retraction() {
+                    rows.remove(position);
+                } else {
+                    rows.insert(
+                        position,
+                        Ranked {
+                            order: order.into(),
+                            row: row.into(),
+                        },
+                    );
+                }
+                continue;
+            }
+            let first = position.max(start - 1);
+            let before: Vec<Box<[u8]>> = rows.iter().skip(first).take(end - first).map(|r| r.row.clone()).collect();
+            if kinds[i].is_retraction() {
+                rows.remove(position);
+            } else {
+                rows.insert(
+                    position,
+                    Ranked {
+                        order: order.into(),
+                        row: row.into(),
+                    },
+                );
+            }
+            let after: Vec<&Box<[u8]>> = rows.iter().skip(first).take(end - first).map(|r| &r.row).collect();
+            for offset in 0..before.len().max(after.len()) {
+                let rank = (first + offset + 1) as u64;
+                match (before.get(offset), after.get(offset)) {
+                    (Some(old), Some(now)) if old == *now => {}
+                    (Some(old), Some(now)) => {
+                        emitted.push((old.clone(), rank));
+                        changes.push(RowKind::UpdateBefore);
+                        emitted.push(((*now).clone(), rank));
+                        changes.push(RowKind::UpdateAfter);
+                    }
+                    (None, Some(now)) => {
+                        emitted.push(((*now).clone(), rank));
+                        changes.push(RowKind::Insert);
+                    }
+                    (Some(old), None) => {
+                        emitted.push((old.clone(), rank));
+                        changes.push(RowKind::Delete);
+                    }
+                    (None, None) => {}
+                }
+            }
+        }
+        self.emit(emitted, Some(changes), out)
+    }
+
     /// A window Top-N: ranks each row of a window still open; emits nothing until it closes.
     fn rank_in_window(&mut self, keys: &[GroupKey], ends: &[Option<EventTime>], orders: &Rows, encoded: &Rows) -> Result<()> {
         let mut late = 0;
@@ -273,17 +378,25 @@ impl TopN {
 impl Operator for TopN {
     fn process(&mut self, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
         let (rows, kinds) = split_row_kinds(&batch)?;
-        if kinds.is_some_and(|kinds| kinds.iter().any(|k| k.is_retraction())) {
+        if !self.retracting && kinds.as_ref().is_some_and(|kinds| kinds.iter().any(|k| k.is_retraction())) {
             return Err(Error::internal(
-                "Top-N received a retraction; it is planned over append-only input only",
+                "Top-N received a retraction; it was planned over append-only input",
             ));
         }
         let columns = |indices: &[usize]| indices.iter().map(|c| rows.column(*c).clone()).collect::<Vec<ArrayRef>>();
-        let converted = self.keys.convert_columns(&columns(&self.partition_columns))?;
+        let partition = match self.partition_columns.is_empty() {
+            true => vec![Arc::new(Int64Array::from(vec![0; rows.num_rows()])) as ArrayRef],
+            false => columns(&self.partition_columns),
+        };
+        let converted = self.keys.convert_columns(&partition)?;
         let keys: Vec<GroupKey> = (0..rows.num_rows()).map(|i| group_key(converted.row(i).data())).collect();
         let orders = self.order.convert_columns(&columns(&self.order_columns))?;
         let encoded = self.rows.convert_columns(rows.columns())?;
         match self.window_end_column {
+            None if self.retracting => {
+                let kinds = kinds.unwrap_or_else(|| vec![RowKind::Insert; rows.num_rows()]);
+                self.rank_changelog(&keys, &orders, &encoded, &kinds, out)?;
+            }
             None => self.rank_and_update(&keys, &orders, &encoded, out)?,
             Some(column) => {
                 let ends = event_time_nanos(rows.column(column))?;
@@ -416,6 +529,7 @@ mod tests {
             end,
             ties,
             window_end: None,
+            retracting: false,
         }
     }
 
@@ -512,6 +626,7 @@ mod tests {
         };
         let spec = TopNSpec {
             window_end: Some(0),
+            retracting: false,
             ..spec(1, 2, RankTies::FirstArrived)
         };
         let ms = 1_000_000;

@@ -122,11 +122,8 @@ impl ScalarUDFImpl for ProcTime {
         Ok(DataType::Timestamp(TimeUnit::Millisecond, None))
     }
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        Ok(ColumnarValue::Scalar(ScalarValue::TimestampMillisecond(Some(now), None)))
+        let millis = crate::message::processing_time_now() / 1_000_000;
+        Ok(ColumnarValue::Scalar(ScalarValue::TimestampMillisecond(Some(millis), None)))
     }
 }
 

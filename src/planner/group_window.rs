@@ -14,11 +14,12 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, Select,
-    SelectItem, SetExpr, TableAlias, TableFactor, TableFunctionArgs, VisitMut, VisitorMut, visit_expressions_mut,
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart,
+    Query, Select, SelectItem, SetExpr, TableAlias, TableFactor, TableFunctionArgs, VisitMut, VisitorMut, visit_expressions_mut,
 };
 
 use crate::error::{Error, Result};
+use crate::planner::flink_functions::PROCTIME;
 use crate::planner::window_function::{WINDOW_END, WINDOW_START, WINDOW_TIME, WindowFunctionKind};
 
 /// Rewrites every SELECT of `query` (subqueries included) that groups by a legacy group window.
@@ -78,6 +79,31 @@ fn rewrite_select(select: &mut Select) -> Result<()> {
             "GROUP BY {name}(...) reads one source in FROM, not several"
         )));
     };
+    // Flink's processing-time window: `FROM (SELECT *, PROCTIME() AS p FROM src) B GROUP BY ...,
+    // TUMBLE(B.p, size)` windows src's rows by the time they are processed: TUMBLE(src, PROCTIME(), size).
+    let mut time_arg = Expr::Identifier(window.time.clone());
+    if let TableFactor::Derived { subquery, alias, .. } = &from.relation
+        && let Some(mut source) = proctime_subquery(subquery, &window.time)
+    {
+        if let (TableFactor::Table { alias: source_alias, .. }, Some(alias)) = (&mut source, alias) {
+            *source_alias = Some(alias.clone());
+        }
+        from.relation = source;
+        time_arg = Expr::Function(Function {
+            name: ObjectName::from(vec![Ident::new(PROCTIME)]),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: Vec::new(),
+                clauses: Vec::new(),
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: Vec::new(),
+        });
+    }
     let TableFactor::Table {
         name: source,
         alias,
@@ -90,7 +116,7 @@ fn rewrite_select(select: &mut Select) -> Result<()> {
             && super::flink_functions::is_proctime_call_in(&subquery.to_string())
         {
             return Err(Error::unsupported(format!(
-                "GROUP BY {name}(...) over a PROCTIME() column: processing-time windows are not supported yet; window by an event-time column with a WATERMARK"
+                "GROUP BY {name}(...) over a PROCTIME() column of a subquery: the subquery must be SELECT *, PROCTIME() AS <column> FROM <source> (or declare the column AS PROCTIME() in the source)"
             )));
         }
         return Err(Error::unsupported(format!(
@@ -107,7 +133,7 @@ fn rewrite_select(select: &mut Select) -> Result<()> {
     };
     let mut args = vec![
         FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(source_name.clone()))),
-        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(window.time))),
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(time_arg)),
     ];
     args.extend(window.intervals);
     // Columns qualified with the source's name or alias still resolve.
@@ -124,6 +150,30 @@ fn rewrite_select(select: &mut Select) -> Result<()> {
         *table_args = Some(TableFunctionArgs { args, settings: None });
     }
     Ok(())
+}
+
+/// The source of `subquery` if it is `SELECT *, PROCTIME() AS time FROM source`: the source's rows
+/// with their processing time.
+fn proctime_subquery(subquery: &Query, time: &Ident) -> Option<TableFactor> {
+    let SetExpr::Select(select) = subquery.body.as_ref() else {
+        return None;
+    };
+    let plain_query = subquery.with.is_none() && subquery.order_by.is_none() && subquery.limit_clause.is_none();
+    let plain_select = select.selection.is_none()
+        && select.having.is_none()
+        && select.distinct.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(keys, _) if keys.is_empty());
+    let [SelectItem::Wildcard(_), SelectItem::ExprWithAlias { expr, alias }] = select.projection.as_slice() else {
+        return None;
+    };
+    let proctime = matches!(expr, Expr::Function(f) if function_name(f).is_some_and(|n| n.eq_ignore_ascii_case(PROCTIME))
+        && matches!(&f.args, FunctionArguments::List(l) if l.args.is_empty()));
+    let [from] = select.from.as_slice() else {
+        return None;
+    };
+    let reads_source = from.joins.is_empty() && matches!(&from.relation, TableFactor::Table { args: None, .. });
+    (plain_query && plain_select && proctime && reads_source && alias.value.eq_ignore_ascii_case(&time.value))
+        .then(|| from.relation.clone())
 }
 
 /// `expr` as a group window call (`TUMBLE(ts, size)` ...), `None` if it is none.

@@ -14,15 +14,18 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::catalog::{Catalog, SourceDef};
+use crate::catalog::{Catalog, ColumnDef, ColumnKind, SourceDef};
 use crate::error::{Error, Result};
 use crate::graph::WindowKind;
+use crate::planner::flink_functions::{PROCTIME, is_proctime_call};
 
 pub const WINDOW_START: &str = "window_start";
 pub const WINDOW_END: &str = "window_end";
 /// Flink's `window_time`: the window's last instant (`window_end - 1 ms`), an event-time column of
 /// the aggregate's output that a later interval join or window can use.
 pub const WINDOW_TIME: &str = "window_time";
+/// The column a window by `PROCTIME()` adds to its source's rows.
+pub const PROCTIME_COLUMN: &str = "proctime";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowFunctionKind {
@@ -89,8 +92,14 @@ impl WindowFunction {
             _ => None,
         };
         let source_name = name_of(&args[0]).ok_or_else(usage)?;
-        let time_column = name_of(&args[1]).ok_or_else(usage)?;
-        let source = {
+        // `PROCTIME()` as the time: windows by processing time over a column the source adds
+        // (Flink's `SELECT *, PROCTIME() AS p FROM src` under a legacy group window).
+        let proctime_call = matches!(&args[1], Expr::ScalarFunction(f) if f.name() == PROCTIME);
+        let time_column = match proctime_call {
+            true => PROCTIME_COLUMN.to_string(),
+            false => name_of(&args[1]).ok_or_else(usage)?,
+        };
+        let mut source = {
             let catalog = self.catalog.read().map_err(|_| Error::internal("catalog lock poisoned"))?;
             match catalog.sources.get(&source_name) {
                 Some(def) => def.clone(),
@@ -102,6 +111,21 @@ impl WindowFunction {
                 None => return Err(Error::not_found("source", &source_name)),
             }
         };
+        if proctime_call {
+            if source.columns.iter().any(|c| c.name.eq_ignore_ascii_case(PROCTIME_COLUMN)) {
+                return Err(Error::invalid(format!(
+                    "source '{source_name}' already has a column named {PROCTIME_COLUMN}; declare it AS PROCTIME() and window by it"
+                )));
+            }
+            source.columns.push(ColumnDef {
+                name: PROCTIME_COLUMN.to_string(),
+                sql_type: "TIMESTAMP(3)".to_string(),
+                nullable: false,
+                kind: ColumnKind::Computed {
+                    expr: "PROCTIME()".to_string(),
+                },
+            });
+        }
         let window = match self.kind {
             WindowFunctionKind::Tumble => WindowKind::Tumble {
                 size: interval_arg(&args[2])?,
@@ -188,8 +212,10 @@ pub fn fixed_interval_nanos(value: &ScalarValue) -> Option<i64> {
 #[derive(Debug)]
 pub struct WindowTableProvider {
     pub source: SourceDef,
-    /// Index of the event-time column among the source's columns.
+    /// Index of the time column among the source's columns.
     pub time_column: usize,
+    /// The time column is computed as `PROCTIME()`: windows by processing time.
+    pub processing_time: bool,
     pub window: WindowKind,
     /// Flink's SESSION TVF: the source columns whose rows form sessions (none: all rows). `None`
     /// for Weir's short SESSION (per GROUP BY key) and the other windows.
@@ -227,17 +253,19 @@ impl WindowTableProvider {
                 "window time column '{time_column}' must be a TIMESTAMP, not {time_type}"
             )));
         }
+        let processing_time = matches!(&source.columns[time_index].kind, ColumnKind::Computed { expr } if is_proctime_call(expr));
         match &source.watermark {
+            _ if processing_time => {}
             Some(w) if w.column == source_schema.field(time_index).name().as_str() => {}
             Some(w) => {
                 return Err(Error::unsupported(format!(
-                    "windows must use the source's event-time column '{}' (its WATERMARK), not '{time_column}'",
+                    "windows must use the source's event-time column '{}' (its WATERMARK) or a column computed AS PROCTIME(), not '{time_column}'",
                     w.column
                 )));
             }
             None => {
                 return Err(Error::invalid(format!(
-                    "source '{}' has no WATERMARK, so its windows would never close; add WATERMARK FOR {time_column} AS {time_column} - INTERVAL '1' SECOND",
+                    "source '{}' has no WATERMARK, so its windows would never close; add WATERMARK FOR {time_column} AS {time_column} - INTERVAL '1' SECOND, or window by a column computed AS PROCTIME()",
                     source.name
                 )));
             }
@@ -249,6 +277,7 @@ impl WindowTableProvider {
         Ok(WindowTableProvider {
             source,
             time_column: time_index,
+            processing_time,
             window,
             sessions_by,
             schema: Arc::new(Schema::new(fields)),

@@ -126,6 +126,10 @@ pub fn partition(
     if parallelism == 1 {
         return Ok(vec![Some(batch.clone())]);
     }
+    // Keys of no column encode no rows: every row would be lost. Plans hash a constant instead.
+    if keys.is_empty() {
+        return Err(Error::internal("a hash exchange without key columns"));
+    }
     let columns = keys
         .iter()
         .map(|k| Ok(k.evaluate(batch)?.into_array(batch.num_rows())?))

@@ -18,7 +18,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use crate::data_dir::operator_snapshot_dir;
 use crate::error::{Error, Result};
 use crate::graph::SubtaskId;
-use crate::message::{Barrier, BarrierKind, EventTime, FINAL_WATERMARK, Message, SourceControl};
+use crate::message::{Barrier, BarrierKind, EventTime, FINAL_WATERMARK, Message, SourceControl, processing_time_now};
 use crate::runtime::exchange::{Announcer, ChannelOutput};
 use crate::runtime::gate::{AlignmentRecord, InputGate};
 use crate::runtime::metrics::JobMetrics;
@@ -43,6 +43,9 @@ pub enum TaskInput {
         /// `table.exec.source.idle-timeout`: after this long without a batch the task tells
         /// downstream that it is idle.
         idle_timeout: Option<Duration>,
+        /// The job windows by processing time: every `PROCESSING_TIME_TICK` the task sends a
+        /// watermark into its chain, whose assigner answers with the wall clock.
+        processing_time: bool,
     },
     /// Boxed: a gate is much larger than a source's handle.
     Gate(Box<InputGate>),
@@ -133,7 +136,12 @@ enum SourceEvent {
     Control(SourceControl),
     Batch(Option<RecordBatch>),
     IdleTimeout,
+    ProcessingTimeTick,
 }
+
+/// How often a source task of a processing-time job moves its watermark to the wall clock
+/// (Flink's default `pipeline.auto-watermark-interval`).
+const PROCESSING_TIME_TICK: Duration = Duration::from_millis(200);
 
 impl Task {
     pub async fn run(mut self) -> Result<()> {
@@ -145,6 +153,7 @@ impl Task {
         // A source task's idleness: when it last produced a batch, and whether it said it is idle.
         let mut last_batch = tokio::time::Instant::now();
         let mut idle = false;
+        let mut next_tick = tokio::time::Instant::now() + PROCESSING_TIME_TICK;
         let mut last_yield = Instant::now();
         loop {
             if last_yield.elapsed() >= MAX_WORK_WITHOUT_YIELD {
@@ -162,6 +171,7 @@ impl Task {
                     source,
                     triggers,
                     idle_timeout,
+                    processing_time,
                 } => {
                     let idle_at = match idle {
                         true => None,
@@ -176,6 +186,7 @@ impl Task {
                             control = next_control(triggers) => SourceEvent::Control(control),
                             batch = source.next_batch() => SourceEvent::Batch(batch?),
                             () = sleep_until(idle_at) => SourceEvent::IdleTimeout,
+                            () = sleep_until(processing_time.then_some(next_tick)) => SourceEvent::ProcessingTimeTick,
                         },
                     };
                     match event {
@@ -222,6 +233,10 @@ impl Task {
                         SourceEvent::IdleTimeout => {
                             idle = true;
                             inputs.push(Message::Idle);
+                        }
+                        SourceEvent::ProcessingTimeTick => {
+                            next_tick = tokio::time::Instant::now() + PROCESSING_TIME_TICK;
+                            inputs.push(Message::Watermark(processing_time_now()));
                         }
                     }
                 }

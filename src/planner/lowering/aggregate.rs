@@ -8,14 +8,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{Column, DFSchema, ScalarValue};
-use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, DFSchemaRef, ScalarValue};
+use datafusion::logical_expr::expr::{AggregateFunction, NullTreatment};
 use datafusion::logical_expr::expr_rewriter::replace_col;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Aggregate, Expr, when};
 use datafusion::physical_expr::expressions::lit;
 
-use super::{Lowering, Stream, column_indices, physical, strip_alias};
+use super::{Lowering, Stream, WindowColumns, column_indices, physical, strip_alias};
 use crate::error::{Error, Result};
 use crate::graph::{
     AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, ChangelogMode, EdgeKind, OperatorSpec, PhysicalExprRef,
@@ -28,8 +29,22 @@ impl Lowering<'_> {
         let schema = &input.schema;
         let carriers = input.window.as_ref().map(|w| &w.bounds);
         let reads_window = |expr: &Expr| -> Result<bool> {
-            Ok(carriers.is_some_and(|c| column_indices(expr, schema).is_ok_and(|cols| cols.iter().any(|i| c.contains_key(i)))))
+            Ok(match &input.window {
+                Some(window) => window.reads(&column_indices(expr, schema)?),
+                None => false,
+            })
         };
+        // Group keys computed from the window columns alone (a column computed between the
+        // window function and here, or the expression itself): a NULL key, computed after.
+        let computed_key = |expr: &Expr| -> Result<Option<Expr>> {
+            let Some(window) = &input.window else { return Ok(None) };
+            Ok(match strip_alias(expr) {
+                Expr::Column(c) => window.computed.get(&schema.index_of_column(c)?).cloned(),
+                other if window.reads(&column_indices(other, schema)?) => Some(window_condition(other, window, schema)?),
+                _ => None,
+            })
+        };
+        let mut computed_outputs: Vec<(usize, Expr)> = Vec::new();
         let mut keys = Vec::new();
         // The keys' column names, for matching a SESSION's PARTITION BY.
         let mut key_names: Vec<Option<String>> = Vec::new();
@@ -55,15 +70,18 @@ impl Lowering<'_> {
                 }
                 _ => None,
             };
+            if let Some(expr) = computed_key(group)? {
+                let placeholder = window_column_placeholder(aggregate.schema.field(outputs.len()).data_type())?;
+                computed_outputs.push((outputs.len(), expr));
+                outputs.push(AggregateOutput::Key(keys.len()));
+                keys.push(physical(&placeholder, schema)?);
+                key_names.push(None);
+                continue;
+            }
             match bound {
                 Some((index, bound)) => {
                     time_column = Some(index);
                     outputs.push(AggregateOutput::Window(bound));
-                }
-                None if reads_window(group)? => {
-                    return Err(Error::unsupported(format!(
-                        "GROUP BY `{group}` computes on a window column; group by window_start, window_end themselves"
-                    )));
                 }
                 None => {
                     outputs.push(AggregateOutput::Key(keys.len()));
@@ -198,6 +216,9 @@ impl Lowering<'_> {
             let predicate = physical(&predicate, &aggregate.schema)?;
             op = self.add(OperatorSpec::Filter { predicate }, &aggregate.schema, Some((op, EdgeKind::Forward)));
         }
+        if !computed_outputs.is_empty() {
+            op = self.compute_window_columns(op, &computed_outputs, &outputs_of_bounds, &aggregate.schema)?;
+        }
         let updating = changelog != ChangelogMode::AppendOnly;
         Ok(Stream {
             op,
@@ -211,12 +232,45 @@ impl Lowering<'_> {
     }
 }
 
+/// What a column computed from window bounds holds until they are known: one constant (not NULL,
+/// which a NOT NULL column refuses), so as a group key it splits no group.
+pub(super) fn window_column_placeholder(data_type: &DataType) -> Result<Expr> {
+    let value = ScalarValue::new_default(data_type).or_else(|_| ScalarValue::try_from(data_type))?;
+    Ok(Expr::Literal(value, None))
+}
+
+impl Lowering<'_> {
+    /// A projection after `op` that computes the columns at `computed` (expressions over the
+    /// window placeholders) from the window bounds at `outputs_of_bounds`, passing the others.
+    pub(super) fn compute_window_columns(
+        &mut self,
+        op: usize,
+        computed: &[(usize, Expr)],
+        outputs_of_bounds: &[(WindowBound, usize)],
+        schema: &DFSchemaRef,
+    ) -> Result<usize> {
+        let exprs = (0..schema.fields().len())
+            .map(|i| match computed.iter().find(|(c, _)| *c == i) {
+                Some((_, expr)) => physical(&bound_columns_of(expr, outputs_of_bounds, schema)?, schema),
+                None => physical(&Expr::Column(Column::from(schema.qualified_field(i))), schema),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.add(OperatorSpec::Project { exprs }, schema, Some((op, EdgeKind::Forward))))
+    }
+}
+
 fn aggregate_call(expr: &Expr, schema: &DFSchema, output_type: DataType) -> Result<AggregateCall> {
     let Expr::AggregateFunction(AggregateFunction { func, params }) = strip_alias(expr) else {
         return Err(Error::unsupported(format!("`{expr}` is not supported as an aggregate in a job")));
     };
     if !params.order_by.is_empty() {
         return Err(Error::unsupported("ORDER BY inside an aggregate is not supported in a job yet"));
+    }
+    // Every aggregate of a job skips NULLs (FIRST_VALUE / LAST_VALUE too, as in Flink).
+    if params.null_treatment == Some(NullTreatment::RespectNulls) {
+        return Err(Error::unsupported(format!(
+            "`{expr}`: RESPECT NULLS is not supported in a job; aggregates skip NULLs"
+        )));
     }
     let display = strip_alias(expr).schema_name().to_string();
     call_of(
@@ -246,9 +300,11 @@ pub(super) fn call_of(
         "min" => AggregateKind::Min,
         "max" => AggregateKind::Max,
         "avg" | "mean" => AggregateKind::Avg,
+        "first_value" => AggregateKind::FirstValue,
+        "last_value" => AggregateKind::LastValue,
         other => {
             return Err(Error::unsupported(format!(
-                "aggregate function {other}() is not supported in a job yet; use COUNT, SUM, MIN, MAX, AVG"
+                "aggregate function {other}() is not supported in a job yet; use COUNT, SUM, MIN, MAX, AVG, FIRST_VALUE, LAST_VALUE"
             )));
         }
     };
@@ -312,25 +368,35 @@ fn window_bound_placeholder(bound: WindowBound) -> Column {
     })
 }
 
-/// `condition`, on window columns only, with each replaced by its bound's placeholder.
-pub(super) fn window_condition(condition: &Expr, bounds: &HashMap<usize, WindowBound>, schema: &DFSchema) -> Result<Expr> {
-    let mut placeholders = HashMap::new();
-    for column in condition.column_refs() {
-        let Some(bound) = bounds.get(&schema.index_of_column(column)?) else {
-            return Err(Error::unsupported(format!(
-                "`{condition}` compares window_start / window_end with other columns before the aggregation; filter on the window columns alone"
-            )));
-        };
-        placeholders.insert(column, window_bound_placeholder(*bound));
+/// `condition` (or a computed column), on window columns only, with each bound replaced by its
+/// placeholder and each computed window column by its expression.
+pub(super) fn window_condition(condition: &Expr, window: &WindowColumns, schema: &DFSchema) -> Result<Expr> {
+    let mut row_column = false;
+    let rewritten = condition
+        .clone()
+        .transform_up(|e| {
+            let Expr::Column(c) = &e else { return Ok(Transformed::no(e)) };
+            let index = schema.index_of_column(c)?;
+            if let Some(bound) = window.bounds.get(&index) {
+                return Ok(Transformed::yes(Expr::Column(window_bound_placeholder(*bound))));
+            }
+            if let Some(computed) = window.computed.get(&index) {
+                return Ok(Transformed::yes(computed.clone()));
+            }
+            row_column = true;
+            Ok(Transformed::no(e))
+        })?
+        .data;
+    if row_column {
+        return Err(Error::unsupported(format!(
+            "`{condition}` compares window_start / window_end with other columns before the aggregation; use the window columns alone"
+        )));
     }
-    Ok(replace_col(
-        condition.clone(),
-        &placeholders.iter().map(|(c, p)| (*c, p)).collect(),
-    )?)
+    Ok(rewritten)
 }
 
 /// A deferred window condition over the window aggregate's output columns.
-fn bound_columns_of(condition: &Expr, outputs_of_bounds: &[(WindowBound, usize)], schema: &DFSchema) -> Result<Expr> {
+pub(super) fn bound_columns_of(condition: &Expr, outputs_of_bounds: &[(WindowBound, usize)], schema: &DFSchema) -> Result<Expr> {
     let mut columns = HashMap::new();
     for (bound, index) in outputs_of_bounds {
         columns

@@ -54,6 +54,11 @@ fn window_join_of<'a>(join: &'a Join, left: &Stream, right: &Stream) -> Result<O
             "filtering on window_start / window_end before a window join is not supported; filter after the join",
         ));
     }
+    if !left_window.computed.is_empty() || !right_window.computed.is_empty() {
+        return Err(Error::unsupported(
+            "computing on window_start / window_end before a window join is not supported; compute after the join",
+        ));
+    }
     if matches!(left_window.window, WindowKind::Session { .. }) {
         return Err(Error::unsupported(
             "a window join over SESSION windows is not supported; use TUMBLE or HOP",

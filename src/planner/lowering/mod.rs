@@ -22,7 +22,7 @@ use crate::catalog::{Catalog, SourceDef, TableConnector, TableDef, schema_of};
 use crate::error::{Error, Result};
 use crate::graph::{
     ChangelogMode, Edge, EdgeKind, JobGraph, OperatorNode, OperatorSpec, PhysicalExprRef, SinkMode, SinkSpec, SourceSpec, WatermarkSpec,
-    WindowBound, WindowKind,
+    WatermarkStrategy, WindowBound, WindowKind, WindowTableFunctionSpec,
 };
 use crate::planner::window_function::WindowTableProvider;
 
@@ -32,7 +32,7 @@ mod lookup_join;
 mod over_aggregate;
 mod top_n;
 
-use aggregate::{call_of, constant_key, window_condition};
+use aggregate::{bound_columns_of, call_of, constant_key, window_column_placeholder, window_condition};
 
 /// Columns of a windowed scan that carry the row's event time until the window aggregate.
 #[derive(Debug, Clone)]
@@ -47,6 +47,18 @@ struct WindowColumns {
     /// window has the same bounds, so filtering rows by them keeps or drops whole windows: the
     /// aggregate applies them to its rows instead.
     deferred_filters: Vec<Expr>,
+    /// Columns computed from the window columns alone (`HOUR(window_start) AS h`), as
+    /// expressions over the placeholders; until the window's bounds are known they carry a
+    /// constant (`window_column_placeholder`).
+    /// The aggregate (grouped by them) or `window_rows` computes them from the bounds.
+    computed: HashMap<usize, Expr>,
+}
+
+impl WindowColumns {
+    /// Window columns, computed or bare, among `columns`.
+    fn reads(&self, columns: &BTreeSet<usize>) -> bool {
+        columns.iter().any(|c| self.bounds.contains_key(c) || self.computed.contains_key(c))
+    }
 }
 
 /// The lowered part of the plan so far: its last operator and what that operator emits.
@@ -184,7 +196,10 @@ impl Lowering<'_> {
                 });
                 format!("{kind}-{}", source.unwrap_or_else(|| index.to_string()))
             }
-            OperatorSpec::Filter { .. } | OperatorSpec::Project { .. } | OperatorSpec::LookupJoin(_) => format!("{kind}-{index}"),
+            OperatorSpec::Filter { .. }
+            | OperatorSpec::Project { .. }
+            | OperatorSpec::LookupJoin(_)
+            | OperatorSpec::WindowTableFunction(_) => format!("{kind}-{index}"),
         };
         if self.operators.iter().any(|o| o.uid == uid) {
             format!("{uid}-{index}")
@@ -240,14 +255,9 @@ impl Lowering<'_> {
                 let mut row_conditions = Vec::new();
                 for condition in split_conjunction(&filter.predicate) {
                     match &mut input.window {
-                        Some(window)
-                            if column_indices(condition, &input.schema)?
-                                .iter()
-                                .any(|i| window.bounds.contains_key(i)) =>
-                        {
-                            window
-                                .deferred_filters
-                                .push(window_condition(condition, &window.bounds, &input.schema)?);
+                        Some(window) if window.reads(&column_indices(condition, &input.schema)?) => {
+                            let deferred = window_condition(condition, window, &input.schema)?;
+                            window.deferred_filters.push(deferred);
                         }
                         _ => row_conditions.push(condition.clone()),
                     }
@@ -274,25 +284,28 @@ impl Lowering<'_> {
                     bounds: HashMap::new(),
                     sessions_by: w.sessions_by.clone(),
                     deferred_filters: w.deferred_filters.clone(),
+                    computed: HashMap::new(),
                 });
                 let mut exprs = Vec::with_capacity(projection.expr.len());
                 let (rowtime, window_end) = input.time_columns_after(&projection.expr)?;
                 for (out, expr) in projection.expr.iter().enumerate() {
                     if let (Some(from), Some(to)) = (&input.window, window.as_mut()) {
                         let bare = match strip_alias(expr) {
-                            Expr::Column(c) => from.bounds.get(&input.schema.index_of_column(c)?).copied(),
+                            Expr::Column(c) => Some(input.schema.index_of_column(c)?),
                             _ => None,
                         };
-                        match bare {
-                            Some(bound) => {
-                                to.bounds.insert(out, bound);
-                            }
-                            None if column_indices(expr, &input.schema)?.iter().any(|i| from.bounds.contains_key(i)) => {
-                                return Err(Error::unsupported(format!(
-                                    "`{expr}` computes on window_start / window_end before the aggregation; group by them and compute after"
-                                )));
-                            }
-                            None => {}
+                        if let Some(bound) = bare.and_then(|c| from.bounds.get(&c)) {
+                            to.bounds.insert(out, *bound);
+                        } else if let Some(computed) = bare.and_then(|c| from.computed.get(&c)) {
+                            to.computed.insert(out, computed.clone());
+                            exprs.push(physical(expr, &input.schema)?);
+                            continue;
+                        } else if from.reads(&column_indices(expr, &input.schema)?) {
+                            // Computed once the bounds are known; a placeholder until then.
+                            to.computed.insert(out, window_condition(expr, from, &input.schema)?);
+                            let placeholder = window_column_placeholder(projection.schema.field(out).data_type())?;
+                            exprs.push(physical(&placeholder, &input.schema)?);
+                            continue;
                         }
                     }
                     exprs.push(physical(expr, &input.schema)?);
@@ -348,14 +361,21 @@ impl Lowering<'_> {
         let source_columns = def.columns.len();
         let all: Vec<usize> = (0..provider.schema().fields().len()).collect();
         let projection = scan.projection.clone().unwrap_or(all);
-        let time_column = match &def.watermark {
-            Some(w) => Some(
-                def.columns
-                    .iter()
-                    .position(|c| c.name == w.column)
-                    .ok_or_else(|| Error::internal("watermark column missing"))?,
+        // The job's time: a processing-time window's PROCTIME() column, else the event time.
+        let (time_column, strategy) = match (&def.watermark, windowed) {
+            (_, Some(windowed)) if windowed.processing_time => (Some(windowed.time_column), Some(WatermarkStrategy::ProcessingTime)),
+            (Some(w), _) => (
+                Some(
+                    def.columns
+                        .iter()
+                        .position(|c| c.name == w.column)
+                        .ok_or_else(|| Error::internal("watermark column missing"))?,
+                ),
+                Some(WatermarkStrategy::BoundedOutOfOrderness {
+                    delay_nanos: w.delay_nanos,
+                }),
             ),
-            None => None,
+            (None, _) => (None, None),
         };
         // Window columns stand for the event time until the window aggregate.
         let source_column_of = |p: usize| {
@@ -381,7 +401,6 @@ impl Lowering<'_> {
         let needed: Vec<usize> = needed.into_iter().collect();
         let full_schema = schema_of(&def.columns)?;
         let source_schema = Arc::new(full_schema.project(&needed)?);
-        let delay = def.watermark.as_ref().map(|w| w.delay_nanos);
         let mut op = self.add_with_schema(
             OperatorSpec::Source(SourceSpec {
                 def,
@@ -390,7 +409,7 @@ impl Lowering<'_> {
             source_schema.clone(),
             None,
         );
-        if let (Some(t), Some(delay_nanos)) = (time_column, delay) {
+        if let (Some(t), Some(strategy)) = (time_column, strategy) {
             let position = needed
                 .iter()
                 .position(|c| *c == t)
@@ -398,7 +417,7 @@ impl Lowering<'_> {
             op = self.add_with_schema(
                 OperatorSpec::WatermarkAssigner(WatermarkSpec {
                     time_column: position,
-                    delay_nanos,
+                    strategy,
                 }),
                 source_schema.clone(),
                 Some((op, EdgeKind::Forward)),
@@ -423,7 +442,7 @@ impl Lowering<'_> {
         let mut bounds = HashMap::new();
         let mut rowtime = BTreeSet::new();
         for (out, p) in projection.iter().enumerate() {
-            if delay.is_some() && Some(*p) == time_column {
+            if matches!(strategy, Some(WatermarkStrategy::BoundedOutOfOrderness { .. })) && Some(*p) == time_column {
                 rowtime.insert(out);
             }
             let column = source_column_of(*p).ok_or_else(|| Error::internal("window column without event time"))?;
@@ -456,6 +475,7 @@ impl Lowering<'_> {
                 bounds,
                 sessions_by: windowed.sessions_by.clone(),
                 deferred_filters: Vec::new(),
+                computed: HashMap::new(),
             }),
             changelog,
             upsert_from: None,
@@ -464,12 +484,65 @@ impl Lowering<'_> {
         })
     }
 
-    fn sink(&mut self, stream: Stream, table: &TableDef) -> Result<()> {
-        if stream.window.as_ref().is_some_and(|w| !w.bounds.is_empty()) {
+    /// A window table function's rows read by something other than a window aggregate or join
+    /// (a Top-N, a sink): a `WindowTableFunction` fills in each row's window columns (a row per
+    /// window holding it), then the conditions on them written before apply. Other streams pass.
+    fn window_rows(&mut self, input: Stream) -> Result<Stream> {
+        let Some(window) = input.window.clone() else {
+            return Ok(input);
+        };
+        if matches!(window.window, WindowKind::Session { .. } | WindowKind::Attached) {
             return Err(Error::unsupported(
-                "window_start / window_end are only defined by a GROUP BY aggregation over the window",
+                "a session window's rows can only be aggregated (GROUP BY window_start, window_end): sessions form as rows arrive",
             ));
         }
+        let mut bounds: Vec<(usize, WindowBound)> = window.bounds.iter().map(|(c, b)| (*c, *b)).collect();
+        bounds.sort_by_key(|(c, _)| *c);
+        // Until it is filled in, a window column holds the row's time.
+        let Some(time_column) = input.rowtime.first().copied().or_else(|| bounds.first().map(|(c, _)| *c)) else {
+            if matches!(window.window, WindowKind::Tumble { .. }) && window.deferred_filters.is_empty() && window.computed.is_empty() {
+                return Ok(Stream { window: None, ..input });
+            }
+            return Err(Error::unsupported(
+                "select window_start / window_end (or the time column) from this window table function",
+            ));
+        };
+        let op = self.add(
+            OperatorSpec::WindowTableFunction(WindowTableFunctionSpec {
+                window: window.window,
+                time_column,
+                bounds: bounds.clone(),
+            }),
+            &input.schema,
+            Some((input.op, EdgeKind::Forward)),
+        );
+        let window_end = bounds.iter().find(|(_, b)| *b == WindowBound::End).map(|(c, _)| *c);
+        let mut rows = Stream {
+            op,
+            window: None,
+            window_end,
+            upsert_from: None,
+            ..input
+        };
+        let outputs_of_bounds: Vec<(WindowBound, usize)> = bounds.iter().map(|(c, b)| (*b, *c)).collect();
+        if !window.computed.is_empty() {
+            let computed: Vec<(usize, Expr)> = window.computed.iter().map(|(c, e)| (*c, e.clone())).collect();
+            rows.op = self.compute_window_columns(rows.op, &computed, &outputs_of_bounds, &rows.schema)?;
+        }
+        let conditions = window
+            .deferred_filters
+            .iter()
+            .map(|f| bound_columns_of(f, &outputs_of_bounds, &rows.schema))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(condition) = conjunction(conditions) {
+            let predicate = physical(&condition, &rows.schema)?;
+            rows.op = self.add(OperatorSpec::Filter { predicate }, &rows.schema, Some((rows.op, EdgeKind::Forward)));
+        }
+        Ok(rows)
+    }
+
+    fn sink(&mut self, stream: Stream, table: &TableDef) -> Result<()> {
+        let stream = self.window_rows(stream)?;
         let table_schema = schema_of(&table.columns)?;
         let fields = stream.schema.fields();
         if fields.len() != table_schema.fields().len() {

@@ -35,8 +35,11 @@ impl Lowering<'_> {
             let Expr::WindowFunction(function) = strip_alias(expr) else {
                 return Err(Error::internal(format!("`{expr}` in a window node is no window function")));
             };
-            let udf = match &function.fun {
-                WindowFunctionDefinition::AggregateUDF(udf) => udf,
+            // DataFusion plans FIRST_VALUE / LAST_VALUE OVER as window functions; Flink's are
+            // aggregates over the frame (NULLs skipped), run as the others are.
+            let name = match &function.fun {
+                WindowFunctionDefinition::AggregateUDF(udf) => udf.name(),
+                WindowFunctionDefinition::WindowUDF(udf) if matches!(udf.name(), "first_value" | "last_value") => udf.name(),
                 WindowFunctionDefinition::WindowUDF(udf) => {
                     return Err(Error::unsupported(format!(
                         "{}() OVER is supported only for Top-N and deduplication: ROW_NUMBER() OVER (...) bounded by a WHERE on the rank",
@@ -57,9 +60,9 @@ impl Lowering<'_> {
             }
             let output_type = window.schema.field(input_schema.fields().len() + i).data_type().clone();
             let args = params.args.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
-            let display = format!("{}({args})", udf.name());
+            let display = format!("{name}({args})");
             aggregates.push(call_of(
-                udf.name(),
+                name,
                 &params.args,
                 params.filter.as_deref(),
                 params.distinct,

@@ -3,8 +3,9 @@
 //! `SELECT ... FROM (SELECT ..., ROW_NUMBER() OVER (...) AS rn FROM t) WHERE rn <= N` as
 //! `Filter(rn <= N, Window(row_number))`, with a projection of columns in between when the rank
 //! is not selected. Conditions of the filter on other columns apply to the ranked rows afterwards,
-//! as the SQL says. Over a window aggregate's rows, partitioned by the window's end, it is Flink's
-//! window Top-N: append-only, each window ranked once when the watermark closes it.
+//! as the SQL says. Over a window aggregate's rows (or a window table function's), partitioned by
+//! the window's end, it is Flink's window Top-N: append-only, each window ranked once when the
+//! watermark closes it. Over updating rows it keeps every row of a partition (retracting).
 
 use std::sync::Arc;
 
@@ -110,9 +111,10 @@ impl Lowering<'_> {
             return Err(Error::internal(format!("`{window_expr}` in a window node is no window function")));
         };
         let name = match &function.fun {
-            WindowFunctionDefinition::WindowUDF(udf) => udf.name().to_ascii_lowercase(),
             // A filter over OVER aggregations: lowered as a filter over an OverAggregate.
             WindowFunctionDefinition::AggregateUDF(_) => return Ok(None),
+            WindowFunctionDefinition::WindowUDF(udf) if matches!(udf.name(), "first_value" | "last_value") => return Ok(None),
+            WindowFunctionDefinition::WindowUDF(udf) => udf.name().to_ascii_lowercase(),
         };
         if name != "row_number" {
             return Err(Error::unsupported(format!(
@@ -192,18 +194,13 @@ impl Lowering<'_> {
             })
             .collect::<Result<Vec<_>>>()?;
 
-        let input = self.lower(&window.input)?;
-        if input.window.is_some() {
-            return Err(Error::unsupported(
-                "ROW_NUMBER() over a window table function's rows is not supported; aggregate by the window first",
-            ));
-        }
-        if input.changelog != ChangelogMode::AppendOnly {
-            return Err(Error::unsupported(
-                "ROW_NUMBER() Top-N over rows that update or delete earlier ones (an aggregate without a window, a \
-                 regular join) is not supported in a job yet",
-            ));
-        }
+        // Over a window table function's rows: Flink's window Top-N (or deduplication) when
+        // partitioned by the window.
+        let lowered = self.lower(&window.input)?;
+        let input = self.window_rows(lowered)?;
+        // Over rows that update or delete earlier ones (an updating aggregate, a regular join)
+        // every row of a partition is kept (Flink's retractable Top-N).
+        let retracting = input.changelog != ChangelogMode::AppendOnly;
         // Deduplication keeping the last row (rank 1 by event time, latest first): of two rows with
         // the same event time the later one wins, as in Flink.
         let ties = match order.as_slice() {
@@ -213,11 +210,16 @@ impl Lowering<'_> {
             _ => RankTies::FirstArrived,
         };
         // Partitioned by a window aggregate's window end, each window is ranked once, when it closes.
-        let window_end = input.window_end.filter(|c| partition_columns.contains(c));
-        let hash: Vec<PhysicalExprRef> = partition_columns
-            .iter()
-            .map(|c| Arc::new(ColumnExpr::new(input_schema.field(*c).name(), *c)) as PhysicalExprRef)
-            .collect();
+        let window_end = input.window_end.filter(|c| partition_columns.contains(c) && !retracting);
+        // Without PARTITION BY all rows go to one subtask under a constant key (the operator
+        // keys its state by the same constant).
+        let hash: Vec<PhysicalExprRef> = match partition_columns.is_empty() {
+            true => vec![super::constant_key()],
+            false => partition_columns
+                .iter()
+                .map(|c| Arc::new(ColumnExpr::new(input_schema.field(*c).name(), *c)) as PhysicalExprRef)
+                .collect(),
+        };
         let kind = if window_end.is_some() { "window top-n" } else { "top-n" };
         self.uid_basis = Some(format!("{kind} {window_expr} ranks {}..={end}", bounds.start));
         let op = self.add(
@@ -228,6 +230,7 @@ impl Lowering<'_> {
                 end,
                 ties,
                 window_end,
+                retracting,
             }),
             &window.schema,
             Some((input.op, EdgeKind::Hash(hash))),
