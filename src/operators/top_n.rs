@@ -187,10 +187,7 @@ impl TopN {
     }
 
     fn load(&self, key: &GroupKey) -> Result<Ranking> {
-        match self.backend.get(key)? {
-            Some(bytes) => decode_ranking(&bytes),
-            None => Ok(Ranking::default()),
-        }
+        load_ranking(self.backend.as_ref(), key)
     }
 
     /// A batch of rows with their ranks: updates of an updating Top-N (with `kinds`), or a window
@@ -268,16 +265,8 @@ impl TopN {
         let (start, end, ties) = (self.start, self.end, self.ties);
         for (i, key) in keys.iter().enumerate() {
             let (order, row) = (orders.row(i).data(), encoded.row(i).data());
-            let rows = {
-                let backend = &self.backend;
-                &mut self
-                    .cache
-                    .changing(key, || match backend.get(key)? {
-                        Some(bytes) => decode_ranking(&bytes),
-                        None => Ok(Ranking::default()),
-                    })?
-                    .rows
-            };
+            let backend = self.backend.as_ref();
+            let rows = &mut self.cache.changing(key, || load_ranking(backend, key))?.rows;
             let position = if kinds[i].is_retraction() {
                 // The earliest of the equal rows goes, as in Flink.
                 let from = rows.partition_point(|r| &*r.order < order);
@@ -292,34 +281,15 @@ impl TopN {
                     RankTies::LastArrived => rows.partition_point(|r| &*r.order < order),
                 }
             };
+            // The emitted ranks from the change on are the ones that move; a change below them
+            // (kept, as it may rank later) moves none.
             if position >= end {
-                // Below the emitted ranks: kept, changing none of them.
-                if kinds[i].is_retraction() {
-                    rows.remove(position);
-                } else {
-                    rows.insert(
-                        position,
-                        Ranked {
-                            order: order.into(),
-                            row: row.into(),
-                        },
-                    );
-                }
+                apply_change(rows, position, kinds[i], order, row);
                 continue;
             }
             let first = position.max(start - 1);
             let before: Vec<Box<[u8]>> = rows.iter().skip(first).take(end - first).map(|r| r.row.clone()).collect();
-            if kinds[i].is_retraction() {
-                rows.remove(position);
-            } else {
-                rows.insert(
-                    position,
-                    Ranked {
-                        order: order.into(),
-                        row: row.into(),
-                    },
-                );
-            }
+            apply_change(rows, position, kinds[i], order, row);
             let after: Vec<&Box<[u8]>> = rows.iter().skip(first).take(end - first).map(|r| &r.row).collect();
             for offset in 0..before.len().max(after.len()) {
                 let rank = (first + offset + 1) as u64;
@@ -372,6 +342,29 @@ impl TopN {
         }
         self.metrics.add_late_rows(late);
         Ok(())
+    }
+}
+
+/// The ranking of `key` in the backend (empty if it has none).
+fn load_ranking(backend: &dyn StateBackend, key: &GroupKey) -> Result<Ranking> {
+    match backend.get(key)? {
+        Some(bytes) => decode_ranking(&bytes),
+        None => Ok(Ranking::default()),
+    }
+}
+
+/// Takes the row at `position` out (a retraction) or puts `order` / `row` in there.
+fn apply_change(rows: &mut Vec<Ranked>, position: usize, kind: RowKind, order: &[u8], row: &[u8]) {
+    if kind.is_retraction() {
+        rows.remove(position);
+    } else {
+        rows.insert(
+            position,
+            Ranked {
+                order: order.into(),
+                row: row.into(),
+            },
+        );
     }
 }
 
