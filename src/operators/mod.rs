@@ -1,6 +1,7 @@
 //! The operators a job graph is made of. Each implements `runtime::Operator`.
 
 pub mod accumulator;
+pub mod accumulator_bytes;
 pub mod changelog_normalize;
 pub mod expiry_index;
 pub mod grouping;
