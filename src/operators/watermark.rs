@@ -81,7 +81,8 @@ impl WatermarkAssigner {
         }
     }
 
-    fn emit_clock(&mut self, out: &mut Vec<Message>) {
+    /// Emits the current watermark if it moved on.
+    fn emit_current(&mut self, out: &mut Vec<Message>) {
         let now = self.current();
         if now > self.emitted {
             out.push(Message::Watermark(now));
@@ -100,7 +101,7 @@ impl Operator for WatermarkAssigner {
             }
             AssignerMode::ProcessingTime => {
                 out.push(Message::Data(batch));
-                self.emit_clock(out);
+                self.emit_current(out);
                 return Ok(());
             }
         }
@@ -126,11 +127,7 @@ impl Operator for WatermarkAssigner {
         if segment_start < batch.num_rows() {
             out.push(Message::Data(batch.slice(segment_start, batch.num_rows() - segment_start)));
         }
-        let watermark = self.current();
-        if watermark > self.emitted {
-            out.push(Message::Watermark(watermark));
-            self.emitted = watermark;
-        }
+        self.emit_current(out);
         Ok(())
     }
 
@@ -157,7 +154,7 @@ impl Operator for WatermarkAssigner {
         // time, which does not drive these windows): the clock is read instead. The final
         // watermark of a bounded source still closes every window.
         if matches!(self.mode, AssignerMode::ProcessingTime) && watermark != FINAL_WATERMARK {
-            self.emit_clock(out);
+            self.emit_current(out);
             return Ok(());
         }
         // From upstream come the final watermark of a bounded source, and a forwarding assigner's.
