@@ -160,14 +160,15 @@ impl FileSinkConfig {
                 let batch = batch?;
                 for (dir, rows) in self.partitions(&batch)? {
                     let target = self.part_file(&self.path.join(&dir), job, subtask, epoch);
+                    let data = self.data_rows(&batch, &rows)?;
                     let part = match open.get_mut(&target) {
                         Some(part) => part,
                         None => {
-                            let part = PartFile::open(&target, self.format)?;
+                            let part = PartFile::open(&target, self.format, &data.schema())?;
                             open.entry(target).or_insert(part)
                         }
                     };
-                    part.write(&self.data_rows(&batch, &rows)?)?;
+                    part.write(&data)?;
                 }
             }
         }
@@ -317,8 +318,7 @@ enum PartWriter {
     /// Boxed: a CSV writer is three times a JSON one.
     Csv(Box<datafusion::arrow::csv::Writer<BufWriter<File>>>),
     Json(LineDelimitedWriter<BufWriter<File>>),
-    /// Opened at the first batch, which gives the schema (the file's footer holds it).
-    Parquet(Option<Box<ArrowWriter<BufWriter<File>>>>, Option<BufWriter<File>>),
+    Parquet(Box<ArrowWriter<BufWriter<File>>>),
     None,
 }
 
@@ -326,7 +326,8 @@ enum PartWriter {
 const PARQUET_ROW_GROUP_ROWS: usize = 64 * 1024;
 
 impl PartFile {
-    fn open(target: &Path, format: SinkFormat) -> Result<Self> {
+    /// `schema`: the rows' (a parquet file's footer holds it).
+    fn open(target: &Path, format: SinkFormat, schema: &SchemaRef) -> Result<Self> {
         let name = target
             .file_name()
             .and_then(|n| n.to_str())
@@ -347,7 +348,13 @@ impl PartFile {
         let writer = match format {
             SinkFormat::Csv => PartWriter::Csv(Box::new(CsvWriterBuilder::new().with_header(false).build(file))),
             SinkFormat::Json => PartWriter::Json(LineDelimitedWriter::new(file)),
-            SinkFormat::Parquet => PartWriter::Parquet(None, Some(file)),
+            SinkFormat::Parquet => {
+                let properties = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
+                    .build();
+                PartWriter::Parquet(Box::new(ArrowWriter::try_new(file, schema.clone(), Some(properties))?))
+            }
         };
         Ok(PartFile { temp, writer, done: false })
     }
@@ -356,19 +363,7 @@ impl PartFile {
         match &mut self.writer {
             PartWriter::Csv(writer) => writer.write(batch)?,
             PartWriter::Json(writer) => writer.write(batch)?,
-            PartWriter::Parquet(writer, file) => {
-                if writer.is_none() {
-                    let file = file.take().ok_or_else(|| Error::internal("a parquet part file without its file"))?;
-                    let properties = WriterProperties::builder()
-                        .set_compression(Compression::SNAPPY)
-                        .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
-                        .build();
-                    *writer = Some(Box::new(ArrowWriter::try_new(file, batch.schema(), Some(properties))?));
-                }
-                if let Some(writer) = writer {
-                    writer.write(batch)?;
-                }
-            }
+            PartWriter::Parquet(writer) => writer.write(batch)?,
             PartWriter::None => {}
         }
         Ok(())
@@ -386,8 +381,8 @@ impl PartFile {
                 writer.into_inner()
             }
             // `into_inner` writes the footer first.
-            PartWriter::Parquet(Some(writer), _) => writer.into_inner()?,
-            PartWriter::Parquet(None, _) | PartWriter::None => return Ok(()),
+            PartWriter::Parquet(writer) => writer.into_inner()?,
+            PartWriter::None => return Ok(()),
         };
         crate::fs::sync_buffered(buffered, &self.temp)?;
         std::fs::rename(&self.temp, target).map_err(|e| Error::from(e).context(format!("cannot finish {}", target.display())))?;
