@@ -349,6 +349,14 @@ impl fmt::Display for WindowKind {
     }
 }
 
+impl WindowKind {
+    /// Subtracted from a row's time before finding its windows: 1 ns for attached windows, whose
+    /// rows carry their window's end and so belong to the window ending there.
+    pub fn time_shift(self) -> EventTime {
+        EventTime::from(self == WindowKind::Attached)
+    }
+}
+
 /// Prints a nanosecond duration in the largest exact unit.
 pub struct Nanos(pub i64);
 
@@ -527,7 +535,7 @@ impl OperatorSpec {
         }
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let list = |exprs: &[PhysicalExprRef]| exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ");
         let aggs = |spec: &AggregateSpec| spec.aggregates.iter().map(|a| a.display.clone()).collect::<Vec<_>>().join(", ");
         match self {

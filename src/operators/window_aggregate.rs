@@ -14,7 +14,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::graph::{MAX_PARALLELISM, WindowAggregateSpec, WindowKind};
+use crate::graph::{MAX_PARALLELISM, WindowAggregateSpec};
 use crate::message::{EventTime, Message, event_time_nanos};
 use crate::operators::accumulator::AccumulatorState;
 use crate::operators::accumulator_bytes::{decode_states, encode_states};
@@ -101,7 +101,7 @@ impl WindowAggregate {
             grouping: Grouping::new(&spec.aggregate, &input_schema, output_schema, false)?,
             layout: PaneLayout::new(spec.window)?,
             time_column: spec.time_column,
-            time_shift: i64::from(spec.window == WindowKind::Attached),
+            time_shift: spec.window.time_shift(),
             panes: BTreeMap::new(),
             cached_groups: 0,
             cache_limit: cache_limit.max(1),

@@ -1,5 +1,7 @@
 //! `WindowJoin`: Flink's window join. Both inputs are windowed by the same TUMBLE or HOP and the
-//! ON condition equates their `window_start` and `window_end` besides the join keys. A row is
+//! ON condition equates their `window_start` and `window_end` besides the join keys; or both
+//! inputs are windowed results (a window aggregate's rows, each carrying its window's end) whose
+//! window ends are equated, as Nexmark q5 joins its counts with their maximum. A row is
 //! assigned its windows on arrival (a HOP row belongs to several) and kept under its join key and
 //! window until the watermark reaches the window's end. Then both sides' rows of that key and
 //! window are joined, emitted and dropped: the output is append-only, and outer, semi and anti
@@ -42,6 +44,8 @@ pub struct WindowJoin {
     sides: JoinSides<i64>,
     layout: PaneLayout,
     window_columns: [Vec<(usize, WindowBound)>; 2],
+    /// Subtracted from the time column before finding a row's windows (attached windows).
+    time_shift: EventTime,
     /// Join keys (without the side) by the earliest window end either side holds for them.
     closing: ExpiryIndex,
     metrics: Arc<JobMetrics>,
@@ -71,6 +75,7 @@ impl WindowJoin {
             )?,
             layout: PaneLayout::new(spec.window)?,
             window_columns: spec.window_columns.clone(),
+            time_shift: spec.window.time_shift(),
             closing: ExpiryIndex::default(),
             metrics,
         })
@@ -84,7 +89,9 @@ impl WindowJoin {
         let (mut indices, mut starts, mut ends) = (Vec::new(), Vec::new(), Vec::new());
         let mut late = 0;
         for row in 0..batch.num_rows() {
-            let windows = times.is_valid(row).then(|| self.layout.windows_of(times.value(row)));
+            let windows = times
+                .is_valid(row)
+                .then(|| self.layout.windows_of(times.value(row).saturating_sub(self.time_shift)));
             let before = indices.len();
             for (start, end) in windows.into_iter().flatten().filter(|(_, end)| *end > self.sides.watermark) {
                 indices.push(row as u32);

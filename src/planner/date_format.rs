@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::DateTime;
 use chrono::format::{Item, StrftimeItems};
-use datafusion::arrow::array::{AsArray, StringArray};
+use datafusion::arrow::array::{AsArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
@@ -54,27 +54,76 @@ impl ScalarUDFImpl for DateFormat {
             },
             ColumnarValue::Array(_) => return exec_err!("DATE_FORMAT's format must be a constant string"),
         };
-        let strftime = match strftime_of(&format) {
-            Ok(strftime) => strftime,
+        let pattern = match Pattern::parse(&format) {
+            Ok(pattern) => pattern,
             Err(reason) => return exec_err!("DATE_FORMAT format '{format}': {reason}"),
         };
-        let items: Vec<Item<'_>> = StrftimeItems::new(&strftime).collect();
+        let items: Vec<Item<'_>> = StrftimeItems::new(&pattern.strftime).collect();
         let values = value.to_array(1)?;
         let millis = cast(&values, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
-        let formatted: StringArray = millis
-            .as_primitive::<TimestampMillisecondType>()
-            .iter()
-            .map(|t| {
-                t.and_then(DateTime::from_timestamp_millis)
-                    .map(|t| t.naive_utc().format_with_items(items.iter()).to_string())
-            })
-            .collect();
+        let millis = millis.as_primitive::<TimestampMillisecondType>();
+        // Rows come in about time order, and most patterns stop at the day or the minute: format
+        // once per span and copy the text while the rows stay in it.
+        let mut last: Option<(i64, Option<String>)> = None;
+        let mut formatted = StringBuilder::with_capacity(millis.len(), millis.len() * pattern.strftime.len());
+        for t in millis.iter() {
+            let Some(t) = t else {
+                formatted.append_null();
+                continue;
+            };
+            let span = t.div_euclid(pattern.span_millis);
+            let text = match &last {
+                Some((last_span, text)) if *last_span == span => text,
+                _ => {
+                    let text = DateTime::from_timestamp_millis(t).map(|t| t.naive_utc().format_with_items(items.iter()).to_string());
+                    &last.insert((span, text)).1
+                }
+            };
+            formatted.append_option(text.as_deref());
+        }
+        let formatted = formatted.finish();
         columnar_result(Arc::new(formatted), &args.args)
     }
 }
 
 fn formattable(value: &DataType) -> bool {
     matches!(value, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64) || is_string_or_null(value)
+}
+
+/// A `SimpleDateFormat` pattern in chrono's strftime spelling, with the span of time over which
+/// its text stays the same (its finest field: a day for 'yyyy-MM-dd', a minute for 'HH:mm').
+struct Pattern {
+    strftime: String,
+    span_millis: i64,
+}
+
+impl Pattern {
+    fn parse(pattern: &str) -> Result<Self, String> {
+        let strftime = strftime_of(pattern)?;
+        let mut span_millis = 86_400_000;
+        for letter in pattern_letters(pattern) {
+            let field_span = match letter {
+                'S' => 1,
+                's' => 1_000,
+                'm' => 60_000,
+                'H' | 'h' | 'a' => 3_600_000,
+                _ => 86_400_000,
+            };
+            span_millis = span_millis.min(field_span);
+        }
+        Ok(Pattern { strftime, span_millis })
+    }
+}
+
+/// The pattern letters of a `SimpleDateFormat` pattern, outside its quoted text.
+fn pattern_letters(pattern: &str) -> impl Iterator<Item = char> + '_ {
+    let mut quoted = false;
+    pattern.chars().filter(move |c| {
+        if *c == '\'' {
+            quoted = !quoted;
+        }
+        !quoted && c.is_ascii_alphabetic()
+    })
 }
 
 /// The strftime (chrono) spelling of a `SimpleDateFormat` pattern: letters repeat to choose a
@@ -181,6 +230,52 @@ mod tests {
         assert_eq!(format("yyyy'T'HH 'o''clock' 100%", t), "2015T08 o'clock 100%");
         assert_eq!(format("''yy''", t), "'15'");
         assert_eq!(format("D DDD", 1_420_070_400_000 + 4 * 86_400_000), "5 005");
+    }
+
+    #[test]
+    fn text_is_formatted_once_per_span_of_its_finest_field() {
+        let span = |pattern: &str| Pattern::parse(pattern).expect("pattern").span_millis;
+        assert_eq!(span("yyyy-MM-dd"), 86_400_000);
+        assert_eq!(span("HH:mm"), 60_000);
+        assert_eq!(span("hh a"), 3_600_000);
+        assert_eq!(span("yyyy-MM-dd HH:mm:ss.SSS"), 1);
+        // Letters in quotes are text, not fields.
+        assert_eq!(span("yyyy 'at' HH"), 3_600_000);
+        assert_eq!(span("yyyy 'o''clock'"), 86_400_000);
+
+        // Unsorted rows, a NULL and times before 1970 around the spans' edges.
+        let udf = datafusion::logical_expr::ScalarUDF::from(DateFormat::new());
+        let times = [Some(-1), Some(0), None, Some(59_999), Some(60_000), Some(-60_001), Some(59_000)];
+        let array = datafusion::arrow::array::TimestampMillisecondArray::from(times.to_vec());
+        let args = ScalarFunctionArgs {
+            args: vec![
+                ColumnarValue::Array(Arc::new(array)),
+                ColumnarValue::Scalar(ScalarValue::Utf8(Some("yyyy-MM-dd HH:mm".into()))),
+            ],
+            arg_fields: vec![
+                Arc::new(datafusion::arrow::datatypes::Field::new("t", DataType::Timestamp(TimeUnit::Millisecond, None), true)),
+                Arc::new(datafusion::arrow::datatypes::Field::new("f", DataType::Utf8, false)),
+            ],
+            number_rows: times.len(),
+            return_field: Arc::new(datafusion::arrow::datatypes::Field::new("r", DataType::Utf8, true)),
+            config_options: Arc::new(Default::default()),
+        };
+        let ColumnarValue::Array(out) = udf.invoke_with_args(args).expect("formatted") else {
+            panic!("an array of texts")
+        };
+        let out: Vec<Option<&str>> = out.as_string::<i32>().iter().collect();
+        assert_eq!(
+            out,
+            [
+                Some("1969-12-31 23:59"),
+                Some("1970-01-01 00:00"),
+                None,
+                Some("1970-01-01 00:00"),
+                Some("1970-01-01 00:01"),
+                Some("1969-12-31 23:58"),
+                Some("1970-01-01 00:00"),
+            ]
+        );
     }
 
     #[test]

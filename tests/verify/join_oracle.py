@@ -54,6 +54,14 @@ QUERIES = {
         SELECT c.user_id, c.page, c.ts, c.ws FROM c
         WHERE NOT EXISTS (SELECT * FROM o WHERE o.user_id = c.user_id AND c.ws = o.ws AND c.we = o.we)
         ORDER BY 3, 1 NULLS FIRST""", TUMBLE, [2, 3]),
+    # Per-window aggregates joined on their window ends; SQLite's GROUP BY keeps the NULL user's
+    # group, which (NULL key) matches nothing.
+    "wj_attached": ("""
+        SELECT c.user_id, c.clicks, o.spent, c.we FROM
+        (SELECT user_id, COUNT(*) AS clicks, we FROM c GROUP BY user_id, ws, we) c LEFT JOIN
+        (SELECT user_id, SUM(amount) AS spent, we FROM o GROUP BY user_id, ws, we) o
+        ON c.user_id = o.user_id AND c.we = o.we
+        ORDER BY 4, 1 NULLS FIRST""", TUMBLE, [3]),
     "lj_inner": ("""
         SELECT o.user_id, o.amount, u.name, u.tier FROM orders o JOIN users u ON o.user_id = u.user_id
         ORDER BY 1, 2, 3""", None, []),

@@ -30,7 +30,7 @@ struct WindowJoin<'a> {
 fn window_join_of<'a>(join: &'a Join, left: &Stream, right: &Stream) -> Result<Option<WindowJoin<'a>>> {
     let bounds = |side: &Stream| side.window.as_ref().filter(|w| !w.bounds.is_empty()).cloned();
     let (left_window, right_window) = match (bounds(left), bounds(right)) {
-        (None, None) => return Ok(None),
+        (None, None) => return Ok(attached_window_join(join, left, right)?),
         (Some(l), Some(r)) => (l, r),
         _ => {
             return Err(Error::unsupported(
@@ -101,6 +101,40 @@ fn window_join_of<'a>(join: &'a Join, left: &Stream, right: &Stream) -> Result<O
     Ok(Some(WindowJoin {
         window: left_window.window,
         columns: [columns(&left_window), columns(&right_window)],
+        keys,
+    }))
+}
+
+/// A join of two windowed results (window aggregates' rows, each carrying its window's end in
+/// a column) whose ON condition equates those ends: a window join over the windows the rows are
+/// attached to. Each window's rows arrive before the watermark passes its end, so joining them
+/// once when it closes gives the regular join's rows, append-only, and frees them (Nexmark q5).
+/// `None` when the ends are not equated: a regular join.
+fn attached_window_join<'a>(join: &'a Join, left: &Stream, right: &Stream) -> Result<Option<WindowJoin<'a>>> {
+    let (Some(left_end), Some(right_end)) = (left.window_end, right.window_end) else {
+        return Ok(None);
+    };
+    if left.changelog != ChangelogMode::AppendOnly || right.changelog != ChangelogMode::AppendOnly {
+        return Ok(None);
+    }
+    let column = |expr: &Expr, schema: &DFSchema| -> Result<Option<usize>> {
+        Ok(match strip_alias(expr) {
+            Expr::Column(c) => Some(schema.index_of_column(c)?),
+            _ => None,
+        })
+    };
+    let mut ends_equated = false;
+    let mut keys = Vec::new();
+    for pair in &join.on {
+        if column(&pair.0, &left.schema)? == Some(left_end) && column(&pair.1, &right.schema)? == Some(right_end) {
+            ends_equated = true;
+        } else {
+            keys.push(pair);
+        }
+    }
+    Ok(ends_equated.then(|| WindowJoin {
+        window: WindowKind::Attached,
+        columns: [vec![(left_end, WindowBound::End)], vec![(right_end, WindowBound::End)]],
         keys,
     }))
 }

@@ -78,7 +78,8 @@ struct Stream {
     /// interval join. They make a join with time bounds an interval join.
     rowtime: BTreeSet<usize>,
     /// The column holding the end of the window a window aggregate's row belongs to: a Top-N
-    /// partitioned by it ranks each window once, when it closes (Flink's window Top-N).
+    /// partitioned by it ranks each window once, when it closes (Flink's window Top-N); an
+    /// aggregate grouped by it, or a join equating it on both sides, is one per window too.
     window_end: Option<usize>,
 }
 
