@@ -196,8 +196,12 @@ case "${1:-weir}" in
         # recovery with local recovery, a damaged object, a savepoint restored in a fresh data dir,
         # an S3 outage during checkpoints, and the errors at CREATE JOB.
         python3 tests/verify/s3_checkpoints.py --weir "$weir"
+        # weir serve --http: /metrics parsed as OpenMetrics (prometheus-client from PyPI, same venv)
+        # while a job checkpoints, the JSON API against SHOW, Basic auth, and the dashboard in
+        # Debian's chromium through playwright-core (npm, ~/.cache/weir-npm).
+        python3 tests/verify/http_check.py --weir "$weir"
         # set -e: reaching this line means every check above passed.
-        echo "verify: 26 passed, 0 failed"
+        echo "verify: 27 passed, 0 failed"
         ;;
     *)
         echo "usage: ./dev.sh weir [ARGS...] | ./dev.sh test" >&2

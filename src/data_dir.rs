@@ -172,6 +172,11 @@ impl JobDir {
         self.snapshots().join(format!("attempt-{attempt}"))
     }
 
+    /// The job's ended checkpoints and restarts (`checkpoint::history`), kept across restarts.
+    pub fn history_log(&self) -> PathBuf {
+        self.0.join("history.jsonl")
+    }
+
     /// Written before the job resumes at start, removed at a clean exit (`engine::resume_guard`).
     pub fn resume_marker(&self) -> PathBuf {
         self.0.join("resuming")

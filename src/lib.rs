@@ -10,6 +10,7 @@ pub mod error;
 pub mod format;
 pub mod fs;
 pub mod graph;
+pub mod http;
 pub mod job;
 pub mod message;
 pub mod operators;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use weir::engine::database::DatabaseOptions;
@@ -59,6 +60,10 @@ enum Command {
         /// PEM private key for TLS (with --tls-cert).
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Also serve /metrics (Prometheus), the JSON API and the dashboard over HTTP on this
+        /// address (e.g. 127.0.0.1:8081); HTTPS with --tls-cert.
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
     },
     /// Benchmarks (build with --release).
     #[command(subcommand)]
@@ -393,32 +398,47 @@ fn main() -> ExitCode {
                 password_file,
                 tls_cert,
                 tls_key,
+                http,
             } => {
-                let file = config
-                    .as_deref()
-                    .map(weir::pgwire::ServerConfig::load)
-                    .transpose()?
-                    .unwrap_or_default();
+                use weir::settings::server::{PasswordFile, ServerConfig, tls_acceptor};
+                let file = config.as_deref().map(ServerConfig::load).transpose()?.unwrap_or_default();
                 let passwords = match (password_file.or(file.password_file), file.users) {
-                    (Some(path), _) => Some(weir::pgwire::PasswordFile::load(&path)?),
-                    (None, Some(users)) => Some(weir::pgwire::PasswordFile::from_users(users)?),
+                    (Some(path), _) => Some(Arc::new(PasswordFile::load(&path)?)),
+                    (None, Some(users)) => Some(Arc::new(PasswordFile::from_users(users)?)),
                     (None, None) => None,
                 };
                 let default_listen = std::net::SocketAddr::from(([127, 0, 0, 1], 4566));
+                let trust_remote = insecure_trust_remote || file.insecure_trust_remote.unwrap_or(false);
+                let tls = tls_cert.or(file.tls_cert).zip(tls_key.or(file.tls_key));
                 let options = weir::pgwire::ServeOptions {
                     listen: listen.or(file.listen).unwrap_or(default_listen),
                     max_connections: max_connections.or(file.max_connections).unwrap_or(256),
                     max_startup_connections: max_startup_connections
                         .or(file.max_startup_connections)
                         .unwrap_or(weir::pgwire::admission::DEFAULT_MAX_STARTUP),
-                    trust_remote: insecure_trust_remote || file.insecure_trust_remote.unwrap_or(false),
-                    passwords,
-                    tls: tls_cert.or(file.tls_cert).zip(tls_key.or(file.tls_key)),
+                    trust_remote,
+                    passwords: passwords.clone(),
+                    tls: tls.clone(),
                 };
+                let http = http.or(file.http.and_then(|h| h.listen));
                 // A server answers the network: only the data directory and the given roots.
                 let mut file_roots = cli.file_roots.clone();
                 file_roots.extend(file.file_roots.unwrap_or_default());
-                weir::pgwire::serve(Database::open_with(&cli.data_dir, DatabaseOptions { file_roots }).await?, options).await
+                let db = Database::open_with(&cli.data_dir, DatabaseOptions { file_roots }).await?;
+                if let Some(listen) = http {
+                    let http_options = weir::http::HttpOptions {
+                        listen,
+                        trust_remote,
+                        passwords,
+                        tls: tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?,
+                    };
+                    let server = weir::http::HttpServer::bind(db.clone(), http_options).await?;
+                    // Scripts and tests read this line (before pgwire's) to learn the port.
+                    use std::io::Write;
+                    let _ = writeln!(std::io::stdout(), "weir http listening on {}", server.local_addr()?);
+                    tokio::spawn(server.run());
+                }
+                weir::pgwire::serve(db, options).await
             }
             Command::Run { file, format } => {
                 let sql =

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::runtime::metrics::JobMetrics;
 use crate::checkpoint::commit::{SinkCommitter, StagedSinkRows, remove_staging};
 use crate::checkpoint::coordinator::{CompletedCheckpoint, RequestKind};
 use crate::checkpoint::history::{CheckpointHistory, CheckpointRecord, CheckpointStatus, UploadFault};
@@ -75,6 +76,8 @@ pub struct CheckpointCompleter {
     pub storage: Arc<CheckpointStorage>,
     pub committer: Arc<SinkCommitter>,
     pub history: Arc<Mutex<CheckpointHistory>>,
+    /// The job's record counters, logged with each completed checkpoint.
+    pub metrics: Arc<JobMetrics>,
     pub blocking: BlockingWork,
 }
 
@@ -184,6 +187,7 @@ impl CheckpointCompleter {
             let path_text = path.clone();
             if let Ok(mut history) = self.history.lock() {
                 history.latest_path = Some(path_text.clone());
+                history.note_counters(self.metrics.rows_in(), self.metrics.rows_out());
                 history.record(CheckpointRecord {
                     status: CheckpointStatus::Completed,
                     duration: checkpoint.started.elapsed(),

@@ -10,6 +10,7 @@ use datafusion::common::TableReference;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
+use crate::runtime::metrics::ServerMetrics;
 use crate::catalog::{Catalog, JobStatus, TableConnector};
 use crate::checkpoint::remote::RemoteDir;
 use crate::checkpoint::storage::CheckpointStorage;
@@ -53,6 +54,8 @@ pub struct Database {
     ctx: SessionContext,
     table_store: Arc<TableStore>,
     jobs: JobManager,
+    /// The pgwire server's connections and statements (`/metrics`).
+    server_metrics: Arc<ServerMetrics>,
 }
 
 impl Database {
@@ -291,6 +294,7 @@ impl Database {
             ctx,
             table_store,
             jobs,
+            server_metrics: Arc::default(),
         };
         db.register_all()?;
         let db = Arc::new(db);
@@ -310,6 +314,10 @@ impl Database {
     /// The directories SQL may name paths in.
     pub fn file_roots(&self) -> &FileRoots {
         &self.file_roots
+    }
+
+    pub fn server_metrics(&self) -> &Arc<ServerMetrics> {
+        &self.server_metrics
     }
 
     pub(crate) fn jobs(&self) -> &JobManager {

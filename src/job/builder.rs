@@ -81,6 +81,8 @@ pub struct BuiltJob {
 
 pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
     let stages = stages(graph)?;
+    // A new attempt: the figures of the last one's tasks are gone with them.
+    cx.metrics.clear_tasks();
     let mut tasks = Vec::new();
     let mut triggers = Vec::new();
     let alignment = match &cx.settings.checkpoints {
@@ -299,8 +301,10 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                 local_dir: cx.snapshot_dir.to_path_buf(),
                 events: cx.events.clone(),
             });
+            let name = format!("{}#{subtask}", first.uid);
             tasks.push(Task {
-                name: format!("{}#{subtask}", first.uid),
+                task_metrics: cx.metrics.add_task(name.clone(), stage.operators.clone(), subtask),
+                name,
                 input,
                 chain,
                 output,

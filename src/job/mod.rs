@@ -135,6 +135,9 @@ impl RunningJob {
 
     fn note_failure(&self, error: &str) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut history) = self.checkpoints.lock() {
+            history.record_restart(error);
+        }
         if let Ok(mut state) = self.state.lock() {
             state.last_failure = Some(error.to_string());
         }
@@ -238,26 +241,34 @@ impl JobManager {
         let (cancel_tx, cancel_rx) = watch::channel(None);
         let uploads_to_fail = settings.checkpoints.as_ref().map_or(0, |c| c.fail_uploads);
         let uploads_to_hang = settings.checkpoints.as_ref().map_or(0, |c| c.hang_uploads);
+        // What the job did before the process last stopped: its checkpoints, restarts and record
+        // counts go on from there.
+        let history_log = DataDir::new(&self.data_dir).job(name).history_log();
+        let mut history = CheckpointHistory::open(&history_log).unwrap_or_else(|e| {
+            tracing::warn!("job {name}: starting a new checkpoint history: {e}");
+            CheckpointHistory::default()
+        });
+        history.uploads_to_fail = uploads_to_fail;
+        history.uploads_to_hang = uploads_to_hang;
+        let metrics = JobMetrics::default();
+        metrics.add_rows_in(history.totals.records_in as usize);
+        metrics.add_rows_out(history.totals.records_out as usize);
         let job = Arc::new(RunningJob {
             name: name.to_string(),
             graph,
             settings,
             job_sql,
-            metrics: Arc::new(JobMetrics::default()),
-            checkpoints: Arc::new(Mutex::new(CheckpointHistory {
-                uploads_to_fail,
-                uploads_to_hang,
-                ..CheckpointHistory::default()
-            })),
-            restarts: AtomicU64::new(0),
+            metrics: Arc::new(metrics),
+            restarts: AtomicU64::new(history.totals.restarts),
             state: Mutex::new(JobState {
                 status: JobStatus::Running,
                 error: None,
                 started_at: SystemTime::now(),
                 started: Instant::now(),
                 finished_after: None,
-                last_failure: None,
+                last_failure: history.totals.last_failure.clone(),
             }),
+            checkpoints: Arc::new(Mutex::new(history)),
             status_tx,
             cancel_tx,
             requests: Mutex::new(None),
@@ -452,6 +463,7 @@ impl JobRunner {
             storage,
             committer,
             history: job.checkpoints.clone(),
+            metrics: job.metrics.clone(),
             blocking: BlockingWork::default(),
         };
         let coordinator = CheckpointCoordinator {

@@ -46,9 +46,11 @@ use crate::engine::postgres_types::pg_type;
 use crate::engine::session::{BlockChange, Output, Session};
 use crate::error::{Error, Result};
 use crate::pgwire::admission::Admission;
+use crate::runtime::metrics::ServerMetrics;
 use crate::pgwire::pg_column::pg_columns;
 use crate::planner::postgres_settings::postgres_setting;
 use crate::planner::statement::parse_statements;
+use crate::settings::server::{PasswordFile, check_listen_address, tls_acceptor};
 
 /// One connection: its own session over the shared database.
 pub struct Connection {
@@ -58,7 +60,26 @@ pub struct Connection {
     registration: std::sync::Mutex<Option<(Arc<ConnectionHandle>, ConnectionGuard)>>,
 }
 
+/// Counts a statement and its time into the server's figures when dropped (however it ends).
+struct QueryTimer<'a> {
+    metrics: &'a ServerMetrics,
+    started: std::time::Instant,
+}
+
+impl Drop for QueryTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics.record_query(self.started.elapsed());
+    }
+}
+
 impl Connection {
+    fn query_timer(&self) -> QueryTimer<'_> {
+        QueryTimer {
+            metrics: self.session.database().server_metrics(),
+            started: std::time::Instant::now(),
+        }
+    }
+
     fn new(session: Session, cancels: Arc<ConnectionManager>) -> Self {
         Connection {
             session,
@@ -243,6 +264,7 @@ impl SimpleQueryHandler for Connection {
         if query.trim().trim_matches(';').trim().is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
+        let _timer = self.query_timer();
         let mut outputs = Vec::new();
         let result = self
             .cancellable(client, self.session.execute_script(query, |output| outputs.push(output)))
@@ -322,6 +344,7 @@ impl ExtendedQueryHandler for Connection {
         if sql.trim().trim_matches(';').trim().is_empty() {
             return Ok(Response::EmptyQuery);
         }
+        let _timer = self.query_timer();
         let inferred: Vec<Type> = if portal.parameter_len() > 0 {
             self.session
                 .describe_sql(sql)
@@ -379,76 +402,6 @@ impl QueryParser for OneStatement {
     }
 }
 
-/// Users and passwords from `--password-file` (one `user:password` per line; `#` comments).
-#[derive(Debug)]
-pub struct PasswordFile {
-    users: std::collections::HashMap<String, String>,
-}
-
-impl PasswordFile {
-    pub fn load(path: &std::path::Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::invalid(format!("cannot read password file {}: {e}", path.display())))?;
-        let mut users = std::collections::HashMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (user, password) = line
-                .split_once(':')
-                .ok_or_else(|| Error::invalid(format!("{}:{}: expected user:password", path.display(), n + 1)))?;
-            users.insert(user.trim().to_string(), password.to_string());
-        }
-        if users.is_empty() {
-            return Err(Error::invalid(format!("password file {} names no user", path.display())));
-        }
-        Ok(PasswordFile { users })
-    }
-}
-
-/// `weir serve --config weir.toml`: the server's options in one file. Command-line flags win.
-///
-/// ```toml
-/// listen = "127.0.0.1:4566"
-/// max_connections = 256
-/// tls_cert = "server.crt"
-/// tls_key = "server.key"
-/// file_roots = ["/srv/inputs"]   # directories SQL may use besides the data directory
-/// [users]            # SCRAM-SHA-256 passwords; without this table every client is trusted
-/// alice = "s3cret"
-/// ```
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    pub listen: Option<SocketAddr>,
-    pub max_connections: Option<usize>,
-    pub max_startup_connections: Option<usize>,
-    pub insecure_trust_remote: Option<bool>,
-    pub password_file: Option<std::path::PathBuf>,
-    pub tls_cert: Option<std::path::PathBuf>,
-    pub tls_key: Option<std::path::PathBuf>,
-    pub file_roots: Option<Vec<std::path::PathBuf>>,
-    pub users: Option<std::collections::HashMap<String, String>>,
-}
-
-impl ServerConfig {
-    pub fn load(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::invalid(format!("cannot read config {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| Error::invalid(format!("config {}: {e}", path.display())))
-    }
-}
-
-impl PasswordFile {
-    /// Users given inline (the `[users]` table of the config file).
-    pub fn from_users(users: std::collections::HashMap<String, String>) -> Result<Self> {
-        if users.is_empty() {
-            return Err(Error::invalid("the [users] table names no user"));
-        }
-        Ok(PasswordFile { users })
-    }
-}
-
 /// SCRAM iterations, as Postgres' default.
 const SCRAM_ITERATIONS: usize = 4096;
 
@@ -456,7 +409,7 @@ const SCRAM_ITERATIONS: usize = 4096;
 impl AuthSource for PasswordFile {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
         let user = login.user().unwrap_or_default();
-        let password = self.users.get(user).ok_or_else(|| {
+        let password = self.password(user).ok_or_else(|| {
             PgWireError::UserError(Box::new(ErrorInfo::new(
                 "FATAL".to_string(),
                 "28P01".to_string(),
@@ -566,28 +519,9 @@ pub struct ServeOptions {
     /// Every client is trusted: off a loopback address only on explicit request.
     pub trust_remote: bool,
     /// SCRAM-SHA-256 against these users instead of trust.
-    pub passwords: Option<PasswordFile>,
+    pub passwords: Option<Arc<PasswordFile>>,
     /// PEM certificate chain and private key: clients may then use TLS (sslmode=require).
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
-}
-
-fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<::pgwire::tokio::TlsAcceptor> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    use tokio_rustls::rustls;
-    let bad = |what: &std::path::Path, e: &dyn std::fmt::Display| Error::invalid(format!("cannot load TLS file {}: {e}", what.display()));
-    let certs = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| bad(cert, &e))?
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| bad(cert, &e))?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::invalid(format!("TLS: {e}")))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key_der)
-        .map_err(|e| Error::invalid(format!("TLS certificate and key do not fit: {e}")))?;
-    Ok(::pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// A FATAL ErrorResponse written by hand: sent before the startup handshake, to refuse a connection.
@@ -607,13 +541,9 @@ fn fatal_message(code: &str, message: &str) -> Vec<u8> {
 
 pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
     let listen = options.listen;
-    if !listen.ip().is_loopback() && !options.trust_remote && options.passwords.is_none() {
-        return Err(Error::invalid(format!(
-            "refusing to listen on {listen} with every client trusted; give --password-file, use a loopback address, or pass --insecure-trust-remote"
-        )));
-    }
+    check_listen_address(listen, options.passwords.as_deref(), options.trust_remote, "the Postgres protocol")?;
     let admission = Admission::new(options.max_connections, options.max_startup_connections, admission::STARTUP_TIMEOUT);
-    let passwords = options.passwords.map(Arc::new);
+    let passwords = options.passwords;
     let cancels = Arc::new(ConnectionManager::new());
     // One generator for the server, so connection ids are unique.
     let pids = Arc::new(RandomPidSecretKeyGenerator::default());
@@ -640,6 +570,7 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
                         continue;
                     }
                 };
+                let open = db.server_metrics().connection_opened();
                 let (authenticated, authenticated_rx) = watch::channel(false);
                 let handlers = Handlers {
                     connection: Arc::new(Connection::new(Session::new(db.clone()), cancels.clone())),
@@ -651,6 +582,8 @@ pub async fn serve(db: Arc<Database>, options: ServeOptions) -> Result<()> {
                 let tls = tls.clone();
                 let admission = admission.clone();
                 tokio::spawn(async move {
+                    // Counted open until this task ends, however the connection does.
+                    let _open = open;
                     let Some(ticket) = admission.admit(authenticated_rx.clone()).await else {
                         use tokio::io::AsyncWriteExt;
                         let mut socket = socket;

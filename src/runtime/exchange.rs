@@ -11,11 +11,13 @@ use datafusion::arrow::array::{ArrayRef, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::RowConverter;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{Receiver, Sender, UnboundedReceiver, UnboundedSender};
 
 use crate::error::{Error, Result};
 use crate::graph::PhysicalExprRef;
 use crate::message::{Barrier, Message};
+use crate::runtime::metrics::TaskMetrics;
 use crate::state::key::{encode_keys, key_group, subtask_of_key_group};
 
 pub enum Routing {
@@ -87,16 +89,18 @@ impl ChannelOutput {
         (ChannelOutput { senders: data, routing }, Announcer { lanes, announced_up_to: 0 })
     }
 
-    pub async fn send(&mut self, message: Message) -> Result<()> {
+    /// Sends `message` on; time spent waiting for room in a full channel counts as the task's
+    /// backpressure.
+    pub async fn send(&mut self, message: Message, metrics: &TaskMetrics) -> Result<()> {
         match message {
             Message::Data(batch) if batch.num_rows() == 0 => Ok(()),
             Message::Data(batch) => match &self.routing {
-                Routing::Forward => send_to(&self.senders[0], Message::Data(batch)).await,
+                Routing::Forward => send_to(&self.senders[0], Message::Data(batch), metrics).await,
                 Routing::Hash { keys, converter } => {
                     let parts = partition(&batch, keys, converter, self.senders.len())?;
                     for (subtask, part) in parts.into_iter().enumerate() {
                         if let Some(part) = part {
-                            send_to(&self.senders[subtask], Message::Data(part)).await?;
+                            send_to(&self.senders[subtask], Message::Data(part), metrics).await?;
                         }
                     }
                     Ok(())
@@ -104,7 +108,7 @@ impl ChannelOutput {
             },
             control => {
                 for sender in &self.senders {
-                    send_to(sender, control.clone()).await?;
+                    send_to(sender, control.clone(), metrics).await?;
                 }
                 Ok(())
             }
@@ -112,8 +116,16 @@ impl ChannelOutput {
     }
 }
 
-async fn send_to(sender: &Sender<Message>, message: Message) -> Result<()> {
-    sender.send(message).await.map_err(|_| Error::internal("a downstream task stopped"))
+async fn send_to(sender: &Sender<Message>, message: Message, metrics: &TaskMetrics) -> Result<()> {
+    let stopped = || Error::internal("a downstream task stopped");
+    match sender.try_send(message) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Closed(_)) => Err(stopped()),
+        Err(TrySendError::Full(message)) => {
+            let _waiting = metrics.backpressured_from_now();
+            sender.send(message).await.map_err(|_| stopped())
+        }
+    }
 }
 
 /// Splits a batch into one part per downstream subtask by the key group of each row's key.

@@ -1,7 +1,11 @@
-//! Per-job counters, shared by the job's tasks and read by SHOW JOBS / DESCRIBE JOB.
+//! Per-job counters, shared by the job's tasks and read by SHOW JOBS / DESCRIBE JOB; the pgwire
+//! server's counters and the process's figures, read by `/metrics`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::message::EventTime;
 
 #[derive(Debug, Default)]
 pub struct JobMetrics {
@@ -12,6 +16,8 @@ pub struct JobMetrics {
     pub records_skipped: AtomicU64,
     /// From a watermark closing windows to their rows reaching the sink.
     pub window_latency: LatencyHistogram,
+    /// The tasks of the current attempt.
+    tasks: Mutex<Vec<Arc<TaskMetrics>>>,
 }
 
 impl JobMetrics {
@@ -39,6 +45,113 @@ impl JobMetrics {
     pub fn records_skipped(&self) -> u64 {
         self.records_skipped.load(Ordering::Relaxed)
     }
+
+    /// A task of a new attempt: `operators` are the graph indices of its chain.
+    pub fn add_task(&self, name: String, operators: Vec<usize>, subtask: usize) -> Arc<TaskMetrics> {
+        let task = Arc::new(TaskMetrics {
+            name,
+            operators,
+            subtask,
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            watermark: AtomicI64::new(EventTime::MIN),
+            backpressured_nanos: AtomicU64::new(0),
+            waiting_since: AtomicU64::new(NOT_WAITING),
+            started: Instant::now(),
+        });
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(Arc::clone(&task));
+        }
+        task
+    }
+
+    /// A new attempt starts: the previous attempt's tasks are gone.
+    pub fn clear_tasks(&self) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.clear();
+        }
+    }
+
+    pub fn tasks(&self) -> Vec<Arc<TaskMetrics>> {
+        self.tasks.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+/// One task's figures: a chain of operators at one subtask, in the current attempt.
+#[derive(Debug)]
+pub struct TaskMetrics {
+    /// `<first operator uid>#<subtask>`.
+    pub name: String,
+    /// Graph indices of the chained operators (a source's or sink's included).
+    pub operators: Vec<usize>,
+    pub subtask: usize,
+    records_in: AtomicU64,
+    records_out: AtomicU64,
+    /// The last watermark the task passed on (nanoseconds); `EventTime::MIN` before the first.
+    watermark: AtomicI64,
+    /// Time spent waiting for room in full output channels (backpressure), past waits.
+    backpressured_nanos: AtomicU64,
+    /// When the current wait began (nanoseconds after `started`), or `NOT_WAITING`.
+    waiting_since: AtomicU64,
+    started: Instant,
+}
+
+const NOT_WAITING: u64 = u64::MAX;
+
+/// A wait for room downstream; ends when dropped.
+pub struct Backpressured<'a>(&'a TaskMetrics);
+
+impl Drop for Backpressured<'_> {
+    fn drop(&mut self) {
+        let task = self.0;
+        let since = task.waiting_since.swap(NOT_WAITING, Ordering::Relaxed);
+        if since != NOT_WAITING {
+            task.backpressured_nanos
+                .fetch_add(task.nanos_since_start().saturating_sub(since), Ordering::Relaxed);
+        }
+    }
+}
+
+impl TaskMetrics {
+    pub fn add_records_in(&self, n: usize) {
+        self.records_in.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn add_records_out(&self, n: usize) {
+        self.records_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn set_watermark(&self, watermark: EventTime) {
+        self.watermark.fetch_max(watermark, Ordering::Relaxed);
+    }
+    /// The task starts waiting for room downstream; the wait counts as backpressure until the
+    /// guard is dropped, and while it lasts (a scrape during a long wait sees it grow).
+    pub fn backpressured_from_now(&self) -> Backpressured<'_> {
+        self.waiting_since.store(self.nanos_since_start(), Ordering::Relaxed);
+        Backpressured(self)
+    }
+    pub fn records_in(&self) -> u64 {
+        self.records_in.load(Ordering::Relaxed)
+    }
+    pub fn records_out(&self) -> u64 {
+        self.records_out.load(Ordering::Relaxed)
+    }
+    /// The last watermark passed on, in milliseconds since the epoch; `None` before the first
+    /// (and for the final watermark of a bounded input, which is no time).
+    pub fn watermark_millis(&self) -> Option<i64> {
+        let watermark = self.watermark.load(Ordering::Relaxed);
+        (watermark != EventTime::MIN && watermark != EventTime::MAX).then(|| watermark.div_euclid(1_000_000))
+    }
+    /// Time spent waiting for room downstream, the current wait included.
+    pub fn backpressured(&self) -> Duration {
+        let since = self.waiting_since.load(Ordering::Relaxed);
+        let current = if since == NOT_WAITING { 0 } else { self.nanos_since_start().saturating_sub(since) };
+        Duration::from_nanos(self.backpressured_nanos.load(Ordering::Relaxed) + current)
+    }
+    fn nanos_since_start(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
 }
 
 /// Sub-buckets per power of two: quantiles are exact to within 1/8 (12.5 %).
@@ -52,6 +165,7 @@ const OCTAVES: usize = 40;
 pub struct LatencyHistogram {
     buckets: Box<[AtomicU64]>,
     count: AtomicU64,
+    sum_micros: AtomicU64,
 }
 
 impl Default for LatencyHistogram {
@@ -59,6 +173,7 @@ impl Default for LatencyHistogram {
         LatencyHistogram {
             buckets: (0..SUB_BUCKETS * (OCTAVES + 1)).map(|_| AtomicU64::new(0)).collect(),
             count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
         }
     }
 }
@@ -69,6 +184,20 @@ impl LatencyHistogram {
         let index = bucket_of(micros).min(self.buckets.len() - 1);
         self.buckets[index].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The sum of the samples.
+    pub fn sum(&self) -> Duration {
+        Duration::from_micros(self.sum_micros.load(Ordering::Relaxed))
+    }
+
+    /// (upper bound, samples) of every bucket holding samples, in order.
+    pub fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
+        self.buckets.iter().enumerate().filter_map(|(index, bucket)| {
+            let count = bucket.load(Ordering::Relaxed);
+            (count > 0).then(|| (Duration::from_micros(bucket_upper_bound(index)), count))
+        })
     }
 
     pub fn count(&self) -> u64 {
@@ -91,6 +220,103 @@ impl LatencyHistogram {
         }
         None
     }
+}
+
+/// The pgwire server's figures (`/metrics`): connections and statements.
+#[derive(Debug, Default)]
+pub struct ServerMetrics {
+    connections_accepted: AtomicU64,
+    connections_closed: AtomicU64,
+    queries: AtomicU64,
+    query_latency: LatencyHistogram,
+}
+
+impl ServerMetrics {
+    /// A connection was accepted; dropping the guard counts it closed.
+    pub fn connection_opened(self: &std::sync::Arc<Self>) -> OpenConnection {
+        self.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(std::sync::Arc::clone(self))
+    }
+    pub fn record_query(&self, latency: Duration) {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        self.query_latency.record(latency);
+    }
+    pub fn connections_accepted(&self) -> u64 {
+        self.connections_accepted.load(Ordering::Relaxed)
+    }
+    pub fn open_connections(&self) -> u64 {
+        self.connections_accepted().saturating_sub(self.connections_closed.load(Ordering::Relaxed))
+    }
+    pub fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+    pub fn query_latency(&self) -> &LatencyHistogram {
+        &self.query_latency
+    }
+}
+
+/// An open pgwire connection: counted closed when dropped, however the connection ends.
+pub struct OpenConnection(std::sync::Arc<ServerMetrics>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_closed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What every Prometheus client exports about its process, from getrusage, getrlimit and /proc
+/// (Linux). A figure the system does not give is `None`.
+#[derive(Debug, Default)]
+pub struct ProcessStats {
+    pub cpu: Option<Duration>,
+    pub resident_bytes: Option<u64>,
+    pub virtual_bytes: Option<u64>,
+    pub open_fds: Option<u64>,
+    pub max_fds: Option<u64>,
+    pub start_time: Option<std::time::SystemTime>,
+}
+
+impl ProcessStats {
+    pub fn read() -> Self {
+        // SAFETY: getrusage and getrlimit only write the structs passed; zeroed ones are valid.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let cpu = (unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0).then(|| {
+            let micros = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+            micros(usage.ru_utime) + micros(usage.ru_stime)
+        });
+        let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+        let max_fds = (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit.rlim_cur as u64);
+        // SAFETY: sysconf has no preconditions.
+        let page_size = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok();
+        let ticks_per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|t| *t > 0);
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        let mut pages = statm.split_whitespace().map(|v| v.parse::<u64>().ok());
+        let virtual_bytes = pages.next().flatten().zip(page_size).map(|(p, size)| p * size);
+        let resident_bytes = pages.next().flatten().zip(page_size).map(|(p, size)| p * size);
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok().map(|dir| dir.count() as u64);
+        ProcessStats {
+            cpu,
+            resident_bytes,
+            virtual_bytes,
+            open_fds,
+            max_fds,
+            start_time: ticks_per_second.and_then(process_start_time),
+        }
+    }
+}
+
+/// The process's start: its start in clock ticks after boot (/proc/self/stat, field 22) plus the
+/// boot time (/proc/stat `btime`).
+fn process_start_time(ticks_per_second: u64) -> Option<std::time::SystemTime> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after its end.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let start_ticks: u64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    let boot = std::fs::read_to_string("/proc/stat").ok()?;
+    let boot_seconds: u64 = boot.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
+    let since_boot = Duration::from_secs(start_ticks / ticks_per_second)
+        + Duration::from_nanos((start_ticks % ticks_per_second) * 1_000_000_000 / ticks_per_second);
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(boot_seconds) + since_boot)
 }
 
 /// Values below `SUB_BUCKETS` get a bucket each; above, each power of two is split in `SUB_BUCKETS`.
@@ -144,5 +370,17 @@ mod tests {
         assert!((50..=57).contains(&p50), "p50 {p50}");
         assert!((99..=112).contains(&p99), "p99 {p99}");
         assert_eq!(h.count(), 100);
+        assert_eq!(h.sum(), Duration::from_millis(5050));
+        assert_eq!(h.buckets().map(|(_, n)| n).sum::<u64>(), 100);
+    }
+
+    #[test]
+    fn process_stats_are_read() {
+        let stats = ProcessStats::read();
+        assert!(stats.cpu.is_some() && stats.resident_bytes.is_some_and(|r| r > 0));
+        assert!(stats.open_fds.is_some_and(|n| n >= 3), "{stats:?}");
+        let start = stats.start_time.expect("start time");
+        let age = std::time::SystemTime::now().duration_since(start).expect("started in the past");
+        assert!(age < Duration::from_secs(24 * 3600), "{age:?}");
     }
 }

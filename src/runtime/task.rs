@@ -21,7 +21,7 @@ use crate::graph::SubtaskId;
 use crate::message::{Barrier, BarrierKind, EventTime, FINAL_WATERMARK, Message, SourceControl, processing_time_now};
 use crate::runtime::exchange::{Announcer, ChannelOutput};
 use crate::runtime::gate::{AlignmentRecord, InputGate};
-use crate::runtime::metrics::JobMetrics;
+use crate::runtime::metrics::{JobMetrics, TaskMetrics};
 use crate::runtime::staging::StagedFile;
 use crate::runtime::{Operator, OperatorSnapshot, Sink, Source, SourcePosition, dispatch_input};
 
@@ -112,6 +112,8 @@ pub struct Task {
     pub chain: Vec<Box<dyn Operator>>,
     pub output: TaskOutput,
     pub metrics: Arc<JobMetrics>,
+    /// This task's own figures (records, watermark, backpressure).
+    pub task_metrics: Arc<TaskMetrics>,
     pub checkpointing: Option<TaskCheckpointing>,
     /// A source task that passed a stop-with-savepoint barrier.
     pub stopped_at_savepoint: bool,
@@ -222,6 +224,7 @@ impl Task {
                             }
                             Some(batch) => {
                                 self.metrics.add_rows_in(batch.num_rows());
+                                self.task_metrics.add_records_in(batch.num_rows());
                                 self.metrics.add_records_skipped(source.take_skipped_records());
                                 inputs.extend(with_watermarks(batch, source.take_watermarks()));
                                 last_batch = tokio::time::Instant::now();
@@ -251,7 +254,12 @@ impl Task {
                         }
                     }
                     match message {
-                        Some(message) => inputs.push(message),
+                        Some(message) => {
+                            if let Message::Data(batch) = &message {
+                                self.task_metrics.add_records_in(batch.num_rows());
+                            }
+                            inputs.push(message)
+                        }
                         None => return Err(Error::internal("an upstream task stopped without finishing")),
                     }
                 }
@@ -374,10 +382,15 @@ impl Task {
     }
 
     async fn deliver(&mut self, message: Message) -> Result<()> {
+        match &message {
+            Message::Data(batch) => self.task_metrics.add_records_out(batch.num_rows()),
+            Message::Watermark(watermark) => self.task_metrics.set_watermark(*watermark),
+            _ => {}
+        }
         match &mut self.output {
             TaskOutput::Channels(channels) => {
                 let Some(announcer) = &mut self.announcer else {
-                    return channels.send(message).await;
+                    return channels.send(message, &self.task_metrics).await;
                 };
                 if let Message::Barrier(barrier) = &message
                     && barrier.kind == BarrierKind::Checkpoint
@@ -386,7 +399,7 @@ impl Task {
                     announcer.announce(*barrier);
                 }
                 // A full channel must not keep the news of a checkpoint from passing.
-                let send = channels.send(message);
+                let send = channels.send(message, &self.task_metrics);
                 tokio::pin!(send);
                 loop {
                     tokio::select! {

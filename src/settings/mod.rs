@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::error::{Error, Result, UserErrorKind};
 
 pub mod location;
+pub mod server;
 
 pub use location::{S3Options, StorageLocation};
 

@@ -56,18 +56,25 @@ class WeirServer:
     """`weir serve` on a free loopback port over one data dir, driven over psycopg (the venv's);
     kill() and start() keep the dir. Its log goes to `<data_dir>.log`."""
 
-    def __init__(self, binary, data_dir, file_roots=()):
+    def __init__(self, binary, data_dir, file_roots=(), extra_args=()):
         self.binary, self.data_dir = binary, data_dir
         self.file_roots = [arg for root in file_roots for arg in ("--file-root", root)]
+        self.extra_args = list(extra_args)
         self.process = None
         self.port = None
+        # With `--http ADDR` in extra_args: the port of /metrics, the API and the dashboard.
+        self.http_port = None
         self.log_path = data_dir + ".log"
 
     def start(self):
         log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen([self.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir, *self.file_roots],
+        self.process = subprocess.Popen([self.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir, *self.file_roots,
+                                         *self.extra_args],
                                         stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=ROOT)
         line = self.process.stdout.readline()
+        if line.startswith("weir http listening on"):
+            self.http_port = int(line.strip().rsplit(":", 1)[1])
+            line = self.process.stdout.readline()
         if "listening on" not in line:
             raise RuntimeError(f"weir serve did not start: {line!r}; log: {self.log_tail()}")
         self.port = int(line.strip().rsplit(":", 1)[1])

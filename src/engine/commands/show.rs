@@ -6,6 +6,8 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, TimestampMil
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
+use crate::checkpoint::history::CheckpointHistory;
+use crate::data_dir::DataDir;
 use crate::engine::commands::string_table;
 use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
@@ -39,7 +41,8 @@ impl Session {
         }
         let records = match self.db.jobs().get(name)? {
             Some(job) => job.checkpoints.lock().map(|h| h.records.clone()).unwrap_or_default(),
-            None => Vec::new(),
+            // Not running (ended, or not resumed yet): what its history log kept.
+            None => CheckpointHistory::read(&DataDir::new(self.db.data_dir()).job(name).history_log())?.records,
         };
         let millis = |d: std::time::Duration| d.as_millis() as u64;
         let schema = Arc::new(Schema::new(vec![
