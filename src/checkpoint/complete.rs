@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::runtime::metrics::JobMetrics;
 use crate::checkpoint::commit::{SinkCommitter, StagedSinkRows, remove_staging};
 use crate::checkpoint::coordinator::{CompletedCheckpoint, RequestKind};
 use crate::checkpoint::history::{CheckpointHistory, CheckpointRecord, CheckpointStatus, UploadFault};
@@ -17,6 +16,7 @@ use crate::checkpoint::pending::PendingCheckpoint;
 use crate::checkpoint::savepoint;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::error::{Error, Result};
+use crate::runtime::metrics::JobMetrics;
 use crate::runtime::task::TaskAck;
 
 /// The coordinator's blocking work (uploads, metadata writes, cleanup, savepoint exports). Aborting

@@ -141,7 +141,10 @@ impl CheckpointHistory {
     pub fn open(path: &Path) -> Result<Self> {
         let mut history = CheckpointHistory::read(path)?;
         let lines = history.records.len();
-        history.log = Some(HistoryLog { path: path.to_path_buf(), lines });
+        history.log = Some(HistoryLog {
+            path: path.to_path_buf(),
+            lines,
+        });
         if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
             // Rewrite what was read: a torn last line goes, and the file starts compact.
             history.rewrite_log()?;
@@ -158,7 +161,9 @@ impl CheckpointHistory {
         };
         let mut history = CheckpointHistory::default();
         for line in text.lines() {
-            let Ok(line) = serde_json::from_str::<LogLine>(line) else { continue };
+            let Ok(line) = serde_json::from_str::<LogLine>(line) else {
+                continue;
+            };
             if let Some(record) = line.checkpoint {
                 history.push(record);
             }
@@ -177,7 +182,10 @@ impl CheckpointHistory {
     /// checkpoint counts in the totals and goes to the log.
     pub fn record(&mut self, record: CheckpointRecord) {
         let ended = record.status != CheckpointStatus::InProgress;
-        let was_ended = self.records.iter().any(|r| r.id == record.id && r.status != CheckpointStatus::InProgress);
+        let was_ended = self
+            .records
+            .iter()
+            .any(|r| r.id == record.id && r.status != CheckpointStatus::InProgress);
         if ended && !was_ended {
             match record.status {
                 CheckpointStatus::Completed => self.totals.completed += 1,
@@ -221,11 +229,13 @@ impl CheckpointHistory {
             restart,
             totals: self.totals.clone(),
         };
-        let written = serde_json::to_string(&line).map_err(crate::error::Error::from).and_then(|mut text| {
-            text.push('\n');
-            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&log.path)?;
-            Ok(file.write_all(text.as_bytes())?)
-        });
+        let written = serde_json::to_string(&line)
+            .map_err(crate::error::Error::from)
+            .and_then(|mut text| {
+                text.push('\n');
+                let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&log.path)?;
+                Ok(file.write_all(text.as_bytes())?)
+            });
         match written {
             Ok(()) => log.lines += 1,
             Err(e) => tracing::warn!("cannot append to {}: {e}", log.path.display()),

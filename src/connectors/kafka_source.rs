@@ -737,6 +737,37 @@ impl Source for KafkaSource {
         }
     }
 
+    /// From the log ends librdkafka learned with its last fetches (no broker request here).
+    fn backlog(&self) -> Option<u64> {
+        let mut behind = 0;
+        let mut known = false;
+        for split in &self.splits {
+            let Ok(topic) = std::ffi::CString::new(split.topic.as_str()) else {
+                continue;
+            };
+            let (mut start, mut end) = (0i64, 0i64);
+            // SAFETY: the client lives as long as `self.consumer`; `topic` is NUL-terminated and
+            // outlives the call; librdkafka only writes the two offsets (rdkafka has no safe
+            // wrapper of this cached, request-free lookup).
+            let answer = unsafe {
+                rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                    self.consumer.client().native_ptr(),
+                    topic.as_ptr(),
+                    split.partition,
+                    &mut start,
+                    &mut end,
+                )
+            };
+            // Before the first fetch answer the end is unknown (negative).
+            if answer == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && end >= 0 {
+                let end = split.stop.map_or(end, |stop| stop.min(end));
+                behind += u64::try_from(end - split.next).unwrap_or(0);
+                known = true;
+            }
+        }
+        known.then_some(behind)
+    }
+
     fn position(&self) -> SourcePosition {
         let mut position = self.restored.clone();
         for split in &self.splits {

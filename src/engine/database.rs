@@ -10,7 +10,6 @@ use datafusion::common::TableReference;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
-use crate::runtime::metrics::ServerMetrics;
 use crate::catalog::{Catalog, JobStatus, TableConnector};
 use crate::checkpoint::remote::RemoteDir;
 use crate::checkpoint::storage::CheckpointStorage;
@@ -28,6 +27,7 @@ use crate::planner::lookup_join::{LOOKUP_FUNCTION, LookupFunction};
 use crate::planner::statement::{Statement, parse_statements};
 use crate::planner::window_function::{WindowFunction, WindowFunctionKind};
 use crate::planner::{SINGLE_DISTINCT_RULE, insert_target, plan_job};
+use crate::runtime::metrics::ServerMetrics;
 use crate::settings::{S3Options, StorageLocation};
 
 /// How a database is opened.

@@ -172,7 +172,9 @@ pub async fn trigger_savepoint(db: &Arc<Database>, name: &str, body: &[u8]) -> R
         Some(Value::String(dir)) => Some(dir.clone()),
         Some(_) => return Err(Error::invalid("'directory' must be a string")),
     };
-    let output = Session::new(Arc::clone(db)).savepoint_job(name, directory, &BTreeMap::new()).await?;
+    let output = Session::new(Arc::clone(db))
+        .savepoint_job(name, directory, &BTreeMap::new())
+        .await?;
     Ok(json!({ "savepoint": rows(output)?.into_iter().next() }))
 }
 

@@ -176,13 +176,37 @@ impl Collector for WeirCollector {
                 status.push((labels, f64::from(u8::from(candidate == s.status))));
             }
         }
-        gauges(e, "weir_job_status", "1 for the job's status (as SHOW JOBS), 0 for the others.", None, &status)?;
+        gauges(
+            e,
+            "weir_job_status",
+            "1 for the job's status (as SHOW JOBS), 0 for the others.",
+            None,
+            &status,
+        )?;
         let per_job = |value: &dyn Fn(&crate::job::JobSnapshot) -> f64| -> Vec<(Labels, f64)> {
             snapshots.iter().map(|s| (job(&s.name), value(s))).collect()
         };
-        gauges(e, "weir_job_uptime", "Time since the job started (until it ended).", Some(Unit::Seconds), &per_job(&|s| s.uptime_seconds))?;
-        counters(e, "weir_job_records_in", "Records the job's sources read.", None, &per_job(&|s| s.rows_in as f64))?;
-        counters(e, "weir_job_records_out", "Records the job's sinks wrote.", None, &per_job(&|s| s.rows_out as f64))?;
+        gauges(
+            e,
+            "weir_job_uptime",
+            "Time since the job started (until it ended).",
+            Some(Unit::Seconds),
+            &per_job(&|s| s.uptime_seconds),
+        )?;
+        counters(
+            e,
+            "weir_job_records_in",
+            "Records the job's sources read.",
+            None,
+            &per_job(&|s| s.rows_in as f64),
+        )?;
+        counters(
+            e,
+            "weir_job_records_out",
+            "Records the job's sinks wrote.",
+            None,
+            &per_job(&|s| s.rows_out as f64),
+        )?;
         counters(
             e,
             "weir_job_late_records_dropped",
@@ -211,7 +235,13 @@ impl Collector for WeirCollector {
             None,
             &per_job(&|s| s.rows_out_per_second),
         )?;
-        counters(e, "weir_job_restarts", "Times the job failed over and restarted.", None, &per_job(&|s| s.restarts as f64))?;
+        counters(
+            e,
+            "weir_job_restarts",
+            "Times the job failed over and restarted.",
+            None,
+            &per_job(&|s| s.restarts as f64),
+        )?;
         let failures: Vec<Labels> = snapshots
             .iter()
             .filter_map(|s| {
@@ -253,10 +283,20 @@ impl WeirCollector {
             in_progress.push((job(name), open as f64));
         }
         counters(e, "weir_job_checkpoints", "Checkpoints that completed or failed.", None, &totals)?;
-        gauges(e, "weir_job_checkpoints_in_progress", "Checkpoints triggered and not yet completed.", None, &in_progress)?;
+        gauges(
+            e,
+            "weir_job_checkpoints_in_progress",
+            "Checkpoints triggered and not yet completed.",
+            None,
+            &in_progress,
+        )?;
 
         let completed = |records: &[CheckpointRecord]| -> Vec<CheckpointRecord> {
-            records.iter().filter(|r| r.status == CheckpointStatus::Completed).cloned().collect()
+            records
+                .iter()
+                .filter(|r| r.status == CheckpointStatus::Completed)
+                .cloned()
+                .collect()
         };
         let histogram_of = |part: fn(&CheckpointRecord) -> Duration| -> Vec<(Labels, Buckets)> {
             histories
@@ -291,7 +331,13 @@ impl WeirCollector {
             .filter_map(|(name, records)| Some((name.clone(), completed(records).pop()?)))
             .collect();
         let last = |value: fn(&CheckpointRecord) -> f64| -> Vec<(Labels, f64)> { latest.iter().map(|(n, r)| (job(n), value(r))).collect() };
-        gauges(e, "weir_job_last_checkpoint_id", "Id of the latest completed checkpoint.", None, &last(|r| r.id as f64))?;
+        gauges(
+            e,
+            "weir_job_last_checkpoint_id",
+            "Id of the latest completed checkpoint.",
+            None,
+            &last(|r| r.id as f64),
+        )?;
         gauges(
             e,
             "weir_job_last_checkpoint_timestamp",
@@ -353,7 +399,10 @@ impl WeirCollector {
             })
             .collect();
         let each = |value: &dyn Fn(&TaskMetrics) -> Option<f64>| -> Vec<(Labels, f64)> {
-            tasks.iter().filter_map(|(labels, task)| Some((labels.clone(), value(task)?))).collect()
+            tasks
+                .iter()
+                .filter_map(|(labels, task)| Some((labels.clone(), value(task)?)))
+                .collect()
         };
         counters(
             e,
@@ -362,13 +411,26 @@ impl WeirCollector {
             None,
             &each(&|t| Some(t.records_in() as f64)),
         )?;
-        counters(e, "weir_task_records_out", "Records a task passed on (or wrote, a sink).", None, &each(&|t| Some(t.records_out() as f64)))?;
+        counters(
+            e,
+            "weir_task_records_out",
+            "Records a task passed on (or wrote, a sink).",
+            None,
+            &each(&|t| Some(t.records_out() as f64)),
+        )?;
         counters(
             e,
             "weir_task_backpressured",
             "Time a task waited for room in full output channels; its rate is the share of time backpressured.",
             Some(Unit::Seconds),
             &each(&|t| Some(t.backpressured().as_secs_f64())),
+        )?;
+        gauges(
+            e,
+            "weir_task_source_backlog_records",
+            "Records a source task has still to read (Kafka: offsets behind the log end).",
+            None,
+            &each(&|t| t.source_backlog().map(|b| b as f64)),
         )?;
         let now_millis = seconds_since_epoch(std::time::SystemTime::now()) * 1000.0;
         gauges(
@@ -390,7 +452,13 @@ impl WeirCollector {
     fn encode_pgwire(&self, e: &mut DescriptorEncoder) -> fmt::Result {
         let server = self.db.server_metrics();
         let none = || -> Labels { Vec::new() };
-        gauges(e, "weir_pgwire_connections", "Open pgwire connections.", None, &[(none(), server.open_connections() as f64)])?;
+        gauges(
+            e,
+            "weir_pgwire_connections",
+            "Open pgwire connections.",
+            None,
+            &[(none(), server.open_connections() as f64)],
+        )?;
         counters(
             e,
             "weir_pgwire_connections_accepted",
@@ -398,7 +466,13 @@ impl WeirCollector {
             None,
             &[(none(), server.connections_accepted() as f64)],
         )?;
-        counters(e, "weir_pgwire_queries", "Statements run over pgwire.", None, &[(none(), server.queries() as f64)])?;
+        counters(
+            e,
+            "weir_pgwire_queries",
+            "Statements run over pgwire.",
+            None,
+            &[(none(), server.queries() as f64)],
+        )?;
         histograms(
             e,
             "weir_pgwire_query_duration",
@@ -408,33 +482,52 @@ impl WeirCollector {
     }
 }
 
-/// The process figures every Prometheus client exports under the same names.
+/// The process figures every Prometheus client exports under the same names (those the system
+/// gives).
 fn encode_process(e: &mut DescriptorEncoder) -> fmt::Result {
     let process = ProcessStats::read();
-    let none = || -> Labels { Vec::new() };
-    if let Some(cpu) = process.cpu {
-        counters(e, "process_cpu", "User and system CPU time.", Some(Unit::Seconds), &[(none(), cpu.as_secs_f64())])?;
-    }
-    if let Some(rss) = process.resident_bytes {
-        gauges(e, "process_resident_memory", "Resident set size.", Some(Unit::Bytes), &[(none(), rss as f64)])?;
-    }
-    if let Some(virtual_bytes) = process.virtual_bytes {
-        gauges(e, "process_virtual_memory", "Virtual memory size.", Some(Unit::Bytes), &[(none(), virtual_bytes as f64)])?;
-    }
-    if let Some(fds) = process.open_fds {
-        gauges(e, "process_open_fds", "Open file descriptors.", None, &[(none(), fds as f64)])?;
-    }
-    if let Some(max) = process.max_fds {
-        gauges(e, "process_max_fds", "The open file descriptor limit.", None, &[(none(), max as f64)])?;
-    }
-    if let Some(start) = process.start_time {
-        gauges(
-            e,
+    let sample = |value: Option<f64>| -> Vec<(Labels, f64)> { value.map(|v| (Vec::new(), v)).into_iter().collect() };
+    counters(
+        e,
+        "process_cpu",
+        "User and system CPU time.",
+        Some(Unit::Seconds),
+        &sample(process.cpu.map(|c| c.as_secs_f64())),
+    )?;
+    let figures = [
+        (
+            "process_resident_memory",
+            "Resident set size.",
+            Some(Unit::Bytes),
+            process.resident_bytes.map(|b| b as f64),
+        ),
+        (
+            "process_virtual_memory",
+            "Virtual memory size.",
+            Some(Unit::Bytes),
+            process.virtual_bytes.map(|b| b as f64),
+        ),
+        (
+            "process_open_fds",
+            "Open file descriptors.",
+            None,
+            process.open_fds.map(|n| n as f64),
+        ),
+        (
+            "process_max_fds",
+            "The open file descriptor limit.",
+            None,
+            process.max_fds.map(|n| n as f64),
+        ),
+        (
             "process_start_time",
             "When the process started (Unix time).",
             Some(Unit::Seconds),
-            &[(none(), seconds_since_epoch(start))],
-        )?;
+            process.start_time.map(seconds_since_epoch),
+        ),
+    ];
+    for (name, help, unit, value) in figures {
+        gauges(e, name, help, unit, &sample(value))?;
     }
     Ok(())
 }

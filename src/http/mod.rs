@@ -198,9 +198,10 @@ fn authorized(state: &State, request: &Request<Incoming>) -> bool {
 async fn respond(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
     if !authorized(state, &request) {
         let mut response = json_error(StatusCode::UNAUTHORIZED, "28P01", "a user and password are required (HTTP Basic)");
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"weir\", charset=\"UTF-8\""));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"weir\", charset=\"UTF-8\""),
+        );
         return response;
     }
     let route = match route_of(request.method(), request.uri().path()) {
@@ -212,13 +213,29 @@ async fn respond(state: &State, request: Request<Incoming>) -> Response<Full<Byt
     };
     let body = match Limited::new(request.into_body(), MAX_BODY_BYTES).collect().await {
         Ok(body) => body.to_bytes(),
-        Err(e) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, "54000", &format!("cannot read the request body: {e}")),
+        Err(e) => {
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "54000",
+                &format!("cannot read the request body: {e}"),
+            );
+        }
     };
     let answer = match route {
-        Route::Dashboard => return response(StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(dashboard::PAGE.as_bytes())),
+        Route::Dashboard => {
+            return response(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                Bytes::from_static(dashboard::PAGE.as_bytes()),
+            );
+        }
         Route::Metrics => {
             return match metrics::exposition(&state.db) {
-                Ok(text) => response(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", Bytes::from(text)),
+                Ok(text) => response(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    Bytes::from(text),
+                ),
                 Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "XX000", "cannot encode the metrics"),
             };
         }

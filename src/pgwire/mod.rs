@@ -46,10 +46,10 @@ use crate::engine::postgres_types::pg_type;
 use crate::engine::session::{BlockChange, Output, Session};
 use crate::error::{Error, Result};
 use crate::pgwire::admission::Admission;
-use crate::runtime::metrics::ServerMetrics;
 use crate::pgwire::pg_column::pg_columns;
 use crate::planner::postgres_settings::postgres_setting;
 use crate::planner::statement::parse_statements;
+use crate::runtime::metrics::ServerMetrics;
 use crate::settings::server::{PasswordFile, check_listen_address, tls_acceptor};
 
 /// One connection: its own session over the shared database.

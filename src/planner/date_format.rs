@@ -253,7 +253,11 @@ mod tests {
                 ColumnarValue::Scalar(ScalarValue::Utf8(Some("yyyy-MM-dd HH:mm".into()))),
             ],
             arg_fields: vec![
-                Arc::new(datafusion::arrow::datatypes::Field::new("t", DataType::Timestamp(TimeUnit::Millisecond, None), true)),
+                Arc::new(datafusion::arrow::datatypes::Field::new(
+                    "t",
+                    DataType::Timestamp(TimeUnit::Millisecond, None),
+                    true,
+                )),
                 Arc::new(datafusion::arrow::datatypes::Field::new("f", DataType::Utf8, false)),
             ],
             number_rows: times.len(),

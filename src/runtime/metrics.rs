@@ -57,6 +57,7 @@ impl JobMetrics {
             watermark: AtomicI64::new(EventTime::MIN),
             backpressured_nanos: AtomicU64::new(0),
             waiting_since: AtomicU64::new(NOT_WAITING),
+            source_backlog: AtomicU64::new(u64::MAX),
             started: Instant::now(),
         });
         if let Ok(mut tasks) = self.tasks.lock() {
@@ -93,6 +94,8 @@ pub struct TaskMetrics {
     backpressured_nanos: AtomicU64,
     /// When the current wait began (nanoseconds after `started`), or `NOT_WAITING`.
     waiting_since: AtomicU64,
+    /// A source task's records still to read (`Source::backlog`); `u64::MAX`: not known.
+    source_backlog: AtomicU64,
     started: Instant,
 }
 
@@ -134,6 +137,12 @@ impl TaskMetrics {
     pub fn records_out(&self) -> u64 {
         self.records_out.load(Ordering::Relaxed)
     }
+    pub fn set_source_backlog(&self, backlog: Option<u64>) {
+        self.source_backlog.store(backlog.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+    pub fn source_backlog(&self) -> Option<u64> {
+        Some(self.source_backlog.load(Ordering::Relaxed)).filter(|b| *b != u64::MAX)
+    }
     /// The last watermark passed on, in milliseconds since the epoch; `None` before the first
     /// (and for the final watermark of a bounded input, which is no time).
     pub fn watermark_millis(&self) -> Option<i64> {
@@ -143,7 +152,11 @@ impl TaskMetrics {
     /// Time spent waiting for room downstream, the current wait included.
     pub fn backpressured(&self) -> Duration {
         let since = self.waiting_since.load(Ordering::Relaxed);
-        let current = if since == NOT_WAITING { 0 } else { self.nanos_since_start().saturating_sub(since) };
+        let current = if since == NOT_WAITING {
+            0
+        } else {
+            self.nanos_since_start().saturating_sub(since)
+        };
         Duration::from_nanos(self.backpressured_nanos.load(Ordering::Relaxed) + current)
     }
     fn nanos_since_start(&self) -> u64 {
@@ -245,7 +258,8 @@ impl ServerMetrics {
         self.connections_accepted.load(Ordering::Relaxed)
     }
     pub fn open_connections(&self) -> u64 {
-        self.connections_accepted().saturating_sub(self.connections_closed.load(Ordering::Relaxed))
+        self.connections_accepted()
+            .saturating_sub(self.connections_closed.load(Ordering::Relaxed))
     }
     pub fn queries(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)

@@ -135,6 +135,13 @@ pub trait Source: Send {
         Vec::new()
     }
 
+    /// Records the source has still to read from where they are (a Kafka source: its
+    /// partitions' offsets behind their log end, as of the last fetch), where it knows; for
+    /// `/metrics`. The task asks after every batch and on its ticks.
+    fn backlog(&self) -> Option<u64> {
+        None
+    }
+
     /// Records dropped as malformed since the last call (`json.ignore-parse-errors`). The task
     /// asks after every batch and at every barrier (a source skipping only bad records hands out
     /// no batch) and counts them in the job's `records_skipped`.

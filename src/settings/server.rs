@@ -59,13 +59,16 @@ pub struct PasswordFile {
 /// The users only: passwords never reach a log.
 impl std::fmt::Debug for PasswordFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordFile").field("users", &self.users.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("PasswordFile")
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
 impl PasswordFile {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::invalid(format!("cannot read password file {}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::invalid(format!("cannot read password file {}: {e}", path.display())))?;
         let mut users = HashMap::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();

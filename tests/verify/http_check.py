@@ -93,6 +93,11 @@ def completed(rows):
     return [r for r in rows if r[1] == "COMPLETED"]
 
 
+def checkpoints_done(server):
+    """The job's completed checkpoints, as SHOW CHECKPOINTS lists them."""
+    return completed(server.sql("SHOW CHECKPOINTS FOR JOB totals_job"))
+
+
 def scrape(server):
     from prometheus_client.openmetrics.parser import text_string_to_metric_families
     status, text, headers = http(server.http_port, "/metrics")
@@ -116,10 +121,10 @@ def check_metrics(weir, work):
     server = start(weir, work, "metrics")
     try:
         start_job(server)
-        wait_for("two completed checkpoints", lambda: len(completed(server.sql("SHOW CHECKPOINTS FOR JOB totals_job"))) >= 2)
-        before_show = completed(server.sql("SHOW CHECKPOINTS FOR JOB totals_job"))
+        wait_for("two completed checkpoints", lambda: len(checkpoints_done(server)) >= 2)
+        before_show = checkpoints_done(server)
         first = scrape(server)
-        after_show = completed(server.sql("SHOW CHECKPOINTS FOR JOB totals_job"))
+        after_show = checkpoints_done(server)
         time.sleep(3.5)
         second = scrape(server)
         job = {"job": "totals_job"}
@@ -169,7 +174,7 @@ def check_api(weir, work):
     port = server.http_port
     try:
         start_job(server)
-        wait_for("a completed checkpoint", lambda: completed(server.sql("SHOW CHECKPOINTS FOR JOB totals_job")))
+        wait_for("a completed checkpoint", lambda: checkpoints_done(server))
         with server.connect() as conn:
             cur = conn.execute("SHOW JOBS")
             columns = [d.name for d in cur.description]
@@ -255,14 +260,14 @@ def check_restart(weir, work):
     server = start(weir, work, "restart")
     try:
         start_job(server)
-        wait_for("three completed checkpoints", lambda: len(completed(server.sql("SHOW CHECKPOINTS FOR JOB totals_job"))) >= 3)
-        before = completed(server.sql("SHOW CHECKPOINTS FOR JOB totals_job"))
+        wait_for("three completed checkpoints", lambda: len(checkpoints_done(server)) >= 3)
+        before = checkpoints_done(server)
         counted = value(scrape(server), "weir_job_checkpoints_total", job="totals_job", status="completed")
         server.kill()
         server.start()  # the same data directory: the job resumes from its latest checkpoint
         wait_for("a checkpoint after the restart",
-                 lambda: completed(server.sql("SHOW CHECKPOINTS FOR JOB totals_job"))[-1][0] > before[-1][0])
-        after = completed(server.sql("SHOW CHECKPOINTS FOR JOB totals_job"))
+                 lambda: checkpoints_done(server)[-1][0] > before[-1][0])
+        after = checkpoints_done(server)
         kept = {r[0]: r[8] for r in after}
         for row in before:
             assert kept.get(row[0]) == row[8], f"checkpoint {row[0]} ({row[8]}) is gone after the restart: {sorted(kept)}"
@@ -332,7 +337,7 @@ def check_dashboard(weir, work):
     server = start(weir, work, "dashboard")
     try:
         start_job(server)
-        wait_for("two completed checkpoints", lambda: len(completed(server.sql("SHOW CHECKPOINTS FOR JOB totals_job"))) >= 2)
+        wait_for("two completed checkpoints", lambda: len(checkpoints_done(server)) >= 2)
         operators = len(http(server.http_port, "/api/v1/jobs/totals_job")[1]["vertices"])
         screenshot = os.path.join(work, "dashboard.png")
         run = subprocess.run(["node", BROWSER_SCRIPT, f"http://127.0.0.1:{server.http_port}/", CHROMIUM, "totals_job", str(operators), screenshot],

@@ -20,7 +20,9 @@ would, and compares what lands in a result table with the same computation done 
   counted); an updating aggregate into 'upsert-kafka': the latest record per key is the final value;
   that topic, with tombstones added, read back by an 'upsert-kafka' source into a keyed table (the
   live keys exactly) and into an aggregate over it (retractions of every key's older record);
-- bounded: 'scan.bounded.mode' = 'latest-offset' over a transactional topic: the job finishes, exact.
+- bounded: 'scan.bounded.mode' = 'latest-offset' over a transactional topic: the job finishes, exact;
+- backlog: `weir serve --http`'s /metrics shows the source's records behind the log end, shrinking
+  as a job held back by a slow sink reads, then 0.
 Needs the venv (noida-db, confluent-kafka, psycopg); skips loudly when they cannot be installed.
 """
 
@@ -535,7 +537,51 @@ def check_headers(weir_binary, work):
     return f"{len(expected)} records: header values by key, the last of a repeated key, NULLs and empty maps as expected"
 
 
+def source_backlog(http_port):
+    """The sum of `weir_task_source_backlog_records` over the source's subtasks on /metrics, or
+    None while no subtask knows its backlog yet."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("weir_task_source_backlog_records{")]
+    return sum(values) if values else None
+
+
+def check_backlog(weir_binary, work, seed=37, total=40_000):
+    """/metrics shows how far a Kafka source is behind the log end: records behind while a slow
+    sink (2,000 rows/s per subtask) holds the job back, fewer as it reads, none once it caught up."""
+    records = bids(total, seed)
+    with kafka_broker.Broker() as broker:
+        kafka_broker.create_topic(broker.bootstrap, "bids", PARTITIONS)
+        produce_bids(broker.bootstrap, "bids", records)
+        weir = Weir(weir_binary, os.path.join(work, "backlog"), extra_args=["--http", "127.0.0.1:0"]).start()
+        try:
+            weir.sql(SOURCE.format(delay=WATERMARK_DELAY_S, topic="bids", bootstrap=broker.bootstrap, extra=""))
+            weir.sql("CREATE TABLE copied (auction BIGINT, bidder BIGINT, price BIGINT, ts BIGINT)")
+            weir.sql("""CREATE JOB slow WITH ('parallelism' = '2', 'debug.sink.rows-per-second' = '2000') AS
+                INSERT INTO copied SELECT auction, bidder, price, ts FROM bids""")
+            deadline = time.monotonic() + 30
+            while not (first := source_backlog(weir.http_port)):
+                if time.monotonic() > deadline:
+                    raise Failure(f"no source backlog on /metrics within 30 s: {source_backlog(weir.http_port)}")
+                time.sleep(0.2)
+            time.sleep(2)
+            later = source_backlog(weir.http_port)
+            if not later < first:
+                raise Failure(f"the backlog did not shrink while the job read: {first} then {later}")
+            deadline = time.monotonic() + 90
+            while (now := source_backlog(weir.http_port)) != 0:
+                if time.monotonic() > deadline:
+                    raise Failure(f"the backlog did not reach 0 once the job had read the topic: {now}")
+                time.sleep(0.5)
+            copied = weir.sql("SELECT COUNT(*) FROM copied")[0][0]
+            return f"backlog {first:.0f} records, {later:.0f} 2 s later, then 0 ({copied} rows copied of {total})"
+        finally:
+            weir.kill()
+
+
 CHECKS = {
+    "backlog": check_backlog,
     "idle": check_idle_topic,
     "idle-partition": check_idle_partition,
     "bad-input": check_bad_input,

@@ -30,7 +30,7 @@ struct WindowJoin<'a> {
 fn window_join_of<'a>(join: &'a Join, left: &Stream, right: &Stream) -> Result<Option<WindowJoin<'a>>> {
     let bounds = |side: &Stream| side.window.as_ref().filter(|w| !w.bounds.is_empty()).cloned();
     let (left_window, right_window) = match (bounds(left), bounds(right)) {
-        (None, None) => return Ok(attached_window_join(join, left, right)?),
+        (None, None) => return attached_window_join(join, left, right),
         (Some(l), Some(r)) => (l, r),
         _ => {
             return Err(Error::unsupported(
