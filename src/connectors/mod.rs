@@ -413,6 +413,10 @@ macro_rules! forward_source_to_inner {
         fn take_skipped_records(&mut self) -> u64 {
             self.inner.take_skipped_records()
         }
+
+        fn backlog(&self) -> Option<u64> {
+            self.inner.backlog()
+        }
     };
 }
 pub(crate) use forward_source_to_inner;
