@@ -188,6 +188,11 @@ impl CheckpointCompleter {
             if let Ok(mut history) = self.history.lock() {
                 history.latest_path = Some(path_text.clone());
                 history.note_counters(self.metrics.rows_in(), self.metrics.rows_out());
+                history.state_sizes = manifest
+                    .operators
+                    .iter()
+                    .map(|o| (o.uid.clone(), o.subtask, o.files.iter().map(|f| f.size).sum()))
+                    .collect();
                 history.record(CheckpointRecord {
                     status: CheckpointStatus::Completed,
                     duration: checkpoint.started.elapsed(),

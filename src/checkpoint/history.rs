@@ -96,6 +96,8 @@ pub struct CheckpointHistory {
     pub latest_path: Option<String>,
     /// Checkpoints ever completed / failed, and restarts (failovers), across process restarts.
     pub totals: HistoryTotals,
+    /// Bytes of state per (operator uid, subtask) in the latest completed checkpoint (memory only).
+    pub state_sizes: Vec<(String, usize, u64)>,
     /// Where ended checkpoints and restarts are appended; `None` keeps them in memory only.
     log: Option<HistoryLog>,
     /// Uploads still to fail on purpose (`debug.checkpoint.fail-uploads`), across restarts.

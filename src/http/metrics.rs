@@ -263,17 +263,19 @@ impl Collector for WeirCollector {
 impl WeirCollector {
     fn encode_checkpoints(&self, e: &mut DescriptorEncoder, snapshots: &[crate::job::JobSnapshot]) -> fmt::Result {
         // (job, records) of the live jobs, oldest record first.
-        let histories: Vec<(String, Vec<CheckpointRecord>)> = snapshots
+        // (job, records oldest first, state sizes of the latest completed checkpoint) of the live jobs.
+        type History = (String, Vec<CheckpointRecord>, Vec<(String, usize, u64)>);
+        let histories: Vec<History> = snapshots
             .iter()
             .filter_map(|s| {
                 let live = self.db.jobs().get(&s.name).ok()??;
-                let records = live.checkpoints.lock().ok()?.records.clone();
-                Some((s.name.clone(), records))
+                let history = live.checkpoints.lock().ok()?;
+                Some((s.name.clone(), history.records.clone(), history.state_sizes.clone()))
             })
             .collect();
         let mut totals = Vec::new();
         let mut in_progress = Vec::new();
-        for (name, records) in &histories {
+        for (name, records, _) in &histories {
             for status in [CheckpointStatus::Completed, CheckpointStatus::Failed] {
                 let mut labels = job(name);
                 labels.push(("status", status.name().to_ascii_lowercase()));
@@ -301,7 +303,7 @@ impl WeirCollector {
         let histogram_of = |part: fn(&CheckpointRecord) -> Duration| -> Vec<(Labels, Buckets)> {
             histories
                 .iter()
-                .map(|(name, records)| {
+                .map(|(name, records, _)| {
                     let values = completed(records).iter().map(|r| part(r).as_secs_f64()).collect::<Vec<_>>();
                     (job(name), Buckets::of(&DURATION_BUCKETS, values.into_iter()))
                 })
@@ -326,9 +328,28 @@ impl WeirCollector {
             &histogram_of(|r| r.alignment),
         )?;
 
+        let state: Vec<(Labels, f64)> = histories
+            .iter()
+            .flat_map(|(name, _, sizes)| {
+                sizes.iter().map(move |(uid, subtask, bytes)| {
+                    let mut labels = job(name);
+                    labels.push(("operator", escaped(uid)));
+                    labels.push(("subtask", subtask.to_string()));
+                    (labels, *bytes as f64)
+                })
+            })
+            .collect();
+        gauges(
+            e,
+            "weir_operator_state",
+            "State of an operator subtask in the latest completed checkpoint.",
+            Some(Unit::Bytes),
+            &state,
+        )?;
+
         let latest: Vec<(String, CheckpointRecord)> = histories
             .iter()
-            .filter_map(|(name, records)| Some((name.clone(), completed(records).pop()?)))
+            .filter_map(|(name, records, _)| Some((name.clone(), completed(records).pop()?)))
             .collect();
         let last = |value: fn(&CheckpointRecord) -> f64| -> Vec<(Labels, f64)> { latest.iter().map(|(n, r)| (job(n), value(r))).collect() };
         gauges(

@@ -156,6 +156,11 @@ def check_metrics(weir, work):
         assert any(watermarks[1][t] > w for t, w in watermarks[0].items()), f"no watermark moved: {watermarks}"
         assert len(second["weir_task_watermark_lag_seconds"]) == len(second["weir_task_watermark_seconds"])
         assert "weir_task_backpressured_seconds_total" in second
+        # State per operator subtask in the latest completed checkpoint: the aggregate's two.
+        # (The watermark assigners' entries hold metadata only: 0 bytes.)
+        state = [(l, v) for l, v in second["weir_operator_state_bytes"]
+                 if l["job"] == "totals_job" and l["operator"].startswith("updating-aggregate")]
+        assert {l["subtask"] for l, _ in state} == {"0", "1"} and all(v > 0 for _, v in state), state
         # Every series the Grafana board of examples/grafana reads is exported.
         with open(os.path.join(ROOT, "examples", "grafana", "weir-dashboard.json")) as f:
             board = json.load(f)
