@@ -51,6 +51,8 @@ pub struct RunningJob {
     pub job_sql: String,
     pub metrics: Arc<JobMetrics>,
     pub checkpoints: Arc<Mutex<CheckpointHistory>>,
+    /// Restarts in this process: what the fixed-delay strategy counts against its attempts.
+    /// SHOW JOBS shows the history's total, which goes on across restarts of the process.
     restarts: AtomicU64,
     state: Mutex<JobState>,
     status_tx: watch::Sender<JobStatus>,
@@ -110,7 +112,8 @@ impl RunningJob {
             },
             uptime_seconds: elapsed,
             started_at: state.started_at,
-            restarts: self.restarts.load(Ordering::Relaxed),
+            // Across restarts of the process (the history log), unlike the strategy's count.
+            restarts: self.checkpoints.lock().map_or(0, |h| h.totals.restarts),
             last_failure: state.last_failure,
             last_checkpoint: self.checkpoints.lock().ok().and_then(|h| h.latest_path.clone()),
             graph: self.graph.clone(),
@@ -259,7 +262,8 @@ impl JobManager {
             settings,
             job_sql,
             metrics: Arc::new(metrics),
-            restarts: AtomicU64::new(history.totals.restarts),
+            // The restart strategy's budget is this process's: restarts before it do not count.
+            restarts: AtomicU64::new(0),
             state: Mutex::new(JobState {
                 status: JobStatus::Running,
                 error: None,
