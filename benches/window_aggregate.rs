@@ -12,7 +12,7 @@ use weir::graph::{AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, 
 use weir::message::Message;
 use weir::operators::window_aggregate::WindowAggregate;
 use weir::runtime::Operator;
-use weir::runtime::metrics::JobMetrics;
+use weir::runtime::metrics::LateRows;
 use weir::state::StateBackendKind;
 
 const BATCHES: usize = 50;
@@ -87,8 +87,8 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let backend = kind.open(&dir.path().join("state")).expect("backend");
-                let metrics = Arc::new(JobMetrics::default());
-                let mut op = WindowAggregate::new(&spec(), schema.clone(), output.clone(), backend, cache, metrics).expect("operator");
+                let mut op = WindowAggregate::new(&spec(), schema.clone(), output.clone(), backend, cache, LateRows::unattached())
+                    .expect("operator");
                 let mut out = Vec::new();
                 for batch in &batches {
                     op.process(batch.clone(), &mut out).expect("process");

@@ -199,7 +199,17 @@ async fn a_job_that_keeps_killing_the_process_is_not_resumed_forever() {
     } // killed (SIGKILL) while the job runs
     for start in 1..=2 {
         let server = common::start_server(dir.path());
-        assert_eq!(status(server.port).await.0, "RUNNING", "resumed at start {start}");
+        // Resumed in the background: listed at once, RUNNING once restored.
+        let started = std::time::Instant::now();
+        loop {
+            match status(server.port).await.0.as_str() {
+                "RUNNING" => break,
+                "CREATED" | "RESTORING" if started.elapsed() < std::time::Duration::from_secs(30) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                other => panic!("start {start}: job g is {other}, not resumed"),
+            }
+        }
     } // killed again, each time before a checkpoint completed
     let server = common::start_server(dir.path());
     let (state, error) = status(server.port).await;
@@ -238,7 +248,85 @@ async fn clean_exits_do_not_count_against_a_job() {
     };
     run(&script);
     for _ in 0..4 {
+        // The script may run while the job still restores in the background.
         let out = run(&show);
-        assert!(out.contains("RUNNING"), "the job was not resumed: {out}");
+        assert!(
+            ["RUNNING", "RESTORING", "CREATED"].iter().any(|s| out.contains(s)),
+            "the job was not resumed: {out}"
+        );
     }
+}
+
+/// A job resumed at start is listed while it restores (CREATED, RESTORING), and SHOW JOBS shows
+/// its restore: every byte of the checkpoint it resumed from, once it runs (issue 18).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_job_shows_its_restore() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let connect = |port: u16| async move {
+        let (client, connection) = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=weir"), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+    };
+    {
+        let server = common::start_server(dir.path());
+        connect(server.port)
+            .await
+            .batch_execute(
+                "CREATE SOURCE gen (k BIGINT, v BIGINT) WITH (connector = 'datagen', 'rows-per-second' = '5000',
+                     'fields.k.min' = '0', 'fields.k.max' = '2000');
+                 CREATE TABLE counts (k BIGINT, n BIGINT, total BIGINT, PRIMARY KEY (k));
+                 CREATE JOB g WITH ('execution.checkpointing.interval' = '1h', 'parallelism' = '2')
+                   AS INSERT INTO counts SELECT k, COUNT(*), SUM(v) FROM gen GROUP BY k;",
+            )
+            .await
+            .expect("setup");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        // The only checkpoint is the one the job takes as the server shuts down.
+        server.terminate();
+    }
+    let server = common::start_server(dir.path());
+    let client = connect(server.port).await;
+    let mut seen = Vec::new();
+    let started = std::time::Instant::now();
+    let row = loop {
+        let row = client
+            .query_one(
+                "SELECT status, restored_bytes, restore_total_bytes FROM weir_jobs WHERE name = 'g'",
+                &[],
+            )
+            .await
+            .expect("weir_jobs");
+        let status: String = row.get(0);
+        if !seen.contains(&status) {
+            seen.push(status.clone());
+        }
+        if status == "RUNNING" {
+            break row;
+        }
+        assert!(
+            ["CREATED", "RESTORING"].contains(&status.as_str()) && started.elapsed() < std::time::Duration::from_secs(30),
+            "job g is {status} while it resumes (seen: {seen:?})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    let (restored, total): (Option<i64>, Option<i64>) = (row.get(1), row.get(2));
+    let checkpoints = client.query("SHOW CHECKPOINTS FOR JOB g", &[]).await.expect("checkpoints");
+    let completed: Vec<_> = checkpoints.iter().filter(|r| r.get::<_, String>(1) == "COMPLETED").collect();
+    assert_eq!(completed.len(), 1, "only the shutdown checkpoint completed");
+    let full_size: i64 = completed[0].get(7);
+    assert!(full_size > 0, "the checkpoint holds state");
+    assert_eq!(
+        (restored, total),
+        (Some(full_size), Some(full_size)),
+        "restored of total bytes, against the checkpoint's full size (statuses seen: {seen:?})"
+    );
+    let describe = client.query("DESCRIBE JOB g", &[]).await.expect("describe");
+    let restore: Vec<String> = describe
+        .iter()
+        .filter(|r| r.get::<_, String>(0) == "restore")
+        .map(|r| r.get(1))
+        .collect();
+    assert_eq!(restore, [format!("{full_size} of {full_size} bytes")]);
 }

@@ -266,10 +266,10 @@ impl RecoveryBench {
         };
         // Only the manifest is read, into a directory of its own.
         let storage = CheckpointStorage::open(&location, dir.join("bench-scratch"), false)?;
-        let manifest = storage
-            .latest_complete()?
-            .0
+        let id = storage
+            .newest_complete_id()?
             .ok_or_else(|| Error::internal("no complete checkpoint to restore from"))?;
+        let manifest = storage.read_manifest(id)?;
         let p = manifest.parallelism as u64;
         let rows = manifest
             .sources

@@ -167,9 +167,23 @@ pub enum JobStatus {
     Failing,
     /// Waiting out the restart strategy's delay before the next attempt.
     Restarting,
+    /// Loading a checkpoint or savepoint before its tasks run.
+    Restoring,
 }
 
 impl JobStatus {
+    pub const ALL: [JobStatus; 9] = [
+        JobStatus::Created,
+        JobStatus::Restoring,
+        JobStatus::Running,
+        JobStatus::Finished,
+        JobStatus::Failed,
+        JobStatus::Canceled,
+        JobStatus::Stopped,
+        JobStatus::Failing,
+        JobStatus::Restarting,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             JobStatus::Created => "CREATED",
@@ -180,6 +194,7 @@ impl JobStatus {
             JobStatus::Stopped => "STOPPED",
             JobStatus::Failing => "FAILING",
             JobStatus::Restarting => "RESTARTING",
+            JobStatus::Restoring => "RESTORING",
         }
     }
     pub fn is_terminal(self) -> bool {

@@ -6,13 +6,13 @@
 //! key group (canonical state) and by position (generators).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::checkpoint::commit::SinkCommitter;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::checkpoint::manifest::{CheckpointManifest, OperatorState};
+use crate::checkpoint::manifest::{CheckpointManifest, FileRef, OperatorState};
 use crate::checkpoint::savepoint;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::SourceConnector;
@@ -25,6 +25,7 @@ use crate::operators::window_aggregate::WindowAggregateMeta;
 use crate::operators::{WatermarkMeta, decode_meta, encode_meta};
 use crate::partition::subtask_of_key_group;
 use crate::runtime::SourcePosition;
+use crate::runtime::metrics::RestoreProgress;
 use crate::runtime::staging::StagedFile;
 use crate::settings::{JobSettings, StateBackendKind};
 use crate::state::StateBackend;
@@ -35,22 +36,58 @@ pub type RestorePoint = (CheckpointManifest, Arc<CheckpointStorage>);
 /// The point the next attempt of a job starts from: incomplete checkpoints are removed, the newest
 /// complete one that reads back intact is taken (the ones skipped are returned as warnings), or
 /// `initial` (the savepoint a RESTORE started the job from) while the job has none of its own.
-/// Its staged rows are committed again.
+/// `progress` counts the files checked: all of a checkpoint's up front, a savepoint's as they are
+/// used.
 pub fn choose_restore_point(
     storage: &Arc<CheckpointStorage>,
     initial: Option<&RestorePoint>,
-    committer: &SinkCommitter,
+    graph: &JobGraph,
+    progress: &RestoreProgress,
 ) -> Result<(Option<RestorePoint>, Vec<String>)> {
     storage.remove_incomplete()?;
-    let (latest, warnings) = storage.latest_complete()?;
+    let (latest, warnings) = storage.latest_complete(progress)?;
     let point = match latest {
         Some(latest) => Some((latest, storage.clone())),
-        None => initial.cloned(),
+        None => {
+            if let Some((manifest, _)) = initial {
+                progress.begin(files_to_restore(manifest, graph).map(|f| (f.path.as_str(), f.size)));
+            }
+            initial.cloned()
+        }
     };
-    if let Some((manifest, files)) = &point {
-        committer.commit(manifest.checkpoint_id, files.staged_rows(manifest)?)?;
-    }
     Ok((point, warnings))
+}
+
+/// Commits the restore point's staged rows again: phase two may not have happened before the
+/// failure. Its staged files count in the restore's progress.
+pub fn commit_staged_again(point: &RestorePoint, committer: &SinkCommitter, progress: &RestoreProgress) -> Result<()> {
+    let (manifest, files) = point;
+    let staged = files.staged_rows(manifest)?;
+    for file in manifest.sinks.iter().filter_map(|s| s.staged.as_ref()) {
+        progress.file_restored(&file.path, file.size);
+    }
+    committer.commit(manifest.checkpoint_id, staged)
+}
+
+/// The files of a restore point that a job with this graph reads: its operators' state, the
+/// records in flight to them, and every sink's staged rows.
+fn files_to_restore<'a>(manifest: &'a CheckpointManifest, graph: &'a JobGraph) -> impl Iterator<Item = &'a FileRef> {
+    let planned = |uid: &str| graph.operators.iter().any(|o| o.uid == uid);
+    let state = manifest
+        .operators
+        .iter()
+        .filter(move |o| planned(&o.uid))
+        .flat_map(|o| o.files.iter());
+    let in_flight = manifest.in_flight.iter().filter(move |s| planned(&s.uid)).map(|s| &s.file);
+    let staged = manifest.sinks.iter().filter_map(|s| s.staged.as_ref());
+    state.chain(in_flight).chain(staged)
+}
+
+/// A file of the restore point, fetched and checked, and counted in the restore's progress.
+fn restored_file(storage: &CheckpointStorage, file: &FileRef, progress: &RestoreProgress) -> Result<PathBuf> {
+    let path = storage.verified(file)?;
+    progress.file_restored(&file.path, file.size);
+    Ok(path)
 }
 
 /// Where a source subtask resumes. Kafka and file sources get every old subtask's partitions or
@@ -93,14 +130,19 @@ pub fn restored_position(
 /// The in-flight records an unaligned checkpoint kept at the input of operator `uid`: per old
 /// subtask (in subtask order), the batches in the order that subtask read them. A restore hands
 /// them to the operator before any new input.
-pub fn restored_in_flight(manifest: &CheckpointManifest, storage: &CheckpointStorage, uid: &str) -> Result<Vec<(usize, Vec<RecordBatch>)>> {
+pub fn restored_in_flight(
+    manifest: &CheckpointManifest,
+    storage: &CheckpointStorage,
+    uid: &str,
+    progress: &RestoreProgress,
+) -> Result<Vec<(usize, Vec<RecordBatch>)>> {
     let mut states: Vec<_> = manifest.in_flight.iter().filter(|s| s.uid == uid).collect();
     states.sort_by_key(|s| s.subtask);
     states
         .into_iter()
         .map(|s| {
             let file = StagedFile {
-                path: storage.verified(&s.file)?,
+                path: restored_file(storage, &s.file, progress)?,
             };
             Ok((s.subtask, file.batches()?.collect::<Result<Vec<_>>>()?))
         })
@@ -116,6 +158,7 @@ pub fn open_backend(
     kind: StateBackendKind,
     dir: &Path,
     restore: Option<(&CheckpointManifest, &CheckpointStorage)>,
+    progress: &RestoreProgress,
 ) -> Result<(Box<dyn StateBackend>, Option<serde_json::Value>)> {
     let Some((manifest, storage)) = restore else {
         return Ok((kind.open(dir)?, None));
@@ -129,7 +172,7 @@ pub fn open_backend(
         let files = states
             .iter()
             .flat_map(|s| s.files.iter())
-            .map(|f| storage.verified(f))
+            .map(|f| restored_file(storage, f, progress))
             .collect::<Result<Vec<_>>>()?;
         let parallelism = node.parallelism;
         crate::state::canonical::load(&files, |kg| subtask_of_key_group(kg, parallelism) == subtask, backend.as_mut())?;
@@ -157,7 +200,7 @@ pub fn open_backend(
     let files = state
         .files
         .iter()
-        .map(|f| Ok((storage.verified(f)?, f.name.clone())))
+        .map(|f| Ok((restored_file(storage, f, progress)?, f.name.clone())))
         .collect::<Result<Vec<_>>>()?;
     Ok((kind.restore(&files, dir)?, Some(state.meta.clone())))
 }

@@ -20,6 +20,7 @@ use crate::checkpoint::remote::RemoteDir;
 use crate::error::{Error, Result};
 use crate::fs::{create_dirs, file_crc, transfer_with_crc, write_atomically};
 use crate::graph::SubtaskId;
+use crate::runtime::metrics::RestoreProgress;
 use crate::runtime::staging::StagedFile;
 use crate::settings::StorageLocation;
 
@@ -303,7 +304,7 @@ impl CheckpointStorage {
 
     /// The newest complete checkpoint whose metadata and files check out. Damaged ones are skipped
     /// with a warning (returned, for the job's status).
-    pub fn latest_complete(&self) -> Result<(Option<CheckpointManifest>, Vec<String>)> {
+    pub fn latest_complete(&self, progress: &RestoreProgress) -> Result<(Option<CheckpointManifest>, Vec<String>)> {
         let mut warnings = Vec::new();
         for id in self.checkpoint_ids()? {
             let manifest = match self.read_manifest(id) {
@@ -321,7 +322,12 @@ impl CheckpointStorage {
                     manifest.full_size
                 );
             }
-            let checked = manifest.files().try_for_each(|f| self.verified(f).map(|_| ()));
+            progress.begin(manifest.files().map(|f| (f.path.as_str(), f.size)));
+            let checked = manifest.files().try_for_each(|f| -> Result<()> {
+                self.verified(f)?;
+                progress.file_restored(&f.path, f.size);
+                Ok(())
+            });
             match checked {
                 Ok(()) => {
                     let mut known = self.known_shared()?;
@@ -336,6 +342,16 @@ impl CheckpointStorage {
             }
         }
         Ok((None, warnings))
+    }
+
+    /// The id of the newest checkpoint whose `_metadata` reads back (its files are not checked).
+    pub fn newest_complete_id(&self) -> Result<Option<u64>> {
+        for id in self.checkpoint_ids()? {
+            if self.read_manifest(id).is_ok() {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     /// Removes every `chk-<n>` without `_metadata`: checkpoints aborted by a failure or a cancel.

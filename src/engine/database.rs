@@ -93,7 +93,15 @@ impl Database {
         let mut settings = JobSettings::from_options(options)?;
         self.resolve_checkpoint_dir(&mut settings)?;
         let storage = self.checkpoint_storage(name, &settings)?;
-        resume_guard::before_resume(&self.paths().job(name), &storage)?.map_err(Error::invalid_state)
+        match resume_guard::before_resume(&self.paths().job(name), &storage) {
+            Ok(admitted) => admitted.map_err(Error::invalid_state),
+            // Storage that does not answer now fails the restore, which the restart strategy
+            // retries; it is no reason to give the job up.
+            Err(e) => {
+                tracing::warn!("job {name}: cannot check for earlier crashes while it resumed ({e}); resuming it");
+                Ok(())
+            }
+        }
     }
 
     /// The checkpoint directory of job `name`.
@@ -134,9 +142,11 @@ impl Database {
         }
     }
 
+    /// Plans a job that ran when the process stopped and starts it in the background: the server
+    /// comes up while the job restores (SHOW JOBS shows it RESTORING, with its progress).
     async fn resume_job(&self, name: &str, insert_sql: &str, options: &BTreeMap<String, String>) -> Result<()> {
         let (graph, settings) = self.plan_insert_sql(insert_sql, options).await?;
-        self.jobs.start(name, graph, settings, insert_sql.to_string(), None)
+        self.jobs.resume(name, graph, settings, insert_sql.to_string())
     }
 
     /// Plans a stored job's `INSERT INTO ... SELECT ...` with these settings.
@@ -163,13 +173,6 @@ impl Database {
     ) -> Result<(crate::graph::JobGraph, JobSettings)> {
         let mut settings = JobSettings::from_options(options)?;
         self.resolve_checkpoint_dir(&mut settings)?;
-        // A bucket that does not answer, or refuses the credentials, fails the job now rather
-        // than at its first checkpoint.
-        if let Some(StorageLocation::S3(location)) = settings.checkpoints.as_ref().and_then(|c| c.dir.clone()) {
-            tokio::task::spawn_blocking(move || RemoteDir::open(&location)?.probe())
-                .await
-                .map_err(|e| Error::internal(format!("checking the checkpoint directory failed: {e}")))??;
-        }
         let target = insert_target(insert)?;
         let catalog = self.catalog_snapshot()?;
         let table = catalog.tables.get(&target).ok_or_else(|| Error::not_found("table", &target))?;
@@ -198,6 +201,18 @@ impl Database {
             }
         }
         Ok((graph, settings))
+    }
+
+    /// A bucket that does not answer, or refuses the credentials, fails CREATE / RESTORE JOB now
+    /// rather than the job at its first checkpoint. (A job resumed at start is not probed: the
+    /// bucket being down then is a restore that fails and is retried, not a job lost.)
+    pub(crate) async fn probe_checkpoint_dir(&self, settings: &JobSettings) -> Result<()> {
+        if let Some(StorageLocation::S3(location)) = settings.checkpoints.as_ref().and_then(|c| c.dir.clone()) {
+            tokio::task::spawn_blocking(move || RemoteDir::open(&location)?.probe())
+                .await
+                .map_err(|e| Error::internal(format!("checking the checkpoint directory failed: {e}")))??;
+        }
+        Ok(())
     }
 
     /// On shutdown, every running job with checkpointing takes a last checkpoint, so a restart resumes

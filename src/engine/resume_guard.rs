@@ -25,7 +25,8 @@ struct ResumeMarker {
 
 /// Records that `job` resumes now; `Err(cause)` when it should not be resumed again.
 pub fn before_resume(job: &JobDir, storage: &CheckpointStorage) -> Result<std::result::Result<(), String>> {
-    let latest = storage.latest_complete()?.0.map(|manifest| manifest.checkpoint_id);
+    // The manifest only: checking the files is the restore's work, not worth doing twice.
+    let latest = storage.newest_complete_id()?;
     let marker = job.resume_marker();
     let previous: Option<ResumeMarker> = std::fs::read(&marker).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let died = previous.filter(|p| p.checkpoint == latest).map_or(0, |p| p.starts);

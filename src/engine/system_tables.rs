@@ -56,6 +56,9 @@ impl SystemTableKind {
                 Field::new("last_checkpoint", DataType::Utf8, true),
                 Field::new("window_latency_p50_ms", DataType::Float64, true),
                 Field::new("window_latency_p99_ms", DataType::Float64, true),
+                // The latest restore in this process: bytes fetched and checked, of the total.
+                Field::new("restored_bytes", DataType::UInt64, true),
+                Field::new("restore_total_bytes", DataType::UInt64, true),
             ],
             SystemTableKind::Savepoints => vec![
                 Field::new("name", DataType::Utf8, false),
@@ -186,6 +189,12 @@ pub fn jobs_batch(db: &Database) -> Result<RecordBatch> {
         )),
         Arc::new(Float64Array::from_iter(
             defs.iter().map(|d| get(d).and_then(|s| millis(s.window_latency_p99))),
+        )),
+        Arc::new(UInt64Array::from_iter(
+            defs.iter().map(|d| get(d).and_then(|s| s.restore).map(|r| r.restored_bytes)),
+        )),
+        Arc::new(UInt64Array::from_iter(
+            defs.iter().map(|d| get(d).and_then(|s| s.restore).map(|r| r.total_bytes)),
         )),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)

@@ -67,6 +67,8 @@ pub fn job(db: &Arc<Database>, name: &str) -> Result<Value> {
                         "task": t.name,
                         "records_in": t.records_in(),
                         "records_out": t.records_out(),
+                        "late_records_dropped": t.late_rows(),
+                        "source_backlog": t.source_backlog(),
                         "watermark": t.watermark_millis(),
                         "backpressured_ms": t.backpressured().as_millis() as u64,
                         "uptime_ms": t.uptime().as_millis() as u64,

@@ -14,25 +14,17 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::catalog::JobStatus;
 use crate::checkpoint::history::{CheckpointRecord, CheckpointStatus};
 use crate::engine::database::Database;
-use crate::runtime::metrics::{LatencyHistogram, ProcessStats, TaskMetrics};
+use crate::job::{JobSnapshot, RunningJob};
+use crate::runtime::metrics::{LatencyHistogram, ProcessStats, RestoreFigures, TaskMetrics};
+
+/// A job of this process, and what SHOW JOBS shows of it (taken once per scrape).
+type LiveJob = (JobSnapshot, Arc<RunningJob>);
 
 /// Upper bounds (seconds) of the checkpoint duration histograms: 10 ms to 10 min.
 const DURATION_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 600.0];
 
 /// Upper bounds (seconds) of the pgwire query latency histogram: 100 µs to 1 min.
 const QUERY_BUCKETS: [f64; 12] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0];
-
-/// Every job status, for the one-series-per-status `weir_job_status`.
-const STATUSES: [JobStatus; 8] = [
-    JobStatus::Created,
-    JobStatus::Running,
-    JobStatus::Finished,
-    JobStatus::Failed,
-    JobStatus::Canceled,
-    JobStatus::Stopped,
-    JobStatus::Failing,
-    JobStatus::Restarting,
-];
 
 /// The text of one scrape.
 pub fn exposition(db: &Arc<Database>) -> Result<String, fmt::Error> {
@@ -165,12 +157,15 @@ fn seconds_since_epoch(time: std::time::SystemTime) -> f64 {
 
 impl Collector for WeirCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let snapshots = self.db.jobs().snapshots().unwrap_or_default();
+        let jobs: Vec<LiveJob> = (self.db.jobs().running().unwrap_or_default().into_iter())
+            .map(|job| (job.snapshot(), job))
+            .collect();
+        let snapshots: Vec<&JobSnapshot> = jobs.iter().map(|(snapshot, _)| snapshot).collect();
         let e = &mut encoder;
 
         let mut status = Vec::new();
         for s in &snapshots {
-            for candidate in STATUSES {
+            for candidate in JobStatus::ALL {
                 let mut labels = job(&s.name);
                 labels.push(("status", candidate.name().to_string()));
                 status.push((labels, f64::from(u8::from(candidate == s.status))));
@@ -183,9 +178,8 @@ impl Collector for WeirCollector {
             None,
             &status,
         )?;
-        let per_job = |value: &dyn Fn(&crate::job::JobSnapshot) -> f64| -> Vec<(Labels, f64)> {
-            snapshots.iter().map(|s| (job(&s.name), value(s))).collect()
-        };
+        let per_job =
+            |value: &dyn Fn(&JobSnapshot) -> f64| -> Vec<(Labels, f64)> { snapshots.iter().map(|s| (job(&s.name), value(s))).collect() };
         gauges(
             e,
             "weir_job_uptime",
@@ -252,224 +246,248 @@ impl Collector for WeirCollector {
             })
             .collect();
         infos(e, "weir_job_last_failure", "Why the job last failed over.", &failures)?;
+        let restores = |value: fn(&RestoreFigures) -> u64| -> Vec<(Labels, f64)> {
+            snapshots
+                .iter()
+                .filter_map(|s| Some((job(&s.name), value(s.restore.as_ref()?) as f64)))
+                .collect()
+        };
+        gauges(
+            e,
+            "weir_job_restore_restored",
+            "Bytes of the checkpoint or savepoint files the job's latest restore fetched and checked so far.",
+            Some(Unit::Bytes),
+            &restores(|r| r.restored_bytes),
+        )?;
+        gauges(
+            e,
+            "weir_job_restore_total",
+            "Bytes of the files the job's latest restore reads.",
+            Some(Unit::Bytes),
+            &restores(|r| r.total_bytes),
+        )?;
 
-        self.encode_tasks(e, &snapshots)?;
-        self.encode_checkpoints(e, &snapshots)?;
+        encode_tasks(e, &jobs)?;
+        encode_checkpoints(e, &jobs)?;
         self.encode_pgwire(e)?;
         encode_process(e)
     }
 }
 
-impl WeirCollector {
-    fn encode_checkpoints(&self, e: &mut DescriptorEncoder, snapshots: &[crate::job::JobSnapshot]) -> fmt::Result {
-        // (job, records) of the live jobs, oldest record first.
-        // (job, records oldest first, state sizes of the latest completed checkpoint) of the live jobs.
-        type History = (String, Vec<CheckpointRecord>, Vec<(String, usize, u64)>);
-        let histories: Vec<History> = snapshots
-            .iter()
-            .filter_map(|s| {
-                let live = self.db.jobs().get(&s.name).ok()??;
-                let history = live.checkpoints.lock().ok()?;
-                Some((s.name.clone(), history.records.clone(), history.state_sizes.clone()))
-            })
-            .collect();
-        let mut totals = Vec::new();
-        let mut in_progress = Vec::new();
-        for (name, records, _) in &histories {
-            for status in [CheckpointStatus::Completed, CheckpointStatus::Failed] {
-                let mut labels = job(name);
-                labels.push(("status", status.name().to_ascii_lowercase()));
-                totals.push((labels, records.iter().filter(|r| r.status == status).count() as f64));
-            }
-            let open = records.iter().filter(|r| r.status == CheckpointStatus::InProgress).count();
-            in_progress.push((job(name), open as f64));
+fn encode_checkpoints(e: &mut DescriptorEncoder, jobs: &[LiveJob]) -> fmt::Result {
+    // (job, records oldest first, state sizes of the latest completed checkpoint) of the live jobs.
+    type History = (String, Vec<CheckpointRecord>, Vec<(String, usize, u64)>);
+    let histories: Vec<History> = jobs
+        .iter()
+        .filter_map(|(_, live)| {
+            let history = live.checkpoints.lock().ok()?;
+            Some((live.name.clone(), history.records.clone(), history.state_sizes.clone()))
+        })
+        .collect();
+    let mut totals = Vec::new();
+    let mut in_progress = Vec::new();
+    for (name, records, _) in &histories {
+        for status in [CheckpointStatus::Completed, CheckpointStatus::Failed] {
+            let mut labels = job(name);
+            labels.push(("status", status.name().to_ascii_lowercase()));
+            totals.push((labels, records.iter().filter(|r| r.status == status).count() as f64));
         }
-        counters(e, "weir_job_checkpoints", "Checkpoints that completed or failed.", None, &totals)?;
-        gauges(
-            e,
-            "weir_job_checkpoints_in_progress",
-            "Checkpoints triggered and not yet completed.",
-            None,
-            &in_progress,
-        )?;
+        let open = records.iter().filter(|r| r.status == CheckpointStatus::InProgress).count();
+        in_progress.push((job(name), open as f64));
+    }
+    counters(e, "weir_job_checkpoints", "Checkpoints that completed or failed.", None, &totals)?;
+    gauges(
+        e,
+        "weir_job_checkpoints_in_progress",
+        "Checkpoints triggered and not yet completed.",
+        None,
+        &in_progress,
+    )?;
 
-        let completed = |records: &[CheckpointRecord]| -> Vec<CheckpointRecord> {
-            records
-                .iter()
-                .filter(|r| r.status == CheckpointStatus::Completed)
-                .cloned()
-                .collect()
-        };
-        let histogram_of = |part: fn(&CheckpointRecord) -> Duration| -> Vec<(Labels, Buckets)> {
-            histories
-                .iter()
-                .map(|(name, records, _)| {
-                    let values = completed(records).iter().map(|r| part(r).as_secs_f64()).collect::<Vec<_>>();
-                    (job(name), Buckets::of(&DURATION_BUCKETS, values.into_iter()))
-                })
-                .collect()
-        };
-        histograms(
-            e,
-            "weir_job_checkpoint_duration",
-            "Completed checkpoints, from trigger to completion.",
-            &histogram_of(|r| r.duration),
-        )?;
-        histograms(
-            e,
-            "weir_job_checkpoint_sync_duration",
-            "The synchronous part of completed checkpoints: the slowest subtask's snapshot.",
-            &histogram_of(|r| r.sync),
-        )?;
-        histograms(
-            e,
-            "weir_job_checkpoint_alignment_duration",
-            "The longest barrier alignment of completed checkpoints.",
-            &histogram_of(|r| r.alignment),
-        )?;
-
-        let state: Vec<(Labels, f64)> = histories
+    let completed = |records: &[CheckpointRecord]| -> Vec<CheckpointRecord> {
+        records
             .iter()
-            .flat_map(|(name, _, sizes)| {
-                sizes.iter().map(move |(uid, subtask, bytes)| {
-                    let mut labels = job(name);
-                    labels.push(("operator", escaped(uid)));
-                    labels.push(("subtask", subtask.to_string()));
-                    (labels, *bytes as f64)
-                })
+            .filter(|r| r.status == CheckpointStatus::Completed)
+            .cloned()
+            .collect()
+    };
+    let histogram_of = |part: fn(&CheckpointRecord) -> Duration| -> Vec<(Labels, Buckets)> {
+        histories
+            .iter()
+            .map(|(name, records, _)| {
+                let values = completed(records).iter().map(|r| part(r).as_secs_f64()).collect::<Vec<_>>();
+                (job(name), Buckets::of(&DURATION_BUCKETS, values.into_iter()))
             })
-            .collect();
-        gauges(
-            e,
-            "weir_operator_state",
-            "State of an operator subtask in the latest completed checkpoint.",
-            Some(Unit::Bytes),
-            &state,
-        )?;
+            .collect()
+    };
+    histograms(
+        e,
+        "weir_job_checkpoint_duration",
+        "Completed checkpoints, from trigger to completion.",
+        &histogram_of(|r| r.duration),
+    )?;
+    histograms(
+        e,
+        "weir_job_checkpoint_sync_duration",
+        "The synchronous part of completed checkpoints: the slowest subtask's snapshot.",
+        &histogram_of(|r| r.sync),
+    )?;
+    histograms(
+        e,
+        "weir_job_checkpoint_alignment_duration",
+        "The longest barrier alignment of completed checkpoints.",
+        &histogram_of(|r| r.alignment),
+    )?;
 
-        let latest: Vec<(String, CheckpointRecord)> = histories
-            .iter()
-            .filter_map(|(name, records, _)| Some((name.clone(), completed(records).pop()?)))
-            .collect();
-        let last = |value: fn(&CheckpointRecord) -> f64| -> Vec<(Labels, f64)> { latest.iter().map(|(n, r)| (job(n), value(r))).collect() };
-        gauges(
-            e,
-            "weir_job_last_checkpoint_id",
-            "Id of the latest completed checkpoint.",
-            None,
-            &last(|r| r.id as f64),
-        )?;
-        gauges(
-            e,
-            "weir_job_last_checkpoint_timestamp",
-            "When the latest completed checkpoint was triggered (Unix time).",
-            Some(Unit::Seconds),
-            &last(|r| seconds_since_epoch(r.trigger_time)),
-        )?;
-        gauges(
-            e,
-            "weir_job_last_checkpoint_duration",
-            "Trigger to completion of the latest completed checkpoint.",
-            Some(Unit::Seconds),
-            &last(|r| r.duration.as_secs_f64()),
-        )?;
-        gauges(
-            e,
-            "weir_job_last_checkpoint_uploaded",
-            "Bytes the latest completed checkpoint uploaded (its new files: incremental).",
-            Some(Unit::Bytes),
-            &last(|r| r.bytes_uploaded as f64),
-        )?;
-        gauges(
-            e,
-            "weir_job_last_checkpoint_size",
-            "Full state size of the latest completed checkpoint.",
-            Some(Unit::Bytes),
-            &last(|r| r.full_size as f64),
-        )?;
-        let info: Vec<Labels> = latest
-            .iter()
-            .map(|(name, r)| {
+    let state: Vec<(Labels, f64)> = histories
+        .iter()
+        .flat_map(|(name, _, sizes)| {
+            sizes.iter().map(move |(uid, subtask, bytes)| {
                 let mut labels = job(name);
-                labels.push(("id", r.id.to_string()));
-                labels.push(("path", escaped(&r.path)));
-                labels
+                labels.push(("operator", escaped(uid)));
+                labels.push(("subtask", subtask.to_string()));
+                (labels, *bytes as f64)
             })
-            .collect();
-        infos(
-            e,
-            "weir_job_last_checkpoint",
-            "The latest completed checkpoint's id and path, as SHOW CHECKPOINTS shows them.",
-            &info,
-        )
-    }
+        })
+        .collect();
+    gauges(
+        e,
+        "weir_operator_state",
+        "State of an operator subtask in the latest completed checkpoint.",
+        Some(Unit::Bytes),
+        &state,
+    )?;
 
-    /// Per task (a chain of operators at one subtask, named by its first operator's uid).
-    fn encode_tasks(&self, e: &mut DescriptorEncoder, snapshots: &[crate::job::JobSnapshot]) -> fmt::Result {
-        let tasks: Vec<(Labels, Arc<TaskMetrics>)> = snapshots
+    let latest: Vec<(String, CheckpointRecord)> = histories
+        .iter()
+        .filter_map(|(name, records, _)| Some((name.clone(), completed(records).pop()?)))
+        .collect();
+    let last = |value: fn(&CheckpointRecord) -> f64| -> Vec<(Labels, f64)> { latest.iter().map(|(n, r)| (job(n), value(r))).collect() };
+    gauges(
+        e,
+        "weir_job_last_checkpoint_id",
+        "Id of the latest completed checkpoint.",
+        None,
+        &last(|r| r.id as f64),
+    )?;
+    gauges(
+        e,
+        "weir_job_last_checkpoint_timestamp",
+        "When the latest completed checkpoint was triggered (Unix time).",
+        Some(Unit::Seconds),
+        &last(|r| seconds_since_epoch(r.trigger_time)),
+    )?;
+    gauges(
+        e,
+        "weir_job_last_checkpoint_duration",
+        "Trigger to completion of the latest completed checkpoint.",
+        Some(Unit::Seconds),
+        &last(|r| r.duration.as_secs_f64()),
+    )?;
+    gauges(
+        e,
+        "weir_job_last_checkpoint_uploaded",
+        "Bytes the latest completed checkpoint uploaded (its new files: incremental).",
+        Some(Unit::Bytes),
+        &last(|r| r.bytes_uploaded as f64),
+    )?;
+    gauges(
+        e,
+        "weir_job_last_checkpoint_size",
+        "Full state size of the latest completed checkpoint.",
+        Some(Unit::Bytes),
+        &last(|r| r.full_size as f64),
+    )?;
+    let info: Vec<Labels> = latest
+        .iter()
+        .map(|(name, r)| {
+            let mut labels = job(name);
+            labels.push(("id", r.id.to_string()));
+            labels.push(("path", escaped(&r.path)));
+            labels
+        })
+        .collect();
+    infos(
+        e,
+        "weir_job_last_checkpoint",
+        "The latest completed checkpoint's id and path, as SHOW CHECKPOINTS shows them.",
+        &info,
+    )
+}
+
+/// Per task (a chain of operators at one subtask, named by its first operator's uid).
+fn encode_tasks(e: &mut DescriptorEncoder, jobs: &[LiveJob]) -> fmt::Result {
+    let tasks: Vec<(Labels, Arc<TaskMetrics>)> = jobs
+        .iter()
+        .flat_map(|(_, live)| {
+            live.metrics.tasks().into_iter().map(|task| {
+                let vertex = task.name.rsplit_once('#').map_or(task.name.as_str(), |(uid, _)| uid).to_string();
+                let mut labels = job(&live.name);
+                labels.push(("vertex", escaped(&vertex)));
+                labels.push(("subtask", task.subtask.to_string()));
+                (labels, task)
+            })
+        })
+        .collect();
+    let each = |value: &dyn Fn(&TaskMetrics) -> Option<f64>| -> Vec<(Labels, f64)> {
+        tasks
             .iter()
-            .filter_map(|s| self.db.jobs().get(&s.name).ok()?.map(|live| (s.name.clone(), live)))
-            .flat_map(|(name, live)| {
-                live.metrics.tasks().into_iter().map(move |task| {
-                    let vertex = task.name.rsplit_once('#').map_or(task.name.as_str(), |(uid, _)| uid).to_string();
-                    let mut labels = job(&name);
-                    labels.push(("vertex", escaped(&vertex)));
-                    labels.push(("subtask", task.subtask.to_string()));
-                    (labels, task)
-                })
-            })
-            .collect();
-        let each = |value: &dyn Fn(&TaskMetrics) -> Option<f64>| -> Vec<(Labels, f64)> {
-            tasks
-                .iter()
-                .filter_map(|(labels, task)| Some((labels.clone(), value(task)?)))
-                .collect()
-        };
-        counters(
-            e,
-            "weir_task_records_in",
-            "Records a task read (from its source or its input channels).",
-            None,
-            &each(&|t| Some(t.records_in() as f64)),
-        )?;
-        counters(
-            e,
-            "weir_task_records_out",
-            "Records a task passed on (or wrote, a sink).",
-            None,
-            &each(&|t| Some(t.records_out() as f64)),
-        )?;
-        counters(
-            e,
-            "weir_task_backpressured",
-            "Time a task waited for room in full output channels; its rate is the share of time backpressured.",
-            Some(Unit::Seconds),
-            &each(&|t| Some(t.backpressured().as_secs_f64())),
-        )?;
-        gauges(
-            e,
-            "weir_task_source_backlog_records",
-            "Records a source task has still to read (Kafka: offsets behind the log end).",
-            None,
-            &each(&|t| t.source_backlog().map(|b| b as f64)),
-        )?;
-        let now_millis = seconds_since_epoch(std::time::SystemTime::now()) * 1000.0;
-        gauges(
-            e,
-            "weir_task_watermark",
-            "The last watermark a task passed on (Unix time).",
-            Some(Unit::Seconds),
-            &each(&|t| t.watermark_millis().map(|w| w as f64 / 1000.0)),
-        )?;
-        gauges(
-            e,
-            "weir_task_watermark_lag",
-            "How far a task's watermark is behind the wall clock.",
-            Some(Unit::Seconds),
-            &each(&|t| t.watermark_millis().map(|w| (now_millis - w as f64) / 1000.0)),
-        )
-    }
+            .filter_map(|(labels, task)| Some((labels.clone(), value(task)?)))
+            .collect()
+    };
+    counters(
+        e,
+        "weir_task_records_in",
+        "Records a task read (from its source or its input channels).",
+        None,
+        &each(&|t| Some(t.records_in() as f64)),
+    )?;
+    counters(
+        e,
+        "weir_task_records_out",
+        "Records a task passed on (or wrote, a sink).",
+        None,
+        &each(&|t| Some(t.records_out() as f64)),
+    )?;
+    counters(
+        e,
+        "weir_task_backpressured",
+        "Time a task waited for room in full output channels; its rate is the share of time backpressured.",
+        Some(Unit::Seconds),
+        &each(&|t| Some(t.backpressured().as_secs_f64())),
+    )?;
+    counters(
+        e,
+        "weir_task_late_records_dropped",
+        "Records a task's operators dropped because every window they belong to had closed.",
+        None,
+        &each(&|t| Some(t.late_rows() as f64)),
+    )?;
+    gauges(
+        e,
+        "weir_task_source_backlog_records",
+        "Records a source task has still to read (Kafka: offsets behind the log end).",
+        None,
+        &each(&|t| t.source_backlog().map(|b| b as f64)),
+    )?;
+    let now_millis = seconds_since_epoch(std::time::SystemTime::now()) * 1000.0;
+    gauges(
+        e,
+        "weir_task_watermark",
+        "The last watermark a task passed on (Unix time).",
+        Some(Unit::Seconds),
+        &each(&|t| t.watermark_millis().map(|w| w as f64 / 1000.0)),
+    )?;
+    gauges(
+        e,
+        "weir_task_watermark_lag",
+        "How far a task's watermark is behind the wall clock.",
+        Some(Unit::Seconds),
+        &each(&|t| t.watermark_millis().map(|w| (now_millis - w as f64) / 1000.0)),
+    )
+}
 
+impl WeirCollector {
     fn encode_pgwire(&self, e: &mut DescriptorEncoder) -> fmt::Result {
         let server = self.db.server_metrics();
         let none = || -> Labels { Vec::new() };
@@ -497,7 +515,7 @@ impl WeirCollector {
         histograms(
             e,
             "weir_pgwire_query_duration",
-            "Statements over pgwire, from receipt until their result is ready to send.",
+            "Statements over pgwire, from receipt until the last row of their result was sent.",
             &[(none(), Buckets::of_latencies(&QUERY_BUCKETS, server.query_latency()))],
         )
     }

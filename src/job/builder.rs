@@ -40,7 +40,7 @@ use crate::operators::window_join::WindowJoin;
 use crate::operators::window_table_function::WindowTableFunction;
 use crate::runtime::exchange::{ChannelOutput, ChannelReceiver, ChannelSender, Routing, channel, partition};
 use crate::runtime::gate::{Alignment, InputGate};
-use crate::runtime::metrics::JobMetrics;
+use crate::runtime::metrics::{JobMetrics, LateRows};
 use crate::runtime::staging::FINAL_EPOCH;
 use crate::runtime::staging::SinkStaging;
 use crate::runtime::task::{Task, TaskCheckpointing, TaskEvent, TaskInput, TaskOutput};
@@ -143,7 +143,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
         // What an unaligned checkpoint restored from kept in flight to this stage, per subtask.
         let mut replays = match (cx.restore, stage.inputs.as_slice()) {
             (Some((manifest, storage)), [edge]) if !manifest.in_flight.is_empty() => route_in_flight(
-                restored_in_flight(manifest, storage, &first.uid)?,
+                restored_in_flight(manifest, storage, &first.uid, &cx.metrics.restore)?,
                 &routing(graph, &graph.edges[*edge])?,
                 parallelism,
             )?,
@@ -237,6 +237,9 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                     (TaskInput::Gate(Box::new(gate)), 0, None)
                 }
             };
+            let name = format!("{}#{subtask}", first.uid);
+            let task_metrics = cx.metrics.add_task(name.clone(), stage.operators.clone(), subtask);
+            let late_rows = LateRows::new(cx.metrics.clone(), task_metrics.clone());
             let mut chain: Vec<Box<dyn Operator>> = Vec::new();
             let mut chain_uids = Vec::new();
             let mut output = None;
@@ -275,6 +278,7 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                             cx,
                             source_watermark.is_some(),
                             &lookup_rows,
+                            &late_rows,
                         )?);
                         chain_uids.push(node.uid.clone());
                     }
@@ -301,9 +305,8 @@ pub fn build_tasks(graph: &JobGraph, cx: &BuildContext) -> Result<BuiltJob> {
                 local_dir: cx.snapshot_dir.to_path_buf(),
                 events: cx.events.clone(),
             });
-            let name = format!("{}#{subtask}", first.uid);
             tasks.push(Task {
-                task_metrics: cx.metrics.add_task(name.clone(), stage.operators.clone(), subtask),
+                task_metrics,
                 name,
                 input,
                 chain,
@@ -435,18 +438,19 @@ fn build_operator(
     cx: &BuildContext,
     watermarks_from_source: bool,
     lookup_rows: &HashMap<String, SourceLookup>,
+    late_rows: &LateRows,
 ) -> Result<Box<dyn Operator>> {
     let input_schema = inputs
         .first()
         .cloned()
         .ok_or_else(|| Error::internal("an operator without input"))?;
     let output_schema = node.output_schema.clone();
-    let (settings, metrics) = (cx.settings, cx.metrics);
+    let settings = cx.settings;
     let mut meta = None;
     // A stateful operator's backend (restored or empty) and its restored metadata.
     let keyed_state = || {
         let dir = cx.job_dir.state(&node.uid, subtask);
-        open_backend(node, subtask, cx.settings.state_backend, &dir, cx.restore)
+        open_backend(node, subtask, cx.settings.state_backend, &dir, cx.restore, &cx.metrics.restore)
     };
     let two_inputs = || match inputs {
         [left, right] => Ok([left.clone(), right.clone()]),
@@ -469,7 +473,7 @@ fn build_operator(
         OperatorSpec::WindowAggregate(spec) => {
             let (backend, restored) = keyed_state()?;
             meta = restored;
-            let (cache, metrics) = (settings.state_cache_entries, metrics.clone());
+            let (cache, late_rows) = (settings.state_cache_entries, late_rows.clone());
             match spec.window {
                 WindowKind::Session { .. } => Box::new(SessionWindowAggregate::new(
                     spec,
@@ -477,10 +481,10 @@ fn build_operator(
                     output_schema,
                     backend,
                     cache,
-                    metrics,
+                    late_rows,
                 )?),
                 WindowKind::Tumble { .. } | WindowKind::Hop { .. } | WindowKind::Cumulate { .. } | WindowKind::Attached => {
-                    Box::new(WindowAggregate::new(spec, input_schema, output_schema, backend, cache, metrics)?)
+                    Box::new(WindowAggregate::new(spec, input_schema, output_schema, backend, cache, late_rows)?)
                 }
             }
         }
@@ -505,7 +509,7 @@ fn build_operator(
                 settings.state_cache_entries,
             )?)
         }
-        OperatorSpec::WindowTableFunction(spec) => Box::new(WindowTableFunction::new(spec, output_schema, metrics.clone())?),
+        OperatorSpec::WindowTableFunction(spec) => Box::new(WindowTableFunction::new(spec, output_schema, late_rows.clone())?),
         OperatorSpec::TopN(spec) => {
             let (backend, restored) = keyed_state()?;
             meta = restored;
@@ -515,7 +519,7 @@ fn build_operator(
                 output_schema,
                 backend,
                 settings.state_cache_entries,
-                metrics.clone(),
+                late_rows.clone(),
             )?)
         }
         OperatorSpec::OverAggregate(spec) => {
@@ -527,7 +531,7 @@ fn build_operator(
                 output_schema,
                 backend,
                 settings.state_cache_entries,
-                metrics.clone(),
+                late_rows.clone(),
             )?)
         }
         OperatorSpec::Join(spec) => {
@@ -562,7 +566,7 @@ fn build_operator(
                 output_schema,
                 backend,
                 settings.state_cache_entries,
-                metrics.clone(),
+                late_rows.clone(),
             )?)
         }
         OperatorSpec::LookupJoin(spec) => {

@@ -20,13 +20,13 @@ use crate::checkpoint::complete::{BlockingWork, CheckpointCompleter};
 use crate::checkpoint::coordinator::{CheckpointCoordinator, CheckpointRequest, CompletedCheckpoint, RequestKind};
 use crate::checkpoint::history::CheckpointHistory;
 use crate::checkpoint::manifest::CheckpointManifest;
-use crate::checkpoint::restore::choose_restore_point;
+use crate::checkpoint::restore::{choose_restore_point, commit_staged_again};
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::connectors::table_store::TableStore;
 use crate::data_dir::{DataDir, FileRoots, JobDir};
 use crate::error::{Error, Result, UserErrorKind};
 use crate::graph::JobGraph;
-use crate::runtime::metrics::JobMetrics;
+use crate::runtime::metrics::{JobMetrics, RestoreFigures};
 
 pub use crate::settings::{JobSettings, RestartStrategy};
 
@@ -82,6 +82,8 @@ pub struct JobSnapshot {
     pub restarts: u64,
     pub last_failure: Option<String>,
     pub last_checkpoint: Option<String>,
+    /// The latest restore's progress (`None`: the job has not restored in this process).
+    pub restore: Option<RestoreFigures>,
     /// Median and 99th percentile of window-close-to-sink latency, once windows fired.
     pub window_latency_p50: Option<Duration>,
     pub window_latency_p99: Option<Duration>,
@@ -116,6 +118,7 @@ impl RunningJob {
             restarts: self.checkpoints.lock().map_or(0, |h| h.totals.restarts),
             last_failure: state.last_failure,
             last_checkpoint: self.checkpoints.lock().ok().and_then(|h| h.latest_path.clone()),
+            restore: self.metrics.restore.figures(),
             graph: self.graph.clone(),
         }
     }
@@ -223,9 +226,14 @@ impl JobManager {
     }
 
     pub fn snapshots(&self) -> Result<Vec<JobSnapshot>> {
-        let mut snapshots: Vec<JobSnapshot> = self.jobs()?.values().map(|j| j.snapshot()).collect();
-        snapshots.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(snapshots)
+        Ok(self.running()?.iter().map(|j| j.snapshot()).collect())
+    }
+
+    /// The jobs of this process (running or ended), by name.
+    pub fn running(&self) -> Result<Vec<Arc<RunningJob>>> {
+        let mut jobs: Vec<Arc<RunningJob>> = self.jobs()?.values().cloned().collect();
+        jobs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(jobs)
     }
 
     /// Starts a job: from its latest complete checkpoint if it has one, else from the beginning.
@@ -240,7 +248,46 @@ impl JobManager {
         job_sql: String,
         restore: Option<(CheckpointManifest, Arc<CheckpointStorage>)>,
     ) -> Result<()> {
-        let (status_tx, _) = watch::channel(JobStatus::Running);
+        let (runner, cancel, previous) = self.register(name, graph, settings, job_sql, restore)?;
+        match runner.prepare_off_workers() {
+            Ok(first) => {
+                runner.job.set_status(JobStatus::Running);
+                self.supervise_in_background(runner, Some(first), cancel);
+                Ok(())
+            }
+            Err(e) => {
+                // The job never ran: SHOW JOBS shows what it showed before.
+                let mut jobs = self.jobs()?;
+                match previous {
+                    Some(previous) => jobs.insert(name.to_string(), previous),
+                    None => jobs.remove(name),
+                };
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts a job that ran when the process stopped, from its latest complete checkpoint, and
+    /// returns at once: it is listed (CREATED, then RESTORING with its progress) while it restores,
+    /// and a restore that fails is retried as the restart strategy allows.
+    pub fn resume(&self, name: &str, graph: JobGraph, settings: JobSettings, job_sql: String) -> Result<()> {
+        let (runner, cancel, _) = self.register(name, graph, settings, job_sql, None)?;
+        self.supervise_in_background(runner, None, cancel);
+        Ok(())
+    }
+
+    /// Lists a new job (CREATED) and returns its runner, the receiver of its stop requests, and
+    /// the job of that name it replaced in the list.
+    #[allow(clippy::type_complexity)]
+    fn register(
+        &self,
+        name: &str,
+        graph: JobGraph,
+        settings: JobSettings,
+        job_sql: String,
+        restore: Option<(CheckpointManifest, Arc<CheckpointStorage>)>,
+    ) -> Result<(JobRunner, watch::Receiver<Option<JobStatus>>, Option<Arc<RunningJob>>)> {
+        let (status_tx, _) = watch::channel(JobStatus::Created);
         let (cancel_tx, cancel_rx) = watch::channel(None);
         let uploads_to_fail = settings.checkpoints.as_ref().map_or(0, |c| c.fail_uploads);
         let uploads_to_hang = settings.checkpoints.as_ref().map_or(0, |c| c.hang_uploads);
@@ -265,7 +312,7 @@ impl JobManager {
             // The restart strategy's budget is this process's: restarts before it do not count.
             restarts: AtomicU64::new(0),
             state: Mutex::new(JobState {
-                status: JobStatus::Running,
+                status: JobStatus::Created,
                 error: None,
                 started_at: SystemTime::now(),
                 started: Instant::now(),
@@ -277,20 +324,25 @@ impl JobManager {
             cancel_tx,
             requests: Mutex::new(None),
         });
+        let previous = self.jobs()?.insert(name.to_string(), job.clone());
         let runner = JobRunner {
-            job: job.clone(),
+            job,
             data_dir: self.data_dir.clone(),
             file_roots: self.file_roots.clone(),
             store: self.table_store.clone(),
             initial: restore,
             attempts: AtomicU64::new(0),
         };
-        let first = runner.prepare_off_workers()?;
-        self.jobs()?.insert(name.to_string(), job.clone());
+        Ok((runner, cancel_rx, previous))
+    }
+
+    /// Runs the job's attempts (from `first`, or from a new one) on a task of its own, and records
+    /// how the job ended.
+    fn supervise_in_background(&self, runner: JobRunner, first: Option<Attempt>, cancel: watch::Receiver<Option<JobStatus>>) {
         let listener = self.listener.clone();
         let exiting = self.exiting.clone();
         tokio::spawn(async move {
-            let end = runner.supervise(first, cancel_rx).await;
+            let end = runner.supervise(first, cancel).await;
             if exiting.load(Ordering::SeqCst) {
                 return;
             }
@@ -300,6 +352,7 @@ impl JobManager {
                 AttemptEnd::Canceled(status) => (status, None),
                 AttemptEnd::Failed(e) => (JobStatus::Failed, Some(e.to_string())),
             };
+            let job = runner.job.clone();
             // The runner holds the table store: gone before waiters see the job end (a process
             // that reopens the data directory next must find it unlocked).
             drop(runner);
@@ -307,7 +360,6 @@ impl JobManager {
             listener(&job.name, status, error.clone());
             job.finish(status, error);
         });
-        Ok(())
     }
 
     /// Stops a running job's tasks at once and waits until they are gone; the job ends in `status`.
@@ -403,17 +455,23 @@ impl JobRunner {
         let storage = job.checkpoint_storage(&self.data_dir)?;
         // One committer per attempt: its Kafka producers fence those of earlier attempts once.
         let committer = self.committer()?;
-        let (restore, warnings) = choose_restore_point(&storage, self.initial.as_ref(), &committer)?;
+        if self.initial.is_some() || !storage.checkpoint_ids()?.is_empty() {
+            job.set_status(JobStatus::Restoring);
+        }
+        let progress = &job.metrics.restore;
+        let (restore, warnings) = choose_restore_point(&storage, self.initial.as_ref(), &job.graph, progress)?;
         for warning in warnings {
             tracing::warn!("job {}: {warning}", job.name);
             if let Ok(mut state) = job.state.lock() {
                 state.last_failure = Some(warning);
             }
         }
-        if let Some((manifest, files)) = &restore
-            && let Ok(mut history) = job.checkpoints.lock()
-        {
-            history.latest_path = Some(files.checkpoint_location(manifest.checkpoint_id));
+        if let Some(point) = &restore {
+            commit_staged_again(point, &committer, progress)?;
+            let (manifest, files) = point;
+            if let Ok(mut history) = job.checkpoints.lock() {
+                history.latest_path = Some(files.checkpoint_location(manifest.checkpoint_id));
+            }
         }
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let job_dir = self.job_dir();
@@ -488,11 +546,15 @@ impl JobRunner {
     }
 
     /// Runs attempts until the job finishes, is canceled, or fails beyond its restart strategy.
-    async fn supervise(&self, first: Attempt, mut cancel: watch::Receiver<Option<JobStatus>>) -> AttemptEnd {
-        let mut attempt = Some(first);
+    async fn supervise(&self, first: Option<Attempt>, mut cancel: watch::Receiver<Option<JobStatus>>) -> AttemptEnd {
+        let mut attempt = first;
         let mut failures: Vec<Instant> = Vec::new();
         let mut backoff = None;
         loop {
+            // Stopped while it waited to restart (or to resume): no restore to do.
+            if let Some(status) = *cancel.borrow() {
+                return AttemptEnd::Canceled(status);
+            }
             let result = match attempt.take().map(Ok).unwrap_or_else(|| self.prepare_off_workers()) {
                 Ok(attempt) => {
                     self.job.set_status(JobStatus::Running);

@@ -38,7 +38,7 @@ use crate::operators::grouping::{GroupKey, evaluate_columns, group_key};
 use crate::operators::keyed_cache::KeyedCache;
 use crate::operators::state_bytes::{StateReader, put_bytes};
 use crate::operators::{FIRE_STEP_ROWS, WatermarkMeta, decode_meta, encode_meta};
-use crate::runtime::metrics::JobMetrics;
+use crate::runtime::metrics::LateRows;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::StateBackend;
 use crate::state::key::key_converter;
@@ -135,7 +135,7 @@ pub struct OverAggregate {
     watermark: EventTime,
     /// A watermark whose rows did not all come out in one step.
     firing: Option<EventTime>,
-    metrics: Arc<JobMetrics>,
+    late_rows: LateRows,
 }
 
 impl OverAggregate {
@@ -145,7 +145,7 @@ impl OverAggregate {
         output_schema: SchemaRef,
         backend: Box<dyn StateBackend>,
         cache_limit: usize,
-        metrics: Arc<JobMetrics>,
+        late_rows: LateRows,
     ) -> Result<Self> {
         // A bounded frame takes rows back out of the states as they leave it.
         let bounded = match spec.frame {
@@ -188,7 +188,7 @@ impl OverAggregate {
             waiting: BTreeSet::new(),
             watermark: EventTime::MIN,
             firing: None,
-            metrics,
+            late_rows,
         })
     }
 
@@ -318,7 +318,7 @@ impl Operator for OverAggregate {
             state.next_arrival += 1;
             self.waiting.insert((time, key));
         }
-        self.metrics.add_late_rows(late);
+        self.late_rows.add(late);
         self.cache.spill_if_full(self.backend.as_mut())
     }
 

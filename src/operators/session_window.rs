@@ -27,7 +27,7 @@ use crate::operators::accumulator_bytes::{decode_states, encode_states};
 use crate::operators::grouping::{GroupKey, Grouping, PreAggregated, evaluate_columns, group_key};
 use crate::operators::state_bytes::{StateReader, put_bytes};
 use crate::operators::{FIRE_STEP_ROWS, WatermarkMeta, decode_meta, encode_meta};
-use crate::runtime::metrics::JobMetrics;
+use crate::runtime::metrics::LateRows;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::key::key_converter;
 use crate::state::pending_files::PendingFiles;
@@ -81,7 +81,7 @@ pub struct SessionWindowAggregate {
     watermark: EventTime,
     /// A watermark whose sessions did not all fire in one step, and when it arrived.
     firing: Option<(EventTime, std::time::Instant)>,
-    metrics: Arc<JobMetrics>,
+    late_rows: LateRows,
     /// Sessions held in `sessions`.
     cached: usize,
     cache_limit: usize,
@@ -99,7 +99,7 @@ impl SessionWindowAggregate {
         output_schema: SchemaRef,
         backend: Box<dyn StateBackend>,
         cache_limit: usize,
-        metrics: Arc<JobMetrics>,
+        late_rows: LateRows,
     ) -> Result<Self> {
         let WindowKind::Session { gap } = spec.window else {
             return Err(Error::internal("SessionWindowAggregate needs a session window"));
@@ -120,7 +120,7 @@ impl SessionWindowAggregate {
             by_end: BTreeSet::new(),
             watermark: EventTime::MIN,
             firing: None,
-            metrics,
+            late_rows,
             cached: 0,
             cache_limit: cache_limit.max(1),
             spilled: HashSet::default(),
@@ -221,7 +221,7 @@ impl Operator for SessionWindowAggregate {
     fn process(&mut self, batch: RecordBatch, _out: &mut Vec<Message>) -> Result<()> {
         let times = event_time_nanos(batch.column(self.time_column))?;
         let buckets: Vec<Option<i64>> = (0..batch.num_rows()).map(|r| (!times.is_null(r)).then(|| times.value(r))).collect();
-        self.metrics.add_late_rows(times.null_count());
+        self.late_rows.add(times.null_count());
         let pre = self.grouping.pre_aggregate(&batch, &buckets, None)?;
         let session_keys = match &self.partition {
             Some(partition) => partition.keys_of(&batch, &pre)?,
@@ -234,7 +234,7 @@ impl Operator for SessionWindowAggregate {
             }
         }
         if !late_groups.is_empty() {
-            self.metrics.add_late_rows(late_groups.iter().map(|g| pre.rows_per_group[*g]).sum());
+            self.late_rows.add(late_groups.iter().map(|g| pre.rows_per_group[*g]).sum());
         }
         if self.cached > self.cache_limit {
             self.spill()?;

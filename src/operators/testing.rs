@@ -157,7 +157,7 @@ mod tests {
     use crate::graph::{AggregateCall, AggregateKind, AggregateOutput, AggregateSpec, WindowAggregateSpec, WindowBound, WindowKind};
     use crate::operators::watermark::{WatermarkAssigner, WatermarkAssignerMeta};
     use crate::operators::window_aggregate::{WindowAggregate, WindowAggregateMeta};
-    use crate::runtime::metrics::JobMetrics;
+    use crate::runtime::metrics::LateRows;
     use datafusion::arrow::util::display::array_value_to_string;
 
     const MS: i64 = 1_000_000;
@@ -211,7 +211,7 @@ mod tests {
                 ],
             },
         };
-        Box::new(WindowAggregate::new(&spec, input, output, backend, 1000, Arc::new(JobMetrics::default())).expect("operator"))
+        Box::new(WindowAggregate::new(&spec, input, output, backend, 1000, LateRows::unattached()).expect("operator"))
     }
 
     /// The rows as text, sorted (a firing emits key groups in hash order).

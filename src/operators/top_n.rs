@@ -39,7 +39,7 @@ use crate::operators::grouping::{GroupKey, group_key};
 use crate::operators::keyed_cache::KeyedCache;
 use crate::operators::state_bytes::{StateReader, put_bytes};
 use crate::operators::{FIRE_STEP_ROWS, WatermarkMeta, decode_meta, encode_meta};
-use crate::runtime::metrics::JobMetrics;
+use crate::runtime::metrics::LateRows;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::key::key_converter;
 use crate::state::{StateBackend, StateWriteBatch};
@@ -116,7 +116,7 @@ pub struct TopN {
     watermark: EventTime,
     /// A watermark whose windows did not all fire in one step.
     firing: Option<EventTime>,
-    metrics: Arc<JobMetrics>,
+    late_rows: LateRows,
 }
 
 impl TopN {
@@ -126,7 +126,7 @@ impl TopN {
         output_schema: SchemaRef,
         backend: Box<dyn StateBackend>,
         cache_limit: usize,
-        metrics: Arc<JobMetrics>,
+        late_rows: LateRows,
     ) -> Result<Self> {
         if spec.start == 0 || spec.start > spec.end {
             return Err(Error::internal(format!("Top-N ranks {}..={} are empty", spec.start, spec.end)));
@@ -164,7 +164,7 @@ impl TopN {
             by_end: BTreeSet::new(),
             watermark: EventTime::MIN,
             firing: None,
-            metrics,
+            late_rows,
         })
     }
 
@@ -340,7 +340,7 @@ impl TopN {
             ranking.rows.truncate(self.end);
             self.by_end.insert((window_end, key.clone()));
         }
-        self.metrics.add_late_rows(late);
+        self.late_rows.add(late);
         Ok(())
     }
 }
@@ -528,7 +528,7 @@ mod tests {
 
     fn harness(spec: &TopNSpec, dir: &std::path::Path, cache: usize) -> OperatorHarness {
         let backend = StateBackendKind::RocksDb.open(&dir.join("live")).expect("backend");
-        let operator = TopN::new(spec, input_schema(), output_schema(), backend, cache, Arc::default()).expect("operator");
+        let operator = TopN::new(spec, input_schema(), output_schema(), backend, cache, LateRows::unattached()).expect("operator");
         OperatorHarness::new(Box::new(operator), &dir.join("harness"))
     }
 
@@ -558,7 +558,7 @@ mod tests {
             output_schema(),
             backend,
             100,
-            Arc::default(),
+            LateRows::unattached(),
         )
         .expect("operator");
         let mut restored = OperatorHarness::new(Box::new(operator), &dir.path().join("b"));
@@ -625,8 +625,8 @@ mod tests {
         let ms = 1_000_000;
         let dir = tempfile::tempdir().expect("dir");
         let backend = StateBackendKind::RocksDb.open(&dir.path().join("live")).expect("backend");
-        let metrics = Arc::new(JobMetrics::default());
-        let operator = TopN::new(&spec, input.clone(), output.clone(), backend, 1, metrics.clone()).expect("operator");
+        let late_rows = LateRows::unattached();
+        let operator = TopN::new(&spec, input.clone(), output.clone(), backend, 1, late_rows.clone()).expect("operator");
         let mut top = OperatorHarness::new(Box::new(operator), &dir.path().join("a"));
         top.push(rows(&[(10, 5, "a"), (20, 1, "x"), (10, 7, "b"), (10, 6, "c")]))
             .expect("push");
@@ -643,12 +643,12 @@ mod tests {
 
         // A row of the closed window is late; the open window survives a snapshot and a restore.
         top.push(rows(&[(10, 100, "late"), (20, 3, "y")])).expect("push");
-        assert_eq!(metrics.late_rows_dropped(), 1);
+        assert_eq!(late_rows.counted(), 1);
         let snapshot = top.barrier().expect("barrier").expect("a snapshot");
         let backend = snapshot
             .restore_backend(StateBackendKind::RocksDb, &dir.path().join("restored"))
             .expect("restore");
-        let mut operator = TopN::new(&spec, input.clone(), output, backend, 100, Arc::default()).expect("operator");
+        let mut operator = TopN::new(&spec, input.clone(), output, backend, 100, LateRows::unattached()).expect("operator");
         operator.restore(&snapshot.meta).expect("restore meta");
         let mut restored = OperatorHarness::new(Box::new(operator), &dir.path().join("b"));
         restored.push(rows(&[(20, 2, "z")])).expect("push");

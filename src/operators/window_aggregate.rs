@@ -21,7 +21,7 @@ use crate::operators::accumulator_bytes::{decode_states, encode_states};
 use crate::operators::grouping::{GroupKey, Grouping};
 use crate::operators::pane_layout::PaneLayout;
 use crate::operators::{FIRE_STEP_ROWS, decode_meta, encode_meta};
-use crate::runtime::metrics::JobMetrics;
+use crate::runtime::metrics::LateRows;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::key::encode_time;
 use crate::state::pending_files::PendingFiles;
@@ -72,7 +72,7 @@ pub struct WindowAggregate {
     spill_sequence: u32,
     backend: Box<dyn StateBackend>,
     watermark: EventTime,
-    metrics: Arc<JobMetrics>,
+    late_rows: LateRows,
     /// A watermark's firing that did not fit in one step (see `Operator::resume`).
     firing: Option<Firing>,
 }
@@ -95,7 +95,7 @@ impl WindowAggregate {
         output_schema: SchemaRef,
         backend: Box<dyn StateBackend>,
         cache_limit: usize,
-        metrics: Arc<JobMetrics>,
+        late_rows: LateRows,
     ) -> Result<Self> {
         Ok(WindowAggregate {
             grouping: Grouping::new(&spec.aggregate, &input_schema, output_schema, false)?,
@@ -110,7 +110,7 @@ impl WindowAggregate {
             spill_sequence: 0,
             backend,
             watermark: EventTime::MIN,
-            metrics,
+            late_rows,
             firing: None,
         })
     }
@@ -255,7 +255,7 @@ impl Operator for WindowAggregate {
                 }
             })
             .collect();
-        self.metrics.add_late_rows(late);
+        self.late_rows.add(late);
         let pre = self.grouping.pre_aggregate(&batch, &buckets, None)?;
         for ((pane_end, key), states) in pre.groups.into_iter().zip(pre.states) {
             // Copies the pane once if a checkpoint's snapshot writer still holds it.

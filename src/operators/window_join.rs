@@ -14,8 +14,6 @@
 //! the output shows), in a `KeyedCache` over the backend; an in-memory `ExpiryIndex` orders the
 //! join keys by their earliest window end and is rebuilt from the backend on restore.
 
-use std::sync::Arc;
-
 use datafusion::arrow::array::{Array, ArrayRef, TimestampNanosecondArray, UInt32Array};
 use datafusion::arrow::compute::{cast, take_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -30,7 +28,7 @@ use crate::operators::join::{Emitted, join_keys, side_state_key};
 use crate::operators::join_sides::{JoinSides, input_side};
 use crate::operators::pane_layout::PaneLayout;
 use crate::operators::state_bytes::{StateReader, put_bytes};
-use crate::runtime::metrics::JobMetrics;
+use crate::runtime::metrics::LateRows;
 use crate::runtime::{Operator, OperatorSnapshot};
 use crate::state::StateBackend;
 
@@ -48,7 +46,7 @@ pub struct WindowJoin {
     time_shift: EventTime,
     /// Join keys (without the side) by the earliest window end either side holds for them.
     closing: ExpiryIndex,
-    metrics: Arc<JobMetrics>,
+    late_rows: LateRows,
 }
 
 impl WindowJoin {
@@ -58,7 +56,7 @@ impl WindowJoin {
         output_schema: SchemaRef,
         backend: Box<dyn StateBackend>,
         cache_limit: usize,
-        metrics: Arc<JobMetrics>,
+        late_rows: LateRows,
     ) -> Result<Self> {
         if spec.window_columns.iter().any(Vec::is_empty) {
             return Err(Error::internal("a window join input without window columns"));
@@ -77,7 +75,7 @@ impl WindowJoin {
             window_columns: spec.window_columns.clone(),
             time_shift: spec.window.time_shift(),
             closing: ExpiryIndex::default(),
-            metrics,
+            late_rows,
         })
     }
 
@@ -100,7 +98,7 @@ impl WindowJoin {
             }
             late += usize::from(indices.len() == before);
         }
-        self.metrics.add_late_rows(late);
+        self.late_rows.add(late);
         let mut columns: Vec<ArrayRef> = take_record_batch(batch, &UInt32Array::from(indices))?.columns().to_vec();
         for (index, bound) in &self.window_columns[side] {
             let values = TimestampNanosecondArray::from_iter_values(starts.iter().zip(&ends).map(|(s, e)| bound.of(*s, *e)));
@@ -340,8 +338,7 @@ mod tests {
         };
         let output = Arc::new(Schema::new(fields));
         // A cache of one key per side: rows are read back from the backend.
-        let metrics = Arc::new(JobMetrics::default());
-        Box::new(WindowJoin::new(&spec, [left, right], output, backend, 1, metrics).expect("join"))
+        Box::new(WindowJoin::new(&spec, [left, right], output, backend, 1, LateRows::unattached()).expect("join"))
     }
 
     /// The output rows as `key [start,end) value` per side (`-`: padded), sorted.

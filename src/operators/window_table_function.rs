@@ -6,8 +6,6 @@
 //! dropped and counted late, as Flink's; like Flink's it keeps no state, so after a restore it
 //! judges lateness from the first watermark it sees.
 
-use std::sync::Arc;
-
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, UInt32Array};
 use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
@@ -18,7 +16,7 @@ use crate::graph::{WindowBound, WindowTableFunctionSpec};
 use crate::message::{EventTime, Message, event_time_nanos};
 use crate::operators::pane_layout::PaneLayout;
 use crate::runtime::Operator;
-use crate::runtime::metrics::JobMetrics;
+use crate::runtime::metrics::LateRows;
 
 pub struct WindowTableFunction {
     layout: PaneLayout,
@@ -26,18 +24,18 @@ pub struct WindowTableFunction {
     bounds: Vec<(usize, WindowBound)>,
     schema: SchemaRef,
     watermark: EventTime,
-    metrics: Arc<JobMetrics>,
+    late_rows: LateRows,
 }
 
 impl WindowTableFunction {
-    pub fn new(spec: &WindowTableFunctionSpec, schema: SchemaRef, metrics: Arc<JobMetrics>) -> Result<Self> {
+    pub fn new(spec: &WindowTableFunctionSpec, schema: SchemaRef, late_rows: LateRows) -> Result<Self> {
         Ok(WindowTableFunction {
             layout: PaneLayout::new(spec.window)?,
             time_column: spec.time_column,
             bounds: spec.bounds.clone(),
             schema,
             watermark: EventTime::MIN,
-            metrics,
+            late_rows,
         })
     }
 }
@@ -65,7 +63,7 @@ impl Operator for WindowTableFunction {
                 late += 1;
             }
         }
-        self.metrics.add_late_rows(late);
+        self.late_rows.add(late);
         if rows.is_empty() {
             return Ok(());
         }

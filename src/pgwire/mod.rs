@@ -37,7 +37,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use futures::Sink;
-use futures::stream;
+use futures::{StreamExt, stream};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -61,21 +61,33 @@ pub struct Connection {
 }
 
 /// Counts a statement and its time into the server's figures when dropped (however it ends).
-struct QueryTimer<'a> {
-    metrics: &'a ServerMetrics,
+struct QueryTimer {
+    metrics: Arc<ServerMetrics>,
     started: std::time::Instant,
 }
 
-impl Drop for QueryTimer<'_> {
+impl Drop for QueryTimer {
     fn drop(&mut self) {
         self.metrics.record_query(self.started.elapsed());
     }
 }
 
+impl QueryTimer {
+    /// Keeps timing until the client has been sent the last row of `response` (or the rows are
+    /// dropped, the client gone): a statement's latency includes sending its result.
+    fn until_sent(self, response: &mut Response) {
+        if let Response::Query(query) = response {
+            let rows = std::mem::replace(&mut query.data_rows, Box::pin(stream::empty()));
+            let stop = stream::once(async move { drop(self) }).filter_map(|()| async { None });
+            query.data_rows = Box::pin(rows.chain(stop));
+        }
+    }
+}
+
 impl Connection {
-    fn query_timer(&self) -> QueryTimer<'_> {
+    fn query_timer(&self) -> QueryTimer {
         QueryTimer {
-            metrics: self.session.database().server_metrics(),
+            metrics: Arc::clone(self.session.database().server_metrics()),
             started: std::time::Instant::now(),
         }
     }
@@ -264,7 +276,7 @@ impl SimpleQueryHandler for Connection {
         if query.trim().trim_matches(';').trim().is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
-        let _timer = self.query_timer();
+        let timer = self.query_timer();
         let mut outputs = Vec::new();
         let result = self
             .cancellable(client, self.session.execute_script(query, |output| outputs.push(output)))
@@ -279,6 +291,9 @@ impl SimpleQueryHandler for Connection {
             // Only comments: Postgres answers EmptyQueryResponse (a health check sends `-- ping`).
             Ok(()) if responses.is_empty() => responses.push(Response::EmptyQuery),
             Ok(()) => {}
+        }
+        if let Some(last) = responses.last_mut() {
+            timer.until_sent(last);
         }
         Ok(responses)
     }
@@ -344,7 +359,7 @@ impl ExtendedQueryHandler for Connection {
         if sql.trim().trim_matches(';').trim().is_empty() {
             return Ok(Response::EmptyQuery);
         }
-        let _timer = self.query_timer();
+        let timer = self.query_timer();
         let inferred: Vec<Type> = if portal.parameter_len() > 0 {
             self.session
                 .describe_sql(sql)
@@ -364,7 +379,11 @@ impl ExtendedQueryHandler for Connection {
             .unwrap_or_else(|| Err(Error::canceled()))
         {
             Ok(mut outputs) => match outputs.pop() {
-                Some(output) => response(output, &portal.result_column_format),
+                Some(output) => {
+                    let mut response = response(output, &portal.result_column_format)?;
+                    timer.until_sent(&mut response);
+                    Ok(response)
+                }
                 None => Ok(Response::EmptyQuery),
             },
             Err(error) => Ok(error_response(&error, sql)),

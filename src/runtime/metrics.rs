@@ -1,6 +1,7 @@
 //! Per-job counters, shared by the job's tasks and read by SHOW JOBS / DESCRIBE JOB; the pgwire
 //! server's counters and the process's figures, read by `/metrics`.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +19,8 @@ pub struct JobMetrics {
     pub window_latency: LatencyHistogram,
     /// The tasks of the current attempt.
     tasks: Mutex<Vec<Arc<TaskMetrics>>>,
+    /// How far the job's latest restore got.
+    pub restore: RestoreProgress,
 }
 
 impl JobMetrics {
@@ -58,6 +61,7 @@ impl JobMetrics {
             backpressured_nanos: AtomicU64::new(0),
             waiting_since: AtomicU64::new(NOT_WAITING),
             source_backlog: AtomicU64::new(u64::MAX),
+            late_rows: AtomicU64::new(0),
             started: Instant::now(),
         });
         if let Ok(mut tasks) = self.tasks.lock() {
@@ -96,6 +100,8 @@ pub struct TaskMetrics {
     waiting_since: AtomicU64,
     /// A source task's records still to read (`Source::backlog`); `u64::MAX`: not known.
     source_backlog: AtomicU64,
+    /// Rows its operators dropped for arriving behind the watermark.
+    late_rows: AtomicU64,
     started: Instant,
 }
 
@@ -143,6 +149,9 @@ impl TaskMetrics {
     pub fn source_backlog(&self) -> Option<u64> {
         Some(self.source_backlog.load(Ordering::Relaxed)).filter(|b| *b != u64::MAX)
     }
+    pub fn late_rows(&self) -> u64 {
+        self.late_rows.load(Ordering::Relaxed)
+    }
     /// The last watermark passed on, in milliseconds since the epoch; `None` before the first
     /// (and for the final watermark of a bounded input, which is no time).
     pub fn watermark_millis(&self) -> Option<i64> {
@@ -164,6 +173,86 @@ impl TaskMetrics {
     }
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+}
+
+/// Where an operator counts the rows it drops as late: in its job's total and its task's.
+#[derive(Debug, Clone)]
+pub struct LateRows {
+    job: Arc<JobMetrics>,
+    task: Arc<TaskMetrics>,
+}
+
+impl LateRows {
+    pub fn new(job: Arc<JobMetrics>, task: Arc<TaskMetrics>) -> Self {
+        LateRows { job, task }
+    }
+    /// Counters of their own, for an operator run outside a job (tests, benchmarks).
+    pub fn unattached() -> Self {
+        let job = Arc::new(JobMetrics::default());
+        let task = job.add_task(String::new(), Vec::new(), 0);
+        LateRows { job, task }
+    }
+    pub fn add(&self, n: usize) {
+        self.job.add_late_rows(n);
+        self.task.late_rows.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    /// The rows counted by the task.
+    pub fn counted(&self) -> u64 {
+        self.task.late_rows()
+    }
+}
+
+/// How far a job's latest restore got: bytes of the restore point's files fetched (downloaded
+/// from object storage when not kept locally) and checked, of all the files the job reads.
+#[derive(Debug, Default)]
+pub struct RestoreProgress(Mutex<Option<RestoreState>>);
+
+#[derive(Debug)]
+struct RestoreState {
+    total_bytes: u64,
+    restored_bytes: u64,
+    /// Files counted so far: a file that several subtasks read (canonical state, read by every
+    /// subtask at a new parallelism) counts once.
+    files: HashSet<String>,
+}
+
+/// A restore's figures, for SHOW JOBS, `/metrics` and the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreFigures {
+    pub restored_bytes: u64,
+    pub total_bytes: u64,
+}
+
+impl RestoreProgress {
+    /// A restore of these files (path, size) begins; the figures of an earlier one are replaced.
+    pub fn begin<'a>(&self, files: impl Iterator<Item = (&'a str, u64)>) {
+        let mut paths = HashSet::new();
+        let total_bytes = files.filter(|(path, _)| paths.insert(*path)).map(|(_, size)| size).sum();
+        if let Ok(mut state) = self.0.lock() {
+            *state = Some(RestoreState {
+                total_bytes,
+                restored_bytes: 0,
+                files: HashSet::new(),
+            });
+        }
+    }
+    /// The file at `path` (`size` bytes) is fetched and checked.
+    pub fn file_restored(&self, path: &str, size: u64) {
+        if let Ok(mut state) = self.0.lock()
+            && let Some(state) = state.as_mut()
+            && state.files.insert(path.to_string())
+        {
+            state.restored_bytes += size;
+        }
+    }
+    /// The latest restore's figures; `None` while the job has not restored in this process.
+    pub fn figures(&self) -> Option<RestoreFigures> {
+        let state = self.0.lock().ok()?;
+        state.as_ref().map(|s| RestoreFigures {
+            restored_bytes: s.restored_bytes,
+            total_bytes: s.total_bytes,
+        })
     }
 }
 
@@ -357,6 +446,44 @@ fn bucket_upper_bound(index: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restore_progress_counts_each_file_once() {
+        let progress = RestoreProgress::default();
+        assert_eq!(progress.figures(), None);
+        progress.file_restored("shared/a.sst", 10);
+        assert_eq!(progress.figures(), None, "nothing counts before a restore begins");
+        progress.begin([("shared/a.sst", 60), ("chk-3/b.arrow", 40), ("shared/a.sst", 60)].into_iter());
+        progress.file_restored("shared/a.sst", 60);
+        progress.file_restored("shared/a.sst", 60);
+        assert_eq!(
+            progress.figures(),
+            Some(RestoreFigures {
+                restored_bytes: 60,
+                total_bytes: 100
+            })
+        );
+        progress.file_restored("chk-3/b.arrow", 40);
+        assert_eq!(progress.figures().map(|f| f.restored_bytes), Some(100));
+        progress.begin([("chk-4/c.arrow", 7)].into_iter());
+        assert_eq!(
+            progress.figures(),
+            Some(RestoreFigures {
+                restored_bytes: 0,
+                total_bytes: 7
+            })
+        );
+    }
+
+    #[test]
+    fn late_rows_count_for_the_job_and_the_task() {
+        let job = Arc::new(JobMetrics::default());
+        let task = job.add_task("agg#1".into(), vec![2], 1);
+        let late = LateRows::new(job.clone(), task.clone());
+        late.add(3);
+        late.add(2);
+        assert_eq!((job.late_rows_dropped(), task.late_rows()), (5, 5));
+    }
 
     #[test]
     fn buckets_cover_values_in_order() {

@@ -225,7 +225,6 @@ impl Task {
                             Some(batch) => {
                                 self.metrics.add_rows_in(batch.num_rows());
                                 self.task_metrics.add_records_in(batch.num_rows());
-                                self.task_metrics.set_source_backlog(source.backlog());
                                 self.metrics.add_records_skipped(source.take_skipped_records());
                                 inputs.extend(with_watermarks(batch, source.take_watermarks()));
                                 last_batch = tokio::time::Instant::now();
@@ -235,16 +234,16 @@ impl Task {
                             None => inputs.extend([Message::Watermark(FINAL_WATERMARK), Message::End]),
                         },
                         SourceEvent::IdleTimeout => {
-                            self.task_metrics.set_source_backlog(source.backlog());
                             idle = true;
                             inputs.push(Message::Idle);
                         }
                         SourceEvent::ProcessingTimeTick => {
-                            self.task_metrics.set_source_backlog(source.backlog());
                             next_tick = tokio::time::Instant::now() + PROCESSING_TIME_TICK;
                             inputs.push(Message::Watermark(processing_time_now()));
                         }
                     }
+                    // Read from what the source already knows (Kafka: cached log ends): no request.
+                    self.task_metrics.set_source_backlog(source.backlog());
                 }
                 TaskInput::Gate(gate) => {
                     let message = gate.next().await;

@@ -32,6 +32,17 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Stops the server as an operator would (SIGTERM: jobs take a last checkpoint) and waits
+    /// for it to exit.
+    pub fn terminate(mut self) {
+        // SAFETY: kill only sends a signal to the child, which has not been waited for yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait for weir serve");
+        assert!(status.success(), "weir serve exited with {status} on SIGTERM");
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -281,7 +281,15 @@ def check_restart(weir, work):
         assert now_counted > counted >= len(before), (counted, now_counted)
         records = value(samples, "weir_job_records_in_total", job="totals_job")
         assert records > 0
-        return f"{len(before)} checkpoints before the kill kept; completed total {counted:.0f} -> {now_counted:.0f}; records in {records:.0f}"
+        # The restore: every byte of a checkpoint the job had, on /metrics as in SHOW JOBS.
+        restored = value(samples, "weir_job_restore_restored_bytes", job="totals_job")
+        total = value(samples, "weir_job_restore_total_bytes", job="totals_job")
+        assert restored == total > 0, (restored, total)
+        assert total in {r[7] for r in after}, (total, [r[7] for r in after])
+        row = next(j for j in http(server.http_port, "/api/v1/jobs")[1]["jobs"] if j["name"] == "totals_job")
+        assert (row["restored_bytes"], row["restore_total_bytes"]) == (restored, total), row
+        return (f"{len(before)} checkpoints before the kill kept; completed total {counted:.0f} -> {now_counted:.0f}; "
+                f"records in {records:.0f}; {restored:.0f} of {total:.0f} bytes restored")
     finally:
         server.kill()
 

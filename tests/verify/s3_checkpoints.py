@@ -10,9 +10,13 @@ the check can take down.
 - corrupt: the newest checkpoint's object is damaged in the bucket: the restart says it skips that
   checkpoint, and the results stay exact.
 - savepoint: STOP JOB WITH SAVEPOINT to S3, then RESTORE at parallelism 3 in a fresh data directory
-  from the same S3 prefix: the two result tables together are exactly the failure-free result.
+  from the same S3 prefix: the two result tables together are exactly the failure-free result, and
+  SHOW JOBS shows the savepoint's size restored.
 - outage: the S3 service goes away for 3 s while the job checkpoints: those checkpoints fail and
   are tolerated, later ones complete, and the results stay exact.
+- resume: Weir restarts (after SIGKILL) while S3 is down. It comes up and lists the job, which
+  cannot restore and retries; once S3 is back the job restores, SHOW JOBS shows every byte of the
+  checkpoint restored, and the results are exact.
 - errors: a bad S3 URL, missing credentials and a missing bucket are refused at CREATE JOB.
 
 Needs the venv (moto[server], boto3, psycopg); skips loudly when they cannot be installed.
@@ -148,7 +152,7 @@ def check_savepoint(weir_binary, work, s3):
         with first.connect() as conn:  # SET holds for its session
             conn.execute(f"SET 'execution.checkpointing.savepoint-dir' = 's3://{BUCKET}/savepoints'")
             saved = conn.execute("STOP JOB j WITH SAVEPOINT").fetchall()
-        path = saved[0][1]
+        path, size = saved[0][1], int(saved[0][2])
         if not path.startswith(f"s3://{BUCKET}/savepoints/"):
             raise Failure(f"the savepoint is at {path}, not on S3")
         before = result(first)
@@ -165,16 +169,19 @@ def check_savepoint(weir_binary, work, s3):
                    f"'execution.checkpointing.dir' = 's3://{BUCKET}/sp-checkpoints-b')")
         wait_finished(second)
         after = result(second)
+        restore = second.sql("SELECT restored_bytes, restore_total_bytes FROM weir_jobs WHERE name = 'j'")
     finally:
         second.kill()
+    if restore != [(size, size)]:
+        raise Failure(f"SHOW JOBS restored / total bytes {restore}; the savepoint's size is {size}")
     both = dict(before)
     for key, value in after.items():
         if key in both and both[key] != value:
             raise Failure(f"window {key}: {both[key]} before the savepoint, {value} after the restore")
         both[key] = value
     compare(expected, both, "savepoint on S3 and restore at parallelism 3 in a fresh data dir")
-    return (f"{len(before)} windows before STOP WITH SAVEPOINT ({path}), {len(after)} after RESTORE 2 -> 3 in a "
-            f"fresh data dir: together exactly the {len(expected)} expected")
+    return (f"{len(before)} windows before STOP WITH SAVEPOINT ({path}, {size} bytes), {len(after)} after RESTORE 2 -> 3 "
+            f"in a fresh data dir: together exactly the {len(expected)} expected; {size} of {size} bytes restored")
 
 
 def check_outage(weir_binary, work, s3):
@@ -205,6 +212,57 @@ def check_outage(weir_binary, work, s3):
         return f"{len(failed)} checkpoints failed while S3 was down, then {statuses[failed[-1]:].count('COMPLETED')} completed; results exact"
     finally:
         weir.kill()
+
+
+def check_resume(weir_binary, work, s3):
+    data_path, expected = data(work, "resume")
+    data_dir = os.path.join(work, "resume")
+    first = WeirServer(weir_binary, data_dir, [work]).start()
+    try:
+        for statement in job_sql(data_path, 10, 2, {
+                "execution.checkpointing.interval": "300ms",
+                "execution.checkpointing.dir": f"s3://{BUCKET}/resume",
+                "restart-strategy.type": "fixed-delay",
+                "restart-strategy.fixed-delay.attempts": "1000",
+                "restart-strategy.fixed-delay.delay": "200ms"}):
+            first.sql(statement)
+        deadline = time.monotonic() + 60
+        while sum(1 for row in first.sql("SHOW CHECKPOINTS FOR JOB j") if row[1] == "COMPLETED") < 2:
+            if time.monotonic() > deadline:
+                raise Failure("no 2 checkpoints completed on S3 within 60 s")
+            time.sleep(0.1)
+    finally:
+        first.kill()
+    s3.relay.stop()
+    log("S3 is down; restarting Weir")
+    second = WeirServer(weir_binary, data_dir, [work])
+    try:
+        try:
+            second.start()  # must come up while the job cannot restore
+            # Each S3 request is retried for about 3 s before a restore attempt fails over.
+            seen = set()
+            deadline = time.monotonic() + 30
+            while not seen & {"RESTARTING", "FAILING"}:
+                status, error = second.sql("SELECT status, error FROM weir_jobs WHERE name = 'j'")[0]
+                seen.add(status)
+                if status in ("RUNNING", "FINISHED", "FAILED"):
+                    raise Failure(f"job j is {status} while S3 is down ({error})")
+                if time.monotonic() > deadline:
+                    raise Failure(f"the restore did not fail over within 30 s of S3 down: statuses {sorted(seen)}")
+                time.sleep(0.05)
+            restarts, error = second.sql("SELECT restarts, error FROM weir_jobs WHERE name = 'j'")[0]
+        finally:
+            s3.relay.start()
+        log("S3 is back")
+        wait_finished(second)
+        restore = second.sql("SELECT restored_bytes, restore_total_bytes FROM weir_jobs WHERE name = 'j'")[0]
+        compare(expected, result(second), "Weir restarted while S3 was down")
+    finally:
+        second.kill()
+    if restore[0] is None or restore[0] != restore[1] or restore[0] == 0:
+        raise Failure(f"SHOW JOBS restored / total bytes after the restore: {restore}")
+    return (f"Weir came up with S3 down; job j was {'/'.join(sorted(seen))} ({restarts} restarts, error: {str(error)[:80]}) until S3 came back; "
+            f"then {restore[0]} of {restore[1]} bytes restored, results exact")
 
 
 def check_errors(weir_binary, work, s3):
@@ -249,6 +307,7 @@ CHECKS = {
     "corrupt": check_corrupt,
     "savepoint": check_savepoint,
     "outage": check_outage,
+    "resume": check_resume,
     "errors": check_errors,
 }
 

@@ -160,6 +160,7 @@ impl Session {
         let mut options = self.settings_snapshot()?;
         options.extend(job.options.clone());
         let (graph, settings) = self.db.plan_insert(&job.insert, &options).await?;
+        self.db.probe_checkpoint_dir(&settings).await?;
         Ok((options, graph, settings))
     }
 

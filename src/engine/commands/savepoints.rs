@@ -161,6 +161,7 @@ impl Session {
             None => manifest.job_sql.clone(),
         };
         let (graph, settings) = self.plan_insert_sql(&insert_sql, &options).await?;
+        self.db.probe_checkpoint_dir(&settings).await?;
         Ok((options, graph, settings, insert_sql))
     }
 

@@ -143,6 +143,12 @@ impl Session {
                 rows.push(("restarts".into(), s.restarts.to_string()));
                 rows.push(("last_failure".into(), s.last_failure.clone().unwrap_or_default()));
                 rows.push(("last_checkpoint".into(), s.last_checkpoint.clone().unwrap_or_default()));
+                if let Some(restore) = s.restore {
+                    rows.push((
+                        "restore".into(),
+                        format!("{} of {} bytes", restore.restored_bytes, restore.total_bytes),
+                    ));
+                }
                 rows.push(("graph".into(), s.graph.to_string()));
             }
             None => {
