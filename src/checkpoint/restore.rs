@@ -64,7 +64,7 @@ pub fn commit_staged_again(point: &RestorePoint, committer: &SinkCommitter, prog
     let (manifest, files) = point;
     let staged = files.staged_rows(manifest)?;
     for file in manifest.sinks.iter().filter_map(|s| s.staged.as_ref()) {
-        progress.file_restored(&file.path, file.size);
+        progress.file_restored(&file.path, file.size)?;
     }
     committer.commit(manifest.checkpoint_id, staged)
 }
@@ -86,7 +86,7 @@ fn files_to_restore<'a>(manifest: &'a CheckpointManifest, graph: &'a JobGraph) -
 /// A file of the restore point, fetched and checked, and counted in the restore's progress.
 fn restored_file(storage: &CheckpointStorage, file: &FileRef, progress: &RestoreProgress) -> Result<PathBuf> {
     let path = storage.verified(file)?;
-    progress.file_restored(&file.path, file.size);
+    progress.file_restored(&file.path, file.size)?;
     Ok(path)
 }
 

@@ -325,10 +325,11 @@ impl CheckpointStorage {
             progress.begin(manifest.files().map(|f| (f.path.as_str(), f.size)));
             let checked = manifest.files().try_for_each(|f| -> Result<()> {
                 self.verified(f)?;
-                progress.file_restored(&f.path, f.size);
-                Ok(())
+                progress.file_restored(&f.path, f.size)
             });
             match checked {
+                // Stopped: no older checkpoint is wanted either.
+                Err(e) if progress.is_stopped() => return Err(e),
                 Ok(()) => {
                     let mut known = self.known_shared()?;
                     for file in manifest.files() {

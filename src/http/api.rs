@@ -68,6 +68,7 @@ pub fn job(db: &Arc<Database>, name: &str) -> Result<Value> {
                         "records_in": t.records_in(),
                         "records_out": t.records_out(),
                         "late_records_dropped": t.late_rows(),
+                        "state_bytes": t.state_bytes(),
                         "source_backlog": t.source_backlog(),
                         "watermark": t.watermark_millis(),
                         "backpressured_ms": t.backpressured().as_millis() as u64,

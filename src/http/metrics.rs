@@ -456,6 +456,13 @@ fn encode_tasks(e: &mut DescriptorEncoder, jobs: &[LiveJob]) -> fmt::Result {
         Some(Unit::Seconds),
         &each(&|t| Some(t.backpressured().as_secs_f64())),
     )?;
+    gauges(
+        e,
+        "weir_task_state",
+        "State a task's operators hold now, estimated (RocksDB: live data in SST files and memtables).",
+        Some(Unit::Bytes),
+        &each(&|t| t.state_bytes().map(|b| b as f64)),
+    )?;
     counters(
         e,
         "weir_task_late_records_dropped",

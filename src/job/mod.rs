@@ -366,6 +366,8 @@ impl JobManager {
     pub async fn cancel(&self, name: &str, status: JobStatus) -> Result<()> {
         let Some(job) = self.get(name)? else { return Ok(()) };
         job.cancel_tx.send_replace(Some(status));
+        // A restore under way ends at its next file rather than run to its end first.
+        job.metrics.restore.stop();
         let mut status = job.status_tx.subscribe();
         while !status.borrow_and_update().is_terminal() {
             if status.changed().await.is_err() {
@@ -563,6 +565,10 @@ impl JobRunner {
                 Err(e) => AttemptEnd::Failed(e),
             };
             let error = match result {
+                // A restore ended by a stop request fails; the job ends as the request says.
+                AttemptEnd::Failed(_) if cancel.borrow().is_some() => {
+                    return AttemptEnd::Canceled(cancel.borrow().unwrap_or(JobStatus::Canceled));
+                }
                 AttemptEnd::Failed(error) => error,
                 other => return other,
             };

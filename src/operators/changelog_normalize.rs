@@ -57,6 +57,10 @@ impl ChangelogNormalize {
 }
 
 impl Operator for ChangelogNormalize {
+    fn state_bytes(&self) -> Option<u64> {
+        Some(self.backend.estimated_bytes())
+    }
+
     fn process(&mut self, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
         let (rows, kinds) = split_row_kinds(&batch)?;
         let key_columns: Vec<_> = self.key_columns.iter().map(|c| rows.column(*c).clone()).collect();

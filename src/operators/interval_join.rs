@@ -189,6 +189,10 @@ impl IntervalJoin {
 }
 
 impl Operator for IntervalJoin {
+    fn state_bytes(&self) -> Option<u64> {
+        Some(self.sides.backend.estimated_bytes())
+    }
+
     fn process(&mut self, _batch: RecordBatch, _out: &mut Vec<Message>) -> Result<()> {
         Err(Error::internal("a join's rows must say which input they came from"))
     }

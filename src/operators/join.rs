@@ -360,6 +360,10 @@ impl StreamingJoin {
 }
 
 impl Operator for StreamingJoin {
+    fn state_bytes(&self) -> Option<u64> {
+        Some(self.backend.estimated_bytes())
+    }
+
     fn process(&mut self, _batch: RecordBatch, _out: &mut Vec<Message>) -> Result<()> {
         Err(Error::internal("a join's rows must say which input they came from"))
     }

@@ -290,6 +290,10 @@ fn load_state(backend: &dyn StateBackend, key: &GroupKey) -> Result<OverState> {
 }
 
 impl Operator for OverAggregate {
+    fn state_bytes(&self) -> Option<u64> {
+        Some(self.backend.estimated_bytes())
+    }
+
     fn process(&mut self, batch: RecordBatch, _out: &mut Vec<Message>) -> Result<()> {
         let (rows, kinds) = split_row_kinds(&batch)?;
         if kinds.is_some() {

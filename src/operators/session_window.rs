@@ -218,6 +218,10 @@ fn merge_groups(grouping: &Grouping, into: &mut SessionGroups, mut other: Sessio
 }
 
 impl Operator for SessionWindowAggregate {
+    fn state_bytes(&self) -> Option<u64> {
+        Some(self.backend.estimated_bytes())
+    }
+
     fn process(&mut self, batch: RecordBatch, _out: &mut Vec<Message>) -> Result<()> {
         let times = event_time_nanos(batch.column(self.time_column))?;
         let buckets: Vec<Option<i64>> = (0..batch.num_rows()).map(|r| (!times.is_null(r)).then(|| times.value(r))).collect();

@@ -369,6 +369,10 @@ fn apply_change(rows: &mut Vec<Ranked>, position: usize, kind: RowKind, order: &
 }
 
 impl Operator for TopN {
+    fn state_bytes(&self) -> Option<u64> {
+        Some(self.backend.estimated_bytes())
+    }
+
     fn process(&mut self, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
         let (rows, kinds) = split_row_kinds(&batch)?;
         if !self.retracting && kinds.as_ref().is_some_and(|kinds| kinds.iter().any(|k| k.is_retraction())) {

@@ -139,6 +139,10 @@ fn changed_rows(old: &RecordBatch, new: &RecordBatch) -> Result<BooleanArray> {
 }
 
 impl Operator for UpdatingAggregate {
+    fn state_bytes(&self) -> Option<u64> {
+        Some(self.backend.estimated_bytes())
+    }
+
     fn process(&mut self, batch: RecordBatch, out: &mut Vec<Message>) -> Result<()> {
         let (rows, kinds) = split_row_kinds(&batch)?;
         let buckets = vec![Some(0); rows.num_rows()];

@@ -241,6 +241,10 @@ fn key_group_of(key: &GroupKey) -> usize {
 }
 
 impl Operator for WindowAggregate {
+    fn state_bytes(&self) -> Option<u64> {
+        Some(self.backend.estimated_bytes())
+    }
+
     fn process(&mut self, batch: RecordBatch, _out: &mut Vec<Message>) -> Result<()> {
         let times = event_time_nanos(batch.column(self.time_column))?;
         let mut late = 0;

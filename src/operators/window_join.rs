@@ -213,6 +213,10 @@ fn padded_row(side: usize, row: Box<[u8]>) -> Emitted {
 }
 
 impl Operator for WindowJoin {
+    fn state_bytes(&self) -> Option<u64> {
+        Some(self.sides.backend.estimated_bytes())
+    }
+
     fn process(&mut self, _batch: RecordBatch, _out: &mut Vec<Message>) -> Result<()> {
         Err(Error::internal("a join's rows must say which input they came from"))
     }

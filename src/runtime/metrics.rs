@@ -2,10 +2,11 @@
 //! server's counters and the process's figures, read by `/metrics`.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::error::{Error, Result};
 use crate::message::EventTime;
 
 #[derive(Debug, Default)]
@@ -62,6 +63,7 @@ impl JobMetrics {
             waiting_since: AtomicU64::new(NOT_WAITING),
             source_backlog: AtomicU64::new(u64::MAX),
             late_rows: AtomicU64::new(0),
+            state_bytes: AtomicU64::new(u64::MAX),
             started: Instant::now(),
         });
         if let Ok(mut tasks) = self.tasks.lock() {
@@ -102,6 +104,8 @@ pub struct TaskMetrics {
     source_backlog: AtomicU64,
     /// Rows its operators dropped for arriving behind the watermark.
     late_rows: AtomicU64,
+    /// Its operators' state, estimated, as last sampled; `u64::MAX`: it keeps none.
+    state_bytes: AtomicU64,
     started: Instant,
 }
 
@@ -151,6 +155,12 @@ impl TaskMetrics {
     }
     pub fn late_rows(&self) -> u64 {
         self.late_rows.load(Ordering::Relaxed)
+    }
+    pub fn set_state_bytes(&self, bytes: Option<u64>) {
+        self.state_bytes.store(bytes.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+    pub fn state_bytes(&self) -> Option<u64> {
+        Some(self.state_bytes.load(Ordering::Relaxed)).filter(|b| *b != u64::MAX)
     }
     /// The last watermark passed on, in milliseconds since the epoch; `None` before the first
     /// (and for the final watermark of a bounded input, which is no time).
@@ -205,8 +215,13 @@ impl LateRows {
 
 /// How far a job's latest restore got: bytes of the restore point's files fetched (downloaded
 /// from object storage when not kept locally) and checked, of all the files the job reads.
+/// It is also how a stop reaches a restore under way: the restore ends at its next file.
 #[derive(Debug, Default)]
-pub struct RestoreProgress(Mutex<Option<RestoreState>>);
+pub struct RestoreProgress {
+    state: Mutex<Option<RestoreState>>,
+    /// The job was stopped: whatever restore runs, or would run, has no use.
+    stopped: AtomicBool,
+}
 
 #[derive(Debug)]
 struct RestoreState {
@@ -229,7 +244,7 @@ impl RestoreProgress {
     pub fn begin<'a>(&self, files: impl Iterator<Item = (&'a str, u64)>) {
         let mut paths = HashSet::new();
         let total_bytes = files.filter(|(path, _)| paths.insert(*path)).map(|(_, size)| size).sum();
-        if let Ok(mut state) = self.0.lock() {
+        if let Ok(mut state) = self.state.lock() {
             *state = Some(RestoreState {
                 total_bytes,
                 restored_bytes: 0,
@@ -237,18 +252,30 @@ impl RestoreProgress {
             });
         }
     }
-    /// The file at `path` (`size` bytes) is fetched and checked.
-    pub fn file_restored(&self, path: &str, size: u64) {
-        if let Ok(mut state) = self.0.lock()
+    /// The file at `path` (`size` bytes) is fetched and checked. An error once the job was
+    /// stopped: the restore goes no further.
+    pub fn file_restored(&self, path: &str, size: u64) -> Result<()> {
+        if let Ok(mut state) = self.state.lock()
             && let Some(state) = state.as_mut()
             && state.files.insert(path.to_string())
         {
             state.restored_bytes += size;
         }
+        if self.is_stopped() {
+            return Err(Error::canceled());
+        }
+        Ok(())
+    }
+    /// The job is being stopped: a restore under way ends at its next file.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
     }
     /// The latest restore's figures; `None` while the job has not restored in this process.
     pub fn figures(&self) -> Option<RestoreFigures> {
-        let state = self.0.lock().ok()?;
+        let state = self.state.lock().ok()?;
         state.as_ref().map(|s| RestoreFigures {
             restored_bytes: s.restored_bytes,
             total_bytes: s.total_bytes,
@@ -451,11 +478,11 @@ mod tests {
     fn restore_progress_counts_each_file_once() {
         let progress = RestoreProgress::default();
         assert_eq!(progress.figures(), None);
-        progress.file_restored("shared/a.sst", 10);
+        progress.file_restored("shared/a.sst", 10).expect("restored");
         assert_eq!(progress.figures(), None, "nothing counts before a restore begins");
         progress.begin([("shared/a.sst", 60), ("chk-3/b.arrow", 40), ("shared/a.sst", 60)].into_iter());
-        progress.file_restored("shared/a.sst", 60);
-        progress.file_restored("shared/a.sst", 60);
+        progress.file_restored("shared/a.sst", 60).expect("restored");
+        progress.file_restored("shared/a.sst", 60).expect("restored");
         assert_eq!(
             progress.figures(),
             Some(RestoreFigures {
@@ -463,7 +490,7 @@ mod tests {
                 total_bytes: 100
             })
         );
-        progress.file_restored("chk-3/b.arrow", 40);
+        progress.file_restored("chk-3/b.arrow", 40).expect("restored");
         assert_eq!(progress.figures().map(|f| f.restored_bytes), Some(100));
         progress.begin([("chk-4/c.arrow", 7)].into_iter());
         assert_eq!(
@@ -473,6 +500,11 @@ mod tests {
                 total_bytes: 7
             })
         );
+        progress.stop();
+        let stopped = progress
+            .file_restored("chk-4/c.arrow", 7)
+            .expect_err("a stopped job's restore ends");
+        assert_eq!(stopped.sqlstate(), "57014");
     }
 
     #[test]

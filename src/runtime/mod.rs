@@ -64,6 +64,11 @@ pub trait Operator: Send {
         Ok(false)
     }
 
+    /// Bytes of state the operator holds in its backend now, estimated; `None`: it keeps none.
+    fn state_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// No more input. Emits whatever remains before `End` is forwarded.
     fn on_end(&mut self, _out: &mut Vec<Message>) -> Result<()> {
         Ok(())

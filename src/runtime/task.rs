@@ -145,6 +145,10 @@ enum SourceEvent {
 /// (Flink's default `pipeline.auto-watermark-interval`).
 const PROCESSING_TIME_TICK: Duration = Duration::from_millis(200);
 
+/// How often a task samples its operators' state size for `/metrics` (RocksDB answers from
+/// figures it keeps, so this costs microseconds).
+const STATE_SIZE_SAMPLE: Duration = Duration::from_secs(1);
+
 impl Task {
     pub async fn run(mut self) -> Result<()> {
         let name = self.name.clone();
@@ -157,7 +161,13 @@ impl Task {
         let mut idle = false;
         let mut next_tick = tokio::time::Instant::now() + PROCESSING_TIME_TICK;
         let mut last_yield = Instant::now();
+        let mut last_state_sample: Option<Instant> = None;
         loop {
+            if last_state_sample.is_none_or(|t| t.elapsed() >= STATE_SIZE_SAMPLE) {
+                let sizes = self.chain.iter().filter_map(|op| op.state_bytes());
+                self.task_metrics.set_state_bytes(sizes.reduce(|a, b| a + b));
+                last_state_sample = Some(Instant::now());
+            }
             if last_yield.elapsed() >= MAX_WORK_WITHOUT_YIELD {
                 tokio::task::yield_now().await;
                 last_yield = Instant::now();

@@ -14,6 +14,8 @@ const SNAPSHOT_FILE: &str = "state.bin";
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
     entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Key and value bytes of `entries`.
+    bytes: u64,
 }
 
 impl MemoryBackend {
@@ -32,12 +34,14 @@ impl MemoryBackend {
             *rest = &rest[4 + len..];
             Ok(value)
         };
+        let mut bytes = 0;
         while !rest.is_empty() {
             let key = take(&mut rest)?;
             let value = take(&mut rest)?;
+            bytes += entry_bytes(&key, &value);
             entries.insert(key, value);
         }
-        Ok(MemoryBackend { entries })
+        Ok(MemoryBackend { entries, bytes })
     }
 }
 
@@ -50,15 +54,16 @@ impl StateBackend for MemoryBackend {
         for op in batch.ops {
             match op {
                 StateOp::Put(k, v) => {
-                    self.entries.insert(k, v);
+                    self.bytes += entry_bytes(&k, &v);
+                    if let Some(old) = self.entries.insert(k, v) {
+                        self.bytes -= old.len() as u64;
+                    }
                 }
-                StateOp::Delete(k) => {
-                    self.entries.remove(&k);
-                }
+                StateOp::Delete(k) => self.remove(&k),
                 StateOp::DeleteRange(start, end) if start < end => {
                     let doomed: Vec<Vec<u8>> = self.entries.range(start..end).map(|(k, _)| k.clone()).collect();
                     for key in doomed {
-                        self.entries.remove(&key);
+                        self.remove(&key);
                     }
                 }
                 StateOp::DeleteRange(..) => {}
@@ -100,4 +105,20 @@ impl StateBackend for MemoryBackend {
             .sync_all()?;
         Ok(PendingFiles::written(vec![path]))
     }
+
+    fn estimated_bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl MemoryBackend {
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(value) = self.entries.remove(key) {
+            self.bytes -= entry_bytes(key, &value);
+        }
+    }
+}
+
+fn entry_bytes(key: &[u8], value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
 }

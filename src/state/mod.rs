@@ -74,6 +74,8 @@ pub trait StateBackend: Send {
     /// does all of it on a thread and holds back the next change until its hard-link checkpoint
     /// exists, so the caller's synchronous part pays for none of it; the caller uploads the files.
     fn checkpoint(&mut self, dir: &Path, flush: Option<StateFlush>) -> Result<PendingFiles>;
+    /// Bytes the state takes now, estimated (RocksDB: its live data in SST files and memtables).
+    fn estimated_bytes(&self) -> u64;
 }
 
 /// The files of a directory, sorted by name.

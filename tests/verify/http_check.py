@@ -161,6 +161,10 @@ def check_metrics(weir, work):
         state = [(l, v) for l, v in second["weir_operator_state_bytes"]
                  if l["job"] == "totals_job" and l["operator"].startswith("updating-aggregate")]
         assert {l["subtask"] for l, _ in state} == {"0", "1"} and all(v > 0 for _, v in state), state
+        # Live state per task, sampled each second: the aggregate's two tasks; the sources keep none.
+        live = {(l["vertex"], l["subtask"]): v for l, v in second["weir_task_state_bytes"] if l["job"] == "totals_job"}
+        assert sorted(s for (vertex, s) in live if vertex.startswith("updating-aggregate")) == ["0", "1"], live
+        assert len(live) == 2 and all(v > 0 for v in live.values()), live
         # Every series the Grafana board of examples/grafana reads is exported.
         with open(os.path.join(ROOT, "examples", "grafana", "weir-dashboard.json")) as f:
             board = json.load(f)
