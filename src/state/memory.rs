@@ -122,3 +122,44 @@ impl MemoryBackend {
 fn entry_bytes(key: &[u8], value: &[u8]) -> u64 {
     (key.len() + value.len()) as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(ops: impl FnOnce(&mut StateWriteBatch)) -> StateWriteBatch {
+        let mut batch = StateWriteBatch::default();
+        ops(&mut batch);
+        batch
+    }
+
+    #[test]
+    fn estimated_bytes_follow_puts_overwrites_and_deletes() {
+        let mut backend = MemoryBackend::default();
+        backend
+            .write(batch(|b| {
+                b.put(b"a1".to_vec(), vec![0; 10]);
+                b.put(b"a2".to_vec(), vec![0; 20]);
+                b.put(b"b1".to_vec(), vec![0; 30]);
+            }))
+            .expect("write");
+        assert_eq!(backend.estimated_bytes(), 66);
+        backend.write(batch(|b| b.put(b"a1".to_vec(), vec![0; 4]))).expect("overwrite");
+        assert_eq!(backend.estimated_bytes(), 60);
+        backend
+            .write(batch(|b| {
+                b.delete(b"b1".to_vec());
+                b.delete(b"missing".to_vec());
+            }))
+            .expect("delete");
+        assert_eq!(backend.estimated_bytes(), 28);
+        let dir = tempfile::tempdir().expect("dir");
+        let files = backend.checkpoint(dir.path(), None).expect("checkpoint").wait().expect("files");
+        backend
+            .write(batch(|b| b.delete_range(b"a".to_vec(), b"b".to_vec())))
+            .expect("delete range");
+        assert_eq!(backend.estimated_bytes(), 0);
+        let named: Vec<(PathBuf, String)> = files.into_iter().map(|f| (f.clone(), SNAPSHOT_FILE.to_string())).collect();
+        assert_eq!(MemoryBackend::restore(&named).expect("restore").estimated_bytes(), 28);
+    }
+}
