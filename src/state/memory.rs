@@ -54,10 +54,12 @@ impl StateBackend for MemoryBackend {
         for op in batch.ops {
             match op {
                 StateOp::Put(k, v) => {
-                    self.bytes += entry_bytes(&k, &v);
+                    let added = entry_bytes(&k, &v);
+                    let key_len = k.len() as u64;
                     if let Some(old) = self.entries.insert(k, v) {
-                        self.bytes -= old.len() as u64;
+                        self.bytes -= key_len + old.len() as u64;
                     }
+                    self.bytes += added;
                 }
                 StateOp::Delete(k) => self.remove(&k),
                 StateOp::DeleteRange(start, end) if start < end => {
