@@ -256,6 +256,9 @@ impl JobManager {
                 Ok(())
             }
             Err(e) => {
+                // Whoever waits for the job to end (a STOP while it restored) sees it end.
+                let status = (*runner.job.cancel_tx.borrow()).unwrap_or(JobStatus::Failed);
+                runner.job.finish(status, Some(e.to_string()));
                 // The job never ran: SHOW JOBS shows what it showed before.
                 let mut jobs = self.jobs()?;
                 match previous {
