@@ -33,18 +33,17 @@ use crate::state::StateBackend;
 /// A checkpoint (or savepoint) a job resumes from, and the storage its files are in.
 pub type RestorePoint = (CheckpointManifest, Arc<CheckpointStorage>);
 
-/// The point the next attempt of a job starts from: incomplete checkpoints are removed, the newest
-/// complete one that reads back intact is taken (the ones skipped are returned as warnings), or
-/// `initial` (the savepoint a RESTORE started the job from) while the job has none of its own.
-/// `progress` counts the files checked: all of a checkpoint's up front, a savepoint's as they are
-/// used.
+/// The point the next attempt of a job starts from, once the caller removed incomplete checkpoints
+/// (`CheckpointStorage::remove_incomplete`): the newest complete one that reads back intact is
+/// taken (the ones skipped are returned as warnings), or `initial` (the savepoint a RESTORE started
+/// the job from) while the job has none of its own. `progress` counts the files checked: all of a
+/// checkpoint's up front, a savepoint's as they are used.
 pub fn choose_restore_point(
     storage: &Arc<CheckpointStorage>,
     initial: Option<&RestorePoint>,
     graph: &JobGraph,
     progress: &RestoreProgress,
 ) -> Result<(Option<RestorePoint>, Vec<String>)> {
-    storage.remove_incomplete()?;
     let (latest, warnings) = storage.latest_complete(progress)?;
     let point = match latest {
         Some(latest) => Some((latest, storage.clone())),

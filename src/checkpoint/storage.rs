@@ -356,13 +356,17 @@ impl CheckpointStorage {
     }
 
     /// Removes every `chk-<n>` without `_metadata`: checkpoints aborted by a failure or a cancel.
-    pub fn remove_incomplete(&self) -> Result<()> {
+    /// Returns the ids of the complete ones it kept, newest first.
+    pub fn remove_incomplete(&self) -> Result<Vec<u64>> {
+        let mut complete = Vec::new();
         for id in self.checkpoint_ids()? {
             if self.manifest_bytes(id)?.is_none() {
                 self.discard(id)?;
+            } else {
+                complete.push(id);
             }
         }
-        Ok(())
+        Ok(complete)
     }
 
     /// Removes checkpoint `id` (an aborted or superseded one).

@@ -200,6 +200,15 @@ pub struct JobManager {
     exiting: Arc<AtomicBool>,
 }
 
+/// A job just listed by `JobManager::register`, not yet started.
+struct Registered {
+    runner: JobRunner,
+    /// Where its STOP / CANCEL requests arrive.
+    cancel: watch::Receiver<Option<JobStatus>>,
+    /// The job of that name it replaced in the list (an ended one), put back if it fails to start.
+    previous: Option<Arc<RunningJob>>,
+}
+
 impl JobManager {
     pub fn new(data_dir: PathBuf, file_roots: FileRoots, table_store: Arc<TableStore>, listener: StatusListener) -> Self {
         JobManager {
@@ -248,7 +257,7 @@ impl JobManager {
         job_sql: String,
         restore: Option<(CheckpointManifest, Arc<CheckpointStorage>)>,
     ) -> Result<()> {
-        let (runner, cancel, previous) = self.register(name, graph, settings, job_sql, restore)?;
+        let Registered { runner, cancel, previous } = self.register(name, graph, settings, job_sql, restore)?;
         match runner.prepare_off_workers() {
             Ok(first) => {
                 runner.job.set_status(JobStatus::Running);
@@ -274,14 +283,12 @@ impl JobManager {
     /// returns at once: it is listed (CREATED, then RESTORING with its progress) while it restores,
     /// and a restore that fails is retried as the restart strategy allows.
     pub fn resume(&self, name: &str, graph: JobGraph, settings: JobSettings, job_sql: String) -> Result<()> {
-        let (runner, cancel, _) = self.register(name, graph, settings, job_sql, None)?;
+        let Registered { runner, cancel, .. } = self.register(name, graph, settings, job_sql, None)?;
         self.supervise_in_background(runner, None, cancel);
         Ok(())
     }
 
-    /// Lists a new job (CREATED) and returns its runner, the receiver of its stop requests, and
-    /// the job of that name it replaced in the list.
-    #[allow(clippy::type_complexity)]
+    /// Lists a new job (CREATED).
     fn register(
         &self,
         name: &str,
@@ -289,7 +296,7 @@ impl JobManager {
         settings: JobSettings,
         job_sql: String,
         restore: Option<(CheckpointManifest, Arc<CheckpointStorage>)>,
-    ) -> Result<(JobRunner, watch::Receiver<Option<JobStatus>>, Option<Arc<RunningJob>>)> {
+    ) -> Result<Registered> {
         let (status_tx, _) = watch::channel(JobStatus::Created);
         let (cancel_tx, cancel_rx) = watch::channel(None);
         let uploads_to_fail = settings.checkpoints.as_ref().map_or(0, |c| c.fail_uploads);
@@ -336,7 +343,11 @@ impl JobManager {
             initial: restore,
             attempts: AtomicU64::new(0),
         };
-        Ok((runner, cancel_rx, previous))
+        Ok(Registered {
+            runner,
+            cancel: cancel_rx,
+            previous,
+        })
     }
 
     /// Runs the job's attempts (from `first`, or from a new one) on a task of its own, and records
@@ -460,7 +471,8 @@ impl JobRunner {
         let storage = job.checkpoint_storage(&self.data_dir)?;
         // One committer per attempt: its Kafka producers fence those of earlier attempts once.
         let committer = self.committer()?;
-        if self.initial.is_some() || !storage.checkpoint_ids()?.is_empty() {
+        // Aborted checkpoints go first; what is left (or a savepoint) is a restore to show.
+        if self.initial.is_some() || !storage.remove_incomplete()?.is_empty() {
             job.set_status(JobStatus::Restoring);
         }
         let progress = &job.metrics.restore;
@@ -655,7 +667,7 @@ impl JobRunner {
         let cleaned = self
             .job
             .checkpoint_storage(&self.data_dir)
-            .and_then(|storage| storage.remove_incomplete().and_then(|()| storage.remove_unreferenced_shared()));
+            .and_then(|storage| storage.remove_incomplete().and_then(|_| storage.remove_unreferenced_shared()));
         if let Err(e) = cleaned {
             tracing::warn!("job {}: cannot remove aborted checkpoints: {e}", self.job.name);
         }

@@ -40,6 +40,11 @@ impl ExpiryIndex {
             .collect()
     }
 
+    /// Whether `key` holds something that has not expired yet.
+    pub fn contains(&self, key: &GroupKey) -> bool {
+        self.earliest.contains_key(key)
+    }
+
     pub fn len(&self) -> usize {
         self.earliest.len()
     }

@@ -90,7 +90,7 @@ impl IntervalJoin {
     /// The rows of `side` under `key` within `times` that `row` (of the other side, at `t`)
     /// matches: their time, bytes and count.
     fn matched_rows(&self, side: usize, key: &GroupKey, row: &[u8], times: (EventTime, EventTime)) -> Result<Vec<MatchedRow>> {
-        let rows = self.sides.rows(side, key)?;
+        let rows = self.sides.rows(side, key, self.expiring.contains(key))?;
         let in_range: Vec<_> = rows
             .range((times.0, Box::<[u8]>::default())..)
             .take_while(|((t, _), _)| *t <= times.1)
@@ -123,7 +123,7 @@ impl IntervalJoin {
             out.extend(std::iter::repeat_n((l, r, RowKind::Insert), (*count).max(0) as usize));
         }
         if self.sides.kind.keeps_unmatched(other) && !matched.is_empty() {
-            let rows = self.sides.rows_mut(other, &other_key)?;
+            let rows = self.sides.rows_mut(other, &other_key, true)?;
             for (other_t, other_row, _) in matched.iter() {
                 if let Some(stored) = rows.get_mut(&(*other_t, other_row.clone())) {
                     stored.matched = true;
@@ -139,9 +139,10 @@ impl IntervalJoin {
             }
             return Ok(());
         }
+        let known = self.expiring.contains(&mine_key);
         let stored = self
             .sides
-            .rows_mut(side, &mine_key)?
+            .rows_mut(side, &mine_key, known)?
             .entry((t, row))
             .or_insert(TimedRow { count: 0, matched: false });
         stored.count += 1;
@@ -168,7 +169,7 @@ impl IntervalJoin {
         for state_key in self.expiring.take_due(watermark) {
             let side = side_of(&state_key)?;
             let padded = self.sides.kind.keeps_unmatched(side);
-            let rows = self.sides.rows_mut(side, &state_key)?;
+            let rows = self.sides.rows_mut(side, &state_key, true)?;
             let gone: Vec<(EventTime, Box<[u8]>)> = rows.keys().filter(|(t, _)| expiry(bounds, side, *t) < watermark).cloned().collect();
             for key in gone {
                 let Some(stored) = rows.remove(&key) else { continue };
@@ -179,9 +180,9 @@ impl IntervalJoin {
                 }
             }
             // Rows are ordered by time: the first one left expires next.
-            let next = rows.keys().next().map(|(t, _)| expiry(bounds, side, *t));
-            if let Some(next) = next {
-                self.expiring.insert(&state_key, next);
+            match rows.keys().next().map(|(t, _)| expiry(bounds, side, *t)) {
+                Some(next) => self.expiring.insert(&state_key, next),
+                None => self.sides.forget_emptied(side, &state_key),
             }
         }
         Ok(())

@@ -64,25 +64,42 @@ impl<V: Clone + Send + Sync + 'static> JoinSides<V> {
         })
     }
 
-    /// The rows of `side` under `state_key`, to change.
-    pub fn rows_mut(&mut self, side: usize, state_key: &GroupKey) -> Result<&mut TimedRows<V>> {
+    /// The rows of `side` under `state_key`, to change. `stored`: whether the backend may hold
+    /// rows of the key. The operator's index of due keys lists every key with rows, so a key it
+    /// lacks is new and the backend is not read for it.
+    pub fn rows_mut(&mut self, side: usize, state_key: &GroupKey, stored: bool) -> Result<&mut TimedRows<V>> {
         let (backend, decode) = (&self.backend, self.decode);
-        self.sides[side].changing(state_key, || match backend.get(state_key)? {
-            Some(bytes) => decode(&bytes),
-            None => Ok(TimedRows::new()),
-        })
+        self.sides[side].changing_stored(
+            state_key,
+            || match stored {
+                true => backend.get(state_key)?.map(|bytes| decode(&bytes)).transpose(),
+                false => Ok(None),
+            },
+            TimedRows::new,
+        )
     }
 
-    /// The rows of `side` under `state_key`, to read: from the cache, else from the backend
-    /// without caching them.
-    pub fn rows(&self, side: usize, state_key: &GroupKey) -> Result<Cow<'_, TimedRows<V>>> {
+    /// The rows of `side` under `state_key`, to read: from the cache, else (if the backend may
+    /// hold them, as for `rows_mut`) from the backend without caching them.
+    pub fn rows(&self, side: usize, state_key: &GroupKey, stored: bool) -> Result<Cow<'_, TimedRows<V>>> {
         if let Some(rows) = self.sides[side].get(state_key) {
             return Ok(Cow::Borrowed(rows));
         }
-        Ok(Cow::Owned(match self.backend.get(state_key)? {
-            Some(bytes) => (self.decode)(&bytes)?,
-            None => TimedRows::new(),
-        }))
+        Ok(Cow::Owned(
+            match stored.then(|| self.backend.get(state_key)).transpose()?.flatten() {
+                Some(bytes) => (self.decode)(&bytes)?,
+                None => TimedRows::new(),
+            },
+        ))
+    }
+
+    /// The operator emptied the rows of `side` under `state_key`: their cache entry goes unless
+    /// the backend holds a copy for the next flush to delete. Rows that live shorter than a
+    /// checkpoint interval (most of an interval join's) never reach the backend.
+    pub fn forget_emptied(&mut self, side: usize, state_key: &GroupKey) {
+        if self.sides[side].get(state_key).is_some_and(|rows| rows.is_empty()) {
+            self.sides[side].forget_unstored(state_key);
+        }
     }
 
     /// Sends `emitted` on as one batch, and spills the caches if they grew past their limit.

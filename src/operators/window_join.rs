@@ -121,9 +121,10 @@ impl WindowJoin {
                 }
                 continue;
             };
+            let known = self.closing.contains(&key);
             *self
                 .sides
-                .rows_mut(side, &side_state_key(&key, side))?
+                .rows_mut(side, &side_state_key(&key, side), known)?
                 .entry((end, row))
                 .or_insert(0) += 1;
             self.closing.insert(&key, end);
@@ -136,10 +137,12 @@ impl WindowJoin {
         let mut closed: [WindowRows; 2] = Default::default();
         let mut next = None;
         for (side, closed) in closed.iter_mut().enumerate() {
-            let rows = self.sides.rows_mut(side, &side_state_key(key, side))?;
+            let state_key = side_state_key(key, side);
+            let rows = self.sides.rows_mut(side, &state_key, true)?;
             let open = rows.split_off(&(watermark.saturating_add(1), Box::default()));
             *closed = std::mem::replace(rows, open);
             next = next.into_iter().chain(rows.keys().next().map(|(end, _)| *end)).min();
+            self.sides.forget_emptied(side, &state_key);
         }
         if let Some(next) = next {
             self.closing.insert(key, next);

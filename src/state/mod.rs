@@ -15,7 +15,7 @@ pub use crate::settings::StateBackendKind;
 use pending_files::PendingFiles;
 
 /// One change in a `StateWriteBatch`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateOp {
     Put(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
