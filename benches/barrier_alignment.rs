@@ -11,8 +11,9 @@ use datafusion::arrow::array::Int64Array;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use weir::message::{Barrier, BarrierKind, Message};
+use weir::runtime::barrier_aligner::Alignment;
 use weir::runtime::exchange::channel;
-use weir::runtime::gate::{Alignment, InputGate};
+use weir::runtime::gate::InputGate;
 
 const CHANNELS: usize = 4;
 const BATCHES_PER_CHANNEL: u64 = 10_000;

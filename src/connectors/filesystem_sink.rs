@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::BufWriter;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -225,11 +226,11 @@ impl FileSinkConfig {
             .map(|c| Ok(ArrayFormatter::try_new(batch.column(*c).as_ref(), &options)?))
             .collect::<Result<Vec<_>>>()?;
         // Each partition's values (None: NULL) and rows, indexed by `key`: its values' text, each
-        // followed by a NUL and its length in bytes (`None` for NULL), so that no two partitions
+        // followed by a NUL and its length in bytes (u64::MAX for NULL), so that no two partitions
         // share a key.
         let mut partitions: Vec<(Vec<Option<String>>, Vec<u32>)> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let (mut key, mut last_key, mut current) = (String::new(), String::new(), 0);
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+        let (mut key, mut last_key, mut current) = (Vec::new(), Vec::new(), 0);
         let mut spans: Vec<Option<(usize, usize)>> = Vec::with_capacity(formatters.len());
         for row in 0..batch.num_rows() {
             key.clear();
@@ -248,8 +249,8 @@ impl FileSinkConfig {
                     None
                 };
                 let len = span.map_or(u64::MAX, |(start, end)| (end - start) as u64);
-                key.push('\0');
-                key.extend(len.to_le_bytes().map(char::from));
+                key.push(0);
+                key.extend_from_slice(&len.to_le_bytes());
                 spans.push(span);
             }
             if row == 0 || key != last_key {
@@ -258,7 +259,7 @@ impl FileSinkConfig {
                     None => {
                         let values = spans
                             .iter()
-                            .map(|span| span.map(|(start, end)| key[start..end].to_string()))
+                            .map(|span| span.map(|(start, end)| String::from_utf8_lossy(&key[start..end]).into_owned()))
                             .collect();
                         partitions.push((values, Vec::new()));
                         index.insert(key.clone(), partitions.len() - 1);
@@ -334,11 +335,12 @@ fn timestamp_text(column: &dyn Array) -> Result<StringArray> {
             second = Some((s, prefix));
         }
         if let Some((_, prefix)) = &second {
+            // 0..=999 (rem_euclid): three digits.
+            let digit = |d: i64| b'0' + d as u8;
+            let fraction = [b'.', digit(milli / 100), digit(milli / 10 % 10), digit(milli % 10)];
             row_text.clear();
             row_text.push_str(prefix);
-            row_text.push('.');
-            // 0..=999 (rem_euclid): three digits.
-            row_text.extend([milli / 100, milli / 10 % 10, milli % 10].map(|digit| char::from(b'0' + digit as u8)));
+            row_text.push_str(std::str::from_utf8(&fraction).map_err(|e| Error::internal(e.to_string()))?);
             text.append_value(&row_text);
         }
     }

@@ -2,6 +2,7 @@
 //! task's input channels (tracking watermarks; where barriers will be aligned), the exchange that
 //! routes rows to downstream subtasks by key group, and the task loop that ties them together.
 
+pub mod barrier_aligner;
 pub mod exchange;
 pub mod gate;
 pub mod metrics;
