@@ -77,13 +77,13 @@ impl BarrierAligner {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Instant;
 
     use super::*;
 
     /// Barriers of one trigger time, so that they compare equal.
-    fn barrier(id: u64) -> Barrier {
+    pub(crate) fn barrier(id: u64) -> Barrier {
         static TRIGGERED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
         Barrier {
             checkpoint_id: id,

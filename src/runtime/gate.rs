@@ -489,20 +489,11 @@ impl InputGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::barrier_aligner::tests::barrier;
     use crate::runtime::exchange::channel;
     use datafusion::arrow::array::{AsArray, Int64Array};
     use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use std::sync::Arc;
-
-    /// Barriers of one trigger time, so that they compare equal.
-    fn barrier(id: u64) -> Barrier {
-        static TRIGGERED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        Barrier {
-            checkpoint_id: id,
-            kind: BarrierKind::Checkpoint,
-            triggered: *TRIGGERED.get_or_init(Instant::now),
-        }
-    }
 
     #[tokio::test]
     async fn emits_minimum_watermark_and_end_after_all_channels() {
