@@ -18,6 +18,23 @@ fn cells(rows: &[Vec<Option<String>>]) -> Vec<Vec<String>> {
         .collect()
 }
 
+async fn connect(port: u16) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=weir"), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+/// Runs `setup` on a server over `dir`, lets its jobs work for `work`, and shuts the server down
+/// (SIGTERM: each job takes a last checkpoint first).
+async fn run_until_shutdown(dir: &std::path::Path, setup: &str, work: std::time::Duration) {
+    let server = common::start_server(dir);
+    connect(server.port).await.batch_execute(setup).await.expect("setup");
+    tokio::time::sleep(work).await;
+    server.terminate();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_and_results_survive_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -171,11 +188,8 @@ async fn a_lost_catalog_stops_the_start() {
 async fn a_job_that_keeps_killing_the_process_is_not_resumed_forever() {
     let dir = tempfile::tempdir().expect("temp dir");
     let status = |port: u16| async move {
-        let (client, connection) = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=weir"), tokio_postgres::NoTls)
+        let rows = connect(port)
             .await
-            .expect("connect");
-        tokio::spawn(connection);
-        let rows = client
             .query("SELECT status, error FROM weir_jobs WHERE name = 'g'", &[])
             .await
             .expect("weir_jobs");
@@ -183,12 +197,8 @@ async fn a_job_that_keeps_killing_the_process_is_not_resumed_forever() {
     };
     {
         let server = common::start_server(dir.path());
-        let (client, connection) =
-            tokio_postgres::connect(&format!("host=127.0.0.1 port={} user=weir", server.port), tokio_postgres::NoTls)
-                .await
-                .expect("connect");
-        tokio::spawn(connection);
-        client
+        connect(server.port)
+            .await
             .batch_execute(
                 "CREATE SOURCE gen (k BIGINT) WITH (connector = 'datagen', 'rows-per-second' = '10');
                  CREATE TABLE counts (k BIGINT, n BIGINT, PRIMARY KEY (k));
@@ -262,30 +272,17 @@ async fn clean_exits_do_not_count_against_a_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_job_shows_its_restore() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let connect = |port: u16| async move {
-        let (client, connection) = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=weir"), tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(connection);
-        client
-    };
-    {
-        let server = common::start_server(dir.path());
-        connect(server.port)
-            .await
-            .batch_execute(
-                "CREATE SOURCE gen (k BIGINT, v BIGINT) WITH (connector = 'datagen', 'rows-per-second' = '5000',
-                     'fields.k.min' = '0', 'fields.k.max' = '2000');
-                 CREATE TABLE counts (k BIGINT, n BIGINT, total BIGINT, PRIMARY KEY (k));
-                 CREATE JOB g WITH ('execution.checkpointing.interval' = '1h', 'parallelism' = '2')
-                   AS INSERT INTO counts SELECT k, COUNT(*), SUM(v) FROM gen GROUP BY k;",
-            )
-            .await
-            .expect("setup");
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        // The only checkpoint is the one the job takes as the server shuts down.
-        server.terminate();
-    }
+    // The only checkpoint is the one the job takes as the server shuts down.
+    run_until_shutdown(
+        dir.path(),
+        "CREATE SOURCE gen (k BIGINT, v BIGINT) WITH (connector = 'datagen', 'rows-per-second' = '5000',
+             'fields.k.min' = '0', 'fields.k.max' = '2000');
+         CREATE TABLE counts (k BIGINT, n BIGINT, total BIGINT, PRIMARY KEY (k));
+         CREATE JOB g WITH ('execution.checkpointing.interval' = '1h', 'parallelism' = '2')
+           AS INSERT INTO counts SELECT k, COUNT(*), SUM(v) FROM gen GROUP BY k;",
+        std::time::Duration::from_secs(1),
+    )
+    .await;
     let server = common::start_server(dir.path());
     let client = connect(server.port).await;
     let mut seen = Vec::new();
@@ -329,4 +326,68 @@ async fn a_resumed_job_shows_its_restore() {
         .map(|r| r.get(1))
         .collect();
     assert_eq!(restore, [format!("{full_size} of {full_size} bytes")]);
+}
+
+/// Every checkpoint of a job damaged: its restart fails the job with the reason, as Flink does,
+/// instead of starting it over from nothing (which would read the sources again from their start
+/// and append every row to the table a second time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_every_checkpoint_is_damaged_fails_instead_of_starting_over() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The job's last checkpoint, taken as the server shuts down, commits its rows.
+    run_until_shutdown(
+        dir.path(),
+        "CREATE SOURCE gen (k BIGINT, v BIGINT) WITH (connector = 'datagen', 'rows-per-second' = '2000');
+         CREATE TABLE appended (k BIGINT, v BIGINT);
+         CREATE JOB a WITH ('execution.checkpointing.interval' = '1h', 'restart-strategy.type' = 'fixed-delay',
+                            'restart-strategy.fixed-delay.attempts' = '1', 'restart-strategy.fixed-delay.delay' = '10ms')
+           AS INSERT INTO appended SELECT k, v FROM gen;",
+        std::time::Duration::from_millis(500),
+    )
+    .await;
+    let checkpoints = dir.path().join("checkpoints").join("a");
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(&checkpoints).expect("checkpoint dir") {
+        let metadata = entry.expect("entry").path().join("_metadata");
+        if metadata.exists() {
+            let mut bytes = std::fs::read(&metadata).expect("read _metadata");
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x55;
+            std::fs::write(&metadata, bytes).expect("damage _metadata");
+            damaged += 1;
+        }
+    }
+    assert_eq!(damaged, 1, "one complete checkpoint in {}", checkpoints.display());
+    let server = common::start_server(dir.path());
+    let client = connect(server.port).await;
+    let count = || async {
+        client
+            .query_one("SELECT COUNT(*) FROM appended", &[])
+            .await
+            .expect("count")
+            .get::<_, i64>(0)
+    };
+    let committed = count().await;
+    assert!(committed > 0, "the shutdown checkpoint committed rows");
+    let started = std::time::Instant::now();
+    let error = loop {
+        let row = client
+            .query_one("SELECT status, error FROM weir_jobs WHERE name = 'a'", &[])
+            .await
+            .expect("weir_jobs");
+        let (status, error): (String, Option<String>) = (row.get(0), row.get(1));
+        if status == "FAILED" {
+            break error.unwrap_or_default();
+        }
+        assert!(
+            ["CREATED", "RESTORING", "RESTARTING"].contains(&status.as_str()) && started.elapsed() < std::time::Duration::from_secs(30),
+            "job a is {status} ({error:?})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(
+        error.contains("no checkpoint of this job can be restored (skipping checkpoint") && error.contains("RESTORE JOB from a savepoint"),
+        "{error}"
+    );
+    assert_eq!(count().await, committed, "nothing was committed again");
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::catalog::{TableConnector, TableDef};
 use crate::connectors::filesystem_sink::FileSinkConfig;
 use crate::connectors::kafka_sink::{DeliveryGuarantee, KafkaSinkConfig, KafkaTransactions};
-use crate::connectors::table_store::{StagedRows, TableStore, TableWriter};
+use crate::connectors::table_store::{LaterEpochs, StagedRows, TableStore, TableWriter};
 use crate::data_dir::FileRoots;
 use crate::error::{Error, Result};
 use crate::graph::{JobGraph, OperatorSpec, SubtaskId};
@@ -74,10 +74,12 @@ impl SinkCommitter {
         })
     }
 
-    /// After a RESTORE from checkpoint `epoch`: the epochs after it will be committed again
-    /// (blocking). `subtasks`: the most sink subtasks the job had or will have.
-    pub fn rewind(&self, epoch: u64, subtasks: usize) -> Result<()> {
-        self.store.rewind_commits(&self.job, epoch)?;
+    /// After a RESTORE from checkpoint `epoch`, or a fallback to it: the epochs after it will be
+    /// committed again (blocking). `subtasks`: the most sink subtasks the job had or will have.
+    /// Later files of filesystem tables go; rows appended to result tables go with
+    /// `LaterEpochs::Undo`; what Kafka took stays (it will hold those epochs' records twice).
+    pub fn rewind(&self, epoch: u64, subtasks: usize, later: LaterEpochs) -> Result<()> {
+        self.store.rewind_commits(&self.job, epoch, later)?;
         for transactions in self.kafka.values() {
             transactions.rewind(epoch, subtasks)?;
         }
@@ -85,6 +87,12 @@ impl SinkCommitter {
             files.rewind(&self.job, epoch)?;
         }
         Ok(())
+    }
+
+    /// Forgets what the undo of appends to result tables needs for epochs up to `horizon`, the
+    /// oldest checkpoint the job retains: no fallback goes back behind it.
+    pub fn forget_undo_until(&self, horizon: u64) -> Result<()> {
+        self.store.forget_undo_until(&self.job, horizon)
     }
 
     /// Makes the rows staged in `epoch` visible (idempotent: subtasks that committed it skip).

@@ -180,9 +180,16 @@ impl CheckpointCompleter {
         while retained.len() > self.num_retained {
             retained.remove(0);
         }
-        let storage = self.storage.clone();
-        let keep = retained.clone();
-        let cleaned = self.blocking.run("checkpoint cleanup", move || storage.retain(&keep)).await;
+        let (storage, committer, keep) = (self.storage.clone(), self.committer.clone(), retained.clone());
+        let cleaned = self
+            .blocking
+            .run("checkpoint cleanup", move || {
+                storage.retain(&keep)?;
+                // No fallback can go back behind the oldest retained checkpoint now.
+                keep.first()
+                    .map_or(Ok(()), |oldest| committer.forget_undo_until(oldest.checkpoint_id))
+            })
+            .await;
         if cleaned.is_ok() {
             let path_text = path.clone();
             if let Ok(mut history) = self.history.lock() {

@@ -303,7 +303,9 @@ impl CheckpointStorage {
     }
 
     /// The newest complete checkpoint whose metadata and files check out. Damaged ones are skipped
-    /// with a warning (returned, for the job's status).
+    /// with a warning (returned, for the job's status). When every one is damaged this is an
+    /// error, as in Flink: starting over from nothing would read the sources again from their
+    /// start offsets and commit every row once more.
     pub fn latest_complete(&self, progress: &RestoreProgress) -> Result<(Option<CheckpointManifest>, Vec<String>)> {
         let mut warnings = Vec::new();
         for id in self.checkpoint_ids()? {
@@ -342,7 +344,13 @@ impl CheckpointStorage {
                 Err(e) => warnings.push(format!("skipping checkpoint {id}: {e}")),
             }
         }
-        Ok((None, warnings))
+        if warnings.is_empty() {
+            return Ok((None, warnings));
+        }
+        Err(Error::internal(format!(
+            "no checkpoint of this job can be restored ({}); RESTORE JOB from a savepoint, or create the job again",
+            warnings.join("; ")
+        )))
     }
 
     /// The id of the newest checkpoint whose `_metadata` reads back (its files are not checked).

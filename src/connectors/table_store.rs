@@ -10,6 +10,7 @@
 //! overrides an earlier one for the same key, as a later row of the stream must).
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,9 +29,14 @@ use crate::message::split_row_kinds;
 use crate::runtime::Sink;
 use crate::runtime::staging::{SinkStaging, StagedFile};
 
+mod epoch_commit;
 mod sorted_runs;
+mod undo_log;
 
+use epoch_commit::Markers;
+pub use epoch_commit::StagedRows;
 use sorted_runs::{KeyValueWrite, RunBuffers, SortedRuns};
+pub use undo_log::LaterEpochs;
 
 pub struct TableStore {
     db: DB,
@@ -366,9 +372,9 @@ impl TableWriter {
         !self.codec.key_columns.is_empty()
     }
 
-    /// Adds the rows of `batch` to `write`: upserts by primary key, or appends under new row ids.
-    /// A changelog's update-before and delete rows delete the row with their key.
-    fn add(&self, store: &TableStore, batch: &RecordBatch, write: &mut impl KeyValueWrite) -> Result<()> {
+    /// Adds the rows of `batch` to `write`: upserts by primary key, or appends under new row ids
+    /// (returned). A changelog's update-before and delete rows delete the row with their key.
+    fn add(&self, store: &TableStore, batch: &RecordBatch, write: &mut impl KeyValueWrite) -> Result<Option<Range<u64>>> {
         let (batch, kinds) = split_row_kinds(batch)?;
         if kinds.is_some() && !self.upserts() {
             return Err(Error::internal("a changelog reached a table without a primary key"));
@@ -389,6 +395,7 @@ impl TableWriter {
                     _ => write.put(&key, value(i))?,
                 }
             }
+            Ok(None)
         } else {
             let first = store.reserve_row_ids(self.table_id, batch.num_rows() as u64)?;
             for i in 0..batch.num_rows() {
@@ -397,102 +404,8 @@ impl TableWriter {
                 key.extend_from_slice(&(first + i as u64).to_be_bytes());
                 write.put(&key, value(i))?;
             }
+            Ok(Some(first..first + batch.num_rows() as u64))
         }
-        Ok(())
-    }
-}
-
-/// Where a sink subtask records the last epoch it committed, next to the rows (one atomic write).
-fn commit_marker(job: &str, sink_uid: &str, subtask: usize) -> Vec<u8> {
-    let mut key = COMMIT_PREFIX.to_vec();
-    key.extend_from_slice(format!("{job}/{sink_uid}/{subtask}").as_bytes());
-    key
-}
-
-/// Table ids are below u32::MAX, so this prefix never holds rows, and markers sort after rows.
-const COMMIT_PREFIX: [u8; 4] = [0xff; 4];
-
-/// The commit markers an epoch commit sets, by key.
-type Markers = std::collections::BTreeMap<Vec<u8>, [u8; 8]>;
-
-/// One sink subtask's rows of an epoch, to commit.
-pub struct StagedRows<'a> {
-    pub writer: &'a TableWriter,
-    pub sink_uid: String,
-    pub subtask: usize,
-    /// In order (the epochs of failed checkpoints first); empty: the subtask staged no row (its
-    /// marker still advances).
-    pub files: Vec<StagedFile>,
-}
-
-impl TableStore {
-    /// The last epoch a sink subtask of a job committed.
-    pub fn committed_epoch(&self, job: &str, sink_uid: &str, subtask: usize) -> Result<Option<u64>> {
-        let Some(value) = self.db.get(commit_marker(job, sink_uid, subtask))? else {
-            return Ok(None);
-        };
-        let bytes: [u8; 8] = value.as_slice().try_into().map_err(|_| Error::internal("corrupt commit marker"))?;
-        Ok(Some(u64::from_be_bytes(bytes)))
-    }
-
-    /// Two-phase commit, phase two: writes the rows of epoch `epoch` of every sink subtask that has
-    /// not committed it yet, together with the new commit markers, atomically.
-    pub fn commit(&self, job: &str, epoch: u64, staged: &[StagedRows]) -> Result<()> {
-        self.commit_in_runs(job, epoch, staged, RUN_BYTES)
-    }
-
-    fn commit_in_runs(&self, job: &str, epoch: u64, staged: &[StagedRows], run_bytes: usize) -> Result<()> {
-        let mut runs = SortedRuns::new(self, run_bytes);
-        let mut markers = Markers::new();
-        for part in staged {
-            let committed = self.committed_epoch(job, &part.sink_uid, part.subtask)?;
-            let already = committed.is_some_and(|done| done >= epoch);
-            // Upserts by primary key can be applied again without harm (a job restored from an
-            // older checkpoint recomputes the same rows); appends must never be applied twice.
-            if already && !part.writer.upserts() {
-                continue;
-            }
-            for file in &part.files {
-                for batch in file.batches()? {
-                    part.writer.add(self, &batch?, &mut runs)?;
-                }
-            }
-            markers.insert(
-                commit_marker(job, &part.sink_uid, part.subtask),
-                epoch.max(committed.unwrap_or(0)).to_be_bytes(),
-            );
-        }
-        runs.apply(&markers)
-    }
-
-    /// A job restored from checkpoint `epoch` commits its epochs after `epoch` again: markers
-    /// beyond it (including a finished run's final one) are set back to it.
-    pub fn rewind_commits(&self, job: &str, epoch: u64) -> Result<()> {
-        let mut start = COMMIT_PREFIX.to_vec();
-        start.extend_from_slice(format!("{job}/").as_bytes());
-        let mut write = WriteBatch::default();
-        for item in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
-            let (key, value) = item?;
-            if !key.starts_with(&start) {
-                break;
-            }
-            let bytes: [u8; 8] = value.as_ref().try_into().map_err(|_| Error::internal("corrupt commit marker"))?;
-            if u64::from_be_bytes(bytes) > epoch {
-                write.put(key, epoch.to_be_bytes());
-            }
-        }
-        self.write(write)
-    }
-
-    /// Forgets a job's commit markers (the job is dropped or created anew).
-    pub fn clear_commits(&self, job: &str) -> Result<()> {
-        let mut start = COMMIT_PREFIX.to_vec();
-        start.extend_from_slice(format!("{job}/").as_bytes());
-        let mut end = COMMIT_PREFIX.to_vec();
-        end.extend_from_slice(format!("{job}0").as_bytes()); // '0' follows '/'
-        let mut write = WriteBatch::default();
-        write.delete_range(start, end);
-        self.write(write)
     }
 }
 
@@ -558,7 +471,7 @@ mod tests {
     use crate::catalog::{ColumnDef, ColumnKind};
     use datafusion::arrow::array::{Array, Int64Array, StringArray};
 
-    fn table(id: u32, primary_key: &[&str]) -> TableDef {
+    pub(super) fn table(id: u32, primary_key: &[&str]) -> TableDef {
         let column = |name: &str, sql_type: &str| ColumnDef {
             name: name.into(),
             sql_type: sql_type.into(),
@@ -577,7 +490,7 @@ mod tests {
         }
     }
 
-    fn batch(table: &TableDef, rows: impl IntoIterator<Item = (i64, String)>) -> RecordBatch {
+    pub(super) fn batch(table: &TableDef, rows: impl IntoIterator<Item = (i64, String)>) -> RecordBatch {
         let (keys, values): (Vec<i64>, Vec<String>) = rows.into_iter().unzip();
         RecordBatch::try_new(
             schema_of(&table.columns).unwrap(),
@@ -586,7 +499,7 @@ mod tests {
         .unwrap()
     }
 
-    fn contents(store: &TableStore, table: &TableDef) -> Vec<(i64, String)> {
+    pub(super) fn contents(store: &TableStore, table: &TableDef) -> Vec<(i64, String)> {
         let mut rows = Vec::new();
         for batch in store.scan(table).unwrap() {
             let keys = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
@@ -596,7 +509,7 @@ mod tests {
         rows
     }
 
-    fn commit(store: &TableStore, writer: &TableWriter, epoch: u64, rows: Vec<RecordBatch>, run_bytes: usize) {
+    pub(super) fn commit(store: &TableStore, writer: &TableWriter, epoch: u64, rows: Vec<RecordBatch>, run_bytes: usize) {
         let dir = tempfile::tempdir().unwrap();
         let mut staging = SinkStaging::new(dir.path().join("sink-0"));
         for batch in &rows {

@@ -22,7 +22,7 @@ use crate::checkpoint::history::CheckpointHistory;
 use crate::checkpoint::manifest::CheckpointManifest;
 use crate::checkpoint::restore::{choose_restore_point, commit_staged_again};
 use crate::checkpoint::storage::CheckpointStorage;
-use crate::connectors::table_store::TableStore;
+use crate::connectors::table_store::{LaterEpochs, TableStore};
 use crate::data_dir::{DataDir, FileRoots, JobDir};
 use crate::error::{Error, Result, UserErrorKind};
 use crate::graph::JobGraph;
@@ -472,11 +472,14 @@ impl JobRunner {
         // One committer per attempt: its Kafka producers fence those of earlier attempts once.
         let committer = self.committer()?;
         // Aborted checkpoints go first; what is left (or a savepoint) is a restore to show.
-        if self.initial.is_some() || !storage.remove_incomplete()?.is_empty() {
+        let complete = storage.remove_incomplete()?;
+        if self.initial.is_some() || !complete.is_empty() {
             job.set_status(JobStatus::Restoring);
         }
         let progress = &job.metrics.restore;
         let (restore, warnings) = choose_restore_point(&storage, self.initial.as_ref(), &job.graph, progress)?;
+        // A newer checkpoint did not read back: its epochs may be committed already.
+        let fell_back = !warnings.is_empty();
         for warning in warnings {
             tracing::warn!("job {}: {warning}", job.name);
             if let Ok(mut state) = job.state.lock() {
@@ -484,6 +487,20 @@ impl JobRunner {
             }
         }
         if let Some(point) = &restore {
+            if fell_back {
+                // The job replays those epochs from this older point, cut where its new barriers
+                // fall: the sinks take back what they committed after it first, or rows would be
+                // skipped as committed, or land twice.
+                let (manifest, _) = point;
+                let subtasks = job
+                    .graph
+                    .operators
+                    .iter()
+                    .map(|o| o.parallelism)
+                    .chain([manifest.parallelism])
+                    .max();
+                committer.rewind(manifest.checkpoint_id, subtasks.unwrap_or(1), LaterEpochs::Undo)?;
+            }
             commit_staged_again(point, &committer, progress)?;
             let (manifest, files) = point;
             if let Ok(mut history) = job.checkpoints.lock() {

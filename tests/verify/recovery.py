@@ -159,8 +159,10 @@ def interval_pairs(path):
 
 
 def write_scripts(work, data_path, rate, parallelism, interval, mode, checkpoint_dir=None, local_recovery=False,
-                  query="window", unaligned=False, sink_rate=None):
+                  query="window", unaligned=False, sink_rate=None, retained=None):
     extra = ""
+    if retained:
+        extra += f", 'execution.checkpointing.num-retained' = '{retained}'"
     if unaligned:
         extra += ", 'execution.checkpointing.unaligned.enabled' = 'true'"
     if sink_rate:
@@ -201,6 +203,13 @@ QUERIES = {
         "CREATE TABLE t (k VARCHAR, cnt BIGINT, total BIGINT, PRIMARY KEY (k));",
         "INSERT INTO t SELECT k, COUNT(*), SUM(v) FROM events GROUP BY k",
         "SELECT k, 0 AS ws, cnt, total FROM t ORDER BY 1, 2",
+    ),
+    "append": (
+        # No primary key: every row appended once. A fallback to an older checkpoint must take back
+        # the rows the newer one committed, or the replay would add them twice (or skip some).
+        "CREATE TABLE t (k VARCHAR, v BIGINT, ts TIMESTAMP);",
+        "INSERT INTO t SELECT k, v, ts FROM events",
+        "SELECT k, 0 AS ws, COUNT(*) AS cnt, SUM(v) AS total FROM t GROUP BY k ORDER BY 1, 2",
     ),
     "nested": (
         "CREATE TABLE t (bucket BIGINT, cnt BIGINT, total BIGINT, PRIMARY KEY (bucket));",
@@ -332,9 +341,8 @@ def corrupt_newest_metadata(data_dir):
     root = os.path.join(data_dir, "checkpoints", "j")
     ids = sorted((int(d[4:]) for d in os.listdir(root) if d.startswith("chk-") and d[4:].isdigit()
                   and os.path.exists(os.path.join(root, d, "_metadata"))), reverse=True) if os.path.isdir(root) else []
-    if not ids:
-        log("no complete checkpoint yet to damage")
-        return None
+    if len(ids) < 2:
+        raise Failure(f"complete checkpoints {ids}: two are needed, the newest to damage and one to fall back to")
     path = os.path.join(root, f"chk-{ids[0]}", "_metadata")
     with open(path, "r+b") as f:
         data = bytearray(f.read())
@@ -433,8 +441,9 @@ def main(argv=None, corrupt_latest=corrupt_newest_metadata):
                     help="checkpointing mode; AT_LEAST_ONCE may apply rows twice, which upserts into the "
                          "primary-keyed result table absorb, so results must still be exact (never lost)")
     ap.add_argument("--corrupt-latest", action="store_true",
-                    help="after the first kill, damage the newest chk-*/_metadata: the restart must skip it "
-                         "(and say so on stderr) and still give exact results")
+                    help="after the first kill, damage the newest chk-*/_metadata (the job retains two): the "
+                         "restart must skip it (and say so on stderr), fall back to the older one and still give "
+                         "exact results")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--keys", type=int, default=20)
     ap.add_argument("--parallelism", type=int, default=2)
@@ -478,7 +487,9 @@ def main(argv=None, corrupt_latest=corrupt_newest_metadata):
         f"in {time.time() - t0:.1f}s -> {data_path}; {len(expected)} expected (k, window) rows; "
         f"source paced at {rate} rows/s (~{args.rows / rate:.1f} s)")
     scripts = write_scripts(work, data_path, rate, args.parallelism, args.interval, args.mode,
-                            args.checkpoint_dir, args.local_recovery, args.query, args.unaligned, args.sink_rate)
+                            args.checkpoint_dir, args.local_recovery, args.query, args.unaligned, args.sink_rate,
+                            # A damaged newest checkpoint needs an older one to fall back to.
+                            retained=2 if args.corrupt_latest else None)
 
     rng = random.Random(args.seed * 7919 + 1)
     # Kill moments: seconds after the job exists (first run) or after the restart (later runs).
@@ -486,6 +497,8 @@ def main(argv=None, corrupt_latest=corrupt_newest_metadata):
     # restore), some late.
     hi = max(0.8, 2.0 * args.duration / (args.kills + 1))
     delays = [rng.uniform(0.3, hi) for _ in range(args.kills)]
+    if args.corrupt_latest and delays:
+        delays[0] = max(delays[0], 1.5)  # two checkpoints complete before the first kill
     log("kill schedule (s after start / job creation): " + ", ".join(f"{d:.2f}" for d in delays))
 
     runs = []

@@ -123,9 +123,8 @@ def check_corrupt(weir_binary, work, s3):
     def damage_newest(_data_dir):
         keys = s3.keys(BUCKET, f"{prefix}/j/")
         ids = sorted({int(m.group(1)) for k in keys if (m := re.search(r"/chk-(\d+)/_metadata$", k))}, reverse=True)
-        if not ids:
-            log("no complete checkpoint on S3 yet to damage")
-            return None
+        if len(ids) < 2:
+            raise recovery.Failure(f"complete checkpoints on S3 {ids}: two are needed, one to damage and one to fall back to")
         own = [k for k in keys if f"/chk-{ids[0]}/" in k and not k.endswith("_metadata")]
         target = own[0] if own else f"{prefix}/j/chk-{ids[0]}/_metadata"
         client = s3.client()

@@ -13,6 +13,7 @@ use crate::checkpoint::remote::RemoteDir;
 use crate::checkpoint::restore::{match_state, restore_problem};
 use crate::checkpoint::savepoint;
 use crate::checkpoint::storage::CheckpointStorage;
+use crate::connectors::table_store::LaterEpochs;
 use crate::engine::commands::row_table;
 use crate::engine::session::{Output, Session};
 use crate::error::{Error, Result};
@@ -240,7 +241,7 @@ impl Session {
         let subtasks = manifest.parallelism.max(settings.parallelism);
         let committer = SinkCommitter::new(&restore.job, &graph, db.table_store().clone(), db.file_roots())?;
         let epoch = manifest.checkpoint_id;
-        tokio::task::spawn_blocking(move || committer.rewind(epoch, subtasks))
+        tokio::task::spawn_blocking(move || committer.rewind(epoch, subtasks, LaterEpochs::Keep))
             .await
             .map_err(|e| Error::internal(format!("rewinding the sinks' commits failed: {e}")))??;
         let def = JobDef {
