@@ -82,6 +82,13 @@ impl AppendedRows {
     }
 }
 
+/// One stored undo record: its key, the epoch in the key, and the rows it lists.
+struct UndoRecord {
+    key: Box<[u8]>,
+    epoch: u64,
+    rows: AppendedRows,
+}
+
 /// Where the undo records of a job start (`{job}/` cannot prefix another job's `{other}/`).
 fn job_prefix(job: &str) -> Vec<u8> {
     let mut key = UNDO_PREFIX.to_vec();
@@ -105,8 +112,8 @@ fn epoch_of(key: &[u8]) -> Result<u64> {
 }
 
 impl TableStore {
-    /// Every undo record of `job` as (key, epoch, rows).
-    fn undo_records(&self, job: &str) -> Result<Vec<(Box<[u8]>, u64, AppendedRows)>> {
+    /// Every undo record of `job`.
+    fn undo_records(&self, job: &str) -> Result<Vec<UndoRecord>> {
         let start = job_prefix(job);
         let mut records = Vec::new();
         for item in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
@@ -115,7 +122,11 @@ impl TableStore {
                 break;
             }
             let epoch = epoch_of(&key)?;
-            records.push((key, epoch, AppendedRows::decode(&value)?));
+            records.push(UndoRecord {
+                key,
+                epoch,
+                rows: AppendedRows::decode(&value)?,
+            });
         }
         Ok(records)
     }
@@ -123,15 +134,15 @@ impl TableStore {
     /// Adds to `write` what a rewind of `job` to `epoch` does with the later epochs' undo records:
     /// each goes, and with `LaterEpochs::Undo` the rows it lists go with it.
     pub(super) fn rewind_appends(&self, job: &str, epoch: u64, later: LaterEpochs, write: &mut WriteBatch) -> Result<()> {
-        for (key, _, rows) in self.undo_records(job)?.into_iter().filter(|(_, e, _)| *e > epoch) {
+        for record in self.undo_records(job)?.into_iter().filter(|r| r.epoch > epoch) {
             if later == LaterEpochs::Undo {
-                let prefix = TableStore::prefix(rows.table_id);
-                for ids in &rows.ranges {
+                let prefix = TableStore::prefix(record.rows.table_id);
+                for ids in &record.rows.ranges {
                     let row_key = |id: u64| [prefix.as_slice(), &id.to_be_bytes()].concat();
                     write.delete_range(row_key(ids.start), row_key(ids.end));
                 }
             }
-            write.delete(key);
+            write.delete(record.key);
         }
         Ok(())
     }
@@ -140,8 +151,8 @@ impl TableStore {
     /// so no fallback can go back behind them.
     pub fn forget_undo_until(&self, job: &str, horizon: u64) -> Result<()> {
         let mut write = WriteBatch::default();
-        for (key, _, _) in self.undo_records(job)?.into_iter().filter(|(_, e, _)| *e <= horizon) {
-            write.delete(key);
+        for record in self.undo_records(job)?.into_iter().filter(|r| r.epoch <= horizon) {
+            write.delete(record.key);
         }
         if write.is_empty() {
             return Ok(());
